@@ -1,0 +1,204 @@
+"""The app factory: explicit wiring of GraphQL, REST, webhooks, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from gateway.auth import Authenticator, strip_bearer
+from gateway.context import Context
+from gateway.db.session import create_engine, create_session_factory
+from gateway.errors import Unauthenticated
+from gateway.logging import configure_logging, request_id_var
+from gateway.metrics import Metrics
+from gateway.services import Services, build_services
+from gateway.settings import Settings
+from resolvers.loaders import Loaders
+from schema import build_schema
+
+log = logging.getLogger("gateway")
+
+
+class AppState:
+    """Process-wide pieces, created on startup and shared by every request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(
+            settings.database_url,
+            echo=settings.database_echo,
+            pool_size=settings.database_pool_size,
+            search_path=settings.database_schema,
+        )
+        self.session_factory = create_session_factory(self.engine)
+        self.authenticator = Authenticator(settings)
+        self.services: Services = build_services(settings)
+        self.metrics = Metrics()
+
+    def new_context(self, request: Any = None, request_id: str = "") -> Context:
+        return Context(
+            settings=self.settings,
+            session_factory=self.session_factory,
+            loaders_factory=Loaders,
+            services=self.services,
+            request_id=request_id,
+            request=request,
+        )
+
+    async def authenticated_context(self, request: Request) -> Context:
+        """A context for this request; a refused token is kept on it and raised when needed."""
+        ctx = self.new_context(request, request_id_var.get())
+        token = strip_bearer(request.headers.get("authorization"))
+        if token is not None:
+            try:
+                ctx.principal = await self.authenticator.authenticate(ctx.session, token)
+            except Unauthenticated as exc:
+                ctx.auth_error = exc
+        elif request.headers.get("authorization"):
+            ctx.auth_error = Unauthenticated("Authorization header must be 'Bearer <token>'")
+        return ctx
+
+    async def close(self) -> None:
+        await self.services.close()
+        await self.engine.dispose()
+
+
+class GraphQLApp(GraphQL):  # type: ignore[type-arg]
+    def __init__(self, state: AppState, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:  # type: ignore[override]
+        ctx = await self.state.authenticated_context(request)
+        ctx.response = response
+        request.state.gateway_context = ctx
+        return ctx
+
+
+class ClosingContexts:
+    """Close the request's database session once the wrapped app has answered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ctx = scope["state"].get("gateway_context")
+            if ctx is not None:
+                await ctx.close()
+
+
+class RequestIdMiddleware:
+    """Tags every request with an id (client's X-Request-Id or a new one), logs and counts it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = incoming if incoming.isprintable() and incoming else _new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(scope, status_holder["status"], elapsed)
+            log.debug(
+                "%s %s %s %.1fms",
+                scope.get("method"),
+                scope.get("path"),
+                status_holder["status"],
+                elapsed * 1000,
+            )
+            request_id_var.reset(token)
+
+
+def _new_request_id() -> str:
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    from gateway.billing.webhooks import stripe_webhook
+    from gateway.rest import create_rest_app
+
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    state = AppState(settings)
+    graphql = GraphQLApp(
+        state,
+        schema=build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=True,
+    )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # a readiness probe reports, never raises
+            log.exception("readiness check failed")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(_: Request) -> Response:
+        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def webhook(request: Request) -> Response:
+        return await stripe_webhook(state, request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
+            Route("/webhooks/stripe", webhook, methods=["POST"]),
+            Mount("/api/v1", app=ClosingContexts(create_rest_app(state))),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = state
+    app.add_middleware(RequestIdMiddleware, metrics=state.metrics)
+    return app

@@ -1,0 +1,210 @@
+"""Bearer tokens → Principal: API keys (hashed, constant-time) or identity-provider JWTs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
+from gateway.errors import Unauthenticated
+from gateway.settings import Settings
+
+API_KEY_SCHEME = "gwk"
+# Refresh `last_used_at` at most this often, so authentication is not a write per request.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (through an API key or a JWT) or the internal service."""
+
+    user_id: str | None
+    via: str  # "api_key" | "jwt" | "service"
+    api_key_id: str | None = None
+    api_key_organization_id: str | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.via == "service"
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    token: str
+    lookup: str
+    prefix: str
+    secret_hash: str
+
+
+def hash_secret(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_api_key() -> IssuedApiKey:
+    """A new key `gwk_<lookup>_<secret>`: the lookup finds the row, the hash verifies the rest."""
+    lookup = secrets.token_hex(6)
+    token = f"{API_KEY_SCHEME}_{lookup}_{secrets.token_urlsafe(32)}"
+    return IssuedApiKey(
+        token=token, lookup=lookup, prefix=token[:12], secret_hash=hash_secret(token)
+    )
+
+
+def strip_bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    token = token.strip()
+    if token[:7].lower() == "workos:":
+        token = token[7:].strip()
+    return token or None
+
+
+async def ensure_personal_account(session: AsyncSession, user_id: str) -> None:
+    session.add(Account(kind=AccountKind.USER.value, user_id=user_id))
+
+
+class Authenticator:
+    """Turns a bearer token into a Principal; one instance per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._jwks_client: jwt.PyJWKClient | None = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=3600)
+            if settings.jwt_jwks_url
+            else None
+        )
+
+    async def authenticate(self, session: AsyncSession, token: str | None) -> Principal:
+        if not token:
+            raise Unauthenticated("Missing bearer token")
+        service = self.settings.service_token
+        if service is not None and hmac.compare_digest(
+            token.encode(), service.get_secret_value().encode()
+        ):
+            return Principal(user_id=None, via="service")
+        if token.startswith(API_KEY_SCHEME + "_"):
+            return await self._authenticate_api_key(session, token)
+        if token.count(".") == 2:
+            return await self._authenticate_jwt(session, token)
+        raise Unauthenticated("Invalid token")
+
+    async def _authenticate_api_key(self, session: AsyncSession, token: str) -> Principal:
+        parts = token.split("_", 2)
+        if len(parts) != 3:
+            raise Unauthenticated("Invalid API key")
+        row = (
+            await session.execute(
+                select(ApiKey, User.deleted_at)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.lookup == parts[1])
+            )
+        ).first()
+        # Compare even when the lookup missed, so timing does not reveal which lookups exist.
+        expected = row[0].secret_hash if row else "0" * 64
+        if not hmac.compare_digest(expected, hash_secret(token)) or row is None:
+            raise Unauthenticated("Invalid API key")
+        key, user_deleted_at = row
+        now = utcnow()
+        if key.revoked_at is not None or user_deleted_at is not None:
+            raise Unauthenticated("API key revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthenticated("API key expired")
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
+            await session.commit()
+        return Principal(
+            user_id=key.user_id,
+            via="api_key",
+            api_key_id=key.id,
+            api_key_organization_id=key.organization_id,
+        )
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        s = self.settings
+        options = {"require": ["sub", "exp"], "verify_aud": s.jwt_audience is not None}
+        common: dict[str, Any] = {
+            "audience": s.jwt_audience,
+            "issuer": s.jwt_issuer,
+            "leeway": s.jwt_leeway_seconds,
+            "options": options,
+        }
+        if self._jwks_client is not None:
+            signing_key = self._jwks_client.get_signing_key_from_jwt(token)
+            return jwt.decode(
+                token, signing_key.key, algorithms=["RS256", "ES256", "PS256"], **common
+            )
+        if s.jwt_hs256_secret is not None:
+            return jwt.decode(
+                token, s.jwt_hs256_secret.get_secret_value(), algorithms=["HS256"], **common
+            )
+        raise Unauthenticated("Identity-provider tokens are not accepted by this gateway")
+
+    async def _authenticate_jwt(self, session: AsyncSession, token: str) -> Principal:
+        try:
+            if self._jwks_client is not None:
+                claims = await asyncio.to_thread(self._decode, token)
+            else:
+                claims = self._decode(token)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("Token expired") from exc
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise Unauthenticated("Invalid token") from exc
+        subject = f"{claims.get('iss', '')}|{claims['sub']}"
+        user_id = (
+            await session.execute(
+                select(User.id, User.deleted_at).where(User.external_subject == subject)
+            )
+        ).first()
+        if user_id is not None:
+            if user_id.deleted_at is not None:
+                raise Unauthenticated("Account deleted")
+            return Principal(user_id=user_id.id, via="jwt")
+        return Principal(user_id=await self._provision(session, subject, claims), via="jwt")
+
+    async def _provision(self, session: AsyncSession, subject: str, claims: dict[str, Any]) -> str:
+        """First sight of a valid subject: create the user and its personal account."""
+        email = str(claims.get("email") or "").strip().lower()
+        if not email:
+            raise Unauthenticated("Token has no email claim")
+        name = str(claims.get("name") or claims.get("given_name") or "")
+        existing = (
+            await session.execute(select(User).where(User.email == email))
+        ).scalar_one_or_none()
+        if existing is not None:
+            # Link an existing (e.g. CLI-created) user only on a verified email.
+            if existing.external_subject is None and claims.get("email_verified") is True:
+                existing.external_subject = subject
+                existing.updated_at = utcnow()
+                await session.commit()
+                return existing.id
+            raise Unauthenticated("This email belongs to another sign-in")
+        user = User(email=email, display_name=name[:200], external_subject=subject)
+        session.add(user)
+        await session.flush()
+        await ensure_personal_account(session, user.id)
+        try:
+            await session.commit()
+        except IntegrityError:
+            # A concurrent first request provisioned the same subject.
+            await session.rollback()
+            found = (
+                await session.execute(select(User.id).where(User.external_subject == subject))
+            ).scalar_one_or_none()
+            if found is None:
+                raise Unauthenticated("Could not provision this user") from None
+            return found
+        return user.id

@@ -1,0 +1,1 @@
+"""Money: the ledger, payment providers (stripe, sandbox) and provider webhooks."""

@@ -1,0 +1,177 @@
+"""`gateway serve | migrate | create-user | create-api-key | export-schema | seed-demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from gateway.settings import Settings
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from gateway.db.session import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    try:
+        async with create_session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(settings: Settings) -> None:
+    from gateway.db.migrate import upgrade
+    from gateway.db.session import create_engine
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _user_count(settings: Settings) -> int:
+    from gateway.db.models import User
+
+    async def count(session: Any) -> int:
+        return int(await session.scalar(select(func.count()).select_from(User)))
+
+    return int(await _with_session(settings, count))
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    asyncio.run(_migrate(settings))
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if settings.migrate_on_start:
+        asyncio.run(_migrate(settings))
+    if asyncio.run(_user_count(settings)) == 0:
+        print(
+            "No users yet. Create one and its first API key with:\n"
+            "  gateway create-user --email you@example.com --name 'Your Name'\n"
+            "then call the API with 'Authorization: Bearer <key>'.",
+            file=sys.stderr,
+        )
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"serving on http://{host}:{port}  (GraphiQL at /graphql)", file=sys.stderr)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.errors import DomainError
+    from resolvers.api_keys import insert_api_key
+    from resolvers.users import create_user
+
+    async def work(session: Any) -> tuple[str, str]:
+        user = await create_user(session, email=args.email, display_name=args.name or "")
+        _, token = await insert_api_key(session, user_id=user.id, name="first key")
+        await session.commit()
+        return user.id, token
+
+    try:
+        user_id, token = asyncio.run(_with_session(settings, work))
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"user:    {user_id}")
+    print(f"api key: {token}   (shown once; store it now)")
+    return 0
+
+
+def cmd_create_api_key(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.db.models import User
+    from resolvers.api_keys import insert_api_key
+
+    async def work(session: Any) -> str | None:
+        user = (
+            await session.execute(select(User).where(User.email == args.email.strip().lower()))
+        ).scalar_one_or_none()
+        if user is None or user.deleted_at is not None:
+            return None
+        _, token = await insert_api_key(session, user_id=user.id, name=args.name)
+        await session.commit()
+        return token
+
+    token = asyncio.run(_with_session(settings, work))
+    if token is None:
+        print(f"error: no user with email {args.email}", file=sys.stderr)
+        return 1
+    print(f"api key: {token}   (shown once; store it now)")
+    return 0
+
+
+def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    sdl = build_schema(settings).as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> int:
+    from gateway.seed import seed_demo
+
+    summary = asyncio.run(_with_session(settings, seed_demo))
+    print(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="apply migrations and serve HTTP")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("migrate", help="upgrade the database to the latest migration")
+    user = sub.add_parser("create-user", help="create a user and print a first API key")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", default="")
+    key = sub.add_parser("create-api-key", help="print a new API key for an existing user")
+    key.add_argument("--email", required=True)
+    key.add_argument("--name", default="cli key")
+    export = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default=str(SCHEMA_FILE))
+    sub.add_parser("seed-demo", help="create a demo user, organization and members")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    handlers = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "create-user": cmd_create_user,
+        "create-api-key": cmd_create_api_key,
+        "export-schema": cmd_export_schema,
+        "seed-demo": cmd_seed_demo,
+    }
+    return handlers[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The per-request Context: settings, one database session, the caller, and fresh loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.auth import Principal
+from gateway.errors import Unauthenticated
+from gateway.settings import Settings
+
+
+class Context:
+    """Built per request by the app; GraphQL fields and REST handlers both receive it."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        loaders_factory: Callable[[Context], Any],
+        services: Any = None,
+        principal: Principal | None = None,
+        request_id: str = "",
+        request: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.principal = principal
+        self.request_id = request_id
+        self.request = request
+        self._session_factory = session_factory
+        self._loaders_factory = loaders_factory
+        self._session: AsyncSession | None = None
+        self._loaders: Any = None
+        # Payloads of mutations may need this (e.g. a response header from GraphQL).
+        self.response: Any = None
+        # Why a presented token was refused; raised when an operation needs a caller.
+        self.auth_error: Exception | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._session_factory()
+        return self._session
+
+    @property
+    def loaders(self) -> Any:
+        if self._loaders is None:
+            self._loaders = self._loaders_factory(self)
+        return self._loaders
+
+    def reset_loaders(self) -> None:
+        """Forget cached loads, e.g. after a mutation changed what they returned."""
+        self._loaders = None
+
+    @property
+    def user_id(self) -> str:
+        """The calling user's id; the service principal and anonymous callers have none."""
+        if self.principal is None or self.principal.user_id is None:
+            if self.auth_error is not None:
+                raise self.auth_error
+            if self.principal is not None:
+                raise Unauthenticated("This operation needs a user's token, not the service token")
+            raise Unauthenticated("Authentication required")
+        return self.principal.user_id
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

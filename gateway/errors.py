@@ -1,0 +1,59 @@
+"""Domain failures raised by resolvers and mapped in one place to GraphQL codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An expected failure, shown to the caller with a stable code and a human message."""
+
+    code = "BAD_REQUEST"
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+    status = 400
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    status = 409
+
+
+class Unprocessable(DomainError):
+    code = "UNPROCESSABLE"
+    status = 422
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotImplementedYet(DomainError):
+    code = "NOT_IMPLEMENTED"
+    status = 501

@@ -1,0 +1,88 @@
+"""REST handlers for /users/me and the active account."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gateway.db.models import User
+from gateway.rest.framework import Call, Timestamp, Wire, rest
+from resolvers import users
+
+
+class OrganizationMembershipOut(Wire):
+    organization_id: str
+    member_id: str
+    name: str
+    roles: list[str]
+    active: bool
+
+
+class MeOut(Wire):
+    id: str
+    email: str
+    display_name: str
+    photo_url: str
+    terms_accepted_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    organizations: list[OrganizationMembershipOut]
+
+
+class UpdateMeIn(Wire):
+    display_name: str | None = Field(default=None, max_length=200)
+    photo_url: str | None = Field(default=None, max_length=2048)
+
+
+class ActiveAccountIn(Wire):
+    organization_id: str | None = None
+
+
+async def me_out(call: Call, user: User) -> MeOut:
+    found = await users.memberships(call.ctx, user.id)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        photo_url=user.photo_url,
+        terms_accepted_at=user.terms_accepted_at,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        organizations=[
+            OrganizationMembershipOut(
+                organization_id=m.organization.id,
+                member_id=m.member.id,
+                name=m.organization.name,
+                roles=[m.member.role],
+                active=m.active,
+            )
+            for m in found
+        ],
+    )
+
+
+@rest(response=MeOut)
+async def get_me(call: Call) -> MeOut:
+    return await me_out(call, await users.viewer(call.ctx))
+
+
+@rest(body=UpdateMeIn, response=MeOut)
+async def update_me(call: Call) -> MeOut:
+    user = await users.update_profile(
+        call.ctx, display_name=call.body.display_name, photo_url=call.body.photo_url
+    )
+    return await me_out(call, user)
+
+
+@rest(status=204)
+async def delete_me(call: Call) -> None:
+    await users.delete_account(call.ctx)
+
+
+@rest(response=MeOut)
+async def accept_terms(call: Call) -> MeOut:
+    return await me_out(call, await users.accept_terms(call.ctx))
+
+
+@rest(body=ActiveAccountIn, status=204)
+async def set_active_account(call: Call) -> None:
+    await users.switch_active_account(call.ctx, call.body.organization_id or None)

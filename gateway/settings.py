@@ -1,0 +1,76 @@
+"""Every knob of the service, read from GATEWAY_* environment variables (see README)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./gateway.db"
+    # PostgreSQL schema to use (search_path); None uses the server's default.
+    database_schema: str | None = None
+    database_pool_size: int = 10
+    database_echo: bool = False
+    migrate_on_start: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    # Identity-provider JWTs: verified against a JWKS URL (RS256/ES256) or an HS256 secret.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_leeway_seconds: int = 30
+
+    # Service-to-service token for usage ingestion (never a user key).
+    service_token: SecretStr | None = None
+
+    payments_provider: Literal["sandbox", "stripe"] = "sandbox"
+    allow_sandbox_in_production: bool = False
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    credits_per_cent: int = 10_000
+    checkout_min_cents: int = 500
+    checkout_max_cents: int = 1_000_000
+
+    max_page_size: int = 100
+    default_page_size: int = 50
+    graphql_max_depth: int = 15
+    graphiql: bool = True
+    invite_ttl_hours: int = 168
+    max_invites_per_request: int = 50
+
+    redis_url: str | None = None
+    rate_limit_per_minute: int = 0
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.payments_provider == "sandbox"
+            and not self.allow_sandbox_in_production
+        ):
+            raise ValueError(
+                "GATEWAY_PAYMENTS_PROVIDER=sandbox is refused in production; "
+                "set it to stripe or GATEWAY_ALLOW_SANDBOX_IN_PRODUCTION=true"
+            )
+        if self.payments_provider == "stripe" and self.stripe_api_key is None:
+            raise ValueError("GATEWAY_PAYMENTS_PROVIDER=stripe needs GATEWAY_STRIPE_API_KEY")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,39 @@
+"""`node(id:)`: dispatch a prefixed id to the resolver that decides whether the caller sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.context import Context
+from gateway.db.models import Member
+from gateway.ids import prefix_of
+from resolvers import organizations, permissions, users
+
+
+async def _member(ctx: Context, member_id: str) -> Member | None:
+    member: Member | None = await ctx.loaders.member_by_id.load(member_id)
+    if (
+        member is None
+        or await permissions.organization_membership(ctx, member.organization_id) is None
+    ):
+        return None
+    return member
+
+
+FETCHERS: dict[str, Callable[[Context, str], Awaitable[Any]]] = {
+    "usr": users.get_user,
+    "org": organizations.get_organization,
+    "mbr": _member,
+}
+
+
+async def node(ctx: Context, node_id: str) -> tuple[str, Any] | None:
+    """(prefix, model) for an id the caller may see; None for anything else."""
+    ctx.user_id  # noqa: B018  (anonymous callers get UNAUTHENTICATED, not null)
+    prefix = prefix_of(node_id)
+    fetch = FETCHERS.get(prefix or "")
+    if fetch is None:
+        return None
+    found = await fetch(ctx, node_id)
+    return (prefix, found) if found is not None and prefix is not None else None

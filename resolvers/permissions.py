@@ -1,0 +1,98 @@
+"""Who may do what: the one place that decides authorization for GraphQL and REST alike."""
+
+from __future__ import annotations
+
+from gateway.context import Context
+from gateway.db.models import Member, Organization, Role
+from gateway.errors import Forbidden, NotFound, Unauthenticated
+
+ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
+MANAGERS = (Role.OWNER.value, Role.ADMIN.value)
+
+
+def require_service(ctx: Context) -> None:
+    if ctx.principal is None or not ctx.principal.is_service:
+        raise Unauthenticated("This operation needs the service token")
+
+
+def require_self(ctx: Context, user_id: str) -> str:
+    """`/users/{id}/…`: only the caller's own id exists for the caller."""
+    if user_id != ctx.user_id:
+        raise NotFound("User not found")
+    return user_id
+
+
+async def organization_membership(ctx: Context, organization_id: str) -> Member | None:
+    """The caller's membership in a live organization, or None."""
+    if ctx.principal is None or ctx.principal.user_id is None:
+        return None
+    scoped = ctx.principal.api_key_organization_id
+    if scoped is not None and scoped != organization_id:
+        return None  # an organization API key only reaches its own organization
+    org = await ctx.loaders.organization_by_id.load(organization_id)
+    if org is None:
+        return None
+    member: Member | None = await ctx.loaders.member_by_organization_and_user.load(
+        (organization_id, ctx.principal.user_id)
+    )
+    return member
+
+
+async def require_member(
+    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
+) -> Member:
+    """The caller's membership with at least `role`; 404 for strangers, 403 for too low a role."""
+    ctx.user_id  # noqa: B018  (raises Unauthenticated for the service and anonymous callers)
+    member = await organization_membership(ctx, organization_id)
+    if member is None:
+        raise NotFound("Organization not found")
+    if ROLE_RANK[member.role] < ROLE_RANK[role]:
+        raise Forbidden(
+            "Only organization owners can do this"
+            if role == Role.OWNER.value
+            else "Only organization owners and admins can do this"
+        )
+    return member
+
+
+async def require_manager(ctx: Context, organization_id: str) -> Member:
+    return await require_member(ctx, organization_id, role=Role.ADMIN.value)
+
+
+async def require_organization(
+    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
+) -> Organization:
+    await require_member(ctx, organization_id, role=role)
+    org: Organization = await ctx.loaders.organization_by_id.load(organization_id)
+    return org
+
+
+def assignable_roles(actor_role: str) -> list[str]:
+    """Roles an actor may give: owners any, admins admin or member, members none."""
+    if actor_role == Role.OWNER.value:
+        return [Role.OWNER.value, Role.ADMIN.value, Role.MEMBER.value]
+    if actor_role == Role.ADMIN.value:
+        return [Role.ADMIN.value, Role.MEMBER.value]
+    return []
+
+
+def may_manage_member(actor: Member, target: Member) -> bool:
+    """Owners manage everyone, admins manage non-owners, anyone may act on themself."""
+    if actor.id == target.id:
+        return True
+    if actor.role == Role.OWNER.value:
+        return True
+    return actor.role == Role.ADMIN.value and target.role != Role.OWNER.value
+
+
+async def can_see_user(ctx: Context, user_id: str) -> bool:
+    """A user is visible to themself and to anyone sharing an organization with them."""
+    if ctx.principal is None or ctx.principal.user_id is None:
+        return False
+    if user_id == ctx.principal.user_id:
+        return True
+    mine = {
+        m.organization_id for m in await ctx.loaders.members_by_user_id.load(ctx.principal.user_id)
+    }
+    theirs = {m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)}
+    return bool(mine & theirs)

@@ -1,0 +1,196 @@
+"""User operations: the viewer, profile, terms, account deletion, the active account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth import ensure_personal_account
+from gateway.context import Context
+from gateway.db.models import (
+    ApiKey,
+    Member,
+    Organization,
+    Role,
+    User,
+    utcnow,
+)
+from gateway.errors import Conflict, NotFound, ValidationFailed
+from resolvers import permissions
+
+MAX_DISPLAY_NAME = 200
+MAX_PHOTO_URL = 2048
+
+
+async def viewer(ctx: Context) -> User:
+    user: User | None = await ctx.loaders.user_by_id.load(ctx.user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    return user
+
+
+async def get_user(ctx: Context, user_id: str) -> User | None:
+    """A user the caller may see (themself or someone sharing an organization), else None."""
+    if not await permissions.can_see_user(ctx, user_id):
+        return None
+    user: User | None = await ctx.loaders.user_by_id.load(user_id)
+    return user if user is not None and user.deleted_at is None else None
+
+
+@dataclass
+class Membership:
+    member: Member
+    organization: Organization
+    active: bool
+
+
+async def memberships(ctx: Context, user_id: str) -> list[Membership]:
+    """The user's memberships in live organizations, oldest first."""
+    user: User | None = await ctx.loaders.user_by_id.load(user_id)
+    members: list[Member] = await ctx.loaders.members_by_user_id.load(user_id)
+    orgs = await ctx.loaders.organization_by_id.load_many([m.organization_id for m in members])
+    active_id = user.active_organization_id if user else None
+    return [
+        Membership(member=m, organization=org, active=org.id == active_id)
+        for m, org in zip(members, orgs, strict=True)
+        if org is not None
+    ]
+
+
+def _clean_display_name(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_DISPLAY_NAME:
+        raise ValidationFailed(
+            f"displayName must be at most {MAX_DISPLAY_NAME} characters", field="displayName"
+        )
+    return value
+
+
+def _clean_photo_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("https://", "http://")):
+        raise ValidationFailed("photoUrl must be an http(s) URL", field="photoUrl")
+    if len(value) > MAX_PHOTO_URL:
+        raise ValidationFailed(
+            f"photoUrl must be at most {MAX_PHOTO_URL} characters", field="photoUrl"
+        )
+    return value
+
+
+async def update_profile(
+    ctx: Context, *, display_name: str | None = None, photo_url: str | None = None
+) -> User:
+    user = await viewer(ctx)
+    if display_name is not None:
+        user.display_name = _clean_display_name(display_name)
+    if photo_url is not None:
+        user.photo_url = _clean_photo_url(photo_url)
+    user.updated_at = utcnow()
+    ctx.session.add(user)
+    await ctx.session.commit()
+    return user
+
+
+async def accept_terms(ctx: Context) -> User:
+    """Records the first acceptance; accepting again keeps that first time."""
+    user = await viewer(ctx)
+    if user.terms_accepted_at is None:
+        now = utcnow()
+        await ctx.session.execute(
+            update(User)
+            .where(User.id == user.id, User.terms_accepted_at.is_(None))
+            .values(terms_accepted_at=now, updated_at=now)
+        )
+        await ctx.session.commit()
+        await ctx.session.refresh(user)
+    return user
+
+
+async def switch_active_account(ctx: Context, organization_id: str | None) -> User:
+    """Make an organization (or, with None, the personal account) the one usage is billed to."""
+    user = await viewer(ctx)
+    if organization_id:
+        if await permissions.organization_membership(ctx, organization_id) is None:
+            raise NotFound("Organization not found")
+    user.active_organization_id = organization_id or None
+    user.updated_at = utcnow()
+    ctx.session.add(user)
+    await ctx.session.commit()
+    return user
+
+
+async def delete_account(ctx: Context) -> None:
+    """Delete the caller: memberships and keys go, organizations left empty are deleted,
+    payments and usage stay on record under a scrubbed user."""
+    user = await viewer(ctx)
+    session = ctx.session
+    now = utcnow()
+    owned = (
+        (
+            await session.execute(
+                select(Member.organization_id).where(
+                    Member.user_id == user.id, Member.role == Role.OWNER.value
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for org_id in owned:
+        other_owners = await session.scalar(
+            select(func.count()).where(
+                Member.organization_id == org_id,
+                Member.role == Role.OWNER.value,
+                Member.user_id != user.id,
+            )
+        )
+        others = await session.scalar(
+            select(func.count()).where(Member.organization_id == org_id, Member.user_id != user.id)
+        )
+        if others and not other_owners:
+            raise Conflict(
+                "You are the last owner of an organization that has other members: "
+                "transfer ownership or remove them first"
+            )
+        if not others:
+            await session.execute(
+                update(Organization)
+                .where(Organization.id == org_id, Organization.deleted_at.is_(None))
+                .values(deleted_at=now, updated_at=now)
+            )
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    for member in (
+        await session.execute(select(Member).where(Member.user_id == user.id))
+    ).scalars():
+        await session.delete(member)
+    user.email = f"deleted+{user.id.lower()}@users.invalid"
+    user.display_name = ""
+    user.photo_url = ""
+    user.external_subject = None
+    user.active_organization_id = None
+    user.deleted_at = now
+    user.updated_at = now
+    session.add(user)
+    await session.commit()
+
+
+async def create_user(session: AsyncSession, *, email: str, display_name: str = "") -> User:
+    """Create a user with its personal billing account (CLI and tests; not committed)."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise ValidationFailed("A valid email address is required", field="email")
+    exists = await session.scalar(select(func.count()).where(User.email == email))
+    if exists:
+        raise Conflict(f"A user with email {email} already exists")
+    user = User(email=email, display_name=_clean_display_name(display_name))
+    session.add(user)
+    await session.flush()
+    await ensure_personal_account(session, user.id)
+    await session.flush()
+    return user

@@ -1,0 +1,67 @@
+"""The one Strawberry schema: per-domain Query and Mutation types merged together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry.extensions import QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import Info
+
+from gateway.settings import Settings
+from resolvers import nodes
+from schema.errors import ErrorCodes
+from schema.member import Member
+from schema.organization import Organization, OrganizationQuery
+from schema.relay import Node
+from schema.scalars import SCALAR_MAP
+from schema.user import User, UserMutation, UserQuery
+
+NODE_TYPES: dict[str, Callable[[Any], Node]] = {
+    "usr": User.from_model,
+    "org": Organization.from_model,
+    "mbr": Member.from_model,
+}
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(description="Any object by its global id, if you may see it.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        found = await nodes.node(info.context, str(id))
+        return NODE_TYPES[found[0]](found[1]) if found is not None else None
+
+    @strawberry.field(description="Objects by global id, in order; null where not visible.")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > info.context.settings.max_page_size:
+            from gateway.errors import ValidationFailed
+
+            raise ValidationFailed(
+                f"At most {info.context.settings.max_page_size} ids", field="ids"
+            )
+        found = await asyncio.gather(*(nodes.node(info.context, str(i)) for i in ids))
+        return [NODE_TYPES[f[0]](f[1]) if f is not None else None for f in found]
+
+
+QUERY_TYPES: tuple[type, ...] = (NodeQuery, UserQuery, OrganizationQuery)
+MUTATION_TYPES: tuple[type, ...] = (UserMutation,)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    Query = merge_types("Query", QUERY_TYPES)
+    Mutation = merge_types("Mutation", MUTATION_TYPES)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[User, Organization, Member],
+        extensions=[
+            ErrorCodes,
+            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        ],
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+    )

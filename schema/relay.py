@@ -1,0 +1,81 @@
+"""Relay pieces: the Node interface on prefixed ids, and generic keyset connections."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from resolvers.pagination import Page, PageArgs
+
+T = TypeVar("T")
+
+
+@strawberry.interface(description="An object with a global id (`<prefix>-<ULID>`).")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    nodes: list[T]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @strawberry.field(description="Total items across all pages.")
+    async def total_count(self) -> int | None:
+        return await self._count() if self._count is not None else None
+
+    @classmethod
+    def from_page(
+        cls,
+        page: Page[Any],
+        convert: Callable[[Any], T],
+        count: Callable[[], Awaitable[int]] | None = None,
+    ) -> Connection[T]:
+        nodes = [convert(item) for item in page.items]
+        return cls(
+            edges=[Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.start_cursor,
+                end_cursor=page.end_cursor,
+            ),
+            _count=count,
+        )
+
+
+def page_args(
+    info: Any,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> PageArgs:
+    settings = info.context.settings
+    return PageArgs.build(
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        default=settings.default_page_size,
+        maximum=settings.max_page_size,
+    )

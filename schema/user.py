@@ -1,0 +1,142 @@
+"""GraphQL User: profile, memberships, keys, balance, payments and usage of the viewer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.db import models
+from resolvers import users
+from schema.errors import UserError, run_mutation
+from schema.relay import Node
+
+if TYPE_CHECKING:
+    from schema.member import Member
+    from schema.organization import Organization
+
+
+@strawberry.type
+class User(Node):
+    id: strawberry.ID
+    email: str
+    display_name: str
+    photo_url: str
+    terms_accepted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    _model: strawberry.Private[models.User]
+
+    @classmethod
+    def from_model(cls, user: models.User) -> User:
+        return cls(
+            id=strawberry.ID(user.id),
+            email=user.email,
+            display_name=user.display_name,
+            photo_url=user.photo_url,
+            terms_accepted_at=user.terms_accepted_at,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+            _model=user,
+        )
+
+    @strawberry.field(description="The user's memberships, with role, in live organizations.")
+    async def organizations(
+        self, info: Info
+    ) -> list[Annotated[Member, strawberry.lazy("schema.member")]]:
+        from schema.member import Member
+
+        found = await users.memberships(info.context, self._model.id)
+        return [Member.from_model(m.member) for m in found]
+
+    @strawberry.field(description="The organization usage is billed to; null for personal.")
+    async def active_organization(
+        self, info: Info
+    ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
+        from schema.organization import Organization
+
+        org_id = self._model.active_organization_id
+        if org_id is None or info.context.principal.user_id != self._model.id:
+            return None
+        org = await info.context.loaders.organization_by_id.load(org_id)
+        return Organization.from_model(org) if org is not None else None
+
+
+@strawberry.type
+class UserQuery:
+    @strawberry.field(description="The authenticated user.")
+    async def viewer(self, info: Info) -> User:
+        return User.from_model(await users.viewer(info.context))
+
+    @strawberry.field(description="A user you may see: yourself or someone in your organizations.")
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:
+        found = await users.get_user(info.context, str(id))
+        return User.from_model(found) if found is not None else None
+
+
+@strawberry.input
+class UpdateProfileInput:
+    display_name: str | None = None
+    photo_url: str | None = None
+
+
+@strawberry.type
+class UserPayload:
+    errors: list[UserError]
+    user: User | None = None
+
+
+@strawberry.input
+class SwitchActiveAccountInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="null for the personal account"
+    )
+
+
+@strawberry.type
+class DeleteAccountPayload:
+    errors: list[UserError]
+    deleted_user_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class UserMutation:
+    @strawberry.mutation
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> UserPayload:
+        async def action() -> dict[str, object]:
+            user = await users.update_profile(
+                info.context, display_name=input.display_name, photo_url=input.photo_url
+            )
+            return {"user": User.from_model(user)}
+
+        return await run_mutation(info, UserPayload, action)
+
+    @strawberry.mutation(description="Accept the terms; keeps the first acceptance time.")
+    async def accept_terms(self, info: Info) -> UserPayload:
+        async def action() -> dict[str, object]:
+            return {"user": User.from_model(await users.accept_terms(info.context))}
+
+        return await run_mutation(info, UserPayload, action)
+
+    @strawberry.mutation(description="Bill usage to an organization, or null for personal.")
+    async def switch_active_account(
+        self, info: Info, input: SwitchActiveAccountInput
+    ) -> UserPayload:
+        async def action() -> dict[str, object]:
+            org_id = str(input.organization_id) if input.organization_id else None
+            return {
+                "user": User.from_model(await users.switch_active_account(info.context, org_id))
+            }
+
+        return await run_mutation(info, UserPayload, action)
+
+    @strawberry.mutation(description="Delete your account (payments and usage stay on record).")
+    async def delete_account(self, info: Info) -> DeleteAccountPayload:
+        async def action() -> dict[str, object]:
+            user_id = info.context.user_id
+            await users.delete_account(info.context)
+            return {"deleted_user_id": strawberry.ID(user_id)}
+
+        return await run_mutation(info, DeleteAccountPayload, action)

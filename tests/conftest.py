@@ -1,0 +1,263 @@
+"""Fixtures: the app on a real database per test (SQLite file always, PostgreSQL when
+GATEWAY_TEST_DATABASE_URL is set), authenticated clients per role, statement counting."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
+
+from gateway.app import create_app
+from gateway.db import models
+from gateway.db.migrate import upgrade
+from gateway.db.session import create_engine, create_session_factory
+from gateway.settings import Settings
+from resolvers.api_keys import insert_api_key
+from resolvers.users import create_user
+
+PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for every test (fast, and the real migrations)."""
+    import asyncio
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+
+    async def build() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture(scope="session")
+async def pg_schema() -> AsyncIterator[str | None]:
+    """A migrated PostgreSQL schema for this test session, dropped afterwards."""
+    if not PG_URL:
+        yield None
+        return
+    schema = f"gw_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(PG_URL, search_path=schema)
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield schema
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+async def _truncate_pg(settings: Settings) -> None:
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@dataclass
+class StatementCounter:
+    statements: list[str] = field(default_factory=list)
+    active: bool = False
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[list[str]]:
+        self.statements.clear()
+        self.active = True
+        try:
+            yield self.statements
+        finally:
+            self.active = False
+
+
+@dataclass
+class Client:
+    """An HTTP client acting as one user (or anonymous, or the service)."""
+
+    http: httpx.AsyncClient
+    token: str | None
+    user_id: str | None = None
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return {**headers, **(extra or {})}
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=self._headers(kw.get("headers")),
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def gql_data(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self.gql(query, variables)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        return await self.http.request(
+            method, "/api/v1" + path, json=json, headers=self._headers(headers), **kw
+        )
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, json=json, **kw)
+
+    async def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", path, json=json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", path, json=json, **kw)
+
+    async def delete(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", path, json=json, **kw)
+
+
+class Env:
+    """One test's world: settings, the app, a session factory, and helpers to add users."""
+
+    def __init__(self, settings: Settings, app: Any, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.app = app
+        self.http = http
+        self.state = app.state.gateway
+        self.sessions: async_sessionmaker[AsyncSession] = self.state.session_factory
+        self.counter = StatementCounter()
+
+        @event.listens_for(self.state.engine.sync_engine, "before_cursor_execute")
+        def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if self.counter.active:
+                self.counter.statements.append(statement)
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.settings.database_url.startswith("postgresql") else "sqlite"
+
+    def client(self, token: str | None = None, user_id: str | None = None) -> Client:
+        return Client(self.http, token, user_id)
+
+    @property
+    def anonymous(self) -> Client:
+        return self.client()
+
+    async def user(self, email: str | None = None, name: str = "") -> Client:
+        """A new user with a personal account and an API key, as a client."""
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+        async with self.sessions() as session:
+            user = await create_user(session, email=email, display_name=name)
+            _, token = await insert_api_key(session, user_id=user.id, name="test")
+            await session.commit()
+        return self.client(token, user.id)
+
+    async def organization(self, owner: Client, name: str = "Acme") -> str:
+        """An organization owned by `owner`, with its billing account."""
+        async with self.sessions() as session:
+            org = models.Organization(name=name)
+            session.add(org)
+            await session.flush()
+            session.add(models.Account(kind="organization", organization_id=org.id))
+            session.add(models.Member(organization_id=org.id, user_id=owner.user_id, role="owner"))
+            await session.commit()
+            return org.id
+
+    async def add_member(self, org_id: str, client: Client, role: str = "member") -> str:
+        async with self.sessions() as session:
+            member = models.Member(organization_id=org_id, user_id=client.user_id, role=role)
+            session.add(member)
+            await session.commit()
+            return member.id
+
+    async def scalar(self, statement: Any) -> Any:
+        async with self.sessions() as session:
+            return await session.scalar(statement)
+
+    async def all(self, statement: Any) -> list[Any]:
+        async with self.sessions() as session:
+            return list((await session.execute(statement)).scalars())
+
+
+def base_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "log_level": "warning",
+        "service_token": "service-token-for-tests",
+        "jwt_hs256_secret": "jwt-secret-for-tests-0123456789abcdef",
+        "jwt_issuer": "https://idp.test/",
+        "jwt_audience": "gateway-tests",
+        "migrate_on_start": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=BACKENDS)
+async def env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_schema: str | None,
+) -> AsyncIterator[Env]:
+    overrides = getattr(request, "param_overrides", {})
+    marker = request.node.get_closest_marker("settings")
+    if marker is not None:
+        overrides = {**overrides, **marker.kwargs}
+    if request.param == "sqlite":
+        db = tmp_path / "test.db"
+        shutil.copy(sqlite_template, db)
+        settings = base_settings(database_url=f"sqlite+aiosqlite:///{db}", **overrides)
+    else:
+        assert PG_URL and pg_schema
+        settings = base_settings(database_url=PG_URL, database_schema=pg_schema, **overrides)
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        env = Env(settings, app, http)
+        try:
+            yield env
+        finally:
+            await env.state.close()
+            if request.param == "postgresql":
+                await _truncate_pg(settings)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**kw): Settings overrides for the env fixture")
+
+
+__all__ = ["Client", "Env", "base_settings", "create_session_factory"]

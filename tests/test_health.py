@@ -1,0 +1,32 @@
+"""Health, readiness, metrics and request ids."""
+
+from __future__ import annotations
+
+from tests.conftest import Env
+
+
+async def test_healthz_answers_ok_without_auth(env: Env) -> None:
+    response = await env.http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_checks_the_database(env: Env) -> None:
+    response = await env.http.get("/readyz")
+    assert response.status_code == 200
+
+
+async def test_every_response_carries_a_request_id(env: Env) -> None:
+    response = await env.http.get("/healthz")
+    assert len(response.headers["x-request-id"]) == 16
+
+
+async def test_a_client_request_id_is_echoed(env: Env) -> None:
+    response = await env.http.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_metrics_count_requests(env: Env) -> None:
+    await env.http.get("/healthz")
+    body = (await env.http.get("/metrics")).text
+    assert 'gateway_requests_total{route="/healthz",method="GET",status="200"} 1' in body

@@ -1,0 +1,73 @@
+"""The ledger: integer entries, idempotent by key, balance equals the sum of entries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from gateway.billing.ledger import balance_of, post_entry, sum_of_entries
+from gateway.db import models
+from gateway.errors import NotFound
+from tests.conftest import Env
+
+
+async def _account(env: Env) -> str:
+    alice = await env.user()
+    account_id: str = await env.scalar(
+        select(models.Account.id).where(models.Account.user_id == alice.user_id)
+    )
+    return account_id
+
+
+async def test_entry_changes_balance_and_records_balance_after(env: Env) -> None:
+    account_id = await _account(env)
+    async with env.sessions() as session:
+        first = await post_entry(
+            session, account_id=account_id, amount=5_000_000, reason="payment", idempotency_key="k1"
+        )
+        second = await post_entry(
+            session, account_id=account_id, amount=-1_250_000, reason="usage", idempotency_key="k2"
+        )
+        await session.commit()
+        assert first.entry.balance_after == 5_000_000
+        assert second.entry.balance_after == 3_750_000
+        assert await balance_of(session, account_id) == 3_750_000
+        assert await sum_of_entries(session, account_id) == 3_750_000
+
+
+async def test_replayed_key_moves_nothing_and_returns_first_entry(env: Env) -> None:
+    account_id = await _account(env)
+    async with env.sessions() as session:
+        first = await post_entry(
+            session, account_id=account_id, amount=100, reason="payment", idempotency_key="same"
+        )
+        again = await post_entry(
+            session, account_id=account_id, amount=100, reason="payment", idempotency_key="same"
+        )
+        await session.commit()
+        assert first.applied and not again.applied
+        assert again.entry.id == first.entry.id
+        assert await balance_of(session, account_id) == 100
+
+
+async def test_unknown_account_is_not_found_and_writes_nothing(env: Env) -> None:
+    async with env.sessions() as session:
+        with pytest.raises(NotFound):
+            await post_entry(
+                session,
+                account_id="acc-01JAAAAAAAAAAAAAAAAAAAAAAA",
+                amount=1,
+                reason="x",
+                idempotency_key="k",
+            )
+        await session.commit()
+    assert await env.all(select(models.LedgerEntry)) == []
+
+
+async def test_amounts_must_be_integers(env: Env) -> None:
+    account_id = await _account(env)
+    async with env.sessions() as session:
+        with pytest.raises(TypeError):
+            await post_entry(
+                session, account_id=account_id, amount=1.5, reason="x", idempotency_key="k"
+            )  # type: ignore[arg-type]
