@@ -1,0 +1,75 @@
+"""The `gateway` command: migrate, create-user, create-api-key, export-schema, seed-demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from tests.conftest import base_settings
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Path:
+    result = run(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+async def test_create_user_prints_a_working_api_key(migrated: Path) -> None:
+    result = run(migrated, "create-user", "--email", "Ops@Example.com", "--name", "Ops")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.split("api key:")[1].split()[0]
+    app = create_app(base_settings(database_url=f"sqlite:///{migrated}/cli.db"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    await app.state.gateway.close()
+    assert me.status_code == 200
+    assert me.json()["data"]["email"] == "ops@example.com"
+
+
+def test_create_user_twice_fails_clearly(migrated: Path) -> None:
+    run(migrated, "create-user", "--email", "a@example.com")
+    again = run(migrated, "create-user", "--email", "a@example.com")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+def test_create_api_key_for_unknown_user_fails(migrated: Path) -> None:
+    result = run(migrated, "create-api-key", "--email", "nobody@example.com")
+    assert result.returncode == 1
+    assert "no user" in result.stderr
+
+
+def test_seed_demo_is_repeatable(migrated: Path) -> None:
+    first = run(migrated, "seed-demo")
+    second = run(migrated, "seed-demo")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "created demo owner" in first.stdout
+    assert "demo data exists" in second.stdout
+
+
+def test_export_schema_writes_sdl(tmp_path: Path) -> None:
+    result = run(tmp_path, "export-schema", "--output", "-")
+    assert result.returncode == 0, result.stderr
+    assert "type Query" in result.stdout
