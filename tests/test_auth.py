@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 
 from gateway.db import models
 from tests.conftest import Env
 
 VIEWER = "{ viewer { id email displayName } }"
+
+
+@dataclass
+class JwksServer:
+    url: str
+    private_key: Any
+    kid: str
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@pytest.fixture(scope="module")
+def jwks_server() -> Iterator[JwksServer]:
+    """An identity provider's JWKS endpoint on 127.0.0.1 (a free port)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**jwk, "kid": "test-kid", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield JwksServer(f"http://127.0.0.1:{server.server_port}/jwks.json", key, "test-kid")
+    finally:
+        server.shutdown()
 
 
 def make_jwt(env: Env, **claims: object) -> str:
@@ -139,3 +184,51 @@ async def test_verified_jwt_links_an_existing_user_by_email(env: Env) -> None:
 async def test_service_token_is_not_a_user(env: Env) -> None:
     response = await env.client("service-token-for-tests").get("/users/me")
     assert response.status_code == 401
+
+
+async def test_rs256_jwt_is_verified_against_the_jwks_url(
+    env: Env, jwks_server: JwksServer
+) -> None:
+    from gateway.auth import Authenticator
+
+    settings = env.settings.model_copy(
+        update={"jwt_jwks_url": jwks_server.url, "jwt_hs256_secret": None}
+    )
+    authenticator = Authenticator(settings)
+    token = jwks_server.sign(
+        {
+            "iss": settings.jwt_issuer,
+            "aud": settings.jwt_audience,
+            "sub": "rsa-user",
+            "email": "rsa@example.com",
+            "exp": int(time.time()) + 60,
+        }
+    )
+    async with env.sessions() as session:
+        principal = await authenticator.authenticate(session, token)
+        email = await session.scalar(
+            select(models.User.email).where(models.User.id == principal.user_id)
+        )
+    assert principal.via == "jwt"
+    assert email == "rsa@example.com"
+
+
+async def test_jwt_signed_by_an_unknown_key_is_refused_with_jwks(
+    env: Env, jwks_server: JwksServer
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gateway.auth import Authenticator
+    from gateway.errors import Unauthenticated
+
+    settings = env.settings.model_copy(update={"jwt_jwks_url": jwks_server.url})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        {"sub": "x", "email": "x@example.com", "exp": int(time.time()) + 60},
+        other_key,
+        algorithm="RS256",
+        headers={"kid": "unknown-kid"},
+    )
+    async with env.sessions() as session:
+        with pytest.raises(Unauthenticated):
+            await Authenticator(settings).authenticate(session, token)
