@@ -45,6 +45,8 @@ class AppState:
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
         self.metrics = Metrics()
+        # Set by the REST app when rate limits are on (shared through Redis).
+        self.rate_limiter: Any = None
 
     def new_context(self, request: Any = None, request_id: str = "") -> Context:
         return Context(
@@ -70,6 +72,8 @@ class AppState:
         return ctx
 
     async def close(self) -> None:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.close()
         await self.services.close()
         await self.engine.dispose()
 

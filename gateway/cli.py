@@ -1,4 +1,4 @@
-"""`gateway serve | migrate | create-user | create-api-key | export-schema | seed-demo`."""
+"""`gateway serve | migrate | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
 
 from __future__ import annotations
 
@@ -144,6 +144,53 @@ def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.billing.subscriptions import StripeSubscriptions, build_subscription_provider
+    from gateway.errors import DomainError
+    from resolvers.plans import DEFAULT_PLANS, seed_plans
+
+    specs: Any = DEFAULT_PLANS
+    if args.file:
+        try:
+            specs = json.loads(Path(args.file).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 1
+        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+            print("error: the file must hold a JSON list of plan objects", file=sys.stderr)
+            return 1
+    if args.stripe and settings.payments_provider != "stripe":
+        print("error: --stripe needs GATEWAY_PAYMENTS_PROVIDER=stripe", file=sys.stderr)
+        return 1
+
+    async def work(session: Any) -> list[str]:
+        done = await seed_plans(session, specs)
+        lines = []
+        provider = build_subscription_provider(settings) if args.stripe else None
+        try:
+            for plan, created in done:
+                if isinstance(provider, StripeSubscriptions):
+                    plan.provider_price_id = await provider.ensure_plan(plan)
+                    session.add(plan)
+                verb = "created" if created else "updated"
+                lines.append(f"{verb} {plan.name} ({plan.id}) provider: {plan.provider_price_id}")
+        finally:
+            if provider is not None:
+                await provider.close()
+        await session.commit()
+        return lines
+
+    try:
+        lines = asyncio.run(_with_session(settings, work))
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default=str(SCHEMA_FILE))
     sub.add_parser("seed-demo", help="create a demo user, organization and members")
+    plans = sub.add_parser("seed-plans", help="create or update the plan catalog by name")
+    plans.add_argument("--file", help="JSON list of plans (default: the built-in catalog)")
+    plans.add_argument(
+        "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     handlers = {
@@ -169,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "create-api-key": cmd_create_api_key,
         "export-schema": cmd_export_schema,
         "seed-demo": cmd_seed_demo,
+        "seed-plans": cmd_seed_plans,
     }
     return handlers[args.command](settings, args)
 

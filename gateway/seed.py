@@ -10,12 +10,17 @@ from resolvers.api_keys import insert_api_key
 from resolvers.users import create_user
 
 DEMO_OWNER = "demo@example.com"
-DEMO_MEMBERS = (("ada@example.com", "Ada Lovelace", Role.ADMIN), ("alan@example.com", "Alan Turing", Role.MEMBER))
+DEMO_MEMBERS = (
+    ("ada@example.com", "Ada Lovelace", Role.ADMIN),
+    ("alan@example.com", "Alan Turing", Role.MEMBER),
+)
 
 
 async def seed_demo(session: AsyncSession) -> str:
     """Create the demo data once; on later runs only issue a fresh key for the demo owner."""
-    owner = (await session.execute(select(User).where(User.email == DEMO_OWNER))).scalar_one_or_none()
+    owner = (
+        await session.execute(select(User).where(User.email == DEMO_OWNER))
+    ).scalar_one_or_none()
     created = owner is None
     if owner is None:
         owner = await create_user(session, email=DEMO_OWNER, display_name="Demo Owner")

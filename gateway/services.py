@@ -1,4 +1,4 @@
-"""Process-wide collaborators handed to resolvers on the Context (payment provider, ...)."""
+"""Process-wide collaborators handed to resolvers on the Context (payment providers)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ from gateway.settings import Settings
 @dataclass
 class Services:
     payments: Any = None
+    subscriptions: Any = None
 
     async def close(self) -> None:
-        close = getattr(self.payments, "close", None)
-        if close is not None:
-            await close()
+        for provider in (self.payments, self.subscriptions):
+            close = getattr(provider, "close", None)
+            if close is not None:
+                await close()
 
 
 def build_services(settings: Settings) -> Services:
     from gateway.billing.providers import build_payment_provider
+    from gateway.billing.subscriptions import build_subscription_provider
 
-    return Services(payments=build_payment_provider(settings))
+    return Services(
+        payments=build_payment_provider(settings),
+        subscriptions=build_subscription_provider(settings),
+    )

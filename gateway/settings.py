@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +55,25 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     rate_limit_per_minute: int = 0
+
+    # Inference providers' keys handed to organization members' clients: a JSON object
+    # mapping provider name to key, e.g. {"litellm": "sk-..."}.
+    provider_api_keys: SecretStr = SecretStr("{}")
+
+    @field_validator("provider_api_keys")
+    @classmethod
+    def _provider_keys_are_an_object(cls, value: SecretStr) -> SecretStr:
+        try:
+            parsed = json.loads(value.get_secret_value() or "{}")
+        except ValueError as exc:
+            raise ValueError("GATEWAY_PROVIDER_API_KEYS must be a JSON object") from exc
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            raise ValueError("GATEWAY_PROVIDER_API_KEYS must map provider names to string keys")
+        return value
+
+    def provider_api_key_map(self) -> dict[str, str]:
+        parsed: dict[str, str] = json.loads(self.provider_api_keys.get_secret_value() or "{}")
+        return parsed
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

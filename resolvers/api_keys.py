@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import issue_api_key
-from gateway.db.models import ApiKey
+from gateway.context import Context
+from gateway.db.models import ApiKey, utcnow
+from gateway.errors import Forbidden, NotFound, ValidationFailed
+from resolvers import permissions
+from resolvers.pagination import Page, PageArgs, page_of
 
 MAX_NAME = 200
+_LIVE = ApiKey.revoked_at.is_(None)
 
 
 async def insert_api_key(
@@ -33,3 +41,135 @@ async def insert_api_key(
     )
     session.add(key)
     return key, issued.token
+
+
+@dataclass
+class CreatedApiKey:
+    """A new key and its secret: the only moment the secret is known."""
+
+    api_key: ApiKey
+    secret: str
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("name must not be empty", field="name")
+    if len(name) > MAX_NAME:
+        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
+    return name
+
+
+def _clean_expiry(expires_at: datetime | None) -> datetime | None:
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        raise ValidationFailed("expiresAt needs a timezone (use Z for UTC)", field="expiresAt")
+    expires_at = expires_at.astimezone(UTC)
+    if expires_at <= utcnow():
+        raise ValidationFailed("expiresAt must be in the future", field="expiresAt")
+    return expires_at
+
+
+def _key_scope(ctx: Context) -> str | None:
+    """The organization the calling API key is limited to, if it is an organization key."""
+    return ctx.principal.api_key_organization_id if ctx.principal is not None else None
+
+
+async def user_api_keys(ctx: Context, user_id: str, args: PageArgs) -> Page[ApiKey] | None:
+    """A user's live keys, newest first; only the user sees them (None for anyone else).
+
+    Called with an organization key, only that organization's keys of the user are listed."""
+    if ctx.user_id != user_id:
+        return None
+    scope = _key_scope(ctx)
+    if scope is not None:
+        live_here = [ApiKey.user_id == user_id, ApiKey.organization_id == scope]
+        return await page_of(ctx.session, ApiKey, args, where=[*live_here, _LIVE])
+    page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_user_id.load((user_id, args))
+    return page
+
+
+async def my_api_keys(ctx: Context, args: PageArgs) -> Page[ApiKey]:
+    """The caller's live keys (personal and organization ones), newest first."""
+    page = await user_api_keys(ctx, ctx.user_id, args)
+    assert page is not None
+    return page
+
+
+async def organization_api_keys(ctx: Context, organization_id: str, args: PageArgs) -> Page[ApiKey]:
+    """An organization's live keys, newest first; any member may list them."""
+    await permissions.require_member(ctx, organization_id)
+    page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_organization_id.load(
+        (organization_id, args)
+    )
+    return page
+
+
+async def provider_api_keys(ctx: Context, organization_id: str) -> str:
+    """The inference providers' keys handed to members' clients, as a JSON object string."""
+    await permissions.require_member(ctx, organization_id)
+    return json.dumps(ctx.settings.provider_api_key_map(), separators=(",", ":"))
+
+
+async def get_api_key(ctx: Context, key_id: str) -> ApiKey | None:
+    """A live key the caller may see: their own, or one of an organization they belong to."""
+    key: ApiKey | None = await ctx.loaders.api_key_by_id.load(key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    scope = _key_scope(ctx)
+    if scope is not None and key.organization_id != scope:
+        return None
+    if key.user_id == ctx.user_id:
+        return key
+    if (
+        key.organization_id is not None
+        and await permissions.organization_membership(ctx, key.organization_id) is not None
+    ):
+        return key
+    return None
+
+
+async def create_api_key(
+    ctx: Context,
+    *,
+    name: str,
+    organization_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> CreatedApiKey:
+    """A new key for the caller; an organization key needs owner or admin of that organization."""
+    user_id = ctx.user_id
+    name = _clean_name(name)
+    expires_at = _clean_expiry(expires_at)
+    scope = _key_scope(ctx)
+    if scope is not None and organization_id != scope:
+        # An organization key must not mint a key that reaches further than itself.
+        raise Forbidden("An organization API key can only create keys for its organization")
+    if organization_id:
+        await permissions.require_manager(ctx, organization_id)
+    key, secret = await insert_api_key(
+        ctx.session,
+        user_id=user_id,
+        name=name,
+        organization_id=organization_id or None,
+        expires_at=expires_at,
+    )
+    await ctx.session.commit()
+    await ctx.session.refresh(key)
+    return CreatedApiKey(api_key=key, secret=secret)
+
+
+async def delete_api_key(ctx: Context, key_id: str) -> str:
+    """Revoke one of the caller's keys; it stops authenticating at once."""
+    user_id = ctx.user_id
+    mine = [ApiKey.id == key_id, ApiKey.user_id == user_id, _LIVE]
+    scope = _key_scope(ctx)
+    if scope is not None:
+        mine.append(ApiKey.organization_id == scope)
+    result = await ctx.session.execute(update(ApiKey).where(*mine).values(revoked_at=utcnow()))
+    if getattr(result, "rowcount", 0) != 1:
+        await ctx.session.rollback()
+        raise NotFound("API key not found")
+    await ctx.session.commit()
+    ctx.reset_loaders()
+    return key_id

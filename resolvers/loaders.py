@@ -20,6 +20,7 @@ from gateway.db.models import (
     Organization,
     Payment,
     Plan,
+    PlanHistory,
     Subscription,
     SubscriptionStatus,
     UsageRecord,
@@ -104,8 +105,19 @@ def _counts_by_key(
             .where(column.in_(keys), *where)
             .group_by(column)
         )
-        counts: dict[Any, int] = dict((await session.execute(stmt)).tuples().all())
+        counts: dict[Any, int] = {key: n for key, n in (await session.execute(stmt)).all()}
         return [int(counts.get(key, 0)) for key in keys]
+
+    return _loader(batch)
+
+
+def _latest_ids_by_key(session: AsyncSession, model: Any, column: Any) -> DataLoader:
+    """key → the id of its newest row (ids sort by creation time), or None."""
+
+    async def batch(keys: list[Any]) -> list[str | None]:
+        stmt = select(column, func.max(model.id)).where(column.in_(keys)).group_by(column)
+        latest: dict[Any, str] = {key: found for key, found in await session.execute(stmt)}
+        return [latest.get(key) for key in keys]
 
     return _loader(batch)
 
@@ -177,6 +189,12 @@ class Loaders:
             Subscription.account_id,
             [Subscription.status != SubscriptionStatus.CANCELED.value],
         )
+        self.plan_history_pages_by_account_id = _pages_by_key(
+            session, PlanHistory, PlanHistory.account_id, newest_first=True
+        )
+        self.latest_plan_history_id_by_subscription_id = _latest_ids_by_key(
+            session, PlanHistory, PlanHistory.subscription_id
+        )
         self.members_by_user_id = _lists_by_key(session, Member, Member.user_id, Member.id)
         self.member_pages_by_organization_id = _pages_by_key(
             session, Member, Member.organization_id, newest_first=False
@@ -200,6 +218,13 @@ class Loaders:
         )
         self.payment_pages_by_account_id = _pages_by_key(
             session, Payment, Payment.account_id, newest_first=True
+        )
+        self.succeeded_payment_pages_by_account_id = _pages_by_key(
+            session,
+            Payment,
+            Payment.account_id,
+            newest_first=True,
+            where=[Payment.status == "succeeded"],
         )
         self.usage_pages_by_user_id = _pages_by_key(
             session, UsageRecord, UsageRecord.user_id, newest_first=True

@@ -8,7 +8,16 @@ from typing import Any
 from gateway.context import Context
 from gateway.db.models import Member
 from gateway.ids import prefix_of
-from resolvers import organizations, permissions, users
+from resolvers import (
+    api_keys,
+    invites,
+    organizations,
+    payments,
+    permissions,
+    plans,
+    usage,
+    users,
+)
 
 
 async def _member(ctx: Context, member_id: str) -> Member | None:
@@ -25,6 +34,12 @@ FETCHERS: dict[str, Callable[[Context, str], Awaitable[Any]]] = {
     "usr": users.get_user,
     "org": organizations.get_organization,
     "mbr": _member,
+    "usg": usage.get_usage,
+    "inv": invites.get_invite,
+    "key": api_keys.get_api_key,
+    "pay": payments.visible_payment,
+    "pln": plans.get_plan,
+    "sub": plans.visible_subscription,
 }
 
 

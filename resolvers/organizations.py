@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
 from gateway.context import Context
-from gateway.db.models import Member, Organization
-from gateway.errors import NotFound
-from resolvers import permissions
-from resolvers.pagination import Page, PageArgs
+from gateway.db.models import (
+    Account,
+    AccountKind,
+    Invite,
+    InviteStatus,
+    Member,
+    Organization,
+    Role,
+    User,
+    utcnow,
+)
+from gateway.errors import ValidationFailed
+from resolvers import permissions, users
+
+MAX_NAME = 200
+MAX_REMOTE_CONFIG = 65_536
 
 
 async def get_organization(ctx: Context, organization_id: str) -> Organization | None:
@@ -17,11 +35,148 @@ async def get_organization(ctx: Context, organization_id: str) -> Organization |
     return org
 
 
-async def members_page(ctx: Context, organization_id: str, args: PageArgs) -> Page[Member]:
-    """A page of members; only members of the organization may list them."""
-    if await permissions.organization_membership(ctx, organization_id) is None:
-        raise NotFound("Organization not found")
-    page: Page[Member] = await ctx.loaders.member_pages_by_organization_id.load(
-        (organization_id, args)
+async def require_organization(ctx: Context, organization_id: str) -> Organization:
+    """The organization for one of its members; 404 for everyone else."""
+    return await permissions.require_organization(ctx, organization_id)
+
+
+def _clean_name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValidationFailed("name must not be blank", field="name")
+    if len(value) > MAX_NAME:
+        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
+    return value
+
+
+def clean_remote_config(value: str, *, field: str = "defaultRemoteConfig") -> str:
+    """A remote config is a JSON object (as a string) with a string `version`."""
+    if len(value) > MAX_REMOTE_CONFIG:
+        raise ValidationFailed(
+            f"{field} must be at most {MAX_REMOTE_CONFIG} characters", field=field
+        )
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} must be valid JSON", field=field) from exc
+    if not isinstance(parsed, dict):
+        raise ValidationFailed(f"{field} must be a JSON object", field=field)
+    if not isinstance(parsed.get("version"), str):
+        raise ValidationFailed(f'{field} must have a string "version"', field=field)
+    return value
+
+
+async def create_organization(ctx: Context, *, name: str) -> Organization:
+    """A new organization with its billing account; the caller becomes its owner."""
+    user = await users.viewer(ctx)
+    org = Organization(name=_clean_name(name))
+    session = ctx.session
+    session.add(org)
+    await session.flush()
+    session.add(Account(kind=AccountKind.ORGANIZATION.value, organization_id=org.id))
+    session.add(Member(organization_id=org.id, user_id=user.id, role=Role.OWNER.value))
+    await session.commit()
+    ctx.reset_loaders()
+    return org
+
+
+async def update_organization(
+    ctx: Context,
+    organization_id: str,
+    *,
+    name: str | None = None,
+    remote_config_enabled: bool | None = None,
+    default_remote_config: str | None = None,
+) -> Organization:
+    """Change settings (owner/admin); arguments left None stay as they are."""
+    org = await permissions.require_organization(ctx, organization_id, role=Role.ADMIN.value)
+    if name is not None:
+        org.name = _clean_name(name)
+    if default_remote_config is not None:
+        org.default_remote_config = clean_remote_config(default_remote_config)
+    if remote_config_enabled is not None:
+        org.remote_config_enabled = remote_config_enabled
+    org.updated_at = utcnow()
+    ctx.session.add(org)
+    await ctx.session.commit()
+    return org
+
+
+async def update_remote_config(
+    ctx: Context, organization_id: str, *, enabled: bool, value: str | None = None
+) -> Organization:
+    """Turn remote config distribution on or off, optionally with a new value (owner/admin)."""
+    org = await permissions.require_organization(ctx, organization_id, role=Role.ADMIN.value)
+    if value is not None:
+        org.default_remote_config = clean_remote_config(value, field="value")
+    org.remote_config_enabled = enabled
+    org.updated_at = utcnow()
+    ctx.session.add(org)
+    await ctx.session.commit()
+    return org
+
+
+async def delete_organization(ctx: Context, organization_id: str) -> None:
+    """Soft delete (owner only): members lose access, pending invites die, the balance stays."""
+    org = await permissions.require_organization(ctx, organization_id, role=Role.OWNER.value)
+    now = utcnow()
+    session = ctx.session
+    org.deleted_at = now
+    org.updated_at = now
+    session.add(org)
+    await session.execute(
+        update(User)
+        .where(User.active_organization_id == org.id)
+        .values(active_organization_id=None, updated_at=now)
     )
-    return page
+    await session.execute(
+        update(Invite)
+        .where(Invite.organization_id == org.id, Invite.status == InviteStatus.PENDING.value)
+        .values(status=InviteStatus.REVOKED.value, updated_at=now)
+    )
+    await session.commit()
+    ctx.reset_loaders()
+
+
+@dataclass
+class RemoteConfig:
+    enabled: bool
+    value: str
+
+
+async def remote_config(ctx: Context, organization_id: str) -> RemoteConfig:
+    """An organization's remote config, for any of its members."""
+    org = await permissions.require_organization(ctx, organization_id)
+    return RemoteConfig(enabled=org.remote_config_enabled, value=org.default_remote_config or "{}")
+
+
+@dataclass
+class UserRemoteConfig:
+    """What the caller's clients should apply: the active (or first) distributing org's config."""
+
+    organization: Organization
+    value: str
+    enabled: bool
+    organizations: list[Organization]
+
+
+async def user_remote_config(ctx: Context) -> UserRemoteConfig | None:
+    """None when no organization of the caller distributes remote config."""
+    user = await users.viewer(ctx)
+    enabled = [
+        m for m in await users.memberships(ctx, user.id) if m.organization.remote_config_enabled
+    ]
+    # An organization-scoped API key sees only its own organization.
+    reachable = await asyncio.gather(
+        *(permissions.organization_membership(ctx, m.organization.id) for m in enabled)
+    )
+    distributing = [m for m, r in zip(enabled, reachable, strict=True) if r is not None]
+    if not distributing:
+        return None
+    chosen = next((m for m in distributing if m.active), distributing[0])
+    return UserRemoteConfig(
+        organization=chosen.organization,
+        value=chosen.organization.default_remote_config or "{}",
+        enabled=True,
+        organizations=[m.organization for m in distributing],
+    )

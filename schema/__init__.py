@@ -14,17 +14,28 @@ from strawberry.types import Info
 
 from gateway.settings import Settings
 from resolvers import nodes
+from schema.api_key import ApiKey, ApiKeyMutation
 from schema.errors import ErrorCodes
-from schema.member import Member
-from schema.organization import Organization, OrganizationQuery
+from schema.invite import Invite, InviteMutation
+from schema.member import Member, MemberMutation, MemberQuery
+from schema.organization import Organization, OrganizationMutation, OrganizationQuery
+from schema.payment import Payment, PaymentMutation
+from schema.plan import Plan, PlanMutation, PlanQuery, Subscription
 from schema.relay import Node
 from schema.scalars import SCALAR_MAP
+from schema.usage import Usage, UsageMutation
 from schema.user import User, UserMutation, UserQuery
 
 NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "usr": User.from_model,
     "org": Organization.from_model,
     "mbr": Member.from_model,
+    "usg": Usage.from_model,
+    "inv": Invite.from_model,
+    "key": ApiKey.from_model,
+    "pay": Payment.from_model,
+    "pln": Plan.from_model,
+    "sub": Subscription.from_model,
 }
 
 
@@ -47,8 +58,17 @@ class NodeQuery:
         return [NODE_TYPES[f[0]](f[1]) if f is not None else None for f in found]
 
 
-QUERY_TYPES: tuple[type, ...] = (NodeQuery, UserQuery, OrganizationQuery)
-MUTATION_TYPES: tuple[type, ...] = (UserMutation,)
+QUERY_TYPES: tuple[type, ...] = (NodeQuery, UserQuery, OrganizationQuery, MemberQuery, PlanQuery)
+MUTATION_TYPES: tuple[type, ...] = (
+    UserMutation,
+    OrganizationMutation,
+    MemberMutation,
+    InviteMutation,
+    ApiKeyMutation,
+    UsageMutation,
+    PaymentMutation,
+    PlanMutation,
+)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

@@ -10,7 +10,10 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
+from resolvers import members
+from schema.errors import UserError, run_mutation
 from schema.relay import Node
+from schema.usage import member_usages
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -65,3 +68,67 @@ class Member(Node):
 
         org = await info.context.loaders.organization_by_id.load(self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
+
+    usages = strawberry.field(
+        resolver=member_usages,
+        description="Usage in this organization, newest first: for owners, admins and the "
+        "member themself (null for others).",
+    )
+
+
+@strawberry.type
+class MemberQuery:
+    @strawberry.field(description="The roles you may give to members of an organization.")
+    async def available_roles(self, info: Info, organization_id: strawberry.ID) -> list[Role]:
+        roles = await members.available_roles(info.context, str(organization_id))
+        return [Role(r) for r in roles]
+
+
+@strawberry.input
+class ChangeMemberRoleInput:
+    organization_id: strawberry.ID
+    member_id: strawberry.ID
+    role: Role
+
+
+@strawberry.type
+class MemberPayload:
+    errors: list[UserError]
+    member: Member | None = None
+
+
+@strawberry.input
+class RemoveMembersInput:
+    organization_id: strawberry.ID
+    member_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class RemoveMembersPayload:
+    errors: list[UserError]
+    removed_member_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.type
+class MemberMutation:
+    @strawberry.mutation(description="Give a member another role (owner/admin).")
+    async def change_member_role(self, info: Info, input: ChangeMemberRoleInput) -> MemberPayload:
+        async def action() -> dict[str, object]:
+            member = await members.change_member_role(
+                info.context, str(input.organization_id), str(input.member_id), input.role.value
+            )
+            return {"member": Member.from_model(member)}
+
+        return await run_mutation(info, MemberPayload, action)
+
+    @strawberry.mutation(
+        description="Remove members (owner/admin; admins not owners), or leave (your own id)."
+    )
+    async def remove_members(self, info: Info, input: RemoveMembersInput) -> RemoveMembersPayload:
+        async def action() -> dict[str, object]:
+            removed = await members.remove_members(
+                info.context, str(input.organization_id), [str(i) for i in input.member_ids]
+            )
+            return {"removed_member_ids": [strawberry.ID(i) for i in removed]}
+
+        return await run_mutation(info, RemoveMembersPayload, action)

@@ -1,4 +1,4 @@
-"""GraphQL Organization: settings, members, remote config."""
+"""GraphQL Organization: settings, members, invites, remote config."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import organizations
-from schema.member import Member
+from resolvers import api_keys, invites, members, organizations
+from schema.api_key import ApiKey
+from schema.errors import UserError, run_mutation
+from schema.invite import Invite
+from schema.member import Member, Role
+from schema.payment import (
+    organization_balance,
+    organization_billing_account,
+    organization_payments,
+)
+from schema.plan import organization_plan_history, organization_subscription
 from schema.relay import Connection, Node, page_args
+from schema.usage import organization_metrics, organization_usage_summary, organization_usages
 
 
 @strawberry.type
@@ -39,7 +49,12 @@ class Organization(Node):
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:
-        return int(await info.context.loaders.member_count_by_organization_id.load(self._model.id))
+        return await members.member_count(info.context, self._model.id)
+
+    @strawberry.field(description="Your role here; null if you are not a member.")
+    async def viewer_role(self, info: Info) -> Role | None:
+        role = await members.viewer_role(info.context, self._model.id)
+        return Role(role) if role is not None else None
 
     @strawberry.field(description="Members, oldest first.")
     async def members(
@@ -51,13 +66,87 @@ class Organization(Node):
         before: str | None = None,
     ) -> Connection[Member]:
         args = page_args(info, first, after, last, before)
-        page = await organizations.members_page(info.context, self._model.id, args)
-        loaders = info.context.loaders
+        page = await members.members_page(info.context, self._model.id, args)
         return Connection.from_page(
-            page,
-            Member.from_model,
-            lambda: loaders.member_count_by_organization_id.load(self._model.id),
+            page, Member.from_model, lambda: members.member_count(info.context, self._model.id)
         )
+
+    @strawberry.field(description="Pending invites, newest first (owners and admins only).")
+    async def invites(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Invite] | None:
+        args = page_args(info, first, after, last, before)
+        page = await invites.invites_page(info.context, self._model.id, args)
+        return Connection.from_page(
+            page, Invite.from_model, lambda: invites.invite_count(info.context, self._model.id)
+        )
+
+    @strawberry.field(description="The organization's live API keys, newest first (members).")
+    async def api_keys(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ApiKey]:
+        args = page_args(info, first, after, last, before)
+        page = await api_keys.organization_api_keys(info.context, self._model.id, args)
+        return Connection.from_page(page, ApiKey.from_model)
+
+    usages = strawberry.field(
+        resolver=organization_usages, description="Usage billed here, newest first (owner/admin)."
+    )
+    usage_summary = strawberry.field(
+        resolver=organization_usage_summary,
+        description="Usage totals per day, model or member over a period (owner/admin).",
+    )
+    metrics = strawberry.field(
+        resolver=organization_metrics,
+        description="Requests, tokens, credits, active members, top models (owner/admin).",
+    )
+    balance = strawberry.field(
+        resolver=organization_balance, description="The organization's balance (members)."
+    )
+    payments = strawberry.field(
+        resolver=organization_payments,
+        description="The organization's payments, newest first (owners and admins).",
+    )
+    billing_account = strawberry.field(
+        resolver=organization_billing_account,
+        description="The organization's billing account settings (owners and admins).",
+    )
+    subscription = strawberry.field(
+        resolver=organization_subscription,
+        description="The organization's current plan subscription, or null (members).",
+    )
+    plan_history = strawberry.field(
+        resolver=organization_plan_history,
+        description="The organization's plan changes, newest first (members).",
+    )
+
+
+@strawberry.type(description="An organization as listed in remote config distribution.")
+class RemoteConfigOrganization:
+    organization_id: strawberry.ID
+    name: str
+
+
+@strawberry.type(description="The remote config your clients should apply.")
+class ViewerRemoteConfig:
+    organization_id: strawberry.ID = strawberry.field(
+        description="The active (or first) organization distributing config."
+    )
+    value: str = strawberry.field(description="Its remote config: a JSON object as a string.")
+    enabled: bool
+    organizations: list[RemoteConfigOrganization] = strawberry.field(
+        description="Your organizations that distribute remote config."
+    )
 
 
 @strawberry.type
@@ -66,3 +155,114 @@ class OrganizationQuery:
     async def organization(self, info: Info, id: strawberry.ID) -> Organization | None:
         org = await organizations.get_organization(info.context, str(id))
         return Organization.from_model(org) if org is not None else None
+
+    @strawberry.field(
+        description="Remote config for your clients; null when none of your organizations "
+        "distributes it."
+    )
+    async def viewer_remote_config(self, info: Info) -> ViewerRemoteConfig | None:
+        found = await organizations.user_remote_config(info.context)
+        if found is None:
+            return None
+        return ViewerRemoteConfig(
+            organization_id=strawberry.ID(found.organization.id),
+            value=found.value,
+            enabled=found.enabled,
+            organizations=[
+                RemoteConfigOrganization(organization_id=strawberry.ID(o.id), name=o.name)
+                for o in found.organizations
+            ],
+        )
+
+
+@strawberry.input
+class CreateOrganizationInput:
+    name: str
+
+
+@strawberry.type
+class OrganizationPayload:
+    errors: list[UserError]
+    organization: Organization | None = None
+
+
+@strawberry.input
+class UpdateOrganizationInput:
+    organization_id: strawberry.ID
+    name: str | None = None
+    remote_config_enabled: bool | None = None
+    default_remote_config: str | None = strawberry.field(
+        default=None, description='A JSON object as a string, with a string "version".'
+    )
+
+
+@strawberry.input
+class DeleteOrganizationInput:
+    organization_id: strawberry.ID
+
+
+@strawberry.type
+class DeleteOrganizationPayload:
+    errors: list[UserError]
+    deleted_organization_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class UpdateRemoteConfigInput:
+    organization_id: strawberry.ID
+    enabled: bool
+    value: str | None = strawberry.field(
+        default=None,
+        description='A JSON object as a string, with a string "version"; null keeps the value.',
+    )
+
+
+@strawberry.type
+class OrganizationMutation:
+    @strawberry.mutation(description="Create an organization; you become its owner.")
+    async def create_organization(
+        self, info: Info, input: CreateOrganizationInput
+    ) -> OrganizationPayload:
+        async def action() -> dict[str, object]:
+            org = await organizations.create_organization(info.context, name=input.name)
+            return {"organization": Organization.from_model(org)}
+
+        return await run_mutation(info, OrganizationPayload, action)
+
+    @strawberry.mutation(description="Change an organization's settings (owner/admin).")
+    async def update_organization(
+        self, info: Info, input: UpdateOrganizationInput
+    ) -> OrganizationPayload:
+        async def action() -> dict[str, object]:
+            org = await organizations.update_organization(
+                info.context,
+                str(input.organization_id),
+                name=input.name,
+                remote_config_enabled=input.remote_config_enabled,
+                default_remote_config=input.default_remote_config,
+            )
+            return {"organization": Organization.from_model(org)}
+
+        return await run_mutation(info, OrganizationPayload, action)
+
+    @strawberry.mutation(description="Delete an organization (owner only); its balance is kept.")
+    async def delete_organization(
+        self, info: Info, input: DeleteOrganizationInput
+    ) -> DeleteOrganizationPayload:
+        async def action() -> dict[str, object]:
+            await organizations.delete_organization(info.context, str(input.organization_id))
+            return {"deleted_organization_id": input.organization_id}
+
+        return await run_mutation(info, DeleteOrganizationPayload, action)
+
+    @strawberry.mutation(description="Turn remote config distribution on or off (owner/admin).")
+    async def update_remote_config(
+        self, info: Info, input: UpdateRemoteConfigInput
+    ) -> OrganizationPayload:
+        async def action() -> dict[str, object]:
+            org = await organizations.update_remote_config(
+                info.context, str(input.organization_id), enabled=input.enabled, value=input.value
+            )
+            return {"organization": Organization.from_model(org)}
+
+        return await run_mutation(info, OrganizationPayload, action)

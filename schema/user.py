@@ -9,9 +9,13 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import users
+from resolvers import api_keys, users
+from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
-from schema.relay import Node
+from schema.payment import user_balance, user_billing_account, user_payments
+from schema.plan import user_subscription
+from schema.relay import Connection, Node, page_args
+from schema.usage import user_usages
 
 if TYPE_CHECKING:
     from schema.member import Member
@@ -62,6 +66,38 @@ class User(Node):
             return None
         org = await info.context.loaders.organization_by_id.load(org_id)
         return Organization.from_model(org) if org is not None else None
+
+    @strawberry.field(description="Your live API keys, newest first; null on other users.")
+    async def api_keys(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[ApiKey] | None:
+        args = page_args(info, first, after, last, before)
+        page = await api_keys.user_api_keys(info.context, self._model.id, args)
+        return Connection.from_page(page, ApiKey.from_model) if page is not None else None
+
+    usages = strawberry.field(
+        resolver=user_usages, description="Your usage, newest first; null on other users."
+    )
+    balance = strawberry.field(
+        resolver=user_balance, description="Your personal balance; null on other users."
+    )
+    payments = strawberry.field(
+        resolver=user_payments,
+        description="Your personal payments, newest first; null on other users.",
+    )
+    billing_account = strawberry.field(
+        resolver=user_billing_account,
+        description="Your personal billing account's settings; null on other users.",
+    )
+    subscription = strawberry.field(
+        resolver=user_subscription,
+        description="Your individual plan subscription; null if none or on other users.",
+    )
 
 
 @strawberry.type

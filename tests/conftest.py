@@ -256,6 +256,51 @@ async def env(
                 await _truncate_pg(settings)
 
 
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[str]:
+    """A localstripe server (a stateful fake Stripe) on a free 127.0.0.1 port: its base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    def start() -> tuple[subprocess.Popen[bytes], int] | None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.stripe_server", str(port)],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return process, port
+            except OSError:
+                time.sleep(0.1)
+        process.kill()
+        process.wait()
+        return None
+
+    # The free port may be taken by someone else before the server binds it: try again.
+    started = start() or start() or start()
+    if started is None:
+        raise RuntimeError("localstripe did not start")
+    process, port = started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**kw): Settings overrides for the env fixture")
 

@@ -41,7 +41,9 @@ async def test_create_user_prints_a_working_api_key(migrated: Path) -> None:
     assert result.returncode == 0, result.stderr
     token = result.stdout.split("api key:")[1].split()[0]
     app = create_app(base_settings(database_url=f"sqlite:///{migrated}/cli.db"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
         me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     await app.state.gateway.close()
     assert me.status_code == 200

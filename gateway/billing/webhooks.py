@@ -1,14 +1,199 @@
-"""Provider webhooks: `/webhooks/stripe`, verified, stored by event id, applied once."""
+"""Provider webhooks: `/webhooks/stripe`, verified, stored by event id, applied once.
+
+The event row and everything the event changes are committed in one transaction, so an event is
+either fully applied and recorded, or neither (and Stripe's retry applies it). A replayed or
+concurrently delivered event id finds its row and changes nothing. Handlers are registered per
+event type with `@on("…")`; unknown types are stored and acknowledged.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import stripe
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.billing.payments import apply_payment_event, apply_refund, apply_setup_event
+from gateway.billing.providers import PaymentEvent, PaymentProvider, SetupEvent
+from gateway.billing.providers.stripe import (
+    payment_event_from_checkout_session,
+    payment_event_from_intent,
+)
+from gateway.billing.subscriptions import apply_subscription_event
+from gateway.db.models import WebhookEvent
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.webhooks")
+
+
+@dataclass
+class WebhookContext:
+    session: AsyncSession
+    provider: PaymentProvider | None
+    settings: Settings
+    event: dict[str, Any]
+
+
+Handler = Callable[[WebhookContext, dict[str, Any]], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def on(*event_types: str) -> Callable[[Handler], Handler]:
+    """Register a handler for Stripe event types; it gets the event's `data.object`."""
+
+    def register(handler: Handler) -> Handler:
+        for event_type in event_types:
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def _with_outcome(event: PaymentEvent, outcome: Any) -> PaymentEvent:
+    return PaymentEvent(
+        provider_payment_id=event.provider_payment_id,
+        outcome=outcome,
+        payment_id=event.payment_id,
+        amount_received_cents=event.amount_received_cents,
+        failure_reason=event.failure_reason
+        or ("The payment failed" if outcome == "failed" else None),
+    )
+
+
+@on("payment_intent.succeeded")
+async def _intent_succeeded(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+    await apply_payment_event(
+        ctx.session, _with_outcome(payment_event_from_intent(intent), "succeeded")
+    )
+
+
+@on("payment_intent.payment_failed")
+async def _intent_failed(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+    await apply_payment_event(
+        ctx.session, _with_outcome(payment_event_from_intent(intent), "failed")
+    )
+
+
+@on("payment_intent.canceled")
+async def _intent_canceled(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+    await apply_payment_event(
+        ctx.session, _with_outcome(payment_event_from_intent(intent), "canceled")
+    )
+
+
+@on(
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+)
+async def _checkout_session(ctx: WebhookContext, session: dict[str, Any]) -> None:
+    if session.get("mode") not in (None, "payment"):
+        return  # subscription checkouts are followed through customer.subscription.* events
+    payment_event = payment_event_from_checkout_session(session, str(ctx.event.get("type")))
+    if payment_event.outcome != "pending":
+        await apply_payment_event(ctx.session, payment_event)
+
+
+@on("charge.refunded")
+async def _charge_refunded(ctx: WebhookContext, charge: dict[str, Any]) -> None:
+    intent = charge.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    fully = bool(charge.get("refunded")) or (
+        int(charge.get("amount_refunded") or 0) >= int(charge.get("amount") or 0) > 0
+    )
+    if not intent:
+        return
+    if not fully:
+        # Partial refunds keep the credits; support staff adjust by hand if needed.
+        log.info("partial refund of %s left the credits in place", intent)
+        return
+    await apply_refund(ctx.session, str(intent))
+
+
+@on("setup_intent.succeeded")
+async def _setup_succeeded(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+    customer, method = intent.get("customer"), intent.get("payment_method")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    if isinstance(method, dict):
+        method = method.get("id")
+    if not customer or not method:
+        return
+    account = await apply_setup_event(
+        ctx.session, SetupEvent(customer_id=str(customer), payment_method_id=str(method))
+    )
+    if account is not None and ctx.provider is not None and ctx.provider.name == "stripe":
+        # Stripe's own default too, so invoices (subscriptions) charge the same card.
+        await ctx.provider.set_default_payment_method(
+            customer_id=str(customer), payment_method_id=str(method)
+        )
+
+
+@on(
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+)
+async def _subscription_changed(ctx: WebhookContext, subscription: dict[str, Any]) -> None:
+    await apply_subscription_event(ctx.session, subscription)
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"success": False, "error": message}, status_code=status)
+
 
 async def stripe_webhook(state: Any, request: Request) -> Response:
-    return JSONResponse(
-        {"success": False, "error": "Stripe webhooks are not enabled yet"}, status_code=501
-    )
+    secret = state.settings.stripe_webhook_secret
+    if secret is None:
+        return _error(503, "Stripe webhooks are not configured")
+    payload = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, request.headers.get("stripe-signature"), secret.get_secret_value()
+        )
+    except stripe.SignatureVerificationError:
+        return _error(400, "Invalid Stripe signature")
+    except ValueError:
+        return _error(400, "Invalid webhook payload")
+    data = event.to_dict()
+    event_id, event_type = data.get("id"), data.get("type")
+    if not isinstance(event_id, str) or not isinstance(event_type, str):
+        return _error(400, "Invalid webhook payload: id and type are required")
+    obj = (data.get("data") or {}).get("object") or {}
+    async with state.session_factory() as session:
+        try:
+            async with session.begin_nested():
+                session.add(WebhookEvent(id=event_id, provider="stripe", type=event_type[:100]))
+                await session.flush()
+        except IntegrityError:
+            return JSONResponse({"received": True, "duplicate": True})
+        handler = HANDLERS.get(event_type)
+        if handler is not None:
+            ctx = WebhookContext(
+                session=session,
+                provider=getattr(state.services, "payments", None),
+                settings=state.settings,
+                event=data,
+            )
+            try:
+                await handler(ctx, obj)
+            except Exception:
+                # Not recorded: Stripe retries, and the retry applies it.
+                log.exception("stripe event %s (%s) failed", event_id, event_type)
+                await session.rollback()
+                return _error(500, "The event could not be applied; retry later")
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The same event delivered concurrently: the other delivery applied it.
+            await session.rollback()
+            return JSONResponse({"received": True, "duplicate": True})
+    return JSONResponse({"received": True})

@@ -311,6 +311,8 @@ class UsageRecord(SQLModel, table=True):
         Index("ix_usage_user_id", "user_id", "id"),
         Index("ix_usage_org_id", "organization_id", "id"),
         Index("ix_usage_org_created", "organization_id", "created_at"),
+        # A member's usage in an organization, newest first (migration 0002).
+        Index("ix_usage_org_user_id", "organization_id", "user_id", "id"),
     )
 
     id: str = _id("usg")

@@ -4,9 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.rest.framework import RestApp
+import orjson
+from starlette.responses import Response
+
+from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
+from gateway.rest.idempotency import idempotency_hook
+from gateway.rest.openapi import build_openapi
 from gateway.rest.routes import ENDPOINTS
 
 
 def create_rest_app(state: Any) -> RestApp:
-    return RestApp(ENDPOINTS, state.authenticated_context)
+    document: list[bytes] = []
+
+    @rest(auth="none")
+    async def openapi_json(call: Call) -> Response:
+        """This document (no authentication needed)."""
+        if not document:
+            document.append(orjson.dumps(build_openapi(endpoints)))
+        return Response(document[0], media_type="application/json")
+
+    endpoints = [
+        *ENDPOINTS,
+        Endpoint("GET", "/openapi.json", openapi_json, "The OpenAPI 3.1 document of this API"),
+    ]
+    settings = state.settings
+    limiter = None
+    if settings.redis_url and settings.rate_limit_per_minute > 0:
+        limiter = RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute)
+    # Closed with the app (AppState.close) when it knows about it.
+    state.rate_limiter = limiter
+    return RestApp(
+        endpoints,
+        state.authenticated_context,
+        idempotency=idempotency_hook,
+        rate_limiter=limiter,
+    )

@@ -2,21 +2,90 @@
 
 from __future__ import annotations
 
-from gateway.errors import NotImplementedYet
-from gateway.rest.framework import Call
+from datetime import datetime
+
+from pydantic import Field
+
+from gateway.db.models import ApiKey
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from resolvers import api_keys
+from resolvers.pagination import Page
 
 
-async def list_organization_api_keys(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class ApiKeyOut(Wire):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it")
+    organization_id: str | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    expires_at: Timestamp | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            organization_id=key.organization_id,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            expires_at=key.expires_at,
+        )
 
 
-async def list_api_keys(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class CreatedApiKeyOut(ApiKeyOut):
+    key: str = Field(description="The secret: shown only in this response")
 
 
-async def create_api_key(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class ApiKeyListOut(Wire):
+    items: list[ApiKeyOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[ApiKey]) -> ApiKeyListOut:
+        return cls(items=[ApiKeyOut.of(k) for k in page.items], next_cursor=page.next_cursor)
 
 
+class OrganizationApiKeysOut(ApiKeyListOut):
+    provider_api_keys: str = Field(
+        description="JSON object, encoded as a string, mapping provider name to key"
+    )
+
+
+class CreateApiKeyIn(Wire):
+    name: str = Field(min_length=1, max_length=200)
+    organization_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@rest(query=PageQuery, response=OrganizationApiKeysOut)
+async def list_organization_api_keys(call: Call) -> OrganizationApiKeysOut:
+    org_id = call.path["orgId"]
+    page = await api_keys.organization_api_keys(call.ctx, org_id, call.query.page_args(call.ctx))
+    return OrganizationApiKeysOut(
+        provider_api_keys=await api_keys.provider_api_keys(call.ctx, org_id),
+        items=[ApiKeyOut.of(k) for k in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@rest(query=PageQuery, response=ApiKeyListOut)
+async def list_api_keys(call: Call) -> ApiKeyListOut:
+    return ApiKeyListOut.of(await api_keys.my_api_keys(call.ctx, call.query.page_args(call.ctx)))
+
+
+@rest(body=CreateApiKeyIn, response=CreatedApiKeyOut, status=201)
+async def create_api_key(call: Call) -> CreatedApiKeyOut:
+    created = await api_keys.create_api_key(
+        call.ctx,
+        name=call.body.name,
+        organization_id=call.body.organization_id,
+        expires_at=call.body.expires_at,
+    )
+    return CreatedApiKeyOut(**ApiKeyOut.of(created.api_key).model_dump(), key=created.secret)
+
+
+@rest(status=204)
 async def delete_api_key(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+    await api_keys.delete_api_key(call.ctx, call.path["keyId"])

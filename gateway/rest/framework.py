@@ -3,33 +3,70 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import orjson
-from pydantic import BaseModel, ConfigDict, PlainSerializer, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import WithJsonSchema
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
+from resolvers.pagination import PageArgs, decode_cursor
 from schema.scalars import format_datetime
 
 log = logging.getLogger("gateway.rest")
 
-Timestamp = Annotated[datetime, PlainSerializer(format_datetime, return_type=str)]
+# RFC 3339 UTC with microseconds and `Z` (CONTRACT.md "Casing"), e.g. 2025-12-01T22:34:35.355099Z.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_datetime, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN},
+        mode="serialization",
+    ),
+]
 
 
 class Wire(BaseModel):
     """A body on the wire: camelCase names, unknown request fields ignored."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        # Responses always carry every field, so OpenAPI lists them all as required.
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+class PageQuery(Wire):
+    """`?limit=&cursor=` of every list route (CONTRACT.md "Lists")."""
+
+    limit: int | None = Field(default=None, ge=1, le=100, description="Page size (default 50)")
+    cursor: str | None = Field(default=None, description="`nextCursor` of the previous page")
+
+    def page_args(self, ctx: Context) -> PageArgs:
+        settings = ctx.settings
+        if self.cursor:
+            decode_cursor(self.cursor, field_name="cursor")
+        return PageArgs.build(
+            first=min(self.limit or settings.default_page_size, settings.max_page_size),
+            after=self.cursor or None,
+            default=settings.default_page_size,
+            maximum=settings.max_page_size,
+        )
 
 
 @dataclass
@@ -54,7 +91,7 @@ class Spec:
     query: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
-    auth: Literal["user", "service"] = "user"
+    auth: Literal["user", "service", "none"] = "user"
     # Money-moving POSTs: honour Idempotency-Key (a replay returns the first response).
     idempotent: bool = False
 
@@ -65,7 +102,7 @@ def rest(
     query: type[BaseModel] | None = None,
     response: Any = None,
     status: int = 200,
-    auth: Literal["user", "service"] = "user",
+    auth: Literal["user", "service", "none"] = "user",
     idempotent: bool = False,
 ) -> Callable[[Handler], Handler]:
     spec = Spec(body, query, response, status, auth, idempotent)
@@ -85,7 +122,7 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     @property
     def spec(self) -> Spec:
@@ -117,18 +154,34 @@ class Endpoint:
         return self.spec.idempotent
 
     def __post_init__(self) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
-        object.__setattr__(self, "_pattern", re.compile(f"^{regex}$"))
+        object.__setattr__(self, "_segments", tuple(self.path.strip("/").split("/")))
 
-    def match(self, path: str) -> dict[str, str] | None:
-        found = self._pattern.match(path)
-        if found is None:
+    def match(self, raw_path: str) -> dict[str, str] | None:
+        """Path parameters if `raw_path` (still percent-encoded) is this route, else None.
+
+        Segments are decoded one by one, so an encoded id (even one holding `%2F`) is one value.
+        """
+        segments = split_path(raw_path)
+        if len(segments) != len(self._segments):
             return None
-        return {k: unquote(v) for k, v in found.groupdict().items()}
+        params: dict[str, str] = {}
+        for template, value in zip(self._segments, segments, strict=True):
+            if template.startswith("{") and template.endswith("}"):
+                if not value:
+                    return None
+                params[template[1:-1]] = value
+            elif template != value:
+                return None
+        return params
 
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"\{(\w+)\}", self.path)
+
+
+def split_path(raw_path: str) -> list[str]:
+    """`/a/b%2Fc/` → ["a", "b/c"]: trailing slashes ignored, each segment decoded once."""
+    return [unquote(part) for part in raw_path.strip("/").split("/")]
 
 
 def envelope_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -182,7 +235,7 @@ async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _HttpError(400, "Request body is not valid JSON") from exc
+        raise _HttpError(400, f"Request body is not valid JSON ({exc})") from exc
     if not isinstance(parsed, dict):
         raise _HttpError(400, "Request body must be a JSON object")
     try:
@@ -210,6 +263,50 @@ class _HttpError(Exception):
 IdempotencyHook = Callable[[Endpoint, Call, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 
 
+class RateLimiter:
+    """Fixed one-minute windows per principal in Redis; fails open if Redis is unreachable."""
+
+    def __init__(self, redis: Any, per_minute: int, prefix: str = "gw:rl:") -> None:
+        self.redis = redis
+        self.per_minute = per_minute
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, per_minute: int) -> RateLimiter:
+        from redis.asyncio import Redis
+
+        return cls(Redis.from_url(url), per_minute)
+
+    async def retry_after(self, principal_key: str) -> int | None:
+        """Count one request; seconds to wait if it is over the limit, else None."""
+        now = time.time()
+        window = int(now // 60)
+        key = f"{self.prefix}{principal_key}:{window}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 61)
+                count, _ = await pipe.execute()
+        except Exception:  # a limiter outage must not take the API down
+            log.warning("rate limiter unavailable; request allowed", exc_info=True)
+            return None
+        if int(count) <= self.per_minute:
+            return None
+        return max(1, math.ceil((window + 1) * 60 - now))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _principal_key(ctx: Context, request: Request) -> str:
+    principal = ctx.principal
+    if principal is not None and principal.user_id is not None:
+        return f"user:{principal.user_id}"
+    if principal is not None:
+        return "service"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
 class RestApp:
     """Dispatches `/api/v1/*` to the endpoint table; every answer is the contract's envelope."""
 
@@ -218,15 +315,20 @@ class RestApp:
         endpoints: Sequence[Endpoint],
         context_factory: Callable[[Request], Awaitable[Context]],
         idempotency: IdempotencyHook | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
         self.context_factory = context_factory
         self.idempotency = idempotency
+        self.rate_limiter = rate_limiter
 
-    def resolve(self, method: str, path: str) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+    def resolve(
+        self, method: str, raw_path: str
+    ) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+        """The endpoint for (method, path), its path parameters, and else the allowed methods."""
         allowed: list[str] = []
         for endpoint in self.endpoints:
-            params = endpoint.match(path)
+            params = endpoint.match(raw_path)
             if params is None:
                 continue
             if endpoint.method == method:
@@ -236,34 +338,34 @@ class RestApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        path = path.rstrip("/") or "/"
-        response = await self.handle(request, request.method.upper(), path)
+        response = await self.handle(request, request.method.upper(), _raw_path(scope))
         await response(scope, receive, send)
 
-    async def handle(self, request: Request, method: str, path: str) -> Response:
-        endpoint, params, allowed = self.resolve(method, path)
+    async def handle(self, request: Request, method: str, raw_path: str) -> Response:
+        lookup = "GET" if method == "HEAD" else method
+        endpoint, params, allowed = self.resolve(lookup, raw_path)
         if endpoint is None:
-            if method == "HEAD":
-                endpoint, params, allowed = self.resolve("GET", path)
-            if endpoint is None:
-                if allowed:
-                    allow = ", ".join(sorted(set(allowed)))
-                    return envelope_error(
-                        405, f"Method {method} is not allowed here", headers={"Allow": allow}
-                    )
-                return envelope_error(404, "Not found")
+            if allowed:
+                methods = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+                allow = ", ".join(sorted(methods))
+                return envelope_error(
+                    405, f"Method {method} is not allowed here", headers={"Allow": allow}
+                )
+            return envelope_error(404, "Not found")
         try:
             ctx = await self.context_factory(request)
             request.state.gateway_context = ctx
             if endpoint.auth == "service":
                 if ctx.principal is None or not ctx.principal.is_service:
                     raise Unauthenticated("This route needs the service token")
-            else:
+            elif endpoint.auth == "user":
                 ctx.user_id  # noqa: B018  (raises Unauthenticated without a user token)
+            if self.rate_limiter is not None and endpoint.auth == "user":
+                wait = await self.rate_limiter.retry_after(_principal_key(ctx, request))
+                if wait is not None:
+                    raise RateLimited(
+                        "Too many requests: slow down and retry later", retry_after=wait
+                    )
             call = Call(
                 ctx=ctx,
                 path=params,
@@ -274,6 +376,8 @@ class RestApp:
 
             async def run() -> Response:
                 result = await endpoint.handler(call)
+                if isinstance(result, Response):
+                    return result
                 return envelope_ok(endpoint.status, result, endpoint.response)
 
             if endpoint.idempotent and self.idempotency is not None:
@@ -284,10 +388,36 @@ class RestApp:
         except RateLimited as exc:
             return envelope_error(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
         except DomainError as exc:
-            ctx_obj = getattr(request.state, "gateway_context", None)
-            if ctx_obj is not None and ctx_obj._session is not None:
-                await ctx_obj.session.rollback()
+            await _rollback(request)
             return envelope_error(exc.status, exc.message)
         except Exception:
             log.exception("unexpected error in %s %s", method, endpoint.path)
+            await _rollback(request)
             return envelope_error(500, "Internal server error")
+
+
+def _raw_path(scope: Scope) -> str:
+    """The request path below the mount, still percent-encoded (ids may arrive encoded)."""
+    root = scope.get("root_path", "")
+    app_root = scope.get("app_root_path", "")
+    mount = root[len(app_root) :] if app_root and root.startswith(app_root) else root
+    raw = scope.get("raw_path")
+    if raw:
+        path = raw.decode("latin-1").split("?", 1)[0]
+        if app_root and path.startswith(quote(app_root)):
+            path = path[len(quote(app_root)) :]
+        if path.startswith(quote(mount)):
+            return path[len(quote(mount)) :] or "/"
+    path = scope.get("path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return quote(path) or "/"
+
+
+async def _rollback(request: Request) -> None:
+    ctx = getattr(request.state, "gateway_context", None)
+    if ctx is not None and ctx._session is not None:
+        try:
+            await ctx.session.rollback()
+        except Exception:
+            log.exception("rollback failed")

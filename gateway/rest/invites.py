@@ -2,25 +2,98 @@
 
 from __future__ import annotations
 
-from gateway.errors import NotImplementedYet
-from gateway.rest.framework import Call
+from pydantic import Field
+
+from gateway.db.models import Invite
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.members import MemberOut, members_out
+from resolvers import invites
 
 
-async def list_invites(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class InviteOut(Wire):
+    id: str
+    email: str
+    role: str
+    status: str
+    invited_by: str = Field(description="The id of the user who sent the invite")
+    created_at: Timestamp
+    expires_at: Timestamp
+
+    @classmethod
+    def of(cls, invite: Invite) -> InviteOut:
+        return cls(
+            id=invite.id,
+            email=invite.email,
+            role=invite.role,
+            status=invite.status,
+            invited_by=invite.invited_by_user_id,
+            created_at=invite.created_at,
+            expires_at=invite.expires_at,
+        )
 
 
-async def send_invites(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class SentInviteOut(InviteOut):
+    accept_token: str = Field(description="Deliver to the invitee: shown only in this response")
 
 
-async def count_invites(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class InviteListOut(Wire):
+    items: list[InviteOut]
+    next_cursor: str | None
 
 
+class SentInvitesOut(Wire):
+    items: list[SentInviteOut]
+
+
+class InviteeIn(Wire):
+    email: str = Field(max_length=320)
+    role: str = "member"
+
+
+class SendInvitesIn(Wire):
+    invites: list[InviteeIn]
+
+
+class InviteCountOut(Wire):
+    count: int
+
+
+class AcceptInviteIn(Wire):
+    token: str = Field(max_length=200)
+
+
+@rest(query=PageQuery, response=InviteListOut)
+async def list_invites(call: Call) -> InviteListOut:
+    page = await invites.invites_page(call.ctx, call.path["orgId"], call.query.page_args(call.ctx))
+    return InviteListOut(items=[InviteOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@rest(body=SendInvitesIn, response=SentInvitesOut, status=201)
+async def send_invites(call: Call) -> SentInvitesOut:
+    sent = await invites.send_invites(
+        call.ctx,
+        call.path["orgId"],
+        [invites.InviteRequest(email=i.email, role=i.role) for i in call.body.invites],
+    )
+    return SentInvitesOut(
+        items=[
+            SentInviteOut(**InviteOut.of(s.invite).model_dump(), accept_token=s.accept_token)
+            for s in sent
+        ]
+    )
+
+
+@rest(response=InviteCountOut)
+async def count_invites(call: Call) -> InviteCountOut:
+    return InviteCountOut(count=await invites.invite_count(call.ctx, call.path["orgId"]))
+
+
+@rest(status=204)
 async def revoke_invite(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+    await invites.revoke_invite(call.ctx, call.path["orgId"], call.path["inviteId"])
 
 
-async def accept_invite(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+@rest(body=AcceptInviteIn, response=MemberOut)
+async def accept_invite(call: Call) -> MemberOut:
+    member = await invites.accept_invite(call.ctx, call.body.token)
+    return (await members_out(call, [member]))[0]

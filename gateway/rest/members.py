@@ -2,21 +2,100 @@
 
 from __future__ import annotations
 
-from gateway.errors import NotImplementedYet
-from gateway.rest.framework import Call
+from pydantic import Field
+
+from gateway.db.models import Member, User
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from resolvers import members
+from resolvers.pagination import PageArgs
 
 
-async def list_members(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class MemberOut(Wire):
+    id: str = Field(description="The member id")
+    user_id: str
+    organization_id: str
+    email: str
+    display_name: str
+    role: str
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, member: Member, user: User | None) -> MemberOut:
+        return cls(
+            id=member.id,
+            user_id=member.user_id,
+            organization_id=member.organization_id,
+            email=user.email if user is not None else "",
+            display_name=user.display_name if user is not None else "",
+            role=member.role,
+            created_at=member.created_at,
+        )
 
 
-async def remove_members(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+async def members_out(call: Call, found: list[Member]) -> list[MemberOut]:
+    """Member objects with their users' email and name, loaded in one query."""
+    users = await call.ctx.loaders.user_by_id.load_many([m.user_id for m in found])
+    return [MemberOut.of(m, u) for m, u in zip(found, users, strict=True)]
 
 
-async def available_roles(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class MemberListOut(Wire):
+    items: list[MemberOut]
+    next_cursor: str | None
 
 
-async def change_role(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class RemoveMembersIn(Wire):
+    member_ids: list[str] = Field(min_length=1, max_length=members.MAX_REMOVALS)
+
+
+class RemovedMembersOut(Wire):
+    removed_member_ids: list[str]
+
+
+class AvailableRolesOut(Wire):
+    roles: list[str]
+
+
+class ChangeRoleIn(Wire):
+    role: str
+
+
+def _newest_first(call: Call) -> PageArgs:
+    """Members are stored oldest first; the contract pages lists newest first, so read the
+    keyset backwards: the last `limit` members before the cursor."""
+    settings = call.ctx.settings
+    query: PageQuery = call.query
+    return PageArgs.build(
+        last=min(query.limit or settings.default_page_size, settings.max_page_size),
+        before=query.cursor or None,
+        default=settings.default_page_size,
+        maximum=settings.max_page_size,
+    )
+
+
+@rest(query=PageQuery, response=MemberListOut)
+async def list_members(call: Call) -> MemberListOut:
+    page = await members.members_page(call.ctx, call.path["orgId"], _newest_first(call))
+    newest_first = list(reversed(page.items))
+    return MemberListOut(
+        items=await members_out(call, newest_first),
+        next_cursor=page.start_cursor if page.has_previous_page else None,
+    )
+
+
+@rest(body=RemoveMembersIn, response=RemovedMembersOut)
+async def remove_members(call: Call) -> RemovedMembersOut:
+    removed = await members.remove_members(call.ctx, call.path["orgId"], call.body.member_ids)
+    return RemovedMembersOut(removed_member_ids=removed)
+
+
+@rest(response=AvailableRolesOut)
+async def available_roles(call: Call) -> AvailableRolesOut:
+    return AvailableRolesOut(roles=await members.available_roles(call.ctx, call.path["orgId"]))
+
+
+@rest(body=ChangeRoleIn, response=MemberOut)
+async def change_role(call: Call) -> MemberOut:
+    member = await members.change_member_role(
+        call.ctx, call.path["orgId"], call.path["memberId"], call.body.role
+    )
+    return (await members_out(call, [member]))[0]

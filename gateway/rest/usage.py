@@ -2,25 +2,344 @@
 
 from __future__ import annotations
 
-from gateway.errors import NotImplementedYet
-from gateway.rest.framework import Call
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from gateway.db.models import UsageRecord, User
+from gateway.errors import ValidationFailed
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from resolvers import usage
+from resolvers.usage import UsageEvent, UsageTotals
 
 
-async def list_user_usages(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+def _string_when_present(schema: dict[str, Any]) -> None:
+    """Documented as a string: a None is left out of the body, never sent as null."""
+    schema.pop("anyOf", None)
+    schema.pop("default", None)
+    schema["type"] = "string"
 
 
-async def get_organization_metrics(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class UsageTransactionOut(Wire):
+    id: str = Field(description="The usage id (`usg-…`)")
+    generation_id: str = Field(description="The inference's generation id (idempotency key)")
+    ai_inference_provider_name: str
+    ai_model_name: str
+    ai_model_type_name: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float = Field(description="Provider cost in USD")
+    credits_used: int = Field(description="Micro-credits charged (1 USD = 1,000,000)")
+    operation: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        json_schema_extra=_string_when_present,
+        description="Omitted for plain inference, else e.g. `web_search`",
+    )
+    organization_id: str = Field(description='The paying organization; "" for personal usage')
+    user_id: str
+    metadata: dict[str, Any]
+    created_at: Timestamp
+
+    @classmethod
+    def fields_of(cls, record: UsageRecord) -> dict[str, Any]:
+        return {
+            "id": record.id,
+            "generation_id": record.generation_id,
+            "ai_inference_provider_name": record.provider_name,
+            "ai_model_name": record.model_name,
+            "ai_model_type_name": record.model_type_name,
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "total_tokens": record.total_tokens,
+            "cost_usd": record.cost_micro_usd / usage.MICRO,
+            "credits_used": record.credits_used,
+            "operation": record.operation,
+            "organization_id": record.organization_id or "",
+            "user_id": record.user_id,
+            "metadata": record.metadata_ or {},
+            "created_at": record.created_at,
+        }
+
+    @classmethod
+    def of(cls, record: UsageRecord) -> UsageTransactionOut:
+        return cls(**cls.fields_of(record))
 
 
-async def list_member_usages(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class UsageListOut(Wire):
+    items: list[UsageTransactionOut]
+    next_cursor: str | None
 
 
-async def get_organization_usage(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class MemberUsageTransactionOut(UsageTransactionOut):
+    member_display_name: str
+    member_email: str
 
 
-async def record_usages(call: Call) -> None:
-    raise NotImplementedYet("This route is not available yet")
+class MemberUsageListOut(Wire):
+    items: list[MemberUsageTransactionOut]
+    next_cursor: str | None
+
+
+@rest(query=PageQuery, response=UsageListOut)
+async def list_user_usages(call: Call) -> UsageListOut:
+    """The caller's usage history (personal and in organizations), newest first."""
+    page = await usage.user_usages_page(call.ctx, call.path["id"], call.query.page_args(call.ctx))
+    return UsageListOut(
+        items=[UsageTransactionOut.of(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@rest(query=PageQuery, response=MemberUsageListOut)
+async def list_member_usages(call: Call) -> MemberUsageListOut:
+    """A member's usage in the organization (owners, admins, and the member themself)."""
+    found = await usage.member_usages_page(
+        call.ctx, call.path["orgId"], call.path["memberId"], call.query.page_args(call.ctx)
+    )
+    user: User | None = found.user
+    return MemberUsageListOut(
+        items=[
+            MemberUsageTransactionOut(
+                **UsageTransactionOut.fields_of(record),
+                member_display_name=user.display_name if user is not None else "",
+                member_email=user.email if user is not None else "",
+            )
+            for record in found.page.items
+        ],
+        next_cursor=found.page.next_cursor,
+    )
+
+
+# --- Aggregates --------------------------------------------------------------------------------
+
+
+def _when(value: str | None, name: str) -> datetime | date | None:
+    """`YYYY-MM-DD` (a whole UTC day) or an RFC 3339 timestamp with a timezone."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} must be a date (YYYY-MM-DD) or an RFC 3339 timestamp", field=name
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"{name} needs a timezone (use Z for UTC)", field=name)
+    return parsed
+
+
+class PeriodQuery(Wire):
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        description="Start: a date (whole UTC day) or an RFC 3339 timestamp; default to - 30 days",
+    )
+    to: str | None = Field(
+        default=None,
+        description="End: a date (included) or an RFC 3339 timestamp (excluded); default now. "
+        "At most one year after from.",
+    )
+
+    def period(self) -> tuple[datetime | date | None, datetime | date | None]:
+        return _when(self.from_, "from"), _when(self.to, "to")
+
+
+class UsageQuery(PeriodQuery):
+    group_by: Literal["day", "model", "member"] = Field(
+        default="day", description="Bucket by UTC day (`YYYY-MM-DD`), model name, or member id"
+    )
+
+
+class UsageTotalsOut(Wire):
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    credits_used: int = Field(description="Micro-credits")
+    cost_usd: float = Field(description="Provider cost in USD")
+
+    @classmethod
+    def fields_of(cls, totals: UsageTotals) -> dict[str, Any]:
+        return {
+            "requests": totals.requests,
+            "prompt_tokens": totals.prompt_tokens,
+            "completion_tokens": totals.completion_tokens,
+            "total_tokens": totals.total_tokens,
+            "credits_used": totals.credits_used,
+            "cost_usd": totals.cost_usd,
+        }
+
+
+class UsageBucketOut(Wire):
+    key: str = Field(
+        description="The day (YYYY-MM-DD, UTC), the model name, or the member id "
+        "(the user id for someone no longer a member)"
+    )
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    credits_used: int
+    cost_usd: float
+
+
+class OrganizationUsageOut(Wire):
+    from_: Timestamp = Field(serialization_alias="from")
+    to: Timestamp
+    group_by: str
+    items: list[UsageBucketOut] = Field(
+        description="Days in date order; models and members by credits used, most first"
+    )
+    totals: UsageTotalsOut
+
+
+class TopModelOut(Wire):
+    ai_model_name: str
+    requests: int
+    credits_used: int
+
+
+class OrganizationMetricsOut(Wire):
+    from_: Timestamp = Field(serialization_alias="from")
+    to: Timestamp
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    credits_used: int
+    cost_usd: float
+    active_members: int = Field(description="Distinct users with usage in the period")
+    top_models: list[TopModelOut] = Field(description="At most 5, by requests")
+
+
+@rest(query=UsageQuery, response=OrganizationUsageOut)
+async def get_organization_usage(call: Call) -> OrganizationUsageOut:
+    """The organization's usage over [from, to), grouped by day, model or member."""
+    start, end = call.query.period()
+    summary = await usage.organization_usage_summary(
+        call.ctx, call.path["orgId"], start=start, end=end, group_by=call.query.group_by
+    )
+    return OrganizationUsageOut(
+        from_=summary.start,
+        to=summary.end,
+        group_by=summary.group_by,
+        items=[UsageBucketOut(key=b.key, **UsageTotalsOut.fields_of(b)) for b in summary.items],
+        totals=UsageTotalsOut(**UsageTotalsOut.fields_of(summary.totals)),
+    )
+
+
+@rest(query=PeriodQuery, response=OrganizationMetricsOut)
+async def get_organization_metrics(call: Call) -> OrganizationMetricsOut:
+    """Requests, tokens, credits, cost, active members and top models over [from, to)."""
+    start, end = call.query.period()
+    metrics = await usage.organization_metrics(call.ctx, call.path["orgId"], start=start, end=end)
+    return OrganizationMetricsOut(
+        from_=metrics.start,
+        to=metrics.end,
+        **UsageTotalsOut.fields_of(metrics.totals),
+        active_members=metrics.active_members,
+        top_models=[
+            TopModelOut(
+                ai_model_name=m.model_name, requests=m.requests, credits_used=m.credits_used
+            )
+            for m in metrics.top_models
+        ],
+    )
+
+
+# --- Ingestion ---------------------------------------------------------------------------------
+
+
+class UsageEventIn(Wire):
+    generation_id: str = Field(description="The inference's generation id: the idempotency key")
+    provider: str = Field(description="Inference provider name")
+    model: str = Field(description="Model name")
+    model_type: str = Field(description="Model type name")
+    operation: str | None = Field(default=None, description="e.g. `web_search`; omit for plain")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int | None = Field(default=None, description="Default prompt + completion")
+    cost_usd: float = Field(description="Provider cost in USD (stored in micro-USD)")
+    credits: int = Field(description="Micro-credits to charge the paying account")
+    user_id: str
+    organization_id: str | None = Field(
+        default=None,
+        description="The paying organization (the user must be a member); null "
+        "or omitted bills the user's personal account",
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="A JSON object")
+    created_at: datetime | None = Field(default=None, description="When it happened; default now")
+
+    def event(self) -> UsageEvent:
+        return UsageEvent(
+            generation_id=self.generation_id,
+            provider=self.provider,
+            model=self.model,
+            model_type=self.model_type,
+            operation=self.operation,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.total_tokens,
+            cost_usd=self.cost_usd,
+            credits=self.credits,
+            user_id=self.user_id,
+            organization_id=self.organization_id,
+            metadata=self.metadata or {},
+            created_at=self.created_at,
+        )
+
+
+class RecordUsagesIn(Wire):
+    """`{"events": [event, …]}` (1 to 1,000, one transaction: all or nothing), or a single
+    event object, which is taken as a batch of one (errors then name `events[0].…`)."""
+
+    events: list[UsageEventIn]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_event(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "events" not in data:
+            return {"events": [data]}
+        return data
+
+
+class RecordedUsageOut(Wire):
+    id: str = Field(description="The usage id (the first one's, for a duplicate)")
+    generation_id: str
+    duplicate: bool = Field(description="Already recorded: nothing written or debited again")
+    overdrawn: bool = Field(description="The debit took the paying account below zero")
+    credits_used: int
+
+
+class RecordUsagesOut(Wire):
+    items: list[RecordedUsageOut] = Field(description="One per event, in the request's order")
+    recorded: int = Field(description="Events recorded and debited by this call")
+    duplicates: int
+    overdrawn: int = Field(description="Events of this call that overdrew their account")
+
+
+@rest(body=RecordUsagesIn, response=RecordUsagesOut, auth="service")
+async def record_usages(call: Call) -> RecordUsagesOut:
+    """Record inference usage and debit the paying accounts (service token only)."""
+    results = await usage.record_usages(call.ctx, [e.event() for e in call.body.events])
+    fresh = [r for r in results if not r.duplicate]
+    return RecordUsagesOut(
+        items=[
+            RecordedUsageOut(
+                id=r.id,
+                generation_id=r.generation_id,
+                duplicate=r.duplicate,
+                overdrawn=r.overdrawn,
+                credits_used=r.credits_used,
+            )
+            for r in results
+        ],
+        recorded=len(fresh),
+        duplicates=len(results) - len(fresh),
+        overdrawn=sum(1 for r in fresh if r.overdrawn),
+    )

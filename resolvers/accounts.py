@@ -1,0 +1,112 @@
+"""Billing accounts: which account a money operation acts on, and who may act on it.
+
+A personal account is the caller's own (`/users/{id}/…` with their own id only); an
+organization's account is for its owners and admins, except its balance, which any member reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.context import Context
+from gateway.db.models import Account, AccountKind
+from resolvers import permissions
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: str
+    amount: int
+    currency: str
+    user_id: str | None = None
+    organization_id: str | None = None
+
+
+async def _load_or_create(
+    ctx: Context, *, user_id: str | None, organization_id: str | None
+) -> Account:
+    loaders = ctx.loaders
+    account: Account | None = (
+        await loaders.account_by_user_id.load(user_id)
+        if user_id is not None
+        else await loaders.account_by_organization_id.load(organization_id)
+    )
+    if account is not None:
+        return account
+    # Accounts are created with their owner; this only repairs one that is missing.
+    session = ctx.session
+    try:
+        async with session.begin_nested():
+            account = Account(
+                kind=(AccountKind.USER if user_id is not None else AccountKind.ORGANIZATION).value,
+                user_id=user_id,
+                organization_id=organization_id,
+            )
+            session.add(account)
+            await session.flush()
+        await session.commit()
+    except IntegrityError:
+        column = Account.user_id if user_id is not None else Account.organization_id
+        account = (
+            await session.execute(select(Account).where(column == (user_id or organization_id)))
+        ).scalar_one()
+    return account
+
+
+async def personal_account(ctx: Context, user_id: str | None = None) -> Account:
+    """The caller's personal account; another user's id is not found."""
+    own_id = permissions.require_self(ctx, user_id) if user_id is not None else ctx.user_id
+    return await _load_or_create(ctx, user_id=own_id, organization_id=None)
+
+
+async def organization_account(
+    ctx: Context, organization_id: str, *, manage: bool = True
+) -> Account:
+    """An organization's account: owners and admins, or any member when `manage` is False."""
+    if manage:
+        await permissions.require_manager(ctx, organization_id)
+    else:
+        await permissions.require_member(ctx, organization_id)
+    return await _load_or_create(ctx, user_id=None, organization_id=organization_id)
+
+
+async def billing_account(
+    ctx: Context,
+    *,
+    user_id: str | None = None,
+    organization_id: str | None = None,
+    manage: bool = True,
+) -> Account:
+    """The account named by an organization id, else the caller's (or `user_id`'s) personal one."""
+    if organization_id:
+        return await organization_account(ctx, organization_id, manage=manage)
+    return await personal_account(ctx, user_id)
+
+
+def balance_of(account: Account) -> Balance:
+    """The stored balance: one indexed row, never a sum over history."""
+    return Balance(
+        account_id=account.id,
+        amount=int(account.balance),
+        currency=account.currency,
+        user_id=account.user_id,
+        organization_id=account.organization_id,
+    )
+
+
+async def user_balance(ctx: Context, user_id: str) -> Balance:
+    return balance_of(await personal_account(ctx, user_id))
+
+
+async def organization_balance(ctx: Context, organization_id: str) -> Balance:
+    return balance_of(await organization_account(ctx, organization_id, manage=False))
+
+
+async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
+    """`user_id`'s personal account if that is the caller, else None (GraphQL User fields)."""
+    if ctx.principal is None or ctx.principal.user_id != user_id:
+        return None
+    return await personal_account(ctx, user_id)

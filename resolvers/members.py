@@ -1,0 +1,149 @@
+"""Member operations: list, change a role, remove, the roles a caller may assign."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from gateway.context import Context
+from gateway.db.models import ApiKey, Member, Role, User, utcnow
+from gateway.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from resolvers import permissions
+from resolvers.pagination import Page, PageArgs
+
+MAX_REMOVALS = 100
+ROLES = [r.value for r in Role]
+
+
+async def members_page(ctx: Context, organization_id: str, args: PageArgs) -> Page[Member]:
+    """A page of members, oldest first; only members of the organization may list them."""
+    await permissions.require_member(ctx, organization_id)
+    page: Page[Member] = await ctx.loaders.member_pages_by_organization_id.load(
+        (organization_id, args)
+    )
+    return page
+
+
+async def viewer_role(ctx: Context, organization_id: str) -> str | None:
+    """The caller's role in the organization, or None for a non-member."""
+    member = await permissions.organization_membership(ctx, organization_id)
+    return member.role if member is not None else None
+
+
+async def available_roles(ctx: Context, organization_id: str) -> list[str]:
+    """The roles the caller may give to others (none for plain members)."""
+    actor = await permissions.require_member(ctx, organization_id)
+    return permissions.assignable_roles(actor.role)
+
+
+def clean_role(role: str, field: str = "role") -> str:
+    if role not in ROLES:
+        raise ValidationFailed(f"{field} must be one of {', '.join(ROLES)}", field=field)
+    return role
+
+
+def check_assignable(actor: Member, role: str) -> None:
+    if role not in permissions.assignable_roles(actor.role):
+        raise Forbidden(f"You cannot assign the role {role}")
+
+
+async def _member_of(ctx: Context, organization_id: str, member_id: str) -> Member:
+    member: Member | None = await ctx.loaders.member_by_id.load(member_id)
+    if member is None or member.organization_id != organization_id:
+        raise NotFound("Member not found")
+    return member
+
+
+async def _lock_owner_ids(ctx: Context, organization_id: str) -> set[str]:
+    """The organization's owners, locked (PostgreSQL) so two demotions cannot race to zero."""
+    stmt = (
+        select(Member.id)
+        .where(Member.organization_id == organization_id, Member.role == Role.OWNER.value)
+        .with_for_update()
+    )
+    return set((await ctx.session.execute(stmt)).scalars())
+
+
+async def change_member_role(
+    ctx: Context, organization_id: str, member_id: str, role: str
+) -> Member:
+    """Owner/admin: give a member a role the actor may assign; the last owner stays owner."""
+    role = clean_role(role)
+    actor = await permissions.require_manager(ctx, organization_id)
+    target = await _member_of(ctx, organization_id, member_id)
+    check_assignable(actor, role)
+    if not permissions.may_manage_member(actor, target):
+        raise Forbidden("Admins cannot change an owner's role")
+    if target.role == role:
+        return target
+    if target.role == Role.OWNER.value:
+        owners = await _lock_owner_ids(ctx, organization_id)
+        if owners <= {target.id}:
+            raise Conflict("An organization needs at least one owner")
+    target.role = role
+    target.updated_at = utcnow()
+    ctx.session.add(target)
+    await ctx.session.commit()
+    return target
+
+
+async def remove_members(ctx: Context, organization_id: str, member_ids: list[str]) -> list[str]:
+    """Owner/admin remove members (admins not owners); anyone may remove themself.
+    The last owner cannot leave. Returns the removed member ids, in request order."""
+    actor = await permissions.require_member(ctx, organization_id)
+    ids = list(dict.fromkeys(member_ids))
+    if not ids:
+        raise ValidationFailed("memberIds must not be empty", field="memberIds")
+    if len(ids) > MAX_REMOVALS:
+        raise ValidationFailed(f"At most {MAX_REMOVALS} memberIds at once", field="memberIds")
+    found: list[Member | None] = await ctx.loaders.member_by_id.load_many(ids)
+    targets = [m for m in found if m is not None and m.organization_id == organization_id]
+    if len(targets) != len(ids):
+        raise NotFound("Member not found")
+    for target in targets:
+        if target.id != actor.id and actor.role not in permissions.MANAGERS:
+            raise Forbidden("Only organization owners and admins can remove other members")
+        if not permissions.may_manage_member(actor, target):
+            raise Forbidden("Admins cannot remove owners")
+    removed_owner_ids = {t.id for t in targets if t.role == Role.OWNER.value}
+    if removed_owner_ids:
+        owners = await _lock_owner_ids(ctx, organization_id)
+        if owners <= removed_owner_ids:
+            raise Conflict("An organization needs at least one owner")
+    now = utcnow()
+    session = ctx.session
+    user_ids = [t.user_id for t in targets]
+    await session.execute(
+        update(User)
+        .where(col(User.id).in_(user_ids), User.active_organization_id == organization_id)
+        .values(active_organization_id=None, updated_at=now)
+    )
+    # Keys scoped to this organization are useless to a former member: revoke them.
+    await session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.user_id).in_(user_ids),
+            ApiKey.organization_id == organization_id,
+            ApiKey.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    for target in targets:
+        await session.delete(target)
+    await session.commit()
+    ctx.reset_loaders()
+    return ids
+
+
+async def member_count(ctx: Context, organization_id: str) -> int:
+    return int(await ctx.loaders.member_count_by_organization_id.load(organization_id))
+
+
+async def member_emails(ctx: Context, organization_id: str, emails: list[str]) -> list[str]:
+    """Which of these (lowercase) emails belong to members of the organization."""
+    stmt = (
+        select(User.email)
+        .join(Member, Member.user_id == User.id)
+        .where(Member.organization_id == organization_id, func.lower(User.email).in_(emails))
+    )
+    return [e.lower() for e in (await ctx.session.execute(stmt)).scalars()]

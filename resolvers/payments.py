@@ -1,0 +1,458 @@
+"""Payment operations on a billing account: history, checkout, purchase, payment methods,
+auto top-up and promotions. Each takes an Account already resolved (and authorized) by
+`resolvers.accounts`, so user-level and organization-level routes share one implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.billing import idempotency
+from gateway.billing.ledger import post_entry
+from gateway.billing.payments import (
+    apply_payment_event,
+    apply_setup_event,
+    charge_default_method,
+    ensure_customer,
+    mark_unavailable,
+    new_payment,
+)
+from gateway.billing.providers import (
+    CardDetails,
+    PaymentProvider,
+    ProviderError,
+    ProviderPayment,
+)
+from gateway.context import Context
+from gateway.db.models import (
+    Account,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Promotion,
+    PromotionRedemption,
+    User,
+    utcnow,
+)
+from gateway.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
+from resolvers import permissions
+from resolvers.pagination import Page, PageArgs
+
+NO_DEFAULT_METHOD = "No default payment method"
+
+
+class ProviderUnavailable(DomainError):
+    code = "PROVIDER_UNAVAILABLE"
+    status = 502
+
+
+def _provider(ctx: Context) -> PaymentProvider:
+    provider: PaymentProvider | None = getattr(ctx.services, "payments", None)
+    if provider is None:
+        raise ProviderUnavailable("Payments are not configured")
+    return provider
+
+
+async def _email(ctx: Context, account: Account) -> str | None:
+    if account.user_id is None:
+        return None
+    user: User | None = await ctx.loaders.user_by_id.load(account.user_id)
+    return user.email if user is not None else None
+
+
+async def _customer(ctx: Context, account: Account) -> str:
+    try:
+        return await ensure_customer(
+            ctx.session, _provider(ctx), account, await _email(ctx, account)
+        )
+    except ProviderError as exc:
+        raise ProviderUnavailable(f"The payment provider refused the request: {exc}") from exc
+
+
+def _check_amount(ctx: Context, amount_cents: int, field: str = "amountCents") -> None:
+    low, high = ctx.settings.checkout_min_cents, ctx.settings.checkout_max_cents
+    if not low <= amount_cents <= high:
+        raise ValidationFailed(f"{field} must be between {low} and {high} cents", field=field)
+
+
+def _check_url(value: str | None, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(("https://", "http://")) or len(value) > 2048:
+        raise ValidationFailed(f"{field} must be an http(s) URL", field=field)
+    return value
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+async def payments_page(
+    ctx: Context, account: Account, args: PageArgs, *, succeeded_only: bool = False
+) -> Page[Payment]:
+    """The account's payments, newest first (succeeded ones only for the REST history)."""
+    loader = (
+        ctx.loaders.succeeded_payment_pages_by_account_id
+        if succeeded_only
+        else ctx.loaders.payment_pages_by_account_id
+    )
+    page: Page[Payment] = await loader.load((account.id, args))
+    return page
+
+
+async def get_payment(ctx: Context, account: Account, payment_id: str) -> Payment:
+    payment: Payment | None = await ctx.loaders.payment_by_id.load(payment_id)
+    if payment is None or payment.account_id != account.id:
+        raise NotFound("Payment not found")
+    return payment
+
+
+async def visible_payment(ctx: Context, payment_id: str) -> Payment | None:
+    """A payment of the caller's personal account or of an organization they manage."""
+    payment: Payment | None = await ctx.loaders.payment_by_id.load(payment_id)
+    if payment is None:
+        return None
+    account: Account | None = await ctx.loaders.account_by_id.load(payment.account_id)
+    if account is None:
+        return None
+    if account.user_id is not None:
+        return payment if account.user_id == ctx.user_id else None
+    try:
+        await permissions.require_manager(ctx, account.organization_id or "")
+    except DomainError:
+        return None
+    return payment
+
+
+async def provider_payment(ctx: Context, account: Account, payment_id: str) -> ProviderPayment:
+    """The provider's view of one of the account's payments."""
+    return await provider_view(ctx, await get_payment(ctx, account, payment_id))
+
+
+async def provider_view(ctx: Context, payment: Payment) -> ProviderPayment:
+    """The provider's view of a payment the caller was already allowed to see."""
+    from gateway.billing.providers.sandbox import SandboxProvider
+
+    provider = _provider(ctx)
+    source: PaymentProvider
+    if payment.provider == provider.name:
+        source = provider
+    elif payment.provider == SandboxProvider.name:
+        source = SandboxProvider()
+    else:
+        raise NotFound("This payment has no provider record")
+    if not payment.provider_payment_id and payment.provider != SandboxProvider.name:
+        raise NotFound("This payment has no provider record yet")
+    try:
+        return await source.retrieve_payment(payment)
+    except ProviderError as exc:
+        raise ProviderUnavailable(f"The payment provider could not answer: {exc}") from exc
+
+
+# --- buying credits ------------------------------------------------------------------------
+
+
+async def _once(
+    ctx: Context,
+    account: Account,
+    *,
+    operation: str,
+    key: str | None,
+    request: dict[str, object],
+    produce: Callable[[], Awaitable[Payment]],
+) -> Payment:
+    """Run `produce` once per idempotency key (GraphQL's `idempotencyKey`); a replay with
+    the same request returns the first payment and moves no money."""
+    if key is None:
+        return await produce()
+    key = idempotency.check_key(key, "idempotencyKey")
+    session = ctx.session
+    scope = idempotency.fit_scope(ctx.user_id, f"graphql {operation} {account.id}")
+    first = await idempotency.claim(session, scope, key, idempotency.request_hash(request))
+    if first is not None:
+        replayed = await session.get(Payment, first.response_body or "", populate_existing=True)
+        if replayed is None:
+            raise NotFound("Payment not found")
+        return replayed
+    try:
+        payment = await produce()
+    except BaseException:
+        await idempotency.release(session, scope, key)
+        raise
+    await idempotency.complete(session, scope, key, 200, payment.id)
+    return payment
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    payment: Payment
+    client_secret: str | None
+    checkout_url: str | None
+
+
+async def start_checkout(
+    ctx: Context,
+    account: Account,
+    *,
+    amount_cents: int,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> CheckoutResult:
+    """A pending payment and what a frontend needs to complete it (client secret or URL)."""
+    _check_amount(ctx, amount_cents)
+    success_url = _check_url(success_url, "successUrl")
+    cancel_url = _check_url(cancel_url, "cancelUrl")
+
+    async def produce() -> Payment:
+        return await _checkout(ctx, account, amount_cents, success_url, cancel_url)
+
+    request = {"amountCents": amount_cents, "successUrl": success_url, "cancelUrl": cancel_url}
+    payment = await _once(
+        ctx, account, operation="checkout", key=idempotency_key, request=request, produce=produce
+    )
+    return CheckoutResult(payment, payment.client_secret, payment.checkout_url)
+
+
+async def _checkout(
+    ctx: Context,
+    account: Account,
+    amount_cents: int,
+    success_url: str | None,
+    cancel_url: str | None,
+) -> Payment:
+    provider = _provider(ctx)
+    customer_id = await _customer(ctx, account)
+    session = ctx.session
+    payment = await new_payment(
+        session,
+        ctx.settings,
+        provider,
+        account,
+        kind=PaymentKind.CHECKOUT,
+        amount_cents=amount_cents,
+        creator_user_id=ctx.user_id,
+    )
+    try:
+        checkout = await provider.start_checkout(
+            customer_id=customer_id,
+            payment_id=payment.id,
+            amount_cents=amount_cents,
+            currency=payment.currency,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+    except ProviderError as exc:
+        await mark_unavailable(session, payment)
+        raise ProviderUnavailable(f"The payment provider refused the checkout: {exc}") from exc
+    await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(
+            provider_payment_id=checkout.provider_payment_id,
+            client_secret=checkout.client_secret,
+            checkout_url=checkout.checkout_url,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if checkout.event is not None:
+        await apply_payment_event(session, checkout.event)
+    await session.commit()
+    await session.refresh(payment)
+    return payment
+
+
+async def purchase_credits(
+    ctx: Context, account: Account, *, amount_cents: int, idempotency_key: str | None = None
+) -> Payment:
+    """Charge the default payment method off-session; a decline is a failed payment."""
+    _check_amount(ctx, amount_cents)
+
+    async def produce() -> Payment:
+        if not account.default_payment_method_id:
+            raise Unprocessable(NO_DEFAULT_METHOD)
+        await _customer(ctx, account)
+        return await charge_default_method(
+            ctx.session,
+            ctx.settings,
+            _provider(ctx),
+            account,
+            kind=PaymentKind.PURCHASE,
+            amount_cents=amount_cents,
+            creator_user_id=ctx.user_id,
+        )
+
+    return await _once(
+        ctx,
+        account,
+        operation="purchase",
+        key=idempotency_key,
+        request={"amountCents": amount_cents},
+        produce=produce,
+    )
+
+
+# --- payment methods -----------------------------------------------------------------------
+
+
+async def default_payment_method(ctx: Context, account: Account) -> CardDetails:
+    if not account.default_payment_method_id:
+        raise NotFound(NO_DEFAULT_METHOD)
+    try:
+        card = await _provider(ctx).card_details(account.default_payment_method_id)
+    except ProviderError as exc:
+        raise ProviderUnavailable(f"The payment provider could not answer: {exc}") from exc
+    if card is None:
+        raise NotFound(NO_DEFAULT_METHOD)
+    return card
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    setup_intent_id: str
+    client_secret: str
+    url: str | None
+
+
+async def start_payment_method_setup(
+    ctx: Context, account: Account, *, return_url: str | None = None
+) -> SetupResult:
+    """Start saving a card for off-session use; it becomes the default once set up."""
+    return_url = _check_url(return_url, "returnUrl")
+    provider = _provider(ctx)
+    customer_id = await _customer(ctx, account)
+    try:
+        setup = await provider.start_setup(customer_id=customer_id, return_url=return_url)
+    except ProviderError as exc:
+        raise ProviderUnavailable(f"The payment provider refused the setup: {exc}") from exc
+    if setup.event is not None:
+        await apply_setup_event(ctx.session, setup.event)
+        await ctx.session.commit()
+    return SetupResult(setup.setup_intent_id, setup.client_secret, setup.url)
+
+
+# --- auto top-up ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AutoTopUp:
+    enabled: bool
+    threshold: int
+    amount_cents: int
+
+
+def auto_top_up(account: Account) -> AutoTopUp:
+    return AutoTopUp(
+        enabled=account.auto_top_up_enabled,
+        threshold=int(account.auto_top_up_threshold),
+        amount_cents=int(account.auto_top_up_amount_cents),
+    )
+
+
+async def update_auto_top_up(
+    ctx: Context, account: Account, *, enabled: bool, threshold: int, amount_cents: int
+) -> AutoTopUp:
+    if amount_cents <= 0:
+        raise ValidationFailed("amountCents must be greater than 0", field="amountCents")
+    if amount_cents > ctx.settings.checkout_max_cents:
+        raise ValidationFailed(
+            f"amountCents must be at most {ctx.settings.checkout_max_cents}", field="amountCents"
+        )
+    if threshold < 0:
+        raise ValidationFailed("threshold must be 0 or more", field="threshold")
+    if enabled and not account.default_payment_method_id:
+        raise Unprocessable(f"{NO_DEFAULT_METHOD}: add one before enabling auto top-up")
+    account.auto_top_up_enabled = enabled
+    account.auto_top_up_threshold = threshold
+    account.auto_top_up_amount_cents = amount_cents
+    account.updated_at = utcnow()
+    ctx.session.add(account)
+    await ctx.session.commit()
+    return auto_top_up(account)
+
+
+# --- promotions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromotionView:
+    promotion: Promotion
+    redeemed_at: datetime | None
+
+
+def _offered_to(account: Account, now: datetime) -> list[object]:
+    return [
+        (Promotion.account_id.is_(None)) | (Promotion.account_id == account.id),
+        Promotion.starts_at <= now,
+        Promotion.expires_at > now,
+    ]
+
+
+async def promotions(ctx: Context, account: Account) -> list[PromotionView]:
+    """Active promotions offered to the account, soonest expiry first, with redemption time."""
+    now = utcnow()
+    rows = (
+        await ctx.session.execute(
+            select(Promotion, PromotionRedemption.redeemed_at)
+            .outerjoin(
+                PromotionRedemption,
+                (PromotionRedemption.promotion_id == Promotion.id)
+                & (PromotionRedemption.account_id == account.id),
+            )
+            .where(*_offered_to(account, now))
+            .order_by(Promotion.expires_at, Promotion.id)
+        )
+    ).all()
+    return [PromotionView(promotion=p, redeemed_at=r) for p, r in rows]
+
+
+async def redeem_promotion(ctx: Context, account: Account, *, code: str) -> Payment:
+    """Credit an active promotion to the account, once: a `promotion` payment on the ledger."""
+    code = code.strip()
+    if not code:
+        raise ValidationFailed("code is required", field="code")
+    session = ctx.session
+    now = utcnow()
+    promotion = (
+        await session.execute(
+            select(Promotion).where(Promotion.code == code, *_offered_to(account, now))
+        )
+    ).scalar_one_or_none()
+    if promotion is None:
+        raise NotFound("Promotion not found or no longer active")
+    payment = Payment(
+        account_id=account.id,
+        kind=PaymentKind.PROMOTION.value,
+        status=PaymentStatus.SUCCEEDED.value,
+        amount_cents=0,
+        credits=int(promotion.credits),
+        currency=account.currency,
+        creator_user_id=ctx.user_id,
+        provider="promotion",
+        paid_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(PromotionRedemption(promotion_id=promotion.id, account_id=account.id))
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("This promotion was already redeemed") from None
+    posted = await post_entry(
+        session,
+        account_id=account.id,
+        amount=int(promotion.credits),
+        reason=PaymentKind.PROMOTION.value,
+        idempotency_key=f"promotion:{promotion.id}:{account.id}",
+        reference_id=payment.id,
+    )
+    if not posted.applied:
+        await session.rollback()
+        raise Conflict("This promotion was already redeemed")
+    await session.commit()
+    await session.refresh(payment)
+    return payment

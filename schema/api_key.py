@@ -1,0 +1,95 @@
+"""GraphQL ApiKey: a user's (or an organization's) API keys; the secret is shown once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.db import models
+from resolvers import api_keys
+from schema.errors import UserError, run_mutation
+from schema.relay import Node
+
+
+@strawberry.type(description="An API key; its secret is only shown by createApiKey.")
+class ApiKey(Node):
+    id: strawberry.ID
+    name: str
+    prefix: str = strawberry.field(description="The first characters of the key, to recognise it.")
+    organization_id: strawberry.ID | None = strawberry.field(
+        description="Set for an organization key, which only reaches that organization."
+    )
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    _model: strawberry.Private[models.ApiKey]
+
+    @classmethod
+    def from_model(cls, key: models.ApiKey) -> ApiKey:
+        return cls(
+            id=strawberry.ID(key.id),
+            name=key.name,
+            prefix=key.prefix,
+            organization_id=strawberry.ID(key.organization_id) if key.organization_id else None,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            expires_at=key.expires_at,
+            _model=key,
+        )
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    name: str = strawberry.field(description="1 to 200 characters.")
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Make an organization key (needs owner or admin)."
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the key stops working; must be in the future."
+    )
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    errors: list[UserError]
+    api_key: ApiKey | None = None
+    key: str | None = strawberry.field(
+        default=None, description="The secret: shown only here, store it now."
+    )
+
+
+@strawberry.input
+class DeleteApiKeyInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeleteApiKeyPayload:
+    errors: list[UserError]
+    deleted_api_key_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class ApiKeyMutation:
+    @strawberry.mutation(description="Create an API key for yourself or an organization.")
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+        async def action() -> dict[str, object]:
+            created = await api_keys.create_api_key(
+                info.context,
+                name=input.name,
+                organization_id=str(input.organization_id) if input.organization_id else None,
+                expires_at=input.expires_at,
+            )
+            return {"api_key": ApiKey.from_model(created.api_key), "key": created.secret}
+
+        return await run_mutation(info, CreateApiKeyPayload, action)
+
+    @strawberry.mutation(description="Revoke one of your API keys; it stops working at once.")
+    async def delete_api_key(self, info: Info, input: DeleteApiKeyInput) -> DeleteApiKeyPayload:
+        async def action() -> dict[str, object]:
+            key_id = await api_keys.delete_api_key(info.context, str(input.id))
+            return {"deleted_api_key_id": strawberry.ID(key_id)}
+
+        return await run_mutation(info, DeleteApiKeyPayload, action)

@@ -1,0 +1,157 @@
+"""GraphQL Invite: an emailed offer to join an organization, accepted with a one-time token."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.db import models
+from resolvers import invites
+from schema.errors import UserError, run_mutation
+from schema.member import Member, Role
+from schema.relay import Node
+
+if TYPE_CHECKING:
+    from schema.organization import Organization
+    from schema.user import User
+
+
+@strawberry.enum(description="Where an invite stands.")
+class InviteStatus(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+
+
+@strawberry.type
+class Invite(Node):
+    id: strawberry.ID
+    email: str
+    role: Role
+    status: InviteStatus
+    created_at: datetime
+    expires_at: datetime
+    _model: strawberry.Private[models.Invite]
+
+    @classmethod
+    def from_model(cls, invite: models.Invite) -> Invite:
+        return cls(
+            id=strawberry.ID(invite.id),
+            email=invite.email,
+            role=Role(invite.role),
+            status=InviteStatus(invite.status),
+            created_at=invite.created_at,
+            expires_at=invite.expires_at,
+            _model=invite,
+        )
+
+    @strawberry.field(description="The user who sent (or last refreshed) the invite.")
+    async def invited_by(
+        self, info: Info
+    ) -> Annotated[User, strawberry.lazy("schema.user")] | None:
+        from schema.user import User
+
+        user = await info.context.loaders.user_by_id.load(self._model.invited_by_user_id)
+        return User.from_model(user) if user is not None and user.deleted_at is None else None
+
+    @strawberry.field
+    async def organization(
+        self, info: Info
+    ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
+        from schema.organization import Organization
+
+        org = await info.context.loaders.organization_by_id.load(self._model.organization_id)
+        return Organization.from_model(org) if org is not None else None
+
+
+@strawberry.type(description="A sent invite and its token, shown only here.")
+class SentInvite:
+    invite: Invite
+    accept_token: str = strawberry.field(
+        description="Deliver to the invitee; it is stored only hashed and never shown again."
+    )
+
+
+@strawberry.input
+class InviteeInput:
+    email: str
+    role: Role = Role.MEMBER
+
+
+@strawberry.input
+class SendInvitesInput:
+    organization_id: strawberry.ID
+    invites: list[InviteeInput]
+
+
+@strawberry.type
+class SendInvitesPayload:
+    errors: list[UserError]
+    invites: list[SentInvite] | None = None
+
+
+@strawberry.input
+class RevokeInviteInput:
+    organization_id: strawberry.ID
+    invite_id: strawberry.ID
+
+
+@strawberry.type
+class InvitePayload:
+    errors: list[UserError]
+    invite: Invite | None = None
+
+
+@strawberry.input
+class AcceptInviteInput:
+    token: str
+
+
+@strawberry.type
+class AcceptInvitePayload:
+    errors: list[UserError]
+    member: Member | None = None
+
+
+@strawberry.type
+class InviteMutation:
+    @strawberry.mutation(
+        description="Invite people by email (owner/admin); re-inviting refreshes a pending invite."
+    )
+    async def send_invites(self, info: Info, input: SendInvitesInput) -> SendInvitesPayload:
+        async def action() -> dict[str, object]:
+            sent = await invites.send_invites(
+                info.context,
+                str(input.organization_id),
+                [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
+            )
+            return {
+                "invites": [
+                    SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
+                    for s in sent
+                ]
+            }
+
+        return await run_mutation(info, SendInvitesPayload, action)
+
+    @strawberry.mutation(description="Withdraw a pending invite (owner/admin).")
+    async def revoke_invite(self, info: Info, input: RevokeInviteInput) -> InvitePayload:
+        async def action() -> dict[str, object]:
+            invite = await invites.revoke_invite(
+                info.context, str(input.organization_id), str(input.invite_id)
+            )
+            return {"invite": Invite.from_model(invite)}
+
+        return await run_mutation(info, InvitePayload, action)
+
+    @strawberry.mutation(description="Join an organization with the token of an invite to you.")
+    async def accept_invite(self, info: Info, input: AcceptInviteInput) -> AcceptInvitePayload:
+        async def action() -> dict[str, object]:
+            member = await invites.accept_invite(info.context, input.token)
+            return {"member": Member.from_model(member)}
+
+        return await run_mutation(info, AcceptInvitePayload, action)

@@ -1,0 +1,467 @@
+"""GraphQL payments and credits: Balance, Payment, the billing account's settings, and the
+mutations that buy credits. Relation fields are attached to User and Organization with
+`strawberry.field(resolver=…)` from here."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.billing.providers import CardDetails, ProviderPayment
+from gateway.db import models
+from gateway.errors import NotFound
+from resolvers import accounts, payments
+from schema.errors import UserError, run_mutation
+from schema.relay import Connection, Node, page_args
+from schema.scalars import BigInt
+
+
+@strawberry.enum(description="Where a payment stands.")
+class PaymentStatus(enum.Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+@strawberry.enum(description="How a payment came about.")
+class PaymentKind(enum.Enum):
+    CHECKOUT = "checkout"
+    PURCHASE = "purchase"
+    AUTO_TOP_UP = "auto_top_up"
+    PROMOTION = "promotion"
+
+
+@strawberry.type(description="A credit balance in micro-credits (1 USD = 1,000,000).")
+class Balance:
+    amount: BigInt
+    currency: str
+
+    @classmethod
+    def of(cls, balance: accounts.Balance) -> Balance:
+        return cls(amount=BigInt(balance.amount), currency=balance.currency)
+
+
+@strawberry.type(description="A payment card, as the provider describes it (never its number).")
+class PaymentMethod:
+    id: strawberry.ID
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+    @classmethod
+    def of(cls, card: CardDetails) -> PaymentMethod:
+        return cls(
+            id=strawberry.ID(card.id),
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+
+
+@strawberry.type(description="The payment provider's view of a payment.")
+class ProviderPaymentDetails:
+    provider: str
+    provider_payment_id: str
+    status: str
+    amount_received_cents: int
+    currency: str
+    card_brand: str | None
+    card_last4: str | None
+    receipt_url: str | None
+
+    @classmethod
+    def of(cls, view: ProviderPayment) -> ProviderPaymentDetails:
+        return cls(
+            provider=view.provider,
+            provider_payment_id=view.provider_payment_id,
+            status=view.status,
+            amount_received_cents=view.amount_received_cents,
+            currency=view.currency,
+            card_brand=view.card_brand,
+            card_last4=view.card_last4,
+            receipt_url=view.receipt_url,
+        )
+
+
+@strawberry.type
+class Payment(Node):
+    id: strawberry.ID
+    status: PaymentStatus
+    kind: PaymentKind
+    amount_cents: int
+    credits: BigInt = strawberry.field(description="Micro-credits added when it succeeds.")
+    currency: str
+    creator_id: strawberry.ID | None = strawberry.field(
+        description="The user who started it; null for automatic top-ups."
+    )
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    _model: strawberry.Private[models.Payment]
+
+    @classmethod
+    def from_model(cls, payment: models.Payment) -> Payment:
+        return cls(
+            id=strawberry.ID(payment.id),
+            status=PaymentStatus(payment.status),
+            kind=PaymentKind(payment.kind),
+            amount_cents=payment.amount_cents,
+            credits=BigInt(payment.credits),
+            currency=payment.currency,
+            creator_id=strawberry.ID(payment.creator_user_id) if payment.creator_user_id else None,
+            failure_reason=payment.failure_reason,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+            paid_at=payment.paid_at,
+            _model=payment,
+        )
+
+    @strawberry.field(description="The payment provider's record of it (asks the provider).")
+    async def provider_details(self, info: Info) -> ProviderPaymentDetails:
+        return ProviderPaymentDetails.of(await payments.provider_view(info.context, self._model))
+
+
+@strawberry.type(description="Automatic purchase when the balance falls below a threshold.")
+class AutoTopUp:
+    enabled: bool
+    threshold: BigInt = strawberry.field(description="Micro-credits.")
+    amount_cents: int
+
+    @classmethod
+    def of(cls, value: payments.AutoTopUp) -> AutoTopUp:
+        return cls(
+            enabled=value.enabled,
+            threshold=BigInt(value.threshold),
+            amount_cents=value.amount_cents,
+        )
+
+
+@strawberry.type(description="Promotional credits offered to an account.")
+class Promotion:
+    id: strawberry.ID
+    code: str
+    description: str
+    credits: BigInt
+    starts_at: datetime
+    expires_at: datetime
+    redeemed_at: datetime | None
+
+    @classmethod
+    def of(cls, view: payments.PromotionView) -> Promotion:
+        p = view.promotion
+        return cls(
+            id=strawberry.ID(p.id),
+            code=p.code,
+            description=p.description,
+            credits=BigInt(p.credits),
+            starts_at=p.starts_at,
+            expires_at=p.expires_at,
+            redeemed_at=view.redeemed_at,
+        )
+
+
+@strawberry.type(description="A billing account (personal or an organization's) and its settings.")
+class BillingAccount:
+    id: strawberry.ID
+    balance: Balance
+    auto_top_up: AutoTopUp
+    _model: strawberry.Private[models.Account]
+
+    @classmethod
+    def from_model(cls, account: models.Account) -> BillingAccount:
+        return cls(
+            id=strawberry.ID(account.id),
+            balance=Balance.of(accounts.balance_of(account)),
+            auto_top_up=AutoTopUp.of(payments.auto_top_up(account)),
+            _model=account,
+        )
+
+    @strawberry.field(description="The saved card charged off-session; null if none.")
+    async def default_payment_method(self, info: Info) -> PaymentMethod | None:
+        try:
+            return PaymentMethod.of(
+                await payments.default_payment_method(info.context, self._model)
+            )
+        except NotFound:
+            return None
+
+    @strawberry.field(description="Active promotions, soonest expiry first.")
+    async def promotions(self, info: Info) -> list[Promotion]:
+        return [Promotion.of(v) for v in await payments.promotions(info.context, self._model)]
+
+    @strawberry.field(description="One of this account's payments.")
+    async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
+        try:
+            return Payment.from_model(
+                await payments.get_payment(info.context, self._model, str(id))
+            )
+        except NotFound:
+            return None
+
+
+async def _payments(
+    info: Info,
+    account: models.Account,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    succeeded_only: bool,
+) -> Connection[Payment]:
+    args = page_args(info, first, after, last, before)
+    page = await payments.payments_page(info.context, account, args, succeeded_only=succeeded_only)
+    return Connection.from_page(page, Payment.from_model)
+
+
+# --- relation fields for User (your own only: null on other users) ---------------------------
+
+
+async def user_balance(root: Any, info: Info) -> Balance | None:
+    """Your personal balance; null on other users."""
+    account = await accounts.own_personal_account(info.context, root._model.id)
+    return Balance.of(accounts.balance_of(account)) if account is not None else None
+
+
+async def user_payments(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    succeeded_only: bool = False,
+) -> Connection[Payment] | None:
+    """Your personal payments, newest first; null on other users."""
+    account = await accounts.own_personal_account(info.context, root._model.id)
+    if account is None:
+        return None
+    return await _payments(info, account, first, after, last, before, succeeded_only)
+
+
+async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
+    """Your personal billing account; null on other users."""
+    account = await accounts.own_personal_account(info.context, root._model.id)
+    return BillingAccount.from_model(account) if account is not None else None
+
+
+# --- relation fields for Organization ---------------------------------------------------------
+
+
+async def organization_balance(root: Any, info: Info) -> Balance:
+    """The organization's balance (any member)."""
+    return Balance.of(await accounts.organization_balance(info.context, root._model.id))
+
+
+async def organization_payments(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    succeeded_only: bool = False,
+) -> Connection[Payment] | None:
+    """The organization's payments, newest first (owners and admins)."""
+    account = await accounts.organization_account(info.context, root._model.id)
+    return await _payments(info, account, first, after, last, before, succeeded_only)
+
+
+async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:
+    """The organization's billing account (owners and admins)."""
+    return BillingAccount.from_model(
+        await accounts.organization_account(info.context, root._model.id)
+    )
+
+
+# --- mutations --------------------------------------------------------------------------------
+
+
+def _org(value: strawberry.ID | None) -> str | None:
+    return str(value) if value else None
+
+
+@strawberry.input
+class StartCheckoutInput:
+    amount_cents: int
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Buy for this organization; null for your personal account."
+    )
+    success_url: str | None = None
+    cancel_url: str | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key returns the first checkout."
+    )
+
+
+@strawberry.type(description="What a frontend needs to complete a checkout.")
+class Checkout:
+    payment: Payment
+    client_secret: str | None
+    checkout_url: str | None
+
+
+@strawberry.type
+class StartCheckoutPayload:
+    errors: list[UserError]
+    checkout: Checkout | None = None
+
+
+@strawberry.input
+class PurchaseCreditsInput:
+    amount_cents: int
+    organization_id: strawberry.ID | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key returns the first payment."
+    )
+
+
+@strawberry.type
+class PaymentPayload:
+    errors: list[UserError]
+    payment: Payment | None = None
+
+
+@strawberry.input
+class StartPaymentMethodSetupInput:
+    organization_id: strawberry.ID | None = None
+    return_url: str | None = None
+
+
+@strawberry.type(description="A started payment-method setup (a SetupIntent on Stripe).")
+class PaymentMethodSetup:
+    setup_intent_id: str
+    client_secret: str
+    url: str | None
+
+
+@strawberry.type
+class StartPaymentMethodSetupPayload:
+    errors: list[UserError]
+    setup: PaymentMethodSetup | None = None
+
+
+@strawberry.input
+class UpdateAutoTopUpInput:
+    enabled: bool
+    threshold: BigInt = strawberry.field(description="Micro-credits; a top-up starts below it.")
+    amount_cents: int
+    organization_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class UpdateAutoTopUpPayload:
+    errors: list[UserError]
+    auto_top_up: AutoTopUp | None = None
+
+
+@strawberry.input
+class RedeemPromotionInput:
+    code: str
+    organization_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class PaymentMutation:
+    @strawberry.mutation(description="Start buying credits; complete it with the client secret.")
+    async def start_checkout(self, info: Info, input: StartCheckoutInput) -> StartCheckoutPayload:
+        async def action() -> dict[str, object]:
+            ctx = info.context
+            account = await accounts.billing_account(
+                ctx, organization_id=_org(input.organization_id)
+            )
+            result = await payments.start_checkout(
+                ctx,
+                account,
+                amount_cents=input.amount_cents,
+                success_url=input.success_url,
+                cancel_url=input.cancel_url,
+                idempotency_key=input.idempotency_key,
+            )
+            return {
+                "checkout": Checkout(
+                    payment=Payment.from_model(result.payment),
+                    client_secret=result.client_secret,
+                    checkout_url=result.checkout_url,
+                )
+            }
+
+        return await run_mutation(info, StartCheckoutPayload, action)
+
+    @strawberry.mutation(description="Buy credits with the default payment method, off-session.")
+    async def purchase_credits(self, info: Info, input: PurchaseCreditsInput) -> PaymentPayload:
+        async def action() -> dict[str, object]:
+            ctx = info.context
+            account = await accounts.billing_account(
+                ctx, organization_id=_org(input.organization_id)
+            )
+            payment = await payments.purchase_credits(
+                ctx, account, amount_cents=input.amount_cents, idempotency_key=input.idempotency_key
+            )
+            return {"payment": Payment.from_model(payment)}
+
+        return await run_mutation(info, PaymentPayload, action)
+
+    @strawberry.mutation(description="Start saving a card; it becomes the default payment method.")
+    async def start_payment_method_setup(
+        self, info: Info, input: StartPaymentMethodSetupInput
+    ) -> StartPaymentMethodSetupPayload:
+        async def action() -> dict[str, object]:
+            ctx = info.context
+            account = await accounts.billing_account(
+                ctx, organization_id=_org(input.organization_id)
+            )
+            setup = await payments.start_payment_method_setup(
+                ctx, account, return_url=input.return_url
+            )
+            return {
+                "setup": PaymentMethodSetup(
+                    setup_intent_id=setup.setup_intent_id,
+                    client_secret=setup.client_secret,
+                    url=setup.url,
+                )
+            }
+
+        return await run_mutation(info, StartPaymentMethodSetupPayload, action)
+
+    @strawberry.mutation(
+        description="Change auto top-up (enabling needs a default payment method)."
+    )
+    async def update_auto_top_up(
+        self, info: Info, input: UpdateAutoTopUpInput
+    ) -> UpdateAutoTopUpPayload:
+        async def action() -> dict[str, object]:
+            ctx = info.context
+            account = await accounts.billing_account(
+                ctx, organization_id=_org(input.organization_id)
+            )
+            value = await payments.update_auto_top_up(
+                ctx,
+                account,
+                enabled=input.enabled,
+                threshold=int(input.threshold),
+                amount_cents=input.amount_cents,
+            )
+            return {"auto_top_up": AutoTopUp.of(value)}
+
+        return await run_mutation(info, UpdateAutoTopUpPayload, action)
+
+    @strawberry.mutation(description="Add an active promotion's credits to an account, once.")
+    async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
+        async def action() -> dict[str, object]:
+            ctx = info.context
+            account = await accounts.billing_account(
+                ctx, organization_id=_org(input.organization_id)
+            )
+            payment = await payments.redeem_promotion(ctx, account, code=input.code)
+            return {"payment": Payment.from_model(payment)}
+
+        return await run_mutation(info, PaymentPayload, action)

@@ -1,0 +1,280 @@
+"""GraphQL plans and subscriptions: the catalog, an account's subscription, seats, history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.db import models
+from resolvers import plans
+from schema.errors import UserError, run_mutation
+from schema.relay import Connection, Node, page_args
+
+if TYPE_CHECKING:
+    from schema.organization import Organization
+
+
+@strawberry.enum(description="Who a plan is for.")
+class PlanType(enum.Enum):
+    INDIVIDUAL = "individual"
+    TEAMS = "teams"
+
+
+@strawberry.enum(description="How often a plan is billed.")
+class PlanInterval(enum.Enum):
+    MONTHLY = "Monthly"
+    YEARLY = "Yearly"
+
+
+@strawberry.enum
+class SubscriptionStatus(enum.Enum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+    INCOMPLETE = "incomplete"
+
+
+@strawberry.enum
+class PlanHistoryAction(enum.Enum):
+    SUBSCRIBED = "subscribed"
+    SEATS_CHANGED = "seats_changed"
+    CANCELED = "canceled"
+    RENEWED = "renewed"
+
+
+@strawberry.type(description="A plan of the catalog, priced per seat.")
+class Plan(Node):
+    id: strawberry.ID
+    name: str
+    display_name: str
+    type: PlanType
+    interval: PlanInterval
+    price_per_seat_cents: int
+    features: list[str]
+    active: bool = strawberry.field(description="Offered to new subscribers.")
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, plan: models.Plan) -> Plan:
+        return cls(
+            id=strawberry.ID(plan.id),
+            name=plan.name,
+            display_name=plan.display_name,
+            type=PlanType(plan.type),
+            interval=PlanInterval(plan.interval),
+            price_per_seat_cents=plan.price_per_seat_cents,
+            features=list(plan.features or []),
+            active=plan.active,
+            created_at=plan.created_at,
+        )
+
+
+async def _plan(info: Info, plan_id: str) -> Plan:
+    found: models.Plan = await info.context.loaders.plan_by_id.load(plan_id)
+    return Plan.from_model(found)
+
+
+@strawberry.type(description="An account's subscription to a plan, with its seats.")
+class Subscription(Node):
+    id: strawberry.ID
+    seats: int
+    status: SubscriptionStatus
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at: datetime | None = strawberry.field(description="When it ends, once canceled.")
+    canceled_at: datetime | None = strawberry.field(
+        description="When the cancellation was requested."
+    )
+    created_at: datetime
+    updated_at: datetime
+    _model: strawberry.Private[models.Subscription]
+
+    @classmethod
+    def from_model(cls, subscription: models.Subscription) -> Subscription:
+        return cls(
+            id=strawberry.ID(subscription.id),
+            seats=subscription.seats,
+            status=SubscriptionStatus(subscription.status),
+            current_period_start=subscription.current_period_start,
+            current_period_end=subscription.current_period_end,
+            cancel_at=subscription.cancel_at,
+            canceled_at=subscription.canceled_at,
+            created_at=subscription.created_at,
+            updated_at=subscription.updated_at,
+            _model=subscription,
+        )
+
+    @strawberry.field
+    async def plan(self, info: Info) -> Plan:
+        return await _plan(info, self._model.plan_id)
+
+    @strawberry.field(description="The organization billed; null for a personal subscription.")
+    async def organization(
+        self, info: Info
+    ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
+        from schema.organization import Organization
+
+        org_id = await plans.organization_of(info.context, self._model)
+        if org_id is None:
+            return None
+        org = await info.context.loaders.organization_by_id.load(org_id)
+        return Organization.from_model(org) if org is not None else None
+
+
+@strawberry.type(description="One change of an account's plan.")
+class PlanHistoryEntry:
+    id: strawberry.ID
+    subscription_id: strawberry.ID
+    seats: int
+    action: PlanHistoryAction
+    created_at: datetime
+    _model: strawberry.Private[models.PlanHistory]
+
+    @classmethod
+    def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
+        return cls(
+            id=strawberry.ID(entry.id),
+            subscription_id=strawberry.ID(entry.subscription_id),
+            seats=entry.seats,
+            action=PlanHistoryAction(entry.action),
+            created_at=entry.created_at,
+            _model=entry,
+        )
+
+    @strawberry.field
+    async def plan(self, info: Info) -> Plan:
+        return await _plan(info, self._model.plan_id)
+
+
+# Fields of Organization and User, declared there with `strawberry.field(resolver=...)`.
+
+
+async def organization_subscription(root: Any, info: Info) -> Subscription | None:
+    """The organization's current subscription (members)."""
+    found = await plans.organization_subscription(info.context, root._model.id)
+    return Subscription.from_model(found) if found is not None else None
+
+
+async def organization_plan_history(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Connection[PlanHistoryEntry]:
+    """The organization's plan changes, newest first (members)."""
+    args = page_args(info, first, after, last, before)
+    page = await plans.plan_history_page(info.context, root._model.id, args)
+    return Connection.from_page(page, PlanHistoryEntry.from_model)
+
+
+async def user_subscription(root: Any, info: Info) -> Subscription | None:
+    """Your individual subscription; null for other users."""
+    principal = info.context.principal
+    if principal is None or principal.user_id != root._model.id:
+        return None
+    found = await plans.user_subscription(info.context)
+    return Subscription.from_model(found) if found is not None else None
+
+
+@strawberry.type
+class PlanQuery:
+    @strawberry.field(description="Plans on offer, cheapest first; optionally of one type.")
+    async def plans(self, info: Info, type: PlanType | None = None) -> list[Plan]:
+        found = await plans.list_plans(info.context, type.value if type is not None else None)
+        return [Plan.from_model(p) for p in found]
+
+    @strawberry.field(description="A plan by id.")
+    async def plan(self, info: Info, id: strawberry.ID) -> Plan | None:
+        found = await plans.get_plan(info.context, str(id))
+        return Plan.from_model(found) if found is not None else None
+
+
+@strawberry.input
+class SubscribeToPlanInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The organization to subscribe; null for your personal account"
+    )
+    plan_id: strawberry.ID
+    seats: int = strawberry.field(
+        default=1, description="At least the organization's member count; 1 for individual plans"
+    )
+
+
+@strawberry.type
+class SubscribeToPlanPayload:
+    errors: list[UserError]
+    subscription: Subscription | None = None
+    client_secret: str | None = strawberry.field(
+        default=None, description="Set when the first payment needs confirmation on the client."
+    )
+
+
+@strawberry.input
+class ChangeSeatsInput:
+    organization_id: strawberry.ID
+    seats: int
+
+
+@strawberry.input
+class CancelSubscriptionInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="null for your personal subscription"
+    )
+    plan_id: strawberry.ID
+
+
+@strawberry.type
+class SubscriptionPayload:
+    errors: list[UserError]
+    subscription: Subscription | None = None
+
+
+@strawberry.type
+class PlanMutation:
+    @strawberry.mutation(description="Subscribe an organization (owner/admin) or yourself.")
+    async def subscribe_to_plan(
+        self, info: Info, input: SubscribeToPlanInput
+    ) -> SubscribeToPlanPayload:
+        async def action() -> dict[str, object]:
+            done = await plans.subscribe(
+                info.context,
+                organization_id=str(input.organization_id) if input.organization_id else None,
+                plan_id=str(input.plan_id),
+                seats=input.seats,
+            )
+            return {
+                "subscription": Subscription.from_model(done.subscription),
+                "client_secret": done.client_secret,
+            }
+
+        return await run_mutation(info, SubscribeToPlanPayload, action)
+
+    @strawberry.mutation(description="Set the organization's seats (at least its member count).")
+    async def change_seats(self, info: Info, input: ChangeSeatsInput) -> SubscriptionPayload:
+        async def action() -> dict[str, object]:
+            found = await plans.change_seats(
+                info.context, organization_id=str(input.organization_id), seats=input.seats
+            )
+            return {"subscription": Subscription.from_model(found)}
+
+        return await run_mutation(info, SubscriptionPayload, action)
+
+    @strawberry.mutation(description="Cancel a subscription at the end of its current period.")
+    async def cancel_subscription(
+        self, info: Info, input: CancelSubscriptionInput
+    ) -> SubscriptionPayload:
+        async def action() -> dict[str, object]:
+            found = await plans.cancel_subscription(
+                info.context,
+                organization_id=str(input.organization_id) if input.organization_id else None,
+                plan_id=str(input.plan_id),
+            )
+            return {"subscription": Subscription.from_model(found)}
+
+        return await run_mutation(info, SubscriptionPayload, action)

@@ -1,0 +1,357 @@
+"""GraphQL Usage: recorded inferences, their connections, aggregates, metrics and ingestion."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.db import models
+from resolvers import usage as metering
+from resolvers.usage import UsageEvent
+from schema.errors import UserError, run_mutation
+from schema.relay import Connection, Node, page_args
+from schema.scalars import JSON, BigInt
+
+if TYPE_CHECKING:
+    from schema.organization import Organization
+    from schema.user import User
+
+
+@strawberry.type(
+    description="One recorded inference, billed to a personal or organization account."
+)
+class Usage(Node):
+    id: strawberry.ID
+    generation_id: str = strawberry.field(description="The inference's generation id.")
+    provider_name: str
+    model_name: str
+    model_type_name: str
+    operation: str | None = strawberry.field(description="null for plain inference.")
+    prompt_tokens: BigInt
+    completion_tokens: BigInt
+    total_tokens: BigInt
+    cost_usd: float = strawberry.field(description="Provider cost in USD.")
+    cost_micro_usd: BigInt = strawberry.field(description="Provider cost in micro-USD.")
+    credits_used: BigInt = strawberry.field(description="Micro-credits charged.")
+    overdrawn: bool = strawberry.field(description="The debit took the account below zero.")
+    metadata: JSON
+    created_at: datetime
+    _model: strawberry.Private[models.UsageRecord]
+
+    @classmethod
+    def from_model(cls, record: models.UsageRecord) -> Usage:
+        return cls(
+            id=strawberry.ID(record.id),
+            generation_id=record.generation_id,
+            provider_name=record.provider_name,
+            model_name=record.model_name,
+            model_type_name=record.model_type_name,
+            operation=record.operation,
+            prompt_tokens=BigInt(record.prompt_tokens),
+            completion_tokens=BigInt(record.completion_tokens),
+            total_tokens=BigInt(record.total_tokens),
+            cost_usd=record.cost_micro_usd / metering.MICRO,
+            cost_micro_usd=BigInt(record.cost_micro_usd),
+            credits_used=BigInt(record.credits_used),
+            overdrawn=record.overdrawn,
+            metadata=JSON(record.metadata_ or {}),
+            created_at=record.created_at,
+            _model=record,
+        )
+
+    @strawberry.field
+    def user_id(self) -> strawberry.ID:
+        return strawberry.ID(self._model.user_id)
+
+    @strawberry.field(description="The paying organization; null for personal usage.")
+    def organization_id(self) -> strawberry.ID | None:
+        org_id = self._model.organization_id
+        return strawberry.ID(org_id) if org_id else None
+
+    @strawberry.field
+    async def user(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")] | None:
+        from schema.user import User
+
+        user = await info.context.loaders.user_by_id.load(self._model.user_id)
+        return User.from_model(user) if user is not None and user.deleted_at is None else None
+
+    @strawberry.field(description="The paying organization; null for personal usage.")
+    async def organization(
+        self, info: Info
+    ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
+        from schema.organization import Organization
+
+        org_id = self._model.organization_id
+        if org_id is None:
+            return None
+        org = await info.context.loaders.organization_by_id.load(org_id)
+        return Organization.from_model(org) if org is not None else None
+
+
+def _connection(page: Any) -> Connection[Usage]:
+    return Connection.from_page(page, Usage.from_model)
+
+
+# Relation fields, attached to User, Member and Organization with `strawberry.field(resolver=…)`.
+
+
+async def user_usages(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Connection[Usage] | None:
+    """Your own usage, newest first (null on other users)."""
+    args = page_args(info, first, after, last, before)
+    page = await metering.visible_user_usages(info.context, root._model.id, args)
+    return _connection(page) if page is not None else None
+
+
+async def member_usages(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Connection[Usage] | None:
+    """The member's usage in this organization, newest first: for owners, admins and the
+    member themself (null for others)."""
+    args = page_args(info, first, after, last, before)
+    page = await metering.visible_member_usages(info.context, root._model, args)
+    return _connection(page) if page is not None else None
+
+
+async def organization_usages(
+    root: Any,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Connection[Usage]:
+    """Usage billed to the organization, newest first (owners and admins)."""
+    args = page_args(info, first, after, last, before)
+    page = await metering.organization_usages_page(info.context, root._model.id, args)
+    return _connection(page)
+
+
+@strawberry.enum(description="How usage totals are bucketed.")
+class UsageGroupBy(enum.Enum):
+    DAY = "day"
+    MODEL = "model"
+    MEMBER = "member"
+
+
+@strawberry.type(description="Usage totals; credits in micro-credits.")
+class UsageTotals:
+    requests: BigInt
+    prompt_tokens: BigInt
+    completion_tokens: BigInt
+    total_tokens: BigInt
+    credits_used: BigInt
+    cost_micro_usd: BigInt
+    cost_usd: float
+
+    @classmethod
+    def of(cls, totals: metering.UsageTotals) -> UsageTotals:
+        return cls(
+            requests=BigInt(totals.requests),
+            prompt_tokens=BigInt(totals.prompt_tokens),
+            completion_tokens=BigInt(totals.completion_tokens),
+            total_tokens=BigInt(totals.total_tokens),
+            credits_used=BigInt(totals.credits_used),
+            cost_micro_usd=BigInt(totals.cost_micro_usd),
+            cost_usd=totals.cost_usd,
+        )
+
+
+@strawberry.type(description="Totals of one day (YYYY-MM-DD, UTC), model, or member id.")
+class UsageBucket:
+    key: str
+    totals: UsageTotals
+
+
+@strawberry.type(description="Usage over [from, to), bucketed.")
+class UsageSummary:
+    from_: datetime = strawberry.field(name="from")
+    to: datetime
+    group_by: UsageGroupBy
+    buckets: list[UsageBucket]
+    totals: UsageTotals
+
+
+@strawberry.type
+class ModelUsage:
+    model_name: str
+    requests: BigInt
+    credits_used: BigInt
+
+
+@strawberry.type(description="Activity over [from, to).")
+class UsageMetrics:
+    from_: datetime = strawberry.field(name="from")
+    to: datetime
+    totals: UsageTotals
+    active_members: int = strawberry.field(description="Distinct users with usage.")
+    top_models: list[ModelUsage] = strawberry.field(description="At most 5, by requests.")
+
+
+FromArg = Annotated[
+    datetime | None,
+    strawberry.argument(name="from", description="Start (inclusive); default to - 30 days."),
+]
+ToArg = Annotated[
+    datetime | None,
+    strawberry.argument(description="End (exclusive); default now; at most a year after from."),
+]
+
+
+async def organization_usage_summary(
+    root: Any,
+    info: Info,
+    from_: FromArg = None,
+    to: ToArg = None,
+    group_by: UsageGroupBy = UsageGroupBy.DAY,
+) -> UsageSummary:
+    """Usage totals per day, model or member (owners and admins)."""
+    found = await metering.organization_usage_summary(
+        info.context, root._model.id, start=from_, end=to, group_by=group_by.value
+    )
+    return UsageSummary(
+        from_=found.start,
+        to=found.end,
+        group_by=UsageGroupBy(found.group_by),
+        buckets=[UsageBucket(key=b.key, totals=UsageTotals.of(b)) for b in found.items],
+        totals=UsageTotals.of(found.totals),
+    )
+
+
+async def organization_metrics(
+    root: Any, info: Info, from_: FromArg = None, to: ToArg = None
+) -> UsageMetrics:
+    """Requests, tokens, credits, cost, active members and top models (owners and admins)."""
+    found = await metering.organization_metrics(info.context, root._model.id, start=from_, end=to)
+    return UsageMetrics(
+        from_=found.start,
+        to=found.end,
+        totals=UsageTotals.of(found.totals),
+        active_members=found.active_members,
+        top_models=[
+            ModelUsage(
+                model_name=m.model_name,
+                requests=BigInt(m.requests),
+                credits_used=BigInt(m.credits_used),
+            )
+            for m in found.top_models
+        ],
+    )
+
+
+# --- Ingestion (service token only) ------------------------------------------------------------
+
+
+@strawberry.input(description="One inference to record and bill.")
+class RecordUsageInput:
+    generation_id: str = strawberry.field(description="Idempotency key: recorded once.")
+    provider: str
+    model: str
+    model_type: str
+    prompt_tokens: BigInt
+    completion_tokens: BigInt
+    cost_usd: float = strawberry.field(description="Provider cost in USD.")
+    credits: BigInt = strawberry.field(description="Micro-credits to charge.")
+    user_id: strawberry.ID
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The paying organization; null bills the personal account."
+    )
+    operation: str | None = None
+    total_tokens: BigInt | None = strawberry.field(
+        default=None, description="Default prompt + completion."
+    )
+    metadata: JSON | None = None
+    created_at: datetime | None = strawberry.field(default=None, description="Default now.")
+
+    def event(self) -> UsageEvent:
+        return UsageEvent(
+            generation_id=self.generation_id,
+            provider=self.provider,
+            model=self.model,
+            model_type=self.model_type,
+            operation=self.operation,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.total_tokens,
+            cost_usd=self.cost_usd,
+            credits=self.credits,
+            user_id=str(self.user_id),
+            organization_id=str(self.organization_id) if self.organization_id else None,
+            metadata=self.metadata if self.metadata is not None else {},  # type: ignore[arg-type]
+            created_at=self.created_at,
+        )
+
+
+@strawberry.input(description="Up to 1,000 events, recorded all or nothing.")
+class RecordUsagesInput:
+    events: list[RecordUsageInput]
+
+
+@strawberry.type
+class RecordedUsage:
+    usage: Usage
+    duplicate: bool = strawberry.field(description="Already recorded: not debited again.")
+    overdrawn: bool = strawberry.field(description="The debit took the account below zero.")
+
+    @classmethod
+    def of(cls, result: metering.RecordedUsage) -> RecordedUsage:
+        return cls(
+            usage=Usage.from_model(result.usage),
+            duplicate=result.duplicate,
+            overdrawn=result.overdrawn,
+        )
+
+
+@strawberry.type
+class RecordUsagePayload:
+    errors: list[UserError]
+    usage: Usage | None = None
+    duplicate: bool | None = None
+    overdrawn: bool | None = None
+
+
+@strawberry.type
+class RecordUsagesPayload:
+    errors: list[UserError]
+    results: list[RecordedUsage] | None = strawberry.field(
+        default=None, description="One per event, in order."
+    )
+
+
+@strawberry.type
+class UsageMutation:
+    @strawberry.mutation(description="Record an inference and debit its payer (service token).")
+    async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload:
+        async def action() -> dict[str, object]:
+            result = await metering.record_usage(info.context, input.event())
+            return {
+                "usage": Usage.from_model(result.usage),
+                "duplicate": result.duplicate,
+                "overdrawn": result.overdrawn,
+            }
+
+        return await run_mutation(info, RecordUsagePayload, action)
+
+    @strawberry.mutation(description="Record a batch of inferences in one transaction.")
+    async def record_usages(self, info: Info, input: RecordUsagesInput) -> RecordUsagesPayload:
+        async def action() -> dict[str, object]:
+            events = [e.event() for e in input.events]
+            results = await metering.record_usages(info.context, events)
+            return {"results": [RecordedUsage.of(r) for r in results]}
+
+        return await run_mutation(info, RecordUsagesPayload, action)

@@ -1,0 +1,466 @@
+"""Members: listing, roles, removal and leaving, on GraphQL and REST."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from gateway.db import models
+from resolvers.api_keys import insert_api_key
+from tests.conftest import Client, Env
+
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+MEMBERS = """
+query($id: ID!, $first: Int) {
+  organization(id: $id) {
+    members(first: $first) {
+      totalCount
+      nodes { id role user { id email displayName } }
+    }
+  }
+}"""
+CHANGE = """
+mutation($input: ChangeMemberRoleInput!) {
+  changeMemberRole(input: $input) { errors { code message } member { id role userId } }
+}"""
+REMOVE = """
+mutation($input: RemoveMembersInput!) {
+  removeMembers(input: $input) { errors { code message } removedMemberIds }
+}"""
+ROLES = "query($id: ID!) { availableRoles(organizationId: $id) }"
+
+
+class Team:
+    """An organization with an owner, an admin and a member (clients and member ids)."""
+
+    def __init__(self, org_id: str, people: dict[str, tuple[Client, str]]) -> None:
+        self.org_id = org_id
+        self.people = people
+
+    def client(self, name: str) -> Client:
+        return self.people[name][0]
+
+    def member_id(self, name: str) -> str:
+        return self.people[name][1]
+
+
+async def team(env: Env) -> Team:
+    owner = await env.user("owner@example.com", "Owner")
+    admin = await env.user("admin@example.com", "Admin")
+    member = await env.user("member@example.com", "Member")
+    org_id = await env.organization(owner)
+    owner_member_id = await env.scalar(
+        select(models.Member.id).where(models.Member.user_id == owner.user_id)
+    )
+    return Team(
+        org_id,
+        {
+            "owner": (owner, owner_member_id),
+            "admin": (admin, await env.add_member(org_id, admin, "admin")),
+            "member": (member, await env.add_member(org_id, member, "member")),
+        },
+    )
+
+
+async def roles_by_member(env: Env, org_id: str) -> dict[str, str]:
+    rows = await env.all(select(models.Member).where(models.Member.organization_id == org_id))
+    return {m.id: m.role for m in rows}
+
+
+# --- GraphQL ---------------------------------------------------------------------------------
+
+
+async def test_members_list_users_oldest_first(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("member").gql_data(MEMBERS, {"id": t.org_id})
+    members = data["organization"]["members"]
+    assert members["totalCount"] == 3
+    assert [(n["id"], n["role"], n["user"]["email"]) for n in members["nodes"]] == [
+        (t.member_id("owner"), "OWNER", "owner@example.com"),
+        (t.member_id("admin"), "ADMIN", "admin@example.com"),
+        (t.member_id("member"), "MEMBER", "member@example.com"),
+    ]
+
+
+async def test_member_listing_costs_the_same_statements_for_any_member_count(env: Env) -> None:
+    owner = await env.user()
+    small = await env.organization(owner, "Small")
+    large = await env.organization(owner, "Large")
+    await env.add_member(small, await env.user())
+    for _ in range(12):
+        await env.add_member(large, await env.user())
+
+    async def count(org_id: str, members: int) -> int:
+        with env.counter.counting() as statements:
+            data = await owner.gql_data(MEMBERS, {"id": org_id, "first": 50})
+        nodes = data["organization"]["members"]["nodes"]
+        assert len(nodes) == members and all(n["user"] is not None for n in nodes)
+        return len(statements)
+
+    await owner.gql_data(MEMBERS, {"id": small})  # warm-up: the key's first use is recorded
+    assert await count(large, 13) == await count(small, 2)
+
+
+async def test_change_member_role_by_the_owner_promotes_a_member(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("owner").gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
+    )
+    assert data["changeMemberRole"] == {
+        "errors": [],
+        "member": {
+            "id": t.member_id("member"),
+            "role": "ADMIN",
+            "userId": t.client("member").user_id,
+        },
+    }
+    assert (await roles_by_member(env, t.org_id))[t.member_id("member")] == "admin"
+
+
+async def test_an_admin_cannot_make_an_owner(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("admin").gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "OWNER"}},
+    )
+    assert data["changeMemberRole"]["errors"] == [
+        {"code": "FORBIDDEN", "message": "You cannot assign the role owner"}
+    ]
+    assert (await roles_by_member(env, t.org_id))[t.member_id("member")] == "member"
+
+
+async def test_an_admin_cannot_demote_an_owner(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("admin").gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "MEMBER"}},
+    )
+    assert data["changeMemberRole"]["errors"][0]["code"] == "FORBIDDEN"
+    assert (await roles_by_member(env, t.org_id))[t.member_id("owner")] == "owner"
+
+
+async def test_the_last_owner_cannot_be_demoted(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("owner").gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "ADMIN"}},
+    )
+    assert data["changeMemberRole"]["errors"] == [
+        {"code": "CONFLICT", "message": "An organization needs at least one owner"}
+    ]
+
+
+async def test_an_owner_may_step_down_when_another_owner_remains(env: Env) -> None:
+    t = await team(env)
+    owner = t.client("owner")
+    await owner.gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("admin"), "role": "OWNER"}},
+    )
+    data = await owner.gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "MEMBER"}},
+    )
+    assert data["changeMemberRole"]["errors"] == []
+    assert (await roles_by_member(env, t.org_id))[t.member_id("owner")] == "member"
+
+
+async def test_change_member_role_by_a_member_is_forbidden(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("member").gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
+    )
+    assert data["changeMemberRole"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_change_member_role_of_another_organizations_member_is_not_found(env: Env) -> None:
+    t = await team(env)
+    other_owner = await env.user()
+    other_org = await env.organization(other_owner, "Other")
+    outsider = await env.add_member(other_org, await env.user())
+    data = await t.client("owner").gql_data(
+        CHANGE, {"input": {"organizationId": t.org_id, "memberId": outsider, "role": "ADMIN"}}
+    )
+    assert data["changeMemberRole"]["errors"] == [
+        {"code": "NOT_FOUND", "message": "Member not found"}
+    ]
+    stranger = await env.user()
+    data = await stranger.gql_data(
+        CHANGE,
+        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
+    )
+    assert data["changeMemberRole"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_an_admin_removes_a_member_and_their_org_access_goes(env: Env) -> None:
+    t = await team(env)
+    member = t.client("member")
+    await member.put("/users/active-account", json={"organizationId": t.org_id})
+    data = await t.client("admin").gql_data(
+        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
+    )
+    assert data["removeMembers"] == {"errors": [], "removedMemberIds": [t.member_id("member")]}
+    assert t.member_id("member") not in await roles_by_member(env, t.org_id)
+    active = await env.scalar(
+        select(models.User.active_organization_id).where(models.User.id == member.user_id)
+    )
+    assert active is None
+    assert (await member.get(f"/organizations/{t.org_id}")).status_code == 404
+
+
+async def test_an_admin_cannot_remove_an_owner_and_nothing_is_removed(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("admin").gql_data(
+        REMOVE,
+        {
+            "input": {
+                "organizationId": t.org_id,
+                "memberIds": [t.member_id("member"), t.member_id("owner")],
+            }
+        },
+    )
+    assert data["removeMembers"]["errors"] == [
+        {"code": "FORBIDDEN", "message": "Admins cannot remove owners"}
+    ]
+    assert len(await roles_by_member(env, t.org_id)) == 3
+
+
+async def test_a_member_may_leave(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("member").gql_data(
+        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
+    )
+    assert data["removeMembers"]["removedMemberIds"] == [t.member_id("member")]
+
+
+async def test_a_member_cannot_remove_someone_else(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("member").gql_data(
+        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("admin")]}}
+    )
+    assert data["removeMembers"]["errors"][0]["code"] == "FORBIDDEN"
+    assert len(await roles_by_member(env, t.org_id)) == 3
+
+
+async def test_the_last_owner_cannot_leave(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("owner").gql_data(
+        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("owner")]}}
+    )
+    assert data["removeMembers"]["errors"] == [
+        {"code": "CONFLICT", "message": "An organization needs at least one owner"}
+    ]
+    assert len(await roles_by_member(env, t.org_id)) == 3
+
+
+async def test_remove_members_revokes_the_removed_users_keys_for_that_organization(
+    env: Env,
+) -> None:
+    t = await team(env)
+    async with env.sessions() as session:
+        await insert_api_key(
+            session, user_id=t.client("member").user_id, name="org", organization_id=t.org_id
+        )
+        await session.commit()
+    await t.client("owner").gql_data(
+        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
+    )
+    live = await env.all(
+        select(models.ApiKey).where(
+            models.ApiKey.organization_id == t.org_id, models.ApiKey.revoked_at.is_(None)
+        )
+    )
+    assert live == []
+
+
+async def test_remove_members_of_an_unknown_id_is_not_found(env: Env) -> None:
+    t = await team(env)
+    data = await t.client("owner").gql_data(
+        REMOVE,
+        {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member"), "mbr-x"]}},
+    )
+    assert data["removeMembers"]["errors"][0]["code"] == "NOT_FOUND"
+    assert len(await roles_by_member(env, t.org_id)) == 3
+
+
+async def test_available_roles_follow_the_callers_role(env: Env) -> None:
+    t = await team(env)
+    expected = {
+        "owner": ["OWNER", "ADMIN", "MEMBER"],
+        "admin": ["ADMIN", "MEMBER"],
+        "member": [],
+    }
+    for name, roles in expected.items():
+        data = await t.client(name).gql_data(ROLES, {"id": t.org_id})
+        assert data["availableRoles"] == roles
+
+
+async def test_available_roles_for_a_stranger_is_not_found(env: Env) -> None:
+    t = await team(env)
+    body = await (await env.user()).gql(ROLES, {"id": t.org_id})
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+# --- REST ------------------------------------------------------------------------------------
+
+
+async def test_rest_list_members_is_newest_first_with_user_details(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("member").get(f"/organizations/{t.org_id}/members")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["nextCursor"] is None
+    assert [m["id"] for m in data["items"]] == [
+        t.member_id("member"),
+        t.member_id("admin"),
+        t.member_id("owner"),
+    ]
+    first = data["items"][0]
+    assert TS.match(first.pop("createdAt"))
+    assert first == {
+        "id": t.member_id("member"),
+        "userId": t.client("member").user_id,
+        "organizationId": t.org_id,
+        "email": "member@example.com",
+        "displayName": "Member",
+        "role": "member",
+    }
+
+
+async def test_rest_list_members_pages_with_limit_and_cursor(env: Env) -> None:
+    t = await team(env)
+    owner = t.client("owner")
+    first = (await owner.get(f"/organizations/{t.org_id}/members?limit=2")).json()["data"]
+    assert [m["id"] for m in first["items"]] == [t.member_id("member"), t.member_id("admin")]
+    assert first["nextCursor"]
+    second = (
+        await owner.get(f"/organizations/{t.org_id}/members?limit=2&cursor={first['nextCursor']}")
+    ).json()["data"]
+    assert [m["id"] for m in second["items"]] == [t.member_id("owner")]
+    assert second["nextCursor"] is None
+
+
+async def test_rest_list_members_for_a_stranger_is_404(env: Env) -> None:
+    t = await team(env)
+    response = await (await env.user()).get(f"/organizations/{t.org_id}/members")
+    assert response.status_code == 404
+    assert response.json() == {"success": False, "error": "Organization not found"}
+
+
+async def test_rest_list_members_with_a_bad_limit_is_400(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").get(f"/organizations/{t.org_id}/members?limit=500")
+    assert response.status_code == 400
+
+
+async def test_rest_remove_members_returns_the_removed_ids(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").delete(
+        f"/organizations/{t.org_id}/members", json={"memberIds": [t.member_id("member")]}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": True,
+        "data": {"removedMemberIds": [t.member_id("member")]},
+    }
+
+
+async def test_rest_remove_the_last_owner_is_409(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").delete(
+        f"/organizations/{t.org_id}/members", json={"memberIds": [t.member_id("owner")]}
+    )
+    assert response.status_code == 409
+    assert response.json() == {
+        "success": False,
+        "error": "An organization needs at least one owner",
+    }
+
+
+async def test_rest_admin_removing_an_owner_is_403(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("admin").delete(
+        f"/organizations/{t.org_id}/members", json={"memberIds": [t.member_id("owner")]}
+    )
+    assert response.status_code == 403
+
+
+async def test_rest_remove_members_with_an_empty_list_is_400(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").delete(
+        f"/organizations/{t.org_id}/members", json={"memberIds": []}
+    )
+    assert response.status_code == 400
+    assert "memberIds" in response.json()["error"]
+
+
+async def test_rest_available_roles(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("admin").get(f"/organizations/{t.org_id}/members/available-roles")
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "data": {"roles": ["admin", "member"]}}
+
+
+async def test_rest_available_roles_for_a_stranger_is_404(env: Env) -> None:
+    t = await team(env)
+    response = await (await env.user()).get(f"/organizations/{t.org_id}/members/available-roles")
+    assert response.status_code == 404
+
+
+async def test_rest_change_role_returns_the_member(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").put(
+        f"/organizations/{t.org_id}/members/{t.member_id('member')}/role", json={"role": "admin"}
+    )
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert TS.match(data.pop("createdAt"))
+    assert data == {
+        "id": t.member_id("member"),
+        "userId": t.client("member").user_id,
+        "organizationId": t.org_id,
+        "email": "member@example.com",
+        "displayName": "Member",
+        "role": "admin",
+    }
+
+
+async def test_rest_change_role_to_an_unknown_role_is_400(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").put(
+        f"/organizations/{t.org_id}/members/{t.member_id('member')}/role", json={"role": "boss"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "success": False,
+        "error": "role must be one of owner, admin, member",
+    }
+
+
+async def test_rest_change_role_by_a_member_is_403(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("member").put(
+        f"/organizations/{t.org_id}/members/{t.member_id('admin')}/role", json={"role": "member"}
+    )
+    assert response.status_code == 403
+
+
+async def test_rest_change_role_of_an_unknown_member_is_404(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").put(
+        f"/organizations/{t.org_id}/members/mbr-unknown/role", json={"role": "member"}
+    )
+    assert response.status_code == 404
+    assert response.json() == {"success": False, "error": "Member not found"}
+
+
+async def test_rest_demoting_the_last_owner_is_409(env: Env) -> None:
+    t = await team(env)
+    response = await t.client("owner").put(
+        f"/organizations/{t.org_id}/members/{t.member_id('owner')}/role", json={"role": "admin"}
+    )
+    assert response.status_code == 409

@@ -1,0 +1,76 @@
+"""Nested lists cost one query per level: the statement count does not grow with the rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Client, Env
+from tests.test_usage_helpers import event, ingest_ok
+
+MEMBERS_WITH_USAGES = """query ($id: ID!) {
+  organization(id: $id) {
+    members(first: 20) {
+      edges { node { user { email } usages(first: 5) { edges { node { id } } } } }
+    }
+  }
+}"""
+
+VIEWER_USAGES = """{
+  viewer {
+    usages(first: 20) {
+      edges { node { id user { email } organization { name } } }
+    }
+  }
+}"""
+
+
+async def _statements(env: Env, client: Client, query: str, variables: Any = None) -> int:
+    await client.gql_data(query, variables)  # warm up: the API key's last-used stamp
+    with env.counter.counting() as statements:
+        await client.gql_data(query, variables)
+    return len(statements)
+
+
+async def _organization_with_members(env: Env, members: int) -> tuple[Client, str]:
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    people = [owner]
+    for _ in range(members - 1):
+        person = await env.user()
+        await env.add_member(org_id, person)
+        people.append(person)
+    await ingest_ok(
+        env,
+        *[event(p.user_id, organizationId=org_id) for p in people for _ in range(6)],
+    )
+    return owner, org_id
+
+
+async def test_members_with_usages_cost_the_same_for_2_and_20_members(env: Env) -> None:
+    counts = []
+    for size in (2, 20):
+        owner, org_id = await _organization_with_members(env, size)
+        data = await owner.gql_data(MEMBERS_WITH_USAGES, {"id": org_id})
+        edges = data["organization"]["members"]["edges"]
+        assert len(edges) == size
+        assert all(len(e["node"]["usages"]["edges"]) == 5 for e in edges)
+        counts.append(await _statements(env, owner, MEMBERS_WITH_USAGES, {"id": org_id}))
+    assert counts[0] == counts[1], counts
+
+
+async def test_viewer_usages_cost_the_same_for_2_and_20_usages(env: Env) -> None:
+    counts = []
+    for size in (2, 20):
+        alice = await env.user()
+        orgs = [await env.organization(alice, f"Org {i}") for i in range(3)]
+        await ingest_ok(
+            env,
+            *[
+                event(alice.user_id, organizationId=None if i == 1 else orgs[i % 3])
+                for i in range(size)
+            ],
+        )
+        data = await alice.gql_data(VIEWER_USAGES)
+        assert len(data["viewer"]["usages"]["edges"]) == size
+        counts.append(await _statements(env, alice, VIEWER_USAGES))
+    assert counts[0] == counts[1], counts
