@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,32 +12,27 @@ from typing import Any, Literal
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     Date,
     String,
-    and_,
     any_,
-    case,
     cast,
-    column,
     distinct,
     func,
     insert,
     literal,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
+from gateway.billing import ledger
 from gateway.billing.payments import maybe_auto_top_up
 from gateway.context import Context
 from gateway.db.models import (
     Account,
     AccountKind,
-    LedgerEntry,
     Member,
     Organization,
     UsageRecord,
@@ -313,7 +307,7 @@ async def _write(
     low: list[str] = []
     if fresh:
         await _attach_accounts(session, fresh, single=single)
-        low = await _debit_and_insert(session, [row for _, row in fresh], now)
+        low = await _debit_and_insert(session, [row for _, row in fresh])
     recorded: dict[str, UsageRecord | dict[str, Any]] = dict(existing)
     for _, row in fresh:
         recorded[row["generation_id"]] = row
@@ -398,106 +392,28 @@ async def _attach_accounts(
         await session.flush()
 
 
-async def _debit_and_insert(
-    session: AsyncSession, rows: list[dict[str, Any]], now: datetime
-) -> list[str]:
-    """Debit every paying account once for its events and write usage rows and ledger entries;
-    returns the accounts now below their auto top-up threshold.
-
-    This is the ledger's `post_entry` for a whole batch, keeping its invariants: one entry per
-    event (key `usage:<generation id>`, reference the usage id) with its running `balance_after`,
-    and the account's balance moved by exactly the entries' sum, by an atomic `UPDATE … RETURNING`
-    (one statement for up to 500 accounts, not one per account or per event).
-    """
-    by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["credits_used"] > 0:
-            by_account[row["account_id"]].append(row)
-    totals = {
-        account_id: sum(row["credits_used"] for row in charged)
-        for account_id, charged in by_account.items()
-    }
-    balances_after, low = await _debit_accounts(session, totals, now)
-    entries: list[dict[str, Any]] = []
-    for account_id in sorted(by_account):
-        # Walk the account's events in batch order from its balance before this batch.
-        balance = balances_after[account_id] + totals[account_id]
-        for row in by_account[account_id]:
-            balance -= row["credits_used"]
-            row["overdrawn"] = balance < 0
-            entries.append(
-                {
-                    "id": new_id("led"),
-                    "account_id": account_id,
-                    "amount": -row["credits_used"],
-                    "balance_after": balance,
-                    "reason": USAGE_LEDGER_REASON,
-                    "reference_id": row["id"],
-                    "idempotency_key": f"usage:{row['generation_id']}",
-                    "created_at": now,
-                }
+async def _debit_and_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[str]:
+    """Debit the paying accounts through the ledger (one entry per charged event, key
+    `usage:<generation id>`) and write the usage rows, flagging the events that overdrew;
+    returns the accounts now below their auto top-up threshold."""
+    charged = [row for row in rows if row["credits_used"] > 0]
+    posted = await ledger.post_debits(
+        session,
+        [
+            ledger.Debit(
+                account_id=row["account_id"],
+                amount=row["credits_used"],
+                idempotency_key=f"usage:{row['generation_id']}",
+                reference_id=row["id"],
             )
+            for row in charged
+        ],
+        reason=USAGE_LEDGER_REASON,
+    )
+    for row, balance_after in zip(charged, posted.balances_after, strict=True):
+        row["overdrawn"] = balance_after < 0
     await _insert_usage_rows(session, rows)
-    if entries:
-        await _insert_ledger_entries(session, entries)
-    return low
-
-
-async def _debit_accounts(
-    session: AsyncSession, totals: dict[str, int], now: datetime
-) -> tuple[dict[str, int], list[str]]:
-    """Subtract each account's total: (account id → balance afterwards, accounts that are now
-    below their auto top-up threshold)."""
-    balances: dict[str, int] = {}
-    low: list[str] = []
-    for chunk in _chunks(sorted(totals)):
-        if _postgres(session) and len(chunk) > 1:
-            # Lock the rows in id order first, so concurrent batches queue, never deadlock.
-            await session.execute(
-                select(Account.id)
-                .where(_one_of(session, Account.id, chunk))
-                .order_by(Account.id)
-                .with_for_update()
-            )
-        if _postgres(session):
-            amounts = (
-                func.unnest(
-                    literal(list(chunk), ARRAY(String())),
-                    literal([totals[a] for a in chunk], ARRAY(BigInteger())),
-                )
-                .table_valued(column("account_id", String()), column("amount", BigInteger()))
-                .render_derived(name="amounts")
-            )
-            stmt = (
-                update(Account)
-                .where(Account.id == amounts.c.account_id)
-                .values(balance=Account.balance - amounts.c.amount, updated_at=now)
-            )
-        else:
-            amount = case({a: literal(totals[a], BigInteger()) for a in chunk}, value=Account.id)
-            stmt = (
-                update(Account)
-                .where(col(Account.id).in_(chunk))
-                .values(balance=Account.balance - amount, updated_at=now)
-            )
-        # RETURNING shows the updated row: whether it now wants a top-up costs no query.
-        wants_top_up = and_(
-            col(Account.auto_top_up_enabled).is_(True),
-            Account.balance < Account.auto_top_up_threshold,
-        )
-        result = await session.execute(
-            stmt.returning(Account.id, Account.balance, wants_top_up).execution_options(
-                synchronize_session=False
-            )
-        )
-        for account_id, balance, wanted in result.all():
-            balances[account_id] = int(balance)
-            if wanted:
-                low.append(account_id)
-    missing = set(totals) - set(balances)
-    if missing:
-        raise NotFound(f"Account not found: {sorted(missing)[0]}")
-    return balances, low
+    return posted.below_threshold
 
 
 # Core inserts of whole batches: one multi-row statement per 1,000 rows. (The ORM's bulk insert
@@ -509,11 +425,6 @@ async def _insert_usage_rows(session: AsyncSession, rows: list[dict[str, Any]]) 
     table = SQLModel.metadata.tables[UsageRecord.__tablename__]
     columns = [{_COLUMN_OF.get(key, key): value for key, value in row.items()} for row in rows]
     await session.execute(insert(table), columns)
-
-
-async def _insert_ledger_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    table = SQLModel.metadata.tables[LedgerEntry.__tablename__]
-    await session.execute(insert(table), entries)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -276,12 +276,14 @@ async def test_failed_ingestion_leaves_neither_usage_row_nor_ledger_entry(
     await fund(env, account, 5_000)
     written: list[int] = []
 
-    async def failing_ledger_insert(session: Any, entries: Any) -> None:
-        # The usage rows and the balance update are in the transaction already.
-        written.append(await session.scalar(select(func.count()).select_from(models.UsageRecord)))
+    async def failing_usage_insert(session: Any, rows: Any) -> None:
+        # The ledger entries and the balance update are in the transaction already.
+        written.append(
+            await session.scalar(select(func.count()).where(models.LedgerEntry.reason == "usage"))
+        )
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(usage_resolvers, "_insert_ledger_entries", failing_ledger_insert)
+    monkeypatch.setattr(usage_resolvers, "_insert_usage_rows", failing_usage_insert)
     response = await ingest(env, event(alice.user_id, credits=1_000), event(alice.user_id))
     assert response.status_code == 500
     assert written == [2]

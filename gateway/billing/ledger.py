@@ -7,14 +7,33 @@ write a no-op that returns the first entry.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    any_,
+    case,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
 
 from gateway.db.models import Account, LedgerEntry, utcnow
 from gateway.errors import NotFound
+from gateway.ids import new_id
 
 
 @dataclass(frozen=True)
@@ -99,3 +118,129 @@ async def sum_of_entries(session: AsyncSession, account_id: str) -> int:
         )
     )
     return int(total or 0)
+
+
+@dataclass(frozen=True)
+class Debit:
+    """One debit of a batch: `amount` micro-credits (positive) taken from an account."""
+
+    account_id: str
+    amount: int
+    idempotency_key: str
+    reference_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PostedDebits:
+    # Per debit, in input order: the account's balance right after that debit.
+    balances_after: list[int]
+    # Accounts that are now below their enabled auto top-up threshold.
+    below_threshold: list[str]
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return bool(session.bind.dialect.name == "postgresql")
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+async def post_debits(
+    session: AsyncSession, debits: Sequence[Debit], *, reason: str
+) -> PostedDebits:
+    """`post_entry` for a whole batch: one entry per debit (with its running `balance_after`)
+    and each account's balance moved by exactly the sum of its entries, with one atomic
+    `UPDATE … RETURNING` per 500 accounts instead of one per debit.
+
+    Runs in the caller's transaction. The caller filters out keys already used; a key reused
+    concurrently fails the insert (IntegrityError) and the caller retries the whole batch.
+    """
+    for debit in debits:
+        if not isinstance(debit.amount, int) or isinstance(debit.amount, bool) or debit.amount < 0:
+            raise TypeError("debits are non-negative integers (micro-credits)")
+    totals: dict[str, int] = defaultdict(int)
+    for debit in debits:
+        totals[debit.account_id] += debit.amount
+    now = utcnow()
+    balances, below = await _subtract(session, dict(totals), now)
+    # Walk each account's debits in input order from its balance before this batch.
+    running = {account_id: balances[account_id] + total for account_id, total in totals.items()}
+    balances_after: list[int] = []
+    entries: list[dict[str, Any]] = []
+    for debit in debits:
+        running[debit.account_id] -= debit.amount
+        balances_after.append(running[debit.account_id])
+        entries.append(
+            {
+                "id": new_id("led"),
+                "account_id": debit.account_id,
+                "amount": -debit.amount,
+                "balance_after": running[debit.account_id],
+                "reason": reason,
+                "reference_id": debit.reference_id,
+                "idempotency_key": debit.idempotency_key,
+                "created_at": now,
+            }
+        )
+    if entries:
+        await session.execute(insert(SQLModel.metadata.tables[LedgerEntry.__tablename__]), entries)
+    return PostedDebits(balances_after, below)
+
+
+async def _subtract(
+    session: AsyncSession, totals: dict[str, int], now: datetime
+) -> tuple[dict[str, int], list[str]]:
+    """Subtract each account's total: (account id → balance afterwards, accounts now below
+    their auto top-up threshold)."""
+    balances: dict[str, int] = {}
+    below: list[str] = []
+    postgres = _is_postgres(session)
+    for chunk in _chunks(sorted(totals)):
+        if postgres:
+            if len(chunk) > 1:
+                # Lock the rows in id order first, so concurrent batches queue, never deadlock.
+                await session.execute(
+                    select(Account.id)
+                    .where(Account.id == any_(literal(list(chunk), ARRAY(String()))))
+                    .order_by(Account.id)
+                    .with_for_update()
+                )
+            amounts = (
+                func.unnest(
+                    literal(list(chunk), ARRAY(String())),
+                    literal([totals[a] for a in chunk], ARRAY(BigInteger())),
+                )
+                .table_valued(column("account_id", String()), column("amount", BigInteger()))
+                .render_derived(name="amounts")
+            )
+            stmt = (
+                update(Account)
+                .where(Account.id == amounts.c.account_id)
+                .values(balance=Account.balance - amounts.c.amount, updated_at=now)
+            )
+        else:
+            amount = case({a: literal(totals[a], BigInteger()) for a in chunk}, value=Account.id)
+            stmt = (
+                update(Account)
+                .where(col(Account.id).in_(chunk))
+                .values(balance=Account.balance - amount, updated_at=now)
+            )
+        # RETURNING shows the updated row: whether it now wants a top-up costs no query.
+        wants_top_up = and_(
+            col(Account.auto_top_up_enabled).is_(True),
+            Account.balance < Account.auto_top_up_threshold,
+        )
+        result = await session.execute(
+            stmt.returning(Account.id, Account.balance, wants_top_up).execution_options(
+                synchronize_session=False
+            )
+        )
+        for account_id, balance, wanted in result.all():
+            balances[account_id] = int(balance)
+            if wanted:
+                below.append(account_id)
+    missing = set(totals) - set(balances)
+    if missing:
+        raise NotFound(f"Account not found: {sorted(missing)[0]}")
+    return balances, below
