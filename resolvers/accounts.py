@@ -58,7 +58,7 @@ async def _load_or_create(
 
 async def personal_account(ctx: Context, user_id: str | None = None) -> Account:
     """The caller's personal account; another user's id is not found."""
-    own_id = permissions.require_self(ctx, user_id) if user_id is not None else ctx.user_id
+    own_id = permissions.require_self(ctx, user_id if user_id is not None else ctx.user_id)
     return await _load_or_create(ctx, user_id=own_id, organization_id=None)
 
 

@@ -16,9 +16,13 @@ def require_service(ctx: Context) -> None:
 
 
 def require_self(ctx: Context, user_id: str) -> str:
-    """`/users/{id}/…`: only the caller's own id exists for the caller."""
+    """`/users/{id}/…`: only the caller's own id exists for the caller, and an organization's
+    API key does not reach its creator's personal account (balance, payments, usage)."""
     if user_id != ctx.user_id:
         raise NotFound("User not found")
+    scoped = ctx.principal.api_key_organization_id if ctx.principal is not None else None
+    if scoped is not None:
+        raise Forbidden("This API key belongs to an organization and cannot use a personal account")
     return user_id
 
 

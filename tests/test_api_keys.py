@@ -495,3 +495,17 @@ async def test_organization_key_lists_and_revokes_only_its_organizations_keys(en
     assert (await alice.get("/users/me")).status_code == 200
     nodes = (await scoped.gql_data(VIEWER_KEYS))["viewer"]["apiKeys"]["nodes"]
     assert [n["organizationId"] for n in nodes] == [org_id]
+
+
+async def test_organization_key_cannot_use_the_personal_account(env: Env) -> None:
+    alice = await env.user()
+    org_id = await env.organization(alice)
+    scoped = await org_key_client(env, alice, org_id)
+    for path in (f"/users/{alice.user_id}/balance", f"/users/{alice.user_id}/payments"):
+        response = await scoped.get(path)
+        assert response.status_code == 403, path
+        assert response.json()["success"] is False
+    checkout = await scoped.post("/users/credits/checkout", json={"amountCents": 1000})
+    assert checkout.status_code == 403
+    assert (await scoped.get("/users/me")).status_code == 200
+    assert (await scoped.get(f"/organizations/{org_id}/balance")).status_code == 200
