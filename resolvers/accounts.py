@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.context import Context
-from gateway.db.models import Account, AccountKind
+from gateway.db.models import Account, AccountKind, Organization, User
 from resolvers import permissions
 
 
@@ -110,3 +110,24 @@ async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
     if ctx.principal is None or ctx.principal.user_id != user_id:
         return None
     return await personal_account(ctx, user_id)
+
+
+@dataclass(frozen=True)
+class ActiveAccount:
+    """Where a user's usage is billed: an organization they belong to, or their own account."""
+
+    organization: Organization | None
+    balance: Balance
+
+
+async def active_account(ctx: Context, user_id: str) -> ActiveAccount | None:
+    """The caller's active account (None on other users); a stale organization falls back
+    to the personal account."""
+    if ctx.principal is None or ctx.principal.user_id != user_id:
+        return None
+    user: User | None = await ctx.loaders.user_by_id.load(user_id)
+    org_id = user.active_organization_id if user is not None else None
+    if org_id and await permissions.organization_membership(ctx, org_id) is not None:
+        org: Organization = await ctx.loaders.organization_by_id.load(org_id)
+        return ActiveAccount(org, await organization_balance(ctx, org_id))
+    return ActiveAccount(None, await user_balance(ctx, user_id))

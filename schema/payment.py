@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -18,6 +18,9 @@ from resolvers import accounts, payments
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
 from schema.scalars import BigInt
+
+if TYPE_CHECKING:
+    from schema.organization import Organization
 
 
 @strawberry.enum(description="Where a payment stands.")
@@ -223,6 +226,25 @@ async def _payments(
 
 
 # --- relation fields for User (your own only: null on other users) ---------------------------
+
+
+@strawberry.type(description="The account a user's usage is billed to.")
+class ActiveAccount:
+    organization: Annotated[Organization, strawberry.lazy("schema.organization")] | None = (
+        strawberry.field(description="The organization billed; null for the personal account.")
+    )
+    balance: Balance
+
+
+async def user_active_account(root: Any, info: Info) -> ActiveAccount | None:
+    """Where your usage is billed, with its balance; null on other users."""
+    from schema.organization import Organization
+
+    found = await accounts.active_account(info.context, root._model.id)
+    if found is None:
+        return None
+    org = Organization.from_model(found.organization) if found.organization is not None else None
+    return ActiveAccount(organization=org, balance=Balance.of(found.balance))
 
 
 async def user_balance(root: Any, info: Info) -> Balance | None:

@@ -12,7 +12,12 @@ from gateway.db import models
 from resolvers import api_keys, users
 from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
-from schema.payment import user_balance, user_billing_account, user_payments
+from schema.payment import (
+    user_active_account,
+    user_balance,
+    user_billing_account,
+    user_payments,
+)
 from schema.plan import user_subscription
 from schema.relay import Connection, Node, page_args
 from schema.usage import user_usages
@@ -82,6 +87,10 @@ class User(Node):
 
     usages = strawberry.field(
         resolver=user_usages, description="Your usage, newest first; null on other users."
+    )
+    active_account = strawberry.field(
+        resolver=user_active_account,
+        description="Where your usage is billed (see switchActiveAccount); null on other users.",
     )
     balance = strawberry.field(
         resolver=user_balance, description="Your personal balance; null on other users."
