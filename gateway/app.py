@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -82,6 +83,13 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     def __init__(self, state: AppState, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
+
+    def encode_json(self, data: object) -> str | bytes:
+        """orjson (compact, like strawberry's own `json.dumps`); json for what it cannot encode."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # e.g. an integer beyond 64 bits
+            return super().encode_json(data)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:  # type: ignore[override]
         ctx = await self.state.authenticated_context(request)

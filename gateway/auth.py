@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,23 @@ async def ensure_personal_account(session: AsyncSession, user_id: str) -> None:
     session.add(Account(kind=AccountKind.USER.value, user_id=user_id))
 
 
+# Plain columns, not an ApiKey instance, in a statement built once: this runs on every request.
+_API_KEY_BY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.organization_id,
+        ApiKey.secret_hash,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+        User.deleted_at.label("user_deleted_at"),
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.lookup == bindparam("lookup"))
+)
+
+
 class Authenticator:
     """Turns a bearer token into a Principal; one instance per process."""
 
@@ -104,18 +121,12 @@ class Authenticator:
         parts = token.split("_", 2)
         if len(parts) != 3:
             raise Unauthenticated("Invalid API key")
-        row = (
-            await session.execute(
-                select(ApiKey, User.deleted_at)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.lookup == parts[1])
-            )
-        ).first()
+        key = (await session.execute(_API_KEY_BY_LOOKUP, {"lookup": parts[1]})).first()
         # Compare even when the lookup missed, so timing does not reveal which lookups exist.
-        expected = row[0].secret_hash if row else "0" * 64
-        if not hmac.compare_digest(expected, hash_secret(token)) or row is None:
+        expected = key.secret_hash if key else "0" * 64
+        if not hmac.compare_digest(expected, hash_secret(token)) or key is None:
             raise Unauthenticated("Invalid API key")
-        key, user_deleted_at = row
+        user_deleted_at = key.user_deleted_at
         now = utcnow()
         if key.revoked_at is not None or user_deleted_at is not None:
             raise Unauthenticated("API key revoked")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,14 +36,35 @@ def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
     return DataLoader(batch_load_fn=batch, max_batch_size=1000)
 
 
+# Statements built once per process (building one costs more than running it); the values
+# are bound parameters. (kind, model, column, id(where)) → (where, one-key stmt, many-keys stmt).
+_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+
+
+def _by_key_statements(model: Any, column: Any, where: Sequence[Any]) -> tuple[Any, Any]:
+    """`WHERE column = :_key` and `WHERE column IN :_keys` (plus `where`: module constants)."""
+    cache_key = (model, column.key, id(where))
+    found = _STATEMENTS.get(cache_key)
+    if found is None or found[0] is not where:
+        one = select(model).where(column == bindparam("_key"), *where)
+        many = select(model).where(column.in_(bindparam("_keys", expanding=True)), *where)
+        found = _STATEMENTS[cache_key] = (where, one, many)
+    return found[1], found[2]
+
+
 def _rows_by_key(
     session: AsyncSession, model: Any, column: Any, where: Sequence[Any] = ()
 ) -> DataLoader:
     """key → the one row whose `column` equals it (or None)."""
+    one, many = _by_key_statements(model, column, where)
 
     async def batch(keys: list[Any]) -> list[Any]:
-        stmt = select(model).where(column.in_(keys), *where)
-        found = {getattr(row, column.key): row for row in (await session.execute(stmt)).scalars()}
+        # One key (the common case on REST routes): `=` rather than an expanding IN.
+        if len(keys) == 1:
+            result = await session.execute(one, {"_key": keys[0]})
+        else:
+            result = await session.execute(many, {"_keys": keys})
+        found = {getattr(row, column.key): row for row in result.scalars()}
         return [found.get(key) for key in keys]
 
     return _loader(batch)
@@ -70,6 +92,7 @@ def _pages_by_key(
     *,
     newest_first: bool,
     where: Sequence[Any] = (),
+    plain: bool = False,
 ) -> DataLoader:
     """(parent id, PageArgs) → Page: parents sharing the same arguments load in one query."""
 
@@ -87,6 +110,7 @@ def _pages_by_key(
                 args,
                 where=where,
                 newest_first=newest_first,
+                plain=plain,
             )
             for parent_id, page in pages.items():
                 results[(parent_id, args)] = page
@@ -122,8 +146,14 @@ def _latest_ids_by_key(session: AsyncSession, model: Any, column: Any) -> DataLo
     return _loader(batch)
 
 
+_IN_ORGANIZATION = (UsageRecord.organization_id == bindparam("organization_id"),)
+
+
 def _member_usage_pages(session: AsyncSession) -> DataLoader:
-    """(organization id, user id, PageArgs) → that member's usage in that org, newest first."""
+    """(organization id, user id, PageArgs) → that member's usage in that org, newest first.
+
+    Usage pages hold read-only rows (`plain`), not ORM instances: nobody modifies a usage record.
+    """
 
     async def batch(keys: list[tuple[str, str, PageArgs]]) -> list[Page[Any]]:
         groups: dict[tuple[str, PageArgs], list[str]] = defaultdict(list)
@@ -137,7 +167,9 @@ def _member_usage_pages(session: AsyncSession) -> DataLoader:
                 UsageRecord.user_id,
                 list(dict.fromkeys(user_ids)),
                 args,
-                where=[UsageRecord.organization_id == org_id],
+                where=_IN_ORGANIZATION,
+                plain=True,
+                params={"organization_id": org_id},
             )
             for user_id, page in pages.items():
                 results[(org_id, user_id, args)] = page
@@ -146,90 +178,196 @@ def _member_usage_pages(session: AsyncSession) -> DataLoader:
     return _loader(batch)
 
 
+_MEMBER_BY_ORG_AND_USER = select(Member).where(
+    col(Member.organization_id) == bindparam("org"), col(Member.user_id) == bindparam("user")
+)
+_MEMBERS_BY_ORGS_AND_USERS = select(Member).where(
+    col(Member.organization_id).in_(bindparam("orgs", expanding=True)),
+    col(Member.user_id).in_(bindparam("users", expanding=True)),
+)
+
+
 def _members_by_org_and_user(session: AsyncSession) -> DataLoader:
     """(organization id, user id) → Member or None."""
 
     async def batch(keys: list[tuple[str, str]]) -> list[Member | None]:
         org_ids = list({org for org, _ in keys})
         user_ids = list({user for _, user in keys})
-        stmt = select(Member).where(
-            col(Member.organization_id).in_(org_ids), col(Member.user_id).in_(user_ids)
-        )
-        found = {
-            (row.organization_id, row.user_id): row
-            for row in (await session.execute(stmt)).scalars()
-        }
+        if len(keys) == 1:
+            result = await session.execute(
+                _MEMBER_BY_ORG_AND_USER, {"org": org_ids[0], "user": user_ids[0]}
+            )
+        else:
+            result = await session.execute(
+                _MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
+            )
+        found = {(row.organization_id, row.user_id): row for row in result.scalars()}
         return [found.get(key) for key in keys]
 
     return _loader(batch)
 
 
+_LIVE_ORG = (Organization.deleted_at.is_(None),)
+_NOT_CANCELED = (Subscription.status != SubscriptionStatus.CANCELED.value,)
+_PENDING_INVITE = (Invite.status == InviteStatus.PENDING.value,)
+_LIVE_KEY = (ApiKey.revoked_at.is_(None),)
+_SUCCEEDED_PAYMENT = (Payment.status == "succeeded",)
+
+
 class Loaders:
-    """Named for what they load; attribute access keeps call sites greppable."""
+    """Named for what they load; attribute access keeps call sites greppable.
+
+    Each loader is built on first use (a request touches a handful of the ~30), then cached on
+    the instance for the rest of the request.
+    """
 
     def __init__(self, context: Any) -> None:
-        session: AsyncSession = context.session
-        live_org = [Organization.deleted_at.is_(None)]
-        self.user_by_id = _rows_by_key(session, User, User.id)
-        self.organization_by_id = _rows_by_key(session, Organization, Organization.id, live_org)
-        self.member_by_id = _rows_by_key(session, Member, Member.id)
-        self.member_by_organization_and_user = _members_by_org_and_user(session)
-        self.invite_by_id = _rows_by_key(session, Invite, Invite.id)
-        self.plan_by_id = _rows_by_key(session, Plan, Plan.id)
-        self.payment_by_id = _rows_by_key(session, Payment, Payment.id)
-        self.api_key_by_id = _rows_by_key(session, ApiKey, ApiKey.id)
-        self.usage_by_id = _rows_by_key(session, UsageRecord, UsageRecord.id)
-        self.subscription_by_id = _rows_by_key(session, Subscription, Subscription.id)
-        self.account_by_id = _rows_by_key(session, Account, Account.id)
-        self.account_by_user_id = _rows_by_key(session, Account, Account.user_id)
-        self.account_by_organization_id = _rows_by_key(session, Account, Account.organization_id)
-        self.current_subscription_by_account_id = _rows_by_key(
-            session,
-            Subscription,
-            Subscription.account_id,
-            [Subscription.status != SubscriptionStatus.CANCELED.value],
+        self._context = context
+
+    @cached_property
+    def _session(self) -> AsyncSession:
+        session: AsyncSession = self._context.session
+        return session
+
+    @cached_property
+    def user_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, User, User.id)
+
+    @cached_property
+    def organization_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Organization, Organization.id, _LIVE_ORG)
+
+    @cached_property
+    def member_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Member, Member.id)
+
+    @cached_property
+    def member_by_organization_and_user(self) -> DataLoader:
+        return _members_by_org_and_user(self._session)
+
+    @cached_property
+    def invite_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Invite, Invite.id)
+
+    @cached_property
+    def plan_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Plan, Plan.id)
+
+    @cached_property
+    def payment_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Payment, Payment.id)
+
+    @cached_property
+    def api_key_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, ApiKey, ApiKey.id)
+
+    @cached_property
+    def usage_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, UsageRecord, UsageRecord.id)
+
+    @cached_property
+    def subscription_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Subscription, Subscription.id)
+
+    @cached_property
+    def account_by_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Account, Account.id)
+
+    @cached_property
+    def account_by_user_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Account, Account.user_id)
+
+    @cached_property
+    def account_by_organization_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Account, Account.organization_id)
+
+    @cached_property
+    def current_subscription_by_account_id(self) -> DataLoader:
+        return _rows_by_key(self._session, Subscription, Subscription.account_id, _NOT_CANCELED)
+
+    @cached_property
+    def plan_history_pages_by_account_id(self) -> DataLoader:
+        return _pages_by_key(self._session, PlanHistory, PlanHistory.account_id, newest_first=True)
+
+    @cached_property
+    def latest_plan_history_id_by_subscription_id(self) -> DataLoader:
+        return _latest_ids_by_key(self._session, PlanHistory, PlanHistory.subscription_id)
+
+    @cached_property
+    def members_by_user_id(self) -> DataLoader:
+        return _lists_by_key(self._session, Member, Member.user_id, Member.id)
+
+    @cached_property
+    def member_pages_by_organization_id(self) -> DataLoader:
+        # Read-only rows (`plain`): listed members are shown and checked, never modified here.
+        return _pages_by_key(
+            self._session, Member, Member.organization_id, newest_first=False, plain=True
         )
-        self.plan_history_pages_by_account_id = _pages_by_key(
-            session, PlanHistory, PlanHistory.account_id, newest_first=True
+
+    @cached_property
+    def member_count_by_organization_id(self) -> DataLoader:
+        return _counts_by_key(self._session, Member, Member.organization_id)
+
+    @cached_property
+    def invite_pages_by_organization_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session,
+            Invite,
+            Invite.organization_id,
+            newest_first=True,
+            where=_PENDING_INVITE,
         )
-        self.latest_plan_history_id_by_subscription_id = _latest_ids_by_key(
-            session, PlanHistory, PlanHistory.subscription_id
+
+    @cached_property
+    def invite_count_by_organization_id(self) -> DataLoader:
+        return _counts_by_key(self._session, Invite, Invite.organization_id, _PENDING_INVITE)
+
+    @cached_property
+    def api_key_pages_by_user_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session, ApiKey, ApiKey.user_id, newest_first=True, where=_LIVE_KEY
         )
-        self.members_by_user_id = _lists_by_key(session, Member, Member.user_id, Member.id)
-        self.member_pages_by_organization_id = _pages_by_key(
-            session, Member, Member.organization_id, newest_first=False
+
+    @cached_property
+    def api_key_pages_by_organization_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session, ApiKey, ApiKey.organization_id, newest_first=True, where=_LIVE_KEY
         )
-        self.member_count_by_organization_id = _counts_by_key(
-            session, Member, Member.organization_id
+
+    @cached_property
+    def payment_pages_by_account_id(self) -> DataLoader:
+        # Read-only rows (`plain`): history pages are only shown, never modified.
+        return _pages_by_key(
+            self._session, Payment, Payment.account_id, newest_first=True, plain=True
         )
-        pending = [Invite.status == InviteStatus.PENDING.value]
-        self.invite_pages_by_organization_id = _pages_by_key(
-            session, Invite, Invite.organization_id, newest_first=True, where=pending
-        )
-        self.invite_count_by_organization_id = _counts_by_key(
-            session, Invite, Invite.organization_id, pending
-        )
-        live_key = [ApiKey.revoked_at.is_(None)]
-        self.api_key_pages_by_user_id = _pages_by_key(
-            session, ApiKey, ApiKey.user_id, newest_first=True, where=live_key
-        )
-        self.api_key_pages_by_organization_id = _pages_by_key(
-            session, ApiKey, ApiKey.organization_id, newest_first=True, where=live_key
-        )
-        self.payment_pages_by_account_id = _pages_by_key(
-            session, Payment, Payment.account_id, newest_first=True
-        )
-        self.succeeded_payment_pages_by_account_id = _pages_by_key(
-            session,
+
+    @cached_property
+    def succeeded_payment_pages_by_account_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session,
             Payment,
             Payment.account_id,
             newest_first=True,
-            where=[Payment.status == "succeeded"],
+            where=_SUCCEEDED_PAYMENT,
+            plain=True,
         )
-        self.usage_pages_by_user_id = _pages_by_key(
-            session, UsageRecord, UsageRecord.user_id, newest_first=True
+
+    @cached_property
+    def usage_pages_by_user_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session, UsageRecord, UsageRecord.user_id, newest_first=True, plain=True
         )
-        self.usage_pages_by_organization_id = _pages_by_key(
-            session, UsageRecord, UsageRecord.organization_id, newest_first=True
+
+    @cached_property
+    def usage_pages_by_organization_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._session,
+            UsageRecord,
+            UsageRecord.organization_id,
+            newest_first=True,
+            plain=True,
         )
-        self.usage_pages_by_member = _member_usage_pages(session)
+
+    @cached_property
+    def usage_pages_by_member(self) -> DataLoader:
+        return _member_usage_pages(self._session)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+import functools
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -119,6 +122,18 @@ def _keyset(model: Any, args: PageArgs, newest_first: bool) -> tuple[list[Any], 
     return conditions, (model.id.desc() if descending else model.id.asc())
 
 
+@functools.cache
+def plain_columns(model: Any) -> tuple[Any, ...]:
+    """`model`'s columns labelled with its attribute names (e.g. `metadata` as `metadata_`)."""
+    return tuple(prop.columns[0].label(prop.key) for prop in sa_inspect(model).column_attrs)
+
+
+@functools.cache
+def plain_row_type(model: Any) -> Any:
+    """A named tuple of `model`'s attributes: what `plain` pages hold (cheap attribute reads)."""
+    return namedtuple(f"{model.__name__}Row", [column.key for column in plain_columns(model)])
+
+
 async def page_of(
     session: AsyncSession,
     model: Any,
@@ -126,13 +141,23 @@ async def page_of(
     *,
     where: Sequence[Any] = (),
     newest_first: bool = True,
+    plain: bool = False,
 ) -> Page[Any]:
-    """One page of `model` rows matching `where`."""
+    """One page of `model` rows matching `where`.
+
+    `plain`: the items are read-only rows (attribute access by the model's attribute names)
+    instead of ORM instances: several times cheaper to load, for lists nobody modifies.
+    """
     conditions, order = _keyset(model, args, newest_first)
     if args.limit == 0:
         return Page([])
-    stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
+    if plain:
+        stmt = select(*plain_columns(model))
+        stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
+        rows = list((await session.execute(stmt)).all())
+    else:
+        stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
+        rows = list((await session.execute(stmt)).scalars())
     return _page(rows, args)
 
 
@@ -145,30 +170,90 @@ async def pages_by_parent(
     *,
     where: Sequence[Any] = (),
     newest_first: bool = True,
+    plain: bool = False,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, Page[Any]]:
-    """The same page for many parents in one query (top-N per parent by a window function)."""
+    """The same page for many parents in one query (top-N per parent by a window function).
+
+    `where` as a tuple (a module constant, with `bindparam`s whose values are in `params`) lets
+    the statement be built once and reused: building it (the ranked subquery) costs more than
+    running it.
+    """
     if not parent_ids or args.limit == 0:
         return {parent_id: Page([]) for parent_id in parent_ids}
-    if len(parent_ids) == 1:
-        page = await page_of(
-            session,
-            model,
-            args,
-            where=[parent_column == parent_ids[0], *where],
-            newest_first=newest_first,
-        )
-        return {parent_ids[0]: page}
-    conditions, order = _keyset(model, args, newest_first)
-    rank = func.row_number().over(partition_by=parent_column, order_by=order).label("_rank")
-    inner = (
-        select(model, rank)
-        .where(parent_column.in_(list(parent_ids)), *where, *conditions)
-        .subquery()
-    )
-    row_alias = aliased(model, inner)
-    stmt = select(row_alias).where(inner.c._rank <= args.limit + 1).order_by(inner.c._rank)
+    many = len(parent_ids) > 1
+    stmt = _page_statement(model, parent_column, tuple(where), newest_first, args, plain, many)
+    values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
+    if many:
+        values["_parents"] = list(parent_ids)
+    else:
+        values["_parent"] = parent_ids[0]
+    if args.after is not None:
+        values["_after"] = args.after
+    if args.before is not None:
+        values["_before"] = args.before
+    result = await session.execute(stmt, values)
+    rows = list(map(plain_row_type(model)._make, result)) if plain else result.scalars().all()
+    if not many:
+        return {parent_ids[0]: _page(list(rows), args)}
     grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}
     parent_key = parent_column.key
-    for row in (await session.execute(stmt)).scalars():
+    for row in rows:
         grouped[getattr(row, parent_key)].append(row)
     return {parent_id: _page(rows, args) for parent_id, rows in grouped.items()}
+
+
+# (model, parent, id(where), shape) -> (where, statement); `where` is kept so its id stays its own.
+_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_MAX_STATEMENTS = 512
+
+
+def _page_statement(
+    model: Any,
+    parent_column: Any,
+    where: tuple[Any, ...],
+    newest_first: bool,
+    args: PageArgs,
+    plain: bool,
+    many: bool,
+) -> Any:
+    """The page statement for this shape of arguments, with bound parameters for the values."""
+    shape = (args.backwards, args.after is not None, args.before is not None)
+    key = (model, parent_column.key, id(where), newest_first, shape, plain, many)
+    found = _STATEMENTS.get(key)
+    if found is not None and found[0] is where:
+        return found[1]
+    conditions = []
+    descending = newest_first != args.backwards
+    if args.after is not None:
+        after: Any = bindparam("_after")
+        conditions.append(model.id < after if newest_first else model.id > after)
+    if args.before is not None:
+        before: Any = bindparam("_before")
+        conditions.append(model.id > before if newest_first else model.id < before)
+    order = model.id.desc() if descending else model.id.asc()
+    limit = bindparam("_limit", type_=Integer)
+    columns = plain_columns(model) if plain else (model,)
+    if not many:
+        stmt = (
+            select(*columns)
+            .where(parent_column == bindparam("_parent"), *where, *conditions)
+            .order_by(order)
+            .limit(limit)
+        )
+    else:
+        rank = func.row_number().over(partition_by=parent_column, order_by=order).label("_rank")
+        inner = (
+            select(*columns, rank)
+            .where(parent_column.in_(bindparam("_parents", expanding=True)), *where, *conditions)
+            .subquery()
+        )
+        if plain:
+            outer = select(*[inner.c[column.key] for column in columns])
+        else:
+            outer = select(aliased(model, inner))
+        stmt = outer.where(inner.c._rank <= limit).order_by(inner.c._rank)
+    if len(_STATEMENTS) >= _MAX_STATEMENTS:
+        _STATEMENTS.clear()
+    _STATEMENTS[key] = (where, stmt)
+    return stmt

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from strawberry.extensions import QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
@@ -16,6 +18,7 @@ from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
 from schema.errors import ErrorCodes
+from schema.execution import ExecutionContext
 from schema.invite import Invite, InviteMutation
 from schema.member import Member, MemberMutation, MemberQuery
 from schema.organization import Organization, OrganizationMutation, OrganizationQuery
@@ -58,6 +61,20 @@ class NodeQuery:
         return [NODE_TYPES[f[0]](f[1]) if f is not None else None for f in found]
 
 
+class CachedNameConverter(NameConverter):
+    """NameConverter remembering its conversions: argument names are converted on every call."""
+
+    def __init__(self, auto_camel_case: bool = True) -> None:
+        super().__init__(auto_camel_case)
+        self._converted: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._converted.get(name)
+        if converted is None:
+            converted = self._converted[name] = super().apply_naming_config(name)
+        return converted
+
+
 QUERY_TYPES: tuple[type, ...] = (NodeQuery, UserQuery, OrganizationQuery, MemberQuery, PlanQuery)
 MUTATION_TYPES: tuple[type, ...] = (
     UserMutation,
@@ -75,13 +92,22 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
+    depth_rule = create_validator(settings.graphql_max_depth, None, None)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[User, Organization, Member],
         extensions=[
             ErrorCodes,
-            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+            # QueryDepthLimiter's rule, built once: a rule class per request would defeat the
+            # validation cache (the rules are part of its key).
+            lambda: AddValidationRules([depth_rule]),
+            # Parsed documents and validation results, reused across requests (bounded LRU).
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
         ],
-        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+        execution_context_class=ExecutionContext,
+        config=StrawberryConfig(
+            name_converter=CachedNameConverter(auto_camel_case=True), scalar_map=SCALAR_MAP
+        ),
     )

@@ -13,7 +13,11 @@ JSON = NewType("JSON", object)
 
 
 def format_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year >= 1000:
+        # Same text as the strftime below, several times faster (every timestamp of a response).
+        return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_datetime(value: Any) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -193,11 +194,20 @@ def envelope_error(status: int, message: str, headers: dict[str, str] | None = N
     )
 
 
+@functools.lru_cache(maxsize=512)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
 def _dump(value: Any, annotation: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     if annotation is not None and value is not None:
-        return TypeAdapter(annotation).dump_python(value, mode="json", by_alias=True)
+        try:
+            adapter = _adapter(annotation)
+        except TypeError:  # an unhashable annotation: build it each time
+            adapter = TypeAdapter(annotation)
+        return adapter.dump_python(value, mode="json", by_alias=True)
     return value
 
 

@@ -6,12 +6,14 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from starlette.responses import Response
 
 from gateway.db.models import UsageRecord, User
 from gateway.errors import ValidationFailed
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, envelope_ok, rest
 from resolvers import usage
 from resolvers.usage import UsageEvent, UsageTotals
+from schema.scalars import format_datetime
 
 
 def _string_when_present(schema: dict[str, Any]) -> None:
@@ -67,6 +69,31 @@ class UsageTransactionOut(Wire):
     def of(cls, record: UsageRecord) -> UsageTransactionOut:
         return cls(**cls.fields_of(record))
 
+    @staticmethod
+    def wire(record: UsageRecord) -> dict[str, Any]:
+        """`of(record)` as it goes on the wire (`model_dump(mode="json", by_alias=True)`), built
+        directly: the list routes send 50 of these per request, and the models cost more than
+        everything else of the request. tests/test_rest_wire.py holds the two to each other."""
+        out: dict[str, Any] = {
+            "id": record.id,
+            "generationId": record.generation_id,
+            "aiInferenceProviderName": record.provider_name,
+            "aiModelName": record.model_name,
+            "aiModelTypeName": record.model_type_name,
+            "promptTokens": record.prompt_tokens,
+            "completionTokens": record.completion_tokens,
+            "totalTokens": record.total_tokens,
+            "costUsd": record.cost_micro_usd / usage.MICRO,
+            "creditsUsed": record.credits_used,
+        }
+        if record.operation is not None:
+            out["operation"] = record.operation
+        out["organizationId"] = record.organization_id or ""
+        out["userId"] = record.user_id
+        out["metadata"] = record.metadata_ or {}
+        out["createdAt"] = format_datetime(record.created_at)
+        return out
+
 
 class UsageListOut(Wire):
     items: list[UsageTransactionOut]
@@ -84,32 +111,33 @@ class MemberUsageListOut(Wire):
 
 
 @rest(query=PageQuery, response=UsageListOut)
-async def list_user_usages(call: Call) -> UsageListOut:
+async def list_user_usages(call: Call) -> Response:
     """The caller's usage history (personal and in organizations), newest first."""
     page = await usage.user_usages_page(call.ctx, call.path["id"], call.query.page_args(call.ctx))
-    return UsageListOut(
-        items=[UsageTransactionOut.of(r) for r in page.items], next_cursor=page.next_cursor
-    )
+    # UsageListOut on the wire, without building the models (UsageTransactionOut.wire).
+    items = [UsageTransactionOut.wire(record) for record in page.items]
+    return envelope_ok(200, {"items": items, "nextCursor": page.next_cursor})
 
 
 @rest(query=PageQuery, response=MemberUsageListOut)
-async def list_member_usages(call: Call) -> MemberUsageListOut:
+async def list_member_usages(call: Call) -> Response:
     """A member's usage in the organization (owners, admins, and the member themself)."""
     found = await usage.member_usages_page(
         call.ctx, call.path["orgId"], call.path["memberId"], call.query.page_args(call.ctx)
     )
     user: User | None = found.user
-    return MemberUsageListOut(
-        items=[
-            MemberUsageTransactionOut(
-                **UsageTransactionOut.fields_of(record),
-                member_display_name=user.display_name if user is not None else "",
-                member_email=user.email if user is not None else "",
-            )
-            for record in found.page.items
-        ],
-        next_cursor=found.page.next_cursor,
-    )
+    display_name = user.display_name if user is not None else ""
+    email = user.email if user is not None else ""
+    # MemberUsageListOut on the wire, without building the models (UsageTransactionOut.wire).
+    items = [
+        {
+            **UsageTransactionOut.wire(record),
+            "memberDisplayName": display_name,
+            "memberEmail": email,
+        }
+        for record in found.page.items
+    ]
+    return envelope_ok(200, {"items": items, "nextCursor": found.page.next_cursor})
 
 
 # --- Aggregates --------------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""In-process CPU per request: the benchmark's requests through the ASGI app, no HTTP, no wrk.
+
+For profiling and for comparing one change with the next (bench/README.md, "Optimisation log"):
+the app of `gateway serve` (same settings: schema `bench`, no migration), called directly with
+`bench/results/requests-<query>.tsv` (written by bench/run.py) by 16 concurrent tasks on uvloop.
+Prints the process's CPU ms per request, which includes this driver's own small share.
+
+    .venv/bin/python bench/inprocess.py q1,q2,rest_user,rest_member 480
+    .venv/bin/py-spy record -r 500 -f raw -o /tmp/q1.txt -- .venv/bin/python bench/inprocess.py q1 960
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+os.environ.setdefault("GATEWAY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+os.environ["GATEWAY_DATABASE_SCHEMA"] = "bench"
+os.environ["GATEWAY_MIGRATE_ON_START"] = "false"
+os.environ["GATEWAY_LOG_LEVEL"] = "warning"
+
+import uvloop  # noqa: E402
+
+from gateway.app import create_app  # noqa: E402
+
+CONCURRENCY = 16
+
+
+def load(query: str) -> list[tuple[str, str, str, bytes]]:
+    rows = []
+    for line in (BENCH / "results" / f"requests-{query}.tsv").read_text().splitlines():
+        method, path, token, body = line.split("\t")
+        rows.append((method, path, token, body.encode()))
+    return rows
+
+
+async def call(app: Any, method: str, path: str, token: str, body: bytes) -> dict[str, Any]:
+    path, _, query_string = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    response: dict[str, Any] = {"body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            response["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return response
+
+
+async def main(queries: list[str], count: int) -> None:
+    app = create_app()
+    for query in queries:
+        requests = load(query)
+
+        async def worker(index: int, n: int, requests: list[Any] = requests) -> None:
+            for k in range(n):
+                answer = await call(app, *requests[(index * 97 + k) % len(requests)])
+                assert answer["status"] == 200, answer
+
+        await asyncio.gather(*(worker(i, 5) for i in range(CONCURRENCY)))  # warm-up
+        per_task = max(1, count // CONCURRENCY)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(i, per_task) for i in range(CONCURRENCY)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        done = per_task * CONCURRENCY
+        print(f"{query}: {1000 * cpu / done:.2f} ms CPU/request, {done / wall:.0f} req/s")
+    await app.state.gateway.close()
+
+
+if __name__ == "__main__":
+    names = (
+        sys.argv[1].split(",") if len(sys.argv) > 1 else ["q1", "q2", "rest_user", "rest_member"]
+    )
+    uvloop.run(main(names, int(sys.argv[2]) if len(sys.argv) > 2 else 480))

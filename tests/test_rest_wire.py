@@ -1,0 +1,67 @@
+"""The hot list routes write their items without pydantic: same bytes as the models would give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from gateway.db.models import UsageRecord
+from gateway.rest.usage import MemberUsageTransactionOut, UsageTransactionOut
+from resolvers.pagination import plain_row_type
+
+
+def _records() -> list[Any]:
+    base = {
+        "id": "usg-01KBB4E998FYSQCYWA8TRAG1JN",
+        "generation_id": "gen-1",
+        "account_id": "acc-1",
+        "user_id": "usr-1",
+        "provider_name": "openai",
+        "model_name": "gpt-4o",
+        "model_type_name": "chat",
+        "prompt_tokens": 12,
+        "completion_tokens": 30,
+        "total_tokens": 42,
+        "cost_micro_usd": 1_234_567,
+        "credits_used": 2_000_000,
+        "overdrawn": False,
+    }
+    variants: list[dict[str, Any]] = [
+        {"organization_id": None, "operation": None, "metadata_": {}},
+        {"organization_id": "org-1", "operation": "web_search", "metadata_": {"a": [1, "b"]}},
+        {"organization_id": "org-2", "operation": None, "metadata_": {"nested": {"x": None}}},
+    ]
+    times = [
+        datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 7, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=UTC),
+    ]
+    records: list[Any] = []
+    row_type = plain_row_type(UsageRecord)
+    for variant, created_at in zip(variants, times, strict=True):
+        fields = {**base, **variant, "created_at": created_at}
+        records.append(UsageRecord(**fields))
+        records.append(row_type(**{key: fields[key] for key in row_type._fields}))
+    return records
+
+
+def test_usage_wire_item_equals_the_models_dump() -> None:
+    for record in _records():
+        expected = UsageTransactionOut.of(record).model_dump(mode="json", by_alias=True)
+        assert UsageTransactionOut.wire(record) == expected
+        assert list(UsageTransactionOut.wire(record)) == list(expected)
+
+
+def test_member_usage_wire_item_equals_the_models_dump() -> None:
+    for record in _records():
+        expected = MemberUsageTransactionOut(
+            **UsageTransactionOut.fields_of(record),
+            member_display_name="Alice",
+            member_email="a@x.com",
+        ).model_dump(mode="json", by_alias=True)
+        wire = {
+            **UsageTransactionOut.wire(record),
+            "memberDisplayName": "Alice",
+            "memberEmail": "a@x.com",
+        }
+        assert wire == expected
