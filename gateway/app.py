@@ -20,9 +20,10 @@ from strawberry.asgi import GraphQL
 from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
 from gateway.db.session import create_engine, create_session_factory
-from gateway.errors import Unauthenticated
+from gateway.errors import RateLimited, Unauthenticated
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
+from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from resolvers.loaders import Loaders
@@ -46,8 +47,12 @@ class AppState:
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
         self.metrics = Metrics()
-        # Set by the REST app when rate limits are on (shared through Redis).
-        self.rate_limiter: Any = None
+        # Per-caller limits shared by all processes through Redis (REST and GraphQL).
+        self.rate_limiter: RateLimiter | None = (
+            RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute)
+            if settings.redis_url and settings.rate_limit_per_minute > 0
+            else None
+        )
 
     def new_context(self, request: Any = None, request_id: str = "") -> Context:
         return Context(
@@ -95,6 +100,11 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         ctx = await self.state.authenticated_context(request)
         ctx.response = response
         request.state.gateway_context = ctx
+        limiter = self.state.rate_limiter
+        if limiter is not None and ctx.principal is not None and ctx.principal.user_id:
+            wait = await limiter.retry_after(principal_key(ctx.principal, None))
+            if wait is not None:
+                raise RateLimited(TOO_MANY, retry_after=wait)
         return ctx
 
 
@@ -108,6 +118,13 @@ class ClosingContexts:
         scope.setdefault("state", {})
         try:
             await self.app(scope, receive, send)
+        except RateLimited as exc:  # raised before GraphQL execution starts
+            response = JSONResponse(
+                {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+                status_code=exc.status,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+            await response(scope, receive, send)
         finally:
             ctx = scope["state"].get("gateway_context")
             if ctx is not None:

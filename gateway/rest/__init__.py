@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
+from gateway.rest.framework import Call, Endpoint, RestApp, rest
 from gateway.rest.idempotency import idempotency_hook
 from gateway.rest.openapi import build_openapi
 from gateway.rest.routes import ENDPOINTS
@@ -27,15 +27,9 @@ def create_rest_app(state: Any) -> RestApp:
         *ENDPOINTS,
         Endpoint("GET", "/openapi.json", openapi_json, "The OpenAPI 3.1 document of this API"),
     ]
-    settings = state.settings
-    limiter = None
-    if settings.redis_url and settings.rate_limit_per_minute > 0:
-        limiter = RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute)
-    # Closed with the app (AppState.close) when it knows about it.
-    state.rate_limiter = limiter
     return RestApp(
         endpoints,
         state.authenticated_context,
         idempotency=idempotency_hook,
-        rate_limiter=limiter,
+        rate_limiter=state.rate_limiter,
     )

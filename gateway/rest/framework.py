@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
+from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
 from resolvers.pagination import PageArgs, decode_cursor
 from schema.scalars import format_datetime
 
@@ -273,48 +272,8 @@ class _HttpError(Exception):
 IdempotencyHook = Callable[[Endpoint, Call, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 
 
-class RateLimiter:
-    """Fixed one-minute windows per principal in Redis; fails open if Redis is unreachable."""
-
-    def __init__(self, redis: Any, per_minute: int, prefix: str = "gw:rl:") -> None:
-        self.redis = redis
-        self.per_minute = per_minute
-        self.prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str, per_minute: int) -> RateLimiter:
-        from redis.asyncio import Redis
-
-        return cls(Redis.from_url(url), per_minute)
-
-    async def retry_after(self, principal_key: str) -> int | None:
-        """Count one request; seconds to wait if it is over the limit, else None."""
-        now = time.time()
-        window = int(now // 60)
-        key = f"{self.prefix}{principal_key}:{window}"
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 61)
-                count, _ = await pipe.execute()
-        except Exception:  # a limiter outage must not take the API down
-            log.warning("rate limiter unavailable; request allowed", exc_info=True)
-            return None
-        if int(count) <= self.per_minute:
-            return None
-        return max(1, math.ceil((window + 1) * 60 - now))
-
-    async def close(self) -> None:
-        await self.redis.aclose()
-
-
 def _principal_key(ctx: Context, request: Request) -> str:
-    principal = ctx.principal
-    if principal is not None and principal.user_id is not None:
-        return f"user:{principal.user_id}"
-    if principal is not None:
-        return "service"
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return principal_key(ctx.principal, request.client.host if request.client else None)
 
 
 class RestApp:
@@ -373,9 +332,7 @@ class RestApp:
             if self.rate_limiter is not None and endpoint.auth == "user":
                 wait = await self.rate_limiter.retry_after(_principal_key(ctx, request))
                 if wait is not None:
-                    raise RateLimited(
-                        "Too many requests: slow down and retry later", retry_after=wait
-                    )
+                    raise RateLimited(TOO_MANY, retry_after=wait)
             call = Call(
                 ctx=ctx,
                 path=params,
