@@ -178,28 +178,42 @@ def _member_usage_pages(session: AsyncSession) -> DataLoader:
     return _loader(batch)
 
 
-_MEMBER_BY_ORG_AND_USER = select(Member).where(
-    col(Member.organization_id) == bindparam("org"), col(Member.user_id) == bindparam("user")
+_LIVE_ORG = (Organization.deleted_at.is_(None),)
+
+# The caller's membership and the organization's liveness in one statement (was two).
+_LIVE_MEMBER_BY_ORG_AND_USER = (
+    select(Member)
+    .join(Organization, col(Organization.id) == col(Member.organization_id))
+    .where(
+        col(Member.organization_id) == bindparam("org"),
+        col(Member.user_id) == bindparam("user"),
+        col(Organization.deleted_at).is_(None),
+    )
 )
-_MEMBERS_BY_ORGS_AND_USERS = select(Member).where(
-    col(Member.organization_id).in_(bindparam("orgs", expanding=True)),
-    col(Member.user_id).in_(bindparam("users", expanding=True)),
+_LIVE_MEMBERS_BY_ORGS_AND_USERS = (
+    select(Member)
+    .join(Organization, col(Organization.id) == col(Member.organization_id))
+    .where(
+        col(Member.organization_id).in_(bindparam("orgs", expanding=True)),
+        col(Member.user_id).in_(bindparam("users", expanding=True)),
+        col(Organization.deleted_at).is_(None),
+    )
 )
 
 
-def _members_by_org_and_user(session: AsyncSession) -> DataLoader:
-    """(organization id, user id) → Member or None."""
+def _live_members_by_org_and_user(session: AsyncSession) -> DataLoader:
+    """(organization id, user id) → Member of a live (not deleted) organization, or None."""
 
     async def batch(keys: list[tuple[str, str]]) -> list[Member | None]:
         org_ids = list({org for org, _ in keys})
         user_ids = list({user for _, user in keys})
         if len(keys) == 1:
             result = await session.execute(
-                _MEMBER_BY_ORG_AND_USER, {"org": org_ids[0], "user": user_ids[0]}
+                _LIVE_MEMBER_BY_ORG_AND_USER, {"org": org_ids[0], "user": user_ids[0]}
             )
         else:
             result = await session.execute(
-                _MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
+                _LIVE_MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
             )
         found = {(row.organization_id, row.user_id): row for row in result.scalars()}
         return [found.get(key) for key in keys]
@@ -207,7 +221,33 @@ def _members_by_org_and_user(session: AsyncSession) -> DataLoader:
     return _loader(batch)
 
 
-_LIVE_ORG = (Organization.deleted_at.is_(None),)
+# A member and its user in one statement (was two).
+_MEMBER_WITH_USER_BY_ID = (
+    select(Member, User)
+    .outerjoin(User, col(User.id) == col(Member.user_id))
+    .where(col(Member.id) == bindparam("_key"))
+)
+_MEMBERS_WITH_USERS_BY_IDS = (
+    select(Member, User)
+    .outerjoin(User, col(User.id) == col(Member.user_id))
+    .where(col(Member.id).in_(bindparam("_keys", expanding=True)))
+)
+
+
+def _members_with_users_by_id(session: AsyncSession) -> DataLoader:
+    """member id → (Member, its User or None), or None."""
+
+    async def batch(keys: list[str]) -> list[tuple[Member, User | None] | None]:
+        if len(keys) == 1:
+            result = await session.execute(_MEMBER_WITH_USER_BY_ID, {"_key": keys[0]})
+        else:
+            result = await session.execute(_MEMBERS_WITH_USERS_BY_IDS, {"_keys": keys})
+        found = {member.id: (member, user) for member, user in result.all()}
+        return [found.get(key) for key in keys]
+
+    return _loader(batch)
+
+
 _NOT_CANCELED = (Subscription.status != SubscriptionStatus.CANCELED.value,)
 _PENDING_INVITE = (Invite.status == InviteStatus.PENDING.value,)
 _LIVE_KEY = (ApiKey.revoked_at.is_(None),)
@@ -242,8 +282,12 @@ class Loaders:
         return _rows_by_key(self._session, Member, Member.id)
 
     @cached_property
-    def member_by_organization_and_user(self) -> DataLoader:
-        return _members_by_org_and_user(self._session)
+    def live_member_by_organization_and_user(self) -> DataLoader:
+        return _live_members_by_org_and_user(self._session)
+
+    @cached_property
+    def member_with_user_by_id(self) -> DataLoader:
+        return _members_with_users_by_id(self._session)
 
     @cached_property
     def invite_by_id(self) -> DataLoader:

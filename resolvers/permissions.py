@@ -33,10 +33,8 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
     scoped = ctx.principal.api_key_organization_id
     if scoped is not None and scoped != organization_id:
         return None  # an organization API key only reaches its own organization
-    org = await ctx.loaders.organization_by_id.load(organization_id)
-    if org is None:
-        return None
-    member: Member | None = await ctx.loaders.member_by_organization_and_user.load(
+    # Membership in a live organization: one statement (Member joined to Organization).
+    member: Member | None = await ctx.loaders.live_member_by_organization_and_user.load(
         (organization_id, ctx.principal.user_id)
     )
     return member

@@ -464,15 +464,18 @@ async def member_usages_page(
 ) -> MemberUsages:
     """A member's usage in the organization: for owners, admins, and the member themself."""
     viewer = await permissions.require_member(ctx, organization_id)
-    member: Member | None = await ctx.loaders.member_by_id.load(member_id)
-    if member is None or member.organization_id != organization_id:
+    # The member and its user in one statement.
+    found: tuple[Member, User | None] | None = await ctx.loaders.member_with_user_by_id.load(
+        member_id
+    )
+    if found is None or found[0].organization_id != organization_id:
         raise NotFound("Member not found")
+    member, user = found
     if not _may_see_member_usage(viewer, member):
         raise Forbidden("Only organization owners and admins can see other members' usage")
     page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_member.load(
         (organization_id, member.user_id, args)
     )
-    user: User | None = await ctx.loaders.user_by_id.load(member.user_id)
     return MemberUsages(member=member, user=user, page=page)
 
 

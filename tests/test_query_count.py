@@ -74,3 +74,15 @@ async def test_viewer_usages_cost_the_same_for_2_and_20_usages(env: Env) -> None
         assert len(data["viewer"]["usages"]["edges"]) == size
         counts.append(await _statements(env, alice, VIEWER_USAGES))
     assert counts[0] == counts[1], counts
+
+
+async def test_member_usages_route_sends_four_statements(env: Env) -> None:
+    """API key, membership in the live organization, member with its user, usage page."""
+    owner, org_id = await _organization_with_members(env, 2)
+    member_id = await env.add_member(org_id, await env.user(), "member")
+    path = f"/organizations/{org_id}/members/{member_id}/usages"
+    assert (await owner.get(path)).status_code == 200  # warm up: the key's last-used stamp
+    with env.counter.counting() as statements:
+        response = await owner.get(path)
+    assert response.status_code == 200
+    assert len(statements) == 4, statements

@@ -161,7 +161,10 @@ class Endpoint:
 
         Segments are decoded one by one, so an encoded id (even one holding `%2F`) is one value.
         """
-        segments = split_path(raw_path)
+        return self.match_segments(split_path(raw_path))
+
+    def match_segments(self, segments: list[str]) -> dict[str, str] | None:
+        """`match` on a path already split and decoded by `split_path` (once per request)."""
         if len(segments) != len(self._segments):
             return None
         params: dict[str, str] = {}
@@ -296,8 +299,9 @@ class RestApp:
     ) -> tuple[Endpoint | None, dict[str, str], list[str]]:
         """The endpoint for (method, path), its path parameters, and else the allowed methods."""
         allowed: list[str] = []
+        segments = split_path(raw_path)  # once, not once per endpoint
         for endpoint in self.endpoints:
-            params = endpoint.match(raw_path)
+            params = endpoint.match_segments(segments)
             if params is None:
                 continue
             if endpoint.method == method:
