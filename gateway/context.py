@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import Principal
+from gateway.db.models import utcnow
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -39,6 +41,14 @@ class Context:
         self.response: Any = None
         # Why a presented token was refused; raised when an operation needs a caller.
         self.auth_error: Exception | None = None
+        self._now: datetime | None = None
+
+    @property
+    def now(self) -> datetime:
+        """The request's time, fixed at first use: every field of a request sees the same now."""
+        if self._now is None:
+            self._now = utcnow()
+        return self._now
 
     @property
     def session(self) -> AsyncSession:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_page_size: int = 100
     default_page_size: int = 50
     graphql_max_depth: int = 15
+    # Query operations run on compiled plans (schema/compiled.py); `standard` uses graphql-core's
+    # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
+    graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
     graphiql: bool = True
     invite_ttl_hours: int = 168
     max_invites_per_request: int = 50

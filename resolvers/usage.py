@@ -652,7 +652,7 @@ async def organization_usage_summary(
     """Totals per day, model or member over [from, to) (owners and admins)."""
     if group_by not in GROUP_BYS:
         raise ValidationFailed("groupBy must be one of day, model, member", field="groupBy")
-    period = resolve_period(start, end)
+    period = resolve_period(start, end, ctx.now)
     await permissions.require_manager(ctx, organization_id)
     session = ctx.session
     key: Any = {
@@ -706,7 +706,7 @@ async def organization_metrics(
     end: datetime | date | None = None,
 ) -> UsageMetrics:
     """Requests, tokens, credits, cost, active members and top models over a period."""
-    period = resolve_period(start, end)
+    period = resolve_period(start, end, ctx.now)
     await permissions.require_manager(ctx, organization_id)
     session = ctx.session
     in_period = _in_period(organization_id, *period)

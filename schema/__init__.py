@@ -106,7 +106,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
         ],
-        execution_context_class=ExecutionContext,
+        execution_context_class=type(
+            "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
+        ),
         config=StrawberryConfig(
             name_converter=CachedNameConverter(auto_camel_case=True), scalar_map=SCALAR_MAP
         ),

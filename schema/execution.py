@@ -1,4 +1,9 @@
-"""A cheaper path through graphql-core's executor for plain leaf fields.
+"""graphql-core's executor with two shortcuts: compiled query plans, and plain leaf fields.
+
+Query operations run on compiled plans (schema/compiled.py) unless `executor_mode` (the setting
+`graphql_executor`) says otherwise or the operation cannot be compiled; in `verify` mode both
+executors run and a difference fails the query. What follows is the shortcut the standard
+executor keeps for plain leaf fields.
 
 Most fields of a dashboard are plain attributes holding a scalar (`email`, `promptTokens`, …):
 strawberry resolves them with a default resolver that ignores `info` and takes no arguments.
@@ -10,15 +15,92 @@ field (with a resolver, arguments, objects, lists, middleware) takes the standar
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from graphql import GraphQLObjectType, is_leaf_type, is_non_null_type
+from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
 from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.compiled import Run, plan_for
+
+log = logging.getLogger("gateway.graphql")
+
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    executor_mode = "compiled"
+
+    def execute_collected_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: Any,
+        serially: bool,
+        new_defer_usages: Any,
+    ) -> Any:
+        mode = self.executor_mode
+        plan = None
+        if mode != "standard" and not serially and not new_defer_usages:
+            plan = plan_for(self, root_type, grouped_field_set)
+        if plan is None:
+            return super().execute_collected_root_fields(
+                root_type, root_value, grouped_field_set, serially, new_defer_usages
+            )
+        if mode == "compiled":
+            return Run(self).execute(plan, root_value)
+        return self._verify(plan, root_type, root_value, grouped_field_set)
+
+    def _verify(
+        self, plan: Any, root_type: GraphQLObjectType, root_value: Any, grouped_field_set: Any
+    ) -> Any:
+        """Run the query on the compiled plan, then on the standard executor; compare."""
+        compiled_errors = self.collected_errors
+        compiled = _capture(lambda: Run(self).execute(plan, root_value), self.is_awaitable)
+
+        def standard() -> Any:
+            self.collected_errors = CollectedErrors()
+            return _capture(
+                lambda: super(ExecutionContext, self).execute_collected_root_fields(
+                    root_type, root_value, grouped_field_set, False, ()
+                ),
+                self.is_awaitable,
+            )
+
+        if self.is_awaitable(compiled):
+
+            async def finish() -> Any:
+                first = await compiled
+                second = standard()
+                if self.is_awaitable(second):
+                    second = await second
+                return self._compare(first, compiled_errors, second)
+
+            return finish()
+        second = standard()
+        if self.is_awaitable(second):
+
+            async def finish_standard() -> Any:
+                return self._compare(compiled, compiled_errors, await second)
+
+            return finish_standard()
+        return self._compare(compiled, compiled_errors, second)
+
+    def _compare(self, compiled: Any, compiled_errors: CollectedErrors, standard: Any) -> Any:
+        data, raised = compiled
+        standard_data, standard_raised = standard
+        got = (data, _formatted(compiled_errors.errors, raised))
+        expected = (standard_data, _formatted(self.collected_errors.errors, standard_raised))
+        self.collected_errors = compiled_errors
+        if got != expected:
+            log.error("compiled executor differs: compiled=%r standard=%r", got, expected)
+            msg = f"Compiled and standard executors differ: {got!r} != {expected!r}"
+            raise GraphQLError(msg)
+        if raised is not None:
+            raise raised
+        return data
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -71,3 +153,26 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
 def _has_middleware(manager: Any) -> bool:
     """strawberry always passes a manager; it holds the extensions that hook `resolve`."""
     return manager is not None and bool(manager.middlewares)
+
+
+def _formatted(errors: list[GraphQLError], raised: GraphQLError | None) -> list[Any]:
+    found = [*errors, *([raised] if raised is not None and raised not in errors else [])]
+    return sorted((e.formatted for e in found), key=repr)
+
+
+def _capture(run: Any, is_awaitable: Any) -> Any:
+    """(data, raised GraphQLError or None), or an awaitable of it."""
+    try:
+        result = run()
+    except GraphQLError as error:
+        return None, error
+    if not is_awaitable(result):
+        return result, None
+
+    async def settle() -> Any:
+        try:
+            return await result, None
+        except GraphQLError as error:
+            return None, error
+
+    return settle()

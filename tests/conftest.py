@@ -221,6 +221,8 @@ def base_settings(**overrides: Any) -> Settings:
         "jwt_issuer": "https://idp.test/",
         "jwt_audience": "gateway-tests",
         "migrate_on_start": False,
+        # Every GraphQL query of the suite runs on both executors and fails on any difference.
+        "graphql_executor": "verify",
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,13 +1,23 @@
-"""schema/execution.py's leaf-field shortcut answers exactly as graphql-core's standard path."""
+"""schema/execution.py's shortcuts answer exactly as graphql-core's standard executor.
+
+Two of them: compiled query plans (schema/compiled.py, the default) and the leaf-field shortcut
+the standard path keeps. Each query runs on plain strawberry and on both, and data and errors
+(message, path, locations) must be the same. The schema here is built to fail: nulls in non-null
+fields, bad enum and int values, failing sync and async resolvers, abstract types.
+(The whole test suite also runs every GraphQL query of the real schema through both executors:
+tests/conftest.py sets `graphql_executor=verify`.)
+"""
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import strawberry
 
+from schema import compiled
 from schema.execution import ExecutionContext
 
 
@@ -17,9 +27,18 @@ class Color(enum.Enum):
     BLUE = "blue"
 
 
-@strawberry.type
-class Thing:
+@strawberry.interface
+class Named:
     name: str
+
+
+@strawberry.type
+class Owner(Named):
+    age: int | None = None
+
+
+@strawberry.type
+class Thing(Named):
     nick: str | None
     color: Color
     count: int
@@ -29,14 +48,47 @@ class Thing:
     def shout(self, times: int = 1) -> str:
         return self.name.upper() * times
 
+    @strawberry.field
+    async def owner(self) -> Owner | None:
+        await asyncio.sleep(0)
+        if self.nick == "orphan":
+            raise ValueError("no owner for an orphan")
+        return Owner(name=f"owner of {self.name}", age=None if self.count > 1 else 40)
+
+    @strawberry.field
+    async def required_owner(self) -> Owner:
+        owner = await self.owner()
+        return owner if self.count != 2 else None  # type: ignore[return-value]
+
+    @strawberry.field
+    async def siblings(self, first: int = 2) -> list[Thing]:
+        await asyncio.sleep(0)
+        return _things()[:first]
+
+    @strawberry.field
+    def broken(self) -> str | None:
+        raise RuntimeError(f"broken {self.name}")
+
+
+@strawberry.type
+class Other:
+    label: str
+
+
+Found = Annotated[Thing | Other, strawberry.union("Found")]
+
 
 def _things() -> list[Thing]:
     return [
         Thing(name="a", nick=None, color=Color.RED, count=1, tags=["x"]),
         # Broken on purpose: null in a non-null field, bad enum value, bad int.
         Thing(name=None, nick="n", color=Color.BLUE, count=2, tags=[]),  # type: ignore[arg-type]
-        Thing(name="c", nick=None, color="green", count="many", tags=["y"]),  # type: ignore[arg-type]
+        Thing(name="c", nick="orphan", color="green", count="many", tags=["y"]),  # type: ignore[arg-type]
     ]
+
+
+def _good() -> Thing:
+    return Thing(name="g", nick=None, color=Color.BLUE, count=1, tags=["t", "u"])
 
 
 @strawberry.type
@@ -49,37 +101,145 @@ class Query:
     def nullable_things(self) -> list[Thing | None]:
         return list(_things())
 
+    @strawberry.field
+    async def thing(self, name: str) -> Thing | None:
+        await asyncio.sleep(0)
+        return next((t for t in [_good(), *_things()] if t.name == name), None)
 
-def _schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
-    return strawberry.Schema(query=Query), strawberry.Schema(
-        query=Query, execution_context_class=ExecutionContext
+    @strawberry.field
+    async def required_thing(self) -> Thing:
+        return _things()[1]
+
+    @strawberry.field
+    def named(self) -> list[Named]:
+        return [_good(), Owner(name="o", age=3)]
+
+    @strawberry.field
+    def found(self) -> list[Found]:
+        return [_good(), Other(label="l")]
+
+    @strawberry.field
+    def wrong_type(self) -> Thing | None:
+        return Other(label="not a thing")  # type: ignore[return-value]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def rename(self, name: str) -> Thing:
+        return Thing(name=name, nick=None, color=Color.RED, count=0, tags=[])
+
+
+def _schemas() -> tuple[strawberry.Schema, strawberry.Schema, strawberry.Schema]:
+    standard_shortcut = type("Standard", (ExecutionContext,), {"executor_mode": "standard"})
+    return (
+        strawberry.Schema(query=Query, mutation=Mutation),
+        strawberry.Schema(query=Query, mutation=Mutation, execution_context_class=ExecutionContext),
+        strawberry.Schema(
+            query=Query, mutation=Mutation, execution_context_class=standard_shortcut
+        ),
     )
 
 
-def _outcome(result: Any) -> tuple[Any, list[tuple[str, Any]]]:
-    errors = [(error.message, error.path) for error in result.errors or []]
+def _outcome(result: Any) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    errors = [
+        (error.message, error.path, [(loc.line, loc.column) for loc in error.locations or ()])
+        for error in result.errors or []
+    ]
     return result.data, sorted(errors, key=repr)
 
 
-QUERIES = [
+SYNC_QUERIES = [
     "{ nullableThings { name nick color count tags shout(times: 2) } }",
     "{ nullableThings { n: name nickname: nick c: color } }",
     "{ things { name } }",
     "{ nullableThings { count } }",
     "{ nullableThings { __typename name @include(if: false) nick @skip(if: true) color } }",
     "query($yes: Boolean!) { nullableThings { ...F } } fragment F on Thing { name @include(if: $yes) count }",
+    "{ named { __typename name ... on Owner { age } ... on Thing { tags } } }",
+    "{ found { __typename ... on Thing { name } ... on Other { label } } }",
+    "{ wrongType { name } }",
+    "{ nullableThings { broken tags } }",
+    "{ a: nullableThings { name } b: nullableThings { nick } }",
+]
+
+ASYNC_QUERIES = [
+    *SYNC_QUERIES,
+    '{ thing(name: "g") { name owner { name age } siblings { name } } }',
+    '{ thing(name: "a") { short: siblings(first: 1) { name } long: siblings(first: 3) { nick } } }',
+    "{ nullableThings { owner { name age } } }",
+    "{ nullableThings { requiredOwner { name } } }",
+    "{ things { name requiredOwner { name } } }",
+    "{ requiredThing { name } }",
+    '{ requiredThing { nick } other: thing(name: "g") { name } }',
+    "query($n: String!) { thing(name: $n) { name siblings(first: 3) { name owner { age } } } }",
+    "{ nullableThings { siblings(first: 3) { name count owner { name } } } }",
 ]
 
 
-@pytest.mark.parametrize("query", QUERIES)
-def test_shortcut_gives_the_same_data_and_errors(query: str) -> None:
-    standard, shortcut = _schemas()
+@pytest.mark.parametrize("query", SYNC_QUERIES)
+def test_shortcuts_give_the_same_data_and_errors(query: str) -> None:
+    standard, compiled_schema, shortcut = _schemas()
     variables = {"yes": True}
     expected = _outcome(standard.execute_sync(query, variable_values=variables))
+    assert _outcome(compiled_schema.execute_sync(query, variable_values=variables)) == expected
     assert _outcome(shortcut.execute_sync(query, variable_values=variables)) == expected
 
 
-async def test_shortcut_gives_the_same_answer_when_executed_async() -> None:
-    standard, shortcut = _schemas()
-    query = QUERIES[0]
-    assert _outcome(await shortcut.execute(query)) == _outcome(await standard.execute(query))
+@pytest.mark.parametrize("query", ASYNC_QUERIES)
+async def test_shortcuts_give_the_same_answer_when_executed_async(query: str) -> None:
+    standard, compiled_schema, shortcut = _schemas()
+    variables = {"yes": True, "n": "a"}
+    expected = _outcome(await standard.execute(query, variable_values=variables))
+    assert _outcome(await compiled_schema.execute(query, variable_values=variables)) == expected
+    assert _outcome(await shortcut.execute(query, variable_values=variables)) == expected
+
+
+async def test_a_plan_is_kept_per_value_of_the_variables_directives_use() -> None:
+    standard, compiled_schema, _ = _schemas()
+    query = (
+        "query($yes: Boolean!) { nullableThings { name @include(if: $yes) count @skip(if: $yes) } }"
+    )
+    for yes in (True, False, True):
+        expected = _outcome(await standard.execute(query, variable_values={"yes": yes}))
+        got = _outcome(await compiled_schema.execute(query, variable_values={"yes": yes}))
+        assert got == expected
+        assert list(got[0]["nullableThings"][0]) == (["name"] if yes else ["count"])
+
+
+async def test_queries_run_on_the_compiled_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[Any] = []
+    original = compiled.Run.execute
+
+    def spy(self: compiled.Run, plan: Any, root_value: Any) -> Any:
+        runs.append(plan)
+        return original(self, plan, root_value)
+
+    monkeypatch.setattr(compiled.Run, "execute", spy)
+    _, compiled_schema, shortcut = _schemas()
+    query = '{ thing(name: "g") { name siblings(first: 1) { name } } }'
+    await shortcut.execute(query)
+    assert runs == []
+    result = await compiled_schema.execute(query)
+    assert result.errors is None
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ __schema { queryType { name } } }",
+        '{ __type(name: "Thing") { name } }',
+        'mutation { rename(name: "z") { name } }',
+    ],
+)
+async def test_introspection_and_mutations_fall_back_to_the_standard_executor(
+    query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[Any] = []
+    monkeypatch.setattr(compiled.Run, "execute", lambda *a: runs.append(a))
+    standard, compiled_schema, _ = _schemas()
+    expected = _outcome(await standard.execute(query))
+    assert _outcome(await compiled_schema.execute(query)) == expected
+    assert expected[1] == []
+    assert runs == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import Client, Env
 from tests.test_usage_helpers import event, ingest_ok
 
@@ -20,6 +22,21 @@ VIEWER_USAGES = """{
     usages(first: 20) {
       edges { node { id user { email } organization { name } } }
     }
+  }
+}"""
+
+
+# The statement counts hold on both GraphQL executors (compiled plans are the default).
+EXECUTORS = [
+    pytest.param(mode, marks=pytest.mark.settings(graphql_executor=mode), id=mode)
+    for mode in ("compiled", "standard")
+]
+
+USER_PAGE = """query ($id: ID!) {
+  user(id: $id) {
+    id email displayName
+    usages(first: 50) { nodes { id modelName promptTokens completionTokens creditsUsed createdAt } }
+    payments(first: 20) { nodes { id status amountCents credits createdAt paidAt } }
   }
 }"""
 
@@ -46,7 +63,10 @@ async def _organization_with_members(env: Env, members: int) -> tuple[Client, st
     return owner, org_id
 
 
-async def test_members_with_usages_cost_the_same_for_2_and_20_members(env: Env) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_members_with_usages_cost_the_same_for_2_and_20_members(
+    env: Env, executor: str
+) -> None:
     counts = []
     for size in (2, 20):
         owner, org_id = await _organization_with_members(env, size)
@@ -56,9 +76,12 @@ async def test_members_with_usages_cost_the_same_for_2_and_20_members(env: Env) 
         assert all(len(e["node"]["usages"]["edges"]) == 5 for e in edges)
         counts.append(await _statements(env, owner, MEMBERS_WITH_USAGES, {"id": org_id}))
     assert counts[0] == counts[1], counts
+    # API key, caller's membership, organization, members page, their users, usage pages.
+    assert counts[0] == 6, counts
 
 
-async def test_viewer_usages_cost_the_same_for_2_and_20_usages(env: Env) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_viewer_usages_cost_the_same_for_2_and_20_usages(env: Env, executor: str) -> None:
     counts = []
     for size in (2, 20):
         alice = await env.user()
@@ -74,6 +97,20 @@ async def test_viewer_usages_cost_the_same_for_2_and_20_usages(env: Env) -> None
         assert len(data["viewer"]["usages"]["edges"]) == size
         counts.append(await _statements(env, alice, VIEWER_USAGES))
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_user_page_sends_one_statement_per_level(env: Env, executor: str) -> None:
+    """Q2 of the benchmark: API key, user, usage page, account, payment page; 2 or 30 rows."""
+    counts = []
+    for size in (2, 30):
+        alice = await env.user()
+        await ingest_ok(env, *[event(alice.user_id) for _ in range(size)])
+        data = await alice.gql_data(USER_PAGE, {"id": alice.user_id})
+        assert len(data["user"]["usages"]["nodes"]) == size
+        counts.append(await _statements(env, alice, USER_PAGE, {"id": alice.user_id}))
+    assert counts[0] == counts[1], counts
+    assert counts[0] == 5, counts
 
 
 async def test_member_usages_route_sends_four_statements(env: Env) -> None:

@@ -1,0 +1,614 @@
+"""Compiled execution of query operations: one plan per operation, run a level at a time.
+
+graphql-core executes a query field by field: for every field of every object it builds a
+`GraphQLResolveInfo` and a `Path`, coerces the arguments, calls the resolver through
+strawberry's wrapper, checks the result for awaitables and completes it, with a coroutine and a
+`gather` for every object that has an async field below it. A 20-member dashboard is ~700 such
+fields, and that bookkeeping, not SQL, was most of its CPU.
+
+Here an operation is compiled once (per document, and per value of the variables its
+`@skip`/`@include` use) into a tree of plans that already knows, for every selected field, its
+response key, whether it is a plain attribute or a resolver, and how to complete its type. A run
+walks the source objects with that tree: plain attributes are read and serialized inline; a
+resolver field's arguments and `Info` are built once per field *per request*, not per object;
+the awaitables of a whole level are awaited with one `gather`, so a level's DataLoader keys still
+go out in one batch. Semantics are graphql-core's: response keys in selection order (aliases,
+fragments, `@include`/`@skip` as collected by graphql-core itself), leaf serialization by the
+same scalar and enum types, a field error nulls the field or, for a non-null field, the nearest
+nullable ancestor (up to `data: null`), errors carry message, locations and path.
+
+Only what it knows is compiled: query operations whose every field is a strawberry field (no field
+extensions, no exception handlers, no resolve middleware); introspection, mutations and anything
+else run on the standard executor. `GATEWAY_GRAPHQL_EXECUTOR=verify` runs every query through both
+and fails the request on any difference (the test suite runs that way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from graphql import (
+    GraphQLError,
+    GraphQLID,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLString,
+    OperationDefinitionNode,
+    OperationType,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_object_type,
+    located_error,
+)
+from graphql.execution.collect_fields import collect_subfields
+from graphql.execution.executor import invalid_return_type_error
+from graphql.execution.values import get_argument_values
+from graphql.language import DirectiveNode, VariableNode, Visitor, visit
+from graphql.pyutils import Path, Undefined, is_iterable
+from graphql.pyutils import inspect as describe
+from strawberry.types.arguments import convert_arguments
+
+DEFINITION = "strawberry-definition"
+PLAN_CACHE_SIZE = 256
+
+# Field kinds.
+ATTRIBUTE, RESOLVER, TYPENAME = 0, 1, 2
+# Value kinds.
+LEAF, LIST, OBJECT, ABSTRACT = 0, 1, 2, 3
+
+
+class Unsupported(Exception):
+    """The operation uses something the compiler does not handle: use the standard executor."""
+
+
+class ValuePlan:
+    """How to complete a value of one output type (nullability included)."""
+
+    __slots__ = ("item", "kind", "nullable", "objects", "passthrough", "serialize", "type")
+
+    def __init__(self, kind: int, nullable: bool, type_: Any) -> None:
+        self.kind = kind
+        self.nullable = nullable
+        self.type = type_
+        self.serialize: Any = None
+        self.passthrough = False  # String/ID: a str is its own serialization
+        self.item: ValuePlan | None = None
+        # OBJECT: the object's ObjectPlan; ABSTRACT: {type name: ObjectPlan}
+        self.objects: Any = None
+
+
+class FieldPlan:
+    """One response key of an object: where its value comes from and how it is completed."""
+
+    __slots__ = (
+        "args",
+        "details",
+        "field_def",
+        "field_name",
+        "info_name",
+        "key",
+        "kind",
+        "nodes",
+        "parent_type",
+        "python_name",
+        "root_names",
+        "self_arg",
+        "strawberry_field",
+        "value",
+        "wrapped",
+    )
+
+    def __init__(self, key: str, field_name: str, parent_type: GraphQLObjectType) -> None:
+        self.key = key
+        self.field_name = field_name
+        self.parent_type = parent_type
+        self.kind = ATTRIBUTE
+        self.details: Any = None
+        self.nodes: list[Any] = []
+        self.field_def: Any = None
+        self.strawberry_field: Any = None
+        self.python_name = ""
+        self.wrapped: Any = None
+        self.self_arg = False
+        self.root_names: tuple[str, ...] = ()
+        self.info_name: str | None = None
+        self.args = False
+        self.value: ValuePlan | None = None
+
+
+class ObjectPlan:
+    __slots__ = ("fields", "is_type_of", "type")
+
+    def __init__(self, type_: GraphQLObjectType) -> None:
+        self.type = type_
+        self.fields: list[FieldPlan] = []
+        self.is_type_of = type_.is_type_of
+
+
+class Pos:
+    """Where a completed list or object sits: for null propagation and error paths."""
+
+    __slots__ = ("container", "key", "nullable", "parent", "typename")
+
+    def __init__(
+        self, parent: Pos | None, key: str | int, container: Any, nullable: bool, typename: Any
+    ) -> None:
+        self.parent = parent
+        self.key = key
+        self.container = container
+        self.nullable = nullable
+        self.typename = typename
+
+
+def path_of(pos: Pos | None, key: str | int | None = None, typename: str | None = None) -> Any:
+    keys: list[tuple[str | int, Any]] = []
+    while pos is not None:
+        keys.append((pos.key, pos.typename))
+        pos = pos.parent
+    path = None
+    for k, t in reversed(keys):
+        path = Path(path, k, t)
+    if key is not None:
+        path = Path(path, key, typename)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation
+
+
+_PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any, ObjectPlan | None]] = OrderedDict()
+_DIRECTIVE_VARIABLES: OrderedDict[int, tuple[Any, tuple[str, ...]]] = OrderedDict()
+
+
+def _directive_variables(executor: Any) -> tuple[str, ...]:
+    """Variables that `@skip`/`@include` of the operation or its fragments depend on."""
+    operation = executor.operation
+    found = _DIRECTIVE_VARIABLES.get(id(operation))
+    if found is not None and found[0] is operation:
+        return found[1]
+    names: set[str] = set()
+
+    class Directives(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+            for argument in node.arguments or ():
+                if isinstance(argument.value, VariableNode):
+                    names.add(argument.value.name.value)
+
+    visit(operation, Directives())
+    for fragment in executor.fragment_definitions.values():
+        visit(fragment, Directives())
+    result = tuple(sorted(names))
+    _DIRECTIVE_VARIABLES[id(operation)] = (operation, result)
+    if len(_DIRECTIVE_VARIABLES) > PLAN_CACHE_SIZE:
+        _DIRECTIVE_VARIABLES.popitem(last=False)
+    return result
+
+
+def plan_for(executor: Any, root_type: GraphQLObjectType, grouped: Any) -> ObjectPlan | None:
+    """The compiled plan of the executor's operation, or None when it cannot be compiled."""
+    operation: OperationDefinitionNode = executor.operation
+    if operation.operation is not OperationType.QUERY:
+        return None
+    schema = executor.schema
+    coerced = executor.variable_values.coerced
+    signature = tuple(coerced.get(name) for name in _directive_variables(executor))
+    key = (id(schema), id(operation), signature)
+    found = _PLANS.get(key)
+    if found is not None and found[0] is schema and found[1] is operation:
+        _PLANS.move_to_end(key)
+        return found[2]
+    plan: ObjectPlan | None
+    try:
+        plan = _Compiler(executor).object_plan(root_type, grouped)
+    except Unsupported:
+        plan = None
+    _PLANS[key] = (schema, operation, plan)
+    if len(_PLANS) > PLAN_CACHE_SIZE:
+        _PLANS.popitem(last=False)
+    return plan
+
+
+class _Compiler:
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self.schema = executor.schema
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        if strawberry_schema is None:
+            raise Unsupported("not a strawberry schema")
+        self.converter = strawberry_schema.schema_converter
+        manager = executor.middleware_manager
+        if manager is not None and manager.middlewares:
+            raise Unsupported("resolve middleware")
+
+    def object_plan(self, object_type: GraphQLObjectType, grouped: Any) -> ObjectPlan:
+        plan = ObjectPlan(object_type)
+        for key, details in grouped.items():
+            plan.fields.append(self.field_plan(object_type, key, details))
+        return plan
+
+    def field_plan(self, parent_type: GraphQLObjectType, key: str, details: Any) -> FieldPlan:
+        node = details[0].node
+        name = node.name.value
+        plan = FieldPlan(key, name, parent_type)
+        plan.details = details
+        plan.nodes = [d.node for d in details]
+        if name == "__typename":
+            plan.kind = TYPENAME
+            return plan
+        if any(d.fragment_variable_values is not None for d in details):
+            raise Unsupported("fragment arguments")
+        field_def = self.schema.get_field(parent_type, name)
+        if field_def is None:
+            raise Unsupported(f"unknown field {parent_type.name}.{name}")
+        field = (field_def.extensions or {}).get(DEFINITION)
+        if field is None:  # introspection (`__schema`, `__type`) and non-strawberry fields
+            raise Unsupported(f"{parent_type.name}.{name} is not a strawberry field")
+        if field.extensions or self.converter._get_field_exception_handlers(field):
+            raise Unsupported(f"{parent_type.name}.{name} has field extensions or handlers")
+        plan.field_def = field_def
+        plan.strawberry_field = field
+        resolver = field.base_resolver
+        if resolver is None:
+            if not getattr(field_def.resolve, "_is_default", False):
+                raise Unsupported(f"{parent_type.name}.{name} has a custom resolve")
+            if self.converter.config.default_resolver is not getattr:
+                raise Unsupported("custom default resolver")
+            plan.kind = ATTRIBUTE
+            plan.python_name = field.python_name
+        else:
+            plan.kind = RESOLVER
+            plan.wrapped = resolver.wrapped_func
+            if not callable(plan.wrapped):
+                raise Unsupported("uncallable resolver")
+            plan.self_arg = resolver.self_parameter is not None
+            plan.root_names = tuple(
+                p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p
+            )
+            plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
+            plan.args = bool(field_def.args or node.arguments)
+        plan.value = self.value_plan(field_def.type, details)
+        return plan
+
+    def value_plan(self, type_: Any, details: Any) -> ValuePlan:
+        nullable = not isinstance(type_, GraphQLNonNull)
+        inner = type_ if nullable else type_.of_type
+        if is_leaf_type(inner):
+            plan = ValuePlan(LEAF, nullable, inner)
+            plan.serialize = inner.coerce_output_value
+            plan.passthrough = inner is GraphQLString or inner is GraphQLID
+            return plan
+        if is_list_type(inner):
+            plan = ValuePlan(LIST, nullable, inner)
+            plan.item = self.value_plan(inner.of_type, details)
+            return plan
+        if is_object_type(inner):
+            plan = ValuePlan(OBJECT, nullable, inner)
+            plan.objects = self.object_plan(inner, self.subfields(inner, details))
+            return plan
+        if is_abstract_type(inner):
+            plan = ValuePlan(ABSTRACT, nullable, inner)
+            plan.objects = {
+                possible.name: self.object_plan(possible, self.subfields(possible, details))
+                for possible in self.schema.get_possible_types(inner)
+            }
+            return plan
+        raise Unsupported(f"output type {inner}")
+
+    def subfields(self, object_type: GraphQLObjectType, details: Any) -> Any:
+        executor = self.executor
+        collected = collect_subfields(
+            self.schema,
+            executor.fragments,
+            executor.variable_values,
+            executor.operation,
+            object_type,
+            details,
+            executor.hide_suggestions,
+        )
+        grouped, new_defer_usages, _forbidden = collected
+        if new_defer_usages:
+            raise Unsupported("@defer")
+        return grouped
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution
+
+
+class _Call:
+    """A resolver field's per-request inputs: converted arguments and its `Info`."""
+
+    __slots__ = ("error", "info", "kwargs")
+
+    def __init__(self, kwargs: dict[str, Any], info: Any, error: Exception | None) -> None:
+        self.kwargs = kwargs
+        self.info = info
+        self.error = error
+
+
+class Run:
+    """One execution of a plan against a root value."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self.errors = executor.collected_errors
+        self.pending: list[tuple[Any, FieldPlan, dict[str, Any], Pos | None]] = []
+        self.calls: dict[int, _Call] = {}
+        self.root_error: GraphQLError | None = None
+        strawberry_schema = executor.schema._strawberry_schema
+        self.info_class = strawberry_schema.config.info_class
+        self.config = strawberry_schema.config
+        self.scalar_registry = strawberry_schema.schema_converter.scalar_registry
+
+    def execute(self, plan: ObjectPlan, root_value: Any) -> Any:
+        """The data dict, or an awaitable of it when a resolver returned an awaitable."""
+        data: dict[str, Any] = {}
+        self.execute_object(plan, root_value, data, None)
+        if self.pending:
+            return self.drain(data)
+        if self.root_error is not None:
+            raise self.root_error
+        return data
+
+    async def drain(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Await the pending resolvers a level at a time (one gather per level)."""
+        while self.pending:
+            batch, self.pending = self.pending, []
+            if len(batch) == 1:
+                try:
+                    results: list[Any] = [await batch[0][0]]
+                except Exception as error:
+                    results = [error]
+            else:
+                results = await asyncio.gather(*(p[0] for p in batch), return_exceptions=True)
+            for (_, field, container, pos), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    self.field_error(result, field, container, field.key, pos, field.value)
+                else:
+                    self.complete(field.value, result, field, container, field.key, pos)
+        if self.root_error is not None:
+            raise self.root_error
+        return data
+
+    # -- objects and fields ------------------------------------------------------------------
+
+    def execute_object(
+        self, plan: ObjectPlan, source: Any, data: dict[str, Any], pos: Pos | None
+    ) -> None:
+        for field in plan.fields:
+            kind = field.kind
+            key = field.key
+            value_plan = field.value
+            if kind == ATTRIBUTE:
+                try:
+                    value = getattr(source, field.python_name)
+                except Exception as error:
+                    self.field_error(error, field, data, key, pos, value_plan)
+                    continue
+                # Inline the commonest case: a present String/ID leaf.
+                if value_plan.passthrough and type(value) is str:  # type: ignore[union-attr]
+                    data[key] = value
+                else:
+                    self.complete(value_plan, value, field, data, key, pos)
+            elif kind == RESOLVER:
+                call = self.calls.get(id(field))
+                if call is None:
+                    call = self.prepare(field, pos)
+                if call.error is not None:
+                    self.field_error(call.error, field, data, key, pos, value_plan)
+                    continue
+                try:
+                    result = self.call(field, call, source)
+                except Exception as error:
+                    self.field_error(error, field, data, key, pos, value_plan)
+                    continue
+                if inspect.isawaitable(result):
+                    data[key] = None  # keeps the key's place in the response
+                    self.pending.append((result, field, data, pos))
+                else:
+                    self.complete(value_plan, result, field, data, key, pos)
+            else:
+                data[key] = plan.type.name
+
+    def prepare(self, field: FieldPlan, pos: Pos | None) -> _Call:
+        """Arguments and Info of a resolver field, once per request (they do not depend on
+        the parent object; the Info's path is that of the first parent)."""
+        executor = self.executor
+        raw_info = executor.build_resolve_info(
+            field.field_def,
+            field.nodes,
+            field.parent_type,
+            path_of(pos, field.key, field.parent_type.name),
+        )
+        info = self.info_class(_raw_info=raw_info, _field=field.strawberry_field)
+        error: Exception | None = None
+        kwargs: dict[str, Any] = {}
+        if field.args:
+            try:
+                raw = get_argument_values(
+                    field.field_def,
+                    field.nodes[0],
+                    executor.variable_values,
+                    None,
+                    executor.hide_suggestions,
+                )
+                kwargs = convert_arguments(
+                    raw,
+                    field.strawberry_field.arguments,
+                    scalar_registry=self.scalar_registry,
+                    config=self.config,
+                    info=info,
+                )
+            except Exception as exc:
+                error = exc
+        if field.info_name is not None:
+            kwargs[field.info_name] = info
+        call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
+        return call
+
+    @staticmethod
+    def call(field: FieldPlan, call: _Call, source: Any) -> Any:
+        kwargs = call.kwargs
+        if field.root_names:
+            kwargs = dict(kwargs)
+            for name in field.root_names:
+                kwargs[name] = source
+        if field.self_arg:
+            return field.wrapped(source, **kwargs)
+        return field.wrapped(**kwargs)
+
+    # -- completion --------------------------------------------------------------------------
+
+    def complete(
+        self,
+        plan: ValuePlan,
+        value: Any,
+        field: FieldPlan,
+        container: Any,
+        key: str | int,
+        pos: Pos | None,
+    ) -> None:
+        """Write the completed `value` at `container[key]` (or handle its error there)."""
+        if value is None or value is Undefined:
+            if plan.nullable:
+                container[key] = None
+                return
+            message = (
+                "Cannot return null for non-nullable field"
+                f" {field.parent_type.name}.{field.field_name}."
+            )
+            self.field_error(TypeError(message), field, container, key, pos, plan)
+            return
+        kind = plan.kind
+        try:
+            if kind == LEAF:
+                if plan.passthrough and type(value) is str:
+                    container[key] = value
+                    return
+                completed = plan.serialize(value)
+                if completed is Undefined or completed is None:
+                    raise TypeError(
+                        f"Expected `{describe(plan.type)}.coerce_output_value("
+                        f"{describe(value)})` to return non-nullable value, returned:"
+                        f" {describe(completed)}"
+                    )
+                container[key] = completed
+            elif kind == LIST:
+                if isinstance(value, str | bytes) or not is_iterable(value):
+                    raise GraphQLError(
+                        "Expected Iterable, but did not find one for field"
+                        f" '{field.parent_type.name}.{field.field_name}'."
+                    )
+                self.complete_list(plan, value, field, container, key, pos)
+            elif kind == OBJECT:
+                self.complete_object(plan.objects, plan, value, field, container, key, pos)
+            else:
+                self.complete_abstract(plan, value, field, container, key, pos)
+        except Exception as error:
+            self.field_error(error, field, container, key, pos, plan)
+
+    def complete_list(
+        self,
+        plan: ValuePlan,
+        value: Iterable[Any],
+        field: FieldPlan,
+        container: Any,
+        key: str | int,
+        pos: Pos | None,
+    ) -> None:
+        items: list[Any] = []
+        container[key] = items
+        list_pos = Pos(pos, key, container, plan.nullable, _typename(pos, key, field))
+        item_plan: ValuePlan = plan.item  # type: ignore[assignment]
+        complete = self.complete
+        for index, item in enumerate(value):
+            items.append(None)
+            complete(item_plan, item, field, items, index, list_pos)
+
+    def complete_object(
+        self,
+        object_plan: ObjectPlan,
+        plan: ValuePlan,
+        value: Any,
+        field: FieldPlan,
+        container: Any,
+        key: str | int,
+        pos: Pos | None,
+    ) -> None:
+        is_type_of = object_plan.is_type_of
+        if is_type_of is not None and not is_type_of(value, None):
+            raise invalid_return_type_error(object_plan.type, value, field.details)
+        data: dict[str, Any] = {}
+        container[key] = data
+        self.execute_object(
+            object_plan,
+            value,
+            data,
+            Pos(pos, key, container, plan.nullable, _typename(pos, key, field)),
+        )
+
+    def complete_abstract(
+        self,
+        plan: ValuePlan,
+        value: Any,
+        field: FieldPlan,
+        container: Any,
+        key: str | int,
+        pos: Pos | None,
+    ) -> None:
+        call = self.calls.get(id(field))
+        info = call.info if call is not None else None
+        abstract = plan.type
+        resolve_type = abstract.resolve_type or self.executor.type_resolver
+        runtime_name = resolve_type(value, info, abstract)
+        if inspect.isawaitable(runtime_name):
+            if inspect.iscoroutine(runtime_name):
+                runtime_name.close()
+            raise GraphQLError(f"Asynchronous resolve_type of '{abstract}' is not supported.")
+        runtime = self.executor.ensure_valid_runtime_type(
+            runtime_name, abstract, field.details, info, value
+        )
+        self.complete_object(plan.objects[runtime.name], plan, value, field, container, key, pos)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def field_error(
+        self,
+        raw: Exception,
+        field: FieldPlan,
+        container: Any,
+        key: str | int,
+        pos: Pos | None,
+        plan: ValuePlan | None,
+    ) -> None:
+        """A field error at `container[key]`: null it if nullable, else the nearest nullable
+        ancestor (or the whole `data`), and record the error once, as graphql-core does."""
+        path = path_of(pos, key, _typename(pos, key, field))
+        error = located_error(raw, field.nodes, path.as_list())
+        if plan is None or plan.nullable:
+            container[key] = None
+            self.errors.add(error, path)
+            return
+        target = pos
+        while target is not None and not target.nullable:
+            target = target.parent
+        if target is None:
+            if self.root_error is None:
+                self.root_error = error
+            self.errors.add(error, None)
+            return
+        target.container[target.key] = None
+        self.errors.add(error, path_of(target.parent, target.key, target.typename))
+
+
+def _typename(pos: Pos | None, key: str | int, field: FieldPlan) -> str | None:
+    """graphql-core's Path typename: the parent type for a field key, None for a list index."""
+    return None if isinstance(key, int) else field.parent_type.name
