@@ -15,6 +15,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from gateway.db.expressions import one_of
+from gateway.db.session import execute_core
 from gateway.errors import ValidationFailed
 
 T = TypeVar("T")
@@ -154,7 +156,7 @@ async def page_of(
     if plain:
         stmt = select(*plain_columns(model))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
-        rows = list((await session.execute(stmt)).all())
+        rows = list((await execute_core(session, stmt)).all())
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = list((await session.execute(stmt)).scalars())
@@ -192,8 +194,12 @@ async def pages_by_parent(
         values["_after"] = args.after
     if args.before is not None:
         values["_before"] = args.before
-    result = await session.execute(stmt, values)
-    rows = list(map(plain_row_type(model)._make, result)) if plain else result.scalars().all()
+    if plain:
+        rows: Any = list(
+            map(plain_row_type(model)._make, await execute_core(session, stmt, values))
+        )
+    else:
+        rows = (await session.execute(stmt, values)).scalars().all()
     if not many:
         return {parent_ids[0]: _page(list(rows), args)}
     grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}
@@ -245,7 +251,7 @@ def _page_statement(
         rank = func.row_number().over(partition_by=parent_column, order_by=order).label("_rank")
         inner = (
             select(*columns, rank)
-            .where(parent_column.in_(bindparam("_parents", expanding=True)), *where, *conditions)
+            .where(one_of(parent_column, "_parents"), *where, *conditions)
             .subquery()
         )
         if plain:

@@ -57,7 +57,7 @@ class Member(Node):
     async def user(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")] | None:
         from schema.user import User
 
-        user = await info.context.loaders.user_by_id.load(self._model.user_id)
+        user = await info.context.loaders.user_row_by_id.load(self._model.user_id)
         return User.from_model(user) if user is not None and user.deleted_at is None else None
 
     @strawberry.field

@@ -33,10 +33,15 @@ class Edge(Generic[T]):
 
 @strawberry.type
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
     nodes: list[T]
     page_info: PageInfo
+    _cursors: strawberry.Private[list[str]]
     _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        """Built when asked for: most clients select `nodes`."""
+        return [Edge(cursor=c, node=n) for c, n in zip(self._cursors, self.nodes, strict=True)]
 
     @strawberry.field(description="Total items across all pages.")
     async def total_count(self) -> int | None:
@@ -49,16 +54,15 @@ class Connection(Generic[T]):
         convert: Callable[[Any], T],
         count: Callable[[], Awaitable[int]] | None = None,
     ) -> Connection[T]:
-        nodes = [convert(item) for item in page.items]
         return cls(
-            edges=[Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
-            nodes=nodes,
+            nodes=[convert(item) for item in page.items],
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
                 start_cursor=page.start_cursor,
                 end_cursor=page.end_cursor,
             ),
+            _cursors=page.cursors,
             _count=count,
         )
 

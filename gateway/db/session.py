@@ -51,5 +51,12 @@ def create_engine(
     return create_async_engine(url, **kwargs)
 
 
+async def execute_core(session: AsyncSession, statement: Any, params: Any = None) -> Any:
+    """Run a Core statement (plain columns, no entities) on the session's connection, in its
+    transaction, skipping the ORM's execution and result layers (a third of a small read's CPU)."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

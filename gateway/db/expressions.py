@@ -1,0 +1,47 @@
+"""SQL expressions the ORM does not spell the way we want on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ARRAY, bindparam
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean
+
+
+class OneOf(ColumnElement[bool]):
+    """`column` is one of the list bound as `name`: `column = ANY($1)` on PostgreSQL (one
+    parameter, one prepared statement whatever the list's length), an expanding
+    `column IN (...)` elsewhere. Used by loaders that fetch a level by its keys."""
+
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    type = Boolean()
+    # The statement cache key: the column and the parameter's name.
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: Any, name: str) -> None:
+        self.column = coercions.expect(roles.ExpressionElementRole, column)
+        self.name = name
+
+
+def one_of(column: Any, name: str) -> OneOf:
+    return OneOf(column, name)
+
+
+@compiles(OneOf)
+def _one_of_default(element: OneOf, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
+
+
+@compiles(OneOf, "postgresql")
+def _one_of_postgresql(element: OneOf, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    values = compiler.process(bindparam(element.name, type_=ARRAY(element.column.type)), **kw)
+    return f"{column} = ANY({values})"
