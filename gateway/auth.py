@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
-from gateway.db.session import execute_core
+from gateway.db.session import fetch_rows
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -122,7 +122,8 @@ class Authenticator:
         parts = token.split("_", 2)
         if len(parts) != 3:
             raise Unauthenticated("Invalid API key")
-        key = (await execute_core(session, _API_KEY_BY_LOOKUP, {"lookup": parts[1]})).first()
+        found = await fetch_rows(session, _API_KEY_BY_LOOKUP, {"lookup": parts[1]})
+        key = found[0] if found else None
         # Compare even when the lookup missed, so timing does not reveal which lookups exist.
         expected = key.secret_hash if key else "0" * 64
         if not hmac.compare_digest(expected, hash_secret(token)) or key is None:

@@ -28,8 +28,8 @@ from gateway.db.models import (
     UsageRecord,
     User,
 )
-from gateway.db.session import execute_core
-from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns, plain_row_type
+from gateway.db.session import fetch_rows
+from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns
 
 K = TypeVar("K", bound=Hashable)
 
@@ -87,14 +87,13 @@ def _plain_rows_by_key(session: AsyncSession, model: Any, column: Any) -> DataLo
             select(*columns).where(one_of(column, "_keys")),
         )
     one, many = statements
-    make = plain_row_type(model)._make
 
     async def batch(keys: list[Any]) -> list[Any]:
         if len(keys) == 1:
-            result = await execute_core(session, one, {"_key": keys[0]})
+            rows = await fetch_rows(session, one, {"_key": keys[0]})
         else:
-            result = await execute_core(session, many, {"_keys": keys})
-        found = {getattr(row, column.key): row for row in map(make, result)}
+            rows = await fetch_rows(session, many, {"_keys": keys})
+        found = {getattr(row, column.key): row for row in rows}
         return [found.get(key) for key in keys]
 
     return _loader(batch)
@@ -210,9 +209,10 @@ def _member_usage_pages(session: AsyncSession) -> DataLoader:
 
 _LIVE_ORG = (Organization.deleted_at.is_(None),)
 
-# The caller's membership and the organization's liveness in one statement (was two).
+# The caller's membership and the live organization in one statement (was three): the
+# organization primes `organization_by_id`, which the membership check is usually followed by.
 _LIVE_MEMBER_BY_ORG_AND_USER = (
-    select(Member)
+    select(Member, Organization)
     .join(Organization, col(Organization.id) == col(Member.organization_id))
     .where(
         col(Member.organization_id) == bindparam("org"),
@@ -221,7 +221,7 @@ _LIVE_MEMBER_BY_ORG_AND_USER = (
     )
 )
 _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
-    select(Member)
+    select(Member, Organization)
     .join(Organization, col(Organization.id) == col(Member.organization_id))
     .where(
         one_of(Member.organization_id, "orgs"),
@@ -231,7 +231,9 @@ _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
 )
 
 
-def _live_members_by_org_and_user(session: AsyncSession) -> DataLoader:
+def _live_members_by_org_and_user(
+    session: AsyncSession, organization_loader: Callable[[], DataLoader]
+) -> DataLoader:
     """(organization id, user id) → Member of a live (not deleted) organization, or None."""
 
     async def batch(keys: list[tuple[str, str]]) -> list[Member | None]:
@@ -245,7 +247,11 @@ def _live_members_by_org_and_user(session: AsyncSession) -> DataLoader:
             result = await session.execute(
                 _LIVE_MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
             )
-        found = {(row.organization_id, row.user_id): row for row in result.scalars()}
+        found = {}
+        organizations = organization_loader()
+        for member, organization in result.all():
+            found[(member.organization_id, member.user_id)] = member
+            organizations.prime(organization.id, organization)
         return [found.get(key) for key in keys]
 
     return _loader(batch)
@@ -318,7 +324,7 @@ class Loaders:
 
     @cached_property
     def live_member_by_organization_and_user(self) -> DataLoader:
-        return _live_members_by_org_and_user(self._session)
+        return _live_members_by_org_and_user(self._session, lambda: self.organization_by_id)
 
     @cached_property
     def member_with_user_by_id(self) -> DataLoader:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.db.expressions import one_of
-from gateway.db.session import execute_core
+from gateway.db.session import fetch_rows
 from gateway.errors import ValidationFailed
 
 T = TypeVar("T")
@@ -156,7 +156,7 @@ async def page_of(
     if plain:
         stmt = select(*plain_columns(model))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
-        rows = list((await execute_core(session, stmt)).all())
+        rows = await fetch_rows(session, stmt)
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = list((await session.execute(stmt)).scalars())
@@ -195,9 +195,7 @@ async def pages_by_parent(
     if args.before is not None:
         values["_before"] = args.before
     if plain:
-        rows: Any = list(
-            map(plain_row_type(model)._make, await execute_core(session, stmt, values))
-        )
+        rows: Any = await fetch_rows(session, stmt, values)
     else:
         rows = (await session.execute(stmt, values)).scalars().all()
     if not many:
