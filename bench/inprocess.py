@@ -4,15 +4,22 @@ For profiling and for comparing one change with the next (bench/README.md, "Opti
 the app of `gateway serve` (same settings: schema `bench`, no migration), called directly with
 `bench/results/requests-<query>.tsv` (written by bench/run.py) by 16 concurrent tasks on uvloop.
 Prints the process's CPU ms per request, which includes this driver's own small share.
+Before measuring, every API key's `last_used_at` is set to now (as bench/run.py does), so
+authentication writes nothing during the measurement.
 
     .venv/bin/python bench/inprocess.py q1,q2,rest_user,rest_member 480
     .venv/bin/py-spy record -r 500 -f raw -o /tmp/q1.txt -- .venv/bin/python bench/inprocess.py q1 960
+
+Under valgrind (`bench/instructions.py`), `GATEWAY_BENCH_CALLGRIND=1` switches callgrind's
+instrumentation on for the measured requests only: instruction counts, unlike CPU time, do
+not move with the other load of a shared machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +37,7 @@ import uvloop  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 
 CONCURRENCY = 16
+WARMUP = 25  # requests per task before measuring
 
 
 def load(query: str) -> list[tuple[str, str, str, bytes]]:
@@ -84,6 +92,20 @@ async def call(app: Any, method: str, path: str, token: str, body: bytes) -> dic
     return response
 
 
+async def refresh_key_stamps(app: Any) -> None:
+    from sqlalchemy import text
+
+    async with app.state.gateway.engine.begin() as conn:
+        await conn.execute(text("UPDATE api_keys SET last_used_at = now()"))
+
+
+def callgrind(switch: str) -> None:
+    if os.environ.get("GATEWAY_BENCH_CALLGRIND"):
+        subprocess.run(
+            ["callgrind_control", "-i", switch, str(os.getpid())], capture_output=True, check=True
+        )
+
+
 async def main(queries: list[str], count: int) -> None:
     app = create_app()
     for query in queries:
@@ -94,11 +116,15 @@ async def main(queries: list[str], count: int) -> None:
                 answer = await call(app, *requests[(index * 97 + k) % len(requests)])
                 assert answer["status"] == 200, answer
 
-        await asyncio.gather(*(worker(i, 5) for i in range(CONCURRENCY)))  # warm-up
+        # Warm-up: every pooled connection prepares its statements, every cache fills.
+        await asyncio.gather(*(worker(i, WARMUP) for i in range(CONCURRENCY)))
+        await refresh_key_stamps(app)
         per_task = max(1, count // CONCURRENCY)
+        callgrind("on")
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker(i, per_task) for i in range(CONCURRENCY)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        callgrind("off")
         done = per_task * CONCURRENCY
         print(f"{query}: {1000 * cpu / done:.2f} ms CPU/request, {done / wall:.0f} req/s")
     await app.state.gateway.close()

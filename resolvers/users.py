@@ -35,7 +35,8 @@ async def get_user(ctx: Context, user_id: str) -> User | None:
     """A user the caller may see (themself or someone sharing an organization), else None."""
     if not await permissions.can_see_user(ctx, user_id):
         return None
-    user: User | None = await ctx.loaders.user_by_id.load(user_id)
+    # Only shown: a read-only row (the same attributes as a User, cheaper to load).
+    user: User | None = await ctx.loaders.user_row_by_id.load(user_id)
     return user if user is not None and user.deleted_at is None else None
 
 

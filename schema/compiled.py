@@ -366,7 +366,7 @@ class Run:
                 except Exception as error:
                     results = [error]
             else:
-                results = await asyncio.gather(*(p[0] for p in batch), return_exceptions=True)
+                results = await _settle([p[0] for p in batch])
             for (_, field, container, pos), result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
                     if not isinstance(result, Exception):
@@ -607,6 +607,24 @@ class Run:
             return
         target.container[target.key] = None
         self.errors.add(error, path_of(target.parent, target.key, target.typename))
+
+
+async def _settle(awaitables: list[Any]) -> list[Any]:
+    """Each awaitable's result or exception, run concurrently: `gather(return_exceptions=True)`
+    without its per-child bookkeeping (tasks are awaited in turn; all run meanwhile)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    results: list[Any] = []
+    try:
+        for task in tasks:
+            try:
+                results.append(await task)
+            except Exception as error:
+                results.append(error)
+    except BaseException:  # cancelled: take the others down too
+        for task in tasks:
+            task.cancel()
+        raise
+    return results
 
 
 def _typename(pos: Pos | None, key: str | int, field: FieldPlan) -> str | None:

@@ -50,14 +50,11 @@ class Thing(Named):
 
     @strawberry.field
     async def owner(self) -> Owner | None:
-        await asyncio.sleep(0)
-        if self.nick == "orphan":
-            raise ValueError("no owner for an orphan")
-        return Owner(name=f"owner of {self.name}", age=None if self.count > 1 else 40)
+        return await _owner_of(self)
 
     @strawberry.field
     async def required_owner(self) -> Owner:
-        owner = await self.owner()
+        owner = await _owner_of(self)
         return owner if self.count != 2 else None  # type: ignore[return-value]
 
     @strawberry.field
@@ -68,6 +65,13 @@ class Thing(Named):
     @strawberry.field
     def broken(self) -> str | None:
         raise RuntimeError(f"broken {self.name}")
+
+
+async def _owner_of(thing: Thing) -> Owner | None:
+    await asyncio.sleep(0)
+    if thing.nick == "orphan":
+        raise ValueError("no owner for an orphan")
+    return Owner(name=f"owner of {thing.name}", age=None if thing.count > 1 else 40)
 
 
 @strawberry.type
@@ -243,3 +247,34 @@ async def test_introspection_and_mutations_fall_back_to_the_standard_executor(
     assert _outcome(await compiled_schema.execute(query)) == expected
     assert expected[1] == []
     assert runs == []
+
+
+def test_usage_from_model_equals_the_constructor() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.db.models import UsageRecord
+    from resolvers.pagination import plain_row_type
+    from schema.usage import Usage
+
+    row_type = plain_row_type(UsageRecord)
+    values = dict.fromkeys(row_type._fields)
+    values.update(
+        id="usg-1",
+        generation_id="gen-1",
+        provider_name="p",
+        model_name="m",
+        model_type_name="chat",
+        operation=None,
+        prompt_tokens=3,
+        completion_tokens=4,
+        total_tokens=7,
+        cost_micro_usd=1_500,
+        credits_used=2_000,
+        overdrawn=False,
+        metadata_={"k": [1]},
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    )
+    for record in (row_type(**values), row_type(**{**values, "metadata_": None})):
+        fast, reference = Usage.from_model(record), Usage.build(record)
+        assert vars(fast) == vars(reference)
+        assert isinstance(fast, Usage)
