@@ -29,7 +29,7 @@ from gateway.db.models import (
     User,
 )
 from gateway.db.session import fetch_rows
-from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns
+from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns, plain_row_type
 
 K = TypeVar("K", bound=Hashable)
 
@@ -75,16 +75,18 @@ def _rows_by_key(
 _PLAIN_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
-def _plain_rows_by_key(session: AsyncSession, model: Any, column: Any) -> DataLoader:
+def _plain_rows_by_key(
+    session: AsyncSession, model: Any, column: Any, where: Sequence[Any] = ()
+) -> DataLoader:
     """key → the row whose `column` equals it, as a read-only named tuple (or None): for rows
     that are only shown (several times cheaper to load than ORM instances)."""
-    cache_key = (model, column.key)
+    cache_key = (model, column.key, id(where))
     statements = _PLAIN_STATEMENTS.get(cache_key)
     if statements is None:
         columns = plain_columns(model)
         statements = _PLAIN_STATEMENTS[cache_key] = (
-            select(*columns).where(column == bindparam("_key")),
-            select(*columns).where(one_of(column, "_keys")),
+            select(*columns).where(column == bindparam("_key"), *where),
+            select(*columns).where(one_of(column, "_keys"), *where),
         )
     one, many = statements
 
@@ -209,11 +211,16 @@ def _member_usage_pages(session: AsyncSession) -> DataLoader:
 
 _LIVE_ORG = (Organization.deleted_at.is_(None),)
 
-# The caller's membership and the live organization in one statement (was three): the
-# organization primes `organization_by_id`, which the membership check is usually followed by.
+# The caller's membership and the live organization in one statement (was three), both as
+# read-only rows: the organization primes `organization_row_by_id`, which the membership check
+# is usually followed by. (Writers load the ORM organization through `organization_by_id`.)
+_MEMBER_COLUMNS = plain_columns(Member)
+_ORGANIZATION_COLUMNS = tuple(
+    column.element.label(f"org__{column.key}") for column in plain_columns(Organization)
+)
 _LIVE_MEMBER_BY_ORG_AND_USER = (
-    select(Member, Organization)
-    .join(Organization, col(Organization.id) == col(Member.organization_id))
+    select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS)
+    .join_from(Member, Organization, col(Organization.id) == col(Member.organization_id))
     .where(
         col(Member.organization_id) == bindparam("org"),
         col(Member.user_id) == bindparam("user"),
@@ -221,8 +228,8 @@ _LIVE_MEMBER_BY_ORG_AND_USER = (
     )
 )
 _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
-    select(Member, Organization)
-    .join(Organization, col(Organization.id) == col(Member.organization_id))
+    select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS)
+    .join_from(Member, Organization, col(Organization.id) == col(Member.organization_id))
     .where(
         one_of(Member.organization_id, "orgs"),
         one_of(Member.user_id, "users"),
@@ -234,24 +241,28 @@ _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
 def _live_members_by_org_and_user(
     session: AsyncSession, organization_loader: Callable[[], DataLoader]
 ) -> DataLoader:
-    """(organization id, user id) → Member of a live (not deleted) organization, or None."""
+    """(organization id, user id) → Member (read-only row) of a live organization, or None."""
+    member_row = plain_row_type(Member)._make
+    organization_row = plain_row_type(Organization)._make
+    split = len(_MEMBER_COLUMNS)
 
     async def batch(keys: list[tuple[str, str]]) -> list[Member | None]:
         org_ids = list({org for org, _ in keys})
         user_ids = list({user for _, user in keys})
         if len(keys) == 1:
-            result = await session.execute(
-                _LIVE_MEMBER_BY_ORG_AND_USER, {"org": org_ids[0], "user": user_ids[0]}
+            rows = await fetch_rows(
+                session, _LIVE_MEMBER_BY_ORG_AND_USER, {"org": org_ids[0], "user": user_ids[0]}
             )
         else:
-            result = await session.execute(
-                _LIVE_MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
+            rows = await fetch_rows(
+                session, _LIVE_MEMBERS_BY_ORGS_AND_USERS, {"orgs": org_ids, "users": user_ids}
             )
         found = {}
         organizations = organization_loader()
-        for member, organization in result.all():
+        for row in rows:
+            member = member_row(row[:split])
             found[(member.organization_id, member.user_id)] = member
-            organizations.prime(organization.id, organization)
+            organizations.prime(member.organization_id, organization_row(row[split:]))
         return [found.get(key) for key in keys]
 
     return _loader(batch)
@@ -319,12 +330,17 @@ class Loaders:
         return _rows_by_key(self._session, Organization, Organization.id, _LIVE_ORG)
 
     @cached_property
+    def organization_row_by_id(self) -> DataLoader:
+        """Live organizations as read-only rows, for reads (writers: `organization_by_id`)."""
+        return _plain_rows_by_key(self._session, Organization, Organization.id, _LIVE_ORG)
+
+    @cached_property
     def member_by_id(self) -> DataLoader:
         return _rows_by_key(self._session, Member, Member.id)
 
     @cached_property
     def live_member_by_organization_and_user(self) -> DataLoader:
-        return _live_members_by_org_and_user(self._session, lambda: self.organization_by_id)
+        return _live_members_by_org_and_user(self._session, lambda: self.organization_row_by_id)
 
     @cached_property
     def member_with_user_by_id(self) -> DataLoader:

@@ -31,7 +31,7 @@ async def get_organization(ctx: Context, organization_id: str) -> Organization |
     """The organization if the caller is a member, else None (never confirm it exists)."""
     if await permissions.organization_membership(ctx, organization_id) is None:
         return None
-    org: Organization | None = await ctx.loaders.organization_by_id.load(organization_id)
+    org: Organization | None = await ctx.loaders.organization_row_by_id.load(organization_id)
     return org
 
 

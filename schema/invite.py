@@ -64,7 +64,7 @@ class Invite(Node):
     ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
         from schema.organization import Organization
 
-        org = await info.context.loaders.organization_by_id.load(self._model.organization_id)
+        org = await info.context.loaders.organization_row_by_id.load(self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
 
 

@@ -115,7 +115,7 @@ class Usage(Node):
         org_id = self._model.organization_id
         if org_id is None:
             return None
-        org = await info.context.loaders.organization_by_id.load(org_id)
+        org = await info.context.loaders.organization_row_by_id.load(org_id)
         return Organization.from_model(org) if org is not None else None
 
 
