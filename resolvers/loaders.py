@@ -269,27 +269,35 @@ def _live_members_by_org_and_user(
 
 
 # A member and its user in one statement (was two).
+_USER_COLUMNS = tuple(column.element.label(f"user__{column.key}") for column in plain_columns(User))
 _MEMBER_WITH_USER_BY_ID = (
-    select(Member, User)
-    .outerjoin(User, col(User.id) == col(Member.user_id))
+    select(*_MEMBER_COLUMNS, *_USER_COLUMNS)
+    .outerjoin_from(Member, User, col(User.id) == col(Member.user_id))
     .where(col(Member.id) == bindparam("_key"))
 )
 _MEMBERS_WITH_USERS_BY_IDS = (
-    select(Member, User)
-    .outerjoin(User, col(User.id) == col(Member.user_id))
+    select(*_MEMBER_COLUMNS, *_USER_COLUMNS)
+    .outerjoin_from(Member, User, col(User.id) == col(Member.user_id))
     .where(one_of(Member.id, "_keys"))
 )
 
 
 def _members_with_users_by_id(session: AsyncSession) -> DataLoader:
-    """member id → (Member, its User or None), or None."""
+    """member id → (Member, its User or None) as read-only rows, or None."""
+    member_row = plain_row_type(Member)._make
+    user_row = plain_row_type(User)._make
+    split = len(_MEMBER_COLUMNS)
 
     async def batch(keys: list[str]) -> list[tuple[Member, User | None] | None]:
         if len(keys) == 1:
-            result = await session.execute(_MEMBER_WITH_USER_BY_ID, {"_key": keys[0]})
+            rows = await fetch_rows(session, _MEMBER_WITH_USER_BY_ID, {"_key": keys[0]})
         else:
-            result = await session.execute(_MEMBERS_WITH_USERS_BY_IDS, {"_keys": keys})
-        found = {member.id: (member, user) for member, user in result.all()}
+            rows = await fetch_rows(session, _MEMBERS_WITH_USERS_BY_IDS, {"_keys": keys})
+        found = {}
+        for row in rows:
+            member = member_row(row[:split])
+            user = user_row(row[split:]) if row[split] is not None else None
+            found[member.id] = (member, user)
         return [found.get(key) for key in keys]
 
     return _loader(batch)
