@@ -12,7 +12,8 @@ authentication writes nothing during the measurement.
 
 Under valgrind (`bench/instructions.py`), `GATEWAY_BENCH_CALLGRIND=1` switches callgrind's
 instrumentation on for the measured requests only: instruction counts, unlike CPU time, do
-not move with the other load of a shared machine.
+not move with the other load of a shared machine. `GATEWAY_BENCH_TARGET=floor` drives the
+floor (bench/floor.py) instead of the gateway.
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ async def call(app: Any, method: str, path: str, token: str, body: bytes) -> dic
     return response
 
 
-async def refresh_key_stamps(app: Any) -> None:
-    from sqlalchemy import text
+async def refresh_key_stamps() -> None:
+    import asyncpg
 
-    async with app.state.gateway.engine.begin() as conn:
-        await conn.execute(text("UPDATE api_keys SET last_used_at = now()"))
+    conn = await asyncpg.connect(os.environ["GATEWAY_DATABASE_URL"])
+    try:
+        await conn.execute("UPDATE bench.api_keys SET last_used_at = now()")
+    finally:
+        await conn.close()
 
 
 def callgrind(switch: str) -> None:
@@ -107,7 +111,21 @@ def callgrind(switch: str) -> None:
 
 
 async def main(queries: list[str], count: int) -> None:
+    if os.environ.get("GATEWAY_BENCH_TARGET") == "floor":
+        # The floor (bench/floor.py) through the same driver: the same requests and answers.
+        sys.path.insert(0, str(BENCH))
+        from floor import create_app as create_floor
+
+        floor = create_floor(os.environ["GATEWAY_DATABASE_URL"])
+        async with floor.router.lifespan_context(floor):
+            await measure(floor, queries, count)
+        return
     app = create_app()
+    await measure(app, queries, count)
+    await app.state.gateway.close()
+
+
+async def measure(app: Any, queries: list[str], count: int) -> None:
     for query in queries:
         requests = load(query)
 
@@ -118,7 +136,7 @@ async def main(queries: list[str], count: int) -> None:
 
         # Warm-up: every pooled connection prepares its statements, every cache fills.
         await asyncio.gather(*(worker(i, WARMUP) for i in range(CONCURRENCY)))
-        await refresh_key_stamps(app)
+        await refresh_key_stamps()
         per_task = max(1, count // CONCURRENCY)
         callgrind("on")
         cpu, wall = time.process_time(), time.perf_counter()
@@ -127,7 +145,6 @@ async def main(queries: list[str], count: int) -> None:
         callgrind("off")
         done = per_task * CONCURRENCY
         print(f"{query}: {1000 * cpu / done:.2f} ms CPU/request, {done / wall:.0f} req/s")
-    await app.state.gateway.close()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ run at the same time: the counts do not depend on the machine's load.
 
     .venv/bin/python bench/instructions.py q1,q2,rest_user,rest_member --count 48
     .venv/bin/python bench/instructions.py q1 --count 48 --checkout /tmp/older
+    .venv/bin/python bench/instructions.py q1,q2,rest_user,rest_member --floor   # and the floor
 
 Needs valgrind (on every machine kind here) and `bench/results/requests-<query>.tsv`
 (written by bench/run.py). About 30-60 s per query.
@@ -26,8 +27,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def measure(checkout: Path, query: str, count: int) -> float:
-    env = {**os.environ, "GATEWAY_BENCH_CALLGRIND": "1", "PYTHONPATH": str(checkout)}
+def measure(checkout: Path, query: str, count: int, target: str = "gateway") -> float:
+    env = {
+        **os.environ,
+        "GATEWAY_BENCH_CALLGRIND": "1",
+        "GATEWAY_BENCH_TARGET": target,
+        "PYTHONPATH": str(checkout),
+    }
     results = checkout / "bench" / "results"
     if not (results / f"requests-{query}.tsv").exists():
         results.mkdir(parents=True, exist_ok=True)
@@ -65,10 +71,17 @@ def main() -> None:
         "--count", type=int, default=48, help="measured requests (a multiple of 16)"
     )
     parser.add_argument("--checkout", type=Path, default=HERE.parent)
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure the floor (bench/floor.py)"
+    )
     args = parser.parse_args()
     for query in args.queries.split(","):
         per_request = measure(args.checkout.resolve(), query, args.count)
-        print(f"{query}: {per_request:.2f} M instructions/request ({args.checkout})", flush=True)
+        line = f"{query}: {per_request:.2f} M instructions/request ({args.checkout})"
+        if args.floor:
+            floor = measure(args.checkout.resolve(), query, args.count, "floor")
+            line += f"; floor {floor:.2f} M, gateway/floor {per_request / floor:.1f}x"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class PageArgs:
     before: str | None = None
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # pure; a level's parents share their arguments
     def build(
         cls,
         *,

@@ -117,7 +117,11 @@ async def fetch_rows(session: AsyncSession, statement: Any, params: Any = None) 
         sync.dispatch.before_cursor_execute(sync, None, compiled.sql, args, None, False)
         if sync._echo:
             sync._log_info("%s %r", compiled.sql, args)
-    adapter = (await connection.get_raw_connection()).dbapi_connection
+    # The pooled connection the session holds (no greenlet hop when it is at hand).
+    fairy = sync._dbapi_connection if sync is not None else None
+    if fairy is None:
+        fairy = await connection.get_raw_connection()
+    adapter = fairy.dbapi_connection
     async with adapter._execute_mutex:  # type: ignore[union-attr]
         records = await adapter._connection.fetch(compiled.sql, *args)  # type: ignore[union-attr]
     return list(map(compiled.make, records))
