@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -214,6 +215,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Everything built at startup (modules, schema, plans' types) lives for the process:
+        # move it out of the collector's generations, so a full collection under load walks
+        # the requests' objects only, not ~10^5 long-lived ones (shorter pauses, less CPU).
+        gc.collect()
+        gc.freeze()
         yield
         await state.close()
 

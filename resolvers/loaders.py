@@ -319,6 +319,13 @@ class Loaders:
     def __init__(self, context: Any) -> None:
         self._context = context
 
+    def release(self) -> None:
+        """Empty every loader's cache and drop the loaders (the end of a request)."""
+        for value in list(vars(self).values()):
+            if isinstance(value, DataLoader):
+                value.clear_all()
+        vars(self).clear()
+
     @cached_property
     def _session(self) -> AsyncSession:
         session: AsyncSession = self._context.session
