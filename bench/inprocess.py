@@ -13,12 +13,14 @@ authentication writes nothing during the measurement.
 Under valgrind (`bench/instructions.py`), `GATEWAY_BENCH_CALLGRIND=1` switches callgrind's
 instrumentation on for the measured requests only: instruction counts, unlike CPU time, do
 not move with the other load of a shared machine. `GATEWAY_BENCH_TARGET=floor` drives the
-floor (bench/floor.py) instead of the gateway.
+floor (bench/floor.py) instead of the gateway; `GATEWAY_BENCH_GC_STATS=1` adds the cyclic
+garbage collector's collections and pauses per generation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -103,6 +105,32 @@ async def refresh_key_stamps() -> None:
         await conn.close()
 
 
+class GcStats:
+    """Collections, total and longest pause per generation (`GATEWAY_BENCH_GC_STATS=1`)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation, took = info["generation"], time.perf_counter() - self._started
+        self.count[generation] += 1
+        self.total[generation] += took
+        self.longest[generation] = max(self.longest[generation], took)
+
+    def report(self, requests: int) -> str:
+        return ", ".join(
+            f"gen{g} {self.count[g]}x {1000 * self.total[g] / requests:.2f} ms/request"
+            f" (longest {1000 * self.longest[g]:.1f} ms)"
+            for g in range(3)
+        )
+
+
 def callgrind(switch: str) -> None:
     if os.environ.get("GATEWAY_BENCH_CALLGRIND"):
         subprocess.run(
@@ -121,6 +149,9 @@ async def main(queries: list[str], count: int) -> None:
             await measure(floor, queries, count)
         return
     app = create_app()
+    # As `gateway serve`'s lifespan does: startup objects out of the collector's reach.
+    gc.collect()
+    gc.freeze()
     await measure(app, queries, count)
     await app.state.gateway.close()
 
@@ -138,6 +169,9 @@ async def measure(app: Any, queries: list[str], count: int) -> None:
         await asyncio.gather(*(worker(i, WARMUP) for i in range(CONCURRENCY)))
         await refresh_key_stamps()
         per_task = max(1, count // CONCURRENCY)
+        gc_stats = GcStats() if os.environ.get("GATEWAY_BENCH_GC_STATS") else None
+        if gc_stats is not None:
+            gc.callbacks.append(gc_stats)
         callgrind("on")
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker(i, per_task) for i in range(CONCURRENCY)))
@@ -145,6 +179,9 @@ async def measure(app: Any, queries: list[str], count: int) -> None:
         callgrind("off")
         done = per_task * CONCURRENCY
         print(f"{query}: {1000 * cpu / done:.2f} ms CPU/request, {done / wall:.0f} req/s")
+        if gc_stats is not None:
+            gc.callbacks.remove(gc_stats)
+            print(f"  GC: {gc_stats.report(done)}")
 
 
 if __name__ == "__main__":
