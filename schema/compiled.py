@@ -565,7 +565,15 @@ class Run:
         pos: Pos | None,
     ) -> None:
         call = self.calls.get(id(field))
-        info = call.info if call is not None else None
+        if call is not None:
+            info = call.info
+        else:  # a plain attribute of an abstract type: resolve_type still gets an Info
+            info = self.executor.build_resolve_info(
+                field.field_def,
+                field.nodes,
+                field.parent_type,
+                path_of(pos, key, _typename(pos, key, field)),
+            )
         abstract = plan.type
         resolve_type = abstract.resolve_type or self.executor.type_resolver
         runtime_name = resolve_type(value, info, abstract)

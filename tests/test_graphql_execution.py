@@ -43,6 +43,7 @@ class Thing(Named):
     color: Color
     count: int
     tags: list[str]
+    favorite: Named | None = None
 
     @strawberry.field
     def shout(self, times: int = 1) -> str:
@@ -92,7 +93,9 @@ def _things() -> list[Thing]:
 
 
 def _good() -> Thing:
-    return Thing(name="g", nick=None, color=Color.BLUE, count=1, tags=["t", "u"])
+    return Thing(
+        name="g", nick=None, color=Color.BLUE, count=1, tags=["t", "u"], favorite=Owner(name="f")
+    )
 
 
 @strawberry.type
@@ -162,6 +165,7 @@ SYNC_QUERIES = [
     "query($yes: Boolean!) { nullableThings { ...F } } fragment F on Thing { name @include(if: $yes) count }",
     "{ named { __typename name ... on Owner { age } ... on Thing { tags } } }",
     "{ found { __typename ... on Thing { name } ... on Other { label } } }",
+    "{ named { ... on Thing { favorite { __typename name ... on Owner { age } } } } }",
     "{ wrongType { name } }",
     "{ nullableThings { broken tags } }",
     "{ a: nullableThings { name } b: nullableThings { nick } }",
