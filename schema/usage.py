@@ -46,7 +46,7 @@ class Usage(Node):
     def from_model(cls, record: models.UsageRecord) -> Usage:
         """A page holds up to 100 of these: filled in one dict, without the dataclass
         `__init__` and the identity calls of the NewTypes (tests/test_graphql_execution.py
-        holds it equal to the constructor)."""
+        holds it equal to the dataclass constructor)."""
         usage = cls.__new__(cls)
         usage.__dict__ = {
             "id": record.id,
@@ -67,28 +67,6 @@ class Usage(Node):
             "_model": record,
         }
         return usage
-
-    @classmethod
-    def build(cls, record: models.UsageRecord) -> Usage:
-        """The same through the constructor (the reference `from_model` is held to)."""
-        return cls(
-            id=strawberry.ID(record.id),
-            generation_id=record.generation_id,
-            provider_name=record.provider_name,
-            model_name=record.model_name,
-            model_type_name=record.model_type_name,
-            operation=record.operation,
-            prompt_tokens=BigInt(record.prompt_tokens),
-            completion_tokens=BigInt(record.completion_tokens),
-            total_tokens=BigInt(record.total_tokens),
-            cost_usd=record.cost_micro_usd / metering.MICRO,
-            cost_micro_usd=BigInt(record.cost_micro_usd),
-            credits_used=BigInt(record.credits_used),
-            overdrawn=record.overdrawn,
-            metadata=JSON(record.metadata_ or {}),
-            created_at=record.created_at,
-            _model=record,
-        )
 
     @strawberry.field
     def user_id(self) -> strawberry.ID:

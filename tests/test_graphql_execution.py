@@ -258,6 +258,7 @@ def test_usage_from_model_equals_the_constructor() -> None:
 
     from gateway.db.models import UsageRecord
     from resolvers.pagination import plain_row_type
+    from schema.scalars import JSON, BigInt
     from schema.usage import Usage
 
     row_type = plain_row_type(UsageRecord)
@@ -279,6 +280,24 @@ def test_usage_from_model_equals_the_constructor() -> None:
         created_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
     )
     for record in (row_type(**values), row_type(**{**values, "metadata_": None})):
-        fast, reference = Usage.from_model(record), Usage.build(record)
+        fast = Usage.from_model(record)
+        reference = Usage(
+            id=strawberry.ID(record.id),
+            generation_id=record.generation_id,
+            provider_name=record.provider_name,
+            model_name=record.model_name,
+            model_type_name=record.model_type_name,
+            operation=record.operation,
+            prompt_tokens=BigInt(record.prompt_tokens),
+            completion_tokens=BigInt(record.completion_tokens),
+            total_tokens=BigInt(record.total_tokens),
+            cost_usd=record.cost_micro_usd / 1_000_000,
+            cost_micro_usd=BigInt(record.cost_micro_usd),
+            credits_used=BigInt(record.credits_used),
+            overdrawn=record.overdrawn,
+            metadata=JSON(record.metadata_ or {}),
+            created_at=record.created_at,
+            _model=record,
+        )
         assert vars(fast) == vars(reference)
         assert isinstance(fast, Usage)
