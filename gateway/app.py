@@ -42,6 +42,8 @@ class AppState:
             settings.database_url,
             echo=settings.database_echo,
             pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout,
             search_path=settings.database_schema,
         )
         self.session_factory = create_session_factory(self.engine)

@@ -17,7 +17,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
     # PostgreSQL schema to use (search_path); None uses the server's default.
     database_schema: str | None = None
-    database_pool_size: int = 10
+    # Connections per process, opened once and kept: a request holds one from its first
+    # statement to its end. Overflow connections are closed as soon as they are returned, so
+    # under sustained concurrency above the pool they are reconnected for every request.
+    database_pool_size: int = 20
+    database_max_overflow: int = 0
+    database_pool_timeout: float = 30.0
     database_echo: bool = False
     migrate_on_start: bool = True
 

@@ -27,8 +27,19 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, search_path: str | None = None
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 20,
+    max_overflow: int = 0,
+    pool_timeout: float = 30.0,
+    search_path: str | None = None,
 ) -> AsyncEngine:
+    """The engine; on PostgreSQL a pool of `pool_size` connections kept open, and requests
+    beyond it wait up to `pool_timeout` seconds for one. `max_overflow` more may be opened,
+    but SQLAlchemy closes an overflow connection as soon as it is returned, so at sustained
+    concurrency above the pool each request would pay a new connection (fork of a server
+    process, authentication, asyncpg's type introspection, statements prepared again)."""
     url = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
     if url.startswith("sqlite"):
@@ -49,7 +60,8 @@ def create_engine(
         server_settings["search_path"] = search_path
     kwargs["connect_args"] = {"server_settings": server_settings}
     kwargs["pool_size"] = pool_size
-    kwargs["max_overflow"] = pool_size
+    kwargs["max_overflow"] = max_overflow
+    kwargs["pool_timeout"] = pool_timeout
     return create_async_engine(url, **kwargs)
 
 

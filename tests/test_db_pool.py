@@ -1,0 +1,40 @@
+"""The PostgreSQL connection pool: connections are opened once and kept, never per request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, text
+
+from gateway.db.session import create_engine, create_session_factory
+from gateway.settings import Settings
+from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="the pool is PostgreSQL's")
+
+
+async def test_concurrency_above_the_pool_waits_for_a_pooled_connection(
+    pg_schema: str | None,
+) -> None:
+    settings = Settings(database_pool_size=2)
+    engine = create_engine(
+        PG_URL or "",
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        search_path=pg_schema,
+    )
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda *_: opened.append(1))
+    sessions = create_session_factory(engine)
+
+    async def request() -> int:
+        async with sessions() as session:
+            return (await session.execute(text("SELECT 1 FROM pg_sleep(0.005)"))).scalar_one()
+
+    try:
+        for _ in range(3):
+            assert await asyncio.gather(*(request() for _ in range(6))) == [1] * 6
+    finally:
+        await engine.dispose()
+    assert len(opened) == 2
