@@ -288,3 +288,14 @@ async def test_usage_responses_match_the_openapi_document(env: Env) -> None:
         assert schema is not None
         errors = list(validator_for(document, schema).iter_errors(response.json()))
         assert errors == [], (key, [e.message for e in errors])
+
+
+async def test_usage_metadata_keeps_its_numbers_exactly(env: Env) -> None:
+    metadata = {"big": 2**70, "negative": -(2**64), "small": 7, "ratio": 0.1, "text": "1" * 25}
+    alice = await env.user()
+    await ingest_ok(env, event(alice.user_id, generationId="gen_big", metadata=metadata))
+    response = await alice.get(f"/users/{alice.user_id}/usages")
+    assert response.status_code == 200
+    assert response.json()["data"]["items"][0]["metadata"] == metadata
+    data = await alice.gql_data("{ viewer { usages(first: 1) { nodes { metadata } } } }")
+    assert data["viewer"]["usages"]["nodes"][0]["metadata"] == metadata

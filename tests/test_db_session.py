@@ -1,19 +1,35 @@
-"""The PostgreSQL connection pool: connections are opened once and kept, never per request."""
+"""The database session layer: the connection pool, JSON column decoding."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import event, text
 
-from gateway.db.session import create_engine, create_session_factory
+from gateway.db.session import create_engine, create_session_factory, load_json
 from gateway.settings import Settings
 from tests.conftest import PG_URL
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="the pool is PostgreSQL's")
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"client": "ide", "n": [1, 2.5, null, true], "nested": {"a": "é"}}',
+        '{"big": 18446744073709551616, "negative": -9223372036854775809}',
+        '{"id": "1234567890123456789012345"}',
+        '{"huge": 1e400, "nan": NaN}',
+        '{"lone": "\\ud800"}',
+        "12",
+        "null",
+    ],
+)
+def test_json_columns_decode_as_the_standard_library_does(document: str) -> None:
+    assert repr(load_json(document)) == repr(json.loads(document))  # repr: NaN != NaN
 
 
+@pytest.mark.skipif(not PG_URL, reason="the pool is PostgreSQL's")
 async def test_concurrency_above_the_pool_waits_for_a_pooled_connection(
     pg_schema: str | None,
 ) -> None:
