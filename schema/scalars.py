@@ -13,11 +13,22 @@ JSON = NewType("JSON", object)
 
 
 def format_datetime(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    if utc.year >= 1000:
-        # Same text as the strftime below, several times faster (every timestamp of a response).
-        return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with microseconds and `Z`, e.g. 2025-12-01T22:34:35.355099Z (every
+    timestamp of every response goes through here: formatted directly, ~2x `isoformat`)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return _RFC3339 % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+_RFC3339 = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def _parse_datetime(value: Any) -> datetime:
