@@ -38,6 +38,19 @@ def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
     return DataLoader(batch_load_fn=batch, max_batch_size=1000)
 
 
+async def load_each(loader: DataLoader, keys: Sequence[Hashable]) -> list[Any]:
+    """Each key's value, or its error, in order: `load_many` without failing all for one (the
+    keys still go out in one batch). For the batch forms of relation fields (schema/batch.py)."""
+    futures = [loader.load(key) for key in keys]
+    values: list[Any] = []
+    for future in futures:
+        try:
+            values.append(await future)
+        except Exception as error:
+            values.append(error)
+    return values
+
+
 # Statements built once per process (building one costs more than running it); the values
 # are bound parameters. (kind, model, column, id(where)) → (where, one-key stmt, many-keys stmt).
 _STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}

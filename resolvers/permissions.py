@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gateway.context import Context
 from gateway.db.models import Member, Organization, Role
 from gateway.errors import Forbidden, NotFound, Unauthenticated
+from resolvers.loaders import load_each
 
 ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
 MANAGERS = (Role.OWNER.value, Role.ADMIN.value)
@@ -38,6 +41,26 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
         (organization_id, ctx.principal.user_id)
     )
     return member
+
+
+async def organization_memberships(
+    ctx: Context, organization_ids: Sequence[str]
+) -> dict[str, Member | None]:
+    """`organization_membership` of several organizations at once (one statement)."""
+    wanted = list(dict.fromkeys(organization_ids))
+    found: dict[str, Member | None] = dict.fromkeys(wanted)
+    if ctx.principal is None or ctx.principal.user_id is None:
+        return found
+    scoped = ctx.principal.api_key_organization_id
+    reachable = [org_id for org_id in wanted if scoped is None or scoped == org_id]
+    user_id = ctx.principal.user_id
+    loader = ctx.loaders.live_member_by_organization_and_user
+    members = await load_each(loader, [(org_id, user_id) for org_id in reachable])
+    for org_id, member in zip(reachable, members, strict=True):
+        if isinstance(member, Exception):
+            raise member
+        found[org_id] = member
+    return found
 
 
 async def require_member(

@@ -42,6 +42,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
 from resolvers import permissions
+from resolvers.loaders import load_each
 from resolvers.pagination import Page, PageArgs
 
 log = logging.getLogger("gateway.usage")
@@ -480,16 +481,25 @@ async def member_usages_page(
 
 
 async def visible_member_usages(
-    ctx: Context, member: Member, args: PageArgs
-) -> Page[UsageRecord] | None:
-    """`Member.usages`: None where the viewer may not see it (no query per member)."""
-    viewer = await permissions.organization_membership(ctx, member.organization_id)
-    if not _may_see_member_usage(viewer, member):
-        return None
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_member.load(
-        (member.organization_id, member.user_id, args)
+    ctx: Context, members: Sequence[Member], args: PageArgs
+) -> list[Page[UsageRecord] | Exception | None]:
+    """`Member.usages` of a level's members: each one's page, or None where the viewer may not
+    see it (one statement for all the pages; the viewer's memberships are usually cached)."""
+    viewers = await permissions.organization_memberships(
+        ctx, [member.organization_id for member in members]
     )
-    return page
+    visible = [_may_see_member_usage(viewers[m.organization_id], m) for m in members]
+    pages = iter(
+        await load_each(
+            ctx.loaders.usage_pages_by_member,
+            [
+                (m.organization_id, m.user_id, args)
+                for m, seen in zip(members, visible, strict=True)
+                if seen
+            ],
+        )
+    )
+    return [next(pages) if seen else None for seen in visible]
 
 
 async def organization_usages_page(

@@ -53,6 +53,8 @@ from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
 from strawberry.types.arguments import convert_arguments
 
+from schema.batch import batch_form
+
 DEFINITION = "strawberry-definition"
 PLAN_CACHE_SIZE = 256
 
@@ -87,6 +89,7 @@ class FieldPlan:
 
     __slots__ = (
         "args",
+        "batch",
         "details",
         "field_def",
         "field_name",
@@ -118,6 +121,7 @@ class FieldPlan:
         self.root_names: tuple[str, ...] = ()
         self.info_name: str | None = None
         self.args = False
+        self.batch: Any = None
         self.value: ValuePlan | None = None
 
 
@@ -272,6 +276,7 @@ class _Compiler:
             )
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
             plan.args = bool(field_def.args or node.arguments)
+            plan.batch = batch_form(plan.wrapped)
         plan.value = self.value_plan(field_def.type, details)
         return plan
 
@@ -332,13 +337,19 @@ class _Call:
         self.error = error
 
 
+_Parent = tuple[Any, dict[str, Any], "Pos | None"]  # source object, its data, its position
+_BATCH: Any = object()  # marks a pending batch call (its "position" is its parents' list)
+
+
 class Run:
     """One execution of a plan against a root value."""
 
     def __init__(self, executor: Any) -> None:
         self.executor = executor
         self.errors = executor.collected_errors
-        self.pending: list[tuple[Any, FieldPlan, dict[str, Any], Pos | None]] = []
+        self.pending: list[tuple[Any, FieldPlan, Any, Any]] = []
+        # Batched resolver fields of the current level: field id -> (field, call, parents).
+        self.batches: dict[int, tuple[FieldPlan, _Call, list[_Parent]]] = {}
         self.calls: dict[int, _Call] = {}
         self.root_error: GraphQLError | None = None
         strawberry_schema = executor.schema._strawberry_schema
@@ -350,6 +361,8 @@ class Run:
         """The data dict, or an awaitable of it when a resolver returned an awaitable."""
         data: dict[str, Any] = {}
         self.execute_object(plan, root_value, data, None)
+        if self.batches:
+            self.flush_batches()
         if self.pending:
             return self.drain(data)
         if self.root_error is not None:
@@ -357,7 +370,8 @@ class Run:
         return data
 
     async def drain(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Await the pending resolvers a level at a time (one gather per level)."""
+        """Await the pending resolvers a level at a time (together, so that a level's loader
+        keys go out in one batch)."""
         while self.pending:
             batch, self.pending = self.pending, []
             if len(batch) == 1:
@@ -368,12 +382,16 @@ class Run:
             else:
                 results = await _settle([p[0] for p in batch])
             for (_, field, container, pos), result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result
+                if pos is _BATCH:
+                    self.complete_batch(field, container, result)
+                elif isinstance(result, Exception):
                     self.field_error(result, field, container, field.key, pos, field.value)
                 else:
                     self.complete(field.value, result, field, container, field.key, pos)
+            if self.batches:
+                self.flush_batches()
         if self.root_error is not None:
             raise self.root_error
         return data
@@ -404,6 +422,13 @@ class Run:
                     call = self.prepare(field, pos)
                 if call.error is not None:
                     self.field_error(call.error, field, data, key, pos, value_plan)
+                    continue
+                if field.batch is not None:  # called once for the level's parents
+                    data[key] = None
+                    group = self.batches.get(id(field))
+                    if group is None:
+                        group = self.batches[id(field)] = (field, call, [])
+                    group[2].append((source, data, pos))
                     continue
                 try:
                     result = self.call(field, call, source)
@@ -464,6 +489,38 @@ class Run:
         if field.self_arg:
             return field.wrapped(source, **kwargs)
         return field.wrapped(**kwargs)
+
+    def flush_batches(self) -> None:
+        """Call each batched field of the level once, with all its parents."""
+        batches, self.batches = self.batches, {}
+        for field, call, parents in batches.values():
+            try:
+                result = field.batch([parent[0] for parent in parents], **call.kwargs)
+            except Exception as error:
+                self.complete_batch(field, parents, error)
+                continue
+            if inspect.isawaitable(result):
+                self.pending.append((result, field, parents, _BATCH))
+            else:
+                self.complete_batch(field, parents, result)
+
+    def complete_batch(self, field: FieldPlan, parents: list[_Parent], result: Any) -> None:
+        """A batch's values (or exceptions) in its parents' order; a failed or malformed batch
+        is that field's error on every parent."""
+        if not isinstance(result, Exception):
+            if isinstance(result, list) and len(result) == len(parents):
+                for (_, data, pos), value in zip(parents, result, strict=True):
+                    if isinstance(value, Exception):
+                        self.field_error(value, field, data, field.key, pos, field.value)
+                    else:
+                        self.complete(field.value, value, field, data, field.key, pos)
+                return
+            result = TypeError(
+                f"The batch resolver of {field.parent_type.name}.{field.field_name} returned"
+                f" {describe(result)} for {len(parents)} parents."
+            )
+        for _, data, pos in parents:
+            self.field_error(result, field, data, field.key, pos, field.value)
 
     # -- completion --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +12,8 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import members
+from resolvers.loaders import load_each
+from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
 from schema.relay import Node
 from schema.usage import member_usages
@@ -25,6 +28,21 @@ class Role(enum.Enum):
     OWNER = "owner"
     ADMIN = "admin"
     MEMBER = "member"
+
+
+async def users_of(members: Sequence[Member], info: Info) -> list[User | Exception | None]:
+    """`Member.user` of a level's members at once (schema/batch.py): one load for all."""
+    from schema.user import User
+
+    rows = await load_each(
+        info.context.loaders.user_row_by_id, [member._model.user_id for member in members]
+    )
+    return [
+        row
+        if isinstance(row, Exception)
+        else (User.from_model(row) if row is not None and row.deleted_at is None else None)
+        for row in rows
+    ]
 
 
 @strawberry.type
@@ -54,11 +72,10 @@ class Member(Node):
         return strawberry.ID(self._model.user_id)
 
     @strawberry.field
+    @batched(users_of)
     async def user(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")] | None:
-        from schema.user import User
-
-        user = await info.context.loaders.user_row_by_id.load(self._model.user_id)
-        return User.from_model(user) if user is not None and user.deleted_at is None else None
+        user: User | None = await resolve_one(users_of, self, info)
+        return user
 
     @strawberry.field
     async def organization(

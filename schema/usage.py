@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +13,7 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
+from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
 from schema.scalars import JSON, BigInt
@@ -118,6 +120,23 @@ async def user_usages(
     return _connection(page) if page is not None else None
 
 
+async def member_usages_each(
+    roots: Sequence[Any],
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> list[Connection[Usage] | Exception | None]:
+    """`Member.usages` of a level's members at once (schema/batch.py)."""
+    args = page_args(info, first, after, last, before)
+    pages = await metering.visible_member_usages(info.context, [r._model for r in roots], args)
+    return [
+        page if page is None or isinstance(page, Exception) else _connection(page) for page in pages
+    ]
+
+
+@batched(member_usages_each)
 async def member_usages(
     root: Any,
     info: Info,
@@ -128,9 +147,10 @@ async def member_usages(
 ) -> Connection[Usage] | None:
     """The member's usage in this organization, newest first: for owners, admins and the
     member themself (null for others)."""
-    args = page_args(info, first, after, last, before)
-    page = await metering.visible_member_usages(info.context, root._model, args)
-    return _connection(page) if page is not None else None
+    connection: Connection[Usage] | None = await resolve_one(
+        member_usages_each, root, info, first, after, last, before
+    )
+    return connection
 
 
 async def organization_usages(

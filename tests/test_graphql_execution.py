@@ -18,7 +18,10 @@ import pytest
 import strawberry
 
 from schema import compiled
+from schema.batch import batched, resolve_one
 from schema.execution import ExecutionContext
+
+BATCH_CALLS: list[int] = []  # parents per call of the batch forms below
 
 
 @strawberry.enum
@@ -66,6 +69,35 @@ class Thing(Named):
     @strawberry.field
     def broken(self) -> str | None:
         raise RuntimeError(f"broken {self.name}")
+
+    @strawberry.field
+    @batched(lambda things, suffix="": _buddies_of(things, suffix))
+    async def buddy(self, suffix: str = "") -> Owner | None:
+        return await resolve_one(_buddies_of, self, suffix)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    @batched(lambda things: _required_buddies_of(things))
+    async def required_buddy(self) -> Owner:
+        return await resolve_one(_required_buddies_of, self)  # type: ignore[no-any-return]
+
+
+async def _buddies_of(things: list[Thing], suffix: str = "") -> list[Owner | Exception | None]:
+    """A batch form: a value, an error or a null per parent; bad arguments fail them all."""
+    BATCH_CALLS.append(len(things))
+    await asyncio.sleep(0)
+    if suffix == "!":
+        raise ValueError("no exclamations")
+    return [
+        ValueError(f"{t.name} has no buddy")
+        if t.nick == "orphan"
+        else (Owner(name=f"buddy of {t.name}{suffix}") if t.name else None)
+        for t in things
+    ]
+
+
+async def _required_buddies_of(things: list[Thing]) -> list[Owner | None]:
+    BATCH_CALLS.append(len(things))
+    return [Owner(name="r") if t.count != 2 else None for t in things]
 
 
 async def _owner_of(thing: Thing) -> Owner | None:
@@ -182,6 +214,12 @@ ASYNC_QUERIES = [
     '{ requiredThing { nick } other: thing(name: "g") { name } }',
     "query($n: String!) { thing(name: $n) { name siblings(first: 3) { name owner { age } } } }",
     "{ nullableThings { siblings(first: 3) { name count owner { name } } } }",
+    '{ nullableThings { name buddy { name } b: buddy(suffix: "?") { name } } }',
+    '{ nullableThings { name buddy(suffix: "!") { name } } }',
+    "{ nullableThings { requiredBuddy { name } } }",
+    "{ things { name requiredBuddy { name } } }",
+    "{ nullableThings { siblings(first: 3) { name buddy { name } } } }",
+    '{ thing(name: "g") { buddy { name } siblings { buddy { name } } } }',
 ]
 
 
@@ -231,6 +269,33 @@ async def test_queries_run_on_the_compiled_plan(monkeypatch: pytest.MonkeyPatch)
     result = await compiled_schema.execute(query)
     assert result.errors is None
     assert len(runs) == 1
+
+
+async def test_a_batched_field_is_resolved_once_per_level_on_the_compiled_plan() -> None:
+    standard, compiled_schema, _ = _schemas()
+    query = "{ nullableThings { siblings(first: 3) { buddy { name } } buddy { name } } }"
+    BATCH_CALLS.clear()
+    expected = _outcome(await standard.execute(query))
+    assert BATCH_CALLS == [1] * 12  # 3 things + 3 x 3 siblings, one call each
+    BATCH_CALLS.clear()
+    assert _outcome(await compiled_schema.execute(query)) == expected
+    assert sorted(BATCH_CALLS) == [3, 9]  # the things, then all their siblings
+
+
+async def test_a_batch_form_giving_the_wrong_number_of_values_fails_every_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def short(things: list[Thing], suffix: str = "") -> list[Owner]:
+        return [Owner(name="only one")]
+
+    monkeypatch.setattr(Thing.buddy, "__graphql_batch__", short)
+    _, compiled_schema, _ = _schemas()
+    result = await compiled_schema.execute("{ nullableThings { buddy { name } } }")
+    assert result.data == {"nullableThings": [{"buddy": None}] * 3}
+    assert [e.path for e in result.errors or ()] == [
+        ["nullableThings", i, "buddy"] for i in range(3)
+    ]
+    assert "returned [<Owner instance>] for 3 parents" in str(result.errors)
 
 
 @pytest.mark.parametrize(
