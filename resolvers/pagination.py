@@ -7,7 +7,7 @@ import binascii
 import functools
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Integer, bindparam, func, select
@@ -84,18 +84,24 @@ class PageArgs:
 
 @dataclass
 class Page(Generic[T]):
+    """A page of items (each with an `id`); cursors are encoded when asked for: a REST page
+    sends only its last, a connection its first and last unless edges are selected."""
+
     items: list[T]
     has_next_page: bool = False
     has_previous_page: bool = False
-    cursors: list[str] = field(default_factory=list)
+
+    @property
+    def cursors(self) -> list[str]:
+        return [encode_cursor(item.id) for item in self.items]  # type: ignore[attr-defined]
 
     @property
     def start_cursor(self) -> str | None:
-        return self.cursors[0] if self.cursors else None
+        return encode_cursor(self.items[0].id) if self.items else None  # type: ignore[attr-defined]
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
+        return encode_cursor(self.items[-1].id) if self.items else None  # type: ignore[attr-defined]
 
     @property
     def next_cursor(self) -> str | None:
@@ -110,7 +116,6 @@ def _page(rows: list[Any], args: PageArgs) -> Page[Any]:
         page = Page(rows, has_next_page=args.before is not None, has_previous_page=more)
     else:
         page = Page(rows, has_next_page=more, has_previous_page=args.after is not None)
-    page.cursors = [encode_cursor(row.id) for row in rows]
     return page
 
 

@@ -35,13 +35,14 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     nodes: list[T]
     page_info: PageInfo
-    _cursors: strawberry.Private[list[str]]
+    _page: strawberry.Private[Page[Any]]
     _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
         """Built when asked for: most clients select `nodes`."""
-        return [Edge(cursor=c, node=n) for c, n in zip(self._cursors, self.nodes, strict=True)]
+        cursors = self._page.cursors
+        return [Edge(cursor=c, node=n) for c, n in zip(cursors, self.nodes, strict=True)]
 
     @strawberry.field(description="Total items across all pages.")
     async def total_count(self) -> int | None:
@@ -62,7 +63,7 @@ class Connection(Generic[T]):
                 start_cursor=page.start_cursor,
                 end_cursor=page.end_cursor,
             ),
-            _cursors=page.cursors,
+            _page=page,
             _count=count,
         )
 

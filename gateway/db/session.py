@@ -6,6 +6,7 @@ import functools
 import json
 import re
 from collections import namedtuple
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -105,15 +106,18 @@ class _Compiled:
         columns = compiled._result_columns
         row_type = _row_type(tuple(c.keyname for c in columns))
         converters = [c.type._cached_result_processor(dialect, None) for c in columns]
-        if not any(converters):
-            self.make = row_type._make
+        conversions = [(i, convert) for i, convert in enumerate(converters) if convert]
+        new = tuple.__new__
+        if not conversions:
+            self.make: Callable[[Any], Any] = functools.partial(new, row_type)
         else:
-            pairs = list(enumerate(converters))
 
             def make(record: Any) -> Any:
-                return row_type._make(
-                    [convert(record[i]) if convert else record[i] for i, convert in pairs]
-                )
+                # A row has ~16 columns and one or two to convert (timestamps).
+                values = list(record)
+                for i, convert in conversions:
+                    values[i] = convert(values[i])
+                return new(row_type, values)
 
             self.make = make
 
