@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
 
-from gateway.db.session import create_engine, create_session_factory, load_json
+from gateway.db.session import create_engine, create_session_factory, fetch_rows, load_json
 from gateway.settings import Settings
 from tests.conftest import PG_URL
 
@@ -54,3 +56,27 @@ async def test_concurrency_above_the_pool_waits_for_a_pooled_connection(
     finally:
         await engine.dispose()
     assert len(opened) == 2
+
+
+@pytest.mark.skipif(not PG_URL, reason="asyncpg's connections")
+async def test_a_connection_that_died_under_a_read_is_replaced_not_reused(
+    pg_schema: str | None,
+) -> None:
+    engine = create_engine(PG_URL or "", pool_size=1, search_path=pg_schema)
+    sessions = create_session_factory(engine)
+    backend = select(literal_column("pg_backend_pid()").label("pid"))
+    try:
+        async with sessions() as session:
+            pid = (await fetch_rows(session, backend))[0].pid
+        killer = await asyncpg.connect(PG_URL)
+        try:
+            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await killer.close()
+        async with sessions() as session:
+            with pytest.raises(DBAPIError):
+                await fetch_rows(session, backend)
+        async with sessions() as session:
+            assert (await fetch_rows(session, backend))[0].pid != pid
+    finally:
+        await engine.dispose()
