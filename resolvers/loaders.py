@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
-from aiodataloader import DataLoader
+from aiodataloader import DataLoader, dispatch_queue_batch
+from aiodataloader import Loader as QueuedLoad
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -34,8 +36,42 @@ from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns,
 K = TypeVar("K", bound=Hashable)
 
 
+class BatchLoader(DataLoader):  # type: ignore[type-arg]
+    """aiodataloader's DataLoader (load, load_many, prime, clear, its batch checks) with a
+    cheaper dispatch: the queue is taken at the same point of the event loop (two turns after
+    the first load of a batch), by two plain callbacks instead of two tasks, and each batch
+    runs in one task. A request makes a few loaders and a few batches on each; this is most of
+    what a loader costs a small request."""
+
+    def __init__(
+        self, batch_load_fn: Callable[[list[Any]], Awaitable[list[Any]]], max_batch_size: int
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.batch_load_fn = batch_load_fn  # type: ignore[assignment]
+        self.max_batch_size = max_batch_size
+        self._cache: dict[Any, Any] = {}
+        self._queue: list[Any] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    def get_cache_key(self, key: Any) -> Any:
+        return key
+
+    def do_resolve_reject(self, key: Any, future: Any) -> None:
+        self._queue.append(QueuedLoad(key=key, future=future))
+        if len(self._queue) == 1:
+            self.loop.call_soon(self.loop.call_soon, self._dispatch)
+
+    def _dispatch(self) -> None:
+        queue, self._queue = self._queue, []
+        size = self.max_batch_size or len(queue)
+        for start in range(0, len(queue), size):
+            task = self.loop.create_task(dispatch_queue_batch(self, queue[start : start + size]))
+            self._running.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._running.discard)
+
+
 def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
-    return DataLoader(batch_load_fn=batch, max_batch_size=1000)
+    return BatchLoader(batch, max_batch_size=1000)
 
 
 async def load_each(loader: DataLoader, keys: Sequence[Hashable]) -> list[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -281,6 +282,39 @@ async def test_every_route_path_is_reachable_by_its_own_method() -> None:
         # An earlier, more general route may shadow a literal one only if it is the same route.
         if "{" not in endpoint.path:
             assert found is endpoint, endpoint.path
+
+
+def _linear_resolve(
+    endpoints: list[Endpoint], method: str, raw_path: str
+) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+    allowed: list[str] = []
+    for endpoint in endpoints:
+        params = endpoint.match(raw_path)
+        if params is not None:
+            if endpoint.method == method:
+                return endpoint, params, []
+            allowed.append(endpoint.method)
+    return None, {}, allowed
+
+
+async def test_routing_finds_what_a_scan_of_the_table_in_order_finds() -> None:
+    async def handler(call: Call) -> None:
+        return None
+
+    table = [
+        *ENDPOINTS,
+        Endpoint("GET", "/{tenant}/settings", handler, "A route whose first segment is a param"),
+        Endpoint("PUT", "/organizations/settings", handler, "Shadowed for GET by the one above"),
+    ]
+    app = RestApp(table, context_factory=None)  # type: ignore[arg-type]
+    paths = {"/", "/nowhere", "/users", "/users/me/", "/organizations/o%2F1/settings"}
+    for endpoint in table:
+        for value in ("me", "x-1", "settings"):
+            concrete = re.sub(r"\{\w+\}", value, endpoint.path)
+            paths |= {concrete, concrete + "/extra", concrete.rsplit("/", 1)[0]}
+    for path in sorted(paths):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            assert app.resolve(method, path) == _linear_resolve(table, method, path), (method, path)
 
 
 # --- rate limiting --------------------------------------------------------------------------

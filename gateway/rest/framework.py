@@ -290,6 +290,22 @@ class RestApp:
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
+
+        # Endpoints by (segment count, first segment): a request is matched against the few
+        # that can match it, in table order (one whose first segment is a param, with all).
+        def fits(endpoint: Endpoint, count: int, first: str | None) -> bool:
+            head = endpoint._segments[0]
+            return len(endpoint._segments) == count and (head == first or head.startswith("{"))
+
+        shapes = {(len(e._segments), e._segments[0]) for e in self.endpoints}
+        self._by_shape = {
+            shape: [e for e in self.endpoints if fits(e, *shape)]
+            for shape in shapes
+            if not shape[1].startswith("{")
+        }
+        self._params_first = {
+            count: [e for e in self.endpoints if fits(e, count, None)] for count, _ in shapes
+        }
         self.context_factory = context_factory
         self.idempotency = idempotency
         self.rate_limiter = rate_limiter
@@ -300,7 +316,10 @@ class RestApp:
         """The endpoint for (method, path), its path parameters, and else the allowed methods."""
         allowed: list[str] = []
         segments = split_path(raw_path)  # once, not once per endpoint
-        for endpoint in self.endpoints:
+        candidates = self._by_shape.get((len(segments), segments[0]))
+        if candidates is None:
+            candidates = self._params_first.get(len(segments), [])
+        for endpoint in candidates:
             params = endpoint.match_segments(segments)
             if params is None:
                 continue

@@ -1,0 +1,84 @@
+"""resolvers/loaders.BatchLoader: a DataLoader's batching, caching and errors, cheaper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiodataloader import DataLoader
+
+from resolvers.loaders import BatchLoader
+
+
+def _recording(batches: list[list[str]], fail: str | None = None) -> BatchLoader:
+    async def batch(keys: list[str]) -> list[object]:
+        batches.append(list(keys))
+        await asyncio.sleep(0)
+        if fail is not None and fail in keys:
+            raise RuntimeError(f"batch with {fail} failed")
+        return [ValueError(f"no {key}") if key.startswith("bad") else key.upper() for key in keys]
+
+    return BatchLoader(batch, max_batch_size=3)
+
+
+@pytest.mark.parametrize("delays", [(0, 0, 0), (0, 1, 0), (1, 0, 2), (0, 2, 3), (3, 3, 0)])
+async def test_keys_are_batched_at_the_same_turns_as_aiodataloaders(
+    delays: tuple[int, ...],
+) -> None:
+    async def batches_of(make: Callable[[Any], DataLoader]) -> list[list[str]]:
+        batches: list[list[str]] = []
+
+        async def batch(keys: list[str]) -> list[str]:
+            batches.append(list(keys))
+            return keys
+
+        loader = make(batch)
+
+        async def load_after(turns: int, key: str) -> str:
+            for _ in range(turns):  # a resolver that awaited before loading
+                await asyncio.sleep(0)
+            value: str = await loader.load(key)
+            return value
+
+        keys = [f"k{i}" for i in range(len(delays))]
+        assert await asyncio.gather(*map(load_after, delays, keys)) == keys
+        return batches
+
+    ours = await batches_of(lambda batch: BatchLoader(batch, max_batch_size=1000))
+    theirs = await batches_of(lambda batch: DataLoader(batch, max_batch_size=1000))
+    assert ours == theirs
+
+
+async def test_a_batch_is_split_at_the_maximum_size() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    assert await loader.load_many(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+    assert batches == [["a", "b", "c"], ["d"]]
+
+
+async def test_loaded_and_primed_keys_are_not_loaded_again() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    loader.prime("p", "primed")
+    assert await loader.load("a") == "A"
+    assert await loader.load_many(["a", "p"]) == ["A", "primed"]
+    assert batches == [["a"]]
+
+
+async def test_an_error_value_fails_its_key_only() -> None:
+    loader = _recording([])
+    a, bad = await asyncio.gather(loader.load("a"), loader.load("bad"), return_exceptions=True)
+    assert a == "A"
+    assert isinstance(bad, ValueError)
+
+
+async def test_a_failed_batch_fails_every_key_and_is_not_cached() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches, fail="x")
+    results = await asyncio.gather(loader.load("a"), loader.load("x"), return_exceptions=True)
+    assert [str(r) for r in results] == ["batch with x failed"] * 2
+    with pytest.raises(RuntimeError):
+        await loader.load("x")
+    assert batches == [["a", "x"], ["x"]]
