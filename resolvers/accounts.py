@@ -106,10 +106,15 @@ async def organization_balance(ctx: Context, organization_id: str) -> Balance:
 
 
 async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
-    """`user_id`'s personal account if that is the caller, else None (GraphQL User fields)."""
+    """`user_id`'s personal account if that is the caller, else None (GraphQL User fields).
+
+    Read-only: a plain row (no ORM query, so no transaction opened for it), or the account
+    created if it was missing. Writers use `personal_account`.
+    """
     if ctx.principal is None or ctx.principal.user_id != user_id:
         return None
-    return await personal_account(ctx, user_id)
+    row: Account | None = await ctx.loaders.account_row_by_user_id.load(user_id)
+    return row if row is not None else await personal_account(ctx, user_id)
 
 
 @dataclass(frozen=True)

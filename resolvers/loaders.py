@@ -443,6 +443,11 @@ class Loaders:
         return _rows_by_key(self._session, Account, Account.user_id)
 
     @cached_property
+    def account_row_by_user_id(self) -> DataLoader:
+        """Personal accounts as read-only rows, for reads (writers: `account_by_user_id`)."""
+        return _plain_rows_by_key(self._session, Account, Account.user_id)
+
+    @cached_property
     def account_by_organization_id(self) -> DataLoader:
         return _rows_by_key(self._session, Account, Account.organization_id)
 
