@@ -34,9 +34,19 @@ class Edge(Generic[T]):
 @strawberry.type
 class Connection(Generic[T]):
     nodes: list[T]
-    page_info: PageInfo
     _page: strawberry.Private[Page[Any]]
     _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        """Built when asked for (its cursors are encoded then)."""
+        page = self._page
+        return PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.start_cursor,
+            end_cursor=page.end_cursor,
+        )
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
@@ -57,12 +67,6 @@ class Connection(Generic[T]):
     ) -> Connection[T]:
         return cls(
             nodes=[convert(item) for item in page.items],
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.start_cursor,
-                end_cursor=page.end_cursor,
-            ),
             _page=page,
             _count=count,
         )
