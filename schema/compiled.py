@@ -52,6 +52,7 @@ from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
 from schema.batch import batch_form
 
@@ -126,12 +127,18 @@ class FieldPlan:
 
 
 class ObjectPlan:
-    __slots__ = ("fields", "is_type_of", "type")
+    __slots__ = ("exact", "fields", "is_type_of", "type")
 
     def __init__(self, type_: GraphQLObjectType) -> None:
         self.type = type_
         self.fields: list[FieldPlan] = []
         self.is_type_of = type_.is_type_of
+        # strawberry's generated `is_type_of` (types with interfaces) holds for an instance of
+        # the type's own class that was not `strawberry.cast`: checked inline for those.
+        definition = (type_.extensions or {}).get(DEFINITION)
+        self.exact: type | None = (
+            definition.origin if definition is not None and definition.is_type_of is None else None
+        )
 
 
 class Pos:
@@ -601,7 +608,14 @@ class Run:
         pos: Pos | None,
     ) -> None:
         is_type_of = object_plan.is_type_of
-        if is_type_of is not None and not is_type_of(value, None):
+        if (
+            is_type_of is not None
+            and not (
+                type(value) is object_plan.exact
+                and TYPE_CAST_ATTRIBUTE not in getattr(value, "__dict__", (TYPE_CAST_ATTRIBUTE,))
+            )
+            and not is_type_of(value, None)
+        ):
             raise invalid_return_type_error(object_plan.type, value, field.details)
         data: dict[str, Any] = {}
         container[key] = data

@@ -161,6 +161,15 @@ class Query:
     def wrong_type(self) -> Thing | None:
         return Other(label="not a thing")  # type: ignore[return-value]
 
+    @strawberry.field
+    def cast_things(self) -> list[Thing | None]:
+        """A Thing cast to Owner is not a Thing; an Owner cast to Thing is."""
+        return [
+            strawberry.cast(Owner, _good()),
+            strawberry.cast(Thing, Owner(name="cast")),  # type: ignore[list-item]
+            _good(),
+        ]
+
 
 @strawberry.type
 class Mutation:
@@ -199,6 +208,7 @@ SYNC_QUERIES = [
     "{ found { __typename ... on Thing { name } ... on Other { label } } }",
     "{ named { ... on Thing { favorite { __typename name ... on Owner { age } } } } }",
     "{ wrongType { name } }",
+    "{ castThings { name } }",
     "{ nullableThings { broken tags } }",
     "{ a: nullableThings { name } b: nullableThings { nick } }",
 ]
