@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
+import os
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -73,7 +76,7 @@ class AppState:
         token = strip_bearer(request.headers.get("authorization"))
         if token is not None:
             try:
-                ctx.principal = await self.authenticator.authenticate(ctx.session, token)
+                ctx.principal = await self.authenticator.authenticate(ctx.db, token)
             except Unauthenticated as exc:
                 ctx.auth_error = exc
         elif request.headers.get("authorization"):
@@ -178,9 +181,17 @@ class RequestIdMiddleware:
 
 
 def _new_request_id() -> str:
-    import secrets
+    """16 hex digits: this process's random prefix and a counter (unique without a system call
+    per request; a process started again, or forked, gets a new prefix)."""
+    global _REQUEST_IDS
+    pid = os.getpid()
+    if _REQUEST_IDS is None or _REQUEST_IDS[0] != pid:
+        _REQUEST_IDS = (pid, secrets.token_hex(4), itertools.count())
+    _, prefix, counter = _REQUEST_IDS
+    return f"{prefix}{next(counter) & 0xFFFFFFFF:08x}"
 
-    return secrets.token_hex(8)
+
+_REQUEST_IDS: tuple[int, str, Iterator[int]] | None = None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

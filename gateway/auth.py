@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
-from gateway.db.session import fetch_rows
+from gateway.db.session import RequestDatabase, fetch_rows, orm_session
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -104,7 +104,10 @@ class Authenticator:
             else None
         )
 
-    async def authenticate(self, session: AsyncSession, token: str | None) -> Principal:
+    async def authenticate(
+        self, db: AsyncSession | RequestDatabase, token: str | None
+    ) -> Principal:
+        """The caller a bearer token names; `db` is the request's database (or a session)."""
         if not token:
             raise Unauthenticated("Missing bearer token")
         service = self.settings.service_token
@@ -113,16 +116,18 @@ class Authenticator:
         ):
             return Principal(user_id=None, via="service")
         if token.startswith(API_KEY_SCHEME + "_"):
-            return await self._authenticate_api_key(session, token)
+            return await self._authenticate_api_key(db, token)
         if token.count(".") == 2:
-            return await self._authenticate_jwt(session, token)
+            return await self._authenticate_jwt(orm_session(db), token)
         raise Unauthenticated("Invalid token")
 
-    async def _authenticate_api_key(self, session: AsyncSession, token: str) -> Principal:
+    async def _authenticate_api_key(
+        self, db: AsyncSession | RequestDatabase, token: str
+    ) -> Principal:
         parts = token.split("_", 2)
         if len(parts) != 3:
             raise Unauthenticated("Invalid API key")
-        found = await fetch_rows(session, _API_KEY_BY_LOOKUP, {"lookup": parts[1]})
+        found = await fetch_rows(db, _API_KEY_BY_LOOKUP, {"lookup": parts[1]})
         key = found[0] if found else None
         # Compare even when the lookup missed, so timing does not reveal which lookups exist.
         expected = key.secret_hash if key else "0" * 64
@@ -135,6 +140,7 @@ class Authenticator:
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("API key expired")
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+            session = orm_session(db)
             await session.execute(
                 update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
             )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import Principal
 from gateway.db.models import utcnow
+from gateway.db.session import RequestDatabase
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -33,9 +34,9 @@ class Context:
         self.principal = principal
         self.request_id = request_id
         self.request = request
-        self._session_factory = session_factory
+        # The request's connection and (when needed) ORM session: gateway/db/session.py.
+        self.db = RequestDatabase(session_factory)
         self._loaders_factory = loaders_factory
-        self._session: AsyncSession | None = None
         self._loaders: Any = None
         # Payloads of mutations may need this (e.g. a response header from GraphQL).
         self.response: Any = None
@@ -52,9 +53,8 @@ class Context:
 
     @property
     def session(self) -> AsyncSession:
-        if self._session is None:
-            self._session = self._session_factory()
-        return self._session
+        """The request's ORM session (made at first use, on the request's connection)."""
+        return self.db.session
 
     @property
     def loaders(self) -> Any:
@@ -91,6 +91,4 @@ class Context:
         self._release_loaders()
         self.request = None
         self.response = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.db.close()

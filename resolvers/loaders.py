@@ -30,10 +30,11 @@ from gateway.db.models import (
     UsageRecord,
     User,
 )
-from gateway.db.session import fetch_rows
+from gateway.db.session import RequestDatabase, fetch_rows, orm_session
 from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns, plain_row_type
 
 K = TypeVar("K", bound=Hashable)
+Db = AsyncSession | RequestDatabase
 
 
 class BatchLoader(DataLoader):  # type: ignore[type-arg]
@@ -103,18 +104,16 @@ def _by_key_statements(model: Any, column: Any, where: Sequence[Any]) -> tuple[A
     return found[1], found[2]
 
 
-def _rows_by_key(
-    session: AsyncSession, model: Any, column: Any, where: Sequence[Any] = ()
-) -> DataLoader:
+def _rows_by_key(session: Db, model: Any, column: Any, where: Sequence[Any] = ()) -> DataLoader:
     """key → the one row whose `column` equals it (or None)."""
     one, many = _by_key_statements(model, column, where)
 
     async def batch(keys: list[Any]) -> list[Any]:
         # One key (the common case on REST routes): `=` rather than an expanding IN.
         if len(keys) == 1:
-            result = await session.execute(one, {"_key": keys[0]})
+            result = await orm_session(session).execute(one, {"_key": keys[0]})
         else:
-            result = await session.execute(many, {"_keys": keys})
+            result = await orm_session(session).execute(many, {"_keys": keys})
         found = {getattr(row, column.key): row for row in result.scalars()}
         return [found.get(key) for key in keys]
 
@@ -125,7 +124,7 @@ _PLAIN_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
 def _plain_rows_by_key(
-    session: AsyncSession, model: Any, column: Any, where: Sequence[Any] = ()
+    session: Db, model: Any, column: Any, where: Sequence[Any] = ()
 ) -> DataLoader:
     """key → the row whose `column` equals it, as a read-only named tuple (or None): for rows
     that are only shown (several times cheaper to load than ORM instances)."""
@@ -151,14 +150,14 @@ def _plain_rows_by_key(
 
 
 def _lists_by_key(
-    session: AsyncSession, model: Any, column: Any, order_by: Any, where: Sequence[Any] = ()
+    session: Db, model: Any, column: Any, order_by: Any, where: Sequence[Any] = ()
 ) -> DataLoader:
     """key → every row whose `column` equals it, in `order_by` order (small, bounded lists)."""
 
     async def batch(keys: list[Any]) -> list[Any]:
         stmt = select(model).where(column.in_(keys), *where).order_by(order_by)
         grouped: dict[Any, list[Any]] = defaultdict(list)
-        for row in (await session.execute(stmt)).scalars():
+        for row in (await orm_session(session).execute(stmt)).scalars():
             grouped[getattr(row, column.key)].append(row)
         return [grouped.get(key, []) for key in keys]
 
@@ -166,7 +165,7 @@ def _lists_by_key(
 
 
 def _pages_by_key(
-    session: AsyncSession,
+    session: Db,
     model: Any,
     column: Any,
     *,
@@ -199,9 +198,7 @@ def _pages_by_key(
     return _loader(batch)
 
 
-def _counts_by_key(
-    session: AsyncSession, model: Any, column: Any, where: Sequence[Any] = ()
-) -> DataLoader:
+def _counts_by_key(session: Db, model: Any, column: Any, where: Sequence[Any] = ()) -> DataLoader:
     async def batch(keys: list[str]) -> list[int]:
         stmt = (
             select(column, func.count())
@@ -209,18 +206,22 @@ def _counts_by_key(
             .where(column.in_(keys), *where)
             .group_by(column)
         )
-        counts: dict[Any, int] = {key: n for key, n in (await session.execute(stmt)).all()}
+        counts: dict[Any, int] = {
+            key: n for key, n in (await orm_session(session).execute(stmt)).all()
+        }
         return [int(counts.get(key, 0)) for key in keys]
 
     return _loader(batch)
 
 
-def _latest_ids_by_key(session: AsyncSession, model: Any, column: Any) -> DataLoader:
+def _latest_ids_by_key(session: Db, model: Any, column: Any) -> DataLoader:
     """key → the id of its newest row (ids sort by creation time), or None."""
 
     async def batch(keys: list[Any]) -> list[str | None]:
         stmt = select(column, func.max(model.id)).where(column.in_(keys)).group_by(column)
-        latest: dict[Any, str] = {key: found for key, found in await session.execute(stmt)}
+        latest: dict[Any, str] = {
+            key: found for key, found in await orm_session(session).execute(stmt)
+        }
         return [latest.get(key) for key in keys]
 
     return _loader(batch)
@@ -229,7 +230,7 @@ def _latest_ids_by_key(session: AsyncSession, model: Any, column: Any) -> DataLo
 _IN_ORGANIZATION = (UsageRecord.organization_id == bindparam("organization_id"),)
 
 
-def _member_usage_pages(session: AsyncSession) -> DataLoader:
+def _member_usage_pages(session: Db) -> DataLoader:
     """(organization id, user id, PageArgs) → that member's usage in that org, newest first.
 
     Usage pages hold read-only rows (`plain`), not ORM instances: nobody modifies a usage record.
@@ -288,7 +289,7 @@ _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
 
 
 def _live_members_by_org_and_user(
-    session: AsyncSession, organization_loader: Callable[[], DataLoader]
+    session: Db, organization_loader: Callable[[], DataLoader]
 ) -> DataLoader:
     """(organization id, user id) → Member (read-only row) of a live organization, or None."""
     member_row = plain_row_type(Member)._make
@@ -331,7 +332,7 @@ _MEMBERS_WITH_USERS_BY_IDS = (
 )
 
 
-def _members_with_users_by_id(session: AsyncSession) -> DataLoader:
+def _members_with_users_by_id(session: Db) -> DataLoader:
     """member id → (Member, its User or None) as read-only rows, or None."""
     member_row = plain_row_type(Member)._make
     user_row = plain_row_type(User)._make
@@ -376,9 +377,10 @@ class Loaders:
         vars(self).clear()
 
     @cached_property
-    def _session(self) -> AsyncSession:
-        session: AsyncSession = self._context.session
-        return session
+    def _session(self) -> RequestDatabase:
+        """The request's database: plain reads on its connection, ORM loads on its session."""
+        db: RequestDatabase = self._context.db
+        return db
 
     @cached_property
     def user_by_id(self) -> DataLoader:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.db.expressions import one_of
-from gateway.db.session import fetch_rows
+from gateway.db.session import RequestDatabase, fetch_rows, orm_session
 from gateway.errors import ValidationFailed
 
 T = TypeVar("T")
@@ -143,7 +143,7 @@ def plain_row_type(model: Any) -> Any:
 
 
 async def page_of(
-    session: AsyncSession,
+    session: AsyncSession | RequestDatabase,
     model: Any,
     args: PageArgs,
     *,
@@ -165,12 +165,12 @@ async def page_of(
         rows = await fetch_rows(session, stmt)
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
-        rows = list((await session.execute(stmt)).scalars())
+        rows = list((await orm_session(session).execute(stmt)).scalars())
     return _page(rows, args)
 
 
 async def pages_by_parent(
-    session: AsyncSession,
+    session: AsyncSession | RequestDatabase,
     model: Any,
     parent_column: Any,
     parent_ids: Sequence[str],
@@ -203,7 +203,7 @@ async def pages_by_parent(
     if plain:
         rows: Any = await fetch_rows(session, stmt, values)
     else:
-        rows = (await session.execute(stmt, values)).scalars().all()
+        rows = (await orm_session(session).execute(stmt, values)).scalars().all()
     if not many:
         return {parent_ids[0]: _page(list(rows), args)}
     grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}

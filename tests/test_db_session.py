@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import event, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
-from gateway.db.session import create_engine, create_session_factory, fetch_rows, load_json
+from gateway.db.models import Organization
+from gateway.db.session import (
+    RequestDatabase,
+    create_engine,
+    create_session_factory,
+    fetch_rows,
+    load_json,
+)
 from gateway.settings import Settings
 from tests.conftest import PG_URL
 
@@ -80,3 +90,90 @@ async def test_a_connection_that_died_under_a_read_is_replaced_not_reused(
             assert (await fetch_rows(session, backend))[0].pid != pid
     finally:
         await engine.dispose()
+
+
+@dataclass
+class CountingEngine:
+    engine: Any
+    checkouts: list[object] = field(default_factory=list)
+
+    def database(self) -> RequestDatabase:
+        return RequestDatabase(create_session_factory(self.engine))
+
+    @property
+    def checked_out(self) -> int:
+        return int(self.engine.sync_engine.pool.checkedout())
+
+
+@pytest.fixture
+async def pg_engine(pg_schema: str | None) -> AsyncIterator[CountingEngine]:
+    if not PG_URL:
+        pytest.skip("the request's own connection is PostgreSQL's")
+    counting = CountingEngine(create_engine(PG_URL, pool_size=2, search_path=pg_schema))
+    event.listen(counting.engine.sync_engine, "checkout", lambda *_: counting.checkouts.append(1))
+    try:
+        yield counting
+    finally:
+        await counting.engine.dispose()
+
+
+def _org_names(org_id: str) -> Any:
+    return select(Organization.name).where(Organization.id == org_id)
+
+
+async def test_a_read_only_request_reads_on_one_connection_without_a_session(
+    pg_engine: CountingEngine,
+) -> None:
+    db = pg_engine.database()
+    backend = select(literal_column("pg_backend_pid()").label("pid"))
+    first = (await fetch_rows(db, backend))[0].pid
+    assert (await fetch_rows(db, backend))[0].pid == first
+    assert not db.has_session
+    await db.close()
+    assert pg_engine.checkouts == [1]
+    assert pg_engine.checked_out == 0
+
+
+async def test_the_session_made_after_reads_writes_on_the_same_connection_and_commits(
+    pg_engine: CountingEngine,
+) -> None:
+    db = pg_engine.database()
+    organization = Organization(name="before")
+    assert await fetch_rows(db, _org_names(organization.id)) == []
+    db.session.add(organization)
+    await db.session.flush()
+    # The read sees the session's uncommitted write: one connection, one transaction.
+    assert [r.name for r in await fetch_rows(db, _org_names(organization.id))] == ["before"]
+    await db.session.commit()
+    await db.close()
+    assert pg_engine.checkouts == [1]
+    other = pg_engine.database()
+    assert [r.name for r in await fetch_rows(other, _org_names(organization.id))] == ["before"]
+    await other.close()
+
+
+async def test_an_uncommitted_write_is_rolled_back_when_the_request_ends(
+    pg_engine: CountingEngine,
+) -> None:
+    db = pg_engine.database()
+    await fetch_rows(db, select(literal_column("1").label("one")))
+    organization = Organization(name="never")
+    db.session.add(organization)
+    await db.session.flush()
+    await db.close()
+    other = pg_engine.database()
+    assert await fetch_rows(other, _org_names(organization.id)) == []
+    await other.close()
+    assert pg_engine.checked_out == 0
+
+
+async def test_reads_after_the_session_was_made_use_its_connection(
+    pg_engine: CountingEngine,
+) -> None:
+    db = pg_engine.database()
+    session = db.session
+    backend = select(literal_column("pg_backend_pid()").label("pid"))
+    held = (await session.execute(backend)).scalar_one()
+    assert (await fetch_rows(db, backend))[0].pid == held
+    await db.close()
+    assert pg_engine.checkouts == [1]

@@ -21,6 +21,12 @@ async def test_every_response_carries_a_request_id(env: Env) -> None:
     assert len(response.headers["x-request-id"]) == 16
 
 
+async def test_request_ids_differ_from_request_to_request(env: Env) -> None:
+    ids = {(await env.http.get("/healthz")).headers["x-request-id"] for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
 async def test_a_client_request_id_is_echoed(env: Env) -> None:
     response = await env.http.get("/healthz", headers={"X-Request-Id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"

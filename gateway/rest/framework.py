@@ -237,9 +237,9 @@ def _is_json(request: Request) -> bool:
 
 
 async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
-    raw = await request.body()
-    if model is None:
+    if model is None:  # a route without a body ignores one (the server discards it)
         return None
+    raw = await request.body()
     if not raw.strip():
         raw = b"{}"
     elif not _is_json(request):
@@ -259,8 +259,9 @@ async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
 def _read_query(request: Request, model: type[BaseModel] | None) -> Any:
     if model is None:
         return None
+    params = dict(request.query_params) if request.scope.get("query_string") else {}
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(params)
     except ValidationError as exc:
         raise _HttpError(400, _validation_message(exc, "query parameters")) from exc
 
@@ -406,7 +407,7 @@ def _raw_path(scope: Scope) -> str:
 
 async def _rollback(request: Request) -> None:
     ctx = getattr(request.state, "gateway_context", None)
-    if ctx is not None and ctx._session is not None:
+    if ctx is not None and ctx.db.has_session:
         try:
             await ctx.session.rollback()
         except Exception:
