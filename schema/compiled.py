@@ -97,6 +97,8 @@ class FieldPlan:
         "info_name",
         "key",
         "kind",
+        "leaf",
+        "leaf_identity",
         "nodes",
         "parent_type",
         "python_name",
@@ -124,6 +126,10 @@ class FieldPlan:
         self.args = False
         self.batch: Any = None
         self.value: ValuePlan | None = None
+        # A leaf's serializer, applied inline to a present value (see `execute_object`), and
+        # the Python type that is its own serialization (str for String/ID, int for BigInt).
+        self.leaf: Any = None
+        self.leaf_identity: type | None = None
 
 
 class ObjectPlan:
@@ -284,7 +290,12 @@ class _Compiler:
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
             plan.args = bool(field_def.args or node.arguments)
             plan.batch = batch_form(plan.wrapped)
-        plan.value = self.value_plan(field_def.type, details)
+        plan.value = value = self.value_plan(field_def.type, details)
+        if value.kind == LEAF:
+            plan.leaf = value.serialize
+            plan.leaf_identity = (
+                str if value.passthrough else (int if value.serialize is int else None)
+            )
         return plan
 
     def value_plan(self, type_: Any, details: Any) -> ValuePlan:
@@ -418,11 +429,21 @@ class Run:
                 except Exception as error:
                     self.field_error(error, field, data, key, pos, value_plan)
                     continue
-                # Inline the commonest case: a present String/ID leaf.
-                if value_plan.passthrough and type(value) is str:  # type: ignore[union-attr]
-                    data[key] = value
-                else:
-                    self.complete(value_plan, value, field, data, key, pos)
+                # Inline the commonest case, a present leaf that serializes without error
+                # (anything else, errors included, takes `complete`).
+                serialize = field.leaf
+                if serialize is not None and value is not None and value is not Undefined:
+                    if type(value) is field.leaf_identity:
+                        data[key] = value
+                        continue
+                    try:
+                        completed = serialize(value)
+                    except Exception:
+                        completed = None
+                    if completed is not None and completed is not Undefined:
+                        data[key] = completed
+                        continue
+                self.complete(value_plan, value, field, data, key, pos)
             elif kind == RESOLVER:
                 call = self.calls.get(id(field))
                 if call is None:
@@ -593,6 +614,19 @@ class Run:
         list_pos = Pos(pos, key, container, plan.nullable, _typename(pos, key, field))
         item_plan: ValuePlan = plan.item  # type: ignore[assignment]
         complete = self.complete
+        if item_plan.kind == OBJECT:  # lists of objects: straight to `complete_object`
+            complete_object = self.complete_object
+            objects = item_plan.objects
+            for index, item in enumerate(value):
+                items.append(None)
+                if item is None:
+                    complete(item_plan, item, field, items, index, list_pos)
+                    continue
+                try:
+                    complete_object(objects, item_plan, item, field, items, index, list_pos)
+                except Exception as error:
+                    self.field_error(error, field, items, index, list_pos, item_plan)
+            return
         for index, item in enumerate(value):
             items.append(None)
             complete(item_plan, item, field, items, index, list_pos)
@@ -619,11 +653,9 @@ class Run:
             raise invalid_return_type_error(object_plan.type, value, field.details)
         data: dict[str, Any] = {}
         container[key] = data
+        typename = None if type(key) is int else field.parent_type.name  # as `_typename`
         self.execute_object(
-            object_plan,
-            value,
-            data,
-            Pos(pos, key, container, plan.nullable, _typename(pos, key, field)),
+            object_plan, value, data, Pos(pos, key, container, plan.nullable, typename)
         )
 
     def complete_abstract(
