@@ -37,7 +37,7 @@ os.environ["GATEWAY_LOG_LEVEL"] = "warning"
 
 import uvloop  # noqa: E402
 
-from gateway.app import create_app  # noqa: E402
+from gateway.app import create_app, tune_collector  # noqa: E402
 
 CONCURRENCY = 16
 WARMUP = 25  # requests per task before measuring
@@ -149,9 +149,9 @@ async def main(queries: list[str], count: int) -> None:
             await measure(floor, queries, count)
         return
     app = create_app()
-    # As `gateway serve`'s lifespan does: startup objects out of the collector's reach.
-    gc.collect()
-    gc.freeze()
+    # As `gateway serve`'s lifespan does: startup objects out of the collector's reach, and
+    # its thresholds.
+    tune_collector()
     await measure(app, queries, count)
     await app.state.gateway.close()
 

@@ -180,6 +180,22 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+# Young-generation collections every 10,000 net container allocations instead of 700: a
+# request's rows and objects are freed by reference counting when it ends (they form no
+# cycles), so frequent young collections only walked the objects of requests in flight, again
+# and again (~5 % of a dashboard's instructions); a collection of 10^4 objects takes ~0.2 ms.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_collector() -> None:
+    """At startup: everything built so far (modules, schema, plans' types) lives for the
+    process, so it is moved out of the collector's generations (a full collection under load
+    then walks the requests' objects only, not ~10^5 long-lived ones); and the thresholds."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _new_request_id() -> str:
     """16 hex digits: this process's random prefix and a counter (unique without a system call
     per request; a process started again, or forked, gets a new prefix)."""
@@ -228,11 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        # Everything built at startup (modules, schema, plans' types) lives for the process:
-        # move it out of the collector's generations, so a full collection under load walks
-        # the requests' objects only, not ~10^5 long-lived ones (shorter pauses, less CPU).
-        gc.collect()
-        gc.freeze()
+        tune_collector()
         yield
         await state.close()
 

@@ -1,8 +1,12 @@
-"""Health, readiness, metrics and request ids."""
+"""Health, readiness, metrics, request ids, and what serving does at startup."""
 
 from __future__ import annotations
 
-from tests.conftest import Env
+import gc
+from pathlib import Path
+
+from gateway.app import GC_THRESHOLDS, create_app
+from tests.conftest import Env, base_settings
 
 
 async def test_healthz_answers_ok_without_auth(env: Env) -> None:
@@ -36,3 +40,17 @@ async def test_metrics_count_requests(env: Env) -> None:
     await env.http.get("/healthz")
     body = (await env.http.get("/metrics")).text
     assert 'gateway_requests_total{route="/healthz",method="GET",status="200"} 1' in body
+
+
+async def test_serving_freezes_startup_objects_and_collects_young_ones_less_often(
+    tmp_path: Path,
+) -> None:
+    app = create_app(base_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/gc.db"))
+    before = gc.get_threshold()
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
