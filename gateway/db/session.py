@@ -244,6 +244,15 @@ async def _session_connection(session: AsyncSession) -> Connection:
     return sync
 
 
+def dialect_name(source: AsyncSession | RequestDatabase) -> str:
+    """`postgresql` or `sqlite`: the backend a request's database or a session talks to."""
+    if isinstance(source, RequestDatabase):
+        return str(source._engine.dialect.name)
+    bind = source.sync_session.bind
+    assert bind is not None
+    return str(bind.dialect.name)
+
+
 def orm_session(source: AsyncSession | RequestDatabase) -> AsyncSession:
     """The ORM session of a request's database (made if need be), or the session given."""
     return source.session if isinstance(source, RequestDatabase) else source
