@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, ParserCache
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
@@ -17,6 +17,7 @@ from strawberry.types import Info
 from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
+from schema.caches import DocumentValidationCache
 from schema.errors import ErrorCodes
 from schema.execution import ExecutionContext
 from schema.invite import Invite, InviteMutation
@@ -104,7 +105,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             lambda: AddValidationRules([depth_rule]),
             # Parsed documents and validation results, reused across requests (bounded LRU).
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            lambda: DocumentValidationCache(maxsize=256),
         ],
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
