@@ -57,6 +57,30 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
     def get_cache_key(self, key: Any) -> Any:
         return key
 
+    async def fetch(self, key: Any) -> Any:
+        """`await load(key)` without waiting to batch: the batch function runs now, for this
+        key alone, in the caller's task. For loads that have nothing to batch with (a REST
+        route's, or a field only ever asked for one parent, like the viewer's own usage), where
+        batching only costs event-loop turns and a task. Cached like `load`: a load or fetch of
+        the same key meanwhile waits for this one."""
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self.loop.create_future()
+            try:
+                values = await self.batch_load_fn([key])
+                if not isinstance(values, list) or len(values) != 1:
+                    raise TypeError(f"batch function returned {values!r} for one key")
+            except Exception as error:
+                self._cache.pop(key, None)  # a failed batch is not cached (as aiodataloader)
+                cached.set_exception(error)
+            else:
+                value = values[0]
+                if isinstance(value, Exception):
+                    cached.set_exception(value)
+                else:
+                    cached.set_result(value)
+        return await cached
+
     def do_resolve_reject(self, key: Any, future: Any) -> None:
         self._queue.append(QueuedLoad(key=key, future=future))
         if len(self._queue) == 1:

@@ -440,7 +440,8 @@ def _may_see_member_usage(viewer: Member | None, member: Member) -> bool:
 async def user_usages_page(ctx: Context, user_id: str, args: PageArgs) -> Page[UsageRecord]:
     """The caller's own usage (personal and in organizations), newest first."""
     permissions.require_self(ctx, user_id)
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_user_id.load((user_id, args))
+    # Only ever the caller's own pages: nothing to batch with (`fetch`, not `load`).
+    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_user_id.fetch((user_id, args))
     return page
 
 
@@ -465,8 +466,9 @@ async def member_usages_page(
 ) -> MemberUsages:
     """A member's usage in the organization: for owners, admins, and the member themself."""
     viewer = await permissions.require_member(ctx, organization_id)
-    # The member and its user in one statement.
-    found: tuple[Member, User | None] | None = await ctx.loaders.member_with_user_by_id.load(
+    # The member and its user in one statement; a REST route's loads have nothing to batch
+    # with (`fetch`, not `load`).
+    found: tuple[Member, User | None] | None = await ctx.loaders.member_with_user_by_id.fetch(
         member_id
     )
     if found is None or found[0].organization_id != organization_id:
@@ -474,7 +476,7 @@ async def member_usages_page(
     member, user = found
     if not _may_see_member_usage(viewer, member):
         raise Forbidden("Only organization owners and admins can see other members' usage")
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_member.load(
+    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_member.fetch(
         (organization_id, member.user_id, args)
     )
     return MemberUsages(member=member, user=user, page=page)

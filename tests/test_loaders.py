@@ -82,3 +82,34 @@ async def test_a_failed_batch_fails_every_key_and_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         await loader.load("x")
     assert batches == [["a", "x"], ["x"]]
+
+
+async def test_fetch_runs_the_batch_now_for_its_key_and_caches_it() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    assert await loader.fetch("a") == "A"
+    assert await loader.load("a") == "A"
+    assert await loader.fetch("a") == "A"
+    assert batches == [["a"]]
+
+
+async def test_a_load_of_a_key_being_fetched_waits_for_that_fetch() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    assert await asyncio.gather(loader.fetch("a"), loader.load("a")) == ["A", "A"]
+    assert batches == [["a"]]
+
+
+async def test_fetch_raises_a_keys_error_value() -> None:
+    loader = _recording([])
+    with pytest.raises(ValueError, match="no bad"):
+        await loader.fetch("bad")
+
+
+async def test_a_failed_fetch_is_not_cached() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches, fail="x")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="batch with x failed"):
+            await loader.fetch("x")
+    assert batches == [["x"], ["x"]]
