@@ -23,8 +23,8 @@ from strawberry.asgi import GraphQL
 
 from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
-from gateway.db.session import create_engine, create_session_factory
-from gateway.errors import RateLimited, Unauthenticated
+from gateway.db.session import ConnectionGate, create_engine, create_session_factory
+from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
 from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
@@ -50,6 +50,15 @@ class AppState:
             search_path=settings.database_schema,
         )
         self.session_factory = create_session_factory(self.engine)
+        # Requests take PostgreSQL connections first come, first served (gateway/db/session.py).
+        self.connection_gate: ConnectionGate | None = (
+            ConnectionGate(
+                settings.database_pool_size + settings.database_max_overflow,
+                settings.database_pool_timeout,
+            )
+            if self.engine.dialect.driver == "asyncpg"
+            else None
+        )
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
         self.metrics = Metrics()
@@ -68,6 +77,7 @@ class AppState:
             services=self.services,
             request_id=request_id,
             request=request,
+            connection_gate=self.connection_gate,
         )
 
     async def authenticated_context(self, request: Request) -> Context:
@@ -124,11 +134,12 @@ class ClosingContexts:
         scope.setdefault("state", {})
         try:
             await self.app(scope, receive, send)
-        except RateLimited as exc:  # raised before GraphQL execution starts
+        except (RateLimited, ServiceBusy) as exc:  # raised before GraphQL execution starts
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else 1
             response = JSONResponse(
                 {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
                 status_code=exc.status,
-                headers={"Retry-After": str(exc.retry_after)},
+                headers={"Retry-After": str(retry_after)},
             )
             await response(scope, receive, send)
         finally:

@@ -54,6 +54,13 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class ServiceBusy(DomainError):
+    """The request cannot be served now (no database connection became free in time): retry."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+
 class NotImplementedYet(DomainError):
     code = "NOT_IMPLEMENTED"
     status = 501

