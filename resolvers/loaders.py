@@ -401,113 +401,113 @@ class Loaders:
         vars(self).clear()
 
     @cached_property
-    def _session(self) -> RequestDatabase:
+    def _db(self) -> RequestDatabase:
         """The request's database: plain reads on its connection, ORM loads on its session."""
         db: RequestDatabase = self._context.db
         return db
 
     @cached_property
     def user_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, User, User.id)
+        return _rows_by_key(self._db, User, User.id)
 
     @cached_property
     def user_row_by_id(self) -> DataLoader:
         """Read-only rows, for users that are only shown (Member.user, Usage.user, …)."""
-        return _plain_rows_by_key(self._session, User, User.id)
+        return _plain_rows_by_key(self._db, User, User.id)
 
     @cached_property
     def organization_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Organization, Organization.id, _LIVE_ORG)
+        return _rows_by_key(self._db, Organization, Organization.id, _LIVE_ORG)
 
     @cached_property
     def organization_row_by_id(self) -> DataLoader:
         """Live organizations as read-only rows, for reads (writers: `organization_by_id`)."""
-        return _plain_rows_by_key(self._session, Organization, Organization.id, _LIVE_ORG)
+        return _plain_rows_by_key(self._db, Organization, Organization.id, _LIVE_ORG)
 
     @cached_property
     def member_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Member, Member.id)
+        return _rows_by_key(self._db, Member, Member.id)
 
     @cached_property
     def live_member_by_organization_and_user(self) -> DataLoader:
-        return _live_members_by_org_and_user(self._session, lambda: self.organization_row_by_id)
+        return _live_members_by_org_and_user(self._db, lambda: self.organization_row_by_id)
 
     @cached_property
     def member_with_user_by_id(self) -> DataLoader:
-        return _members_with_users_by_id(self._session)
+        return _members_with_users_by_id(self._db)
 
     @cached_property
     def invite_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Invite, Invite.id)
+        return _rows_by_key(self._db, Invite, Invite.id)
 
     @cached_property
     def plan_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Plan, Plan.id)
+        return _rows_by_key(self._db, Plan, Plan.id)
 
     @cached_property
     def payment_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Payment, Payment.id)
+        return _rows_by_key(self._db, Payment, Payment.id)
 
     @cached_property
     def api_key_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, ApiKey, ApiKey.id)
+        return _rows_by_key(self._db, ApiKey, ApiKey.id)
 
     @cached_property
     def usage_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, UsageRecord, UsageRecord.id)
+        return _rows_by_key(self._db, UsageRecord, UsageRecord.id)
 
     @cached_property
     def subscription_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Subscription, Subscription.id)
+        return _rows_by_key(self._db, Subscription, Subscription.id)
 
     @cached_property
     def account_by_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Account, Account.id)
+        return _rows_by_key(self._db, Account, Account.id)
 
     @cached_property
     def account_by_user_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Account, Account.user_id)
+        return _rows_by_key(self._db, Account, Account.user_id)
 
     @cached_property
     def account_row_by_user_id(self) -> DataLoader:
         """Personal accounts as read-only rows, for reads (writers: `account_by_user_id`)."""
-        return _plain_rows_by_key(self._session, Account, Account.user_id)
+        return _plain_rows_by_key(self._db, Account, Account.user_id)
 
     @cached_property
     def account_by_organization_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Account, Account.organization_id)
+        return _rows_by_key(self._db, Account, Account.organization_id)
 
     @cached_property
     def current_subscription_by_account_id(self) -> DataLoader:
-        return _rows_by_key(self._session, Subscription, Subscription.account_id, _NOT_CANCELED)
+        return _rows_by_key(self._db, Subscription, Subscription.account_id, _NOT_CANCELED)
 
     @cached_property
     def plan_history_pages_by_account_id(self) -> DataLoader:
-        return _pages_by_key(self._session, PlanHistory, PlanHistory.account_id, newest_first=True)
+        return _pages_by_key(self._db, PlanHistory, PlanHistory.account_id, newest_first=True)
 
     @cached_property
     def latest_plan_history_id_by_subscription_id(self) -> DataLoader:
-        return _latest_ids_by_key(self._session, PlanHistory, PlanHistory.subscription_id)
+        return _latest_ids_by_key(self._db, PlanHistory, PlanHistory.subscription_id)
 
     @cached_property
     def members_by_user_id(self) -> DataLoader:
-        return _lists_by_key(self._session, Member, Member.user_id, Member.id)
+        return _lists_by_key(self._db, Member, Member.user_id, Member.id)
 
     @cached_property
     def member_pages_by_organization_id(self) -> DataLoader:
         # Read-only rows (`plain`): listed members are shown and checked, never modified here.
         return _pages_by_key(
-            self._session, Member, Member.organization_id, newest_first=False, plain=True
+            self._db, Member, Member.organization_id, newest_first=False, plain=True
         )
 
     @cached_property
     def member_count_by_organization_id(self) -> DataLoader:
-        return _counts_by_key(self._session, Member, Member.organization_id)
+        return _counts_by_key(self._db, Member, Member.organization_id)
 
     @cached_property
     def invite_pages_by_organization_id(self) -> DataLoader:
         return _pages_by_key(
-            self._session,
+            self._db,
             Invite,
             Invite.organization_id,
             newest_first=True,
@@ -516,31 +516,27 @@ class Loaders:
 
     @cached_property
     def invite_count_by_organization_id(self) -> DataLoader:
-        return _counts_by_key(self._session, Invite, Invite.organization_id, _PENDING_INVITE)
+        return _counts_by_key(self._db, Invite, Invite.organization_id, _PENDING_INVITE)
 
     @cached_property
     def api_key_pages_by_user_id(self) -> DataLoader:
-        return _pages_by_key(
-            self._session, ApiKey, ApiKey.user_id, newest_first=True, where=_LIVE_KEY
-        )
+        return _pages_by_key(self._db, ApiKey, ApiKey.user_id, newest_first=True, where=_LIVE_KEY)
 
     @cached_property
     def api_key_pages_by_organization_id(self) -> DataLoader:
         return _pages_by_key(
-            self._session, ApiKey, ApiKey.organization_id, newest_first=True, where=_LIVE_KEY
+            self._db, ApiKey, ApiKey.organization_id, newest_first=True, where=_LIVE_KEY
         )
 
     @cached_property
     def payment_pages_by_account_id(self) -> DataLoader:
         # Read-only rows (`plain`): history pages are only shown, never modified.
-        return _pages_by_key(
-            self._session, Payment, Payment.account_id, newest_first=True, plain=True
-        )
+        return _pages_by_key(self._db, Payment, Payment.account_id, newest_first=True, plain=True)
 
     @cached_property
     def succeeded_payment_pages_by_account_id(self) -> DataLoader:
         return _pages_by_key(
-            self._session,
+            self._db,
             Payment,
             Payment.account_id,
             newest_first=True,
@@ -551,13 +547,13 @@ class Loaders:
     @cached_property
     def usage_pages_by_user_id(self) -> DataLoader:
         return _pages_by_key(
-            self._session, UsageRecord, UsageRecord.user_id, newest_first=True, plain=True
+            self._db, UsageRecord, UsageRecord.user_id, newest_first=True, plain=True
         )
 
     @cached_property
     def usage_pages_by_organization_id(self) -> DataLoader:
         return _pages_by_key(
-            self._session,
+            self._db,
             UsageRecord,
             UsageRecord.organization_id,
             newest_first=True,
@@ -566,4 +562,4 @@ class Loaders:
 
     @cached_property
     def usage_pages_by_member(self) -> DataLoader:
-        return _member_usage_pages(self._session)
+        return _member_usage_pages(self._db)

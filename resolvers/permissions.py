@@ -29,17 +29,24 @@ def require_self(ctx: Context, user_id: str) -> str:
     return user_id
 
 
-async def organization_membership(ctx: Context, organization_id: str) -> Member | None:
-    """The caller's membership in a live organization, or None."""
+def _membership_key(ctx: Context, organization_id: str) -> tuple[str, str] | None:
+    """(organization id, user id) to look the caller's membership up by, or None when the
+    caller cannot be a member: no user, or an organization API key of another organization."""
     if ctx.principal is None or ctx.principal.user_id is None:
         return None
     scoped = ctx.principal.api_key_organization_id
     if scoped is not None and scoped != organization_id:
         return None  # an organization API key only reaches its own organization
+    return organization_id, ctx.principal.user_id
+
+
+async def organization_membership(ctx: Context, organization_id: str) -> Member | None:
+    """The caller's membership in a live organization, or None."""
+    key = _membership_key(ctx, organization_id)
+    if key is None:
+        return None
     # Membership in a live organization: one statement (Member joined to Organization).
-    member: Member | None = await ctx.loaders.live_member_by_organization_and_user.load(
-        (organization_id, ctx.principal.user_id)
-    )
+    member: Member | None = await ctx.loaders.live_member_by_organization_and_user.load(key)
     return member
 
 
@@ -47,16 +54,10 @@ async def organization_memberships(
     ctx: Context, organization_ids: Sequence[str]
 ) -> dict[str, Member | None]:
     """`organization_membership` of several organizations at once (one statement)."""
-    wanted = list(dict.fromkeys(organization_ids))
-    found: dict[str, Member | None] = dict.fromkeys(wanted)
-    if ctx.principal is None or ctx.principal.user_id is None:
-        return found
-    scoped = ctx.principal.api_key_organization_id
-    reachable = [org_id for org_id in wanted if scoped is None or scoped == org_id]
-    user_id = ctx.principal.user_id
+    found: dict[str, Member | None] = dict.fromkeys(organization_ids)
+    keys = [key for org_id in found if (key := _membership_key(ctx, org_id)) is not None]
     loader = ctx.loaders.live_member_by_organization_and_user
-    members = await load_each(loader, [(org_id, user_id) for org_id in reachable])
-    for org_id, member in zip(reachable, members, strict=True):
+    for (org_id, _), member in zip(keys, await load_each(loader, keys), strict=True):
         if isinstance(member, Exception):
             raise member
         found[org_id] = member
