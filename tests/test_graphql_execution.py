@@ -158,6 +158,14 @@ class Query:
         return [_good(), Other(label="l")]
 
     @strawberry.field
+    def unreadable_things(self) -> list[Thing | None]:
+        """A Thing whose plain attributes cannot be read: the read is the field's error."""
+        thing = _good()
+        del thing.nick  # nullable: the field is null
+        del thing.name  # non-null: the whole Thing is null
+        return [thing, _good()]
+
+    @strawberry.field
     def wrong_type(self) -> Thing | None:
         return Other(label="not a thing")  # type: ignore[return-value]
 
@@ -211,6 +219,8 @@ SYNC_QUERIES = [
     "{ castThings { name } }",
     "{ nullableThings { broken tags } }",
     "{ a: nullableThings { name } b: nullableThings { nick } }",
+    "{ unreadableThings { nick count } }",
+    "{ unreadableThings { count name nick } }",
 ]
 
 ASYNC_QUERIES = [
