@@ -676,13 +676,22 @@ class Run:
         complete = self.complete
         if item_plan.kind == OBJECT:  # lists of objects: straight to `complete_object`
             complete_object = self.complete_object
-            objects = item_plan.objects
+            objects: ObjectPlan = item_plan.objects
+            exact, execute, nullable = objects.exact, objects.execute, item_plan.nullable
             for index, item in enumerate(value):
-                items.append(None)
-                if item is None:
-                    complete(item_plan, item, field, items, index, list_pos)
-                    continue
                 try:
+                    # `complete_object` inline for an instance of the type's own class.
+                    if type(item) is exact and TYPE_CAST_ATTRIBUTE not in getattr(
+                        item, "__dict__", (TYPE_CAST_ATTRIBUTE,)
+                    ):
+                        data: dict[str, Any] = {}
+                        items.append(data)
+                        execute(self, item, data, Pos(list_pos, index, items, nullable, None))
+                        continue
+                    items.append(None)
+                    if item is None:
+                        complete(item_plan, item, field, items, index, list_pos)
+                        continue
                     complete_object(objects, item_plan, item, field, items, index, list_pos)
                 except Exception as error:
                     self.field_error(error, field, items, index, list_pos, item_plan)
