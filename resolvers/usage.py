@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import (
     Date,
     String,
@@ -41,6 +40,7 @@ from gateway.db.models import (
 )
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
+from gateway.jsoncodec import dump_json
 from resolvers import permissions
 from resolvers.loaders import load_each
 from resolvers.pagination import Page, PageArgs
@@ -171,7 +171,7 @@ def _clean(event: UsageEvent, prefix: str, now: datetime) -> dict[str, Any]:
         raise ValidationFailed(
             f"{_where(prefix, 'metadata')} must be an object", field=_where(prefix, "metadata")
         )
-    if len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
+    if len(dump_json(metadata)) > MAX_METADATA_BYTES:
         raise ValidationFailed(
             f"{_where(prefix, 'metadata')} must be at most {MAX_METADATA_BYTES} bytes of JSON",
             field=_where(prefix, "metadata"),

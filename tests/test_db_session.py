@@ -6,23 +6,26 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy import event, literal_column, select, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 
 from gateway.db.models import Organization
 from gateway.db.session import (
     ConnectionGate,
     RequestDatabase,
+    _Compiled,
     create_engine,
     create_session_factory,
     fetch_rows,
-    load_json,
 )
 from gateway.errors import ServiceBusy
+from gateway.jsoncodec import load_json
 from gateway.settings import Settings
 from tests.conftest import PG_URL, Env
 
@@ -41,6 +44,21 @@ from tests.conftest import PG_URL, Env
 )
 def test_json_columns_decode_as_the_standard_library_does(document: str) -> None:
     assert repr(load_json(document)) == repr(json.loads(document))  # repr: NaN != NaN
+
+
+def test_rows_keep_asyncpgs_utc_timestamps_and_convert_any_other() -> None:
+    compiled = _Compiled(
+        select(Organization.id, Organization.created_at, Organization.deleted_at),
+        asyncpg_dialect(),
+    )
+    utc = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    row = compiled.make(("org-1", utc, None))
+    assert row == ("org-1", utc, None) and row.created_at is utc
+    naive = datetime(2026, 12, 1, 22, 0)
+    assert compiled.make(("org-1", utc, naive)).deleted_at == utc
+    paris = timezone(timedelta(hours=1))
+    converted = compiled.make(("org-1", datetime(2026, 12, 1, 23, 0, tzinfo=paris), None))
+    assert converted.created_at == utc and converted.created_at.tzinfo is UTC
 
 
 @pytest.mark.skipif(not PG_URL, reason="the pool is PostgreSQL's")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import re
 from collections import namedtuple
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -22,7 +20,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from gateway.db.models import UTCDateTime
 from gateway.errors import ServiceBusy
+from gateway.jsoncodec import load_json
 
 
 def normalize_url(url: str) -> str:
@@ -34,26 +34,6 @@ def normalize_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
-
-
-# An integer of 19 digits or more may not fit in 64 bits, which orjson would turn into a float.
-_LONG_NUMBER = re.compile(r"[0-9]{19}")
-
-
-def load_json(text: str) -> Any:
-    """JSON columns as the standard library decodes them, mostly at orjson's speed.
-
-    orjson returns the same values as `json.loads` for every document it accepts but one kind:
-    an integer beyond 64 bits comes back as a float. Documents with a run of 19 digits or more
-    (even inside a string), and those orjson refuses (NaN, Infinity, lone surrogates), are
-    decoded by `json.loads`.
-    """
-    if _LONG_NUMBER.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 def create_engine(
@@ -116,16 +96,43 @@ class _Compiled:
         new = tuple.__new__
         if not conversions:
             self.make: Callable[[Any], Any] = functools.partial(new, row_type)
-        else:
+        elif all(_utc_passthrough(columns[i].type, dialect) for i, _ in conversions):
+            # The only conversions are UTC timestamps, which asyncpg already returns in UTC:
+            # the converter (two calls through the TypeDecorator) runs only when one is not.
+            slow = self._converting(row_type, conversions)
+            indices = tuple(i for i, _ in conversions)
 
             def make(record: Any) -> Any:
-                # A row has ~16 columns and one or two to convert (timestamps).
-                values = list(record)
-                for i, convert in conversions:
-                    values[i] = convert(values[i])
-                return new(row_type, values)
+                for i in indices:
+                    value = record[i]
+                    if value is not None and value.tzinfo is not UTC:
+                        return slow(record)
+                return new(row_type, record)
 
             self.make = make
+        else:
+            self.make = self._converting(row_type, conversions)
+
+    @staticmethod
+    def _converting(row_type: Any, conversions: list[tuple[int, Any]]) -> Callable[[Any], Any]:
+        new = tuple.__new__
+
+        def make(record: Any) -> Any:
+            # A row has ~16 columns and one or two to convert (timestamps).
+            values = list(record)
+            for i, convert in conversions:
+                values[i] = convert(values[i])
+            return new(row_type, values)
+
+        return make
+
+
+def _utc_passthrough(type_: Any, dialect: Any) -> bool:
+    """A UTC timestamp column whose driver value needs no processing of its own (asyncpg's
+    timestamptz): its converter only normalizes to UTC, which asyncpg's values already are."""
+    if not isinstance(type_, UTCDateTime):
+        return False
+    return type_.impl_instance.dialect_impl(dialect).result_processor(dialect, None) is None
 
 
 _COMPILED: dict[int, _Compiled] = {}

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
+from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
 from resolvers.pagination import PageArgs, decode_cursor
 from schema.scalars import format_datetime
@@ -217,7 +218,7 @@ def envelope_ok(status: int, data: Any, annotation: Any = None) -> Response:
     if status == 204:
         return Response(status_code=204)
     return Response(
-        orjson.dumps({"success": True, "data": _dump(data, annotation)}),
+        dump_json({"success": True, "data": _dump(data, annotation)}),
         status_code=status,
         media_type="application/json",
     )
@@ -245,8 +246,10 @@ async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
     elif not _is_json(request):
         raise _HttpError(415, "Request body must be JSON (Content-Type: application/json)")
     try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        # Exactly as written: orjson alone would turn an integer beyond 64 bits (e.g. in usage
+        # metadata) into a float.
+        parsed = load_json(raw.decode())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise _HttpError(400, f"Request body is not valid JSON ({exc})") from exc
     if not isinstance(parsed, dict):
         raise _HttpError(400, "Request body must be a JSON object")
