@@ -40,12 +40,19 @@ def decode_cursor(cursor: str, *, field_name: str = "cursor") -> str:
 
 @dataclass(frozen=True)
 class PageArgs:
-    """Relay arguments, validated; hashable so a loader can batch parents sharing them."""
+    """Relay arguments, validated; hashable so a loader can batch parents sharing them.
+
+    `columns`: the model attributes a `plain` page's rows need (its id and parent column are
+    always read), when the caller knows them, e.g. the fields a GraphQL query selects on the
+    connection's nodes (`schema/projection.py`); None reads every column. Rows of a projected
+    page have only those attributes.
+    """
 
     first: int | None = None
     after: str | None = None
     last: int | None = None
     before: str | None = None
+    columns: tuple[str, ...] | None = None
 
     @classmethod
     @functools.lru_cache(maxsize=1024)  # pure; a level's parents share their arguments
@@ -58,6 +65,7 @@ class PageArgs:
         before: str | None = None,
         default: int,
         maximum: int,
+        columns: tuple[str, ...] | None = None,
     ) -> PageArgs:
         if first is not None and last is not None:
             raise ValidationFailed("Pass either first or last, not both", field="first")
@@ -71,6 +79,7 @@ class PageArgs:
             after=decode_cursor(after, field_name="after") if after else None,
             last=last,
             before=decode_cursor(before, field_name="before") if before else None,
+            columns=columns,
         )
 
     @property
@@ -136,6 +145,20 @@ def plain_columns(model: Any) -> tuple[Any, ...]:
     return tuple(prop.columns[0].label(prop.key) for prop in sa_inspect(model).column_attrs)
 
 
+@functools.lru_cache(maxsize=256)
+def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> tuple[Any, ...]:
+    """`plain_columns` of the attributes `names` (all of them when None), and the `keys`
+    (id, parent column) whatever `names` says; in the model's column order."""
+    columns = plain_columns(model)
+    if names is None:
+        return columns
+    wanted = {*names, *keys}
+    unknown = wanted.difference(column.key for column in columns)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
+    return tuple(column for column in columns if column.key in wanted)
+
+
 @functools.cache
 def plain_row_type(model: Any) -> Any:
     """A named tuple of `model`'s attributes: what `plain` pages hold (cheap attribute reads)."""
@@ -160,7 +183,7 @@ async def page_of(
     if args.limit == 0:
         return Page([])
     if plain:
-        stmt = select(*plain_columns(model))
+        stmt = select(*projected_columns(model, args.columns, "id"))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = await fetch_rows(session, stmt)
     else:
@@ -233,7 +256,7 @@ def _page_statement(
 ) -> Any:
     """The page statement for this shape of arguments, with bound parameters for the values.
     `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window."""
-    shape = (args.backwards, args.after is not None, args.before is not None)
+    shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
     key = (model, parent_column.key, id(where), newest_first, shape, plain, many, lateral)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
@@ -248,7 +271,7 @@ def _page_statement(
         conditions.append(model.id > before if newest_first else model.id < before)
     order = model.id.desc() if descending else model.id.asc()
     limit = bindparam("_limit", type_=Integer)
-    columns = plain_columns(model) if plain else (model,)
+    columns = projected_columns(model, args.columns, "id", parent_column.key) if plain else (model,)
     if not many:
         stmt = (
             select(*columns)

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from resolvers.pagination import Page, PageArgs
+from schema.projection import node_columns
 
 T = TypeVar("T")
 
@@ -87,4 +88,5 @@ def page_args(
         before=before,
         default=settings.default_page_size,
         maximum=settings.max_page_size,
+        columns=node_columns(info),
     )

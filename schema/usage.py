@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,6 +14,7 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
+from schema import projection
 from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
@@ -45,29 +47,17 @@ class Usage(Node):
     _model: strawberry.Private[models.UsageRecord]
 
     @classmethod
-    def from_model(cls, record: models.UsageRecord) -> Usage:
-        """A page holds up to 100 of these: filled in one dict, without the dataclass
+    def from_model(cls, record: models.UsageRecord | Any) -> Usage:
+        """From an ORM record or a read-only row, which may hold only the columns the query
+        selected (schema/projection.py): the fields they feed are set, the others left
+        unset. A page holds up to 100 of these: filled in one dict, without the dataclass
         `__init__` and the identity calls of the NewTypes (tests/test_graphql_execution.py
         holds it equal to the dataclass constructor)."""
         usage = cls.__new__(cls)
-        usage.__dict__ = {
-            "id": record.id,
-            "generation_id": record.generation_id,
-            "provider_name": record.provider_name,
-            "model_name": record.model_name,
-            "model_type_name": record.model_type_name,
-            "operation": record.operation,
-            "prompt_tokens": record.prompt_tokens,
-            "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens,
-            "cost_usd": record.cost_micro_usd / metering.MICRO,
-            "cost_micro_usd": record.cost_micro_usd,
-            "credits_used": record.credits_used,
-            "overdrawn": record.overdrawn,
-            "metadata": record.metadata_ or {},
-            "created_at": record.created_at,
-            "_model": record,
-        }
+        reader = _USAGE_READERS.get(type(record))
+        if reader is None:
+            reader = _USAGE_READERS[type(record)] = _usage_reader(type(record))
+        usage.__dict__ = reader(record)
         return usage
 
     @strawberry.field
@@ -97,6 +87,80 @@ class Usage(Node):
             return None
         org = await info.context.loaders.organization_row_by_id.load(org_id)
         return Organization.from_model(org) if org is not None else None
+
+
+# Usage fields that are a record's attribute of the same name.
+_USAGE_ATTRIBUTES = (
+    "id",
+    "generation_id",
+    "provider_name",
+    "model_name",
+    "model_type_name",
+    "operation",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_micro_usd",
+    "credits_used",
+    "overdrawn",
+    "created_at",
+)
+_USAGE_READERS: dict[type, Any] = {}
+
+
+def _usage_reader(record_type: type) -> Any:
+    """record -> the Usage's attributes, for records of this type: every field for an ORM
+    record or a whole row, the fields its columns feed for a projected row."""
+    columns = getattr(record_type, "_fields", None)
+    present = set(columns) if columns is not None else None
+
+    def has(name: str) -> bool:
+        return present is None or name in present
+
+    names = tuple(name for name in _USAGE_ATTRIBUTES if has(name))
+    read = operator.attrgetter(*names) if len(names) > 1 else None
+    cost, metadata = has("cost_micro_usd"), has("metadata_")
+
+    def reader(record: Any) -> dict[str, Any]:
+        values = read(record) if read is not None else (getattr(record, names[0]),)
+        fields = dict(zip(names, values, strict=True))
+        if cost:
+            fields["cost_usd"] = record.cost_micro_usd / metering.MICRO
+        if metadata:
+            fields["metadata"] = record.metadata_ or {}
+        fields["_model"] = record
+        return fields
+
+    return reader
+
+
+# What each Usage field reads of its record (schema/projection.py); the relation fields read
+# the ids, which every row has.
+projection.register(
+    "Usage",
+    {
+        "id": (),
+        "generationId": ("generation_id",),
+        "providerName": ("provider_name",),
+        "modelName": ("model_name",),
+        "modelTypeName": ("model_type_name",),
+        "operation": ("operation",),
+        "promptTokens": ("prompt_tokens",),
+        "completionTokens": ("completion_tokens",),
+        "totalTokens": ("total_tokens",),
+        "costUsd": ("cost_micro_usd",),
+        "costMicroUsd": ("cost_micro_usd",),
+        "creditsUsed": ("credits_used",),
+        "overdrawn": ("overdrawn",),
+        "metadata": ("metadata_",),
+        "createdAt": ("created_at",),
+        "userId": (),
+        "organizationId": (),
+        "user": (),
+        "organization": (),
+    },
+    always=("id", "user_id", "organization_id"),
+)
 
 
 def _connection(page: Any) -> Connection[Usage]:
