@@ -81,6 +81,53 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
                     cached.set_result(value)
         return await cached
 
+    async def fetch_each(self, keys: Sequence[Any]) -> list[Any]:
+        """Each key's value or error, in order, without waiting to batch: the keys not cached
+        go to the batch function now, together, in the caller's task. For the batch forms of
+        relation fields (schema/batch.py), which already hold a whole level's keys: the
+        per-key queueing, the event-loop turns and the task of `load` bought nothing there.
+        Cached like `load` (a load of one of these keys meanwhile waits for this batch); a
+        failed batch fails every key it had and is not cached."""
+        cache = self._cache
+        futures: list[Any] = []
+        missing: dict[Any, Any] = {}
+        for key in keys:
+            future = cache.get(key)
+            if future is None:
+                future = cache[key] = missing[key] = self.loop.create_future()
+            futures.append(future)
+        pending = list(missing.items())
+        size = self.max_batch_size or len(pending)
+        for start in range(0, len(pending), size):
+            await self._run_batch(pending[start : start + size])
+        results: list[Any] = []
+        for future in futures:
+            if not future.done():  # another load of this key is under way
+                try:
+                    await asyncio.shield(future)
+                except Exception:  # its error is read below
+                    pass
+            error = future.exception()
+            results.append(error if error is not None else future.result())
+        return results
+
+    async def _run_batch(self, batch: list[tuple[Any, Any]]) -> None:
+        """Settle the (key, future) pairs with one call of the batch function."""
+        try:
+            values = await self.batch_load_fn([key for key, _ in batch])
+            if not isinstance(values, list) or len(values) != len(batch):
+                raise TypeError(f"batch function returned {values!r} for {len(batch)} keys")
+        except Exception as error:
+            for key, future in batch:
+                self._cache.pop(key, None)
+                future.set_exception(error)
+            return
+        for (_, future), value in zip(batch, values, strict=True):
+            if isinstance(value, Exception):
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
     def do_resolve_reject(self, key: Any, future: Any) -> None:
         self._queue.append(QueuedLoad(key=key, future=future))
         if len(self._queue) == 1:
@@ -102,6 +149,11 @@ def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
 async def load_each(loader: DataLoader, keys: Sequence[Hashable]) -> list[Any]:
     """Each key's value, or its error, in order: `load_many` without failing all for one (the
     keys still go out in one batch). For the batch forms of relation fields (schema/batch.py)."""
+    if isinstance(loader, BatchLoader) and len(keys) > 1:
+        # A whole level's keys (the compiled executor calls a batch form once per level):
+        # nothing to wait for. One parent's keys (the standard executor calls the batch form
+        # once per parent) are queued, so that the level's parents still share a batch.
+        return await loader.fetch_each(keys)
     futures = [loader.load(key) for key in keys]
     values: list[Any] = []
     for future in futures:

@@ -8,7 +8,7 @@ import functools
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import ARRAY, Integer, bindparam, func, select, true
 from sqlalchemy import inspect as sa_inspect
@@ -38,9 +38,9 @@ def decode_cursor(cursor: str, *, field_name: str = "cursor") -> str:
     return raw[len(_CURSOR_TAG) :]
 
 
-@dataclass(frozen=True)
-class PageArgs:
-    """Relay arguments, validated; hashable so a loader can batch parents sharing them.
+class PageArgs(NamedTuple):
+    """Relay arguments, validated; hashable so a loader can batch parents sharing them (a
+    named tuple: loaders hash their keys several times per parent, and a tuple hashes in C).
 
     `columns`: the model attributes a `plain` page's rows need (its id and parent column are
     always read), when the caller knows them, e.g. the fields a GraphQL query selects on the

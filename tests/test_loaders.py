@@ -113,3 +113,51 @@ async def test_a_failed_fetch_is_not_cached() -> None:
         with pytest.raises(RuntimeError, match="batch with x failed"):
             await loader.fetch("x")
     assert batches == [["x"], ["x"]]
+
+
+async def test_fetch_each_runs_one_batch_now_for_the_keys_not_cached() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    assert await loader.load("a") == "A"
+    results = await loader.fetch_each(["a", "b", "bad1", "c", "b"])
+    assert results[:2] == ["A", "B"] and results[3:] == ["C", "B"]
+    assert isinstance(results[2], ValueError) and str(results[2]) == "no bad1"
+    assert batches == [["a"], ["b", "bad1", "c"]]
+    assert await loader.fetch_each(["c", "b"]) == ["C", "B"]  # cached
+    assert len(batches) == 2
+
+
+async def test_fetch_each_splits_at_the_maximum_size() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    assert await loader.fetch_each(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+    assert batches == [["a", "b", "c"], ["d"]]
+
+
+async def test_a_failed_fetch_each_fails_its_keys_and_is_not_cached() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches, fail="x")
+    assert await loader.load("a") == "A"
+    first = await loader.fetch_each(["a", "x", "y"])
+    assert first[0] == "A"
+    assert [str(e) for e in first[1:]] == ["batch with x failed"] * 2
+    assert await loader.fetch_each(["y"]) == ["Y"]  # not cached: asked again
+    assert batches == [["a"], ["x", "y"], ["y"]]
+
+
+async def test_a_batch_function_giving_the_wrong_number_of_values_fails_fetch_each() -> None:
+    async def short(keys: list[str]) -> list[str]:
+        return keys[:1]
+
+    results = await BatchLoader(short, max_batch_size=10).fetch_each(["a", "b"])
+    assert all(isinstance(r, TypeError) for r in results)
+
+
+async def test_fetch_each_waits_for_a_load_of_the_same_key_under_way() -> None:
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    pending = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)  # queued, not dispatched yet
+    assert await loader.fetch_each(["a", "b"]) == ["A", "B"]
+    assert await pending == "A"
+    assert sorted(batches) == [["a"], ["b"]]
