@@ -225,8 +225,12 @@ class ConnectionGate:
         self._timeout = timeout
 
     async def enter(self) -> None:
+        slots = self._slots
+        if not slots.locked():  # a free slot and nobody waiting: no timer (wait_for makes a task)
+            await slots.acquire()
+            return
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            await asyncio.wait_for(slots.acquire(), self._timeout)
         except TimeoutError as error:
             raise ServiceBusy(
                 f"No database connection became free in {self._timeout:g} s; retry later"
