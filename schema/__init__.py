@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from strawberry.extensions import AddValidationRules, ParserCache
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
@@ -17,8 +16,7 @@ from strawberry.types import Info
 from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
-from schema.caches import DocumentValidationCache
-from schema.errors import ErrorCodes
+from schema.caches import PreparedOperations
 from schema.execution import ExecutionContext
 from schema.invite import Invite, InviteMutation
 from schema.member import Member, MemberMutation, MemberQuery
@@ -98,15 +96,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[User, Organization, Member],
-        extensions=[
-            ErrorCodes,
-            # QueryDepthLimiter's rule, built once: a rule class per request would defeat the
-            # validation cache (the rules are part of its key).
-            lambda: AddValidationRules([depth_rule]),
-            # Parsed documents and validation results, reused across requests (bounded LRU).
-            lambda: ParserCache(maxsize=256),
-            lambda: DocumentValidationCache(maxsize=256),
-        ],
+        # Parsing and validation once per query text, the depth limit's rule built once (a
+        # rule class per request would defeat the validation cache), errors coded: one hook.
+        extensions=[lambda: PreparedOperations([depth_rule])],
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
         ),

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from gateway.errors import DomainError, Unauthenticated
 
@@ -44,42 +43,33 @@ async def run_mutation(
     return payload(errors=[], **fields)
 
 
-class ErrorCodes(SchemaExtension):
-    """Adds `extensions.code` to every error and masks unexpected ones."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
-            return
-        result.errors = [self._coded(error) for error in result.errors]
-
-    @staticmethod
-    def _coded(error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, DomainError):
-            extensions: dict[str, Any] = {**(error.extensions or {}), "code": original.code}
-            if original.field:
-                extensions["field"] = original.field
-            return GraphQLError(
-                original.message, nodes=error.nodes, path=error.path, extensions=extensions
-            )
-        if original is None:
-            code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
-            return GraphQLError(
-                error.message,
-                nodes=error.nodes,
-                source=error.source,
-                positions=error.positions,
-                path=error.path,
-                extensions={**(error.extensions or {}), "code": code},
-            )
-        if isinstance(original, GraphQLError):
-            return error
-        log.error("unexpected error in GraphQL resolver", exc_info=original)
+def coded_error(error: GraphQLError) -> GraphQLError:
+    """The error as clients get it: with `extensions.code` (a domain error's own, or
+    GRAPHQL_VALIDATION_FAILED), or masked as INTERNAL_SERVER_ERROR when unexpected."""
+    original = error.original_error
+    if isinstance(original, DomainError):
+        extensions: dict[str, Any] = {**(error.extensions or {}), "code": original.code}
+        if original.field:
+            extensions["field"] = original.field
         return GraphQLError(
-            "Internal server error",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            original.message, nodes=error.nodes, path=error.path, extensions=extensions
         )
+    if original is None:
+        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+        return GraphQLError(
+            error.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={**(error.extensions or {}), "code": code},
+        )
+    if isinstance(original, GraphQLError):
+        return error
+    log.error("unexpected error in GraphQL resolver", exc_info=original)
+    return GraphQLError(
+        "Internal server error",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )

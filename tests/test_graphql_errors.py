@@ -11,6 +11,27 @@ async def test_unknown_field_is_a_validation_error_with_code(env: Env) -> None:
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
+async def test_a_query_that_does_not_parse_is_a_coded_syntax_error(env: Env) -> None:
+    alice = await env.user()
+    for _ in range(2):  # the second time too: a text that does not parse is not cached
+        body = await alice.gql("{ viewer { id }")
+        (error,) = body["errors"]
+        assert error["message"].startswith("Syntax Error")
+        assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert body["data"] is None
+
+
+async def test_a_mutation_over_get_is_refused_even_when_it_is_invalid(env: Env) -> None:
+    alice = await env.user()
+    response = await alice.http.get(
+        "/graphql",
+        params={"query": "mutation { nope }"},
+        headers={"Authorization": f"Bearer {alice.token}", "Accept": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "GET" in response.text  # not the validation error: the method is the problem
+
+
 async def test_too_deep_query_is_refused(env: Env) -> None:
     alice = await env.user()
     inner = "id"

@@ -21,7 +21,7 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return real(schema, document, rules)
 
     monkeypatch.setattr(caches, "validate_document", counting)
-    monkeypatch.setattr(caches.DocumentValidationCache, "_entries", OrderedDict())
+    monkeypatch.setattr(caches.PreparedOperations, "_entries", OrderedDict())
     return seen
 
 
