@@ -52,6 +52,7 @@ from graphql.execution.values import get_argument_values
 from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
@@ -99,6 +100,7 @@ class FieldPlan:
         "key",
         "kind",
         "leaf",
+        "leaf_enum",
         "leaf_identity",
         "nodes",
         "parent_type",
@@ -131,6 +133,8 @@ class FieldPlan:
         # the Python type that is its own serialization (str for String/ID, int for BigInt).
         self.leaf: Any = None
         self.leaf_identity: type | None = None
+        # A strawberry enum's class and {member: GraphQL name}: its serialization, looked up.
+        self.leaf_enum: tuple[type, dict[Any, str]] | None = None
 
 
 class ObjectPlan:
@@ -150,26 +154,18 @@ class ObjectPlan:
         )
 
 
-class Pos:
-    """Where a completed list or object sits: for null propagation and error paths."""
-
-    __slots__ = ("container", "key", "nullable", "parent", "typename")
-
-    def __init__(
-        self, parent: Pos | None, key: str | int, container: Any, nullable: bool, typename: Any
-    ) -> None:
-        self.parent = parent
-        self.key = key
-        self.container = container
-        self.nullable = nullable
-        self.typename = typename
+# Where a completed list or object sits, for null propagation and error paths: a plain tuple
+# (parent position or None, key, container, nullable, typename), made for every object of a
+# response; a tuple display costs no call, unlike a class's `__init__`.
+Pos = tuple[Any, ...]
+PARENT, KEY, CONTAINER, NULLABLE, TYPENAME_OF = range(5)
 
 
 def path_of(pos: Pos | None, key: str | int | None = None, typename: str | None = None) -> Any:
     keys: list[tuple[str | int, Any]] = []
     while pos is not None:
-        keys.append((pos.key, pos.typename))
-        pos = pos.parent
+        keys.append((pos[KEY], pos[TYPENAME_OF]))
+        pos = pos[PARENT]
     path = None
     for k, t in reversed(keys):
         path = Path(path, k, t)
@@ -300,6 +296,8 @@ class _Compiler:
             plan.leaf_identity = (
                 str if value.passthrough else (int if value.serialize is int else None)
             )
+            if isinstance(value.type, CustomGraphQLEnumType):
+                plan.leaf_enum = _enum_names(value.type)
         return plan
 
     def value_plan(self, type_: Any, details: Any) -> ValuePlan:
@@ -388,15 +386,29 @@ def generate_fields(plan: ObjectPlan) -> Any:
             ]
         elif field.leaf is not None:
             namespace[f"s{i}"] = field.leaf
+            lines.append("        c = None")
+            if field.leaf_enum is not None:
+                namespace[f"et{i}"], namespace[f"en{i}"] = field.leaf_enum
+                lines += [f"        if type(v) is et{i}:", f"            c = en{i}.get(v)"]
             lines += [
-                "        c = None",
-                "        if v is not None and v is not Undefined:",
+                "        if c is None and v is not None and v is not Undefined:",
                 "            try:",
                 f"                c = s{i}(v)",
                 "            except Exception:",
                 "                c = None",
                 "        if c is not None and c is not Undefined:",
                 f"            data[{key}] = c",
+                "        else:",
+                f"            run.complete(vp{i}, v, f{i}, data, {key}, pos)",
+            ]
+        elif field.value is not None and field.value.kind == LIST:
+            # A list is iterable and not a string: straight to `complete_list`.
+            lines += [
+                "        if type(v) is list:",
+                "            try:",
+                f"                run.complete_list(vp{i}, v, f{i}, data, {key}, pos)",
+                "            except Exception as error:",
+                f"                run.field_error(error, f{i}, data, {key}, pos, vp{i})",
                 "        else:",
                 f"            run.complete(vp{i}, v, f{i}, data, {key}, pos)",
             ]
@@ -408,6 +420,18 @@ def generate_fields(plan: ObjectPlan) -> Any:
     # names are GraphQL and Python identifiers, written with repr().
     exec(compile("\n".join(lines) + "\n", name, "exec"), namespace)
     return namespace["execute"]
+
+
+def _enum_names(enum_type: CustomGraphQLEnumType) -> tuple[type, dict[Any, str]]:
+    """What strawberry's `coerce_output_value` answers for each member of the enum (the name
+    of the first GraphQL value equal to the member's), as a table."""
+    names: dict[Any, str] = {}
+    members: list[Any] = list(enum_type.wrapped_cls)
+    for name, value in enum_type.values.items():
+        for member in members:
+            if member not in names and member.value == value.value:
+                names[member] = name
+    return enum_type.wrapped_cls, names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,7 +695,7 @@ class Run:
     ) -> None:
         items: list[Any] = []
         container[key] = items
-        list_pos = Pos(pos, key, container, plan.nullable, _typename(pos, key, field))
+        list_pos = (pos, key, container, plan.nullable, _typename(pos, key, field))
         item_plan: ValuePlan = plan.item  # type: ignore[assignment]
         complete = self.complete
         if item_plan.kind == OBJECT:  # lists of objects: straight to `complete_object`
@@ -686,7 +710,7 @@ class Run:
                     ):
                         data: dict[str, Any] = {}
                         items.append(data)
-                        execute(self, item, data, Pos(list_pos, index, items, nullable, None))
+                        execute(self, item, data, (list_pos, index, items, nullable, None))
                         continue
                     items.append(None)
                     if item is None:
@@ -723,7 +747,7 @@ class Run:
         data: dict[str, Any] = {}
         container[key] = data
         typename = None if type(key) is int else field.parent_type.name  # as `_typename`
-        object_plan.execute(self, value, data, Pos(pos, key, container, plan.nullable, typename))
+        object_plan.execute(self, value, data, (pos, key, container, plan.nullable, typename))
 
     def complete_abstract(
         self,
@@ -776,15 +800,15 @@ class Run:
             self.errors.add(error, path)
             return
         target = pos
-        while target is not None and not target.nullable:
-            target = target.parent
+        while target is not None and not target[NULLABLE]:
+            target = target[PARENT]
         if target is None:
             if self.root_error is None:
                 self.root_error = error
             self.errors.add(error, None)
             return
-        target.container[target.key] = None
-        self.errors.add(error, path_of(target.parent, target.key, target.typename))
+        target[CONTAINER][target[KEY]] = None
+        self.errors.add(error, path_of(target[PARENT], target[KEY], target[TYPENAME_OF]))
 
 
 async def _settle(awaitables: list[Any]) -> list[Any]:

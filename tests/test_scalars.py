@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from gateway.rest.framework import TIMESTAMP_PATTERN
-from schema.scalars import format_datetime
+from schema.member import Role
+from schema.scalars import enum_of, format_datetime
 
 
 @pytest.mark.parametrize(
@@ -27,3 +29,14 @@ def test_timestamps_are_utc_with_microseconds_and_z(value: datetime, text: str) 
     assert format_datetime(value) == text
     assert re.match(TIMESTAMP_PATTERN, text)
     assert datetime.fromisoformat(text) == value
+
+
+@pytest.mark.parametrize("value", ["owner", "member", "nope", None, ["owner"]])
+def test_enum_of_answers_as_the_enum_call(value: Any) -> None:
+    try:
+        expected: Any = Role(value)
+    except ValueError as error:
+        with pytest.raises(ValueError, match=re.escape(str(error))):
+            enum_of(Role, value)
+    else:
+        assert enum_of(Role, value) is expected
