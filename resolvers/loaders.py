@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -31,7 +31,14 @@ from gateway.db.models import (
     User,
 )
 from gateway.db.session import RequestDatabase, fetch_rows, orm_session
-from resolvers.pagination import Page, PageArgs, pages_by_parent, plain_columns, plain_row_type
+from resolvers.pagination import (
+    Joined,
+    Page,
+    PageArgs,
+    pages_by_parent,
+    plain_columns,
+    plain_row_type,
+)
 
 K = TypeVar("K", bound=Hashable)
 Db = AsyncSession | RequestDatabase
@@ -248,8 +255,12 @@ def _pages_by_key(
     newest_first: bool,
     where: Sequence[Any] = (),
     plain: bool = False,
+    related: Mapping[str, tuple[Joined, Callable[[], DataLoader]]] | None = None,
 ) -> DataLoader:
-    """(parent id, PageArgs) → Page: parents sharing the same arguments load in one query."""
+    """(parent id, PageArgs) → Page: parents sharing the same arguments load in one query.
+
+    `related` (plain pages): relation name → (how to join its row, the by-id loader to prime
+    with it); a page whose `PageArgs.related` names one reads it in the same statement."""
 
     async def batch(keys: list[tuple[str, PageArgs]]) -> list[Page[Any]]:
         by_args: dict[PageArgs, list[str]] = defaultdict(list)
@@ -257,6 +268,10 @@ def _pages_by_key(
             by_args[args].append(parent_id)
         results: dict[tuple[str, PageArgs], Page[Any]] = {}
         for args, parent_ids in by_args.items():
+            joined, prime = next(
+                (related[name] for name in args.related if related and name in related),
+                (None, None),
+            )
             pages = await pages_by_parent(
                 session,
                 model,
@@ -266,7 +281,15 @@ def _pages_by_key(
                 where=where,
                 newest_first=newest_first,
                 plain=plain,
+                joined=joined,
             )
+            if joined is not None and prime is not None:
+                loader = prime()
+                for page in pages.values():
+                    for item in page.items:
+                        row = joined.row_of(item)
+                        if row is not None:
+                            loader.prime(row.id, row)
             for parent_id, page in pages.items():
                 results[(parent_id, args)] = page
         return [results[key] for key in keys]
@@ -336,6 +359,7 @@ def _member_usage_pages(session: Db) -> DataLoader:
 
 
 _LIVE_ORG = (Organization.deleted_at.is_(None),)
+_MEMBER_USER = Joined(User, Member.user_id, "user")
 
 # The caller's membership and the live organization in one statement (was three), both as
 # read-only rows: the organization primes `organization_row_by_id`, which the membership check
@@ -548,8 +572,14 @@ class Loaders:
     @cached_property
     def member_pages_by_organization_id(self) -> DataLoader:
         # Read-only rows (`plain`): listed members are shown and checked, never modified here.
+        # A query that shows the members' users reads them in the same statement.
         return _pages_by_key(
-            self._db, Member, Member.organization_id, newest_first=False, plain=True
+            self._db,
+            Member,
+            Member.organization_id,
+            newest_first=False,
+            plain=True,
+            related={"user": (_MEMBER_USER, lambda: self.user_row_by_id)},
         )
 
     @cached_property

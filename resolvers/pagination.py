@@ -45,7 +45,8 @@ class PageArgs(NamedTuple):
     `columns`: the model attributes a `plain` page's rows need (its id and parent column are
     always read), when the caller knows them, e.g. the fields a GraphQL query selects on the
     connection's nodes (`schema/projection.py`); None reads every column. Rows of a projected
-    page have only those attributes.
+    page have only those attributes. `related`: relations the caller will read for every item
+    (e.g. a member's user), which a loader may read in the same statement (`Joined`).
     """
 
     first: int | None = None
@@ -53,6 +54,7 @@ class PageArgs(NamedTuple):
     last: int | None = None
     before: str | None = None
     columns: tuple[str, ...] | None = None
+    related: tuple[str, ...] = ()
 
     @classmethod
     @functools.lru_cache(maxsize=1024)  # pure; a level's parents share their arguments
@@ -66,6 +68,7 @@ class PageArgs(NamedTuple):
         default: int,
         maximum: int,
         columns: tuple[str, ...] | None = None,
+        related: tuple[str, ...] = (),
     ) -> PageArgs:
         if first is not None and last is not None:
             raise ValidationFailed("Pass either first or last, not both", field="first")
@@ -80,6 +83,7 @@ class PageArgs(NamedTuple):
             last=last,
             before=decode_cursor(before, field_name="before") if before else None,
             columns=columns,
+            related=related,
         )
 
     @property
@@ -159,6 +163,28 @@ def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> 
     return tuple(column for column in columns if column.key in wanted)
 
 
+@dataclass(frozen=True, eq=False)  # compared by identity: its columns are SQL expressions
+class Joined:
+    """Another model's whole row read with each item of a `plain` page, by the page model's
+    foreign key (a LEFT JOIN): its columns come last, labelled `<prefix>__<attribute>`, and
+    `row_of(item)` is that row, as `plain_row_type(model)` (None when there is none)."""
+
+    model: Any
+    foreign_key: Any
+    prefix: str
+
+    @functools.cached_property
+    def columns(self) -> tuple[Any, ...]:
+        return tuple(
+            column.element.label(f"{self.prefix}__{column.key}")
+            for column in plain_columns(self.model)
+        )
+
+    def row_of(self, item: Any) -> Any:
+        values = item[-len(self.columns) :]
+        return plain_row_type(self.model)._make(values) if values[0] is not None else None
+
+
 @functools.cache
 def plain_row_type(model: Any) -> Any:
     """A named tuple of `model`'s attributes: what `plain` pages hold (cheap attribute reads)."""
@@ -203,6 +229,7 @@ async def pages_by_parent(
     newest_first: bool = True,
     plain: bool = False,
     params: Mapping[str, Any] | None = None,
+    joined: Joined | None = None,
 ) -> dict[str, Page[Any]]:
     """The same page for many parents in one query (top-N per parent by a window function).
 
@@ -215,7 +242,7 @@ async def pages_by_parent(
     many = len(parent_ids) > 1
     lateral = many and dialect_name(session) == "postgresql"
     stmt = _page_statement(
-        model, parent_column, tuple(where), newest_first, args, plain, many, lateral
+        model, parent_column, tuple(where), newest_first, args, plain, many, lateral, joined
     )
     values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
     if many:
@@ -253,11 +280,13 @@ def _page_statement(
     plain: bool,
     many: bool,
     lateral: bool = False,
+    joined: Joined | None = None,
 ) -> Any:
     """The page statement for this shape of arguments, with bound parameters for the values.
-    `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window."""
+    `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window.
+    `joined` (plain pages): another model's row with each item, by a LEFT JOIN."""
     shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
-    key = (model, parent_column.key, id(where), newest_first, shape, plain, many, lateral)
+    key = (model, parent_column.key, id(where), newest_first, shape, plain, many, lateral, joined)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
         return found[1]
@@ -272,9 +301,17 @@ def _page_statement(
     order = model.id.desc() if descending else model.id.asc()
     limit = bindparam("_limit", type_=Integer)
     columns = projected_columns(model, args.columns, "id", parent_column.key) if plain else (model,)
+    source: Any = model
+    if joined is not None:
+        assert plain, "joined rows are read as plain rows"
+        columns = (*columns, *joined.columns)
+        source = sa_inspect(model).local_table.outerjoin(
+            sa_inspect(joined.model).local_table, joined.model.id == joined.foreign_key
+        )
     if not many:
         stmt = (
             select(*columns)
+            .select_from(source)
             .where(parent_column == bindparam("_parent"), *where, *conditions)
             .order_by(order)
             .limit(limit)
@@ -290,6 +327,7 @@ def _page_statement(
         )
         page = (
             select(*columns)
+            .select_from(source)
             .where(parent_column == parents.c.parent_id, *where, *conditions)
             .order_by(order)
             .limit(limit)
@@ -310,6 +348,7 @@ def _page_statement(
         rank = func.row_number().over(partition_by=parent_column, order_by=order).label("_rank")
         inner = (
             select(*columns, rank)
+            .select_from(source)
             .where(one_of(parent_column, "_parents"), *where, *conditions)
             .subquery()
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -13,9 +13,11 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import members
 from resolvers.loaders import load_each
+from schema import projection
 from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
 from schema.relay import Node
+from schema.scalars import enum_of
 from schema.usage import member_usages
 
 if TYPE_CHECKING:
@@ -54,14 +56,12 @@ class Member(Node):
     _model: strawberry.Private[models.Member]
 
     @classmethod
-    def from_model(cls, member: models.Member) -> Member:
-        return cls(
-            id=strawberry.ID(member.id),
-            role=Role(member.role),
-            created_at=member.created_at,
-            updated_at=member.updated_at,
-            _model=member,
-        )
+    def from_model(cls, member: models.Member | Any) -> Member:
+        """From an ORM member or a read-only row, which may hold only the columns the query
+        selected (schema/projection.py); held equal to the constructor by a test."""
+        found = cls.__new__(cls)
+        found.__dict__ = _MEMBER_READERS[type(member)](member)
+        return found
 
     @strawberry.field
     def organization_id(self) -> strawberry.ID:
@@ -91,6 +91,38 @@ class Member(Node):
         description="Usage in this organization, newest first: for owners, admins and the "
         "member themself (null for others).",
     )
+
+
+def _role(value: str) -> Role:
+    return enum_of(Role, value)
+
+
+_MEMBER_READERS = projection.RecordReaders(
+    [
+        ("id", "id", None),
+        ("role", "role", _role),
+        ("created_at", "created_at", None),
+        ("updated_at", "updated_at", None),
+    ]
+)
+# What each Member field reads of its row (schema/projection.py): the relation fields read the
+# ids, which every row has.
+projection.register(
+    "Member",
+    {
+        "id": (),
+        "role": (),
+        "createdAt": ("created_at",),
+        "updatedAt": ("updated_at",),
+        "organizationId": (),
+        "userId": (),
+        "user": (),
+        "organization": (),
+        "usages": (),
+    },
+    always=("id", "organization_id", "user_id", "role"),
+    related={"user": "user"},  # a members page may read their users in the same statement
+)
 
 
 @strawberry.type

@@ -15,9 +15,10 @@ from gateway.billing.providers import CardDetails, ProviderPayment
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
+from schema import projection
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
-from schema.scalars import BigInt
+from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -112,25 +113,65 @@ class Payment(Node):
     _model: strawberry.Private[models.Payment]
 
     @classmethod
-    def from_model(cls, payment: models.Payment) -> Payment:
-        return cls(
-            id=strawberry.ID(payment.id),
-            status=PaymentStatus(payment.status),
-            kind=PaymentKind(payment.kind),
-            amount_cents=payment.amount_cents,
-            credits=BigInt(payment.credits),
-            currency=payment.currency,
-            creator_id=strawberry.ID(payment.creator_user_id) if payment.creator_user_id else None,
-            failure_reason=payment.failure_reason,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
-            paid_at=payment.paid_at,
-            _model=payment,
-        )
+    def from_model(cls, payment: models.Payment | Any) -> Payment:
+        """From an ORM payment or a read-only row, which may hold only the columns the query
+        selected (schema/projection.py); held equal to the constructor by a test."""
+        found = cls.__new__(cls)
+        found.__dict__ = _PAYMENT_READERS[type(payment)](payment)
+        return found
 
     @strawberry.field(description="The payment provider's record of it (asks the provider).")
     async def provider_details(self, info: Info) -> ProviderPaymentDetails:
         return ProviderPaymentDetails.of(await payments.provider_view(info.context, self._model))
+
+
+def _status(value: str) -> PaymentStatus:
+    return enum_of(PaymentStatus, value)
+
+
+def _kind(value: str) -> PaymentKind:
+    return enum_of(PaymentKind, value)
+
+
+def _creator(user_id: str | None) -> strawberry.ID | None:
+    return strawberry.ID(user_id) if user_id else None
+
+
+_PAYMENT_READERS = projection.RecordReaders(
+    [
+        ("id", "id", None),
+        ("status", "status", _status),
+        ("kind", "kind", _kind),
+        ("amount_cents", "amount_cents", None),
+        ("credits", "credits", None),
+        ("currency", "currency", None),
+        ("creator_id", "creator_user_id", _creator),
+        ("failure_reason", "failure_reason", None),
+        ("created_at", "created_at", None),
+        ("updated_at", "updated_at", None),
+        ("paid_at", "paid_at", None),
+    ]
+)
+# What each Payment field reads of its row (schema/projection.py); the provider's view needs
+# the whole row.
+projection.register(
+    "Payment",
+    {
+        "id": (),
+        "status": ("status",),
+        "kind": ("kind",),
+        "amountCents": ("amount_cents",),
+        "credits": ("credits",),
+        "currency": ("currency",),
+        "creatorId": ("creator_user_id",),
+        "failureReason": ("failure_reason",),
+        "createdAt": ("created_at",),
+        "updatedAt": ("updated_at",),
+        "paidAt": ("paid_at",),
+        "providerDetails": None,
+    },
+    always=("id", "account_id"),
+)
 
 
 @strawberry.type(description="Automatic purchase when the balance falls below a threshold.")

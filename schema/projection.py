@@ -4,9 +4,11 @@ A dashboard's `usages(first: 5) { nodes { modelName createdAt } }` shows 2 of a 
 17 columns, yet reading every column costs per row: asyncpg decodes each value (a timestamp is
 ~6,000 instructions, the JSON metadata a call into Python), and the row and the GraphQL object
 carry them all. A node type that registers how its GraphQL fields map to its model's
-attributes (`register`) lets `node_columns` read, from the connection field's selection, the
+attributes (`register`) lets `node_selection` read, from the connection field's selection, the
 attributes its rows must have; `page_args` puts them in `PageArgs.columns`, and the page
-statement selects only those.
+statement selects only those. A type may also name fields that read a relation its page
+loader can join (`related`: a members page that shows the users reads them in the same
+statement, instead of one more for the users).
 
 It errs on the side of reading more: fields under `@skip`/`@include` count whatever the
 variables say, every fragment counts whatever its type condition, and a field the type did not
@@ -15,9 +17,10 @@ register (or anything else unexpected) means every column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     FieldNode,
@@ -32,67 +35,121 @@ from graphql import (
 
 @dataclass(frozen=True)
 class RowColumns:
-    """A node type's rows: the attributes each GraphQL field reads, and those always read
-    (its id, keys that resolvers or loaders use)."""
+    """A node type's rows: the attributes each GraphQL field reads (None: the whole row),
+    those always read (its id, keys that resolvers or loaders use), and the fields that read
+    a relation a page loader may join (field -> relation name, for `PageArgs.related`)."""
 
-    fields: Mapping[str, tuple[str, ...]]
+    fields: Mapping[str, tuple[str, ...] | None]
     always: tuple[str, ...]
+    related: Mapping[str, str]
+
+
+class NodeSelection(NamedTuple):
+    """What a connection's nodes need: attributes (None: all) and relations to join."""
+
+    columns: tuple[str, ...] | None
+    related: tuple[str, ...]
+
+
+EVERYTHING = NodeSelection(None, ())
+
+
+Conversion = Callable[[Any], Any] | None
+
+
+class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
+    """record type -> a function giving a GraphQL object's attributes from a record of that
+    type, for `from_model`: every attribute from an ORM instance or a whole row, those its
+    columns feed from a projected row. `fields` are (attribute, the record's attribute it
+    comes from, conversion or None). Looked up by `readers[type(record)](record)`: the
+    function is made the first time a type is seen."""
+
+    def __init__(self, fields: Sequence[tuple[str, str, Conversion]]) -> None:
+        super().__init__()
+        self.fields = tuple(fields)
+
+    def __missing__(self, record_type: type) -> Callable[[Any], dict[str, Any]]:
+        columns = getattr(record_type, "_fields", None)  # a row (named tuple) or an ORM model
+        kept = [f for f in self.fields if columns is None or f[1] in columns]
+        names = tuple(name for name, _, _ in kept)
+        get = operator.attrgetter(*(source for _, source, _ in kept))
+        conversions = tuple((name, convert) for name, _, convert in kept if convert is not None)
+        one = len(kept) == 1
+
+        def read(record: Any) -> dict[str, Any]:
+            values = get(record)
+            attributes = dict(zip(names, (values,) if one else values, strict=True))
+            for name, convert in conversions:
+                attributes[name] = convert(attributes[name])
+            attributes["_model"] = record
+            return attributes
+
+        self[record_type] = read
+        return read
 
 
 _TYPES: dict[str, RowColumns] = {}
 # id of the field nodes -> (the nodes, the columns); the nodes are kept so ids stay theirs.
-_CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[str, ...] | None]] = {}
+_CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], NodeSelection]] = {}
 _CACHE_SIZE = 1024
 
 
-def register(type_name: str, fields: Mapping[str, tuple[str, ...]], always: Iterable[str]) -> None:
+def register(
+    type_name: str,
+    fields: Mapping[str, tuple[str, ...] | None],
+    always: Iterable[str],
+    related: Mapping[str, str] | None = None,
+) -> None:
     """Declare how the GraphQL type's fields (by GraphQL name) map to its rows' attributes."""
-    _TYPES[type_name] = RowColumns(dict(fields), tuple(always))
+    _TYPES[type_name] = RowColumns(dict(fields), tuple(always), dict(related or {}))
 
 
 def registered(type_name: str) -> RowColumns | None:
     return _TYPES.get(type_name)
 
 
-def node_columns(info: Any) -> tuple[str, ...] | None:
-    """The attributes the rows of this connection field's nodes need, or None for all of them
-    (a node type that did not register, or a selection it cannot account for)."""
+def node_selection(info: Any) -> NodeSelection:
+    """The attributes the rows of this connection field's nodes need (None for all of them: a
+    node type that did not register, or a selection it cannot account for), and the relations
+    the selection reads."""
     raw = info._raw_info
     field_nodes = raw.field_nodes
     key = tuple(map(id, field_nodes))
     found = _CACHE.get(key)
     if found is not None and all(a is b for a, b in zip(found[0], field_nodes, strict=True)):
         return found[1]
-    columns = _columns(raw.return_type, field_nodes, raw.fragments)
+    selection = _selection(raw.return_type, field_nodes, raw.fragments)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
-    _CACHE[key] = (tuple(field_nodes), columns)
-    return columns
+    _CACHE[key] = (tuple(field_nodes), selection)
+    return selection
 
 
-def _columns(return_type: Any, field_nodes: Any, fragments: Any) -> tuple[str, ...] | None:
+def _selection(return_type: Any, field_nodes: Any, fragments: Any) -> NodeSelection:
     connection = _named(return_type)
     if not isinstance(connection, GraphQLObjectType) or "nodes" not in connection.fields:
-        return None
+        return EVERYTHING
     node_type = _named(connection.fields["nodes"].type)
     spec = _TYPES.get(getattr(node_type, "name", ""))
     if spec is None:
-        return None
+        return EVERYTHING
     selected: set[str] = set()
     try:
         for node in field_nodes:
             _connection_fields(node.selection_set, fragments, selected)
     except LookupError:  # a fragment that is not there: let execution report it
-        return None
-    wanted = set(spec.always)
+        return EVERYTHING
+    related = tuple(sorted({spec.related[name] for name in selected if name in spec.related}))
+    wanted: set[str] | None = set(spec.always)
     for name in selected:
         if name == "__typename":
             continue
         columns = spec.fields.get(name)
-        if columns is None:
-            return None
+        if columns is None:  # not registered, or reads the whole row
+            wanted = None
+            break
         wanted.update(columns)
-    return tuple(sorted(wanted))
+    return NodeSelection(tuple(sorted(wanted)) if wanted is not None else None, related)
 
 
 def _connection_fields(

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from resolvers.pagination import Page, PageArgs
-from schema.projection import node_columns
+from schema.projection import node_selection
 
 T = TypeVar("T")
 
@@ -81,6 +81,7 @@ def page_args(
     before: str | None,
 ) -> PageArgs:
     settings = info.context.settings
+    selection = node_selection(info)
     return PageArgs.build(
         first=first,
         after=after,
@@ -88,5 +89,6 @@ def page_args(
         before=before,
         default=settings.default_page_size,
         maximum=settings.max_page_size,
-        columns=node_columns(info),
+        columns=selection.columns,
+        related=selection.related,
     )

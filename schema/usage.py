@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,10 +53,7 @@ class Usage(Node):
         `__init__` and the identity calls of the NewTypes (tests/test_graphql_execution.py
         holds it equal to the dataclass constructor)."""
         usage = cls.__new__(cls)
-        reader = _USAGE_READERS.get(type(record))
-        if reader is None:
-            reader = _USAGE_READERS[type(record)] = _usage_reader(type(record))
-        usage.__dict__ = reader(record)
+        usage.__dict__ = _USAGE_READERS[type(record)](record)
         return usage
 
     @strawberry.field
@@ -89,49 +85,38 @@ class Usage(Node):
         return Organization.from_model(org) if org is not None else None
 
 
-# Usage fields that are a record's attribute of the same name.
-_USAGE_ATTRIBUTES = (
-    "id",
-    "generation_id",
-    "provider_name",
-    "model_name",
-    "model_type_name",
-    "operation",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_micro_usd",
-    "credits_used",
-    "overdrawn",
-    "created_at",
+def _cost_usd(micro_usd: int) -> float:
+    return micro_usd / metering.MICRO
+
+
+def _metadata(value: Any) -> Any:
+    return value or {}
+
+
+_USAGE_READERS = projection.RecordReaders(
+    [
+        *(
+            (name, name, None)
+            for name in (
+                "id",
+                "generation_id",
+                "provider_name",
+                "model_name",
+                "model_type_name",
+                "operation",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "cost_micro_usd",
+                "credits_used",
+                "overdrawn",
+                "created_at",
+            )
+        ),
+        ("cost_usd", "cost_micro_usd", _cost_usd),
+        ("metadata", "metadata_", _metadata),
+    ]
 )
-_USAGE_READERS: dict[type, Any] = {}
-
-
-def _usage_reader(record_type: type) -> Any:
-    """record -> the Usage's attributes, for records of this type: every field for an ORM
-    record or a whole row, the fields its columns feed for a projected row."""
-    columns = getattr(record_type, "_fields", None)
-    present = set(columns) if columns is not None else None
-
-    def has(name: str) -> bool:
-        return present is None or name in present
-
-    names = tuple(name for name in _USAGE_ATTRIBUTES if has(name))
-    read = operator.attrgetter(*names) if len(names) > 1 else None
-    cost, metadata = has("cost_micro_usd"), has("metadata_")
-
-    def reader(record: Any) -> dict[str, Any]:
-        values = read(record) if read is not None else (getattr(record, names[0]),)
-        fields = dict(zip(names, values, strict=True))
-        if cost:
-            fields["cost_usd"] = record.cost_micro_usd / metering.MICRO
-        if metadata:
-            fields["metadata"] = record.metadata_ or {}
-        fields["_model"] = record
-        return fields
-
-    return reader
 
 
 # What each Usage field reads of its record (schema/projection.py); the relation fields read

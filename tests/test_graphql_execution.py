@@ -386,3 +386,60 @@ def test_usage_from_model_equals_the_constructor() -> None:
         )
         assert vars(fast) == vars(reference)
         assert isinstance(fast, Usage)
+
+
+def test_member_and_payment_from_model_equal_the_constructor() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.db import models
+    from resolvers.pagination import plain_row_type
+    from schema.member import Member, Role
+    from schema.payment import Payment, PaymentKind, PaymentStatus
+
+    now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    member = models.Member(
+        id="mbr-1", organization_id="org-1", user_id="usr-1", role="admin", created_at=now
+    )
+    member.updated_at = now
+    member_row = plain_row_type(models.Member)(
+        **{k: getattr(member, k) for k in plain_row_type(models.Member)._fields}
+    )
+    for record in (member, member_row):
+        reference = Member(
+            id=strawberry.ID(record.id),
+            role=Role(record.role),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            _model=record,
+        )
+        assert vars(Member.from_model(record)) == vars(reference)
+    row_type = plain_row_type(models.Payment)
+    values: dict[str, Any] = dict.fromkeys(row_type._fields)
+    values.update(
+        id="pay-1",
+        status="failed",
+        kind="purchase",
+        amount_cents=1002,
+        credits=10_020_000,
+        currency="usd",
+        failure_reason="declined",
+        created_at=now,
+        updated_at=now,
+    )
+    for creator in (None, "usr-1"):
+        record = row_type(**{**values, "creator_user_id": creator})
+        reference_payment = Payment(
+            id=strawberry.ID(record.id),
+            status=PaymentStatus(record.status),
+            kind=PaymentKind(record.kind),
+            amount_cents=record.amount_cents,
+            credits=record.credits,
+            currency=record.currency,
+            creator_id=strawberry.ID(creator) if creator else None,
+            failure_reason=record.failure_reason,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            paid_at=record.paid_at,
+            _model=record,
+        )
+        assert vars(Payment.from_model(record)) == vars(reference_payment)

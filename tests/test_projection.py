@@ -11,22 +11,44 @@ from schema import build_schema, projection
 from tests.conftest import Env
 from tests.test_usage_helpers import event, ingest_ok
 
-# Every Usage field, relations included.
-ALL_USAGE_FIELDS = (
-    "id generationId providerName modelName modelTypeName operation promptTokens"
-    " completionTokens totalTokens costUsd costMicroUsd creditsUsed overdrawn metadata"
-    " createdAt userId organizationId user { id } organization { id }"
-)
+# Every field of each registered type, relations included.
+ALL_FIELDS = {
+    "Usage": (
+        "id generationId providerName modelName modelTypeName operation promptTokens"
+        " completionTokens totalTokens costUsd costMicroUsd creditsUsed overdrawn metadata"
+        " createdAt userId organizationId user { id } organization { id }"
+    ),
+    "Member": (
+        "id role createdAt updatedAt organizationId userId user { email } organization { name }"
+        " usages(first: 2) { nodes { id modelName } }"
+    ),
+    "Payment": (
+        "id status kind amountCents credits currency creatorId failureReason createdAt"
+        " updatedAt paidAt providerDetails { provider status }"
+    ),
+}
+
+CHECKOUT = """
+mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { errors { code } } }
+"""
 
 
-async def _with_usage(env: Env) -> tuple[Any, str]:
+async def _world(env: Env) -> tuple[Any, str]:
+    """Alice owns an organization Bob is in; both have usage; she paid twice (once declined)."""
     alice = await env.user(name="Alice")
+    bob = await env.user(name="Bob")
     org_id = await env.organization(alice)
+    await env.add_member(org_id, bob)
+    await env.add_member(await env.organization(bob, "Bob's"), alice, role="admin")
     await ingest_ok(
         env,
         event(alice.user_id, organizationId=org_id, operation="web_search", metadata={"n": 1}),
         event(alice.user_id, metadata={"client": "ide", "big": 2**70}, costUsd=0.25),
+        event(bob.user_id, organizationId=org_id),
     )
+    for cents in (1000, 1002):  # sandbox: cents ending in 02 are declined
+        await alice.gql_data(CHECKOUT, {"input": {"amountCents": cents}})
+    await alice.gql_data(CHECKOUT, {"input": {"amountCents": 1500, "organizationId": org_id}})
     return alice, org_id
 
 
@@ -34,59 +56,77 @@ def _usage_statements(statements: list[str]) -> list[str]:
     return [s for s in statements if "FROM usage_records" in s or "usage_records." in s]
 
 
-def test_every_usage_field_says_which_columns_it_reads() -> None:
-    usage_type = build_schema()._schema.get_type("Usage")
-    registered = projection.registered("Usage")
-    assert usage_type is not None and registered is not None
-    assert "modelName" in usage_type.fields  # type: ignore[attr-defined]
-    assert set(usage_type.fields) == set(registered.fields)  # type: ignore[attr-defined]
+@pytest.mark.parametrize("type_name", sorted(ALL_FIELDS))
+def test_every_field_of_a_registered_type_says_which_columns_it_reads(type_name: str) -> None:
+    graphql_type = build_schema()._schema.get_type(type_name)
+    registered = projection.registered(type_name)
+    assert graphql_type is not None and registered is not None
+    assert set(graphql_type.fields) == set(registered.fields)  # type: ignore[attr-defined]
 
 
-QUERIES = [
-    # every field, through each kind of page (one parent, several parents, the organization)
-    "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { %s } } } }",
-    "query($o: ID!) { organization(id: $o) { members(first: 5) { nodes { usages(first: 10)"
-    " { nodes { %s } } } } } }",
-    "query($o: ID!) { organization(id: $o) { usages(first: 10) { nodes { %s } } } }",
-    # edges, fragments, inline fragments, aliases, directives
-    "query($u: ID!) { user(id: $u) { usages(first: 10) { edges { cursor node { m: %s } } } } }",
-    "query($u: ID!) { user(id: $u) { usages(first: 10) { ...Page } } }"
-    " fragment Page on UsageConnection { nodes { ...Fields } pageInfo { endCursor } }"
-    " fragment Fields on Usage { %s }",
-    "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { ... on Usage { %s } } } } }",
-    "query($u: ID!, $no: Boolean = false) { user(id: $u) { usages(first: 10) { nodes { id"
-    " ... @include(if: $no) { %s } } } } }",
+PAGES = {
+    "Usage": [
+        "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { %s } } } }",
+        "query($o: ID!) { organization(id: $o) { members(first: 5) { nodes { usages(first: 10)"
+        " { nodes { %s } } } } } }",
+        "query($o: ID!) { organization(id: $o) { usages(first: 10) { nodes { %s } } } }",
+        "query($u: ID!) { user(id: $u) { usages(first: 10) { edges { cursor node { %s } } } } }",
+    ],
+    "Member": [
+        "query($o: ID!) { organization(id: $o) { members(first: 10) { nodes { %s } } } }",
+        "query($o: ID!) { organization(id: $o) { members(last: 1) { edges { node { %s } } } } }",
+        # several organizations' pages in one statement
+        "query($u: ID!) { user(id: $u) { organizations { organization { members(first: 10)"
+        " { nodes { %s } } } } } }",
+    ],
+    "Payment": [
+        "query($u: ID!) { user(id: $u) { payments(first: 10) { nodes { %s } } } }",
+        "query($o: ID!) { organization(id: $o) { payments(first: 10) { nodes { %s } } } }",
+    ],
+}
+# The ways a selection can reach a connection's nodes: `{f}` is the fields, `{t}` the type.
+SHAPES = [
+    "first: {f}",  # an alias on the first field
+    "... on {t} {{ {f} }}",
+    "... on Node {{ id ... on {t} {{ {f} }} }}",
+    "... @include(if: $no) {{ {f} }}",
+    "...Fields",
 ]
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        ALL_USAGE_FIELDS,
-        "modelName createdAt",
-        "metadata",
-        "costUsd",
-        "__typename id",
-        "user { email } organization { name }",
-    ],
-)
-@pytest.mark.parametrize("query", QUERIES)
+def _cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for type_name, pages in PAGES.items():
+        for page in pages:
+            for fields in (ALL_FIELDS[type_name], "id", "__typename id createdAt"):
+                cases.append((type_name, page, fields))
+        for shape in SHAPES:
+            cases.append((type_name, pages[0], shape.format(f=ALL_FIELDS[type_name], t=type_name)))
+    return cases
+
+
+@pytest.mark.parametrize(("type_name", "page", "fields"), _cases())
 async def test_a_projected_page_answers_as_a_page_of_whole_rows(
-    env: Env, monkeypatch: pytest.MonkeyPatch, query: str, fields: str
+    env: Env, monkeypatch: pytest.MonkeyPatch, type_name: str, page: str, fields: str
 ) -> None:
-    alice, org_id = await _with_usage(env)
-    text = query % fields
-    variables = {"u": alice.user_id, "o": org_id}
+    alice, org_id = await _world(env)
+    text = page % fields
+    if "$no" in fields:
+        text = text.replace("query(", "query($no: Boolean!, ", 1)
+    if "...Fields" in fields:
+        text += f" fragment Fields on {type_name} {{ {ALL_FIELDS[type_name]} }}"
+    variables = {"u": alice.user_id, "o": org_id, "no": False}
     projected = await alice.gql(text, variables)
     monkeypatch.setattr(projection, "_TYPES", {})  # no type registered: whole rows
     monkeypatch.setattr(projection, "_CACHE", {})
     whole = await alice.gql(text, variables)
     assert "errors" not in projected, projected
     assert projected == whole
+    assert repr(projected) == repr(whole)  # ints stay ints (metadata's 2**70)
 
 
 async def test_a_page_reads_only_the_columns_the_query_selects(env: Env) -> None:
-    alice, _ = await _with_usage(env)
+    alice, _ = await _world(env)
     with env.counter.counting() as statements:
         data = await alice.gql_data(
             "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { modelName } } } }",
@@ -107,14 +147,32 @@ async def test_a_page_reads_only_the_columns_the_query_selects(env: Env) -> None
     assert "metadata" in statement.split(" FROM ")[0]
 
 
+async def test_a_members_page_reads_their_users_in_its_statement_when_shown(env: Env) -> None:
+    alice, org_id = await _world(env)
+    query = "query($o: ID!) { organization(id: $o) { members(first: 10) { nodes { %s } } } }"
+    with env.counter.counting() as statements:
+        data = await alice.gql_data(query % "role user { email }", {"o": org_id})
+    users = [n["user"]["email"] for n in data["organization"]["members"]["nodes"]]
+    assert len(users) == 2 and all(users)
+    (page,) = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
+    assert "JOIN users" in page
+    assert not [s for s in statements if "FROM users" in s and "members" not in s]
+    with env.counter.counting() as statements:
+        await alice.gql_data(query % "role", {"o": org_id})
+    (page,) = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
+    assert "JOIN users" not in page
+
+
 async def test_a_field_the_type_did_not_register_reads_whole_rows(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, _ = await _with_usage(env)
+    alice, _ = await _world(env)
     usage = projection.registered("Usage")
     assert usage is not None
     fields = {k: v for k, v in usage.fields.items() if k != "modelName"}
-    monkeypatch.setitem(projection._TYPES, "Usage", projection.RowColumns(fields, usage.always))
+    monkeypatch.setitem(
+        projection._TYPES, "Usage", projection.RowColumns(fields, usage.always, usage.related)
+    )
     monkeypatch.setattr(projection, "_CACHE", {})
     with env.counter.counting() as statements:
         await alice.gql_data(
@@ -126,7 +184,7 @@ async def test_a_field_the_type_did_not_register_reads_whole_rows(
 
 
 async def test_rest_usage_pages_read_whole_rows(env: Env) -> None:
-    alice, _ = await _with_usage(env)
+    alice, _ = await _world(env)
     response = await alice.get(f"/users/{alice.user_id}/usages")
     items = response.json()["data"]["items"]
     assert {item["generationId"][:4] for item in items} == {"gen_"}
