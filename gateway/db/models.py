@@ -141,7 +141,11 @@ class Organization(SQLModel, table=True):
 
 class Member(SQLModel, table=True):
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("organization_id", "user_id", name="uq_members_org_user"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "user_id", name="uq_members_org_user"),
+        # An organization's members page, in id order (migration 0003).
+        Index("ix_members_org_id", "organization_id", "id"),
+    )
 
     id: str = _id("mbr")
     organization_id: str = _fk("organizations.id", index=False)
