@@ -125,26 +125,24 @@ async def test_a_projected_page_answers_as_a_page_of_whole_rows(
     assert repr(projected) == repr(whole)  # ints stay ints (metadata's 2**70)
 
 
+async def _usage_columns_read(env: Env, client: Any, fields: str) -> str:
+    """The select list of the statement that reads the client's usage page for `fields`."""
+    with env.counter.counting() as statements:
+        await client.gql_data(
+            f"query($u: ID!) {{ user(id: $u) {{ usages(first: 10) {{ nodes {{ {fields} }} }} }} }}",
+            {"u": client.user_id},
+        )
+    (statement,) = _usage_statements(statements)
+    return statement.split(" FROM ")[0]
+
+
 async def test_a_page_reads_only_the_columns_the_query_selects(env: Env) -> None:
     alice, _ = await _world(env)
-    with env.counter.counting() as statements:
-        data = await alice.gql_data(
-            "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { modelName } } } }",
-            {"u": alice.user_id},
-        )
-    assert [n["modelName"] for n in data["user"]["usages"]["nodes"]] == ["gpt-4o", "gpt-4o"]
-    (statement,) = _usage_statements(statements)
-    selected = statement.split(" FROM ")[0]
+    selected = await _usage_columns_read(env, alice, "modelName")
     assert "model_name" in selected and "user_id" in selected
     for unread in ("metadata", "generation_id", "created_at", "cost_micro_usd"):
         assert unread not in selected
-    with env.counter.counting() as statements:
-        await alice.gql_data(
-            "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { metadata } } } }",
-            {"u": alice.user_id},
-        )
-    (statement,) = _usage_statements(statements)
-    assert "metadata" in statement.split(" FROM ")[0]
+    assert "metadata" in await _usage_columns_read(env, alice, "metadata")
 
 
 async def test_a_members_page_reads_their_users_in_its_statement_when_shown(env: Env) -> None:
@@ -174,13 +172,7 @@ async def test_a_field_the_type_did_not_register_reads_whole_rows(
         projection._TYPES, "Usage", projection.RowColumns(fields, usage.always, usage.related)
     )
     monkeypatch.setattr(projection, "_CACHE", {})
-    with env.counter.counting() as statements:
-        await alice.gql_data(
-            "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { modelName } } } }",
-            {"u": alice.user_id},
-        )
-    (statement,) = _usage_statements(statements)
-    assert "metadata" in statement.split(" FROM ")[0]
+    assert "metadata" in await _usage_columns_read(env, alice, "modelName")
 
 
 async def test_rest_usage_pages_read_whole_rows(env: Env) -> None:
