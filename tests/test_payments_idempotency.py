@@ -94,3 +94,17 @@ async def test_overlong_key_is_400(env: Env) -> None:
     )
     assert response.status_code == 400
     assert await payments_count(env) == 0
+
+
+async def test_an_amount_beyond_64_bits_with_a_key_is_refused_not_a_server_error(
+    env: Env,
+) -> None:
+    alice = await env.user()
+    response = await alice.post(
+        "/users/credits/checkout",
+        json={"amountCents": 2**70},
+        headers={"Idempotency-Key": "huge"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert await payments_count(env) == 0

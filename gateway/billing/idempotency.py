@@ -9,6 +9,7 @@ different request is a conflict.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -40,7 +41,16 @@ def fit_scope(owner: str, what: str) -> str:
 
 
 def request_hash(value: Any) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """A request's fingerprint: its canonical JSON (sorted keys), hashed. orjson's, or the
+    standard library's for what orjson refuses (an integer beyond 64 bits: the request is then
+    refused by validation, not by a server error); one value always takes the same path."""
+    try:
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        canonical = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 async def claim(
