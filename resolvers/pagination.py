@@ -180,9 +180,15 @@ class Joined:
             for column in plain_columns(self.model)
         )
 
+    @functools.cached_property
+    def _id_index(self) -> int:
+        return [column.key for column in plain_columns(self.model)].index("id")
+
     def row_of(self, item: Any) -> Any:
         values = item[-len(self.columns) :]
-        return plain_row_type(self.model)._make(values) if values[0] is not None else None
+        return (
+            plain_row_type(self.model)._make(values) if values[self._id_index] is not None else None
+        )
 
 
 @functools.cache

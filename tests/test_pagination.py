@@ -83,3 +83,17 @@ async def test_pages_of_several_parents_equal_each_parents_own_page(env: Env) ->
             assert got == {user_id: _shape(page) for user_id, page in alone.items()}, page_args
             assert got[ids[0]][0] == []  # no usage in the organization
             assert len(got[ids[2]][0]) > 0
+
+
+def test_a_joined_row_is_read_from_the_end_of_an_item_and_none_when_missing() -> None:
+    from gateway.db.models import Member, User
+    from resolvers.pagination import Joined, plain_row_type
+
+    joined = Joined(User, Member.user_id, "user")
+    user_fields = plain_row_type(User)._fields
+    values = {name: f"v-{name}" for name in user_fields}
+    member = ("mbr-1", "org-1", "usr-1")
+    user = joined.row_of((*member, *values.values()))
+    assert user is not None and user.id == "v-id" and user._asdict() == values
+    assert joined.row_of((*member, *(None for _ in user_fields))) is None
+    assert [c.key for c in joined.columns] == [f"user__{name}" for name in user_fields]
