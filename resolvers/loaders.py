@@ -256,11 +256,14 @@ def _pages_by_key(
     where: Sequence[Any] = (),
     plain: bool = False,
     related: Mapping[str, tuple[Joined, Callable[[], DataLoader]]] | None = None,
+    parent_of: Callable[[Any], Any] | None = None,
 ) -> DataLoader:
     """(parent id, PageArgs) → Page: parents sharing the same arguments load in one query.
 
     `related` (plain pages): relation name → (how to join its row, the by-id loader to prime
-    with it); a page whose `PageArgs.related` names one reads it in the same statement."""
+    with it); a page whose `PageArgs.related` names one reads it in the same statement.
+    `parent_of`: keys are not `column` values but what maps to one (see `pages_by_parent`);
+    each key's page is its own statement."""
 
     async def batch(keys: list[tuple[str, PageArgs]]) -> list[Page[Any]]:
         by_args: dict[PageArgs, list[str]] = defaultdict(list)
@@ -272,17 +275,23 @@ def _pages_by_key(
                 (related[name] for name in args.related if related and name in related),
                 (None, None),
             )
-            pages = await pages_by_parent(
-                session,
-                model,
-                column,
-                list(dict.fromkeys(parent_ids)),
-                args,
-                where=where,
-                newest_first=newest_first,
-                plain=plain,
-                joined=joined,
-            )
+            groups = [[p] for p in dict.fromkeys(parent_ids)] if parent_of else [parent_ids]
+            pages: dict[str, Page[Any]] = {}
+            for group in groups:
+                pages.update(
+                    await pages_by_parent(
+                        session,
+                        model,
+                        column,
+                        list(dict.fromkeys(group)),
+                        args,
+                        where=where,
+                        newest_first=newest_first,
+                        plain=plain,
+                        joined=joined,
+                        parent_of=parent_of,
+                    )
+                )
             if joined is not None and prime is not None:
                 loader = prime()
                 for page in pages.values():
@@ -459,6 +468,11 @@ _LIVE_KEY = (ApiKey.revoked_at.is_(None),)
 _SUCCEEDED_PAYMENT = (Payment.status == "succeeded",)
 
 
+def _personal_account_of(user_id: Any) -> Any:
+    """The id of the user's personal account, as a scalar subquery (one index lookup)."""
+    return select(Account.id).where(col(Account.user_id) == user_id).scalar_subquery()
+
+
 class Loaders:
     """Named for what they load; attribute access keeps call sites greppable.
 
@@ -624,6 +638,31 @@ class Loaders:
             newest_first=True,
             where=_SUCCEEDED_PAYMENT,
             plain=True,
+        )
+
+    @cached_property
+    def personal_payment_pages_by_user_id(self) -> DataLoader:
+        """A user's personal account's payments, found in the page's statement (no account
+        read first: the user page's payments cost one statement, not two)."""
+        return _pages_by_key(
+            self._db,
+            Payment,
+            Payment.account_id,
+            newest_first=True,
+            plain=True,
+            parent_of=_personal_account_of,
+        )
+
+    @cached_property
+    def succeeded_personal_payment_pages_by_user_id(self) -> DataLoader:
+        return _pages_by_key(
+            self._db,
+            Payment,
+            Payment.account_id,
+            newest_first=True,
+            where=_SUCCEEDED_PAYMENT,
+            plain=True,
+            parent_of=_personal_account_of,
         )
 
     @cached_property

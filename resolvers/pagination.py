@@ -6,7 +6,7 @@ import base64
 import binascii
 import functools
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -236,6 +236,7 @@ async def pages_by_parent(
     plain: bool = False,
     params: Mapping[str, Any] | None = None,
     joined: Joined | None = None,
+    parent_of: Callable[[Any], Any] | None = None,
 ) -> dict[str, Page[Any]]:
     """The same page for many parents in one query (top-N per parent by a window function).
 
@@ -246,9 +247,20 @@ async def pages_by_parent(
     if not parent_ids or args.limit == 0:
         return {parent_id: Page([]) for parent_id in parent_ids}
     many = len(parent_ids) > 1
+    if parent_of is not None and many:
+        raise ValueError("pages by a parent expression are one parent's at a time")
     lateral = many and dialect_name(session) == "postgresql"
     stmt = _page_statement(
-        model, parent_column, tuple(where), newest_first, args, plain, many, lateral, joined
+        model,
+        parent_column,
+        tuple(where),
+        newest_first,
+        args,
+        plain,
+        many,
+        lateral,
+        joined,
+        parent_of,
     )
     values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
     if many:
@@ -287,12 +299,16 @@ def _page_statement(
     many: bool,
     lateral: bool = False,
     joined: Joined | None = None,
+    parent_of: Callable[[Any], Any] | None = None,
 ) -> Any:
     """The page statement for this shape of arguments, with bound parameters for the values.
     `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window.
-    `joined` (plain pages): another model's row with each item, by a LEFT JOIN."""
+    `joined` (plain pages): another model's row with each item, by a LEFT JOIN. `parent_of`
+    (one parent): what `parent_column` must equal, as an expression of the parent's bound id
+    (e.g. a scalar subquery from a user id to their account's id)."""
     shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
-    key = (model, parent_column.key, id(where), newest_first, shape, plain, many, lateral, joined)
+    key: tuple[Any, ...] = (model, parent_column.key, id(where), newest_first, shape, plain)
+    key = (*key, many, lateral, joined, parent_of)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
         return found[1]
@@ -318,7 +334,12 @@ def _page_statement(
         stmt = (
             select(*columns)
             .select_from(source)
-            .where(parent_column == bindparam("_parent"), *where, *conditions)
+            .where(
+                parent_column
+                == (parent_of(bindparam("_parent")) if parent_of else bindparam("_parent")),
+                *where,
+                *conditions,
+            )
             .order_by(order)
             .limit(limit)
         )

@@ -103,6 +103,24 @@ async def payments_page(
     return page
 
 
+async def personal_payments_page(
+    ctx: Context, user_id: str, args: PageArgs, *, succeeded_only: bool = False
+) -> Page[Payment] | None:
+    """`User.payments`: the caller's own personal payments, newest first (None on anyone
+    else), read with their account in one statement. A user without an account yet has no
+    payments: the page is empty (the account is made when something is bought)."""
+    if ctx.principal is None or ctx.principal.user_id != user_id:
+        return None
+    loader = (
+        ctx.loaders.succeeded_personal_payment_pages_by_user_id
+        if succeeded_only
+        else ctx.loaders.personal_payment_pages_by_user_id
+    )
+    # Only ever the caller's own page: nothing to batch with.
+    page: Page[Payment] = await loader.fetch((user_id, args))
+    return page
+
+
 async def get_payment(ctx: Context, account: Account, payment_id: str) -> Payment:
     payment: Payment | None = await ctx.loaders.payment_by_id.load(payment_id)
     if payment is None or payment.account_id != account.id:

@@ -304,10 +304,11 @@ async def user_payments(
     succeeded_only: bool = False,
 ) -> Connection[Payment] | None:
     """Your personal payments, newest first; null on other users."""
-    account = await accounts.own_personal_account(info.context, root._model.id)
-    if account is None:
-        return None
-    return await _payments(info, account, first, after, last, before, succeeded_only)
+    args = page_args(info, first, after, last, before)
+    page = await payments.personal_payments_page(
+        info.context, root._model.id, args, succeeded_only=succeeded_only
+    )
+    return Connection.from_page(page, Payment.from_model) if page is not None else None
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:

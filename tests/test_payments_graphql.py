@@ -356,3 +356,20 @@ async def test_organization_payments_cost_the_same_for_2_and_6_organizations(env
         assert all(o["balance"]["amount"] == 1300 * CREDITS_PER_CENT for o in orgs)
         counts.append(await _statements(env, owner, ORGANIZATIONS_WITH_PAYMENTS))
     assert counts[0] == counts[1], counts
+
+
+async def test_payments_of_a_user_without_an_account_yet_are_an_empty_page(env: Env) -> None:
+    alice = await env.user()
+    async with env.sessions() as session:
+        await session.execute(
+            models.Account.__table__.delete().where(models.Account.user_id == alice.user_id)
+        )
+        await session.commit()
+    data = await alice.gql_data("{ viewer { payments { nodes { id } pageInfo { hasNextPage } } } }")
+    assert data["viewer"]["payments"] == {"nodes": [], "pageInfo": {"hasNextPage": False}}
+    # Reading payments makes no account; asking for the balance still does, as before.
+    assert (
+        await env.all(select(models.Account).where(models.Account.user_id == alice.user_id)) == []
+    )
+    balance = await alice.gql_data("{ viewer { balance { amount } } }")
+    assert balance["viewer"]["balance"]["amount"] == 0
