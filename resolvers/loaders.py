@@ -468,6 +468,22 @@ _LIVE_KEY = (ApiKey.revoked_at.is_(None),)
 _SUCCEEDED_PAYMENT = (Payment.status == "succeeded",)
 
 
+def _payment_pages(
+    session: Db, where: Sequence[Any] = (), parent_of: Callable[[Any], Any] | None = None
+) -> DataLoader:
+    """(account id, or user id with `parent_of`, PageArgs) → payments, newest first, as
+    read-only rows: history pages are only shown, never modified."""
+    return _pages_by_key(
+        session,
+        Payment,
+        Payment.account_id,
+        newest_first=True,
+        where=where,
+        plain=True,
+        parent_of=parent_of,
+    )
+
+
 def _personal_account_of(user_id: Any) -> Any:
     """The id of the user's personal account, as a scalar subquery (one index lookup)."""
     return select(Account.id).where(col(Account.user_id) == user_id).scalar_subquery()
@@ -626,44 +642,21 @@ class Loaders:
 
     @cached_property
     def payment_pages_by_account_id(self) -> DataLoader:
-        # Read-only rows (`plain`): history pages are only shown, never modified.
-        return _pages_by_key(self._db, Payment, Payment.account_id, newest_first=True, plain=True)
+        return _payment_pages(self._db)
 
     @cached_property
     def succeeded_payment_pages_by_account_id(self) -> DataLoader:
-        return _pages_by_key(
-            self._db,
-            Payment,
-            Payment.account_id,
-            newest_first=True,
-            where=_SUCCEEDED_PAYMENT,
-            plain=True,
-        )
+        return _payment_pages(self._db, _SUCCEEDED_PAYMENT)
 
     @cached_property
     def personal_payment_pages_by_user_id(self) -> DataLoader:
         """A user's personal account's payments, found in the page's statement (no account
         read first: the user page's payments cost one statement, not two)."""
-        return _pages_by_key(
-            self._db,
-            Payment,
-            Payment.account_id,
-            newest_first=True,
-            plain=True,
-            parent_of=_personal_account_of,
-        )
+        return _payment_pages(self._db, parent_of=_personal_account_of)
 
     @cached_property
     def succeeded_personal_payment_pages_by_user_id(self) -> DataLoader:
-        return _pages_by_key(
-            self._db,
-            Payment,
-            Payment.account_id,
-            newest_first=True,
-            where=_SUCCEEDED_PAYMENT,
-            plain=True,
-            parent_of=_personal_account_of,
-        )
+        return _payment_pages(self._db, _SUCCEEDED_PAYMENT, parent_of=_personal_account_of)
 
     @cached_property
     def usage_pages_by_user_id(self) -> DataLoader:
