@@ -29,10 +29,12 @@ def load_json(text: str) -> Any:
     return json.loads(text)
 
 
-def dump_json(value: Any) -> bytes:
+def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact JSON by orjson, or by the standard library for what orjson refuses (an
-    integer beyond 64 bits)."""
+    integer beyond 64 bits); one value always takes the same path."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False
+        ).encode()

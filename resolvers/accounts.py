@@ -111,7 +111,7 @@ async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
     Read-only: a plain row (no ORM query, so no transaction opened for it), or the account
     created if it was missing. Writers use `personal_account`.
     """
-    if ctx.principal is None or ctx.principal.user_id != user_id:
+    if not permissions.is_self(ctx, user_id):
         return None
     row: Account | None = await ctx.loaders.account_row_by_user_id.load(user_id)
     return row if row is not None else await personal_account(ctx, user_id)
@@ -128,7 +128,7 @@ class ActiveAccount:
 async def active_account(ctx: Context, user_id: str) -> ActiveAccount | None:
     """The caller's active account (None on other users); a stale organization falls back
     to the personal account."""
-    if ctx.principal is None or ctx.principal.user_id != user_id:
+    if not permissions.is_self(ctx, user_id):
         return None
     user: User | None = await ctx.loaders.user_by_id.load(user_id)
     org_id = user.active_organization_id if user is not None else None

@@ -18,6 +18,11 @@ def require_service(ctx: Context) -> None:
         raise Unauthenticated("This operation needs the service token")
 
 
+def is_self(ctx: Context, user_id: str) -> bool:
+    """The caller is this user (GraphQL's own-only fields are null on anyone else)."""
+    return ctx.principal is not None and ctx.principal.user_id == user_id
+
+
 def require_self(ctx: Context, user_id: str) -> str:
     """`/users/{id}/…`: only the caller's own id exists for the caller, and an organization's
     API key does not reach its creator's personal account (balance, payments, usage)."""

@@ -109,18 +109,9 @@ _MEMBER_READERS = projection.RecordReaders(
 # ids, which every row has.
 projection.register(
     "Member",
-    {
-        "id": (),
-        "role": (),
-        "createdAt": ("created_at",),
-        "updatedAt": ("updated_at",),
-        "organizationId": (),
-        "userId": (),
-        "user": (),
-        "organization": (),
-        "usages": (),
-    },
+    _MEMBER_READERS,
     always=("id", "organization_id", "user_id", "role"),
+    others={"organizationId": (), "userId": (), "user": (), "organization": (), "usages": ()},
     related={"user": "user"},  # a members page may read their users in the same statement
 )
 

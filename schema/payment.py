@@ -155,22 +155,7 @@ _PAYMENT_READERS = projection.RecordReaders(
 # What each Payment field reads of its row (schema/projection.py); the provider's view needs
 # the whole row.
 projection.register(
-    "Payment",
-    {
-        "id": (),
-        "status": ("status",),
-        "kind": ("kind",),
-        "amountCents": ("amount_cents",),
-        "credits": ("credits",),
-        "currency": ("currency",),
-        "creatorId": ("creator_user_id",),
-        "failureReason": ("failure_reason",),
-        "createdAt": ("created_at",),
-        "updatedAt": ("updated_at",),
-        "paidAt": ("paid_at",),
-        "providerDetails": None,
-    },
-    always=("id", "account_id"),
+    "Payment", _PAYMENT_READERS, always=("id", "account_id"), others={"providerDetails": None}
 )
 
 

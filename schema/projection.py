@@ -31,6 +31,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
+from strawberry.utils.str_converters import to_camel_case
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,20 @@ _CACHE_SIZE = 1024
 
 def register(
     type_name: str,
-    fields: Mapping[str, tuple[str, ...] | None],
+    readers: RecordReaders,
     always: Iterable[str],
+    others: Mapping[str, tuple[str, ...] | None],
     related: Mapping[str, str] | None = None,
 ) -> None:
-    """Declare how the GraphQL type's fields (by GraphQL name) map to its rows' attributes."""
-    _TYPES[type_name] = RowColumns(dict(fields), tuple(always), dict(related or {}))
+    """Declare how the GraphQL type's fields map to its rows' attributes: each field its
+    `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
+    fields with resolvers, with the columns they read (None: the whole row)."""
+    fields: dict[str, tuple[str, ...] | None] = {}
+    for attribute, column, _ in readers.fields:
+        name = to_camel_case(attribute)
+        fields[name] = (*(fields.get(name) or ()), column)
+    fields.update(others)
+    _TYPES[type_name] = RowColumns(fields, tuple(always), dict(related or {}))
 
 
 def registered(type_name: str) -> RowColumns | None:

@@ -119,32 +119,13 @@ _USAGE_READERS = projection.RecordReaders(
 )
 
 
-# What each Usage field reads of its record (schema/projection.py); the relation fields read
+# What each Usage field reads of its record (schema/projection.py): the relation fields read
 # the ids, which every row has.
 projection.register(
     "Usage",
-    {
-        "id": (),
-        "generationId": ("generation_id",),
-        "providerName": ("provider_name",),
-        "modelName": ("model_name",),
-        "modelTypeName": ("model_type_name",),
-        "operation": ("operation",),
-        "promptTokens": ("prompt_tokens",),
-        "completionTokens": ("completion_tokens",),
-        "totalTokens": ("total_tokens",),
-        "costUsd": ("cost_micro_usd",),
-        "costMicroUsd": ("cost_micro_usd",),
-        "creditsUsed": ("credits_used",),
-        "overdrawn": ("overdrawn",),
-        "metadata": ("metadata_",),
-        "createdAt": ("created_at",),
-        "userId": (),
-        "organizationId": (),
-        "user": (),
-        "organization": (),
-    },
+    _USAGE_READERS,
     always=("id", "user_id", "organization_id"),
+    others={"userId": (), "organizationId": (), "user": (), "organization": ()},
 )
 
 

@@ -9,16 +9,15 @@ different request is a conflict.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import IdempotencyRecord
 from gateway.errors import Conflict, ValidationFailed
+from gateway.jsoncodec import dump_json
 
 MAX_KEY_LENGTH = 255
 
@@ -41,16 +40,9 @@ def fit_scope(owner: str, what: str) -> str:
 
 
 def request_hash(value: Any) -> str:
-    """A request's fingerprint: its canonical JSON (sorted keys), hashed. orjson's, or the
-    standard library's for what orjson refuses (an integer beyond 64 bits: the request is then
-    refused by validation, not by a server error); one value always takes the same path."""
-    try:
-        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        canonical = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
-    return hashlib.sha256(canonical).hexdigest()
+    """A request's fingerprint: its canonical JSON (sorted keys), hashed (an integer beyond
+    64 bits included: the request is then refused by validation, not by a server error)."""
+    return hashlib.sha256(dump_json(value, sort_keys=True)).hexdigest()
 
 
 async def claim(
