@@ -111,7 +111,7 @@ async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
     Read-only: a plain row (no ORM query, so no transaction opened for it), or the account
     created if it was missing. Writers use `personal_account`.
     """
-    if not permissions.is_self(ctx, user_id):
+    if not permissions.owns_personal_account(ctx, user_id):
         return None
     row: Account | None = await ctx.loaders.account_row_by_user_id.load(user_id)
     return row if row is not None else await personal_account(ctx, user_id)

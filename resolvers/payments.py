@@ -109,7 +109,7 @@ async def personal_payments_page(
     """`User.payments`: the caller's own personal payments, newest first (None on anyone
     else), read with their account in one statement. A user without an account yet has no
     payments: the page is empty (the account is made when something is bought)."""
-    if not permissions.is_self(ctx, user_id):
+    if not permissions.owns_personal_account(ctx, user_id):
         return None
     loader = (
         ctx.loaders.succeeded_personal_payment_pages_by_user_id

@@ -23,6 +23,16 @@ def is_self(ctx: Context, user_id: str) -> bool:
     return ctx.principal is not None and ctx.principal.user_id == user_id
 
 
+def owns_personal_account(ctx: Context, user_id: str) -> bool:
+    """GraphQL's own-only personal-account fields of a User (balance, billing account,
+    payments, usage, subscription): False (null) on anyone else; for the caller, True, unless
+    the caller came with an organization's API key, which is refused here as on REST."""
+    if not is_self(ctx, user_id):
+        return False
+    require_self(ctx, user_id)
+    return True
+
+
 def require_self(ctx: Context, user_id: str) -> str:
     """`/users/{id}/…`: only the caller's own id exists for the caller, and an organization's
     API key does not reach its creator's personal account (balance, payments, usage)."""

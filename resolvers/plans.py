@@ -124,6 +124,13 @@ async def user_subscription(ctx: Context) -> Subscription | None:
     return await current_subscription(ctx, await accounts.personal_account(ctx))
 
 
+async def visible_user_subscription(ctx: Context, user_id: str) -> Subscription | None:
+    """`User.subscription`: the caller's own individual subscription; None on anyone else."""
+    if not permissions.owns_personal_account(ctx, user_id):
+        return None
+    return await user_subscription(ctx)
+
+
 async def require_user_subscription(ctx: Context) -> Subscription:
     found = await user_subscription(ctx)
     if found is None:

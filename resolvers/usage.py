@@ -449,7 +449,7 @@ async def visible_user_usages(
     ctx: Context, user_id: str, args: PageArgs
 ) -> Page[UsageRecord] | None:
     """`User.usages`: the viewer's own history; None on anyone else."""
-    if not permissions.is_self(ctx, user_id):
+    if not permissions.owns_personal_account(ctx, user_id):
         return None
     return await user_usages_page(ctx, user_id, args)
 

@@ -40,6 +40,16 @@ async def get_user(ctx: Context, user_id: str) -> User | None:
     return user if user is not None and user.deleted_at is None else None
 
 
+async def active_organization(ctx: Context, user: User) -> Organization | None:
+    """`User.active_organization`: where the caller's usage is billed; None on anyone else
+    and for the personal account."""
+    org_id = user.active_organization_id
+    if org_id is None or not permissions.is_self(ctx, user.id):
+        return None
+    org: Organization | None = await ctx.loaders.organization_row_by_id.load(org_id)
+    return org
+
+
 @dataclass
 class Membership:
     member: Member

@@ -175,10 +175,7 @@ async def organization_plan_history(
 
 async def user_subscription(root: Any, info: Info) -> Subscription | None:
     """Your individual subscription; null for other users."""
-    principal = info.context.principal
-    if principal is None or principal.user_id != root._model.id:
-        return None
-    found = await plans.user_subscription(info.context)
+    found = await plans.visible_user_subscription(info.context, root._model.id)
     return Subscription.from_model(found) if found is not None else None
 
 

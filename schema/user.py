@@ -66,10 +66,7 @@ class User(Node):
     ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
         from schema.organization import Organization
 
-        org_id = self._model.active_organization_id
-        if org_id is None or info.context.principal.user_id != self._model.id:
-            return None
-        org = await info.context.loaders.organization_row_by_id.load(org_id)
+        org = await users.active_organization(info.context, self._model)
         return Organization.from_model(org) if org is not None else None
 
     @strawberry.field(description="Your live API keys, newest first; null on other users.")

@@ -509,3 +509,29 @@ async def test_organization_key_cannot_use_the_personal_account(env: Env) -> Non
     assert checkout.status_code == 403
     assert (await scoped.get("/users/me")).status_code == 200
     assert (await scoped.get(f"/organizations/{org_id}/balance")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "balance { amount }",
+        "billingAccount { id }",
+        "payments(first: 5) { nodes { id } }",
+        "usages(first: 5) { nodes { id } }",
+        "subscription { id }",
+    ],
+)
+async def test_organization_key_cannot_read_the_personal_account_in_graphql(
+    env: Env, field: str
+) -> None:
+    """GraphQL's own-only fields refuse an organization key as REST's /users/{id}/… do."""
+    alice = await env.user()
+    org_id = await env.organization(alice)
+    scoped = await org_key_client(env, alice, org_id)
+    body = await scoped.gql(f"{{ viewer {{ id {field} }} }}")
+    name = field.split("(")[0].split(" ")[0]
+    assert body["data"] == {"viewer": {"id": alice.user_id, name: None}}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert [e["path"] for e in body["errors"]] == [["viewer", name]]
+    own = await alice.gql(f"{{ viewer {{ id {field} }} }}")
+    assert "errors" not in own
