@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys, users
+from schema import projection
 from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
 from schema.payment import (
@@ -39,17 +40,12 @@ class User(Node):
     _model: strawberry.Private[models.User]
 
     @classmethod
-    def from_model(cls, user: models.User) -> User:
-        return cls(
-            id=strawberry.ID(user.id),
-            email=user.email,
-            display_name=user.display_name,
-            photo_url=user.photo_url,
-            terms_accepted_at=user.terms_accepted_at,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-            _model=user,
-        )
+    def from_model(cls, user: models.User | Any) -> User:
+        """From an ORM user or a read-only row, without the dataclass `__init__` (a members
+        page shows one per member; held equal to the constructor by a test)."""
+        found = cls.__new__(cls)
+        found.__dict__ = _USER_READERS[type(user)](user)
+        return found
 
     @strawberry.field(description="The user's memberships, with role, in live organizations.")
     async def organizations(
@@ -104,6 +100,22 @@ class User(Node):
         resolver=user_subscription,
         description="Your individual plan subscription; null if none or on other users.",
     )
+
+
+_USER_READERS = projection.RecordReaders(
+    [
+        (name, name, None)
+        for name in (
+            "id",
+            "email",
+            "display_name",
+            "photo_url",
+            "terms_accepted_at",
+            "created_at",
+            "updated_at",
+        )
+    ]
+)
 
 
 @strawberry.type

@@ -443,3 +443,32 @@ def test_member_and_payment_from_model_equal_the_constructor() -> None:
             _model=record,
         )
         assert vars(Payment.from_model(record)) == vars(reference_payment)
+
+
+def test_user_from_model_equals_the_constructor() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.db import models
+    from resolvers.pagination import plain_row_type
+    from schema.user import User
+
+    now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    user = models.User(
+        id="usr-1", email="a@example.com", display_name="A", photo_url="", created_at=now
+    )
+    user.updated_at = now
+    row_type = plain_row_type(models.User)
+    for record in (user, row_type(**{k: getattr(user, k) for k in row_type._fields})):
+        reference = User(
+            id=strawberry.ID(record.id),
+            email=record.email,
+            display_name=record.display_name,
+            photo_url=record.photo_url,
+            terms_accepted_at=record.terms_accepted_at,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            _model=record,
+        )
+        found = User.from_model(record)
+        assert vars(found) == vars(reference)
+        assert isinstance(found, User)
