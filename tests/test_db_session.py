@@ -22,6 +22,7 @@ from gateway.db.session import (
     _Compiled,
     create_engine,
     create_session_factory,
+    decode_timestamptz,
     fetch_rows,
 )
 from gateway.errors import ServiceBusy
@@ -59,6 +60,83 @@ def test_rows_keep_asyncpgs_utc_timestamps_and_convert_any_other() -> None:
     paris = timezone(timedelta(hours=1))
     converted = compiled.make(("org-1", datetime(2026, 12, 1, 23, 0, tzinfo=paris), None))
     assert converted.created_at == utc and converted.created_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text_value", "expected"),
+    [
+        ("2026-11-25 10:00:00+00", datetime(2026, 11, 25, 10, tzinfo=UTC)),
+        ("2026-11-25 10:00:00.5+00", datetime(2026, 11, 25, 10, 0, 0, 500_000, tzinfo=UTC)),
+        ("2026-11-25 10:00:00.000001+00", datetime(2026, 11, 25, 10, 0, 0, 1, tzinfo=UTC)),
+        ("0999-01-02 03:04:05.999999+00", datetime(999, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC)),
+        ("infinity", datetime.max.replace(tzinfo=UTC)),
+        ("-infinity", datetime.min.replace(tzinfo=UTC)),
+    ],
+)
+def test_postgresql_timestamp_text_decodes_to_aware_utc(
+    text_value: str, expected: datetime
+) -> None:
+    decoded = decode_timestamptz(text_value)
+    assert decoded == expected
+    assert decoded.tzinfo is UTC
+
+
+def test_a_bc_timestamp_is_refused_as_asyncpg_refused_it() -> None:
+    with pytest.raises(ValueError):
+        decode_timestamptz("0044-03-15 00:00:00+00 BC")
+
+
+@pytest.mark.skipif(not PG_URL, reason="asyncpg's codecs")
+async def test_timestamps_round_trip_through_postgresql_as_utc(
+    pg_schema: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.db.session as db_session
+
+    decoded: list[str] = []
+
+    def counting(text_value: str) -> datetime:
+        decoded.append(text_value)
+        return decode_timestamptz(text_value)
+
+    monkeypatch.setattr(db_session, "decode_timestamptz", counting)  # read as text, by us
+    engine = create_engine(PG_URL or "", pool_size=1, search_path=pg_schema)
+    sessions = create_session_factory(engine)
+    values = [
+        datetime(2026, 11, 25, 10, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 999_999, tzinfo=UTC),
+        datetime(1000, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 25, 11, 30, tzinfo=timezone(timedelta(hours=1, minutes=30))),
+    ]
+    try:
+        async with sessions() as session:
+            settings = (
+                await session.execute(
+                    text("SELECT current_setting('TimeZone'), current_setting('DateStyle')")
+                )
+            ).one()
+            assert tuple(settings) == ("UTC", "ISO, MDY")
+            for value in values:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT CAST(:at AS timestamptz) AS at, CAST(:at AS timestamptz) = :at AS same"
+                        ),
+                        {"at": value},
+                    )
+                ).one()
+                assert row.at == value and row.at.tzinfo is UTC and row.same
+                org = Organization(name="t", created_at=value, updated_at=value)
+                session.add(org)
+                await session.flush()
+                found = await fetch_rows(
+                    session, select(Organization.created_at).where(Organization.id == org.id)
+                )
+                assert found[0].created_at == value and found[0].created_at.tzinfo is UTC
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    assert len(decoded) >= 2 * len(values)
 
 
 @pytest.mark.skipif(not PG_URL, reason="the pool is PostgreSQL's")

@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections import namedtuple
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, event
@@ -65,14 +65,56 @@ def create_engine(
             cursor.close()
 
         return engine
-    server_settings = {"application_name": "account-gateway"}
+    # Timestamps travel as ISO text in UTC (`_timestamps_as_text`): the session's zone and
+    # date style are fixed here, whatever the server's defaults.
+    server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
     kwargs["connect_args"] = {"server_settings": server_settings}
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = max_overflow
     kwargs["pool_timeout"] = pool_timeout
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "connect", _timestamps_as_text)
+    return engine
+
+
+def _timestamps_as_text(dbapi_connection: Any, _record: Any) -> None:
+    """`timestamptz` in text format on each new asyncpg connection.
+
+    asyncpg decodes a binary timestamp by building a `timedelta` and adding it to its epoch
+    (~6,000 instructions a value: a dashboard has ~180 of them); `datetime.fromisoformat` reads
+    PostgreSQL's ISO text (`2026-11-25 10:00:00.123456+00`, the session is in UTC) in C, at
+    about a tenth of that, and gives the same aware UTC datetimes. Parameters go out as
+    `isoformat()` text.
+    """
+    dbapi_connection.run_async(
+        lambda connection: connection.set_type_codec(
+            "timestamptz",
+            schema="pg_catalog",
+            encoder=datetime.isoformat,
+            decoder=decode_timestamptz,
+            format="text",
+        )
+    )
+
+
+_INFINITY = {
+    # What asyncpg's binary codec gives for PostgreSQL's infinite timestamps.
+    "infinity": datetime.max.replace(tzinfo=UTC),
+    "-infinity": datetime.min.replace(tzinfo=UTC),
+}
+
+
+def decode_timestamptz(text: str) -> datetime:
+    """PostgreSQL's ISO text of a `timestamptz` (session in UTC) as an aware UTC datetime."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        infinite = _INFINITY.get(text)
+        if infinite is None:  # a BC date: no Python datetime holds it (nor did asyncpg's)
+            raise
+        return infinite
 
 
 class _Compiled:
