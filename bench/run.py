@@ -515,7 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per point")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each series")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of c=16 load on each target before a query is measured",
+    )
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--queries", default=",".join(QUERIES))
     parser.add_argument("--targets", default="gateway,floor")
@@ -607,14 +612,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"measured {operation} instead"
                 )
             print(f"{query}: check {check}")
-            for target in targets:
-                if target == "gateway" and not gateway_ok:
-                    continue
-                server = servers[target]
-                asyncio.run(mark_keys_used(args.url))
+            measured = [t for t in targets if t != "gateway" or gateway_ok]
+            for target in measured:
                 if args.warmup > 0:
-                    run_wrk(server.base, requests_file, 16, args.warmup)
-                for c in concurrencies:
+                    asyncio.run(mark_keys_used(args.url))
+                    run_wrk(servers[target].base, requests_file, 16, args.warmup)
+            # The targets take turns at each concurrency, so the two points of a ratio are
+            # measured back to back: this machine's speed drifts by tens of per cent within
+            # minutes, and a whole series of one target before the other's put that drift
+            # into the ratios.
+            for c in concurrencies:
+                for target in measured:
+                    server = servers[target]
                     asyncio.run(mark_keys_used(args.url))
                     with CpuMeter(server.process.pid) as meter:
                         result = run_wrk(server.base, requests_file, c, args.duration)
