@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import json
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
 from gateway.db.session import ConnectionGate, create_engine, create_session_factory
 from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
-from gateway.jsoncodec import dump_json
+from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
 from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
@@ -194,6 +195,14 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         if result.errors:
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """strawberry's `json.loads`, with what it let through as a 500 (JSON nested too
+        deeply, bytes that are not UTF-8) refused as the view refuses any bad JSON: 400."""
+        try:
+            return loads_exactly(data)
+        except UnicodeDecodeError as error:
+            raise json.JSONDecodeError("Request body is not UTF-8", "", 0) from error
 
     def encode_json(self, data: object) -> str | bytes:
         """Compact, like strawberry's own `json.dumps`, at orjson's speed where it can."""

@@ -26,7 +26,17 @@ def load_json(text: str) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    return loads_exactly(text)
+
+
+def loads_exactly(data: str | bytes) -> Any:
+    """`json.loads`, with a document nested too deeply for the interpreter's stack (orjson
+    refuses past 1,024 levels, then the standard library recurses until it fails) refused as
+    invalid JSON, like any other bad document, instead of a RecursionError."""
+    try:
+        return json.loads(data)
+    except RecursionError as error:
+        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from error
 
 
 def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:

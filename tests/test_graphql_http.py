@@ -92,3 +92,15 @@ async def test_a_json_body_that_is_not_an_object_is_400(env: Env, body: str) -> 
     response = await alice.http.post("/graphql", content=body.encode(), headers=alice._headers({}))
     assert response.status_code == 400
     assert response.text == "The request body must be a JSON object"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"query": "{ viewer { id } }", "x": "\xff"}'],
+    ids=["nested-too-deeply", "not-utf-8"],
+)
+async def test_a_body_json_cannot_read_is_400(env: Env, body: bytes) -> None:
+    alice = await env.user()
+    response = await alice.http.post("/graphql", content=body, headers=alice._headers({}))
+    assert response.status_code == 400
+    assert response.text == "Unable to parse request body as JSON"

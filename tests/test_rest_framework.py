@@ -126,6 +126,16 @@ async def test_non_json_body_is_415(env: Env) -> None:
     }
 
 
+async def test_json_nested_too_deeply_is_400_not_500(env: Env) -> None:
+    alice = await env.user()
+    response = await alice.post("/api-keys", content=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+    assert response.json() == {
+        "success": False,
+        "error": "Request body is not valid JSON (JSON nested too deeply: line 1 column 1 (char 0))",
+    }
+
+
 async def test_malformed_json_is_400_with_where_it_broke(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", content=b'{"name": ')
