@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from schema.organization import Organization
 
 
+# The personal account's fields refuse an organization's API key, as REST's /users/{id} routes do.
+_PERSONAL = " FORBIDDEN through an organization's API key."
+
+
 @strawberry.type
 class User(Node):
     id: strawberry.ID
@@ -79,26 +83,29 @@ class User(Node):
         return Connection.from_page(page, ApiKey.from_model) if page is not None else None
 
     usages = strawberry.field(
-        resolver=user_usages, description="Your usage, newest first; null on other users."
+        resolver=user_usages,
+        description=f"Your usage, newest first; null on other users.{_PERSONAL}",
     )
     active_account = strawberry.field(
         resolver=user_active_account,
         description="Where your usage is billed (see switchActiveAccount); null on other users.",
     )
     balance = strawberry.field(
-        resolver=user_balance, description="Your personal balance; null on other users."
+        resolver=user_balance, description=f"Your personal balance; null on other users.{_PERSONAL}"
     )
     payments = strawberry.field(
         resolver=user_payments,
-        description="Your personal payments, newest first; null on other users.",
+        description=f"Your personal payments, newest first; null on other users.{_PERSONAL}",
     )
     billing_account = strawberry.field(
         resolver=user_billing_account,
-        description="Your personal billing account's settings; null on other users.",
+        description=(f"Your personal billing account's settings; null on other users.{_PERSONAL}"),
     )
     subscription = strawberry.field(
         resolver=user_subscription,
-        description="Your individual plan subscription; null if none or on other users.",
+        description=(
+            f"Your individual plan subscription; null if none or on other users.{_PERSONAL}"
+        ),
     )
 
 
