@@ -25,7 +25,12 @@ from strawberry.http import GraphQLRequestData
 
 from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
-from gateway.db.session import ConnectionGate, create_engine, create_session_factory
+from gateway.db.session import (
+    ConnectionGate,
+    create_engine,
+    create_session_factory,
+    dialect_name,
+)
 from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
 from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
@@ -211,6 +216,9 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     async def get_context(self, request: Any, response: Any = None) -> Context:  # type: ignore[override]
         ctx = await self.state.authenticated_context(request)
         ctx.response = response
+        # Connections may take their nodes as JSON that PostgreSQL writes, which `encode_json`
+        # (orjson) embeds as it is (schema/compiled.py, `_json_nodes`).
+        ctx.json_fragments = dialect_name(ctx.db) == "postgresql"
         request.state.gateway_context = ctx
         limiter = self.state.rate_limiter
         if limiter is not None and ctx.principal is not None and ctx.principal.user_id:

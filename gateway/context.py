@@ -43,6 +43,9 @@ class Context:
         self.response: Any = None
         # Why a presented token was refused; raised when an operation needs a caller.
         self.auth_error: Exception | None = None
+        # The GraphQL response is written by orjson, which embeds JSON that PostgreSQL wrote
+        # (`orjson.Fragment`, schema/compiled.py): set by the HTTP view.
+        self.json_fragments = False
         self._now: datetime | None = None
 
     @property

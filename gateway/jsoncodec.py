@@ -46,5 +46,16 @@ def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
         return json.dumps(
-            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False
+            value,
+            sort_keys=sort_keys,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=_fragment_value,
         ).encode()
+
+
+def _fragment_value(value: Any) -> Any:
+    """What the standard library writes for JSON text orjson would embed as it is."""
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(orjson.dumps(value))  # its text, as it is
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -5,17 +5,34 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import ARRAY, Integer, bindparam, func, select, true
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.db.expressions import one_of
+from gateway.db.models import UTCDateTime
 from gateway.db.session import RequestDatabase, dialect_name, fetch_rows, orm_session
 from gateway.errors import ValidationFailed
 
@@ -38,6 +55,45 @@ def decode_cursor(cursor: str, *, field_name: str = "cursor") -> str:
     return raw[len(_CURSOR_TAG) :]
 
 
+class JsonNodes(NamedTuple):
+    """A connection's nodes as JSON that PostgreSQL builds (`PageArgs.json`): the node type's
+    name, and per response key, in response order, the model attribute whose column gives its
+    value (None: the key is `__typename`, the type's name). Made from a compiled plan
+    (schema/compiled.py) by `schema.projection.json_nodes`, only for a selection whose every
+    field is a plain column that serializes in SQL exactly as in Python: no node can have an
+    error."""
+
+    type_name: str
+    fields: tuple[tuple[str, str | None], ...]
+
+
+# SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
+# exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt, booleans,
+# and UTC timestamps for DateTime (formatted as `format_datetime` does, schema/scalars.py).
+JSON_LEAVES: dict[str, frozenset[str]] = {
+    "text": frozenset({"String", "ID"}),
+    "integer": frozenset({"Int", "BigInt"}),
+    "bigint": frozenset({"BigInt"}),
+    "boolean": frozenset({"Boolean"}),
+    "timestamp": frozenset({"DateTime"}),
+}
+
+
+def sql_kind(type_: Any) -> str | None:
+    """The `JSON_LEAVES` kind of a column type, or None."""
+    if isinstance(type_, UTCDateTime):
+        return "timestamp"
+    if isinstance(type_, BigInteger):
+        return "bigint"
+    if isinstance(type_, Integer):  # not SmallInteger's subclasses alone: any 32-bit integer
+        return "integer"
+    if isinstance(type_, Boolean):
+        return "boolean"
+    if isinstance(type_, String) and not isinstance(type_, SAEnum):  # AutoString, Text, …
+        return "text"
+    return None
+
+
 class PageArgs(NamedTuple):
     """Relay arguments, validated; hashable so a loader can batch parents sharing them (a
     named tuple: loaders hash their keys several times per parent, and a tuple hashes in C).
@@ -47,6 +103,9 @@ class PageArgs(NamedTuple):
     connection's nodes (`schema/projection.py`); None reads every column. Rows of a projected
     page have only those attributes. `related`: relations the caller will read for every item
     (e.g. a member's user), which a loader may read in the same statement (`Joined`).
+    `json`: the nodes' response objects, which a `plain` page on PostgreSQL reads as JSON text
+    that PostgreSQL builds (`Page.json`) instead of the columns (`schema/projection.py`,
+    `JsonNodes`); elsewhere `columns` are read as usual.
     """
 
     first: int | None = None
@@ -55,6 +114,7 @@ class PageArgs(NamedTuple):
     before: str | None = None
     columns: tuple[str, ...] | None = None
     related: tuple[str, ...] = ()
+    json: JsonNodes | None = None
 
     @classmethod
     @functools.lru_cache(maxsize=1024)  # pure; a level's parents share their arguments
@@ -69,6 +129,7 @@ class PageArgs(NamedTuple):
         maximum: int,
         columns: tuple[str, ...] | None = None,
         related: tuple[str, ...] = (),
+        json: JsonNodes | None = None,
     ) -> PageArgs:
         if first is not None and last is not None:
             raise ValidationFailed("Pass either first or last, not both", field="first")
@@ -84,6 +145,7 @@ class PageArgs(NamedTuple):
             before=decode_cursor(before, field_name="before") if before else None,
             columns=columns,
             related=related,
+            json=json,
         )
 
     @property
@@ -103,6 +165,9 @@ class Page(Generic[T]):
     items: list[T]
     has_next_page: bool = False
     has_previous_page: bool = False
+    # The items are rows of an id, a parent id and `node_json`, the node's response object as
+    # JSON text (`PageArgs.json`), not the node's columns.
+    json: bool = False
 
     @property
     def cursors(self) -> list[str]:
@@ -121,14 +186,14 @@ class Page(Generic[T]):
         return self.end_cursor if self.has_next_page else None
 
 
-def _page(rows: list[Any], args: PageArgs) -> Page[Any]:
+def _page(rows: list[Any], args: PageArgs, json: bool = False) -> Page[Any]:
     more = len(rows) > args.limit
     rows = rows[: args.limit]
     if args.backwards:
         rows.reverse()
-        page = Page(rows, has_next_page=args.before is not None, has_previous_page=more)
+        page = Page(rows, args.before is not None, more, json)
     else:
-        page = Page(rows, has_next_page=more, has_previous_page=args.after is not None)
+        page = Page(rows, more, args.after is not None, json)
     return page
 
 
@@ -161,6 +226,63 @@ def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> 
     if unknown:
         raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
     return tuple(column for column in columns if column.key in wanted)
+
+
+NODE_JSON = "node_json"
+
+
+@functools.lru_cache(maxsize=256)
+def json_column(model: Any, nodes: JsonNodes) -> Any:
+    """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
+    `node_json` (`json_build_object` keeps the keys in order). Values as their GraphQL types
+    serialize them (`projection.JSON_LEAVES`): text, numbers and booleans as they are,
+    timestamps as `format_datetime` writes them (infinite ones as Python's largest and
+    smallest datetimes, which is what they are read as)."""
+    pairs: list[Any] = []
+    for key, attribute in nodes.fields:
+        pairs.append(_sql_name(key))
+        if attribute is None:
+            pairs.append(_sql_name(nodes.type_name))
+            continue
+        column = getattr(model, attribute)
+        if sql_kind(column.type) == "timestamp":
+            pairs.append(_rfc3339(column))
+        else:
+            pairs.append(column)
+    return cast(func.json_build_object(*pairs), Text).label(NODE_JSON)
+
+
+def _sql_name(name: str) -> Any:
+    """A GraphQL name (checked: letters, digits, underscores) as an SQL string literal."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a GraphQL name: {name!r}")
+    return literal_column(f"'{name}'")
+
+
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def _rfc3339(column: Any) -> Any:
+    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
+    return case(
+        (
+            func.isfinite(column),
+            func.to_char(utc, literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'""")),
+        ),
+        (
+            column > literal_column("'epoch'::timestamptz"),
+            literal_column("'9999-12-31T23:59:59.999999Z'"),
+        ),
+        else_=literal_column("'0001-01-01T00:00:00.000000Z'"),
+    )
+
+
+def _columns(model: Any, args: PageArgs, json: bool, *keys: str) -> tuple[Any, ...]:
+    """A `plain` page's columns: the keys and the nodes' JSON, or the projected columns."""
+    if json:
+        assert args.json is not None
+        return (*projected_columns(model, (), *keys), json_column(model, args.json))
+    return projected_columns(model, args.columns, *keys)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: its columns are SQL expressions
@@ -214,14 +336,20 @@ async def page_of(
     conditions, order = _keyset(model, args, newest_first)
     if args.limit == 0:
         return Page([])
+    json = plain and _reads_json(session, args)
     if plain:
-        stmt = select(*projected_columns(model, args.columns, "id"))
+        stmt = select(*_columns(model, args, json, "id"))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = await fetch_rows(session, stmt)
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = list((await orm_session(session).execute(stmt)).scalars())
-    return _page(rows, args)
+    return _page(rows, args, json)
+
+
+def _reads_json(session: AsyncSession | RequestDatabase, args: PageArgs) -> bool:
+    """Whether a plain page reads its nodes as JSON (`PageArgs.json`): on PostgreSQL."""
+    return args.json is not None and dialect_name(session) == "postgresql"
 
 
 async def pages_by_parent(
@@ -250,6 +378,7 @@ async def pages_by_parent(
     if parent_of is not None and many:
         raise ValueError("pages by a parent expression are one parent's at a time")
     lateral = many and dialect_name(session) == "postgresql"
+    json = plain and joined is None and _reads_json(session, args)
     stmt = _page_statement(
         model,
         parent_column,
@@ -261,6 +390,7 @@ async def pages_by_parent(
         lateral,
         joined,
         parent_of,
+        json,
     )
     values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
     if many:
@@ -276,12 +406,12 @@ async def pages_by_parent(
     else:
         rows = (await orm_session(session).execute(stmt, values)).scalars().all()
     if not many:
-        return {parent_ids[0]: _page(list(rows), args)}
+        return {parent_ids[0]: _page(list(rows), args, json)}
     grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}
     parent_key = parent_column.key
     for row in rows:
         grouped[getattr(row, parent_key)].append(row)
-    return {parent_id: _page(rows, args) for parent_id, rows in grouped.items()}
+    return {parent_id: _page(rows, args, json) for parent_id, rows in grouped.items()}
 
 
 # (model, parent, id(where), shape) -> (where, statement); `where` is kept so its id stays its own.
@@ -300,6 +430,7 @@ def _page_statement(
     lateral: bool = False,
     joined: Joined | None = None,
     parent_of: Callable[[Any], Any] | None = None,
+    json: bool = False,
 ) -> Any:
     """The page statement for this shape of arguments, with bound parameters for the values.
     `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window.
@@ -308,7 +439,7 @@ def _page_statement(
     (e.g. a scalar subquery from a user id to their account's id)."""
     shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
     key: tuple[Any, ...] = (model, parent_column.key, id(where), newest_first, shape, plain)
-    key = (*key, many, lateral, joined, parent_of)
+    key = (*key, many, lateral, joined, parent_of, args.json if json else None)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
         return found[1]
@@ -322,7 +453,7 @@ def _page_statement(
         conditions.append(model.id > before if newest_first else model.id < before)
     order = model.id.desc() if descending else model.id.asc()
     limit = bindparam("_limit", type_=Integer)
-    columns = projected_columns(model, args.columns, "id", parent_column.key) if plain else (model,)
+    columns = _columns(model, args, json, "id", parent_column.key) if plain else (model,)
     source: Any = model
     if joined is not None:
         assert plain, "joined rows are read as plain rows"

@@ -52,11 +52,14 @@ from graphql.execution.values import get_argument_values
 from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
+from orjson import Fragment
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
+from resolvers.pagination import JsonNodes
 from schema.batch import batch_form
+from schema.projection import json_nodes, offer_json_nodes
 
 DEFINITION = "strawberry-definition"
 PLAN_CACHE_SIZE = 256
@@ -97,6 +100,7 @@ class FieldPlan:
         "field_def",
         "field_name",
         "info_name",
+        "json_nodes",
         "key",
         "kind",
         "leaf",
@@ -129,6 +133,8 @@ class FieldPlan:
         self.args = False
         self.batch: Any = None
         self.value: ValuePlan | None = None
+        # A connection field whose nodes PostgreSQL may write as JSON (`_json_nodes`).
+        self.json_nodes: JsonNodes | None = None
         # A leaf's serializer, applied inline to a present value (see `generate_fields`), and
         # the Python type that is its own serialization (str for String/ID, int for BigInt).
         self.leaf: Any = None
@@ -291,6 +297,8 @@ class _Compiler:
             plan.args = bool(field_def.args or node.arguments)
             plan.batch = batch_form(plan.wrapped)
         plan.value = value = self.value_plan(field_def.type, details)
+        if plan.kind == RESOLVER:
+            plan.json_nodes = _json_nodes(value)
         if value.kind == LEAF:
             plan.leaf = value.serialize
             plan.leaf_identity = (
@@ -422,6 +430,36 @@ def generate_fields(plan: ObjectPlan) -> Any:
     return namespace["execute"]
 
 
+def _json_nodes(value: ValuePlan) -> JsonNodes | None:
+    """A connection whose `nodes` (selected once, and no `edges`) are objects of plain columns
+    only, which its page may read as JSON that PostgreSQL writes (schema/projection.py): the
+    nodes' response keys and attributes, or None."""
+    if value.kind != OBJECT:
+        return None
+    nodes = None
+    for field in value.objects.fields:
+        if field.field_name == "edges" or (field.field_name == "nodes" and nodes is not None):
+            return None
+        if field.field_name == "nodes":
+            nodes = field
+    if nodes is None or nodes.kind != ATTRIBUTE or nodes.value is None:
+        return None
+    items = nodes.value.item
+    if nodes.value.kind != LIST or items is None or items.kind != OBJECT or items.nullable:
+        return None
+    plan: ObjectPlan = items.objects
+    fields: list[tuple[str, str | None, str, bool]] = []
+    for field in plan.fields:
+        if field.kind == TYPENAME:
+            fields.append((field.key, None, "", True))
+            continue
+        value_plan = field.value
+        if field.kind != ATTRIBUTE or value_plan is None or value_plan.kind != LEAF:
+            return None
+        fields.append((field.key, field.python_name, value_plan.type.name, value_plan.nullable))
+    return json_nodes(plan.type.name, fields)
+
+
 def _enum_names(enum_type: CustomGraphQLEnumType) -> tuple[type, dict[Any, str]]:
     """What strawberry's `coerce_output_value` answers for each member of the enum (the name
     of the first GraphQL value equal to the member's), as a table."""
@@ -468,6 +506,9 @@ class Run:
         self.info_class = strawberry_schema.config.info_class
         self.config = strawberry_schema.config
         self.scalar_registry = strawberry_schema.schema_converter.scalar_registry
+        # Connections may read their nodes as JSON (`_json_nodes`) when the response is
+        # written by orjson, which embeds it (`orjson.Fragment`): an HTTP request's context.
+        self.json_nodes = bool(getattr(executor.context_value, "json_fragments", False))
 
     def execute(self, plan: ObjectPlan, root_value: Any) -> Any:
         """The data dict, or an awaitable of it when a resolver returned an awaitable."""
@@ -588,6 +629,8 @@ class Run:
                 error = exc
         if field.info_name is not None:
             kwargs[field.info_name] = info
+        if field.json_nodes is not None and self.json_nodes:
+            offer_json_nodes(info, field.json_nodes)
         call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
         return call
 
@@ -693,6 +736,10 @@ class Run:
         key: str | int,
         pos: Pos | None,
     ) -> None:
+        if type(value) is list and value and type(value[0]) is Fragment:
+            # A page read as JSON (`_json_nodes`): every node's object as PostgreSQL wrote it.
+            container[key] = value
+            return
         items: list[Any] = []
         container[key] = items
         list_pos = (pos, key, container, plan.nullable, _typename(pos, key, field))

@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path, Undefined
+from orjson import Fragment
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.compiled import Run, plan_for
@@ -90,7 +92,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _compare(self, compiled: Any, compiled_errors: CollectedErrors, standard: Any) -> Any:
         data, raised = compiled
         standard_data, standard_raised = standard
-        got = (data, _formatted(compiled_errors.errors, raised))
+        got = (_materialized(data), _formatted(compiled_errors.errors, raised))
         expected = (standard_data, _formatted(self.collected_errors.errors, standard_raised))
         self.collected_errors = compiled_errors
         if got != expected:
@@ -153,6 +155,17 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
 def _has_middleware(manager: Any) -> bool:
     """strawberry always passes a manager; it holds the extensions that hook `resolve`."""
     return manager is not None and bool(manager.middlewares)
+
+
+def _materialized(data: Any) -> Any:
+    """The data with the nodes that PostgreSQL wrote as JSON (`orjson.Fragment`) parsed."""
+    if type(data) is dict:
+        return {key: _materialized(value) for key, value in data.items()}
+    if type(data) is list:
+        return [_materialized(value) for value in data]
+    if type(data) is Fragment:
+        return orjson.loads(orjson.dumps(data))  # its text, as it is
+    return data
 
 
 def _formatted(errors: list[GraphQLError], raised: GraphQLError | None) -> list[Any]:

@@ -17,6 +17,7 @@ register (or anything else unexpected) means every column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -30,7 +31,10 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
+from sqlalchemy import inspect as sa_inspect
 from strawberry.utils.str_converters import to_camel_case
+
+from resolvers.pagination import JSON_LEAVES, JsonNodes, sql_kind
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,16 @@ class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
         return read
 
 
+@dataclass(frozen=True)
+class JsonColumn:
+    column: str  # the model attribute
+    kind: str  # a key of JSON_LEAVES
+    nullable: bool
+
+
 _TYPES: dict[str, RowColumns] = {}
+# type name -> GraphQL attribute -> the column its value is, unconverted (`register(model=)`)
+_JSON_COLUMNS: dict[str, dict[str, JsonColumn]] = {}
 # id of the field nodes -> (the nodes, the columns); the nodes are kept so ids stay theirs.
 _CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], NodeSelection]] = {}
 _CACHE_SIZE = 1024
@@ -105,16 +118,68 @@ def register(
     always: Iterable[str],
     others: Mapping[str, tuple[str, ...] | None],
     related: Mapping[str, str] | None = None,
+    model: Any = None,
 ) -> None:
     """Declare how the GraphQL type's fields map to its rows' attributes: each field its
     `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
-    fields with resolvers, with the columns they read (None: the whole row)."""
+    fields with resolvers, with the columns they read (None: the whole row). With the
+    `model`, the attributes that are a column's value unconverted, of a kind in `JSON_LEAVES`,
+    may be read as JSON that PostgreSQL builds (`json_nodes`)."""
     fields: dict[str, tuple[str, ...] | None] = {}
     for attribute, column, _ in readers.fields:
         name = to_camel_case(attribute)
         fields[name] = (*(fields.get(name) or ()), column)
     fields.update(others)
     _TYPES[type_name] = RowColumns(fields, tuple(always), dict(related or {}))
+    if model is not None:
+        table_columns = {prop.key: prop.columns[0] for prop in sa_inspect(model).column_attrs}
+        json_columns: dict[str, JsonColumn] = {}
+        for attribute, source, convert in readers.fields:
+            found = table_columns.get(source)
+            kind = sql_kind(found.type) if found is not None else None
+            if convert is None and kind is not None:
+                json_columns[attribute] = JsonColumn(source, kind, bool(found.nullable))
+        _JSON_COLUMNS[type_name] = json_columns
+
+
+def json_nodes(
+    type_name: str, fields: Sequence[tuple[str, str | None, str, bool]]
+) -> JsonNodes | None:
+    """The `JsonNodes` of a node selection, or None when one of its fields cannot be read as
+    JSON exactly: `fields` are (response key, attribute or None for `__typename`, GraphQL leaf
+    type name, whether the field is nullable), in response order. A non-null field needs a
+    NOT NULL column: a null would be a field error, which JSON built in SQL cannot report."""
+    columns = _JSON_COLUMNS.get(type_name)
+    if columns is None or not fields:
+        return None
+    out = []
+    for key, attribute, leaf, nullable in fields:
+        if not _GRAPHQL_NAME.fullmatch(key):
+            return None
+        if attribute is None:
+            out.append((key, None))
+            continue
+        column = columns.get(attribute)
+        if column is None or leaf not in JSON_LEAVES[column.kind]:
+            return None
+        if column.nullable and not nullable:
+            return None
+        out.append((key, column.column))
+    return JsonNodes(type_name, tuple(out))
+
+
+_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+_INFO_ATTRIBUTE = "_gateway_json_nodes"
+
+
+def offer_json_nodes(info: Any, nodes: JsonNodes) -> None:
+    """Let the connection field of this `Info` read its nodes as JSON (`page_args`): set by
+    the compiled executor, which then takes the nodes as they come (schema/compiled.py)."""
+    setattr(info, _INFO_ATTRIBUTE, nodes)
+
+
+def json_nodes_of(info: Any) -> JsonNodes | None:
+    return getattr(info, _INFO_ATTRIBUTE, None)
 
 
 def registered(type_name: str) -> RowColumns | None:

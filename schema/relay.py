@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from orjson import Fragment
 
 from resolvers.pagination import Page, PageArgs
-from schema.projection import node_selection
+from schema.projection import json_nodes_of, node_selection
 
 T = TypeVar("T")
 
@@ -66,6 +67,11 @@ class Connection(Generic[T]):
         convert: Callable[[Any], T],
         count: Callable[[], Awaitable[int]] | None = None,
     ) -> Connection[T]:
+        if page.json:
+            # The nodes' response objects as PostgreSQL wrote them, which only the compiled
+            # executor asks for and takes as they are (schema/compiled.py, `_json_nodes`).
+            written: list[Any] = [Fragment(row.node_json) for row in page.items]
+            return cls(nodes=written, _page=page, _count=count)
         return cls(
             nodes=[convert(item) for item in page.items],
             _page=page,
@@ -91,4 +97,5 @@ def page_args(
         maximum=settings.max_page_size,
         columns=selection.columns,
         related=selection.related,
+        json=json_nodes_of(info),
     )

@@ -126,6 +126,7 @@ projection.register(
     _USAGE_READERS,
     always=("id", "user_id", "organization_id"),
     others={"userId": (), "organizationId": (), "user": (), "organization": ()},
+    model=models.UsageRecord,
 )
 
 

@@ -53,7 +53,14 @@ async def _world(env: Env) -> tuple[Any, str]:
 
 
 def _usage_statements(statements: list[str]) -> list[str]:
-    return [s for s in statements if "FROM usage_records" in s or "usage_records." in s]
+    """The statements reading usage rows by columns; on PostgreSQL the compiled executor's
+    page reads its nodes as JSON instead (tests/test_json_nodes.py), and the suite's `verify`
+    mode runs the standard executor's as well."""
+    return [
+        s
+        for s in statements
+        if ("FROM usage_records" in s or "usage_records." in s) and "json_build_object" not in s
+    ]
 
 
 @pytest.mark.parametrize("type_name", sorted(ALL_FIELDS))
@@ -118,6 +125,7 @@ async def test_a_projected_page_answers_as_a_page_of_whole_rows(
     variables = {"u": alice.user_id, "o": org_id, "no": False}
     projected = await alice.gql(text, variables)
     monkeypatch.setattr(projection, "_TYPES", {})  # no type registered: whole rows
+    monkeypatch.setattr(projection, "_JSON_COLUMNS", {})  # nor read as JSON
     monkeypatch.setattr(projection, "_CACHE", {})
     whole = await alice.gql(text, variables)
     assert "errors" not in projected, projected

@@ -1,0 +1,255 @@
+"""Connections whose nodes PostgreSQL writes as JSON (schema/compiled.py `_json_nodes`,
+schema/projection.py `json_nodes`, resolvers/pagination.py `json_column`) answer exactly as
+the objects do: the same response, key order included, as the standard executor's.
+
+Each query runs over HTTP on the app under test (compiled executor, which reads such pages as
+JSON on PostgreSQL) and on a second app on the same database with the standard executor; the
+bodies are compared as ordered pairs. The data holds what could differ between SQL's and
+Python's serialization: quotes, backslashes, control characters and non-ASCII text, nulls,
+integers beyond 2**53, whole-second, 1-microsecond, year-999 and infinite timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import select, text, update
+
+from gateway.app import create_app
+from gateway.db import models
+from gateway.jsoncodec import dump_json
+from schema import projection
+from tests.conftest import Client, Env
+from tests.test_usage_helpers import event, ingest_ok
+
+pytestmark = pytest.mark.settings(graphql_executor="compiled")
+
+NODES = "id modelName operation promptTokens completionTokens creditsUsed overdrawn createdAt"
+USER_PAGE = "query($u: ID!) { user(id: $u) { usages(first: 10) { nodes { %s } } } }"
+MEMBERS = (
+    "query($o: ID!) { organization(id: $o) { members(first: 10) { nodes { id"
+    " usages(first: 3) { nodes { %s } } } } } }"
+)
+ORGANIZATION = "query($o: ID!) { organization(id: $o) { usages(first: 10) { nodes { %s } } } }"
+
+
+async def _world(env: Env) -> tuple[Client, str, list[str]]:
+    """Alice owns an organization Bob is in; their usage holds the awkward values."""
+    alice = await env.user(name="Alice")
+    bob = await env.user(name="Bob")
+    org_id = await env.organization(alice)
+    await env.add_member(org_id, bob)
+    await ingest_ok(
+        env,
+        event(alice.user_id, model='quote " backslash \\ slash /', operation="web_search"),
+        event(alice.user_id, model="tab\tnewline\ncontrol\x01 é 😀 </script>"),
+        event(alice.user_id, organizationId=org_id, promptTokens=2**53 + 1, credits=10**12),
+        event(alice.user_id, organizationId=org_id),
+        event(bob.user_id, organizationId=org_id, completionTokens=0),
+    )
+    ids = await env.all(select(models.UsageRecord.id).order_by(models.UsageRecord.id))
+    stamps = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    async with env.sessions() as session:
+        for usage_id, stamp in zip(ids, stamps, strict=False):
+            await session.execute(
+                update(models.UsageRecord)
+                .where(models.UsageRecord.id == usage_id)
+                .values(created_at=stamp)
+            )
+        if env.backend == "postgresql":  # infinite timestamps: PostgreSQL only
+            for usage_id, value in zip(ids[3:], ("infinity", "-infinity"), strict=True):
+                await session.execute(
+                    text(
+                        "UPDATE usage_records SET created_at = CAST(CAST(:v AS TEXT) AS TIMESTAMPTZ)"
+                        " WHERE id = :id"
+                    ),
+                    {"v": value, "id": usage_id},
+                )
+        await session.commit()
+    return alice, org_id, ids
+
+
+@pytest.fixture
+async def standard(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on the same database, on the standard executor."""
+    app = create_app(env.settings.model_copy(update={"graphql_executor": "standard"}))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            yield http
+    finally:
+        await app.state.gateway.close()
+
+
+def _ordered(body: bytes) -> Any:
+    """The JSON with every object as its list of pairs: key order counts."""
+    return json.loads(body, object_pairs_hook=list)
+
+
+async def _both(
+    env: Env, standard: httpx.AsyncClient, client: Client, query: str, variables: Any
+) -> tuple[Any, list[str]]:
+    """The response of the app under test (and its statements), held equal to the standard
+    executor's."""
+    payload = {"query": query, "variables": variables}
+    headers = client._headers(None)
+    with env.counter.counting() as statements:
+        got = await env.http.post("/graphql", json=payload, headers=headers)
+    expected = await standard.post("/graphql", json=payload, headers=headers)
+    assert got.status_code == expected.status_code == 200
+    assert "errors" not in got.json(), got.json()
+    assert _ordered(got.content) == _ordered(expected.content)
+    return got.json()["data"], statements
+
+
+def _read_as_json(statements: list[str]) -> bool:
+    return any("json_build_object" in s for s in statements)
+
+
+async def test_a_page_of_plain_columns_is_read_as_json_on_postgresql(
+    env: Env, standard: httpx.AsyncClient
+) -> None:
+    alice, _, _ = await _world(env)
+    data, statements = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
+    nodes = data["user"]["usages"]["nodes"]
+    assert len(nodes) == 4
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+
+
+async def test_awkward_values_are_written_as_python_writes_them(
+    env: Env, standard: httpx.AsyncClient
+) -> None:
+    alice, _, _ = await _world(env)
+    data, _ = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
+    nodes = data["user"]["usages"]["nodes"]
+    models_ = {n["modelName"] for n in nodes}
+    assert 'quote " backslash \\ slash /' in models_
+    assert "tab\tnewline\ncontrol\x01 é 😀 </script>" in models_
+    assert 2**53 + 1 in {n["promptTokens"] for n in nodes}
+    assert 10**12 in {n["creditsUsed"] for n in nodes}
+    assert {n["operation"] for n in nodes} == {"web_search", None}
+    stamps = {n["createdAt"] for n in nodes}
+    assert {"2026-01-02T03:04:05.000000Z", "2026-01-02T03:04:05.000001Z"} <= stamps
+    assert "0999-12-31T23:59:59.999999Z" in stamps
+    if env.backend == "postgresql":
+        assert "9999-12-31T23:59:59.999999Z" in stamps  # infinity, as asyncpg reads it
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        pytest.param("m: modelName id m2: modelName t: __typename createdAt", id="aliases"),
+        pytest.param("__typename", id="typename-only"),
+        pytest.param("id ...F ... on Usage { providerName id }", id="fragments"),
+        pytest.param(
+            "modelName @include(if: $yes) generationId @skip(if: $yes) id", id="directives"
+        ),
+    ],
+)
+@pytest.mark.parametrize("yes", [True, False])
+async def test_selections_keep_graphql_semantics(
+    env: Env, standard: httpx.AsyncClient, nodes: str, yes: bool
+) -> None:
+    alice, _, _ = await _world(env)
+    query, variables = USER_PAGE % nodes, {"u": alice.user_id}
+    if "$yes" in nodes:
+        query = query.replace("query($u: ID!)", "query($u: ID!, $yes: Boolean!)")
+        variables["yes"] = yes
+    if "...F" in nodes:
+        query += " fragment F on Usage { totalTokens costMicroUsd modelTypeName }"
+    _, statements = await _both(env, standard, alice, query, variables)
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "usages(first: 2) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
+        " totalCount nodes { id createdAt } }",
+        "usages(last: 2) { pageInfo { hasNextPage hasPreviousPage } nodes { id modelName } }",
+        "usages(first: 0) { nodes { id } }",
+        "usages(first: 3) { n: nodes { id } pageInfo { endCursor } }",
+    ],
+)
+async def test_pages_keep_their_cursors_and_counts(
+    env: Env, standard: httpx.AsyncClient, connection: str
+) -> None:
+    alice, _, _ = await _world(env)
+    query = "query($u: ID!) { user(id: $u) { " + connection + " } }"
+    data, _ = await _both(env, standard, alice, query, {"u": alice.user_id})
+    page = data["user"]["usages"]
+    if "pageInfo" in page and "startCursor" in page["pageInfo"]:
+        after = page["pageInfo"]["endCursor"]
+        query = query.replace("first: 2)", "first: 2, after: $after)").replace(
+            "query($u: ID!)", "query($u: ID!, $after: String)"
+        )
+        await _both(env, standard, alice, query, {"u": alice.user_id, "after": after})
+
+
+async def test_members_and_organization_pages(env: Env, standard: httpx.AsyncClient) -> None:
+    alice, org_id, _ = await _world(env)
+    data, statements = await _both(env, standard, alice, MEMBERS % NODES, {"o": org_id})
+    members = data["organization"]["members"]["nodes"]
+    assert sorted(len(m["usages"]["nodes"]) for m in members) == [1, 2]
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+    _, statements = await _both(env, standard, alice, ORGANIZATION % NODES, {"o": org_id})
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        pytest.param("id costUsd", id="a-converted-attribute"),
+        pytest.param("id metadata", id="json"),
+        pytest.param("id userId", id="a-resolver"),
+        pytest.param("id user { email }", id="an-object"),
+    ],
+)
+async def test_other_fields_keep_the_objects(
+    env: Env, standard: httpx.AsyncClient, nodes: str
+) -> None:
+    alice, _, _ = await _world(env)
+    _, statements = await _both(env, standard, alice, USER_PAGE % nodes, {"u": alice.user_id})
+    assert not _read_as_json(statements)
+
+
+async def test_edges_keep_the_objects(env: Env, standard: httpx.AsyncClient) -> None:
+    alice, _, _ = await _world(env)
+    query = USER_PAGE % "id" + ""
+    query = query.replace("nodes { id }", "nodes { id } edges { cursor node { id } }")
+    _, statements = await _both(env, standard, alice, query, {"u": alice.user_id})
+    assert not _read_as_json(statements)
+
+
+def test_a_non_null_field_needs_a_not_null_column() -> None:
+    assert projection.json_nodes("Usage", [("op", "operation", "String", True)]) is not None
+    assert projection.json_nodes("Usage", [("op", "operation", "String", False)]) is None
+
+
+def test_a_32_bit_int_field_cannot_read_a_64_bit_column() -> None:
+    assert projection.json_nodes("Usage", [("t", "prompt_tokens", "BigInt", False)]) is not None
+    assert projection.json_nodes("Usage", [("t", "prompt_tokens", "Int", False)]) is None
+
+
+def test_a_response_key_must_be_a_graphql_name() -> None:
+    assert projection.json_nodes("Usage", [("x'y", "id", "ID", False)]) is None
+
+
+def test_json_written_by_postgresql_is_embedded_by_either_encoder() -> None:
+    nodes = orjson.Fragment('{"a" : 1, "b" : "\\u0001"}')
+    assert dump_json({"n": [nodes]}) == b'{"n":[{"a" : 1, "b" : "\\u0001"}]}'
+    # An integer beyond 64 bits sends the response through the standard library's encoder.
+    assert json.loads(dump_json({"big": 2**70, "n": [nodes]})) == {
+        "big": 2**70,
+        "n": [{"a": 1, "b": "\x01"}],
+    }
