@@ -18,11 +18,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     bindparam,
     case,
     cast,
     func,
     literal_column,
+    or_,
     select,
     true,
 )
@@ -61,19 +63,26 @@ class JsonNodes(NamedTuple):
     value (None: the key is `__typename`, the type's name). Made from a compiled plan
     (schema/compiled.py) by `schema.projection.json_nodes`, only for a selection whose every
     field is a plain column that serializes in SQL exactly as in Python: no node can have an
-    error."""
+    error. Two kinds of field hold only for some values, and are checked row by row: `enums`
+    (attribute -> (column value, GraphQL name) pairs) are written by a CASE, and `int32`
+    attributes are 64-bit columns shown as GraphQL `Int`s; a row with a value outside them
+    has no JSON, and its page is read again as objects, which report the field's error as
+    before (`pages_by_parent`)."""
 
     type_name: str
     fields: tuple[tuple[str, str | None], ...]
+    enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    int32: tuple[str, ...] = ()
 
 
 # SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
-# exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt, booleans,
-# and UTC timestamps for DateTime (formatted as `format_datetime` does, schema/scalars.py).
+# exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt (and for Int
+# within 32 bits, `JsonNodes.int32`), booleans, and UTC timestamps for DateTime (formatted as
+# `format_datetime` does, schema/scalars.py); enums from text, `JsonNodes.enums`.
 JSON_LEAVES: dict[str, frozenset[str]] = {
     "text": frozenset({"String", "ID"}),
     "integer": frozenset({"Int", "BigInt"}),
-    "bigint": frozenset({"BigInt"}),
+    "bigint": frozenset({"BigInt", "Int"}),
     "boolean": frozenset({"Boolean"}),
     "timestamp": frozenset({"DateTime"}),
 }
@@ -239,41 +248,67 @@ def json_column(model: Any, nodes: JsonNodes) -> Any:
     timestamps as `format_datetime` writes them (infinite ones as Python's largest and
     smallest datetimes, which is what they are read as)."""
     pairs: list[Any] = []
+    enums = dict(nodes.enums)
     for key, attribute in nodes.fields:
         pairs.append(_sql_name(key))
         if attribute is None:
             pairs.append(_sql_name(nodes.type_name))
             continue
         column = getattr(model, attribute)
-        if sql_kind(column.type) == "timestamp":
+        if attribute in enums:
+            whens = [(column == _sql_name(v), _sql_name(name)) for v, name in enums[attribute]]
+            pairs.append(case(*whens))
+        elif sql_kind(column.type) == "timestamp":
             pairs.append(_rfc3339(column))
         else:
             pairs.append(column)
-    return cast(func.json_build_object(*pairs), Text).label(NODE_JSON)
+    written: Any = cast(func.json_build_object(*pairs), Text)
+    guards = [
+        *(
+            _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
+            for a, t in nodes.enums
+        ),
+        *(
+            _or_null(
+                getattr(model, a),
+                getattr(model, a).between(
+                    literal_column(str(-(2**31))), literal_column(str(2**31 - 1))
+                ),
+            )
+            for a in nodes.int32
+        ),
+    ]
+    if guards:
+        written = case((and_(*guards), written))
+    return written.label(NODE_JSON)
+
+
+def _or_null(column: Any, condition: Any) -> Any:
+    return or_(column.is_(None), condition) if column.nullable else condition
 
 
 def _sql_name(name: str) -> Any:
-    """A GraphQL name (checked: letters, digits, underscores) as an SQL string literal."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"not a GraphQL name: {name!r}")
+    """A GraphQL name or an enum's value (checked: letters, digits, underscores) as an SQL
+    string literal."""
+    if not SQL_NAME.fullmatch(name):
+        raise ValueError(f"not a name: {name!r}")
     return literal_column(f"'{name}'")
 
 
-_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+SQL_NAME = re.compile(r"[_A-Za-z0-9]+")
 
 
 def _rfc3339(column: Any) -> Any:
+    """`format_datetime` in SQL; infinite timestamps as asyncpg reads them, NULL as NULL."""
     utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
+    epoch: Any = literal_column("'epoch'::timestamptz")
     return case(
         (
             func.isfinite(column),
             func.to_char(utc, literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'""")),
         ),
-        (
-            column > literal_column("'epoch'::timestamptz"),
-            literal_column("'9999-12-31T23:59:59.999999Z'"),
-        ),
-        else_=literal_column("'0001-01-01T00:00:00.000000Z'"),
+        (column > epoch, literal_column("'9999-12-31T23:59:59.999999Z'")),
+        (column < epoch, literal_column("'0001-01-01T00:00:00.000000Z'")),
     )
 
 
@@ -341,6 +376,15 @@ async def page_of(
         stmt = select(*_columns(model, args, json, "id"))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = await fetch_rows(session, stmt)
+        if json and not _written(rows):
+            return await page_of(
+                session,
+                model,
+                args._replace(json=None),
+                where=where,
+                newest_first=newest_first,
+                plain=True,
+            )
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = list((await orm_session(session).execute(stmt)).scalars())
@@ -405,13 +449,39 @@ async def pages_by_parent(
         rows: Any = await fetch_rows(session, stmt, values)
     else:
         rows = (await orm_session(session).execute(stmt, values)).scalars().all()
-    if not many:
-        return {parent_ids[0]: _page(list(rows), args, json)}
     grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}
-    parent_key = parent_column.key
-    for row in rows:
-        grouped[getattr(row, parent_key)].append(row)
-    return {parent_id: _page(rows, args, json) for parent_id, rows in grouped.items()}
+    if many:
+        parent_key = parent_column.key
+        for row in rows:
+            grouped[getattr(row, parent_key)].append(row)
+    else:
+        grouped[parent_ids[0]] = list(rows)
+    pages = {parent_id: _page(rows, args, json) for parent_id, rows in grouped.items()}
+    if json:
+        # Rows with a value the JSON cannot hold (`JsonNodes.enums`, `int32`): their pages
+        # again, as objects, which answer (or fail) as they always did.
+        again = [p for p, page_rows in grouped.items() if not _written(page_rows)]
+        if again:
+            pages.update(
+                await pages_by_parent(
+                    session,
+                    model,
+                    parent_column,
+                    again,
+                    args._replace(json=None),
+                    where=where,
+                    newest_first=newest_first,
+                    plain=plain,
+                    params=params,
+                    parent_of=parent_of,
+                )
+            )
+    return pages
+
+
+def _written(rows: list[Any]) -> bool:
+    """Whether every row of a page read as JSON has it."""
+    return all(row.node_json is not None for row in rows)
 
 
 # (model, parent, id(where), shape) -> (where, statement); `where` is kept so its id stays its own.

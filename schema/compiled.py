@@ -59,7 +59,7 @@ from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
 from resolvers.pagination import JsonNodes
 from schema.batch import batch_form
-from schema.projection import json_nodes, offer_json_nodes
+from schema.projection import JsonField, json_nodes, offer_json_nodes
 
 DEFINITION = "strawberry-definition"
 PLAN_CACHE_SIZE = 256
@@ -448,15 +448,16 @@ def _json_nodes(value: ValuePlan) -> JsonNodes | None:
     if nodes.value.kind != LIST or items is None or items.kind != OBJECT or items.nullable:
         return None
     plan: ObjectPlan = items.objects
-    fields: list[tuple[str, str | None, str, bool]] = []
+    fields: list[JsonField] = []
     for field in plan.fields:
         if field.kind == TYPENAME:
-            fields.append((field.key, None, "", True))
+            fields.append((field.key, None, "", True, None))
             continue
         value_plan = field.value
         if field.kind != ATTRIBUTE or value_plan is None or value_plan.kind != LEAF:
             return None
-        fields.append((field.key, field.python_name, value_plan.type.name, value_plan.nullable))
+        leaf = value_plan.type.name
+        fields.append((field.key, field.python_name, leaf, value_plan.nullable, field.leaf_enum))
     return json_nodes(plan.type.name, fields)
 
 

@@ -155,7 +155,12 @@ _PAYMENT_READERS = projection.RecordReaders(
 # What each Payment field reads of its row (schema/projection.py); the provider's view needs
 # the whole row.
 projection.register(
-    "Payment", _PAYMENT_READERS, always=("id", "account_id"), others={"providerDetails": None}
+    "Payment",
+    _PAYMENT_READERS,
+    always=("id", "account_id"),
+    others={"providerDetails": None},
+    model=models.Payment,
+    enums={"status": PaymentStatus, "kind": PaymentKind},
 )
 
 

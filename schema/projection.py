@@ -34,7 +34,7 @@ from graphql import (
 from sqlalchemy import inspect as sa_inspect
 from strawberry.utils.str_converters import to_camel_case
 
-from resolvers.pagination import JSON_LEAVES, JsonNodes, sql_kind
+from resolvers.pagination import JSON_LEAVES, SQL_NAME, JsonNodes, sql_kind
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class JsonColumn:
     column: str  # the model attribute
     kind: str  # a key of JSON_LEAVES
     nullable: bool
+    enum: type | None = None  # the attribute is `enum_of(enum, the column's value)`
 
 
 _TYPES: dict[str, RowColumns] = {}
@@ -119,12 +120,14 @@ def register(
     others: Mapping[str, tuple[str, ...] | None],
     related: Mapping[str, str] | None = None,
     model: Any = None,
+    enums: Mapping[str, type] | None = None,
 ) -> None:
     """Declare how the GraphQL type's fields map to its rows' attributes: each field its
     `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
     fields with resolvers, with the columns they read (None: the whole row). With the
     `model`, the attributes that are a column's value unconverted, of a kind in `JSON_LEAVES`,
-    may be read as JSON that PostgreSQL builds (`json_nodes`)."""
+    may be read as JSON that PostgreSQL builds (`json_nodes`); so may the attributes in
+    `enums`, which their readers convert to that enum by value (`scalars.enum_of`)."""
     fields: dict[str, tuple[str, ...] | None] = {}
     for attribute, column, _ in readers.fields:
         name = to_camel_case(attribute)
@@ -139,33 +142,49 @@ def register(
             kind = sql_kind(found.type) if found is not None else None
             if convert is None and kind is not None:
                 json_columns[attribute] = JsonColumn(source, kind, bool(found.nullable))
+            enum = (enums or {}).get(attribute)
+            if enum is not None and kind == "text":
+                json_columns[attribute] = JsonColumn(source, kind, bool(found.nullable), enum)
         _JSON_COLUMNS[type_name] = json_columns
 
 
-def json_nodes(
-    type_name: str, fields: Sequence[tuple[str, str | None, str, bool]]
-) -> JsonNodes | None:
+JsonField = tuple[str, str | None, str, bool, "tuple[type, Mapping[Any, str]] | None"]
+
+
+def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     """The `JsonNodes` of a node selection, or None when one of its fields cannot be read as
     JSON exactly: `fields` are (response key, attribute or None for `__typename`, GraphQL leaf
-    type name, whether the field is nullable), in response order. A non-null field needs a
-    NOT NULL column: a null would be a field error, which JSON built in SQL cannot report."""
+    type name, whether the field is nullable, and for an enum its class and {member: GraphQL
+    name}), in response order. A non-null field needs a NOT NULL column: a null would be a
+    field error, which JSON built in SQL cannot report."""
     columns = _JSON_COLUMNS.get(type_name)
     if columns is None or not fields:
         return None
     out = []
-    for key, attribute, leaf, nullable in fields:
+    enums: dict[str, tuple[tuple[str, str], ...]] = {}
+    int32: set[str] = set()
+    for key, attribute, leaf, nullable, enum_names in fields:
         if not _GRAPHQL_NAME.fullmatch(key):
             return None
         if attribute is None:
             out.append((key, None))
             continue
         column = columns.get(attribute)
-        if column is None or leaf not in JSON_LEAVES[column.kind]:
+        if column is None or (column.nullable and not nullable):
             return None
-        if column.nullable and not nullable:
+        if column.enum is not None or enum_names is not None:
+            if enum_names is None or enum_names[0] is not column.enum:
+                return None
+            table = tuple((member.value, name) for member, name in enum_names[1].items())
+            if not all(isinstance(v, str) and SQL_NAME.fullmatch(v) for v, _ in table):
+                return None
+            enums[column.column] = table
+        elif leaf not in JSON_LEAVES[column.kind]:
             return None
+        elif leaf == "Int" and column.kind == "bigint":
+            int32.add(column.column)
         out.append((key, column.column))
-    return JsonNodes(type_name, tuple(out))
+    return JsonNodes(type_name, tuple(out), tuple(sorted(enums.items())), tuple(sorted(int32)))
 
 
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")

@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.db import models
 from gateway.jsoncodec import dump_json
 from schema import projection
+from schema.payment import PaymentKind, PaymentStatus
 from tests.conftest import Client, Env
 from tests.test_usage_helpers import event, ingest_ok
 
@@ -97,19 +98,24 @@ def _ordered(body: bytes) -> Any:
 
 
 async def _both(
-    env: Env, standard: httpx.AsyncClient, client: Client, query: str, variables: Any
+    env: Env,
+    standard: httpx.AsyncClient,
+    client: Client,
+    query: str,
+    variables: Any,
+    errors: bool = False,
 ) -> tuple[Any, list[str]]:
     """The response of the app under test (and its statements), held equal to the standard
-    executor's."""
+    executor's; `errors`: whether it has errors."""
     payload = {"query": query, "variables": variables}
     headers = client._headers(None)
     with env.counter.counting() as statements:
         got = await env.http.post("/graphql", json=payload, headers=headers)
     expected = await standard.post("/graphql", json=payload, headers=headers)
     assert got.status_code == expected.status_code == 200
-    assert "errors" not in got.json(), got.json()
+    assert ("errors" in got.json()) == errors, got.json()
     assert _ordered(got.content) == _ordered(expected.content)
-    return got.json()["data"], statements
+    return got.json(), statements
 
 
 def _read_as_json(statements: list[str]) -> bool:
@@ -120,8 +126,8 @@ async def test_a_page_of_plain_columns_is_read_as_json_on_postgresql(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
     alice, _, _ = await _world(env)
-    data, statements = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
-    nodes = data["user"]["usages"]["nodes"]
+    body, statements = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
+    nodes = body["data"]["user"]["usages"]["nodes"]
     assert len(nodes) == 4
     assert _read_as_json(statements) == (env.backend == "postgresql")
 
@@ -130,8 +136,8 @@ async def test_awkward_values_are_written_as_python_writes_them(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
     alice, _, _ = await _world(env)
-    data, _ = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
-    nodes = data["user"]["usages"]["nodes"]
+    body, _ = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
+    nodes = body["data"]["user"]["usages"]["nodes"]
     models_ = {n["modelName"] for n in nodes}
     assert 'quote " backslash \\ slash /' in models_
     assert "tab\tnewline\ncontrol\x01 é 😀 </script>" in models_
@@ -186,8 +192,8 @@ async def test_pages_keep_their_cursors_and_counts(
 ) -> None:
     alice, _, _ = await _world(env)
     query = "query($u: ID!) { user(id: $u) { " + connection + " } }"
-    data, _ = await _both(env, standard, alice, query, {"u": alice.user_id})
-    page = data["user"]["usages"]
+    body, _ = await _both(env, standard, alice, query, {"u": alice.user_id})
+    page = body["data"]["user"]["usages"]
     if "pageInfo" in page and "startCursor" in page["pageInfo"]:
         after = page["pageInfo"]["endCursor"]
         query = query.replace("first: 2)", "first: 2, after: $after)").replace(
@@ -198,8 +204,8 @@ async def test_pages_keep_their_cursors_and_counts(
 
 async def test_members_and_organization_pages(env: Env, standard: httpx.AsyncClient) -> None:
     alice, org_id, _ = await _world(env)
-    data, statements = await _both(env, standard, alice, MEMBERS % NODES, {"o": org_id})
-    members = data["organization"]["members"]["nodes"]
+    body, statements = await _both(env, standard, alice, MEMBERS % NODES, {"o": org_id})
+    members = body["data"]["organization"]["members"]["nodes"]
     assert sorted(len(m["usages"]["nodes"]) for m in members) == [1, 2]
     assert _read_as_json(statements) == (env.backend == "postgresql")
     _, statements = await _both(env, standard, alice, ORGANIZATION % NODES, {"o": org_id})
@@ -231,18 +237,97 @@ async def test_edges_keep_the_objects(env: Env, standard: httpx.AsyncClient) -> 
     assert not _read_as_json(statements)
 
 
+CHECKOUT = """
+mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { errors { code } } }
+"""
+PAYMENTS = (
+    "query($o: ID!) { viewer { payments(first: 10) { nodes { %s } } }"
+    " organization(id: $o) { payments(first: 10) { nodes { %s } } } }"
+)
+PAYMENT_NODES = (
+    "id status kind amountCents credits currency failureReason createdAt updatedAt paidAt"
+    " __typename"
+)
+
+
+async def _payments(env: Env) -> tuple[Client, str, list[str]]:
+    """Alice paid twice for herself (the second declined: cents ending in 02) and once for her
+    organization: succeeded and failed payments, null and set `paidAt` and `failureReason`."""
+    alice = await env.user(name="Alice")
+    org_id = await env.organization(alice)
+    for cents, org in ((1000, None), (1002, None), (1500, org_id)):
+        await alice.gql_data(CHECKOUT, {"input": {"amountCents": cents, "organizationId": org}})
+    ids = await env.all(select(models.Payment.id).order_by(models.Payment.id))
+    return alice, org_id, ids
+
+
+async def test_payments_are_read_as_json_with_their_enums(
+    env: Env, standard: httpx.AsyncClient
+) -> None:
+    alice, org_id, _ = await _payments(env)
+    query = PAYMENTS % (PAYMENT_NODES, PAYMENT_NODES)
+    body, statements = await _both(env, standard, alice, query, {"o": org_id})
+    mine = body["data"]["viewer"]["payments"]["nodes"]
+    assert {n["status"] for n in mine} == {"SUCCEEDED", "FAILED"}
+    assert {n["kind"] for n in mine} == {"CHECKOUT"}
+    assert None in {n["paidAt"] for n in mine} and None in {n["failureReason"] for n in mine}
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        pytest.param("amount_cents", 2**31, id="an-int-beyond-32-bits"),
+        pytest.param("status", "mislaid", id="an-unknown-enum-value"),
+    ],
+)
+async def test_a_value_the_json_cannot_hold_answers_as_the_objects_do(
+    env: Env, standard: httpx.AsyncClient, column: str, value: Any
+) -> None:
+    alice, org_id, ids = await _payments(env)
+    async with env.sessions() as session:
+        await session.execute(
+            update(models.Payment).where(models.Payment.id == ids[0]).values({column: value})
+        )
+        await session.commit()
+    query = PAYMENTS % (PAYMENT_NODES, PAYMENT_NODES)
+    body, statements = await _both(env, standard, alice, query, {"o": org_id}, errors=True)
+    assert body["errors"]
+    assert body["data"]["organization"]["payments"]["nodes"]
+    if env.backend == "postgresql":
+        # Both pages read as JSON; the viewer's, which has the row, read again as objects.
+        assert len([s for s in statements if "json_build_object" in s]) == 2
+        assert len([s for s in statements if "FROM payments" in s]) == 3
+
+
 def test_a_non_null_field_needs_a_not_null_column() -> None:
-    assert projection.json_nodes("Usage", [("op", "operation", "String", True)]) is not None
-    assert projection.json_nodes("Usage", [("op", "operation", "String", False)]) is None
+    assert projection.json_nodes("Usage", [("op", "operation", "String", True, None)])
+    assert projection.json_nodes("Usage", [("op", "operation", "String", False, None)]) is None
 
 
-def test_a_32_bit_int_field_cannot_read_a_64_bit_column() -> None:
-    assert projection.json_nodes("Usage", [("t", "prompt_tokens", "BigInt", False)]) is not None
-    assert projection.json_nodes("Usage", [("t", "prompt_tokens", "Int", False)]) is None
+def test_an_int_field_on_a_64_bit_column_is_checked_row_by_row() -> None:
+    big = projection.json_nodes("Usage", [("t", "prompt_tokens", "BigInt", False, None)])
+    small = projection.json_nodes("Usage", [("t", "prompt_tokens", "Int", False, None)])
+    assert big is not None and big.int32 == ()
+    assert small is not None and small.int32 == ("prompt_tokens",)
+    assert projection.json_nodes("Usage", [("t", "prompt_tokens", "String", False, None)]) is None
+
+
+def test_an_enum_field_needs_the_enum_its_column_was_registered_with() -> None:
+    names = {member: member.name for member in PaymentStatus}
+    nodes = projection.json_nodes("Payment", [("s", "status", "S", False, (PaymentStatus, names))])
+    assert nodes is not None
+    assert dict(nodes.enums)["status"] == tuple((m.value, m.name) for m in PaymentStatus)
+    other = {member: member.name for member in PaymentKind}
+    assert (
+        projection.json_nodes("Payment", [("s", "status", "S", False, (PaymentKind, other))])
+        is None
+    )
+    assert projection.json_nodes("Payment", [("s", "status", "String", False, None)]) is None
 
 
 def test_a_response_key_must_be_a_graphql_name() -> None:
-    assert projection.json_nodes("Usage", [("x'y", "id", "ID", False)]) is None
+    assert projection.json_nodes("Usage", [("x'y", "id", "ID", False, None)]) is None
 
 
 def test_json_written_by_postgresql_is_embedded_by_either_encoder() -> None:
