@@ -243,26 +243,23 @@ NODE_JSON = "node_json"
 @functools.lru_cache(maxsize=256)
 def json_column(model: Any, nodes: JsonNodes) -> Any:
     """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
-    `node_json` (`json_build_object` keeps the keys in order). Values as their GraphQL types
-    serialize them (`projection.JSON_LEAVES`): text, numbers and booleans as they are,
-    timestamps as `format_datetime` writes them (infinite ones as Python's largest and
-    smallest datetimes, which is what they are read as)."""
-    pairs: list[Any] = []
+    `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
+    (the same bytes as the objects' response). Values as their GraphQL types serialize them
+    (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
+    `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
+    which is what they are read as)."""
+    parts: list[Any] = []
     enums = dict(nodes.enums)
-    for key, attribute in nodes.fields:
-        pairs.append(_sql_name(key))
+    for i, (key, attribute) in enumerate(nodes.fields):
+        opening = "{" if i == 0 else ","
+        parts.append(_sql_text(f'{opening}"{_checked(key)}":'))
         if attribute is None:
-            pairs.append(_sql_name(nodes.type_name))
+            parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
             continue
         column = getattr(model, attribute)
-        if attribute in enums:
-            whens = [(column == _sql_name(v), _sql_name(name)) for v, name in enums[attribute]]
-            pairs.append(case(*whens))
-        elif sql_kind(column.type) == "timestamp":
-            pairs.append(_rfc3339(column))
-        else:
-            pairs.append(column)
-    written: Any = cast(func.json_build_object(*pairs), Text)
+        parts.append(_json_value(column, enums.get(attribute)))
+    parts.append(_sql_text("}"))
+    written: Any = functools.reduce(lambda a, b: a.op("||")(b), parts)
     guards = [
         *(
             _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
@@ -290,25 +287,53 @@ def _or_null(column: Any, condition: Any) -> Any:
 def _sql_name(name: str) -> Any:
     """A GraphQL name or an enum's value (checked: letters, digits, underscores) as an SQL
     string literal."""
+    return _sql_text(_checked(name))
+
+
+def _checked(name: str) -> str:
     if not SQL_NAME.fullmatch(name):
         raise ValueError(f"not a name: {name!r}")
-    return literal_column(f"'{name}'")
+    return name
+
+
+def _sql_text(text: str) -> Any:
+    """A text literal of our own: names checked by `_checked` and JSON punctuation."""
+    assert "'" not in text and "\\" not in text
+    return literal_column(f"'{text}'", Text)
 
 
 SQL_NAME = re.compile(r"[_A-Za-z0-9]+")
 
 
+def _json_value(column: Any, enum: tuple[tuple[str, str], ...] | None) -> Any:
+    """A column's value as JSON text, by the cheapest expression that writes it exactly (text
+    through `to_json` for its escapes; numbers and booleans as their text; enum names and
+    timestamps as literals or formatted, which need no escapes); a NULL as `null`."""
+    kind = sql_kind(column.type)
+    value: Any
+    if enum is not None:
+        value = case(*[(column == _sql_name(v), _sql_text(f'"{_checked(n)}"')) for v, n in enum])
+    elif kind == "timestamp":
+        value = _rfc3339(column)
+    elif kind == "text":
+        value = cast(func.to_json(column), Text)
+    else:  # integers, booleans: their text is their JSON
+        value = cast(column, Text)
+    return func.coalesce(value, _sql_text("null")) if column.nullable else value
+
+
 def _rfc3339(column: Any) -> Any:
-    """`format_datetime` in SQL; infinite timestamps as asyncpg reads them, NULL as NULL."""
+    """`format_datetime` in SQL, quoted; infinite timestamps as asyncpg reads them."""
     utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
     epoch: Any = literal_column("'epoch'::timestamptz")
     return case(
         (
             func.isfinite(column),
-            func.to_char(utc, literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'""")),
+            # `\"` is a double quote in to_char's output, `"T"` a literal T.
+            func.to_char(utc, literal_column("""'\\"YYYY-MM-DD"T"HH24:MI:SS.US"Z\\"'""")),
         ),
-        (column > epoch, literal_column("'9999-12-31T23:59:59.999999Z'")),
-        (column < epoch, literal_column("'0001-01-01T00:00:00.000000Z'")),
+        (column > epoch, _sql_text('"9999-12-31T23:59:59.999999Z"')),
+        (column < epoch, _sql_text('"0001-01-01T00:00:00.000000Z"')),
     )
 
 

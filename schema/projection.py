@@ -148,6 +148,9 @@ def register(
         _JSON_COLUMNS[type_name] = json_columns
 
 
+# A wider selection (say, one field under a hundred aliases) keeps the objects: the statement's
+# expression grows with it.
+MAX_JSON_FIELDS = 64
 JsonField = tuple[str, str | None, str, bool, "tuple[type, Mapping[Any, str]] | None"]
 
 
@@ -158,7 +161,7 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     name}), in response order. A non-null field needs a NOT NULL column: a null would be a
     field error, which JSON built in SQL cannot report."""
     columns = _JSON_COLUMNS.get(type_name)
-    if columns is None or not fields:
+    if columns is None or not fields or len(fields) > MAX_JSON_FIELDS:
         return None
     out = []
     enums: dict[str, tuple[tuple[str, str], ...]] = {}

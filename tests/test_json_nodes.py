@@ -115,11 +115,12 @@ async def _both(
     assert got.status_code == expected.status_code == 200
     assert ("errors" in got.json()) == errors, got.json()
     assert _ordered(got.content) == _ordered(expected.content)
+    assert got.content == expected.content  # the same bytes, even
     return got.json(), statements
 
 
 def _read_as_json(statements: list[str]) -> bool:
-    return any("json_build_object" in s for s in statements)
+    return any("AS node_json" in s for s in statements)
 
 
 async def test_a_page_of_plain_columns_is_read_as_json_on_postgresql(
@@ -229,6 +230,19 @@ async def test_other_fields_keep_the_objects(
     assert not _read_as_json(statements)
 
 
+async def test_a_very_wide_selection_keeps_the_objects(
+    env: Env, standard: httpx.AsyncClient
+) -> None:
+    alice, _, _ = await _world(env)
+    wide = " ".join(f"m{i}: modelName" for i in range(projection.MAX_JSON_FIELDS + 1))
+    body, statements = await _both(env, standard, alice, USER_PAGE % wide, {"u": alice.user_id})
+    assert len(body["data"]["user"]["usages"]["nodes"][0]) == projection.MAX_JSON_FIELDS + 1
+    assert not _read_as_json(statements)
+    narrower = " ".join(f"m{i}: modelName" for i in range(projection.MAX_JSON_FIELDS))
+    _, statements = await _both(env, standard, alice, USER_PAGE % narrower, {"u": alice.user_id})
+    assert _read_as_json(statements) == (env.backend == "postgresql")
+
+
 async def test_edges_keep_the_objects(env: Env, standard: httpx.AsyncClient) -> None:
     alice, _, _ = await _world(env)
     query = USER_PAGE % "id" + ""
@@ -296,7 +310,7 @@ async def test_a_value_the_json_cannot_hold_answers_as_the_objects_do(
     assert body["data"]["organization"]["payments"]["nodes"]
     if env.backend == "postgresql":
         # Both pages read as JSON; the viewer's, which has the row, read again as objects.
-        assert len([s for s in statements if "json_build_object" in s]) == 2
+        assert len([s for s in statements if "AS node_json" in s]) == 2
         assert len([s for s in statements if "FROM payments" in s]) == 3
 
 

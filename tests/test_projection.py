@@ -59,7 +59,7 @@ def _usage_statements(statements: list[str]) -> list[str]:
     return [
         s
         for s in statements
-        if ("FROM usage_records" in s or "usage_records." in s) and "json_build_object" not in s
+        if ("FROM usage_records" in s or "usage_records." in s) and "AS node_json" not in s
     ]
 
 
