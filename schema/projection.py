@@ -13,6 +13,11 @@ statement, instead of one more for the users).
 It errs on the side of reading more: fields under `@skip`/`@include` count whatever the
 variables say, every fragment counts whatever its type condition, and a field the type did not
 register (or anything else unexpected) means every column.
+
+One step further (`json_nodes`): a type registered with its `model` says which attributes are
+a column's value as it is (or an enum of it); a selection of nodes made only of those, as the
+compiled executor collected it, can be written as JSON by PostgreSQL itself
+(resolvers/pagination.py, `json_column`), exactly as the objects would have been.
 """
 
 from __future__ import annotations
