@@ -96,6 +96,7 @@ class FieldPlan:
     __slots__ = (
         "args",
         "batch",
+        "converted",
         "details",
         "field_def",
         "field_name",
@@ -131,6 +132,8 @@ class FieldPlan:
         self.root_names: tuple[str, ...] = ()
         self.info_name: str | None = None
         self.args = False
+        # Leaf arguments only (scalars, enums): their converted values, by the coerced ones.
+        self.converted: dict[tuple[Any, ...], dict[str, Any]] | None = None
         self.batch: Any = None
         self.value: ValuePlan | None = None
         # A connection field whose nodes PostgreSQL may write as JSON (`_json_nodes`).
@@ -295,6 +298,8 @@ class _Compiler:
             )
             plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
             plan.args = bool(field_def.args or node.arguments)
+            if plan.args and all(_leaf(arg.type) for arg in field_def.args.values()):
+                plan.converted = {}
             plan.batch = batch_form(plan.wrapped)
         plan.value = value = self.value_plan(field_def.type, details)
         if plan.kind == RESOLVER:
@@ -428,6 +433,14 @@ def generate_fields(plan: ObjectPlan) -> Any:
     # names are GraphQL and Python identifiers, written with repr().
     exec(compile("\n".join(lines) + "\n", name, "exec"), namespace)
     return namespace["execute"]
+
+
+_CONVERTED_PER_FIELD = 64  # argument values remembered per field plan (ids vary per request)
+
+
+def _leaf(type_: Any) -> bool:
+    """A scalar or enum argument, nullable or not (lists and input objects are not)."""
+    return is_leaf_type(type_.of_type if isinstance(type_, GraphQLNonNull) else type_)
 
 
 def _json_nodes(value: ValuePlan) -> JsonNodes | None:
@@ -619,13 +632,7 @@ class Run:
                     None,
                     executor.hide_suggestions,
                 )
-                kwargs = convert_arguments(
-                    raw,
-                    field.strawberry_field.arguments,
-                    scalar_registry=self.scalar_registry,
-                    config=self.config,
-                    info=info,
-                )
+                kwargs = self.convert_arguments(field, raw, info)
             except Exception as exc:
                 error = exc
         if field.info_name is not None:
@@ -634,6 +641,31 @@ class Run:
             offer_json_nodes(info, field.json_nodes)
         call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
         return call
+
+    def convert_arguments(self, field: FieldPlan, raw: dict[str, Any], info: Any) -> Any:
+        """strawberry's conversion of the coerced arguments; for leaf arguments (which convert
+        by value alone: no input types, which may use `info`) remembered per field plan,
+        keyed by the values and their types (1, 1.0 and True are equal keys otherwise)."""
+        converted = field.converted
+        key: tuple[Any, ...] | None = None
+        if converted is not None:
+            try:
+                key = tuple((name, type(value), value) for name, value in raw.items())
+                found = converted.get(key)
+            except TypeError:  # an unhashable value (a list)
+                key = found = None
+            if found is not None:
+                return dict(found)
+        kwargs = convert_arguments(
+            raw,
+            field.strawberry_field.arguments,
+            scalar_registry=self.scalar_registry,
+            config=self.config,
+            info=info,
+        )
+        if key is not None and converted is not None and len(converted) < _CONVERTED_PER_FIELD:
+            converted[key] = dict(kwargs)
+        return kwargs
 
     @staticmethod
     def call(field: FieldPlan, call: _Call, source: Any) -> Any:

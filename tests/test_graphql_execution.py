@@ -19,6 +19,7 @@ import strawberry
 
 from schema import compiled
 from schema.batch import batched, resolve_one
+from schema.caches import PreparedOperations
 from schema.execution import ExecutionContext
 
 BATCH_CALLS: list[int] = []  # parents per call of the batch forms below
@@ -271,6 +272,36 @@ async def test_a_plan_is_kept_per_value_of_the_variables_directives_use() -> Non
         got = _outcome(await compiled_schema.execute(query, variable_values={"yes": yes}))
         assert got == expected
         assert list(got[0]["nullableThings"][0]) == (["name"] if yes else ["count"])
+
+
+async def test_leaf_arguments_are_converted_once_per_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversions: list[Any] = []
+    original = compiled.convert_arguments
+
+    def spy(value: Any, *args: Any, **kwargs: Any) -> Any:
+        conversions.append(dict(value))
+        return original(value, *args, **kwargs)
+
+    monkeypatch.setattr(compiled, "convert_arguments", spy)
+    standard, _, _ = _schemas()
+    # The gateway's documents are parsed once per query text (PreparedOperations), so its
+    # plans, and what they remember, last from one request to the next.
+    compiled_schema = strawberry.Schema(
+        query=Query,
+        execution_context_class=ExecutionContext,
+        extensions=[lambda: PreparedOperations()],
+    )
+    query = "query($n: String!, $t: Int!) { thing(name: $n) { shout(times: $t) } }"
+    for name, times in (("g", 1), ("a", 2), ("g", 1), ("g", 2)):
+        variables = {"n": name, "t": times}
+        expected = _outcome(await standard.execute(query, variable_values=variables))
+        got = _outcome(await compiled_schema.execute(query, variable_values=variables))
+        assert got == expected
+        assert got[0]["thing"]["shout"] == name.upper() * times
+    # The third request converts nothing; the fourth only its new `times`.
+    assert conversions == [{"name": "g"}, {"times": 1}, {"name": "a"}, {"times": 2}]
 
 
 async def test_queries_run_on_the_compiled_plan(monkeypatch: pytest.MonkeyPatch) -> None:
