@@ -54,8 +54,13 @@ def dump_json(value: Any, *, sort_keys: bool = False) -> bytes:
         ).encode()
 
 
+def parse_fragment(fragment: orjson.Fragment) -> Any:
+    """The value of JSON text that orjson embeds as it is (an `orjson.Fragment`)."""
+    return orjson.loads(orjson.dumps(fragment))
+
+
 def _fragment_value(value: Any) -> Any:
-    """What the standard library writes for JSON text orjson would embed as it is."""
+    """What the standard library writes for an `orjson.Fragment`: its value."""
     if isinstance(value, orjson.Fragment):
-        return orjson.loads(orjson.dumps(value))  # its text, as it is
+        return parse_fragment(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

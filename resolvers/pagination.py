@@ -200,9 +200,9 @@ def _page(rows: list[Any], args: PageArgs, json: bool = False) -> Page[Any]:
     rows = rows[: args.limit]
     if args.backwards:
         rows.reverse()
-        page = Page(rows, args.before is not None, more, json)
+        page = Page(rows, has_next_page=args.before is not None, has_previous_page=more, json=json)
     else:
-        page = Page(rows, more, args.after is not None, json)
+        page = Page(rows, has_next_page=more, has_previous_page=args.after is not None, json=json)
     return page
 
 

@@ -522,7 +522,7 @@ class Run:
         self.scalar_registry = strawberry_schema.schema_converter.scalar_registry
         # Connections may read their nodes as JSON (`_json_nodes`) when the response is
         # written by orjson, which embeds it (`orjson.Fragment`): an HTTP request's context.
-        self.json_nodes = bool(getattr(executor.context_value, "json_fragments", False))
+        self.json_fragments = bool(getattr(executor.context_value, "json_fragments", False))
 
     def execute(self, plan: ObjectPlan, root_value: Any) -> Any:
         """The data dict, or an awaitable of it when a resolver returned an awaitable."""
@@ -637,7 +637,7 @@ class Run:
                 error = exc
         if field.info_name is not None:
             kwargs[field.info_name] = info
-        if field.json_nodes is not None and self.json_nodes:
+        if field.json_nodes is not None and self.json_fragments:
             offer_json_nodes(info, field.json_nodes)
         call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
         return call

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import CollectedErrors
@@ -26,6 +25,7 @@ from graphql.pyutils import Path, Undefined
 from orjson import Fragment
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from gateway.jsoncodec import parse_fragment
 from schema.compiled import Run, plan_for
 
 log = logging.getLogger("gateway.graphql")
@@ -164,7 +164,7 @@ def _materialized(data: Any) -> Any:
     if type(data) is list:
         return [_materialized(value) for value in data]
     if type(data) is Fragment:
-        return orjson.loads(orjson.dumps(data))  # its text, as it is
+        return parse_fragment(data)
     return data
 
 

@@ -22,7 +22,6 @@ compiled executor collected it, can be written as JSON by PostgreSQL itself
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -172,7 +171,7 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     enums: dict[str, tuple[tuple[str, str], ...]] = {}
     int32: set[str] = set()
     for key, attribute, leaf, nullable, enum_names in fields:
-        if not _GRAPHQL_NAME.fullmatch(key):
+        if not SQL_NAME.fullmatch(key):  # a GraphQL name always is; anything else keeps objects
             return None
         if attribute is None:
             out.append((key, None))
@@ -195,7 +194,6 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     return JsonNodes(type_name, tuple(out), tuple(sorted(enums.items())), tuple(sorted(int32)))
 
 
-_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _INFO_ATTRIBUTE = "_gateway_json_nodes"
 
 
