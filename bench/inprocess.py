@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -173,12 +174,18 @@ async def measure(app: Any, queries: list[str], count: int) -> None:
         if gc_stats is not None:
             gc.callbacks.append(gc_stats)
         callgrind("on")
-        cpu, wall = time.process_time(), time.perf_counter()
+        before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         await asyncio.gather(*(worker(i, per_task) for i in range(CONCURRENCY)))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
+        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+        cpu = user + system
         callgrind("off")
         done = per_task * CONCURRENCY
-        print(f"{query}: {1000 * cpu / done:.2f} ms CPU/request, {done / wall:.0f} req/s")
+        print(
+            f"{query}: {1000 * cpu / done:.2f} ms CPU/request (user {1000 * user / done:.2f},"
+            f" system {1000 * system / done:.2f}), {done / wall:.0f} req/s,"
+            f" {(after.ru_minflt - before.ru_minflt) / done:.1f} page faults/request"
+        )
         if gc_stats is not None:
             gc.callbacks.remove(gc_stats)
             print(f"  GC: {gc_stats.report(done)}")
