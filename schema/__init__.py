@@ -16,7 +16,7 @@ from strawberry.types import Info
 from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
-from schema.caches import PreparedOperations
+from schema.caches import PreparedOperations, PreparedSchema
 from schema.execution import ExecutionContext
 from schema.invite import Invite, InviteMutation
 from schema.member import Member, MemberMutation, MemberQuery
@@ -92,13 +92,14 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
     depth_rule = create_validator(settings.graphql_max_depth, None, None)
-    return strawberry.Schema(
+    return PreparedSchema(
         query=Query,
         mutation=Mutation,
         types=[User, Organization, Member],
         # Parsing and validation once per query text, the depth limit's rule built once (a
         # rule class per request would defeat the validation cache), errors coded: one hook.
         extensions=[lambda: PreparedOperations([depth_rule])],
+        prepared_rules=[depth_rule],
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
         ),
