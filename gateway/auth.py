@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import jwt
 from sqlalchemy import bindparam, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,12 +28,17 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a user (through an API key or a JWT) or the internal service."""
+    """Who is calling: a user (through an API key or a JWT) or the internal service.
+
+    `user_row`: the user's columns as authentication read them (API keys: the key's statement
+    joins the user anyway), in the model's attribute order (`USER_COLUMNS`), so that a request
+    that shows its caller's own user reads it no second time (`Loaders.user_row_by_id`)."""
 
     user_id: str | None
     via: str  # "api_key" | "jwt" | "service"
     api_key_id: str | None = None
     api_key_organization_id: str | None = None
+    user_row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_service(self) -> bool:
@@ -76,6 +82,10 @@ async def ensure_personal_account(session: AsyncSession, user_id: str) -> None:
     session.add(Account(kind=AccountKind.USER.value, user_id=user_id))
 
 
+# The user's columns in the model's attribute order, labelled `user__<attribute>`.
+USER_COLUMNS = tuple(
+    prop.columns[0].label(f"user__{prop.key}") for prop in sa_inspect(User).column_attrs
+)
 # Plain columns, not an ApiKey instance, in a statement built once: this runs on every request.
 _API_KEY_BY_LOOKUP = (
     select(
@@ -86,11 +96,12 @@ _API_KEY_BY_LOOKUP = (
         ApiKey.revoked_at,
         ApiKey.expires_at,
         ApiKey.last_used_at,
-        User.deleted_at.label("user_deleted_at"),
+        *USER_COLUMNS,
     )
     .join(User, User.id == ApiKey.user_id)
     .where(ApiKey.lookup == bindparam("lookup"))
 )
+_USER_VALUES = slice(-len(USER_COLUMNS), None)
 
 
 class Authenticator:
@@ -133,7 +144,7 @@ class Authenticator:
         expected = key.secret_hash if key else "0" * 64
         if not hmac.compare_digest(expected, hash_secret(token)) or key is None:
             raise Unauthenticated("Invalid API key")
-        user_deleted_at = key.user_deleted_at
+        user_deleted_at = key.user__deleted_at
         now = utcnow()
         if key.revoked_at is not None or user_deleted_at is not None:
             raise Unauthenticated("API key revoked")
@@ -150,6 +161,7 @@ class Authenticator:
             via="api_key",
             api_key_id=key.id,
             api_key_organization_id=key.organization_id,
+            user_row=tuple(key[_USER_VALUES]),
         )
 
     def _decode(self, token: str) -> dict[str, Any]:

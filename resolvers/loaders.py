@@ -518,8 +518,16 @@ class Loaders:
 
     @cached_property
     def user_row_by_id(self) -> DataLoader:
-        """Read-only rows, for users that are only shown (Member.user, Usage.user, …)."""
-        return _plain_rows_by_key(self._db, User, User.id)
+        """Read-only rows, for users that are only shown (Member.user, Usage.user, …).
+
+        The caller's own row comes with it, as authentication read it (`Principal.user_row`),
+        unless the request has written since: then, as for any row, what the database holds
+        when it is first asked for."""
+        loader = _plain_rows_by_key(self._db, User, User.id)
+        principal = getattr(self._context, "principal", None)
+        if principal is not None and principal.user_row is not None and not self._db.wrote:
+            loader.prime(principal.user_id, plain_row_type(User)._make(principal.user_row))
+        return loader
 
     @cached_property
     def organization_by_id(self) -> DataLoader:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.util.concurrency import greenlet_spawn
 
@@ -211,6 +212,12 @@ class RequestDatabase:
         return self._session is not None
 
     @property
+    def wrote(self) -> bool:
+        """Whether this request has written through its session (`RequestSession.wrote`)."""
+        session = self._session
+        return session is not None and getattr(session.sync_session, "wrote", True)
+
+    @property
     def session(self) -> AsyncSession:
         if self._session is None:
             connection = self._connection
@@ -376,5 +383,25 @@ def _raise_as_sqlalchemy(
         sync._handle_dbapi_exception(dbapi_error, sql, args, None, None)
 
 
+class RequestSession(Session):
+    """The ORM session of a request; `wrote` once it has flushed changes or executed anything
+    but a SELECT (`RequestDatabase.wrote`)."""
+
+    wrote = False
+
+
+@event.listens_for(RequestSession, "after_flush")
+def _flushed(session: RequestSession, _flush_context: Any) -> None:
+    session.wrote = True
+
+
+@event.listens_for(RequestSession, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.wrote = True  # type: ignore[attr-defined]
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=RequestSession
+    )
