@@ -25,7 +25,17 @@ MAX_PHOTO_URL = 2048
 
 
 async def viewer(ctx: Context) -> User:
+    """The authenticated user, as an ORM instance to change (writers)."""
     user: User | None = await ctx.loaders.user_by_id.load(ctx.user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    return user
+
+
+async def viewer_profile(ctx: Context) -> User:
+    """The authenticated user, to show: a read-only row with the same attributes, which
+    usually came with the API key's authentication (`Loaders.user_row_by_id`)."""
+    user: User | None = await ctx.loaders.user_row_by_id.load(ctx.user_id)
     if user is None or user.deleted_at is not None:
         raise NotFound("User not found")
     return user

@@ -129,7 +129,7 @@ _USER_READERS = projection.RecordReaders(
 class UserQuery:
     @strawberry.field(description="The authenticated user.")
     async def viewer(self, info: Info) -> User:
-        return User.from_model(await users.viewer(info.context))
+        return User.from_model(await users.viewer_profile(info.context))
 
     @strawberry.field(description="A user you may see: yourself or someone in your organizations.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:

@@ -128,6 +128,13 @@ async def test_the_callers_own_user_is_read_with_the_api_key(env: Env) -> None:
     }
 
 
+async def test_the_viewer_is_read_with_the_api_key(env: Env) -> None:
+    alice = await env.user(name="Alice")
+    query = "{ viewer { id displayName } }"
+    assert await _statements(env, alice, query) == 1
+    assert (await alice.gql_data(query))["viewer"] == {"id": alice.user_id, "displayName": "Alice"}
+
+
 async def test_a_request_that_wrote_reads_the_callers_user_again(env: Env) -> None:
     """The row authentication read is not shown after the request changed it: the caller's
     name, through their membership's user, is the one the mutation wrote."""

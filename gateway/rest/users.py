@@ -62,7 +62,7 @@ async def me_out(call: Call, user: User) -> MeOut:
 
 @rest(response=MeOut)
 async def get_me(call: Call) -> MeOut:
-    return await me_out(call, await users.viewer(call.ctx))
+    return await me_out(call, await users.viewer_profile(call.ctx))
 
 
 @rest(body=UpdateMeIn, response=MeOut)
