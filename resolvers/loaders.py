@@ -12,6 +12,7 @@ from aiodataloader import DataLoader, dispatch_queue_batch
 from aiodataloader import Loader as QueuedLoad
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from gateway.db.expressions import one_of
@@ -462,6 +463,30 @@ def _members_with_users_by_id(session: Db) -> DataLoader:
     return _loader(batch)
 
 
+# The caller's membership (with the live organization) and another member with its user, in
+# one statement: for routes that check the one and then show the other.
+_TARGET = aliased(Member, name="target")
+_TARGET_USER = aliased(User, name="target_user")
+_TARGET_COLUMNS = tuple(
+    getattr(_TARGET, column.key).label(f"target__{column.key}") for column in _MEMBER_COLUMNS
+)
+_TARGET_USER_COLUMNS = tuple(
+    getattr(_TARGET_USER, column.key).label(f"target_user__{column.key}")
+    for column in plain_columns(User)
+)
+_MEMBERSHIP_AND_MEMBER = (
+    select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS, *_TARGET_COLUMNS, *_TARGET_USER_COLUMNS)
+    .join_from(Member, Organization, col(Organization.id) == col(Member.organization_id))
+    .outerjoin(_TARGET, _TARGET.id == bindparam("member"))
+    .outerjoin(_TARGET_USER, _TARGET_USER.id == _TARGET.user_id)
+    .where(
+        col(Member.organization_id) == bindparam("org"),
+        col(Member.user_id) == bindparam("user"),
+        col(Organization.deleted_at).is_(None),
+    )
+)
+
+
 _NOT_CANCELED = (Subscription.status != SubscriptionStatus.CANCELED.value,)
 _PENDING_INVITE = (Invite.status == InviteStatus.PENDING.value,)
 _LIVE_KEY = (ApiKey.revoked_at.is_(None),)
@@ -549,6 +574,31 @@ class Loaders:
     @cached_property
     def member_with_user_by_id(self) -> DataLoader:
         return _members_with_users_by_id(self._db)
+
+    async def prime_membership_and_member(self, key: tuple[str, str], member_id: str) -> None:
+        """`live_member_by_organization_and_user[key]` (and its organization) and, when that
+        membership exists, `member_with_user_by_id[member_id]`, from one statement."""
+        org_id, user_id = key
+        rows = await fetch_rows(
+            self._db, _MEMBERSHIP_AND_MEMBER, {"org": org_id, "user": user_id, "member": member_id}
+        )
+        if not rows:
+            self.live_member_by_organization_and_user.prime(key, None)
+            return
+        row = rows[0]
+        member_row, user_row = plain_row_type(Member)._make, plain_row_type(User)._make
+        organization = len(_MEMBER_COLUMNS)
+        target = organization + len(_ORGANIZATION_COLUMNS)
+        target_user = target + len(_TARGET_COLUMNS)
+        self.live_member_by_organization_and_user.prime(key, member_row(row[:organization]))
+        self.organization_row_by_id.prime(
+            org_id, plain_row_type(Organization)._make(row[organization:target])
+        )
+        found = None
+        if row[target] is not None:
+            user = user_row(row[target_user:]) if row[target_user] is not None else None
+            found = (member_row(row[target:target_user]), user)
+        self.member_with_user_by_id.prime(member_id, found)
 
     @cached_property
     def invite_by_id(self) -> DataLoader:

@@ -65,6 +65,17 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
     return member
 
 
+async def prefetch_membership_and_member(
+    ctx: Context, organization_id: str, member_id: str
+) -> None:
+    """Read the caller's membership in the organization and a member (with its user) in one
+    statement, for a route that checks the one and then shows the other. Nothing is decided
+    here: `require_member` still decides, from what this read."""
+    key = _membership_key(ctx, organization_id)
+    if key is not None:
+        await ctx.loaders.prime_membership_and_member(key, member_id)
+
+
 async def organization_memberships(
     ctx: Context, organization_ids: Sequence[str]
 ) -> dict[str, Member | None]:

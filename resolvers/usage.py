@@ -465,9 +465,9 @@ async def member_usages_page(
     ctx: Context, organization_id: str, member_id: str, args: PageArgs
 ) -> MemberUsages:
     """A member's usage in the organization: for owners, admins, and the member themself."""
+    # The caller's membership, and the member with its user, in one statement.
+    await permissions.prefetch_membership_and_member(ctx, organization_id, member_id)
     viewer = await permissions.require_member(ctx, organization_id)
-    # The member and its user in one statement; a REST route's loads have nothing to batch
-    # with (`fetch`, not `load`).
     found: tuple[Member, User | None] | None = await ctx.loaders.member_with_user_by_id.fetch(
         member_id
     )

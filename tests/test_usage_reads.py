@@ -157,6 +157,16 @@ async def test_member_usages_are_for_managers_and_the_member(env: Env) -> None:
     assert response.status_code == 404
 
 
+async def test_member_usages_of_an_unknown_member_is_not_found(env: Env) -> None:
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    response = await owner.get(
+        f"/organizations/{org_id}/members/mbr-01JUNKNOWN0000000000000000/usages"
+    )
+    assert response.status_code == 404
+    assert response.json() == {"success": False, "error": "Member not found"}
+
+
 async def test_member_usages_page_with_cursor(env: Env) -> None:
     alice = await env.user()
     org_id = await env.organization(alice)
