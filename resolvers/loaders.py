@@ -323,6 +323,23 @@ def _counts_by_key(session: Db, model: Any, column: Any, where: Sequence[Any] = 
     return _loader(batch)
 
 
+def _personal_payment_counts(session: Db, where: Sequence[Any] = ()) -> DataLoader:
+    """user id → how many payments (matching `where`) their personal account has."""
+
+    async def batch(keys: list[str]) -> list[int]:
+        stmt = (
+            select(col(Account.user_id), func.count())
+            .select_from(Payment)
+            .join(Account, col(Account.id) == col(Payment.account_id))
+            .where(col(Account.user_id).in_(keys), *where)
+            .group_by(col(Account.user_id))
+        )
+        counts = {key: n for key, n in (await orm_session(session).execute(stmt)).all()}
+        return [int(counts.get(key, 0)) for key in keys]
+
+    return _loader(batch)
+
+
 def _latest_ids_by_key(session: Db, model: Any, column: Any) -> DataLoader:
     """key → the id of its newest row (ids sort by creation time), or None."""
 
@@ -715,6 +732,22 @@ class Loaders:
     @cached_property
     def succeeded_personal_payment_pages_by_user_id(self) -> DataLoader:
         return _payment_pages(self._db, _SUCCEEDED_PAYMENT, parent_of=_personal_account_of)
+
+    @cached_property
+    def payment_count_by_account_id(self) -> DataLoader:
+        return _counts_by_key(self._db, Payment, Payment.account_id)
+
+    @cached_property
+    def succeeded_payment_count_by_account_id(self) -> DataLoader:
+        return _counts_by_key(self._db, Payment, Payment.account_id, _SUCCEEDED_PAYMENT)
+
+    @cached_property
+    def personal_payment_count_by_user_id(self) -> DataLoader:
+        return _personal_payment_counts(self._db)
+
+    @cached_property
+    def succeeded_personal_payment_count_by_user_id(self) -> DataLoader:
+        return _personal_payment_counts(self._db, _SUCCEEDED_PAYMENT)
 
     @cached_property
     def usage_pages_by_user_id(self) -> DataLoader:

@@ -121,6 +121,31 @@ async def personal_payments_page(
     return page
 
 
+async def payment_count(ctx: Context, account: Account, *, succeeded_only: bool = False) -> int:
+    """How many payments the account has (`payments_page`'s `totalCount`; same access)."""
+    loader = (
+        ctx.loaders.succeeded_payment_count_by_account_id
+        if succeeded_only
+        else ctx.loaders.payment_count_by_account_id
+    )
+    return int(await loader.load(account.id))
+
+
+async def personal_payment_count(
+    ctx: Context, user_id: str, *, succeeded_only: bool = False
+) -> int | None:
+    """How many personal payments the caller has (`personal_payments_page`'s `totalCount`);
+    None on anyone else."""
+    if not permissions.owns_personal_account(ctx, user_id):
+        return None
+    loader = (
+        ctx.loaders.succeeded_personal_payment_count_by_user_id
+        if succeeded_only
+        else ctx.loaders.personal_payment_count_by_user_id
+    )
+    return int(await loader.load(user_id))
+
+
 async def get_payment(ctx: Context, account: Account, payment_id: str) -> Payment:
     payment: Payment | None = await ctx.loaders.payment_by_id.load(payment_id)
     if payment is None or payment.account_id != account.id:

@@ -253,7 +253,11 @@ async def _payments(
 ) -> Connection[Payment]:
     args = page_args(info, first, after, last, before)
     page = await payments.payments_page(info.context, account, args, succeeded_only=succeeded_only)
-    return Connection.from_page(page, Payment.from_model)
+    return Connection.from_page(
+        page,
+        Payment.from_model,
+        lambda: payments.payment_count(info.context, account, succeeded_only=succeeded_only),
+    )
 
 
 # --- relation fields for User (your own only: null on other users) ---------------------------
@@ -295,10 +299,20 @@ async def user_payments(
 ) -> Connection[Payment] | None:
     """Your personal payments, newest first; null on other users."""
     args = page_args(info, first, after, last, before)
+    user_id = root._model.id
     page = await payments.personal_payments_page(
-        info.context, root._model.id, args, succeeded_only=succeeded_only
+        info.context, user_id, args, succeeded_only=succeeded_only
     )
-    return Connection.from_page(page, Payment.from_model) if page is not None else None
+    if page is None:
+        return None
+
+    async def count() -> int:
+        found = await payments.personal_payment_count(
+            info.context, user_id, succeeded_only=succeeded_only
+        )
+        return found or 0
+
+    return Connection.from_page(page, Payment.from_model, count)
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:

@@ -100,7 +100,7 @@ async def test_viewer_billing_fields_start_empty(env: Env) -> None:
     alice = await env.user()
     data = (await alice.gql_data(BILLING))["viewer"]
     assert data["balance"] == {"amount": 0, "currency": "usd"}
-    assert data["payments"] == {"totalCount": None, "nodes": []}
+    assert data["payments"] == {"totalCount": 0, "nodes": []}
     assert data["billingAccount"]["autoTopUp"] == {
         "enabled": False,
         "threshold": 0,
@@ -163,6 +163,29 @@ async def test_succeeded_only_filter(env: Env) -> None:
     )
     assert [p["status"] for p in data["viewer"]["all"]["nodes"]] == ["SUCCEEDED", "FAILED"]
     assert [p["status"] for p in data["viewer"]["ok"]["nodes"]] == ["SUCCEEDED"]
+
+
+async def test_payment_total_counts_every_page_and_the_filter(env: Env) -> None:
+    alice = await env.user()
+    for cents in (1000, 1002, 1100):  # 1002 is declined by the sandbox
+        await alice.gql_data(CHECKOUT, {"input": {"amountCents": cents}})
+    data = await alice.gql_data(
+        "{ viewer { all: payments(first: 1) { totalCount nodes { amountCents } }"
+        " ok: payments(first: 1, succeededOnly: true) { totalCount } } }"
+    )
+    assert data["viewer"]["all"] == {"totalCount": 3, "nodes": [{"amountCents": 1100}]}
+    assert data["viewer"]["ok"] == {"totalCount": 2}
+
+
+async def test_organization_payment_total_counts_its_own_payments(env: Env) -> None:
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    await owner.gql_data(CHECKOUT, {"input": {"amountCents": 900, "organizationId": org_id}})
+    await owner.gql_data(CHECKOUT, {"input": {"amountCents": 1000}})  # personal, not counted
+    query = """query($id: ID!) { organization(id: $id) {
+        all: payments { totalCount } ok: payments(succeededOnly: true) { totalCount } } }"""
+    data = await owner.gql_data(query, {"id": org_id})
+    assert data["organization"] == {"all": {"totalCount": 1}, "ok": {"totalCount": 1}}
 
 
 async def test_other_users_billing_fields_are_null(env: Env) -> None:
