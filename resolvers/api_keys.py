@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import issue_api_key
@@ -90,6 +90,18 @@ async def user_api_keys(ctx: Context, user_id: str, args: PageArgs) -> Page[ApiK
     return page
 
 
+async def user_api_key_count(ctx: Context, user_id: str) -> int | None:
+    """How many keys `user_api_keys` lists over all its pages (None for anyone else)."""
+    if ctx.user_id != user_id:
+        return None
+    scope = _key_scope(ctx)
+    if scope is not None:
+        where = [ApiKey.user_id == user_id, ApiKey.organization_id == scope, _LIVE]
+        stmt = select(func.count()).select_from(ApiKey).where(*where)
+        return int((await ctx.session.execute(stmt)).scalar_one())
+    return int(await ctx.loaders.api_key_count_by_user_id.load(user_id))
+
+
 async def my_api_keys(ctx: Context, args: PageArgs) -> Page[ApiKey]:
     """The caller's live keys (personal and organization ones), newest first."""
     page = await user_api_keys(ctx, ctx.user_id, args)
@@ -104,6 +116,12 @@ async def organization_api_keys(ctx: Context, organization_id: str, args: PageAr
         (organization_id, args)
     )
     return page
+
+
+async def organization_api_key_count(ctx: Context, organization_id: str) -> int:
+    """How many live keys the organization has (members)."""
+    await permissions.require_member(ctx, organization_id)
+    return int(await ctx.loaders.api_key_count_by_organization_id.load(organization_id))
 
 
 async def provider_api_keys(ctx: Context, organization_id: str) -> str:

@@ -710,6 +710,14 @@ class Loaders:
         return _pages_by_key(self._db, ApiKey, ApiKey.user_id, newest_first=True, where=_LIVE_KEY)
 
     @cached_property
+    def api_key_count_by_user_id(self) -> DataLoader:
+        return _counts_by_key(self._db, ApiKey, ApiKey.user_id, _LIVE_KEY)
+
+    @cached_property
+    def api_key_count_by_organization_id(self) -> DataLoader:
+        return _counts_by_key(self._db, ApiKey, ApiKey.organization_id, _LIVE_KEY)
+
+    @cached_property
     def api_key_pages_by_organization_id(self) -> DataLoader:
         return _pages_by_key(
             self._db, ApiKey, ApiKey.organization_id, newest_first=True, where=_LIVE_KEY

@@ -97,7 +97,11 @@ class Organization(Node):
     ) -> Connection[ApiKey]:
         args = page_args(info, first, after, last, before)
         page = await api_keys.organization_api_keys(info.context, self._model.id, args)
-        return Connection.from_page(page, ApiKey.from_model)
+        return Connection.from_page(
+            page,
+            ApiKey.from_model,
+            lambda: api_keys.organization_api_key_count(info.context, self._model.id),
+        )
 
     usages = strawberry.field(
         resolver=organization_usages, description="Usage billed here, newest first (owner/admin)."

@@ -79,8 +79,15 @@ class User(Node):
         before: str | None = None,
     ) -> Connection[ApiKey] | None:
         args = page_args(info, first, after, last, before)
-        page = await api_keys.user_api_keys(info.context, self._model.id, args)
-        return Connection.from_page(page, ApiKey.from_model) if page is not None else None
+        user_id = self._model.id
+        page = await api_keys.user_api_keys(info.context, user_id, args)
+        if page is None:
+            return None
+
+        async def count() -> int:
+            return await api_keys.user_api_key_count(info.context, user_id) or 0
+
+        return Connection.from_page(page, ApiKey.from_model, count)
 
     usages = strawberry.field(
         resolver=user_usages,

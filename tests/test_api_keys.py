@@ -535,3 +535,30 @@ async def test_organization_key_cannot_read_the_personal_account_in_graphql(
     assert [e["path"] for e in body["errors"]] == [["viewer", name]]
     own = await alice.gql(f"{{ viewer {{ id {field} }} }}")
     assert "errors" not in own
+
+
+async def test_api_key_total_counts_live_keys_over_every_page(env: Env) -> None:
+    alice, bob = await env.user(), await env.user()
+    org_id = await env.organization(alice)
+    await env.add_member(org_id, bob)
+    await create_key(alice, name="a")
+    revoked = await create_key(alice, name="b")
+    await create_key(alice, name="c", organizationId=org_id)
+    assert (await alice.gql_data(DELETE, {"id": revoked["id"]}))["deleteApiKey"]["errors"] == []
+    data = await alice.gql_data("{ viewer { apiKeys(first: 1) { totalCount nodes { id } } } }")
+    # The client's own key ("test"), "a" and the organization's "c"; "b" is revoked.
+    assert data["viewer"]["apiKeys"]["totalCount"] == 3
+    assert len(data["viewer"]["apiKeys"]["nodes"]) == 1
+    query = "query($id: ID!) { organization(id: $id) { apiKeys { totalCount } } }"
+    assert (await bob.gql_data(query, {"id": org_id}))["organization"]["apiKeys"] == {
+        "totalCount": 1
+    }
+
+
+async def test_an_organization_keys_total_counts_only_its_organizations_keys(env: Env) -> None:
+    alice = await env.user()
+    org_id = await env.organization(alice)
+    await create_key(alice, name="personal")
+    scoped = await org_key_client(env, alice, org_id)
+    data = await scoped.gql_data("{ viewer { apiKeys { totalCount nodes { organizationId } } } }")
+    assert data["viewer"]["apiKeys"] == {"totalCount": 1, "nodes": [{"organizationId": org_id}]}
