@@ -566,7 +566,7 @@ class Loaders:
         unless the request has written since: then, as for any row, what the database holds
         when it is first asked for."""
         loader = _plain_rows_by_key(self._db, User, User.id)
-        principal = getattr(self._context, "principal", None)
+        principal = self._context.principal
         if principal is not None and principal.user_row is not None and not self._db.wrote:
             loader.prime(principal.user_id, plain_row_type(User)._make(principal.user_row))
         return loader

@@ -40,7 +40,7 @@ from graphql.execution.middleware import MiddlewareManager
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
-from strawberry.types.execution import ExecutionContext, ExecutionResult, PreExecutionError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from schema.errors import coded_error
@@ -180,6 +180,20 @@ class PreparedSchema(strawberry.Schema):
                 allowed_operation_types,
                 operation_extensions,
             )
+
+        def logged(errors: list[GraphQLError]) -> None:
+            """strawberry's `_process_errors`, with its execution context made only now."""
+            context = self._create_execution_context(
+                query=query,
+                allowed_operation_types=allowed,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=operation_extensions,
+            )
+            self._process_errors(errors, context)
+
         try:
             result = execute(
                 self._schema,
@@ -201,55 +215,11 @@ class PreparedSchema(strawberry.Schema):
                 if isinstance(error, GraphQLError)
                 else GraphQLError(str(error), original_error=error)
             )
-            self._process_errors(
-                [coerced],
-                self._context_of(
-                    query,
-                    variable_values,
-                    context_value,
-                    root_value,
-                    operation_name,
-                    allowed,
-                    operation_extensions,
-                ),
-            )
+            logged([coerced])
             return PreExecutionError(data=None, errors=[coerced], extensions={})
         errors = result.errors
         if errors:
-            # Logged as they came (strawberry's `_process_errors`), then coded for the client
-            # (PreparedOperations' hook, after the operation).
-            self._process_errors(
-                errors,
-                self._context_of(
-                    query,
-                    variable_values,
-                    context_value,
-                    root_value,
-                    operation_name,
-                    allowed,
-                    operation_extensions,
-                ),
-            )
+            # Logged as they came, then coded for the client (PreparedOperations' hook).
+            logged(errors)
             errors = [coded_error(error) for error in errors]
         return ExecutionResult(data=result.data, errors=errors, extensions={})
-
-    def _context_of(
-        self,
-        query: str | None,
-        variables: dict[str, Any] | None,
-        context: Any,
-        root_value: Any,
-        operation_name: str | None,
-        allowed: Iterable[OperationType],
-        operation_extensions: dict[str, Any] | None,
-    ) -> ExecutionContext:
-        """strawberry's execution context for the error logger, made only when it logs."""
-        return self._create_execution_context(
-            query=query,
-            allowed_operation_types=allowed,
-            variable_values=variables,
-            context_value=context,
-            root_value=root_value,
-            operation_name=operation_name,
-            operation_extensions=operation_extensions,
-        )
