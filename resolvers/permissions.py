@@ -13,6 +13,11 @@ ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
 MANAGERS = (Role.OWNER.value, Role.ADMIN.value)
 
 
+def may_see_member_usage(viewer: Member | None, member: Member) -> bool:
+    """A member's usage: theirs to see, and the organization's owners' and admins'."""
+    return viewer is not None and (viewer.id == member.id or viewer.role in MANAGERS)
+
+
 def require_service(ctx: Context) -> None:
     if ctx.principal is None or not ctx.principal.is_service:
         raise Unauthenticated("This operation needs the service token")

@@ -432,11 +432,6 @@ async def _insert_usage_rows(session: AsyncSession, rows: list[dict[str, Any]]) 
 # History
 
 
-def _may_see_member_usage(viewer: Member | None, member: Member) -> bool:
-    """A member's usage: theirs to see, and the organization's owners' and admins'."""
-    return viewer is not None and (viewer.id == member.id or viewer.role in permissions.MANAGERS)
-
-
 async def user_usages_page(ctx: Context, user_id: str, args: PageArgs) -> Page[UsageRecord]:
     """The caller's own usage (personal and in organizations), newest first."""
     permissions.require_self(ctx, user_id)
@@ -474,7 +469,7 @@ async def member_usages_page(
     if found is None or found[0].organization_id != organization_id:
         raise NotFound("Member not found")
     member, user = found
-    if not _may_see_member_usage(viewer, member):
+    if not permissions.may_see_member_usage(viewer, member):
         raise Forbidden("Only organization owners and admins can see other members' usage")
     page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_member.fetch(
         (organization_id, member.user_id, args)
@@ -490,7 +485,7 @@ async def visible_member_usages(
     viewers = await permissions.organization_memberships(
         ctx, [member.organization_id for member in members]
     )
-    visible = [_may_see_member_usage(viewers[m.organization_id], m) for m in members]
+    visible = [permissions.may_see_member_usage(viewers[m.organization_id], m) for m in members]
     pages = iter(
         await load_each(
             ctx.loaders.usage_pages_by_member,
