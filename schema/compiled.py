@@ -48,14 +48,18 @@ from graphql import (
 )
 from graphql.execution.collect_fields import collect_subfields
 from graphql.execution.executor import invalid_return_type_error
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import coerce_argument, get_argument_values
 from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
 from orjson import Fragment
+from strawberry.relay import GlobalID
+from strawberry.scalars import is_scalar
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
+from strawberry.types.lazy_type import LazyType
 
 from resolvers.pagination import JsonNodes
 from schema.batch import batch_form
@@ -95,6 +99,7 @@ class FieldPlan:
 
     __slots__ = (
         "args",
+        "arguments",
         "batch",
         "converted",
         "details",
@@ -132,6 +137,9 @@ class FieldPlan:
         self.root_names: tuple[str, ...] = ()
         self.info_name: str | None = None
         self.args = False
+        # Scalar arguments only: each one's (Python name, variable or None, value, non-null),
+        # read without graphql-core's coercion or strawberry's conversion (`_arguments`).
+        self.arguments: tuple[tuple[str, str | None, Any, bool], ...] | None = None
         # Leaf arguments only (scalars, enums): their converted values, by the coerced ones.
         self.converted: dict[tuple[Any, ...], dict[str, Any]] | None = None
         self.batch: Any = None
@@ -300,6 +308,7 @@ class _Compiler:
             plan.args = bool(field_def.args or node.arguments)
             if plan.args and all(_leaf(arg.type) for arg in field_def.args.values()):
                 plan.converted = {}
+                plan.arguments = self.arguments(field_def, node, field)
             plan.batch = batch_form(plan.wrapped)
         plan.value = value = self.value_plan(field_def.type, details)
         if plan.kind == RESOLVER:
@@ -312,6 +321,50 @@ class _Compiler:
             if isinstance(value.type, CustomGraphQLEnumType):
                 plan.leaf_enum = _enum_names(value.type)
         return plan
+
+    def arguments(
+        self, field_def: Any, node: Any, field: Any
+    ) -> tuple[tuple[str, str | None, Any, bool], ...] | None:
+        """How to read a field's arguments when every one is a scalar that strawberry passes
+        as it is (not an enum, a global id or a `Maybe`): a literal or a default is coerced
+        here, once; a variable's value is the operation's coerced value. None (the general
+        way, every request) for anything else, or a literal or default that fails (its error
+        is reported there)."""
+        names = self.converter.config.name_converter
+        by_name = {names.from_argument(argument): argument for argument in field.arguments}
+        given = {argument.name.value: argument for argument in node.arguments or ()}
+        recipe = []
+        for name, arg_def in field_def.args.items():
+            argument = by_name.get(name)
+            if (
+                argument is None
+                or getattr(arg_def, "out_name", None)
+                or not self.plain_scalar(argument.type)
+            ):
+                return None
+            value_node = given[name].value if name in given else None
+            if isinstance(value_node, VariableNode):
+                required = isinstance(arg_def.type, GraphQLNonNull)
+                recipe.append((argument.python_name, value_node.name.value, None, required))
+                continue
+            coerced: dict[str, Any] = {}
+            try:
+                coerce_argument(coerced, node, name, arg_def, given.get(name), None, None)
+            except GraphQLError:
+                return None
+            if name in coerced:
+                recipe.append((argument.python_name, None, coerced[name], False))
+        return tuple(recipe)
+
+    def plain_scalar(self, type_: Any) -> bool:
+        """A scalar argument type that strawberry's `convert_argument` returns as it is."""
+        if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
+            type_ = type_.of_type
+        return (
+            type_ is not GlobalID
+            and not isinstance(type_, StrawberryMaybe | LazyType)
+            and is_scalar(type_, self.converter.scalar_registry)
+        )
 
     def value_plan(self, type_: Any, details: Any) -> ValuePlan:
         nullable = not isinstance(type_, GraphQLNonNull)
@@ -436,6 +489,24 @@ def generate_fields(plan: ObjectPlan) -> Any:
 
 
 _CONVERTED_PER_FIELD = 64  # argument values remembered per field plan (ids vary per request)
+
+
+def _arguments(
+    recipe: tuple[tuple[str, str | None, Any, bool], ...], variables: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A field's scalar arguments by its recipe (`_Compiler.arguments`), or None when a
+    variable is missing or null for a non-null argument: the general way then applies the
+    default or reports the error, as graphql-core does."""
+    kwargs = {}
+    for python_name, variable, value, required in recipe:
+        if variable is not None:
+            if variable not in variables:
+                return None
+            value = variables[variable]
+            if value is None and required:
+                return None
+        kwargs[python_name] = value
+    return kwargs
 
 
 def _leaf(type_: Any) -> bool:
@@ -622,8 +693,11 @@ class Run:
         )
         info = self.info_class(_raw_info=raw_info, _field=field.strawberry_field)
         error: Exception | None = None
-        kwargs: dict[str, Any] = {}
-        if field.args:
+        kwargs: dict[str, Any] | None = None if field.args else {}
+        if field.arguments is not None:
+            kwargs = _arguments(field.arguments, executor.variable_values.coerced)
+        if kwargs is None:  # not read by `_arguments`: the general way
+            kwargs = {}
             try:
                 raw = get_argument_values(
                     field.field_def,

@@ -68,6 +68,10 @@ class Thing(Named):
         return _things()[:first]
 
     @strawberry.field
+    def paint(self, color: Color = Color.RED) -> str:
+        return f"{self.name} in {color.value}"
+
+    @strawberry.field
     def broken(self) -> str | None:
         raise RuntimeError(f"broken {self.name}")
 
@@ -274,34 +278,89 @@ async def test_a_plan_is_kept_per_value_of_the_variables_directives_use() -> Non
         assert list(got[0]["nullableThings"][0]) == (["name"] if yes else ["count"])
 
 
-async def test_leaf_arguments_are_converted_once_per_value(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    conversions: list[Any] = []
-    original = compiled.convert_arguments
-
-    def spy(value: Any, *args: Any, **kwargs: Any) -> Any:
-        conversions.append(dict(value))
-        return original(value, *args, **kwargs)
-
-    monkeypatch.setattr(compiled, "convert_arguments", spy)
-    standard, _, _ = _schemas()
+def _prepared_compiled_schema() -> strawberry.Schema:
     # The gateway's documents are parsed once per query text (PreparedOperations), so its
     # plans, and what they remember, last from one request to the next.
-    compiled_schema = strawberry.Schema(
+    return strawberry.Schema(
         query=Query,
         execution_context_class=ExecutionContext,
         extensions=[lambda: PreparedOperations()],
     )
-    query = "query($n: String!, $t: Int!) { thing(name: $n) { shout(times: $t) } }"
-    for name, times in (("g", 1), ("a", 2), ("g", 1), ("g", 2)):
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    """The raw argument values each call of `compiled.<name>` got."""
+    calls: list[Any] = []
+    original = getattr(compiled, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        calls.append(dict(args[0]) if name == "convert_arguments" else result)
+        return result
+
+    monkeypatch.setattr(compiled, name, spy)
+    return calls
+
+
+async def test_enum_arguments_are_converted_once_per_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conversions = _spy(monkeypatch, "convert_arguments")
+    standard, _, _ = _schemas()
+    compiled_schema = _prepared_compiled_schema()
+    query = "query($n: String!, $c: Color!) { thing(name: $n) { paint(color: $c) } }"
+    for name, color in (("g", "RED"), ("a", "BLUE"), ("g", "RED"), ("g", "BLUE")):
+        variables = {"n": name, "c": color}
+        expected = _outcome(await standard.execute(query, variable_values=variables))
+        got = _outcome(await compiled_schema.execute(query, variable_values=variables))
+        assert got == expected
+        assert got[0]["thing"]["paint"] == f"{name} in {color.lower()}"
+    # `name` is a plain scalar (never converted); `color` once per value.
+    assert [list(c) for c in conversions] == [["color"], ["color"]]
+
+
+async def test_scalar_arguments_are_read_without_coercion_or_conversion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    coercions = _spy(monkeypatch, "get_argument_values")
+    conversions = _spy(monkeypatch, "convert_arguments")
+    standard, _, _ = _schemas()
+    compiled_schema = _prepared_compiled_schema()
+    query = (
+        'query($n: String!, $t: Int!) { thing(name: $n) { shout(times: $t) b: buddy(suffix: "?")'
+        " { name } siblings(first: 1) { name } } }"
+    )
+    for name, times in (("g", 1), ("a", 2)):
         variables = {"n": name, "t": times}
         expected = _outcome(await standard.execute(query, variable_values=variables))
         got = _outcome(await compiled_schema.execute(query, variable_values=variables))
         assert got == expected
         assert got[0]["thing"]["shout"] == name.upper() * times
-    # The third request converts nothing; the fourth only its new `times`.
-    assert conversions == [{"name": "g"}, {"times": 1}, {"name": "a"}, {"times": 2}]
+    assert coercions == [] and conversions == []
+
+
+ARGUMENT_CASES = [
+    # A variable left out: the argument's default (read the general way).
+    ("query($t: Int) { nullableThings { shout(times: $t) } }", {}),
+    # A variable given as null for a non-null argument with a default: the field's error.
+    ("query($t: Int) { nullableThings { shout(times: $t) } }", {"t": None}),
+    ("query($t: Int) { nullableThings { shout(times: $t) } }", {"t": 3}),
+    # A variable's own default.
+    ("query($t: Int = 2) { nullableThings { shout(times: $t) } }", {}),
+    ('query($n: String!) { thing(name: $n) { buddy(suffix: "?") { name } } }', {"n": "g"}),
+    ("query($s: String) { nullableThings { buddy(suffix: $s) { name } } }", {"s": None}),
+    ("query($s: String) { nullableThings { buddy(suffix: $s) { name } } }", {}),
+    ("{ nullableThings { siblings(first: 1) { name } } }", {}),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), ARGUMENT_CASES)
+async def test_arguments_are_read_as_graphql_core_reads_them(
+    query: str, variables: dict[str, Any]
+) -> None:
+    standard, compiled_schema, _ = _schemas()
+    expected = _outcome(await standard.execute(query, variable_values=variables))
+    assert _outcome(await compiled_schema.execute(query, variable_values=variables)) == expected
 
 
 async def test_queries_run_on_the_compiled_plan(monkeypatch: pytest.MonkeyPatch) -> None:
