@@ -202,14 +202,16 @@ def start_floor(url: str) -> Server:
 
 
 def _stat(pid: int) -> tuple[str, int, float] | None:
-    """(comm, ppid, cpu seconds) of a process, or None if it is gone."""
+    """(comm, ppid, cpu seconds) of a process, or None if it is gone. The CPU seconds include
+    those of its children that have exited (and been waited for): PostgreSQL's backends that
+    end during a measurement (a pool replacing a connection) count in the postmaster's."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     rest = raw[raw.rindex(")") + 2 :].split()
-    return comm, int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return comm, int(rest[1]), sum(int(v) for v in rest[11:15]) / CLK_TCK
 
 
 def _all_stats() -> dict[int, tuple[str, int, float]]:
@@ -267,7 +269,10 @@ class CpuMeter:
 
     @staticmethod
     def _delta(a: dict[int, float], b: dict[int, float]) -> float:
-        return sum(b[pid] - a.get(pid, 0.0) for pid in b)
+        """CPU seconds between two samples: of the processes alive at the second, and of those
+        that ended meanwhile (in their parent's reaped-children time, which holds their whole
+        life: what they had used by the first sample is taken off)."""
+        return sum(b[pid] - a.get(pid, 0.0) for pid in b) - sum(a[pid] for pid in a if pid not in b)
 
     def result(self) -> dict[str, float]:
         (s0, p0, m0, t0), (s1, p1, m1, t1) = self.before, self.after
@@ -436,14 +441,38 @@ def versions(url: str) -> dict[str, str]:
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     found["wrk"] = (wrk.stdout or wrk.stderr).split("\n")[0].split(" Copyright")[0]
 
-    async def pg() -> str:
+    async def pg() -> dict[str, str]:
         conn = await asyncpg.connect(url)
         try:
-            return str(await conn.fetchval("SHOW server_version"))
+            size = await conn.fetchval(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND c.relkind = 'r'",
+                SCHEMA,
+            )
+            return {
+                "postgresql": str(await conn.fetchval("SHOW server_version")),
+                "postgresql_shared_buffers": str(await conn.fetchval("SHOW shared_buffers")),
+                "bench_schema_size": f"{(size or 0) / 2**20:.0f} MB",
+                "bench_schema_bytes": str(size or 0),
+                "shared_buffers_bytes": str(
+                    await conn.fetchval(
+                        "SELECT setting::bigint * current_setting('block_size')::bigint"
+                        " FROM pg_settings WHERE name = 'shared_buffers'"
+                    )
+                ),
+            }
         finally:
             await conn.close()
 
-    found["postgresql"] = asyncio.run(pg())
+    found.update(asyncio.run(pg()))
+    if int(found["bench_schema_bytes"]) > int(found["shared_buffers_bytes"]):
+        print(
+            f"warning: PostgreSQL's shared_buffers ({found['postgresql_shared_buffers']}) do not"
+            f" hold the {found['bench_schema_size']} of schema {SCHEMA!r}: pages are read from the"
+            " OS cache, which costs PostgreSQL CPU under load (bench/README.md, 'Running it')",
+            file=sys.stderr,
+        )
     return found
 
 
