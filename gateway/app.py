@@ -112,8 +112,9 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     """strawberry's ASGI view, with a shorter way for the common request: a JSON POST of one
     operation (`plain_post`).
 
-    The view serves every kind of GraphQL request (websockets, the IDE, GET, multipart
-    uploads, batches, streamed results) and parses the content type of each through the
+    The view serves every kind of GraphQL request (the IDE, GET, multipart uploads, batches,
+    streamed results; websockets too, but `/graphql` is routed for HTTP only: the schema has
+    no subscriptions) and parses the content type of each through the
     `email` package: for `{ __typename }` with authentication that was ~0.3 M of ~1.2 M
     instructions. A POST whose content type is `application/json`, whose `Accept` asks for no
     stream, and whose body is one JSON object with a `query` string is executed here with the

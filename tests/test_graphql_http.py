@@ -104,3 +104,33 @@ async def test_a_body_json_cannot_read_is_400(env: Env, body: bytes) -> None:
     response = await alice.http.post("/graphql", content=body, headers=alice._headers({}))
     assert response.status_code == 400
     assert response.text == "Unable to parse request body as JSON"
+
+
+async def test_graphql_is_not_served_over_websockets(env: Env) -> None:
+    """The schema has no subscriptions: `/graphql` is an HTTP route, and a websocket asking
+    for a GraphQL subprotocol is closed before it is accepted."""
+    sent: list[dict[str, Any]] = []
+    incoming = iter([{"type": "websocket.connect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming, {"type": "websocket.disconnect", "code": 1000})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"sec-websocket-protocol", b"graphql-transport-ws")],
+        "subprotocols": ["graphql-transport-ws"],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await env.app(scope, receive, send)
+    assert [message["type"] for message in sent] == ["websocket.close"]
