@@ -441,36 +441,35 @@ def versions(url: str) -> dict[str, str]:
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     found["wrk"] = (wrk.stdout or wrk.stderr).split("\n")[0].split(" Copyright")[0]
 
-    async def pg() -> dict[str, str]:
+    async def pg() -> tuple[dict[str, str], bool]:
+        """PostgreSQL's version and buffer size, the bench schema's size, and whether it fits."""
         conn = await asyncpg.connect(url)
         try:
             size = await conn.fetchval(
-                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE n.nspname = $1 AND c.relkind = 'r'",
                 SCHEMA,
             )
+            buffers = await conn.fetchval(
+                "SELECT setting::bigint * current_setting('block_size')::bigint"
+                " FROM pg_settings WHERE name = 'shared_buffers'"
+            )
             return {
                 "postgresql": str(await conn.fetchval("SHOW server_version")),
                 "postgresql_shared_buffers": str(await conn.fetchval("SHOW shared_buffers")),
-                "bench_schema_size": f"{(size or 0) / 2**20:.0f} MB",
-                "bench_schema_bytes": str(size or 0),
-                "shared_buffers_bytes": str(
-                    await conn.fetchval(
-                        "SELECT setting::bigint * current_setting('block_size')::bigint"
-                        " FROM pg_settings WHERE name = 'shared_buffers'"
-                    )
-                ),
-            }
+                "bench_schema_size": f"{size / 2**20:.0f} MB",
+            }, size <= buffers
         finally:
             await conn.close()
 
-    found.update(asyncio.run(pg()))
-    if int(found["bench_schema_bytes"]) > int(found["shared_buffers_bytes"]):
+    database, fits = asyncio.run(pg())
+    found.update(database)
+    if not fits:
         print(
             f"warning: PostgreSQL's shared_buffers ({found['postgresql_shared_buffers']}) do not"
             f" hold the {found['bench_schema_size']} of schema {SCHEMA!r}: pages are read from the"
-            " OS cache, which costs PostgreSQL CPU under load (bench/README.md, 'Running it')",
+            " OS cache, which costs PostgreSQL CPU under load (bench/README.md, 'Eighth pass')",
             file=sys.stderr,
         )
     return found
