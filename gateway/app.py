@@ -337,7 +337,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = GraphQLApp(
         state,
         schema=build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql else None,
+        graphql_ide="graphiql" if settings.exploration(settings.graphiql) else None,
         allow_queries_via_get=True,
     )
 
@@ -353,7 +353,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        # Operators' numbers: behind a token when one is set, not served in production without.
+        token = settings.metrics_token
+        if token is None and settings.environment == "production":
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        if token is not None and not secrets.compare_digest(
+            (strip_bearer(request.headers.get("authorization")) or "").encode(),
+            token.get_secret_value().encode(),
+        ):
+            return JSONResponse(
+                {"detail": "A bearer token is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def webhook(request: Request) -> Response:

@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,13 +53,25 @@ class Settings(BaseSettings):
 
     max_page_size: int = 100
     default_page_size: int = 50
-    graphql_max_depth: int = 15
+    # What one GraphQL document may cost, checked before validation (schema/limits.py).
+    graphql_max_length: int = Field(default=65_536, ge=1)
+    graphql_max_tokens: int = Field(default=3_000, ge=1)
+    graphql_max_depth: int = Field(default=15, ge=1)
+    graphql_max_aliases: int = Field(default=100, ge=0)
+    graphql_max_cost: int = Field(default=50_000, ge=1)
     # Query operations run on compiled plans (schema/compiled.py); `standard` uses graphql-core's
     # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
     graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
-    graphiql: bool = True
+    # Unset: on, except in production (an anonymous caller learns nothing of the schema).
+    graphiql: bool | None = None
+    graphql_introspection: bool | None = None
+    graphql_suggestions: bool | None = None
     invite_ttl_hours: int = 168
     max_invites_per_request: int = 50
+
+    # Bearer token that /metrics asks for; unset: /metrics is open, except in production
+    # where it is not served at all.
+    metrics_token: SecretStr | None = None
 
     redis_url: str | None = None
     rate_limit_per_minute: int = 0
@@ -78,6 +90,11 @@ class Settings(BaseSettings):
         if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
             raise ValueError("GATEWAY_PROVIDER_API_KEYS must map provider names to string keys")
         return value
+
+    def exploration(self, setting: bool | None) -> bool:
+        """A schema-exploration setting (GraphiQL, introspection, suggestions): as set, or on
+        everywhere but production."""
+        return setting if setting is not None else self.environment != "production"
 
     def provider_api_key_map(self) -> dict[str, str]:
         parsed: dict[str, str] = json.loads(self.provider_api_keys.get_secret_value() or "{}")

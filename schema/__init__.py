@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from strawberry.extensions.query_depth_limiter import create_validator
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -19,6 +19,7 @@ from schema.api_key import ApiKey, ApiKeyMutation
 from schema.caches import PreparedOperations, PreparedSchema
 from schema.execution import ExecutionContext
 from schema.invite import Invite, InviteMutation
+from schema.limits import QueryLimits
 from schema.member import Member, MemberMutation, MemberQuery
 from schema.organization import Organization, OrganizationMutation, OrganizationQuery
 from schema.payment import Payment, PaymentMutation
@@ -91,19 +92,39 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
-    depth_rule = create_validator(settings.graphql_max_depth, None, None)
+    rules = (
+        []
+        if settings.exploration(settings.graphql_introspection)
+        else [NoSchemaIntrospectionCustomRule]
+    )
+    suggestions = settings.exploration(settings.graphql_suggestions)
     return PreparedSchema(
         query=Query,
         mutation=Mutation,
         types=[User, Organization, Member],
-        # Parsing and validation once per query text, the depth limit's rule built once (a
-        # rule class per request would defeat the validation cache), errors coded: one hook.
-        extensions=[lambda: PreparedOperations([depth_rule])],
-        prepared_rules=[depth_rule],
+        # Parsing within the limits and validation once per query text, errors coded: one hook.
+        extensions=[lambda: PreparedOperations(rules)],
+        prepared_rules=rules,
+        limits=query_limits(settings),
+        hide_suggestions=not suggestions,
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
         ),
         config=StrawberryConfig(
-            name_converter=CachedNameConverter(auto_camel_case=True), scalar_map=SCALAR_MAP
+            name_converter=CachedNameConverter(auto_camel_case=True),
+            scalar_map=SCALAR_MAP,
+            disable_field_suggestions=not suggestions,
         ),
+    )
+
+
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        max_length=settings.graphql_max_length,
+        max_tokens=settings.graphql_max_tokens,
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_cost=settings.graphql_max_cost,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
     )

@@ -1,18 +1,20 @@
-"""An operation's preparation, once per query text: parsed, validated, and its errors coded.
+"""An operation's preparation, once per query text: parsed within the limits, measured,
+validated, and its errors coded.
 
 One schema extension with one hook does what four did (strawberry's `ParserCache` and
 `AddValidationRules`, a validation cache, the error codes): strawberry builds a context manager
 per hook of every extension for every request (a wrapper function, a generator, their entry
 and exit), which was a fifth of the cost of `{ __typename }`.
 
-- Parsing: one `DocumentNode` per query text (bounded LRU); a text that does not parse is left
-  to strawberry, which reports the syntax error as before.
-- Validation: strawberry's `ValidationCache` keys an `lru_cache` by `(schema, document, rules)`,
-  so every request hashes the whole document (graphql-core's AST nodes hash recursively, ~70
-  node hashes for a user page). The parse cache hands out one document per text, so its
-  validation result is found by the document's identity (the entry keeps the document, so its
-  id is not reused while cached); another document, schema or rule set is validated anew. The
-  operation's type is still checked by strawberry before the result is used.
+- Parsing and limits (`Documents`): one `DocumentNode` per query text, parsed within the length
+  and token limits and measured against depth, aliases and cost (schema/limits.py) before
+  anything else; kept least recently used first out, bounded by count and by the characters
+  of the texts held. A text that does not parse or exceeds a limit is refused by
+  `PreparedSchema.execute` before strawberry sees it, and not kept.
+- Validation: once per document, schema and rule set, kept with the document (strawberry's
+  `ValidationCache` hashed the whole document on every request); suggestions ("Did you
+  mean …") left out when the schema hides them. The operation's type is still checked by
+  strawberry before the result is used.
 - Errors: `schema.errors.coded_error` on every error of the result.
 
 `PreparedSchema` goes one step further for the common request, an operation whose text is
@@ -21,37 +23,171 @@ machinery at all (strawberry's per-request execution context, extension instance
 four stage context managers and their exit stacks, a middleware manager: about a quarter of a
 user page's CPU outside its resolvers). What the extension would have done, it does: the same
 document and validation result, the same graphql-core execution, the same error processing and
-codes, the same result. Anything else (a text seen for the first time, one that does not parse
-or validate, an operation name that is not in the document, an operation type the transport does
-not allow, a schema with other extensions) takes strawberry's own `execute`.
+codes, the same result. Anything else (a text that does not validate, an operation name that
+is not in the document, an operation type the transport does not allow, a schema with other
+extensions) takes strawberry's own `execute`.
 `tests/test_prepared_execution.py` holds the two ways' results equal.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode, execute, parse, specified_rules
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    execute,
+    specified_rules,
+    validate,
+)
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from schema.errors import coded_error
+from schema.limits import QueryLimits, check_document, parse_limited
 
-_parse = functools.lru_cache(maxsize=256)(parse)
+# strawberry's own rules, which its `validate_document` adds to every rule set.
+_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SizedCache(Generic[K, V]):
+    """Least recently used first out, bounded by its number of entries and by their sizes
+    added up (for parsed documents: the characters of their texts)."""
+
+    def __init__(self, max_entries: int, max_size: int) -> None:
+        self.max_entries = max_entries
+        self.max_size = max_size
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: K, value: V, size: int) -> None:
+        entries = self._entries
+        previous = entries.pop(key, None)
+        if previous is not None:
+            self._size -= previous[1]
+        entries[key] = (value, size)
+        self._size += size
+        while len(entries) > self.max_entries or (self._size > self.max_size and len(entries) > 1):
+            self._size -= entries.popitem(last=False)[1][1]
+
+    def keys(self) -> list[K]:
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def text_size(node: Any) -> int:
+    """The characters of the text a parsed node came from (0 if it has no location)."""
+    loc = getattr(node, "loc", None)
+    return len(loc.source.body) if loc is not None else 0
+
+
+class PreparedDocument:
+    """A query text's document, within the limits (schema/limits.py), and its validation
+    results by schema and rule set."""
+
+    __slots__ = ("document", "operations", "validations")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.validations: dict[tuple[int, tuple[Any, ...], bool], list[GraphQLError]] = {}
+        # PreparedSchema's operations of the document by the name asked for (None: the first).
+        self.operations: dict[str | None, _Prepared | None] = {}
+
+
+class Documents:
+    """Prepared documents per query text, least recently used first out, bounded by their
+    number and by the characters of their texts together: a parsed document takes ~130 bytes
+    per character of its text (tokens, nodes, locations), so distinct texts at the length
+    limit cannot fill the memory. Texts that fail to parse or exceed a limit are refused
+    again each time (it costs no more than the limits allow) and never kept."""
+
+    def __init__(
+        self, limits: QueryLimits, max_entries: int = 256, max_characters: int = 1 << 20
+    ) -> None:
+        self.limits = limits
+        self._entries: SizedCache[str, PreparedDocument] = SizedCache(max_entries, max_characters)
+
+    def prepare(self, schema: Any, query: str) -> PreparedDocument:
+        """The text's prepared document; a GraphQLError (coded) when it does not parse or
+        exceeds a limit (`schema` is graphql-core's, for the cost of its fields)."""
+        found = self._entries.get(query)
+        if found is not None:
+            return found
+        document = parse_limited(query, self.limits)
+        exceeded = check_document(schema, document, self.limits)
+        if exceeded:
+            raise _Refused(exceeded)
+        found = PreparedDocument(document)
+        self._entries.put(query, found, len(query))
+        return found
+
+    def validated(
+        self,
+        schema: Any,
+        prepared: PreparedDocument,
+        rules: tuple[Any, ...],
+        hide_suggestions: bool = False,
+    ) -> list[GraphQLError]:
+        key = (id(schema), rules, hide_suggestions)
+        found = prepared.validations.get(key)
+        if found is None:
+            found = prepared.validations[key] = validate(
+                schema,
+                prepared.document,
+                (*rules, *_STRAWBERRY_RULES),
+                hide_suggestions=hide_suggestions,
+            )
+        return found
+
+
+class _Refused(GraphQLError):
+    """A document over one or more limits: all of its errors, raised as one."""
+
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message, extensions=errors[0].extensions)
+        self.errors = errors
+
+
+def refusal(error: GraphQLError) -> list[GraphQLError]:
+    return error.errors if isinstance(error, _Refused) else [error]
+
+
+# The documents of schemas that are not a PreparedSchema (tests' own schemas).
+_DEFAULT_DOCUMENTS = Documents(QueryLimits())
+
+
+def documents_of(schema: Any) -> Documents:
+    found = getattr(schema, "documents", None)
+    return found if isinstance(found, Documents) else _DEFAULT_DOCUMENTS
 
 
 class PreparedOperations(SchemaExtension):
-    # (id(schema), id(document)) -> (schema, document, rules, errors); shared by all requests.
-    _entries: OrderedDict[tuple[int, int], tuple[Any, Any, tuple[Any, ...], Any]] = OrderedDict()
-    maxsize = 256
+    """Parsing within the limits, validation once per document and rule set, coded errors:
+    strawberry's `ParserCache`, `AddValidationRules`, a validation cache and the error codes
+    as one hook (module docstring)."""
 
     def __init__(self, validation_rules: Sequence[Any] = ()) -> None:
         super().__init__()
@@ -61,33 +197,25 @@ class PreparedOperations(SchemaExtension):
         context = self.execution_context
         context.validation_rules = context.validation_rules + self.validation_rules
         if context.graphql_document is None and context.query:
+            schema = context.schema
+            documents = documents_of(schema)
             try:
-                document = _parse(context.query, **context.parse_options)
+                prepared = documents.prepare(schema._schema, context.query)
             except GraphQLError:
-                document = None
-            if document is not None:
-                context.graphql_document = document
-                context.pre_execution_errors = self._validated(
-                    context.schema._schema, document, tuple(context.validation_rules)
+                prepared = None  # strawberry parses it again and reports (PreparedSchema
+                # refuses such texts before they get here)
+            if prepared is not None:
+                context.graphql_document = prepared.document
+                context.pre_execution_errors = documents.validated(
+                    schema._schema,
+                    prepared,
+                    tuple(context.validation_rules),
+                    getattr(schema, "hide_suggestions", False),
                 )
         yield
         result = context.result
         if result is not None and getattr(result, "errors", None):
             result.errors = [coded_error(error) for error in result.errors]
-
-    @classmethod
-    def _validated(cls, schema: Any, document: Any, rules: tuple[Any, ...]) -> Any:
-        entries = cls._entries
-        key = (id(schema), id(document))
-        found = entries.get(key)
-        if found is not None and found[0] is schema and found[1] is document and found[2] == rules:
-            entries.move_to_end(key)
-            return found[3]
-        errors = validate_document(schema, document, rules)
-        entries[key] = (schema, document, rules, errors)
-        if len(entries) > cls.maxsize:
-            entries.popitem(last=False)
-        return errors
 
 
 class _Prepared(NamedTuple):
@@ -102,9 +230,18 @@ class PreparedSchema(strawberry.Schema):
 
     prepared_execution = True
 
-    def __init__(self, *args: Any, prepared_rules: Sequence[Any] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        prepared_rules: Sequence[Any] = (),
+        limits: QueryLimits | None = None,
+        hide_suggestions: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._rules = (*specified_rules, *prepared_rules)
+        self.documents = Documents(limits or QueryLimits())
+        self.hide_suggestions = hide_suggestions
         # Only while the one extension is PreparedOperations with these rules (it is built by
         # a factory: one instance tells) and nothing streams.
         extensions = self.get_extensions()
@@ -115,39 +252,18 @@ class PreparedSchema(strawberry.Schema):
             and not self.config.enable_experimental_incremental_execution
             and self.subscription is None
         )
-        self._prepared: OrderedDict[tuple[str, str | None], _Prepared] = OrderedDict()
         # strawberry builds a manager of the extensions that hook `resolve`: here none.
         self._no_middleware = MiddlewareManager()
 
-    def prepared(self, query: str | None, operation_name: str | None) -> _Prepared | None:
-        """The operation, if its text parses and validates without errors; else None."""
-        if not query:
-            return None
-        key = (query, operation_name)
-        found = self._prepared.get(key)
-        if found is not None:
-            return found
-        try:
-            document = _parse(query)
-        except GraphQLError:
-            return None
-        if PreparedOperations._validated(self._schema, document, self._rules):
-            return None
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if operation_name is None:
-            if not operations:
-                return None
-            operation = operations[0]
-            name = operation.name.value if operation.name else None
-        else:
-            named = [o for o in operations if o.name and o.name.value == operation_name]
-            if not named:
-                return None
-            operation, name = named[0], operation_name
-        found = _Prepared(document, name, OperationType(operation.operation.value))
-        self._prepared[key] = found
-        if len(self._prepared) > PreparedOperations.maxsize:
-            self._prepared.popitem(last=False)
+    def prepared(self, document: PreparedDocument, operation_name: str | None) -> _Prepared | None:
+        """The operation, if the document validates without errors and has it; else None."""
+        operations = document.operations
+        if operation_name in operations:
+            return operations[operation_name]
+        found = None
+        if not self.documents.validated(self._schema, document, self._rules, self.hide_suggestions):
+            found = _operation(document.document, operation_name)
+        operations[operation_name] = found
         return found
 
     async def execute(  # type: ignore[override]
@@ -160,9 +276,19 @@ class PreparedSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        # Within the limits before anything else; a refusal is the client's mistake: answered,
+        # not logged (schema/limits.py).
+        document = None
+        if query:
+            try:
+                document = self.documents.prepare(self._schema, query)
+            except GraphQLError as error:
+                return PreExecutionError(
+                    data=None, errors=[coded_error(e) for e in refusal(error)], extensions={}
+                )
         prepared = (
-            self.prepared(query, operation_name)
-            if self._shortcut and self.prepared_execution
+            self.prepared(document, operation_name)
+            if document is not None and self._shortcut and self.prepared_execution
             else None
         )
         allowed = (
@@ -202,6 +328,7 @@ class PreparedSchema(strawberry.Schema):
                 middleware=self._no_middleware,
                 variable_values=variable_values,
                 operation_name=prepared.operation_name,
+                hide_suggestions=self.hide_suggestions,
                 context_value=context_value,
                 is_awaitable=optimized_is_awaitable,
                 executor_class=self.execution_context_class,
@@ -223,3 +350,20 @@ class PreparedSchema(strawberry.Schema):
             logged(errors)
             errors = [coded_error(error) for error in errors]
         return ExecutionResult(data=result.data, errors=errors, extensions={})
+
+
+def _operation(document: DocumentNode, operation_name: str | None) -> _Prepared | None:
+    """The operation of a document that a request names (None: the first), as strawberry
+    resolves it; None when the document has no such operation."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        if not operations:
+            return None
+        operation = operations[0]
+        name = operation.name.value if operation.name else None
+    else:
+        named = [o for o in operations if o.name and o.name.value == operation_name]
+        if not named:
+            return None
+        operation, name = named[0], operation_name
+    return _Prepared(document, name, OperationType(operation.operation.value))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import keyword
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -63,10 +62,14 @@ from strawberry.types.lazy_type import LazyType
 
 from resolvers.pagination import JsonNodes
 from schema.batch import batch_form
+from schema.caches import SizedCache, text_size
 from schema.projection import JsonField, json_nodes, offer_json_nodes
 
 DEFINITION = "strawberry-definition"
 PLAN_CACHE_SIZE = 256
+# A plan keeps its operation, and with it the whole parsed document (~130 bytes per character
+# of its text): plans are bounded by the characters of their documents' texts too.
+PLAN_CACHE_CHARACTERS = 1 << 20
 
 # Field kinds.
 ATTRIBUTE, RESOLVER, TYPENAME = 0, 1, 2
@@ -195,8 +198,12 @@ def path_of(pos: Pos | None, key: str | int | None = None, typename: str | None 
 # Compilation
 
 
-_PLANS: OrderedDict[tuple[Any, ...], tuple[Any, Any, ObjectPlan | None]] = OrderedDict()
-_DIRECTIVE_VARIABLES: OrderedDict[int, tuple[Any, tuple[str, ...]]] = OrderedDict()
+_PLANS: SizedCache[tuple[Any, ...], tuple[Any, Any, ObjectPlan | None]] = SizedCache(
+    PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS
+)
+_DIRECTIVE_VARIABLES: SizedCache[int, tuple[Any, tuple[str, ...]]] = SizedCache(
+    PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS
+)
 
 
 def _directive_variables(executor: Any) -> tuple[str, ...]:
@@ -217,9 +224,7 @@ def _directive_variables(executor: Any) -> tuple[str, ...]:
     for fragment in executor.fragment_definitions.values():
         visit(fragment, Directives())
     result = tuple(sorted(names))
-    _DIRECTIVE_VARIABLES[id(operation)] = (operation, result)
-    if len(_DIRECTIVE_VARIABLES) > PLAN_CACHE_SIZE:
-        _DIRECTIVE_VARIABLES.popitem(last=False)
+    _DIRECTIVE_VARIABLES.put(id(operation), (operation, result), text_size(operation))
     return result
 
 
@@ -234,16 +239,13 @@ def plan_for(executor: Any, root_type: GraphQLObjectType, grouped: Any) -> Objec
     key = (id(schema), id(operation), signature)
     found = _PLANS.get(key)
     if found is not None and found[0] is schema and found[1] is operation:
-        _PLANS.move_to_end(key)
         return found[2]
     plan: ObjectPlan | None
     try:
         plan = _Compiler(executor).object_plan(root_type, grouped)
     except Unsupported:
         plan = None
-    _PLANS[key] = (schema, operation, plan)
-    if len(_PLANS) > PLAN_CACHE_SIZE:
-        _PLANS.popitem(last=False)
+    _PLANS.put(key, (schema, operation, plan), text_size(operation))
     return plan
 
 

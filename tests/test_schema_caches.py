@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -14,14 +13,13 @@ from schema import build_schema, caches
 @pytest.fixture
 def validations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     seen: list[Any] = []
-    real = caches.validate_document
+    real = caches.validate
 
-    def counting(schema: Any, document: Any, rules: Any) -> Any:
+    def counting(schema: Any, document: Any, rules: Any, **kwargs: Any) -> Any:
         seen.append(document)
-        return real(schema, document, rules)
+        return real(schema, document, rules, **kwargs)
 
-    monkeypatch.setattr(caches, "validate_document", counting)
-    monkeypatch.setattr(caches.PreparedOperations, "_entries", OrderedDict())
+    monkeypatch.setattr(caches, "validate", counting)
     return seen
 
 
