@@ -35,7 +35,7 @@ from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
 from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
-from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
+from gateway.ratelimit import RateLimiter
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from resolvers.loaders import Loaders
@@ -70,10 +70,14 @@ class AppState:
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
         self.metrics = Metrics()
-        # Per-caller limits shared by all processes through Redis (REST and GraphQL).
+        # Per-caller limits (REST and GraphQL): users' need Redis, shared by all processes;
+        # those of callers without a valid token use it when configured (gateway/ratelimit.py).
+        per_user = settings.rate_limit_per_minute if settings.redis_url else 0
         self.rate_limiter: RateLimiter | None = (
-            RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute)
-            if settings.redis_url and settings.rate_limit_per_minute > 0
+            RateLimiter.from_url(
+                settings.redis_url, per_user, settings.rate_limit_anonymous_per_minute
+            )
+            if per_user > 0 or settings.rate_limit_anonymous_per_minute > 0
             else None
         )
 
@@ -223,10 +227,8 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         ctx.json_fragments = isinstance(request, Request) and dialect_name(ctx.db) == "postgresql"
         request.state.gateway_context = ctx
         limiter = self.state.rate_limiter
-        if limiter is not None and ctx.principal is not None and ctx.principal.user_id:
-            wait = await limiter.retry_after(principal_key(ctx.principal, None))
-            if wait is not None:
-                raise RateLimited(TOO_MANY, retry_after=wait)
+        if limiter is not None:
+            await limiter.check(ctx.principal, request.client.host if request.client else None)
         return ctx
 
 

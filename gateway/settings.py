@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     rate_limit_per_minute: int = 0
+    # Requests per minute per client address without a valid token (anonymous, or refused):
+    # counted in Redis when configured, else in each process.
+    rate_limit_anonymous_per_minute: int = 60
 
     # Inference providers' keys handed to organization members' clients: a JSON object
     # mapping provider name to key, e.g. {"litellm": "sk-..."}.

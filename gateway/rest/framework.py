@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
 from gateway.jsoncodec import dump_json, load_json
-from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
+from gateway.ratelimit import RateLimiter
 from resolvers.pagination import PageArgs, decode_cursor
 from schema.scalars import format_datetime
 
@@ -279,10 +279,6 @@ class _HttpError(Exception):
 IdempotencyHook = Callable[[Endpoint, Call, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 
 
-def _principal_key(ctx: Context, request: Request) -> str:
-    return principal_key(ctx.principal, request.client.host if request.client else None)
-
-
 class RestApp:
     """Dispatches `/api/v1/*` to the endpoint table; every answer is the contract's envelope."""
 
@@ -351,15 +347,16 @@ class RestApp:
         try:
             ctx = await self.context_factory(request)
             request.state.gateway_context = ctx
+            # Before the token is refused: callers without a valid one count by address.
+            if self.rate_limiter is not None:
+                await self.rate_limiter.check(
+                    ctx.principal, request.client.host if request.client else None
+                )
             if endpoint.auth == "service":
                 if ctx.principal is None or not ctx.principal.is_service:
                     raise Unauthenticated("This route needs the service token")
             elif endpoint.auth == "user":
                 ctx.user_id  # noqa: B018  (raises Unauthenticated without a user token)
-            if self.rate_limiter is not None and endpoint.auth == "user":
-                wait = await self.rate_limiter.retry_after(_principal_key(ctx, request))
-                if wait is not None:
-                    raise RateLimited(TOO_MANY, retry_after=wait)
             call = Call(
                 ctx=ctx,
                 path=params,
