@@ -32,6 +32,7 @@ from gateway.db.session import (
     dialect_name,
 )
 from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
+from gateway.http_limits import BodySizeLimit
 from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
@@ -392,5 +393,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.gateway = state
-    app.add_middleware(RequestIdMiddleware, metrics=state.metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware, metrics=state.metrics)  # the outermost
     return app

@@ -77,6 +77,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=True,
+        # Request headers that do not arrive in time close the connection (uvicorn's httptools
+        # protocol with a timer: gateway/http_limits.py).
+        http="gateway.http_limits:HeaderTimeoutProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
     return 0
 

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     database_echo: bool = False
     migrate_on_start: bool = True
 
+    # The HTTP edge (gateway/http_limits.py): request bodies past this many bytes are 413;
+    # a connection whose request headers take longer is closed; an idle keep-alive one too.
+    max_body_bytes: int = Field(default=2_097_152, ge=1)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
