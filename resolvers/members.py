@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from gateway.context import Context
@@ -55,13 +58,27 @@ async def _member_of(ctx: Context, organization_id: str, member_id: str) -> Memb
 
 
 async def _lock_owner_ids(ctx: Context, organization_id: str) -> set[str]:
-    """The organization's owners, locked (PostgreSQL) so two demotions cannot race to zero."""
+    """The organization's owners, locked (PostgreSQL) so two demotions cannot race to zero.
+
+    SQLite has no row locks: there the write itself is guarded (`_another_owner_stays`), and
+    SQLite runs one write transaction at a time, its first statement on the latest data."""
     stmt = (
         select(Member.id)
         .where(Member.organization_id == organization_id, Member.role == Role.OWNER.value)
         .with_for_update()
     )
     return set((await ctx.session.execute(stmt)).scalars())
+
+
+def _another_owner_stays(organization_id: str, leaving: list[str]) -> Any:
+    """SQL: an owner of the organization other than `leaving` exists (read by the statement
+    that writes, so no other write can come between the check and the change)."""
+    other = aliased(Member)
+    return exists().where(
+        other.organization_id == organization_id,
+        other.role == Role.OWNER.value,
+        col(other.id).not_in(leaving),
+    )
 
 
 async def change_member_role(
@@ -76,14 +93,24 @@ async def change_member_role(
         raise Forbidden("Admins cannot change an owner's role")
     if target.role == role:
         return target
+    guards = []
     if target.role == Role.OWNER.value:
         owners = await _lock_owner_ids(ctx, organization_id)
         if owners <= {target.id}:
             raise Conflict("An organization needs at least one owner")
-    target.role = role
-    target.updated_at = utcnow()
-    ctx.session.add(target)
-    await ctx.session.commit()
+        guards.append(_another_owner_stays(organization_id, [target.id]))
+    session = ctx.session
+    changed = await session.execute(
+        update(Member)
+        .where(Member.id == target.id, Member.role == target.role, *guards)
+        .values(role=role, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise Conflict("An organization needs at least one owner")
+    await session.commit()
+    await session.refresh(target)
     return target
 
 
@@ -106,12 +133,24 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
         if not permissions.may_manage_member(actor, target):
             raise Forbidden("Admins cannot remove owners")
     removed_owner_ids = {t.id for t in targets if t.role == Role.OWNER.value}
+    guards = []
     if removed_owner_ids:
         owners = await _lock_owner_ids(ctx, organization_id)
         if owners <= removed_owner_ids:
             raise Conflict("An organization needs at least one owner")
+        guards.append(_another_owner_stays(organization_id, ids))
     now = utcnow()
     session = ctx.session
+    # The members go first, in one statement that checks an owner stays (the transaction's
+    # first write: on SQLite it waits for, and then sees, any write racing it).
+    removed = await session.execute(
+        delete(Member)
+        .where(Member.organization_id == organization_id, col(Member.id).in_(ids), *guards)
+        .execution_options(synchronize_session="fetch")
+    )
+    if removed.rowcount == 0 and guards:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise Conflict("An organization needs at least one owner")
     user_ids = [t.user_id for t in targets]
     await session.execute(
         update(User)
@@ -128,8 +167,6 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
         )
         .values(revoked_at=now)
     )
-    for target in targets:
-        await session.delete(target)
     await session.commit()
     ctx.reset_loaders()
     return ids

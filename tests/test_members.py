@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy import select
@@ -464,3 +465,48 @@ async def test_rest_demoting_the_last_owner_is_409(env: Env) -> None:
         f"/organizations/{t.org_id}/members/{t.member_id('owner')}/role", json={"role": "admin"}
     )
     assert response.status_code == 409
+
+
+# --- the last owner, under concurrency -------------------------------------------------------
+
+
+async def two_owners(env: Env, trial: int) -> tuple[str, list[tuple[Client, str]]]:
+    first = await env.user(f"first-{trial}@example.com")
+    second = await env.user(f"second-{trial}@example.com")
+    org_id = await env.organization(first)
+    first_id = await env.scalar(
+        select(models.Member.id).where(
+            models.Member.user_id == first.user_id, models.Member.organization_id == org_id
+        )
+    )
+    second_id = await env.add_member(org_id, second, "owner")
+    await env.add_member(org_id, await env.user(f"third-{trial}@example.com"), "member")
+    return org_id, [(first, first_id), (second, second_id)]
+
+
+async def test_two_owners_stepping_down_at_once_leave_one_owner(env: Env) -> None:
+    for trial in range(10):
+        org_id, owners = await two_owners(env, trial)
+        responses = await asyncio.gather(
+            *(
+                client.put(
+                    f"/organizations/{org_id}/members/{member_id}/role", json={"role": "admin"}
+                )
+                for client, member_id in owners
+            )
+        )
+        assert sorted(r.status_code for r in responses) == [200, 409], trial
+        assert list((await roles_by_member(env, org_id)).values()).count("owner") == 1
+
+
+async def test_two_owners_leaving_at_once_leave_one_owner(env: Env) -> None:
+    for trial in range(10):
+        org_id, owners = await two_owners(env, trial)
+        responses = await asyncio.gather(
+            *(
+                client.delete(f"/organizations/{org_id}/members", json={"memberIds": [member_id]})
+                for client, member_id in owners
+            )
+        )
+        assert sorted(r.status_code for r in responses) == [200, 409], trial
+        assert list((await roles_by_member(env, org_id)).values()).count("owner") == 1
