@@ -65,6 +65,13 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
     def get_cache_key(self, key: Any) -> Any:
         return key
 
+    def load(self, key: Any) -> Any:
+        """aiodataloader's `load`, whose cached future is shared by every waiter for the key:
+        each waiter gets it shielded, so that one being cancelled (graphql-core cancels the
+        siblings of a field whose error nulls their parent) cancels neither the load nor the
+        other waiters (it did: they failed with CancelledError, a 500)."""
+        return asyncio.shield(super().load(key))
+
     async def fetch(self, key: Any) -> Any:
         """`await load(key)` without waiting to batch: the batch function runs now, for this
         key alone, in the caller's task. For loads that have nothing to batch with (a REST
@@ -81,13 +88,16 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
             except Exception as error:
                 self._cache.pop(key, None)  # a failed batch is not cached (as aiodataloader)
                 cached.set_exception(error)
+            except BaseException:  # this task was cancelled: others waiting must not hang
+                self._abandon([(key, cached)])
+                raise
             else:
                 value = values[0]
                 if isinstance(value, Exception):
                     cached.set_exception(value)
                 else:
                     cached.set_result(value)
-        return await cached
+        return await asyncio.shield(cached)  # another waiter's cancellation is not this one's
 
     async def fetch_each(self, keys: Sequence[Any]) -> list[Any]:
         """Each key's value or error, in order, without waiting to batch: the keys not cached
@@ -119,6 +129,14 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
             results.append(error if error is not None else future.result())
         return results
 
+    def _abandon(self, batch: list[tuple[Any, Any]]) -> None:
+        """The task loading these keys was cancelled: they leave the cache, and whoever else
+        waits for them gets an error rather than waiting for ever."""
+        for key, future in batch:
+            self._cache.pop(key, None)
+            if not future.done():
+                future.set_exception(RuntimeError(f"the load of {key!r} was cancelled"))
+
     async def _run_batch(self, batch: list[tuple[Any, Any]]) -> None:
         """Settle the (key, future) pairs with one call of the batch function."""
         try:
@@ -130,6 +148,9 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
                 self._cache.pop(key, None)
                 future.set_exception(error)
             return
+        except BaseException:
+            self._abandon(batch)
+            raise
         for (_, future), value in zip(batch, values, strict=True):
             if isinstance(value, Exception):
                 future.set_exception(value)

@@ -161,3 +161,56 @@ async def test_fetch_each_waits_for_a_load_of_the_same_key_under_way() -> None:
     assert await loader.fetch_each(["a", "b"]) == ["A", "B"]
     assert await pending == "A"
     assert sorted(batches) == [["a"], ["b"]]
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for() -> None:
+    # graphql-core cancels the sibling fields of one whose error nulls their parent; a sibling
+    # that waited for the same key as a field elsewhere must not take that field down.
+    batches: list[list[str]] = []
+    loader = _recording(batches)
+    cancelled = asyncio.ensure_future(loader.load("a"))
+    kept = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    assert await kept == "A"
+    assert await loader.load("a") == "A"  # and the cache holds the value, not a cancellation
+    assert batches == [["a"]]
+
+
+async def test_a_cancelled_fetch_does_not_cancel_the_load_others_wait_for() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def batch(keys: list[str]) -> list[str]:
+        started.set()
+        await release.wait()
+        return [key.upper() for key in keys]
+
+    loader = BatchLoader(batch, max_batch_size=10)
+    first = asyncio.ensure_future(loader.fetch("a"))
+    await started.wait()
+    waiting = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    release.set()
+    assert await first == "A"
+    assert await loader.load("a") == "A"
+
+
+async def test_waiters_of_a_cancelled_fetch_get_an_error_not_a_hang() -> None:
+    started = asyncio.Event()
+
+    async def batch(keys: list[str]) -> list[str]:
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        return keys
+
+    loader = BatchLoader(batch, max_batch_size=10)
+    fetching = asyncio.ensure_future(loader.fetch("a"))
+    await started.wait()
+    waiting = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)
+    fetching.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        await waiting
+    assert "a" not in loader._cache
