@@ -15,8 +15,10 @@ field (with a resolver, arguments, objects, lists, middleware) takes the standar
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
 from graphql.execution.collect_fields import FieldDetailsList
@@ -29,10 +31,32 @@ from gateway.jsoncodec import parse_fragment
 from schema.compiled import Run, plan_for
 
 log = logging.getLogger("gateway.graphql")
+T = TypeVar("T")
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     executor_mode = "compiled"
+
+    async def with_abort_signal(self, awaitable: Awaitable[T]) -> T:
+        """A resolver's result, awaited to its end even when graphql-core cancels the field.
+
+        graphql-core cancels the sibling fields of one whose error nulls their parent (its
+        `gather_with_cancel`). A resolver cancelled in the middle of a statement left the
+        request's one connection busy ("another operation is in progress"), failing every
+        later statement of the request and of the next request that took the connection from
+        the pool. Here the resolver runs on, shielded; the field is still cancelled (its value
+        is discarded, as graphql-core intends) once what the resolver started has finished.
+        graphql-core awaits resolvers' results through this method (`:meta private:` there):
+        `tests/test_cancellation.py` fails clearly if it stops doing so."""
+        if self.abort_signal is not None:  # an operation that can be aborted: as graphql-core
+            return await super().with_abort_signal(awaitable)
+        task = asyncio.ensure_future(awaitable)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await asyncio.wait([task])
+            raise
 
     def execute_collected_root_fields(
         self,
