@@ -13,8 +13,10 @@ The cost is an upper bound of the objects and values a query can return, as GitH
 publish theirs: every field counts one, and a field that returns many counts its children that
 many times: a connection its `first`/`last` (the default page size when neither is given, the
 maximum page size when it comes from a variable), `nodes(ids:)` the ids given, and any other
-list a fixed estimate (`UNPAGED_LIST_ESTIMATE`). `@skip`/`@include` are not read: what a
-document may select is counted.
+list a fixed estimate (`UNPAGED_LIST_ESTIMATE`). Introspection (`__schema`, `__type`) costs 1:
+it reads the schema in memory, whose size is fixed (GraphiQL's own introspection query would
+cost ~52,000 counted as data). `@skip`/`@include` are not read: what a document may select is
+counted.
 
 Depth counts as graphql-depth-limit does (and strawberry's depth rule did): the root fields are
 at depth 0, `{ viewer { id } }` has depth 1.
@@ -159,9 +161,12 @@ class _Measurer:
                     child_type = get_named_type(definition.type) if definition else None
                     inner = self.selection_set(selection.selection_set, child_type)
                     child = _Measure(inner.depth + 1, inner.aliases, inner.cost)
-                times = self.multiplier(definition, selection, type_) if definition else 1
                 depth = max(depth, child.depth)
                 aliases += child.aliases + (selection.alias is not None)
+                if definition is SchemaMetaFieldDef or definition is TypeMetaFieldDef:
+                    cost += 1  # introspection reads the schema in memory: as large as it is
+                    continue
+                times = self.multiplier(definition, selection, type_) if definition else 1
                 cost += 1 + times * child.cost
             else:
                 if isinstance(selection, InlineFragmentNode):

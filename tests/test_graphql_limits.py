@@ -178,3 +178,23 @@ def test_refused_texts_are_not_kept() -> None:
         with pytest.raises(GraphQLError):
             documents.prepare(SCHEMA, text)
     assert not len(documents._entries)
+
+
+def test_the_ides_introspection_query_is_within_the_limits() -> None:
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    assert check_document(SCHEMA, parse(query), QueryLimits()) == []
+
+
+async def test_graphiql_can_introspect_the_schema(env: Env) -> None:
+    from graphql import get_introspection_query
+
+    data = await env.anonymous.gql_data(get_introspection_query(descriptions=True))
+    assert data["__schema"]["queryType"]["name"] == "Query"
