@@ -27,6 +27,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
+        streamed = False
         for name, value in scope.get("headers") or ():
             if name == b"content-length":
                 try:
@@ -36,6 +37,14 @@ class BodySizeLimit:
                 if declared > limit:
                     await self._refuse(scope, send)
                     return
+                # The server delivers exactly the declared length: nothing to count.
+                await self.app(scope, receive, send)
+                return
+            if name == b"transfer-encoding":
+                streamed = True
+        if not streamed:  # no length and not chunked: HTTP/1.1 has no body to read
+            await self.app(scope, receive, send)
+            return
         received = 0
         over = False
         started = False
