@@ -57,27 +57,31 @@ async def _member_of(ctx: Context, organization_id: str, member_id: str) -> Memb
     return member
 
 
-async def _lock_owner_ids(ctx: Context, organization_id: str) -> set[str]:
-    """The organization's owners, locked (PostgreSQL) so two demotions cannot race to zero.
+async def lock_owner_ids(ctx: Context, organization_ids: list[str]) -> set[str]:
+    """The organizations' owners, locked (PostgreSQL) so two demotions cannot race to zero.
 
-    SQLite has no row locks: there the write itself is guarded (`_another_owner_stays`), and
+    SQLite has no row locks: there the write itself is guarded (`another_owner_stays`), and
     SQLite runs one write transaction at a time, its first statement on the latest data."""
     stmt = (
         select(Member.id)
-        .where(Member.organization_id == organization_id, Member.role == Role.OWNER.value)
+        .where(col(Member.organization_id).in_(organization_ids), Member.role == Role.OWNER.value)
         .with_for_update()
     )
     return set((await ctx.session.execute(stmt)).scalars())
 
 
-def _another_owner_stays(organization_id: str, leaving: list[str]) -> Any:
-    """SQL: an owner of the organization other than `leaving` exists (read by the statement
-    that writes, so no other write can come between the check and the change)."""
+def another_owner_stays(
+    organization_id: Any, *, besides_members: list[str] | None = None, besides_user: str = ""
+) -> Any:
+    """SQL: the organization (an id, or a column to correlate with) has an owner besides these
+    members or this user. Read by the statement that writes, so that no other write comes
+    between the check and the change: an organization always keeps an owner."""
     other = aliased(Member)
     return exists().where(
         other.organization_id == organization_id,
         other.role == Role.OWNER.value,
-        col(other.id).not_in(leaving),
+        col(other.id).not_in(besides_members or []),
+        other.user_id != besides_user,
     )
 
 
@@ -95,10 +99,10 @@ async def change_member_role(
         return target
     guards = []
     if target.role == Role.OWNER.value:
-        owners = await _lock_owner_ids(ctx, organization_id)
+        owners = await lock_owner_ids(ctx, [organization_id])
         if owners <= {target.id}:
             raise Conflict("An organization needs at least one owner")
-        guards.append(_another_owner_stays(organization_id, [target.id]))
+        guards.append(another_owner_stays(organization_id, besides_members=[target.id]))
     session = ctx.session
     changed = await session.execute(
         update(Member)
@@ -135,10 +139,10 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
     removed_owner_ids = {t.id for t in targets if t.role == Role.OWNER.value}
     guards = []
     if removed_owner_ids:
-        owners = await _lock_owner_ids(ctx, organization_id)
+        owners = await lock_owner_ids(ctx, [organization_id])
         if owners <= removed_owner_ids:
             raise Conflict("An organization needs at least one owner")
-        guards.append(_another_owner_stays(organization_id, ids))
+        guards.append(another_owner_stays(organization_id, besides_members=ids))
     now = utcnow()
     session = ctx.session
     # The members go first, in one statement that checks an owner stays (the transaction's

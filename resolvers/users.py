@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.auth import ensure_personal_account
 from gateway.context import Context
@@ -19,6 +20,7 @@ from gateway.db.models import (
 )
 from gateway.errors import Conflict, NotFound, ValidationFailed
 from resolvers import permissions
+from resolvers.members import another_owner_stays, lock_owner_ids
 
 MAX_DISPLAY_NAME = 200
 MAX_PHOTO_URL = 2048
@@ -159,6 +161,12 @@ async def delete_account(ctx: Context) -> None:
         .scalars()
         .all()
     )
+    last_owner = Conflict(
+        "You are the last owner of an organization that has other members: "
+        "transfer ownership or remove them first"
+    )
+    contested: list[str] = []  # organizations with other members: another owner must stay
+    emptied: list[str] = []
     for org_id in owned:
         other_owners = await session.scalar(
             select(func.count()).where(
@@ -171,16 +179,31 @@ async def delete_account(ctx: Context) -> None:
             select(func.count()).where(Member.organization_id == org_id, Member.user_id != user.id)
         )
         if others and not other_owners:
-            raise Conflict(
-                "You are the last owner of an organization that has other members: "
-                "transfer ownership or remove them first"
+            raise last_owner
+        (contested if others else emptied).append(org_id)
+    if contested:
+        # The first write, checking in its own statement that another owner stays (two owners
+        # leaving at once: one of them is refused), after the owners are locked (PostgreSQL).
+        await lock_owner_ids(ctx, contested)
+        left = await session.execute(
+            delete(Member)
+            .where(
+                Member.user_id == user.id,
+                Member.role == Role.OWNER.value,
+                col(Member.organization_id).in_(contested),
+                another_owner_stays(Member.organization_id, besides_user=user.id),
             )
-        if not others:
-            await session.execute(
-                update(Organization)
-                .where(Organization.id == org_id, Organization.deleted_at.is_(None))
-                .values(deleted_at=now, updated_at=now)
-            )
+            .execution_options(synchronize_session="fetch")
+        )
+        if left.rowcount != len(contested):  # type: ignore[attr-defined]
+            await session.rollback()
+            raise last_owner
+    for org_id in emptied:
+        await session.execute(
+            update(Organization)
+            .where(Organization.id == org_id, Organization.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+        )
     await session.execute(
         update(ApiKey)
         .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))

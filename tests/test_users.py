@@ -333,3 +333,19 @@ async def test_rest_me_equals_graphql_viewer(env: Env) -> None:
         )
     )["viewer"]
     assert {k: me[k] for k in viewer} == viewer
+
+
+async def test_two_owners_deleting_their_accounts_at_once_leave_one_owner(env: Env) -> None:
+    for _ in range(10):
+        first, second, member = await env.user(), await env.user(), await env.user()
+        org_id = await env.organization(first)
+        await env.add_member(org_id, second, "owner")
+        await env.add_member(org_id, member)
+        responses = await asyncio.gather(first.delete("/users/me"), second.delete("/users/me"))
+        assert sorted(r.status_code for r in responses) == [204, 409]
+        owners = await env.all(
+            select(models.Member).where(
+                models.Member.organization_id == org_id, models.Member.role == "owner"
+            )
+        )
+        assert len(owners) == 1
