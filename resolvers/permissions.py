@@ -97,7 +97,9 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
 async def visible_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization (a read-only row) if the caller is a member, else None: what every
     field that leads to an organization shows (`organization(id:)`, `node(id:)`,
-    `Member.organization`, `Usage.organization`, …); never confirm another tenant's exists."""
+    `Member.organization`, `Usage.organization`, …); never confirm another tenant's exists.
+    A caller without a user (anonymous, a refused token, the service) is UNAUTHENTICATED."""
+    ctx.user_id  # noqa: B018  (raises Unauthenticated, as `node(id:)` does)
     if await organization_membership(ctx, organization_id) is None:
         return None
     # Primed by the membership's statement, which reads the live organization with it.
@@ -190,10 +192,9 @@ async def _caller_organization_ids(ctx: Context) -> set[str]:
 
 async def can_see_user(ctx: Context, user_id: str) -> bool:
     """A user is visible to themself and to anyone sharing an organization with them (with an
-    organization's key: sharing that organization)."""
-    if ctx.principal is None or ctx.principal.user_id is None:
-        return False
-    if user_id == ctx.principal.user_id:
+    organization's key: sharing that organization). A caller without a user (anonymous, a
+    refused token, the service) is UNAUTHENTICATED, not told "nobody"."""
+    if user_id == ctx.user_id:
         return True
     theirs = {m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)}
     return bool(await _caller_organization_ids(ctx) & theirs)

@@ -284,3 +284,19 @@ async def test_an_admin_cannot_replace_a_pending_owner_invite(env: Env) -> None:
     assert [(i.role, i.token_hash, i.invited_by_user_id) for i in after] == [
         (i.role, i.token_hash, i.invited_by_user_id) for i in before
     ]
+
+
+# --- a refused or missing token is said so, not answered with "nobody" ---------------------
+
+
+@pytest.mark.parametrize("token", [None, "gwk_000000000000_not-a-real-key"])
+@pytest.mark.parametrize("field", ["user", "organization"])
+async def test_looking_up_by_id_without_a_valid_token_is_unauthenticated(
+    env: Env, token: str | None, field: str
+) -> None:
+    alice = await env.user()
+    org_id = await env.organization(alice)
+    target = alice.user_id if field == "user" else org_id
+    body = await env.client(token).gql(f'{{ {field}(id: "{target}") {{ id }} }}')
+    assert body["data"] in (None, {field: None})
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
