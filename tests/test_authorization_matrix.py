@@ -9,6 +9,7 @@ runs on a freshly seeded organization and users of its own.
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -106,6 +107,7 @@ class World:
     spare_key: dict[str, str]
     accept_token: dict[str, str]
     nodes: dict[str, str] = field(default_factory=dict)
+    organizations: dict[str, str] = field(default_factory=dict)
 
     def caller_user(self, caller: str) -> str:
         """`{id}` of `/users/{id}/…`: the caller's own id (the owner's for callers without one)."""
@@ -166,7 +168,7 @@ async def seed_world(sessions: Any, http: httpx.AsyncClient, plans: dict[str, st
 
         org, org_account = await organization(f"Here {tag}", OWNER)
         elsewhere, _ = await organization(f"Elsewhere {tag}", OWNER)
-        await organization(f"Outsider's {tag}", OUTSIDER)
+        outsiders, _ = await organization(f"Outsider's {tag}", OUTSIDER)
         host, _ = await organization(f"Host {tag}", "host")
         session.add(models.Member(organization_id=org.id, user_id=user_ids[ADMIN], role="admin"))
         member = models.Member(organization_id=org.id, user_id=user_ids[MEMBER], role="member")
@@ -263,6 +265,12 @@ async def seed_world(sessions: Any, http: httpx.AsyncClient, plans: dict[str, st
             "personal payment": personal[OWNER].id,
             "plan": plans["teams-monthly"],
         }
+        organizations = {
+            "here": org.id,
+            "elsewhere": elsewhere.id,
+            "outsider's": outsiders.id,
+            "host": host.id,
+        }
         ids = {
             "org_id": org.id,
             "elsewhere_id": elsewhere.id,
@@ -279,6 +287,7 @@ async def seed_world(sessions: Any, http: httpx.AsyncClient, plans: dict[str, st
         spare_key=spare_key,
         accept_token=accept_token,
         nodes=nodes,
+        organizations=organizations,
         **ids,
     )
     subscribed = await http.post(
@@ -325,6 +334,11 @@ class Matrix:
         return await self.http.request(method, path, json=body, headers=headers)
 
 
+# The executor that serves users. (The suite's `verify` mode also compares it with graphql-core's
+# on every query; the matrix is about who sees what, and both run the same resolvers.)
+EXECUTOR = {"graphql_executor": "compiled"}
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 async def matrix(
     request: pytest.FixtureRequest,
@@ -335,7 +349,7 @@ async def matrix(
     if request.param == "sqlite":
         db = tmp_path_factory.mktemp("matrix") / "matrix.db"
         shutil.copy(sqlite_template, db)
-        settings = base_settings(database_url=f"sqlite+aiosqlite:///{db}")
+        settings = base_settings(database_url=f"sqlite+aiosqlite:///{db}", **EXECUTOR)
     else:
         assert PG_URL
         schema = f"gw_matrix_{uuid.uuid4().hex[:10]}"
@@ -345,7 +359,7 @@ async def matrix(
         engine = create_engine(PG_URL, search_path=schema)
         await upgrade(engine)
         await engine.dispose()
-        settings = base_settings(database_url=PG_URL, database_schema=schema)
+        settings = base_settings(database_url=PG_URL, database_schema=schema, **EXECUTOR)
     app = create_app(settings)
     state = app.state.gateway
     transport = httpx.ASGITransport(app=app)
@@ -934,3 +948,139 @@ async def test_node_shows_each_caller_what_the_fields_reaching_it_show(
         row = Gql(document, NODES[name], _fixed(variables))
         seen = await _graphql_row(matrix, root, False, row)
         assert _differences(seen, row.expect) == {}, root
+
+
+# --- nesting: whatever path a query takes, it shows nothing the caller may not see -----------
+
+ID = re.compile(r"^[a-z]{3}-[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def _deep(type_name: str, depth: int) -> str:
+    """Every field of the type that needs no argument, down `depth` object levels (a
+    connection's `nodes` count as the level of the field; pages of 3): a new field is
+    selected here without anyone writing a row for it."""
+    found = SCHEMA.get_type(type_name)
+    assert isinstance(found, graphql.GraphQLObjectType | graphql.GraphQLInterfaceType)
+    parts = []
+    for name, field_ in found.fields.items():
+        required = [
+            a
+            for a in field_.args.values()
+            if graphql.is_non_null_type(a.type)
+            and (a.ast_node is None or a.ast_node.default_value is None)
+        ]
+        if required or name in ("edges", "pageInfo"):
+            continue
+        inner = graphql.get_named_type(field_.type)
+        if not isinstance(inner, graphql.GraphQLObjectType | graphql.GraphQLInterfaceType):
+            parts.append(name)
+            continue
+        level = depth if inner.name.endswith("Connection") else depth - 1
+        if level < 0:
+            continue
+        args = "(first: 3)" if "first" in field_.args else ""
+        sub = _deep(inner.name, level)
+        if sub:
+            parts.append(f"{name}{args} {{ {sub} }}")
+    return " ".join(parts)
+
+
+def _visible_ids(world: World, caller: str) -> set[str]:
+    """The seeded ids the caller may see anywhere: their organizations and the people in
+    them, the organizations' things by role, their own personal things (not through an
+    organization's key)."""
+    here, elsewhere = world.organizations["here"], world.organizations["elsewhere"]
+    team = {world.user_ids[n] for n in (OWNER, ADMIN, MEMBER)}
+    managers_of_here = {
+        here,
+        world.org_payment_id,
+        world.invite_id,
+        world.nodes["usage in the organization"],
+        world.spare_key[KEY_HERE],
+        world.member_id,
+        world.nodes["organization subscription"],
+    } | team
+    members_of_here = managers_of_here - {world.org_payment_id, world.invite_id}
+    visible: dict[str, set[str]] = {
+        MEMBER: members_of_here | {world.personal_payment[MEMBER], world.spare_key[MEMBER]},
+        ADMIN: managers_of_here | {world.personal_payment[ADMIN], world.spare_key[ADMIN]},
+        OWNER: managers_of_here
+        | {elsewhere, world.spare_key[KEY_ELSEWHERE], world.personal_payment[OWNER]}
+        | {world.nodes["personal usage"], world.spare_key[OWNER]},
+        KEY_HERE: managers_of_here,
+        KEY_ELSEWHERE: {elsewhere, world.user_ids[OWNER], world.spare_key[KEY_ELSEWHERE]},
+        OUTSIDER: {
+            world.organizations["outsider's"],
+            world.user_ids[OUTSIDER],
+            world.personal_payment[OUTSIDER],
+            world.spare_key[OUTSIDER],
+        },
+    }
+    return visible.get(caller, set())
+
+
+def _seeded_ids(world: World) -> set[str]:
+    return (
+        set(world.organizations.values())
+        | set(world.user_ids.values())
+        | set(world.nodes.values())
+        | set(world.personal_payment.values())
+        | set(world.spare_key.values())
+        | {world.org_payment_id, world.invite_id, world.member_id}
+    ) - {world.plan_id}
+
+
+def _ids_in(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_ids_in(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_ids_in(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) and ID.match(value) else set()
+
+
+def _through_nodes(type_name: str, depth: int) -> Callable[[World], tuple[str, dict[str, Any]]]:
+    """Every seeded id through `nodes(ids:)`, read as `type_name` down `depth` levels."""
+
+    def build(world: World) -> tuple[str, dict[str, Any]]:
+        selection = _deep(type_name, depth)
+        document = (
+            f"query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on {type_name} {{ {selection} }} }} }}"
+        )
+        return document, {"ids": sorted(_seeded_ids(world))}
+
+    return build
+
+
+NESTED: dict[str, Callable[[World], tuple[str, dict[str, Any]]]] = {
+    "viewer": lambda w: (f"{{ viewer {{ {_deep('User', 3)} }} }}", {}),
+    # Every type `node(id:)` returns (enumerated from the schema), with all it leads to.
+    **{
+        t.name: _through_nodes(t.name, 3 if t.name in ("User", "Organization") else 2)
+        for t in SCHEMA.get_possible_types(SCHEMA.get_type("Node"))  # type: ignore[arg-type]
+    },
+}
+
+
+@pytest.mark.parametrize("root", sorted(NESTED))
+async def test_nested_paths_show_each_caller_only_what_they_may_see(
+    matrix: Matrix, root: str
+) -> None:
+    world = matrix.world
+    document, variables = NESTED[root](world)
+    seeded = _seeded_ids(world)
+    for caller in CALLERS:
+        response = await matrix.call(
+            world, caller, "POST", "/graphql", {"query": document, "variables": variables}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert not [
+            e for e in body.get("errors", []) if e["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        ]
+        seen = _ids_in(body.get("data")) & seeded
+        assert seen - _visible_ids(world, caller) == set(), caller
+        # The query does reach things (plans belong to no one).
+        if caller == KEY_HERE and root != "Plan":
+            assert seen, root
+        if root == "viewer" and caller in (MEMBER, KEY_HERE, OUTSIDER):
+            assert len(seen) > 3, caller
