@@ -179,25 +179,14 @@ def may_manage_member(actor: Member, target: Member) -> bool:
     return actor.role == Role.ADMIN.value and target.role != Role.OWNER.value
 
 
-async def _caller_organization_ids(ctx: Context) -> set[str]:
-    """Organizations the caller belongs to (live or not), within an organization key's scope."""
-    if ctx.principal is None or ctx.principal.user_id is None:
-        return set()
-    mine = {
-        m.organization_id for m in await ctx.loaders.members_by_user_id.load(ctx.principal.user_id)
-    }
-    scope = key_scope(ctx)
-    return mine if scope is None else mine & {scope}
-
-
 async def can_see_user(ctx: Context, user_id: str) -> bool:
-    """A user is visible to themself and to anyone sharing an organization with them (with an
-    organization's key: sharing that organization). A caller without a user (anonymous, a
+    """A user is visible to themself and to anyone sharing a live organization with them (with
+    an organization's key: sharing that organization). A caller without a user (anonymous, a
     refused token, the service) is UNAUTHENTICATED, not told "nobody"."""
     if user_id == ctx.user_id:
         return True
-    theirs = {m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)}
-    return bool(await _caller_organization_ids(ctx) & theirs)
+    theirs = [m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)]
+    return bool(await visible_organization_ids(ctx, user_id, theirs))
 
 
 async def visible_organization_ids(

@@ -300,3 +300,18 @@ async def test_looking_up_by_id_without_a_valid_token_is_unauthenticated(
     body = await env.client(token).gql(f'{{ {field}(id: "{target}") {{ id }} }}')
     assert body["data"] in (None, {field: None})
     assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+
+
+async def test_a_user_shared_only_through_a_deleted_organization_is_not_visible(
+    env: Env,
+) -> None:
+    alice, bob = await env.user(), await env.user()
+    org_id = await env.organization(alice)
+    await env.add_member(org_id, bob)
+    query = "query($id: ID!) { user(id: $id) { id } }"
+    assert await bob.gql_data(query, {"id": alice.user_id}) == {"user": {"id": alice.user_id}}
+    assert (await alice.delete(f"/organizations/{org_id}")).status_code == 204
+    assert await bob.gql_data(query, {"id": alice.user_id}) == {"user": None}
+    assert await bob.gql_data(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": alice.user_id}
+    ) == {"node": None}
