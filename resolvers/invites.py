@@ -111,6 +111,11 @@ async def send_invites(
             )
         ).scalars()
     }
+    for invite in pending.values():
+        # Re-inviting replaces the pending invite (role, token, inviter): only for a role the
+        # actor could give, as revoking it (an admin cannot turn an owner's invite into theirs).
+        if invite.role not in permissions.assignable_roles(actor.role):
+            raise Forbidden(f"You cannot replace an invite for the role {invite.role}")
     now = utcnow()
     expires_at = now + timedelta(hours=ctx.settings.invite_ttl_hours)
     sent = []

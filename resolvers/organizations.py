@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 
@@ -29,10 +28,7 @@ MAX_REMOTE_CONFIG = 65_536
 
 async def get_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization if the caller is a member, else None (never confirm it exists)."""
-    if await permissions.organization_membership(ctx, organization_id) is None:
-        return None
-    org: Organization | None = await ctx.loaders.organization_row_by_id.load(organization_id)
-    return org
+    return await permissions.visible_organization(ctx, organization_id)
 
 
 async def require_organization(ctx: Context, organization_id: str) -> Organization:
@@ -161,16 +157,12 @@ class UserRemoteConfig:
 
 
 async def user_remote_config(ctx: Context) -> UserRemoteConfig | None:
-    """None when no organization of the caller distributes remote config."""
-    user = await users.viewer(ctx)
-    enabled = [
+    """None when no organization of the caller distributes remote config (with an
+    organization's API key, only that organization counts: `users.memberships`)."""
+    user = await users.viewer_profile(ctx)
+    distributing = [
         m for m in await users.memberships(ctx, user.id) if m.organization.remote_config_enabled
     ]
-    # An organization-scoped API key sees only its own organization.
-    reachable = await asyncio.gather(
-        *(permissions.organization_membership(ctx, m.organization.id) for m in enabled)
-    )
-    distributing = [m for m, r in zip(enabled, reachable, strict=True) if r is not None]
     if not distributing:
         return None
     chosen = next((m for m in distributing if m.active), distributing[0])

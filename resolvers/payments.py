@@ -162,7 +162,8 @@ async def visible_payment(ctx: Context, payment_id: str) -> Payment | None:
     if account is None:
         return None
     if account.user_id is not None:
-        return payment if account.user_id == ctx.user_id else None
+        # As `User.payments`: the caller's own, not through an organization's API key.
+        return payment if permissions.may_use_personal_account(ctx, account.user_id) else None
     try:
         await permissions.require_manager(ctx, account.organization_id or "")
     except DomainError:

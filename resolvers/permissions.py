@@ -28,6 +28,33 @@ def is_self(ctx: Context, user_id: str) -> bool:
     return ctx.principal is not None and ctx.principal.user_id == user_id
 
 
+def key_scope(ctx: Context) -> str | None:
+    """The organization the caller's API key is limited to, if it is an organization's key."""
+    return ctx.principal.api_key_organization_id if ctx.principal is not None else None
+
+
+PERSONAL_ACCOUNT_REFUSED = (
+    "This API key belongs to an organization and cannot use a personal account"
+)
+
+
+def require_personal_account(ctx: Context) -> str:
+    """The caller's user id, for anything that reads or changes the caller's personal account:
+    the profile, terms, deletion, the active account, personal billing and usage, and acting
+    as the person (creating organizations, joining others). An organization's API key only
+    reaches its own organization, never its creator's personal account: 403 / FORBIDDEN."""
+    user_id = ctx.user_id
+    if key_scope(ctx) is not None:
+        raise Forbidden(PERSONAL_ACCOUNT_REFUSED)
+    return user_id
+
+
+def may_use_personal_account(ctx: Context, user_id: str) -> bool:
+    """`require_personal_account` as a test, for what shows an object or nothing
+    (`node(id:)`): the caller's own personal account, not through an organization's key."""
+    return is_self(ctx, user_id) and key_scope(ctx) is None
+
+
 def owns_personal_account(ctx: Context, user_id: str) -> bool:
     """GraphQL's own-only personal-account fields of a User (balance, billing account,
     payments, usage, subscription): False (null) on anyone else; for the caller, True, unless
@@ -43,10 +70,7 @@ def require_self(ctx: Context, user_id: str) -> str:
     API key does not reach its creator's personal account (balance, payments, usage)."""
     if user_id != ctx.user_id:
         raise NotFound("User not found")
-    scoped = ctx.principal.api_key_organization_id if ctx.principal is not None else None
-    if scoped is not None:
-        raise Forbidden("This API key belongs to an organization and cannot use a personal account")
-    return user_id
+    return require_personal_account(ctx)
 
 
 def _membership_key(ctx: Context, organization_id: str) -> tuple[str, str] | None:
@@ -54,7 +78,7 @@ def _membership_key(ctx: Context, organization_id: str) -> tuple[str, str] | Non
     caller cannot be a member: no user, or an organization API key of another organization."""
     if ctx.principal is None or ctx.principal.user_id is None:
         return None
-    scoped = ctx.principal.api_key_organization_id
+    scoped = key_scope(ctx)
     if scoped is not None and scoped != organization_id:
         return None  # an organization API key only reaches its own organization
     return organization_id, ctx.principal.user_id
@@ -68,6 +92,19 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
     # Membership in a live organization: one statement (Member joined to Organization).
     member: Member | None = await ctx.loaders.live_member_by_organization_and_user.load(key)
     return member
+
+
+async def visible_organization(ctx: Context, organization_id: str) -> Organization | None:
+    """The organization (a read-only row) if the caller is a member, else None: what every
+    field that leads to an organization shows (`organization(id:)`, `node(id:)`,
+    `Member.organization`, `Usage.organization`, …); never confirm another tenant's exists.
+    A caller without a user (anonymous, a refused token, the service) is UNAUTHENTICATED."""
+    ctx.user_id  # noqa: B018  (raises Unauthenticated, as `node(id:)` does)
+    if await organization_membership(ctx, organization_id) is None:
+        return None
+    # Primed by the membership's statement, which reads the live organization with it.
+    org: Organization | None = await ctx.loaders.organization_row_by_id.load(organization_id)
+    return org
 
 
 async def prefetch_membership_and_member(
@@ -143,13 +180,22 @@ def may_manage_member(actor: Member, target: Member) -> bool:
 
 
 async def can_see_user(ctx: Context, user_id: str) -> bool:
-    """A user is visible to themself and to anyone sharing an organization with them."""
-    if ctx.principal is None or ctx.principal.user_id is None:
-        return False
-    if user_id == ctx.principal.user_id:
+    """A user is visible to themself and to anyone sharing a live organization with them (with
+    an organization's key: sharing that organization). A caller without a user (anonymous, a
+    refused token, the service) is UNAUTHENTICATED, not told "nobody"."""
+    if user_id == ctx.user_id:
         return True
-    mine = {
-        m.organization_id for m in await ctx.loaders.members_by_user_id.load(ctx.principal.user_id)
-    }
-    theirs = {m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)}
-    return bool(mine & theirs)
+    theirs = [m.organization_id for m in await ctx.loaders.members_by_user_id.load(user_id)]
+    return bool(await visible_organization_ids(ctx, user_id, theirs))
+
+
+async def visible_organization_ids(
+    ctx: Context, user_id: str, organization_ids: Sequence[str]
+) -> set[str]:
+    """Which of a user's organizations the caller may see listed: only those the caller is a
+    member of (a colleague's other organizations stay hidden), and with an organization's
+    key only that one. The caller's own list, with a user's token, is all of it."""
+    if is_self(ctx, user_id) and key_scope(ctx) is None:
+        return set(organization_ids)
+    found = await organization_memberships(ctx, organization_ids)
+    return {org_id for org_id, member in found.items() if member is not None}

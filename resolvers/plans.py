@@ -148,7 +148,8 @@ async def visible_subscription(ctx: Context, subscription_id: str) -> Subscripti
     if account is None:
         return None
     if account.user_id is not None:
-        return found if account.user_id == ctx.user_id else None
+        # As `User.subscription`: the caller's own, not through an organization's API key.
+        return found if permissions.may_use_personal_account(ctx, account.user_id) else None
     if await permissions.organization_membership(ctx, account.organization_id or "") is None:
         return None
     return found

@@ -511,16 +511,20 @@ async def organization_usages_page(
 
 
 async def get_usage(ctx: Context, usage_id: str) -> UsageRecord | None:
-    """`node(id:)`: a usage of the caller's own, or of an organization they manage."""
+    """`node(id:)`: a usage that a field shows the caller: their own history (`User.usages`,
+    not through an organization's API key), or usage in an organization they belong to that
+    `Member.usages` shows them (their own, or anyone's for owners and admins)."""
     usage: UsageRecord | None = await ctx.loaders.usage_by_id.load(usage_id)
     if usage is None or ctx.principal is None:
         return None
-    if usage.user_id == ctx.principal.user_id:
+    if permissions.may_use_personal_account(ctx, usage.user_id):
         return usage
     if usage.organization_id is None:
         return None
     viewer = await permissions.organization_membership(ctx, usage.organization_id)
-    return usage if viewer is not None and viewer.role in permissions.MANAGERS else None
+    if viewer is None:
+        return None
+    return usage if viewer.user_id == usage.user_id or viewer.role in permissions.MANAGERS else None
 
 
 # ---------------------------------------------------------------------------------------------

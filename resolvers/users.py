@@ -27,8 +27,9 @@ MAX_PHOTO_URL = 2048
 
 
 async def viewer(ctx: Context) -> User:
-    """The authenticated user, as an ORM instance to change (writers)."""
-    user: User | None = await ctx.loaders.user_by_id.load(ctx.user_id)
+    """The authenticated user, as an ORM instance to change (writers): acting on the personal
+    account, which an organization's API key does not reach (`require_personal_account`)."""
+    user: User | None = await ctx.loaders.user_by_id.load(permissions.require_personal_account(ctx))
     if user is None or user.deleted_at is not None:
         raise NotFound("User not found")
     return user
@@ -58,8 +59,7 @@ async def active_organization(ctx: Context, user: User) -> Organization | None:
     org_id = user.active_organization_id
     if org_id is None or not permissions.is_self(ctx, user.id):
         return None
-    org: Organization | None = await ctx.loaders.organization_row_by_id.load(org_id)
-    return org
+    return await permissions.visible_organization(ctx, org_id)
 
 
 @dataclass
@@ -70,9 +70,15 @@ class Membership:
 
 
 async def memberships(ctx: Context, user_id: str) -> list[Membership]:
-    """The user's memberships in live organizations, oldest first."""
+    """The user's memberships in live organizations the caller may see, oldest first: all of
+    the caller's own; of a colleague, only organizations the caller belongs to too; with an
+    organization's API key, only that organization (`permissions.visible_organization_ids`)."""
     user: User | None = await ctx.loaders.user_by_id.load(user_id)
     members: list[Member] = await ctx.loaders.members_by_user_id.load(user_id)
+    visible = await permissions.visible_organization_ids(
+        ctx, user_id, [m.organization_id for m in members]
+    )
+    members = [m for m in members if m.organization_id in visible]
     orgs = await ctx.loaders.organization_by_id.load_many([m.organization_id for m in members])
     active_id = user.active_organization_id if user else None
     return [

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import invites
+from resolvers import invites, organizations
 from schema.errors import UserError, run_mutation
 from schema.member import Member, Role
 from schema.relay import Node
@@ -64,7 +64,7 @@ class Invite(Node):
     ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
         from schema.organization import Organization
 
-        org = await info.context.loaders.organization_row_by_id.load(self._model.organization_id)
+        org = await organizations.get_organization(info.context, self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
 
 

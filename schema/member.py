@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import members
+from resolvers import members, organizations
 from resolvers.loaders import load_each
 from schema import projection
 from schema.batch import batched, resolve_one
@@ -83,7 +83,7 @@ class Member(Node):
     ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
         from schema.organization import Organization
 
-        org = await info.context.loaders.organization_row_by_id.load(self._model.organization_id)
+        org = await organizations.get_organization(info.context, self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
 
     usages = strawberry.field(

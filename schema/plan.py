@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import plans
+from resolvers import organizations, plans
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
 
@@ -121,7 +121,7 @@ class Subscription(Node):
         org_id = await plans.organization_of(info.context, self._model)
         if org_id is None:
             return None
-        org = await info.context.loaders.organization_by_id.load(org_id)
+        org = await organizations.get_organization(info.context, org_id)
         return Organization.from_model(org) if org is not None else None
 
 

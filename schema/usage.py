@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
+from resolvers import organizations
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
 from schema import projection
@@ -81,7 +82,7 @@ class Usage(Node):
         org_id = self._model.organization_id
         if org_id is None:
             return None
-        org = await info.context.loaders.organization_row_by_id.load(org_id)
+        org = await organizations.get_organization(info.context, org_id)
         return Organization.from_model(org) if org is not None else None
 
 
