@@ -103,7 +103,7 @@ async def test_list_routes_document_limit_and_cursor_query_parameters(env: Env) 
     parameters = document["paths"]["/api-keys"]["get"]["parameters"]
     assert {p["name"]: p["schema"] for p in parameters} == {
         "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-        "cursor": {"type": "string"},
+        "cursor": {"type": "string", "maxLength": 200},
     }
 
 

@@ -1,0 +1,72 @@
+"""The bounds every input meets before any work: 64-bit integers, timestamps, text without NUL.
+
+REST's wire models (`gateway/rest/framework.py`), GraphQL's scalars and execution context
+(`schema/scalars.py`, `schema/execution.py`), JWT claims (`gateway/auth.py`) and webhooks
+(`gateway/billing/webhooks.py`) all check against these, so a value the database or the date
+arithmetic cannot hold is refused as the caller's mistake (400, `BAD_USER_INPUT`), never a 500.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+# What a BigInteger column holds.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# Timestamps and dates accepted as input: every later step (to UTC, a day or a year either
+# side, a period's end) stays inside what `datetime` and the databases represent.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+TIMESTAMP_RANGE = "between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z"
+
+NUL = "\x00"
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def range_message(name: str, low: int = INT64_MIN, high: int = INT64_MAX) -> str:
+    return f"{name} must be an integer between {low} and {high}"
+
+
+def timestamp_in_range(value: datetime) -> datetime:
+    """An aware timestamp in UTC within [EARLIEST, LATEST]; a ValueError (with the bound)
+    for a naive one, one outside the range, or one whose conversion to UTC overflows."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a timezone (use Z for UTC)")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"must be {TIMESTAMP_RANGE}") from None
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"must be {TIMESTAMP_RANGE}")
+    return utc
+
+
+def date_in_range(value: date) -> date:
+    """A calendar date inside the same range as timestamps."""
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"must be {TIMESTAMP_RANGE}")
+    return value
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where in a decoded JSON value (keys included) a string holds a NUL, or None.
+
+    Iterative, so a deeply nested document costs time linear in its size and no stack.
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and NUL in key:
+                    return child_path.replace(NUL, "\\u0000")
+                stack.append((child, child_path))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None

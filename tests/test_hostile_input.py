@@ -1,0 +1,208 @@
+"""Hostile input is a 400 with the envelope (REST) or a coded GraphQL error, never a 500.
+
+Each test is one input that once reached the database or date arithmetic unchecked. The
+checks live in shared places (`gateway/inputs.py`, the REST wire models and router, the GraphQL
+scalars and execution context), so the tests name behaviours, not the fields that found them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import jwt
+import pytest
+from sqlalchemy import func, select
+
+from gateway.db import models
+from tests.conftest import Client, Env
+
+INT64_MAX = 2**63 - 1
+
+
+def refused(response: Any, status: int = 400) -> str:
+    """The error message of an envelope failure with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert body["success"] is False and isinstance(body["error"], str), body
+    message: str = body["error"]
+    return message
+
+
+def coded(body: dict[str, Any]) -> list[str]:
+    """The codes of a GraphQL response's errors; never a masked internal error."""
+    errors = body.get("errors") or []
+    codes = [e.get("extensions", {}).get("code") for e in errors]
+    assert errors and None not in codes and "INTERNAL_SERVER_ERROR" not in codes, body
+    return codes
+
+
+async def owner_and_org(env: Env) -> tuple[Client, str]:
+    owner = await env.user()
+    return owner, await env.organization(owner)
+
+
+# --- integers: what the column holds, and the real bound in the message -------------------------
+
+
+async def test_rest_auto_top_up_threshold_beyond_64_bits_is_400(env: Env) -> None:
+    alice = await env.user()
+    body = {"enabled": False, "threshold": 2**63, "amountCents": 1000}
+    message = refused(await alice.put(f"/users/{alice.user_id}/auto-top-up", json=body))
+    assert "threshold" in message and str(INT64_MAX) in message
+
+
+@pytest.mark.parametrize("field", ["promptTokens", "credits"])
+async def test_usage_count_out_of_range_names_the_real_bound(env: Env, field: str) -> None:
+    alice = await env.user()
+    service = env.client(env.settings.service_token.get_secret_value())  # type: ignore[union-attr]
+    event = usage_event(alice.user_id or "", **{field: 2**63})
+    message = refused(await service.post("/internal/usages", json=event))
+    assert field in message and "zero or more" not in message
+    assert str(2**62 - 1) in message or str(2**62) in message
+
+
+def usage_event(user_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "generationId": f"gen_{time.time_ns()}",
+        "provider": "openai",
+        "model": "gpt",
+        "modelType": "chat",
+        "promptTokens": 1,
+        "completionTokens": 1,
+        "costUsd": 0.001,
+        "credits": 10,
+        "userId": user_id,
+        **overrides,
+    }
+
+
+# --- dates: a range that all later arithmetic survives ------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["metrics", "usages"])
+@pytest.mark.parametrize("query", ["to=0001-01-01", "from=9999-12-30", "from=0001-01-01"])
+async def test_period_at_the_ends_of_the_calendar_is_400(env: Env, route: str, query: str) -> None:
+    owner, org_id = await owner_and_org(env)
+    message = refused(await owner.get(f"/organizations/{org_id}/{route}?{query}"))
+    assert query.split("=")[0] in message
+
+
+async def test_rest_timestamp_overflowing_utc_is_400(env: Env) -> None:
+    alice = await env.user()
+    body = {"name": "far", "expiresAt": "9999-12-31T23:59:59-14:00"}
+    message = refused(await alice.post("/api-keys", json=body))
+    assert "expiresAt" in message
+
+
+# --- NUL characters: refused in one place for every string ------------------------------------
+
+
+async def test_rest_nul_in_a_body_string_is_400(env: Env) -> None:
+    alice = await env.user()
+    message = refused(await alice.post("/organizations", json={"name": "Ac\u0000me"}))
+    assert "NUL" in message
+    assert await env.scalar(select(func.count()).select_from(models.Organization)) == 0
+
+
+async def test_rest_nul_in_a_path_parameter_is_400(env: Env) -> None:
+    owner, _ = await owner_and_org(env)
+    assert "NUL" in refused(await owner.get("/organizations/org-%00/balance"))
+
+
+async def test_rest_nul_in_a_query_parameter_is_400(env: Env) -> None:
+    owner, org_id = await owner_and_org(env)
+    assert "NUL" in refused(await owner.get(f"/organizations/{org_id}/members?cursor=%00"))
+
+
+async def test_service_nul_in_a_generation_id_is_400(env: Env) -> None:
+    alice = await env.user()
+    service = env.client(env.settings.service_token.get_secret_value())  # type: ignore[union-attr]
+    event = usage_event(alice.user_id or "", generationId="gen_\u0000")
+    assert "NUL" in refused(await service.post("/internal/usages", json=event))
+
+
+# --- strings longer than their column ---------------------------------------------------------
+
+
+def make_jwt(env: Env, **claims: object) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": env.settings.jwt_issuer,
+        "aud": env.settings.jwt_audience,
+        "sub": "idp-user-long",
+        "email": "long@example.com",
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    secret = env.settings.jwt_hs256_secret
+    assert secret is not None
+    return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+SECRET = "whsec_test_secret"
+
+
+def signed(payload: str) -> dict[str, str]:
+    t = int(time.time())
+    mac = hmac.new(SECRET.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={mac}"}
+
+
+# --- routing and the wire's types -------------------------------------------------------------
+
+
+async def test_a_literal_segment_is_not_read_as_an_id(env: Env) -> None:
+    owner, org_id = await owner_and_org(env)
+    response = await owner.delete(f"/organizations/{org_id}/invites/count")
+    refused(response, 405)
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+async def test_bad_cursor_names_the_parameter_sent(env: Env) -> None:
+    owner, org_id = await owner_and_org(env)
+    message = refused(await owner.get(f"/organizations/{org_id}/members?cursor=nonsense"))
+    assert "cursor" in message and "before" not in message
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0])
+async def test_rest_booleans_are_strict(env: Env, value: Any) -> None:
+    owner, org_id = await owner_and_org(env)
+    body = {"remoteConfigEnabled": value}
+    message = refused(await owner.put(f"/organizations/{org_id}", json=body))
+    assert "remoteConfigEnabled" in message
+
+
+@pytest.mark.parametrize("value", ["1000", 1000.0, True])
+async def test_rest_integers_are_strict(env: Env, value: Any) -> None:
+    alice = await env.user()
+    body = {"enabled": False, "threshold": value, "amountCents": 1000}
+    message = refused(await alice.put(f"/users/{alice.user_id}/auto-top-up", json=body))
+    assert "threshold" in message
+
+
+async def test_rest_auto_top_up_below_the_checkout_minimum_is_400(env: Env) -> None:
+    alice = await env.user()
+    body = {"enabled": False, "threshold": 0, "amountCents": 1}
+    message = refused(await alice.put(f"/users/{alice.user_id}/auto-top-up", json=body))
+    assert "amountCents" in message and str(env.settings.checkout_min_cents) in message
+
+
+async def test_graphql_auto_top_up_below_the_checkout_minimum_is_a_typed_error(env: Env) -> None:
+    alice = await env.user()
+    data = await alice.gql_data(
+        "mutation { updateAutoTopUp(input: {enabled: false, threshold: 0, amountCents: 1})"
+        " { errors { code field } } }"
+    )
+    assert data["updateAutoTopUp"]["errors"] == [
+        {"code": "VALIDATION_FAILED", "field": "amountCents"}
+    ]
+
+
+# --- logging ----------------------------------------------------------------------------------
