@@ -18,6 +18,7 @@ from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
 from schema.caches import PreparedOperations, PreparedSchema
 from schema.execution import ExecutionContext
+from schema.inputs import NoNulInStrings
 from schema.invite import Invite, InviteMutation
 from schema.member import Member, MemberMutation, MemberQuery
 from schema.organization import Organization, OrganizationMutation, OrganizationQuery
@@ -92,14 +93,15 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
     depth_rule = create_validator(settings.graphql_max_depth, None, None)
+    rules = (depth_rule, NoNulInStrings)
     return PreparedSchema(
         query=Query,
         mutation=Mutation,
         types=[User, Organization, Member],
         # Parsing and validation once per query text, the depth limit's rule built once (a
         # rule class per request would defeat the validation cache), errors coded: one hook.
-        extensions=[lambda: PreparedOperations([depth_rule])],
-        prepared_rules=[depth_rule],
+        extensions=[lambda: PreparedOperations(rules)],
+        prepared_rules=rules,
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
         ),

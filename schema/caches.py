@@ -43,7 +43,7 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_d
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from schema.errors import coded_error
+from schema.errors import coded_error, log_errors
 
 _parse = functools.lru_cache(maxsize=256)(parse)
 
@@ -118,6 +118,11 @@ class PreparedSchema(strawberry.Schema):
         self._prepared: OrderedDict[tuple[str, str | None], _Prepared] = OrderedDict()
         # strawberry builds a manager of the extensions that hook `resolve`: here none.
         self._no_middleware = MiddlewareManager()
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Client mistakes at info without a traceback (strawberry logs every error with
+        one); unexpected errors are logged, with theirs, where `coded_error` masks them."""
+        log_errors(errors)
 
     def prepared(self, query: str | None, operation_name: str | None) -> _Prepared | None:
         """The operation, if its text parses and validates without errors; else None."""

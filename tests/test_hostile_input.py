@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from typing import Any
 
@@ -55,6 +56,21 @@ async def test_rest_auto_top_up_threshold_beyond_64_bits_is_400(env: Env) -> Non
     assert "threshold" in message and str(INT64_MAX) in message
 
 
+async def test_graphql_auto_top_up_threshold_beyond_64_bits_is_a_coded_error(env: Env) -> None:
+    alice = await env.user()
+    body = await alice.gql(
+        "mutation($t: BigInt!) { updateAutoTopUp(input: {enabled: false, threshold: $t,"
+        " amountCents: 1000}) { errors { code } } }",
+        {"t": 2**63},
+    )
+    coded(body)
+    literal = await alice.gql(
+        "mutation { updateAutoTopUp(input: {enabled: false, threshold: 9223372036854775808,"
+        " amountCents: 1000}) { errors { code } } }"
+    )
+    coded(literal)
+
+
 @pytest.mark.parametrize("field", ["promptTokens", "credits"])
 async def test_usage_count_out_of_range_names_the_real_bound(env: Env, field: str) -> None:
     alice = await env.user()
@@ -91,11 +107,31 @@ async def test_period_at_the_ends_of_the_calendar_is_400(env: Env, route: str, q
     assert query.split("=")[0] in message
 
 
+async def test_graphql_period_at_the_ends_of_the_calendar_is_a_coded_error(env: Env) -> None:
+    owner, org_id = await owner_and_org(env)
+    body = await owner.gql(
+        "query($id: ID!, $to: DateTime) { organization(id: $id) {"
+        " metrics(to: $to) { requests } } }",
+        {"id": org_id, "to": "0001-01-01T00:00:00Z"},
+    )
+    coded(body)
+
+
 async def test_rest_timestamp_overflowing_utc_is_400(env: Env) -> None:
     alice = await env.user()
     body = {"name": "far", "expiresAt": "9999-12-31T23:59:59-14:00"}
     message = refused(await alice.post("/api-keys", json=body))
     assert "expiresAt" in message
+
+
+async def test_graphql_timestamp_overflowing_utc_is_a_coded_error(env: Env) -> None:
+    alice = await env.user()
+    body = await alice.gql(
+        'mutation($at: DateTime) { createApiKey(input: {name: "far", expiresAt: $at})'
+        " { errors { code } } }",
+        {"at": "9999-12-31T23:59:59-14:00"},
+    )
+    coded(body)
 
 
 # --- NUL characters: refused in one place for every string ------------------------------------
@@ -123,6 +159,22 @@ async def test_service_nul_in_a_generation_id_is_400(env: Env) -> None:
     service = env.client(env.settings.service_token.get_secret_value())  # type: ignore[union-attr]
     event = usage_event(alice.user_id or "", generationId="gen_\u0000")
     assert "NUL" in refused(await service.post("/internal/usages", json=event))
+
+
+async def test_graphql_nul_in_a_variable_is_bad_user_input(env: Env) -> None:
+    alice = await env.user()
+    body = await alice.gql(
+        "mutation($name: String!) { createOrganization(input: {name: $name}) { errors { code } } }",
+        {"name": "Ac\u0000me"},
+    )
+    assert coded(body) == ["BAD_USER_INPUT"]
+    assert await env.scalar(select(func.count()).select_from(models.Organization)) == 0
+
+
+async def test_graphql_nul_in_a_literal_is_bad_user_input(env: Env) -> None:
+    alice = await env.user()
+    body = await alice.gql('query { user(id: "usr-\\u0000") { id } }')
+    assert coded(body) == ["BAD_USER_INPUT"]
 
 
 # --- strings longer than their column ---------------------------------------------------------
@@ -206,3 +258,23 @@ async def test_graphql_auto_top_up_below_the_checkout_minimum_is_a_typed_error(e
 
 
 # --- logging ----------------------------------------------------------------------------------
+
+
+async def test_graphql_client_mistakes_log_no_traceback(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await env.user()
+    caplog.set_level(logging.DEBUG)
+    domain = await alice.gql("query { viewer { usages(first: 1000) { totalCount } } }")
+    assert coded(domain) == ["VALIDATION_FAILED"]
+    await alice.gql("query { nonsense }")
+    await alice.gql('query { user(id: "usr-\\u0000") { id } }')
+    records = [
+        r
+        for r in caplog.records
+        if r.name.startswith(("strawberry", "gateway.graphql")) and r.levelno >= logging.INFO
+    ]
+    assert len(records) == 3, "client mistakes are still logged, once each"
+    assert all(r.exc_info is None and r.levelno <= logging.INFO for r in records), [
+        (r.name, r.levelname, r.getMessage()) for r in records
+    ]
