@@ -196,6 +196,28 @@ def make_jwt(env: Env, **claims: object) -> str:
     return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "a" * 10_000 + "@example.com"},
+        {"sub": "s" * 10_000},
+        {"email": "nul\u0000@example.com"},
+        {"sub": "nul\u0000"},
+    ],
+    ids=["long-email", "long-sub", "nul-email", "nul-sub"],
+)
+async def test_jwt_claims_beyond_the_columns_are_401(env: Env, claims: dict[str, str]) -> None:
+    response = await env.client(make_jwt(env, **claims)).get("/users/me")
+    refused(response, 401)
+    assert await env.scalar(select(func.count()).select_from(models.User)) == 0
+
+
+async def test_jwt_long_name_is_cut_to_the_column(env: Env) -> None:
+    response = await env.client(make_jwt(env, name="n" * 10_000)).get("/users/me")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"]["displayName"]) == 200
+
+
 # --- webhooks ---------------------------------------------------------------------------------
 
 SECRET = "whsec_test_secret"
