@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from typing import Any
@@ -227,6 +228,37 @@ def signed(payload: str) -> dict[str, str]:
     t = int(time.time())
     mac = hmac.new(SECRET.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={mac}"}
+
+
+@pytest.mark.settings(stripe_webhook_secret=SECRET)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        "event",
+        {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": "pi_1"}},
+        {"id": "evt_2", "type": "payment_intent.succeeded", "data": []},
+        {"id": "evt_3", "type": "payment_intent.succeeded", "data": {"object": [1]}},
+        {"id": "e" * 300, "type": "payment_intent.succeeded", "data": {"object": {}}},
+        {"id": "evt_\u0000", "type": "payment_intent.succeeded", "data": {"object": {}}},
+        {"id": "evt_4", "type": "x" * 300, "data": {"object": {}}},
+    ],
+    ids=[
+        "list",
+        "string",
+        "object-string",
+        "data-list",
+        "object-list",
+        "long-id",
+        "nul-id",
+        "long-type",
+    ],
+)
+async def test_signed_webhook_of_the_wrong_shape_is_400(env: Env, payload: Any) -> None:
+    text = json.dumps(payload)
+    response = await env.http.post("/webhooks/stripe", content=text, headers=signed(text))
+    refused(response, 400)
+    assert await env.scalar(select(func.count()).select_from(models.WebhookEvent)) == 0
 
 
 # --- routing and the wire's types -------------------------------------------------------------
