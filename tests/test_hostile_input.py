@@ -264,6 +264,19 @@ async def test_signed_webhook_of_the_wrong_shape_is_400(env: Env, payload: Any) 
 # --- routing and the wire's types -------------------------------------------------------------
 
 
+async def test_newline_in_a_path_parameter_is_an_envelope_404(env: Env) -> None:
+    owner, _ = await owner_and_org(env)
+    refused(await owner.get("/organizations/org-1%0A/balance"), 404)
+
+
+async def test_unknown_path_outside_the_api_is_an_envelope_404(env: Env) -> None:
+    refused(await env.http.get("/nowhere"), 404)
+
+
+async def test_wrong_method_outside_the_api_is_an_envelope_405(env: Env) -> None:
+    refused(await env.http.delete("/healthz"), 405)
+
+
 async def test_a_literal_segment_is_not_read_as_an_id(env: Env) -> None:
     owner, org_id = await owner_and_org(env)
     response = await owner.delete(f"/organizations/{org_id}/invites/count")
