@@ -12,13 +12,16 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
 import jwt
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gateway.db import models
+from gateway.rest.framework import WireIn
+from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Client, Env
 
 INT64_MAX = 2**63 - 1
@@ -345,3 +348,122 @@ async def test_graphql_client_mistakes_log_no_traceback(
     assert all(r.exc_info is None and r.levelno <= logging.INFO for r in records), [
         (r.name, r.levelname, r.getMessage()) for r in records
     ]
+
+
+# --- every GraphQL string argument, far longer than any column --------------------------------
+
+LONG = "x" * 10_000
+LONG_ID = "org-" + "0" * 10_000
+GRAPHQL_LONG_INPUTS = [
+    ("updateProfile", {"displayName": LONG}),
+    ("updateProfile", {"photoUrl": "https://" + LONG}),
+    ("switchActiveAccount", {"organizationId": LONG_ID}),
+    ("createOrganization", {"name": LONG}),
+    ("updateOrganization", {"organizationId": "{org}", "name": LONG}),
+    ("updateOrganization", {"organizationId": LONG_ID, "name": "x"}),
+    ("updateRemoteConfig", {"organizationId": "{org}", "value": LONG * 10}),
+    ("changeMemberRole", {"organizationId": "{org}", "memberId": LONG_ID, "role": "ADMIN"}),
+    ("removeMembers", {"organizationId": "{org}", "memberIds": [LONG_ID]}),
+    ("sendInvites", {"organizationId": "{org}", "invites": [{"email": LONG + "@x.io"}]}),
+    ("revokeInvite", {"organizationId": "{org}", "inviteId": LONG_ID}),
+    ("acceptInvite", {"token": LONG}),
+    ("createApiKey", {"name": LONG}),
+    ("createApiKey", {"name": "k", "organizationId": LONG_ID}),
+    ("deleteApiKey", {"id": LONG_ID}),
+    ("startCheckout", {"amountCents": 1000, "successUrl": "https://" + LONG}),
+    ("startCheckout", {"amountCents": 1000, "idempotencyKey": LONG}),
+    ("purchaseCredits", {"amountCents": 1000, "idempotencyKey": LONG}),
+    ("startPaymentMethodSetup", {"returnUrl": "https://" + LONG}),
+    ("redeemPromotion", {"code": LONG}),
+    ("subscribeToPlan", {"organizationId": "{org}", "planId": LONG_ID, "seats": 1}),
+    ("cancelSubscription", {"organizationId": "{org}", "planId": LONG_ID}),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "fields"),
+    GRAPHQL_LONG_INPUTS,
+    ids=[
+        f"{m}-{next(iter(f.keys() - {'organizationId'}), 'organizationId')}"
+        for m, f in GRAPHQL_LONG_INPUTS
+    ],
+)
+async def test_graphql_strings_longer_than_their_column_are_refused(
+    env: Env, mutation: str, fields: dict[str, Any]
+) -> None:
+    owner, org_id = await owner_and_org(env)
+    values = {k: (org_id if v == "{org}" else v) for k, v in fields.items()}
+    body = await owner.gql(
+        f"mutation($input: {mutation[0].upper()}{mutation[1:]}Input!) "
+        f"{{ {mutation}(input: $input) {{ errors {{ code message }} }} }}",
+        {"input": values},
+    )
+    if body.get("errors"):
+        coded(body)
+    else:
+        assert body["data"][mutation]["errors"], body
+
+
+async def test_graphql_usage_strings_longer_than_their_column_are_refused(env: Env) -> None:
+    alice = await env.user()
+    service = env.client(env.settings.service_token.get_secret_value())  # type: ignore[union-attr]
+    for field in ("generationId", "provider", "model", "modelType", "operation", "userId"):
+        event = usage_event(alice.user_id or "", **{field: LONG})
+        event.pop("costUsd")
+        body = await service.gql(
+            "mutation($input: RecordUsageInput!) { recordUsage(input: $input)"
+            " { errors { code field } } }",
+            {"input": {**event, "costUsd": 0.001}},
+        )
+        assert body["data"]["recordUsage"]["errors"][0]["code"] == "VALIDATION_FAILED", body
+
+
+# --- the route table: every input a REST route takes is bounded -------------------------------
+
+
+def _unbounded(model: type[BaseModel], where: str) -> list[str]:
+    """Fields of an input model whose values the database or arithmetic might not hold."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        metadata = list(info.metadata)
+        annotation = info.annotation
+        args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+        for arg in args:
+            inner = arg
+            extra: list[Any] = []
+            if get_origin(arg) is Annotated:
+                inner, *extra = get_args(arg)
+            bounds = metadata + [m for e in extra for m in getattr(e, "metadata", [e])]
+            if get_origin(inner) is list:
+                (item,) = get_args(inner)
+                if isinstance(item, type) and issubclass(item, BaseModel):
+                    found += _unbounded(item, f"{where}.{name}[]")
+                    continue
+                inner = item
+                if get_origin(item) is Annotated:
+                    inner, *more = get_args(item)
+                    bounds += [m for e in more for m in getattr(e, "metadata", [e])]
+            if inner is str and not any(getattr(b, "max_length", None) for b in bounds):
+                found.append(f"{where}.{name}: str without max_length")
+            if inner is int:
+                low = [getattr(b, "ge", None) for b in bounds if getattr(b, "ge", None) is not None]
+                high = [
+                    getattr(b, "le", getattr(b, "lt", None))
+                    for b in bounds
+                    if getattr(b, "le", getattr(b, "lt", None)) is not None
+                ]
+                if not low or not high or min(low) < -(2**63) or max(high) > 2**63:
+                    found.append(f"{where}.{name}: int without 64-bit bounds")
+    return found
+
+
+def test_every_rest_input_is_strict_and_bounded() -> None:
+    problems: list[str] = []
+    for endpoint in ENDPOINTS:
+        if endpoint.body is not None:
+            if not issubclass(endpoint.body, WireIn):
+                problems.append(f"{endpoint.path}: body {endpoint.body.__name__} is not WireIn")
+            problems += _unbounded(endpoint.body, f"{endpoint.method} {endpoint.path} body")
+        if endpoint.query is not None:
+            problems += _unbounded(endpoint.query, f"{endpoint.method} {endpoint.path} query")
+    assert problems == []
