@@ -15,11 +15,13 @@ from typing import Any
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-# Timestamps and dates accepted as input: every later step (to UTC, a day or a year either
-# side, a period's end) stays inside what `datetime` and the databases represent.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
-TIMESTAMP_RANGE = "between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z"
+# Timestamps and dates accepted as input, by the year as written: every later step (to UTC,
+# a day or a year either side, a period's end) stays inside what `datetime` and the databases
+# represent. OpenAPI states it as a pattern (`YEAR_PATTERN`).
+FIRST_YEAR = 1970
+LAST_YEAR = 8999
+TIMESTAMP_RANGE = f"in the years {FIRST_YEAR} to {LAST_YEAR}"
+YEAR_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
 
 NUL = "\x00"
 NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
@@ -30,22 +32,18 @@ def range_message(name: str, low: int = INT64_MIN, high: int = INT64_MAX) -> str
 
 
 def timestamp_in_range(value: datetime) -> datetime:
-    """An aware timestamp in UTC within [EARLIEST, LATEST]; a ValueError (with the bound)
-    for a naive one, one outside the range, or one whose conversion to UTC overflows."""
+    """An aware timestamp, converted to UTC, of a year in the range; a ValueError (naming the
+    range) for a naive one or one outside (which could overflow on its way to UTC)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("needs a timezone (use Z for UTC)")
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"must be {TIMESTAMP_RANGE}") from None
-    if not EARLIEST <= utc <= LATEST:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise ValueError(f"must be {TIMESTAMP_RANGE}")
-    return utc
+    return value.astimezone(UTC)
 
 
 def date_in_range(value: date) -> date:
     """A calendar date inside the same range as timestamps."""
-    if not EARLIEST.date() <= value < LATEST.date():
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise ValueError(f"must be {TIMESTAMP_RANGE}")
     return value
 

@@ -10,7 +10,13 @@ from typing import Any, NewType, TypeVar
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from gateway.inputs import INT64_MAX, INT64_MIN, range_message, timestamp_in_range
+from gateway.inputs import (
+    INT64_MAX,
+    INT64_MIN,
+    TIMESTAMP_RANGE,
+    range_message,
+    timestamp_in_range,
+)
 
 BigInt = NewType("BigInt", int)
 JSON = NewType("JSON", object)
@@ -92,7 +98,10 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
     ),
     datetime: strawberry.scalar(
         name="DateTime",
-        description="RFC 3339 timestamp in UTC with microseconds, e.g. 2025-12-01T22:34:35.355099Z.",
+        description=(
+            "RFC 3339 timestamp in UTC with microseconds, e.g. 2025-12-01T22:34:35.355099Z; "
+            f"as input, with a timezone, {TIMESTAMP_RANGE}."
+        ),
         serialize=format_datetime,
         parse_value=_parse_datetime,
     ),

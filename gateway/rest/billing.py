@@ -17,6 +17,7 @@ from gateway.rest.framework import (
     Timestamp,
     Wire,
     WireIn,
+    from_settings,
     rest,
 )
 from resolvers import accounts, payments
@@ -106,9 +107,14 @@ class ProviderPaymentOut(Wire):
 URL_MAX = 2048
 
 
+# Every charge: between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS.
+CHARGE_CENTS = from_settings(minimum="checkout_min_cents", maximum="checkout_max_cents")
+
+
 class CheckoutIn(WireIn):
     amount_cents: PositiveInt64 = Field(
-        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS"
+        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
     )
     success_url: str | None = Field(default=None, max_length=URL_MAX)
     cancel_url: str | None = Field(default=None, max_length=URL_MAX)
@@ -125,7 +131,8 @@ class CheckoutOut(Wire):
 
 class PurchaseIn(WireIn):
     amount_cents: PositiveInt64 = Field(
-        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS"
+        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
     )
 
 
@@ -134,7 +141,8 @@ class AutoTopUpIn(WireIn):
     threshold: NonNegativeInt64 = Field(description="Micro-USD; a top-up starts below it")
     amount_cents: PositiveInt64 = Field(
         description="Cents per top-up, between GATEWAY_CHECKOUT_MIN_CENTS and "
-        "GATEWAY_CHECKOUT_MAX_CENTS"
+        "GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
     )
 
 

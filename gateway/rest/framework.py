@@ -29,7 +29,15 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
-from gateway.inputs import INT64_MAX, INT64_MIN, NUL, NUL_MESSAGE, nul_path, timestamp_in_range
+from gateway.inputs import (
+    INT64_MAX,
+    INT64_MIN,
+    NUL,
+    NUL_MESSAGE,
+    YEAR_PATTERN,
+    nul_path,
+    timestamp_in_range,
+)
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import TOO_MANY, RateLimiter, principal_key
 from resolvers.pagination import PageArgs, decode_cursor
@@ -85,8 +93,20 @@ Instant = Annotated[
     datetime,
     Field(strict=False),
     AfterValidator(_in_range),
-    WithJsonSchema({"type": "string", "format": "date-time"}, mode="validation"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}, mode="validation"
+    ),
 ]
+
+
+def from_settings(**keywords: str) -> dict[str, Any]:
+    """`json_schema_extra` for a bound that is a setting: OpenAPI keyword → Settings attribute
+    (`minimum="checkout_min_cents"`), filled in by `build_openapi` from the running settings,
+    so the document states the limit this server enforces."""
+    return {SETTINGS_KEY: keywords}
+
+
+SETTINGS_KEY = "x-gateway-settings"
 
 # The longest cursor this API hands out is far shorter (an id, base64-encoded).
 MAX_CURSOR = 200

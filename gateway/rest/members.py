@@ -10,6 +10,9 @@ from gateway.db.models import Member, User
 from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, WireIn, rest
 from resolvers import members
 
+# Roles are matched without regard to case; the document lists the canonical spelling.
+ROLES = {"enum": members.ROLES}
+
 
 class MemberOut(Wire):
     id: str = Field(description="The member id")
@@ -59,7 +62,7 @@ class AvailableRolesOut(Wire):
 
 
 class ChangeRoleIn(WireIn):
-    role: str = Field(max_length=16, description='"owner", "admin" or "member"')
+    role: str = Field(max_length=16, json_schema_extra=ROLES)
 
 
 @rest(query=PageQuery, response=MemberListOut)

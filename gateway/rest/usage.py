@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.db.models import UsageRecord, User
 from gateway.errors import ValidationFailed
-from gateway.inputs import date_in_range, timestamp_in_range
+from gateway.inputs import YEAR_PATTERN, date_in_range, timestamp_in_range
 from gateway.rest.framework import (
     Call,
     Instant,
@@ -178,11 +178,13 @@ class PeriodQuery(Wire):
         default=None,
         alias="from",
         max_length=40,
+        json_schema_extra={"pattern": YEAR_PATTERN},
         description="Start: a date (whole UTC day) or an RFC 3339 timestamp; default to - 30 days",
     )
     to: str | None = Field(
         default=None,
         max_length=40,
+        json_schema_extra={"pattern": YEAR_PATTERN},
         description="End: a date (included) or an RFC 3339 timestamp (excluded); default now. "
         "At most one year after from.",
     )
