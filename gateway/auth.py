@@ -135,6 +135,8 @@ class Authenticator:
         """The caller a bearer token names; `db` is the request's database (or a session)."""
         if not token:
             raise Unauthenticated("Missing bearer token")
+        if NUL in token:  # never a key's lookup in a query (PostgreSQL text cannot hold it)
+            raise Unauthenticated("Invalid token")
         service = self.settings.service_token
         if service is not None and hmac.compare_digest(
             token.encode(), service.get_secret_value().encode()

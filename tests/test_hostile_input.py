@@ -216,6 +216,10 @@ async def test_jwt_claims_beyond_the_columns_are_401(env: Env, claims: dict[str,
     assert await env.scalar(select(func.count()).select_from(models.User)) == 0
 
 
+async def test_api_key_holding_nul_is_401(env: Env) -> None:
+    refused(await env.client("gwk_ab\u0000cd_secret").get("/users/me"), 401)
+
+
 async def test_jwt_long_name_is_cut_to_the_column(env: Env) -> None:
     response = await env.client(make_jwt(env, name="n" * 10_000)).get("/users/me")
     assert response.status_code == 200, response.text
