@@ -31,7 +31,6 @@ from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
 from gateway.inputs import (
     INT64_MAX,
-    INT64_MIN,
     NUL,
     NUL_MESSAGE,
     YEAR_PATTERN,
@@ -77,14 +76,10 @@ class WireIn(Wire):
 
 
 # Integer bounds of what a column holds (BigInteger) and of the domain: every integer of a
-# request body is one of these, or narrower (tests/test_hostile_input.py checks the route table).
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+# request body has bounds inside 64 bits, these or narrower (tests/test_hostile_input.py checks
+# the route table).
 NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]
-
-
-def _in_range(value: datetime) -> datetime:
-    return timestamp_in_range(value)
 
 
 # An RFC 3339 timestamp in a request: with a timezone, in the range all later arithmetic
@@ -92,7 +87,7 @@ def _in_range(value: datetime) -> datetime:
 Instant = Annotated[
     datetime,
     Field(strict=False),
-    AfterValidator(_in_range),
+    AfterValidator(timestamp_in_range),
     WithJsonSchema(
         {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}, mode="validation"
     ),
