@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
 from gateway.db.session import RequestDatabase, fetch_rows, orm_session
 from gateway.errors import Unauthenticated
+from gateway.inputs import NUL
 from gateway.settings import Settings
 
 API_KEY_SCHEME = "gwk"
@@ -104,6 +105,19 @@ _API_KEY_BY_LOOKUP = (
 _USER_VALUES = slice(-len(USER_COLUMNS), None)
 
 
+# The columns a token's claims are stored in (`User.external_subject`, `User.email`).
+SUBJECT_MAX: int = User.__table__.c.external_subject.type.length  # type: ignore[attr-defined]
+EMAIL_MAX: int = User.__table__.c.email.type.length  # type: ignore[attr-defined]
+
+
+def _claim(value: str, name: str, maximum: int | None) -> str:
+    """A claim the user row can hold: a token whose claim is longer than its column, or holds
+    a NUL (PostgreSQL text cannot), is a bad token (401), whoever signed it."""
+    if NUL in value or (maximum is not None and len(value) > maximum):
+        raise Unauthenticated(f"Invalid token: the {name} claim is not acceptable")
+    return value
+
+
 class Authenticator:
     """Turns a bearer token into a Principal; one instance per process."""
 
@@ -121,6 +135,8 @@ class Authenticator:
         """The caller a bearer token names; `db` is the request's database (or a session)."""
         if not token:
             raise Unauthenticated("Missing bearer token")
+        if NUL in token:  # never a key's lookup in a query (PostgreSQL text cannot hold it)
+            raise Unauthenticated("Invalid token")
         service = self.settings.service_token
         if service is not None and hmac.compare_digest(
             token.encode(), service.get_secret_value().encode()
@@ -194,7 +210,7 @@ class Authenticator:
             raise Unauthenticated("Token expired") from exc
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthenticated("Invalid token") from exc
-        subject = f"{claims.get('iss', '')}|{claims['sub']}"
+        subject = _claim(f"{claims.get('iss', '')}|{claims['sub']}", "sub", SUBJECT_MAX)
         user_id = (
             await session.execute(
                 select(User.id, User.deleted_at).where(User.external_subject == subject)
@@ -208,10 +224,11 @@ class Authenticator:
 
     async def _provision(self, session: AsyncSession, subject: str, claims: dict[str, Any]) -> str:
         """First sight of a valid subject: create the user and its personal account."""
-        email = str(claims.get("email") or "").strip().lower()
+        email = _claim(str(claims.get("email") or "").strip().lower(), "email", EMAIL_MAX)
         if not email:
             raise Unauthenticated("Token has no email claim")
-        name = str(claims.get("name") or claims.get("given_name") or "")
+        # The name is only shown: cut to the column rather than refusing the sign-in.
+        name = _claim(str(claims.get("name") or claims.get("given_name") or ""), "name", None)
         existing = (
             await session.execute(select(User).where(User.email == email))
         ).scalar_one_or_none()

@@ -39,6 +39,7 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
+from gateway.inputs import INT64_MAX, range_message
 from resolvers import permissions
 from resolvers.pagination import Page, PageArgs
 
@@ -400,14 +401,10 @@ def auto_top_up(account: Account) -> AutoTopUp:
 async def update_auto_top_up(
     ctx: Context, account: Account, *, enabled: bool, threshold: int, amount_cents: int
 ) -> AutoTopUp:
-    if amount_cents <= 0:
-        raise ValidationFailed("amountCents must be greater than 0", field="amountCents")
-    if amount_cents > ctx.settings.checkout_max_cents:
-        raise ValidationFailed(
-            f"amountCents must be at most {ctx.settings.checkout_max_cents}", field="amountCents"
-        )
-    if threshold < 0:
-        raise ValidationFailed("threshold must be 0 or more", field="threshold")
+    # Each top-up is a charge like a checkout: the same bounds (no one-cent charges).
+    _check_amount(ctx, amount_cents)
+    if not 0 <= threshold <= INT64_MAX:
+        raise ValidationFailed(range_message("threshold", 0), field="threshold")
     if enabled and not account.default_payment_method_id:
         raise Unprocessable(f"{NO_DEFAULT_METHOD}: add one before enabling auto top-up")
     account.auto_top_up_enabled = enabled

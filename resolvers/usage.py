@@ -40,6 +40,7 @@ from gateway.db.models import (
 )
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
+from gateway.inputs import range_message
 from gateway.jsoncodec import dump_json
 from resolvers import permissions
 from resolvers.loaders import load_each
@@ -144,7 +145,7 @@ def _count(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{where} must be an integer", field=where)
     if not 0 <= value < MAX_COUNT:
-        raise ValidationFailed(f"{where} must be zero or more", field=where)
+        raise ValidationFailed(range_message(where, 0, MAX_COUNT - 1), field=where)
     return value
 
 

@@ -18,6 +18,7 @@ from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
 from schema.caches import PreparedOperations, PreparedSchema
 from schema.execution import ExecutionContext
+from schema.inputs import NoNulInStrings
 from schema.invite import Invite, InviteMutation
 from schema.limits import QueryLimits
 from schema.member import Member, MemberMutation, MemberQuery
@@ -93,9 +94,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
     rules = (
-        []
-        if settings.exploration(settings.graphql_introspection)
-        else [NoSchemaIntrospectionCustomRule]
+        NoNulInStrings,
+        *(
+            ()
+            if settings.exploration(settings.graphql_introspection)
+            else (NoSchemaIntrospectionCustomRule,)
+        ),
     )
     suggestions = settings.exploration(settings.graphql_suggestions)
     return PreparedSchema(

@@ -53,7 +53,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from schema.errors import coded_error
+from schema.errors import coded_error, log_errors
 from schema.limits import QueryLimits, check_document, parse_limited
 
 # strawberry's own rules, which its `validate_document` adds to every rule set.
@@ -254,6 +254,11 @@ class PreparedSchema(strawberry.Schema):
         )
         # strawberry builds a manager of the extensions that hook `resolve`: here none.
         self._no_middleware = MiddlewareManager()
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Client mistakes at info without a traceback (strawberry logs every error with
+        one); unexpected errors are logged, with theirs, where `coded_error` masks them."""
+        log_errors(errors)
 
     def prepared(self, document: PreparedDocument, operation_name: str | None) -> _Prepared | None:
         """The operation, if the document validates without errors and has it; else None."""

@@ -43,9 +43,38 @@ async def run_mutation(
     return payload(errors=[], **fields)
 
 
+def _input_error(error: GraphQLError) -> bool:
+    """A value of the request that could not be taken (a variable that could not be coerced,
+    a literal a scalar refused: an integer beyond 64 bits, a timestamp out of range): raised
+    before execution (no path) by graphql-core around a scalar's ValueError or TypeError."""
+    original = error.original_error
+    return error.path is None and (isinstance(original, GraphQLError | ValueError | TypeError))
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """The caller's mistake (a domain error, an invalid document or input), not the server's."""
+    original = error.original_error
+    return original is None or isinstance(original, DomainError) or _input_error(error)
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """Client mistakes at info, one line each, without a traceback; unexpected errors are
+    logged with theirs by `coded_error`, where they are masked."""
+    for error in errors:
+        if not is_client_error(error):
+            continue
+        original = error.original_error
+        if isinstance(original, DomainError):
+            log.info("graphql %s: %s", original.code, original.message)
+        else:
+            code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+            log.info("graphql %s: %s", code, error.message)
+
+
 def coded_error(error: GraphQLError) -> GraphQLError:
-    """The error as clients get it: with `extensions.code` (a domain error's own, or
-    GRAPHQL_VALIDATION_FAILED), or masked as INTERNAL_SERVER_ERROR when unexpected."""
+    """The error as clients get it: with `extensions.code` (a domain error's own,
+    BAD_USER_INPUT for input that could not be taken, or GRAPHQL_VALIDATION_FAILED), or masked
+    as INTERNAL_SERVER_ERROR when unexpected."""
     original = error.original_error
     if isinstance(original, DomainError):
         extensions: dict[str, Any] = {**(error.extensions or {}), "code": original.code}
@@ -54,8 +83,9 @@ def coded_error(error: GraphQLError) -> GraphQLError:
         return GraphQLError(
             original.message, nodes=error.nodes, path=error.path, extensions=extensions
         )
-    if original is None:
-        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+    if original is None or _input_error(error):
+        default = "GRAPHQL_VALIDATION_FAILED" if original is None else "BAD_USER_INPUT"
+        code = (error.extensions or {}).get("code", default)
         return GraphQLError(
             error.message,
             nodes=error.nodes,

@@ -29,6 +29,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.jsoncodec import parse_fragment
 from schema.compiled import Run, plan_for
+from schema.inputs import nul_in_variables
 
 log = logging.getLogger("gateway.graphql")
 T = TypeVar("T")
@@ -57,6 +58,16 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if not task.done():
                 await asyncio.wait([task])
             raise
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        """graphql-core's `build`, after refusing variables that hold a NUL (schema/inputs.py):
+        they are the caller's mistake, reported as variable coercion errors are."""
+        raw = kwargs.get("raw_variable_values", args[4] if len(args) > 4 else None)
+        refused = nul_in_variables(raw)
+        if refused is not None:
+            return [refused]
+        return super().build(*args, **kwargs)
 
     def execute_collected_root_fields(
         self,

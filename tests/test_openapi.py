@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from typing import Any
 
 import jsonschema
+import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from gateway.db import models
@@ -103,7 +105,7 @@ async def test_list_routes_document_limit_and_cursor_query_parameters(env: Env) 
     parameters = document["paths"]["/api-keys"]["get"]["parameters"]
     assert {p["name"]: p["schema"] for p in parameters} == {
         "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-        "cursor": {"type": "string"},
+        "cursor": {"type": "string", "maxLength": 200},
     }
 
 
@@ -285,3 +287,18 @@ async def test_a_handler_without_models_is_still_documented() -> None:
     assert operation["summary"] == "Things"
     success = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert success["properties"]["data"] == {}
+
+
+@pytest.mark.settings(checkout_min_cents=700, max_invites_per_request=7)
+async def test_the_document_states_the_limits_the_server_enforces(env: Env) -> None:
+    document = await fetch_document(env)
+    schemas = document["components"]["schemas"]
+    top_up = schemas["AutoTopUpIn"]["properties"]
+    assert top_up["amountCents"]["minimum"] == 700
+    assert top_up["threshold"] == {**top_up["threshold"], "minimum": 0, "maximum": 2**63 - 1}
+    assert schemas["SendInvitesIn"]["properties"]["invites"]["maxItems"] == 7
+    assert schemas["InviteeIn"]["properties"]["role"]["enum"] == ["owner", "admin", "member"]
+    assert schemas["InviteeIn"]["properties"]["email"]["maxLength"] == 320
+    expires = schemas["CreateApiKeyIn"]["properties"]["expiresAt"]["anyOf"][0]
+    assert expires["format"] == "date-time" and expires["pattern"].startswith("^(19")
+    assert "x-gateway-settings" not in json.dumps(document)

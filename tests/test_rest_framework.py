@@ -297,24 +297,28 @@ async def test_every_route_path_is_reachable_by_its_own_method() -> None:
 def _linear_resolve(
     endpoints: list[Endpoint], method: str, raw_path: str
 ) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+    """The routes that match, narrowed to those with a literal segment wherever another
+    matching route has a parameter (first difference wins), then the first of the method."""
     allowed: list[str] = []
-    for endpoint in endpoints:
-        params = endpoint.match(raw_path)
-        if params is not None:
-            if endpoint.method == method:
-                return endpoint, params, []
-            allowed.append(endpoint.method)
+    matched = [(e, p) for e in endpoints if (p := e.match(raw_path)) is not None]
+    shapes = [tuple(s.startswith("{") for s in e.path.strip("/").split("/")) for e, _ in matched]
+    for (endpoint, params), shape in zip(matched, shapes, strict=True):
+        if shape != min(shapes):
+            continue
+        if endpoint.method == method:
+            return endpoint, params, []
+        allowed.append(endpoint.method)
     return None, {}, allowed
 
 
-async def test_routing_finds_what_a_scan_of_the_table_in_order_finds() -> None:
+async def test_routing_finds_what_a_scan_of_the_table_finds() -> None:
     async def handler(call: Call) -> None:
         return None
 
     table = [
         *ENDPOINTS,
         Endpoint("GET", "/{tenant}/settings", handler, "A route whose first segment is a param"),
-        Endpoint("PUT", "/organizations/settings", handler, "Shadowed for GET by the one above"),
+        Endpoint("PUT", "/organizations/settings", handler, "More literal: GET here is a 405"),
     ]
     app = RestApp(table, context_factory=None)  # type: ignore[arg-type]
     paths = {"/", "/nowhere", "/users", "/users/me/", "/organizations/o%2F1/settings"}

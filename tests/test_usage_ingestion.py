@@ -325,7 +325,7 @@ async def test_graphql_record_usages_returns_typed_errors_and_writes_nothing(env
     assert data["recordUsages"]["errors"] == [
         {
             "code": "VALIDATION_FAILED",
-            "message": "events[1].credits must be zero or more",
+            "message": f"events[1].credits must be an integer between 0 and {2**62 - 1}",
             "field": "events[1].credits",
         }
     ]

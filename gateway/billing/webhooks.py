@@ -27,6 +27,8 @@ from gateway.billing.providers.stripe import (
 )
 from gateway.billing.subscriptions import apply_subscription_event
 from gateway.db.models import WebhookEvent
+from gateway.inputs import NUL_MESSAGE, nul_path
+from gateway.jsoncodec import loads_exactly
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.webhooks")
@@ -146,6 +148,30 @@ async def _subscription_changed(ctx: WebhookContext, subscription: dict[str, Any
     await apply_subscription_event(ctx.session, subscription)
 
 
+# The columns an event is recorded in (`WebhookEvent.id`, `.type`).
+EVENT_ID_MAX = 255
+EVENT_TYPE_MAX = 100
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What makes a (signed) body no Stripe event this endpoint can record, or None."""
+    if not isinstance(data, dict):
+        return "the body must be a JSON object"
+    event_id, event_type, body = data.get("id"), data.get("type"), data.get("data")
+    if not isinstance(event_id, str) or not isinstance(event_type, str):
+        return "id and type are required strings"
+    if not event_id or len(event_id) > EVENT_ID_MAX:
+        return f"id must be 1 to {EVENT_ID_MAX} characters"
+    if not event_type or len(event_type) > EVENT_TYPE_MAX:
+        return f"type must be 1 to {EVENT_TYPE_MAX} characters"
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
+        return "data.object must be an object"
+    where = nul_path(data)
+    if where is not None:
+        return f"{where} {NUL_MESSAGE}"
+    return None
+
+
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"success": False, "error": message}, status_code=status)
 
@@ -156,22 +182,29 @@ async def stripe_webhook(state: Any, request: Request) -> Response:
         return _error(503, "Stripe webhooks are not configured")
     payload = (await request.body()).decode("utf-8", errors="replace")
     try:
-        event = stripe.Webhook.construct_event(
-            payload, request.headers.get("stripe-signature"), secret.get_secret_value()
+        stripe.WebhookSignature.verify_header(
+            payload,
+            request.headers.get("stripe-signature"),
+            secret.get_secret_value(),
+            stripe.Webhook.DEFAULT_TOLERANCE,
         )
     except stripe.SignatureVerificationError:
         return _error(400, "Invalid Stripe signature")
+    try:
+        data = loads_exactly(payload)
     except ValueError:
         return _error(400, "Invalid webhook payload")
-    data = event.to_dict()
-    event_id, event_type = data.get("id"), data.get("type")
-    if not isinstance(event_id, str) or not isinstance(event_type, str):
-        return _error(400, "Invalid webhook payload: id and type are required")
-    obj = (data.get("data") or {}).get("object") or {}
+    problem = _shape_problem(data)
+    if problem is not None:
+        # Signed, so Stripe's (or a leaked secret's): refused before anything is written.
+        log.warning("stripe webhook refused: %s", problem)
+        return _error(400, f"Invalid webhook payload: {problem}")
+    event_id, event_type = data["id"], data["type"]
+    obj = data["data"]["object"]
     async with state.session_factory() as session:
         try:
             async with session.begin_nested():
-                session.add(WebhookEvent(id=event_id, provider="stripe", type=event_type[:100]))
+                session.add(WebhookEvent(id=event_id, provider="stripe", type=event_type))
                 await session.flush()
         except IntegrityError:
             return JSONResponse({"received": True, "duplicate": True})
@@ -185,6 +218,11 @@ async def stripe_webhook(state: Any, request: Request) -> Response:
             )
             try:
                 await handler(ctx, obj)
+            except (KeyError, TypeError, ValueError) as error:
+                # The object lacks what its event type needs: a retry would fail the same way.
+                log.warning("stripe event %s (%s) is malformed: %r", event_id, event_type, error)
+                await session.rollback()
+                return _error(400, "Invalid webhook payload: the event's object is incomplete")
             except Exception:
                 # Not recorded: Stripe retries, and the retry applies it.
                 log.exception("stripe event %s (%s) failed", event_id, event_type)

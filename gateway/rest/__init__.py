@@ -20,7 +20,7 @@ def create_rest_app(state: Any) -> RestApp:
     async def openapi_json(call: Call) -> Response:
         """This document (no authentication needed)."""
         if not document:
-            document.append(orjson.dumps(build_openapi(endpoints)))
+            document.append(orjson.dumps(build_openapi(endpoints, settings=state.settings)))
         return Response(document[0], media_type="application/json")
 
     endpoints = [

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
 from gateway.db.models import ApiKey
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.framework import Call, Instant, PageQuery, Timestamp, Wire, WireIn, rest
 from resolvers import api_keys
 from resolvers.pagination import Page
 
@@ -53,10 +51,10 @@ class OrganizationApiKeysOut(ApiKeyListOut):
     )
 
 
-class CreateApiKeyIn(Wire):
-    name: str = Field(min_length=1, max_length=200)
-    organization_id: str | None = None
-    expires_at: datetime | None = None
+class CreateApiKeyIn(WireIn):
+    name: str = Field(min_length=1, max_length=api_keys.MAX_NAME)
+    organization_id: str | None = Field(default=None, max_length=30)
+    expires_at: Instant | None = None
 
 
 @rest(query=PageQuery, response=OrganizationApiKeysOut)

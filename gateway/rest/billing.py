@@ -6,10 +6,20 @@ organization routes (`/organizations/{orgId}/…`) on the organization's: one ha
 
 from __future__ import annotations
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field
 
 from gateway.db.models import Account, Payment
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.framework import (
+    Call,
+    NonNegativeInt64,
+    PageQuery,
+    PositiveInt64,
+    Timestamp,
+    Wire,
+    WireIn,
+    from_settings,
+    rest,
+)
 from resolvers import accounts, payments
 
 
@@ -93,10 +103,21 @@ class ProviderPaymentOut(Wire):
     receipt_url: str | None
 
 
-class CheckoutIn(Wire):
-    amount_cents: StrictInt
-    success_url: str | None = None
-    cancel_url: str | None = None
+# A URL the provider sends the payer back to (the longest a column keeps).
+URL_MAX = 2048
+
+
+# Every charge: between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS.
+CHARGE_CENTS = from_settings(minimum="checkout_min_cents", maximum="checkout_max_cents")
+
+
+class CheckoutIn(WireIn):
+    amount_cents: PositiveInt64 = Field(
+        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
+    )
+    success_url: str | None = Field(default=None, max_length=URL_MAX)
+    cancel_url: str | None = Field(default=None, max_length=URL_MAX)
 
 
 class CheckoutOut(Wire):
@@ -108,14 +129,21 @@ class CheckoutOut(Wire):
     checkout_url: str | None
 
 
-class PurchaseIn(Wire):
-    amount_cents: StrictInt
+class PurchaseIn(WireIn):
+    amount_cents: PositiveInt64 = Field(
+        description="Cents, between GATEWAY_CHECKOUT_MIN_CENTS and GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
+    )
 
 
-class AutoTopUpIn(Wire):
-    enabled: StrictBool
-    threshold: StrictInt = Field(description="Micro-USD; a top-up starts below it")
-    amount_cents: StrictInt
+class AutoTopUpIn(WireIn):
+    enabled: bool
+    threshold: NonNegativeInt64 = Field(description="Micro-USD; a top-up starts below it")
+    amount_cents: PositiveInt64 = Field(
+        description="Cents per top-up, between GATEWAY_CHECKOUT_MIN_CENTS and "
+        "GATEWAY_CHECKOUT_MAX_CENTS",
+        json_schema_extra=CHARGE_CENTS,
+    )
 
 
 class AutoTopUpOut(Wire):
@@ -138,8 +166,8 @@ class PaymentMethodOut(Wire):
     exp_year: int
 
 
-class SetupSessionIn(Wire):
-    return_url: str | None = None
+class SetupSessionIn(WireIn):
+    return_url: str | None = Field(default=None, max_length=URL_MAX)
 
 
 class SetupSessionOut(Wire):

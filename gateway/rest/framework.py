@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import WithJsonSchema
 from starlette.requests import Request
@@ -21,6 +29,14 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
 from gateway.errors import DomainError, RateLimited, Unauthenticated
+from gateway.inputs import (
+    INT64_MAX,
+    NUL,
+    NUL_MESSAGE,
+    YEAR_PATTERN,
+    nul_path,
+    timestamp_in_range,
+)
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import RateLimiter
 from resolvers.pagination import PageArgs, decode_cursor
@@ -52,19 +68,80 @@ class Wire(BaseModel):
     )
 
 
+class WireIn(Wire):
+    """A request body: JSON's own types only (CONTRACT.md "Units"): `"true"` or `1` is no
+    boolean, `"5"` or `5.0` no integer. Timestamps (`Instant`) are the one exception: strings."""
+
+    model_config = ConfigDict(strict=True)
+
+
+# Integer bounds of what a column holds (BigInteger) and of the domain: every integer of a
+# request body has bounds inside 64 bits, these or narrower (tests/test_hostile_input.py checks
+# the route table).
+NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
+
+# An RFC 3339 timestamp in a request: with a timezone, in the range all later arithmetic
+# survives (`gateway.inputs`), converted to UTC.
+Instant = Annotated[
+    datetime,
+    Field(strict=False),
+    AfterValidator(timestamp_in_range),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}, mode="validation"
+    ),
+]
+
+
+def from_settings(**keywords: str) -> dict[str, Any]:
+    """`json_schema_extra` for a bound that is a setting: OpenAPI keyword → Settings attribute
+    (`minimum="checkout_min_cents"`), filled in by `build_openapi` from the running settings,
+    so the document states the limit this server enforces."""
+    return {SETTINGS_KEY: keywords}
+
+
+SETTINGS_KEY = "x-gateway-settings"
+
+# The longest cursor this API hands out is far shorter (an id, base64-encoded).
+MAX_CURSOR = 200
+
+
 class PageQuery(Wire):
     """`?limit=&cursor=` of every list route (CONTRACT.md "Lists")."""
 
     limit: int | None = Field(default=None, ge=1, le=100, description="Page size (default 50)")
-    cursor: str | None = Field(default=None, description="`nextCursor` of the previous page")
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR,
+        description="`nextCursor` of the previous page (opaque)",
+    )
+
+    def checked_cursor(self) -> str | None:
+        """The cursor, checked here so that a bad one is named as the client sent it."""
+        if self.cursor:
+            decode_cursor(self.cursor, field_name="cursor")
+        return self.cursor or None
+
+    def page_size(self, ctx: Context) -> int:
+        return min(self.limit or ctx.settings.default_page_size, ctx.settings.max_page_size)
 
     def page_args(self, ctx: Context) -> PageArgs:
         settings = ctx.settings
-        if self.cursor:
-            decode_cursor(self.cursor, field_name="cursor")
         return PageArgs.build(
-            first=min(self.limit or settings.default_page_size, settings.max_page_size),
-            after=self.cursor or None,
+            first=self.page_size(ctx),
+            after=self.checked_cursor(),
+            default=settings.default_page_size,
+            maximum=settings.max_page_size,
+        )
+
+    def backward_page_args(self, ctx: Context) -> PageArgs:
+        """The last `limit` items before the cursor: lists stored oldest first, shown newest
+        first."""
+        settings = ctx.settings
+        return PageArgs.build(
+            last=self.page_size(ctx),
+            before=self.checked_cursor(),
             default=settings.default_page_size,
             maximum=settings.max_page_size,
         )
@@ -124,6 +201,7 @@ class Endpoint:
     handler: Handler
     summary: str
     _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _shape: tuple[bool, ...] = field(init=False, repr=False, compare=False)
 
     @property
     def spec(self) -> Spec:
@@ -155,7 +233,11 @@ class Endpoint:
         return self.spec.idempotent
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_segments", tuple(self.path.strip("/").split("/")))
+        segments = tuple(self.path.strip("/").split("/"))
+        object.__setattr__(self, "_segments", segments)
+        # Which segments are parameters: of two routes that match a path, the one with a
+        # literal where the other has a parameter is meant (`/invites/count`, not an invite id).
+        object.__setattr__(self, "_shape", tuple(s.startswith("{") for s in segments))
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         """Path parameters if `raw_path` (still percent-encoded) is this route, else None.
@@ -224,10 +306,18 @@ def envelope_ok(status: int, data: Any, annotation: Any = None) -> Response:
     )
 
 
+def _location(loc: tuple[int | str, ...]) -> str:
+    """`("events", 1, "credits")` → `events[1].credits`, as the resolvers name fields."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 def _validation_message(error: ValidationError, where: str) -> str:
     parts = []
     for item in error.errors()[:5]:
-        loc = ".".join(str(p) for p in item["loc"]) or where
+        loc = _location(item["loc"]) or where
         parts.append(f"{loc}: {item['msg']}")
     return f"Invalid {where}: " + "; ".join(parts)
 
@@ -253,6 +343,9 @@ async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
         raise _HttpError(400, f"Request body is not valid JSON ({exc})") from exc
     if not isinstance(parsed, dict):
         raise _HttpError(400, "Request body must be a JSON object")
+    where = nul_path(parsed)
+    if where is not None:
+        raise _HttpError(400, f"Invalid request body: {where} {NUL_MESSAGE}")
     try:
         return model.model_validate(parsed)
     except ValidationError as exc:
@@ -263,6 +356,9 @@ def _read_query(request: Request, model: type[BaseModel] | None) -> Any:
     if model is None:
         return None
     params = dict(request.query_params) if request.scope.get("query_string") else {}
+    where = nul_path(params)
+    if where is not None:
+        raise _HttpError(400, f"Invalid query parameters: {where} {NUL_MESSAGE}")
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -319,9 +415,17 @@ class RestApp:
         candidates = self._by_shape.get((len(segments), segments[0]))
         if candidates is None:
             candidates = self._params_first.get(len(segments), [])
-        for endpoint in candidates:
-            params = endpoint.match_segments(segments)
-            if params is None:
+        matched = [
+            (endpoint, params)
+            for endpoint in candidates
+            if (params := endpoint.match_segments(segments)) is not None
+        ]
+        if not matched:
+            return None, {}, allowed
+        # Only the routes of the most literal shape: a literal segment is never a parameter.
+        shape = min(endpoint._shape for endpoint, _ in matched)
+        for endpoint, params in matched:
+            if endpoint._shape != shape:
                 continue
             if endpoint.method == method:
                 return endpoint, params, []
@@ -345,6 +449,9 @@ class RestApp:
                 )
             return envelope_error(404, "Not found")
         try:
+            for name, value in params.items():
+                if NUL in value:
+                    raise _HttpError(400, f"Invalid path: {name} {NUL_MESSAGE}")
             ctx = await self.context_factory(request)
             request.state.gateway_context = ctx
             # Before the token is refused: callers without a valid one count by address.

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import Invite
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
-from gateway.rest.members import MemberOut, members_out
+from gateway.rest.framework import (
+    Call,
+    PageQuery,
+    Timestamp,
+    Wire,
+    WireIn,
+    from_settings,
+    rest,
+)
+from gateway.rest.members import ROLES, MemberOut, members_out
 from resolvers import invites
 
 
@@ -45,20 +53,23 @@ class SentInvitesOut(Wire):
     items: list[SentInviteOut]
 
 
-class InviteeIn(Wire):
-    email: str = Field(max_length=320)
-    role: str = "member"
+class InviteeIn(WireIn):
+    email: str = Field(max_length=invites.MAX_EMAIL)
+    role: str = Field(default="member", max_length=16, json_schema_extra=ROLES)
 
 
-class SendInvitesIn(Wire):
-    invites: list[InviteeIn]
+class SendInvitesIn(WireIn):
+    invites: list[InviteeIn] = Field(
+        description="At most GATEWAY_MAX_INVITES_PER_REQUEST (50)",
+        json_schema_extra={"minItems": 1, **from_settings(maxItems="max_invites_per_request")},
+    )
 
 
 class InviteCountOut(Wire):
     count: int
 
 
-class AcceptInviteIn(Wire):
+class AcceptInviteIn(WireIn):
     token: str = Field(max_length=200)
 
 

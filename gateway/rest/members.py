@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from gateway.db.models import Member, User
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, WireIn, rest
 from resolvers import members
-from resolvers.pagination import PageArgs
+
+# Roles are matched without regard to case; the document lists the canonical spelling.
+ROLES = {"enum": members.ROLES}
 
 
 class MemberOut(Wire):
@@ -43,8 +47,10 @@ class MemberListOut(Wire):
     next_cursor: str | None
 
 
-class RemoveMembersIn(Wire):
-    member_ids: list[str] = Field(min_length=1, max_length=members.MAX_REMOVALS)
+class RemoveMembersIn(WireIn):
+    member_ids: list[Annotated[str, Field(max_length=30)]] = Field(
+        min_length=1, max_length=members.MAX_REMOVALS
+    )
 
 
 class RemovedMembersOut(Wire):
@@ -55,26 +61,18 @@ class AvailableRolesOut(Wire):
     roles: list[str]
 
 
-class ChangeRoleIn(Wire):
-    role: str
-
-
-def _newest_first(call: Call) -> PageArgs:
-    """Members are stored oldest first; the contract pages lists newest first, so read the
-    keyset backwards: the last `limit` members before the cursor."""
-    settings = call.ctx.settings
-    query: PageQuery = call.query
-    return PageArgs.build(
-        last=min(query.limit or settings.default_page_size, settings.max_page_size),
-        before=query.cursor or None,
-        default=settings.default_page_size,
-        maximum=settings.max_page_size,
-    )
+class ChangeRoleIn(WireIn):
+    role: str = Field(max_length=16, json_schema_extra=ROLES)
 
 
 @rest(query=PageQuery, response=MemberListOut)
 async def list_members(call: Call) -> MemberListOut:
-    page = await members.members_page(call.ctx, call.path["orgId"], _newest_first(call))
+    page = await members.members_page(
+        # Members are stored oldest first; the contract pages newest first: read backwards.
+        call.ctx,
+        call.path["orgId"],
+        call.query.backward_page_args(call.ctx),
+    )
     newest_first = list(reversed(page.items))
     return MemberListOut(
         items=await members_out(call, newest_first),

@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 import gateway
-from gateway.rest.framework import Endpoint
+from gateway.rest.framework import SETTINGS_KEY, Endpoint
+from gateway.settings import Settings
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -211,10 +212,34 @@ def _operation(
     return operation
 
 
-def build_openapi(endpoints: Sequence[Endpoint], *, server_url: str = "/api/v1") -> dict[str, Any]:
+def _apply_settings(node: Any, settings: Settings | None) -> None:
+    """Bounds declared with `from_settings` become the running settings' values (without
+    settings, the defaults'); the marker itself leaves the document."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            keywords = item.pop(SETTINGS_KEY, None)
+            if keywords:
+                source = settings or Settings()
+                for keyword, attribute in keywords.items():
+                    item[keyword] = getattr(source, attribute)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def build_openapi(
+    endpoints: Sequence[Endpoint],
+    *,
+    server_url: str = "/api/v1",
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """The whole document: one path item per route path, one operation per method."""
     endpoints = list(endpoints)
     schemas, components = _collect_schemas(endpoints)
+    _apply_settings(schemas, settings)
+    _apply_settings(components, settings)
     components["ErrorEnvelope"] = ERROR_ENVELOPE
     paths: dict[str, dict[str, Any]] = {}
     used_ids: set[str] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import Organization
-from gateway.rest.framework import Call, Timestamp, Wire, rest
+from gateway.rest.framework import Call, Timestamp, Wire, WireIn, rest
 from resolvers import members, organizations
 
 
@@ -33,15 +33,17 @@ async def organization_out(call: Call, org: Organization) -> OrganizationOut:
     )
 
 
-class CreateOrganizationIn(Wire):
-    name: str = Field(max_length=200)
+class CreateOrganizationIn(WireIn):
+    name: str = Field(max_length=organizations.MAX_NAME)
 
 
-class UpdateOrganizationIn(Wire):
-    name: str | None = Field(default=None, max_length=200)
+class UpdateOrganizationIn(WireIn):
+    name: str | None = Field(default=None, max_length=organizations.MAX_NAME)
     remote_config_enabled: bool | None = None
     default_remote_config: str | None = Field(
-        default=None, description='A JSON object as a string, with a string "version"'
+        default=None,
+        max_length=organizations.MAX_REMOTE_CONFIG,
+        description='A JSON object as a string, with a string "version"',
     )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from gateway.context import Context
 from gateway.db.models import Plan, PlanHistory, Subscription
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, rest
+from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, WireIn, rest
 from resolvers import plans
 
 
@@ -92,13 +92,16 @@ class PlansQuery(Wire):
     type: Literal["individual", "teams"] | None = None
 
 
-class SubscribeIn(Wire):
+Seats = Annotated[int, Field(ge=1, le=plans.MAX_SEATS)]
+
+
+class SubscribeIn(WireIn):
     plan_id: str = Field(min_length=1, max_length=64)
-    seats: StrictInt
+    seats: Seats
 
 
-class SeatsIn(Wire):
-    seats: StrictInt
+class SeatsIn(WireIn):
+    seats: Seats
 
 
 async def _plan(ctx: Context, plan_id: str) -> PlanOut:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
 from gateway.db.models import UsageRecord, User
 from gateway.errors import ValidationFailed
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, envelope_ok, rest
+from gateway.inputs import YEAR_PATTERN, date_in_range, timestamp_in_range
+from gateway.rest.framework import (
+    Call,
+    Instant,
+    PageQuery,
+    Timestamp,
+    Wire,
+    WireIn,
+    envelope_ok,
+    rest,
+)
 from resolvers import usage
 from resolvers.usage import UsageEvent, UsageTotals
 from schema.scalars import format_datetime
@@ -150,25 +160,31 @@ def _when(value: str | None, name: str) -> datetime | date | None:
     value = value.strip()
     try:
         if len(value) == 10:
-            return date.fromisoformat(value)
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+            day = date.fromisoformat(value)
+        else:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         raise ValidationFailed(
             f"{name} must be a date (YYYY-MM-DD) or an RFC 3339 timestamp", field=name
         ) from None
-    if parsed.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a timezone (use Z for UTC)", field=name)
-    return parsed
+    try:
+        return date_in_range(day) if len(value) == 10 else timestamp_in_range(parsed)
+    except ValueError as error:
+        raise ValidationFailed(f"{name} {error}", field=name) from None
 
 
 class PeriodQuery(Wire):
     from_: str | None = Field(
         default=None,
         alias="from",
+        max_length=40,
+        json_schema_extra={"pattern": YEAR_PATTERN},
         description="Start: a date (whole UTC day) or an RFC 3339 timestamp; default to - 30 days",
     )
     to: str | None = Field(
         default=None,
+        max_length=40,
+        json_schema_extra={"pattern": YEAR_PATTERN},
         description="End: a date (included) or an RFC 3339 timestamp (excluded); default now. "
         "At most one year after from.",
     )
@@ -283,25 +299,40 @@ async def get_organization_metrics(call: Call) -> OrganizationMetricsOut:
 # --- Ingestion ---------------------------------------------------------------------------------
 
 
-class UsageEventIn(Wire):
-    generation_id: str = Field(description="The inference's generation id: the idempotency key")
-    provider: str = Field(description="Inference provider name")
-    model: str = Field(description="Model name")
-    model_type: str = Field(description="Model type name")
-    operation: str | None = Field(default=None, description="e.g. `web_search`; omit for plain")
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int | None = Field(default=None, description="Default prompt + completion")
-    cost_usd: float = Field(description="Provider cost in USD (stored in micro-USD)")
-    credits: int = Field(description="Micro-credits to charge the paying account")
-    user_id: str
+# Token counts and credits: what the sums of a year of usage still hold in 64 bits.
+Count = Annotated[int, Field(ge=0, lt=usage.MAX_COUNT)]
+
+
+class UsageEventIn(WireIn):
+    generation_id: str = Field(
+        max_length=usage.MAX_GENERATION_ID,
+        description="The inference's generation id: the idempotency key",
+    )
+    provider: str = Field(max_length=100, description="Inference provider name")
+    model: str = Field(max_length=200, description="Model name")
+    model_type: str = Field(max_length=100, description="Model type name")
+    operation: str | None = Field(
+        default=None, max_length=100, description="e.g. `web_search`; omit for plain"
+    )
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count | None = Field(default=None, description="Default prompt + completion")
+    cost_usd: float = Field(
+        ge=0,
+        lt=usage.MAX_COUNT / usage.MICRO,
+        allow_inf_nan=False,
+        description="Provider cost in USD (stored in micro-USD)",
+    )
+    credits: Count = Field(description="Micro-credits to charge the paying account")
+    user_id: str = Field(max_length=30)
     organization_id: str | None = Field(
         default=None,
+        max_length=30,
         description="The paying organization (the user must be a member); null "
         "or omitted bills the user's personal account",
     )
     metadata: dict[str, Any] | None = Field(default=None, description="A JSON object")
-    created_at: datetime | None = Field(default=None, description="When it happened; default now")
+    created_at: Instant | None = Field(default=None, description="When it happened; default now")
 
     def event(self) -> UsageEvent:
         return UsageEvent(
@@ -322,11 +353,11 @@ class UsageEventIn(Wire):
         )
 
 
-class RecordUsagesIn(Wire):
+class RecordUsagesIn(WireIn):
     """`{"events": [event, …]}` (1 to 1,000, one transaction: all or nothing), or a single
     event object, which is taken as a batch of one (errors then name `events[0].…`)."""
 
-    events: list[UsageEventIn]
+    events: list[UsageEventIn] = Field(min_length=1, max_length=usage.MAX_EVENTS_PER_BATCH)
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import User
-from gateway.rest.framework import Call, Timestamp, Wire, rest
+from gateway.rest.framework import Call, Timestamp, Wire, WireIn, rest
 from resolvers import users
 
 
@@ -28,13 +28,13 @@ class MeOut(Wire):
     organizations: list[OrganizationMembershipOut]
 
 
-class UpdateMeIn(Wire):
-    display_name: str | None = Field(default=None, max_length=200)
-    photo_url: str | None = Field(default=None, max_length=2048)
+class UpdateMeIn(WireIn):
+    display_name: str | None = Field(default=None, max_length=users.MAX_DISPLAY_NAME)
+    photo_url: str | None = Field(default=None, max_length=users.MAX_PHOTO_URL)
 
 
-class ActiveAccountIn(Wire):
-    organization_id: str | None = None
+class ActiveAccountIn(WireIn):
+    organization_id: str | None = Field(default=None, max_length=30)
 
 
 async def me_out(call: Call, user: User) -> MeOut:
