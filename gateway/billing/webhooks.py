@@ -27,6 +27,7 @@ from gateway.billing.providers.stripe import (
 )
 from gateway.billing.subscriptions import apply_subscription_event
 from gateway.db.models import WebhookEvent
+from gateway.errors import ServiceBusy
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.webhooks")
@@ -185,6 +186,8 @@ async def stripe_webhook(state: Any, request: Request) -> Response:
             )
             try:
                 await handler(ctx, obj)
+            except ServiceBusy:  # the database is away: 503 (gateway/app.py), Stripe retries
+                raise
             except Exception:
                 # Not recorded: Stripe retries, and the retry applies it.
                 log.exception("stripe event %s (%s) failed", event_id, event_type)
