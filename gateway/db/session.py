@@ -405,12 +405,16 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 def unavailable(error: BaseException) -> bool:
     """Whether an error (or what it was raised from: SQLAlchemy's wrapper, the adapter's
     error, the driver's) means the database cannot be reached: the one place that decides
-    what becomes `DatabaseUnavailable`."""
+    what becomes `DatabaseUnavailable`. The pool and the engine raise that in place of what
+    they see; the protocols' error mappings ask here too, for what SQLAlchemy raises without
+    either seeing it (a statement on the request's connection after it was lost)."""
     seen = 0
     current: BaseException | None = error
     while current is not None and seen < 8:
         if isinstance(current, _UNAVAILABLE):
             return True
+        if isinstance(current, exc.PendingRollbackError) and current.code == "8s2b":
+            return True  # a statement after the request's connection was lost (invalidated)
         if isinstance(current, exc.DBAPIError):
             if current.connection_invalidated:
                 return True
