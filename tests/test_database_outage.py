@@ -635,3 +635,35 @@ def test_graphql_codes_a_lost_connection_error_raised_past_the_engine() -> None:
     error = coded_error(GraphQLError("lost", original_error=_lost_connection_error()))
     assert error.extensions == {"code": "SERVICE_UNAVAILABLE"}
     assert error.message == "The database is unavailable; retry later"
+
+
+def test_every_rest_route_documents_503_with_retry_after() -> None:
+    from gateway.rest.openapi import build_openapi
+    from gateway.rest.routes import ENDPOINTS
+
+    document = build_openapi(ENDPOINTS)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            unavailable = operation["responses"].get("503")
+            assert unavailable is not None, (method, path)
+            assert unavailable["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorEnvelope"
+            }
+            assert "Retry-After" in unavailable["headers"]
+
+
+@pytest.mark.settings(database_pool_size=1, readiness_timeout=0.2)
+async def test_readyz_answers_503_when_no_connection_becomes_free_in_time(env: Env) -> None:
+    """Every connection held (a wedged pool): `/readyz` says so within its timeout, and its
+    wait in the gate leaves nothing behind."""
+    if env.backend != "postgresql":
+        pytest.skip("the connection gate is PostgreSQL's")
+    gate = env.state.engine.sync_engine.pool.gate
+    await gate.enter()
+    assert (await env.http.get("/readyz")).status_code == 503
+    gate.leave()
+    assert (await env.http.get("/readyz")).status_code == 200
+    assert gate.try_enter()  # the one slot is free again
+    gate.leave()
