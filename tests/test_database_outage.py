@@ -15,15 +15,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
-from gateway.db.session import create_engine
+from gateway.db.session import create_engine, unavailable
 from gateway.errors import ServiceBusy
 from tests.conftest import PG_URL, Client, Env, _truncate_pg, base_settings
 from tests.test_usage_helpers import account_id, balance, event, fund, ingest
@@ -667,3 +669,27 @@ async def test_readyz_answers_503_when_no_connection_becomes_free_in_time(env: E
     assert (await env.http.get("/readyz")).status_code == 200
     assert gate.try_enter()  # the one slot is free again
     gate.leave()
+
+
+def _raised_from(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_raised_from(AsyncAdapt_Error("closed"), ConnectionResetError()), True),
+        (_raised_from(AsyncAdapt_Error("gone"), asyncpg.ConnectionDoesNotExistError()), True),
+        (_raised_from(AsyncAdapt_Error("stop"), asyncpg.exceptions.AdminShutdownError()), True),
+        (asyncpg.CannotConnectNowError(), True),
+        (asyncpg.TooManyConnectionsError(), True),
+        (_raised_from(AsyncAdapt_Error("dup"), asyncpg.UniqueViolationError()), False),
+        (asyncpg.exceptions.QueryCanceledError(), False),  # a statement's own timeout
+        (_raised_from(RuntimeError("provider down"), ConnectionRefusedError()), False),
+        (ConnectionRefusedError(), False),  # not from the database layer: the pool decides
+        (_lost_connection_error(), True),
+    ],
+)
+def test_what_counts_as_the_database_being_unavailable(error: Exception, expected: bool) -> None:
+    assert unavailable(error) is expected

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Connection, event, exc
+from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -364,9 +365,12 @@ class GatedPool(AsyncAdaptedQueuePool):
         try:
             return super().connect()
         except Exception as error:
-            if isinstance(error, ServiceBusy) or not unavailable(error):
+            # Here any socket error or timeout is the database's: connecting is all this does.
+            if isinstance(error, ServiceBusy):
                 raise
-            raise DatabaseUnavailable() from error
+            if _connection_lost(error) or unavailable(error):
+                raise DatabaseUnavailable() from error
+            raise
 
     def _do_get(self) -> ConnectionPoolEntry:
         gate = self.gate
@@ -402,26 +406,40 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Errors that come from the database layer: only these (and what they were raised from) are
+# asked whether the database went away; an OSError under, say, a payment provider's error is
+# not the database's.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    AsyncAdapt_Error,  # the asyncpg adapter's DBAPI errors
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
 def unavailable(error: BaseException) -> bool:
-    """Whether an error (or what it was raised from: SQLAlchemy's wrapper, the adapter's
-    error, the driver's) means the database cannot be reached: the one place that decides
-    what becomes `DatabaseUnavailable`. The pool and the engine raise that in place of what
-    they see; the protocols' error mappings ask here too, for what SQLAlchemy raises without
-    either seeing it (a statement on the request's connection after it was lost)."""
-    seen = 0
+    """Whether a database error (SQLAlchemy's, the adapter's or the driver's, and what it was
+    raised from) means the database cannot be reached: the one place that decides what
+    becomes `DatabaseUnavailable`. The pool and the engine raise that in place of what they
+    see; the protocols' error mappings ask here too, for what SQLAlchemy raises without either
+    seeing it (a statement on the request's connection after it was lost)."""
+    if isinstance(error, exc.PendingRollbackError):
+        return error.code == "8s2b"  # a statement after the request's connection was lost
+    raised: BaseException | None = error
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        raised = error.orig
+    return isinstance(raised, _DATABASE_ERRORS) and _connection_lost(raised)
+
+
+def _connection_lost(error: BaseException) -> bool:
     current: BaseException | None = error
-    while current is not None and seen < 8:
+    for _ in range(8):
+        if current is None:
+            return False
         if isinstance(current, _UNAVAILABLE):
             return True
-        if isinstance(current, exc.PendingRollbackError) and current.code == "8s2b":
-            return True  # a statement after the request's connection was lost (invalidated)
-        if isinstance(current, exc.DBAPIError):
-            if current.connection_invalidated:
-                return True
-            current = current.orig
-        else:
-            current = current.__cause__
-        seen += 1
+        current = current.__cause__
     return False
 
 
