@@ -200,6 +200,19 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
 
+    def process_result(self, request: Any, result: Any) -> Any:
+        """As the view's (its coroutine, not wrapped in another); a result with a
+        `SERVICE_UNAVAILABLE` error (the database away or no connection free in time) also
+        tells the client when to retry, as a 503 would."""
+        if result.errors and any(
+            (error.extensions or {}).get("code") == ServiceBusy.code for error in result.errors
+        ):
+            ctx = getattr(request.state, "gateway_context", None)
+            response = getattr(ctx, "response", None)
+            if response is not None:
+                response.headers["Retry-After"] = str(ServiceBusy.retry_after)
+        return super().process_result(request, result)
+
     def decode_json(self, data: str | bytes) -> object:
         """strawberry's `json.loads`, with what it let through as a 500 (JSON nested too
         deeply, bytes that are not UTF-8) refused as the view refuses any bad JSON: 400."""
