@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 from collections import deque, namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,8 +29,6 @@ from sqlalchemy.util.concurrency import await_, greenlet_spawn
 from gateway.db.models import UTCDateTime
 from gateway.errors import DatabaseUnavailable, ServiceBusy
 from gateway.jsoncodec import load_json
-
-log = logging.getLogger("gateway.db")
 
 
 def normalize_url(url: str) -> str:
