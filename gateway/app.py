@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
@@ -26,7 +27,6 @@ from strawberry.http import GraphQLRequestData
 from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
 from gateway.db.session import (
-    ConnectionGate,
     create_engine,
     create_session_factory,
     dialect_name,
@@ -57,18 +57,12 @@ class AppState:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
             pool_timeout=settings.database_pool_timeout,
+            connect_timeout=settings.database_connect_timeout,
             search_path=settings.database_schema,
         )
+        # Requests take PostgreSQL connections first come, first served, through the pool's
+        # gate (gateway/db/session.py `GatedPool`).
         self.session_factory = create_session_factory(self.engine)
-        # Requests take PostgreSQL connections first come, first served (gateway/db/session.py).
-        self.connection_gate: ConnectionGate | None = (
-            ConnectionGate(
-                settings.database_pool_size + settings.database_max_overflow,
-                settings.database_pool_timeout,
-            )
-            if self.engine.dialect.driver == "asyncpg"
-            else None
-        )
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
         self.metrics = Metrics()
@@ -91,12 +85,16 @@ class AppState:
             services=self.services,
             request_id=request_id,
             request=request,
-            connection_gate=self.connection_gate,
         )
 
     async def authenticated_context(self, request: Request) -> Context:
-        """A context for this request; a refused token is kept on it and raised when needed."""
+        """A context for this request; a refused token is kept on it and raised when needed.
+
+        The context is on the request (for `ClosingContexts` to close) before anything can
+        fail: authentication already takes the request's connection, which must come back
+        whatever happens next (the database gone away in the middle, a rate limit)."""
         ctx = self.new_context(request, request_id_var.get())
+        request.state.gateway_context = ctx
         token = strip_bearer(request.headers.get("authorization"))
         if token is not None:
             try:
@@ -208,6 +206,19 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
 
+    def process_result(self, request: Any, result: Any) -> Any:
+        """As the view's (its coroutine, not wrapped in another); a result with a
+        `SERVICE_UNAVAILABLE` error (the database away or no connection free in time) also
+        tells the client when to retry, as a 503 would."""
+        if result.errors and any(
+            (error.extensions or {}).get("code") == ServiceBusy.code for error in result.errors
+        ):
+            ctx = getattr(request.state, "gateway_context", None)
+            response = getattr(ctx, "response", None)
+            if response is not None:
+                response.headers["Retry-After"] = str(ServiceBusy.retry_after)
+        return super().process_result(request, result)
+
     def decode_json(self, data: str | bytes) -> object:
         """strawberry's `json.loads`, with what it let through as a 500 (JSON nested too
         deeply, bytes that are not UTF-8) refused as the view refuses any bad JSON: 400."""
@@ -245,7 +256,7 @@ class ClosingContexts:
         try:
             await self.app(scope, receive, send)
         except (RateLimited, ServiceBusy) as exc:  # raised before GraphQL execution starts
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else 1
+            retry_after = exc.retry_after
             response = JSONResponse(
                 {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
                 status_code=exc.status,
@@ -337,6 +348,13 @@ async def _envelope_http_error(_: Request, error: Exception) -> Response:
     return envelope_error(status, message, getattr(error, "headers", None))
 
 
+def _describe(error: BaseException) -> str:
+    """An error and its cause in one line (a failed probe every few seconds: no traceback)."""
+    cause = error.__cause__
+    text = f"{type(error).__name__}: {error}"
+    return f"{text} (from {type(cause).__name__}: {cause})" if cause is not None else text
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     from gateway.billing.webhooks import stripe_webhook
     from gateway.rest import create_rest_app
@@ -355,11 +373,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
+        """Ready when a statement runs on a pooled connection within `readiness_timeout`: the
+        same gate, pool and database that requests use."""
         try:
-            async with state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:  # a readiness probe reports, never raises
-            log.exception("readiness check failed")
+            async with asyncio.timeout(settings.readiness_timeout):
+                async with state.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as error:  # a readiness probe reports, never raises
+            log.warning("readiness check failed: %s", _describe(error))
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -380,7 +401,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def webhook(request: Request) -> Response:
-        return await stripe_webhook(state, request)
+        try:
+            return await stripe_webhook(state, request)
+        except ServiceBusy as exc:  # the database is away: Stripe retries later
+            return JSONResponse(
+                {"success": False, "error": exc.message},
+                status_code=exc.status,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import Principal
 from gateway.db.models import utcnow
-from gateway.db.session import ConnectionGate, RequestDatabase
+from gateway.db.session import RequestDatabase
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -28,7 +28,6 @@ class Context:
         principal: Principal | None = None,
         request_id: str = "",
         request: Any = None,
-        connection_gate: ConnectionGate | None = None,
     ) -> None:
         self.settings = settings
         self.services = services
@@ -36,7 +35,7 @@ class Context:
         self.request_id = request_id
         self.request = request
         # The request's connection and (when needed) ORM session: gateway/db/session.py.
-        self.db = RequestDatabase(session_factory, connection_gate)
+        self.db = RequestDatabase(session_factory)
         self._loaders_factory = loaders_factory
         self._loaders: Any = None
         # Payloads of mutations may need this (e.g. a response header from GraphQL).

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     database_pool_size: int = 20
     database_max_overflow: int = 0
     database_pool_timeout: float = 30.0
+    # Seconds a new PostgreSQL connection may take (TCP, TLS, authentication) before the
+    # request gives up with 503; `/readyz` gives up on the database after `readiness_timeout`.
+    database_connect_timeout: float = Field(default=5.0, gt=0)
+    readiness_timeout: float = Field(default=2.0, gt=0)
     database_echo: bool = False
     migrate_on_start: bool = True
 

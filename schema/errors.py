@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from gateway.errors import DomainError, Unauthenticated
+from gateway.db.session import unavailable
+from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 
 log = logging.getLogger("gateway.graphql")
 
@@ -76,6 +77,8 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     BAD_USER_INPUT for input that could not be taken, or GRAPHQL_VALIDATION_FAILED), or masked
     as INTERNAL_SERVER_ERROR when unexpected."""
     original = error.original_error
+    if original is not None and not isinstance(original, DomainError) and unavailable(original):
+        original = DatabaseUnavailable()  # the database went away (gateway/db/session.py)
     if isinstance(original, DomainError):
         extensions: dict[str, Any] = {**(error.extensions or {}), "code": original.code}
         if original.field:

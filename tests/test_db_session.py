@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 from sqlalchemy import event, literal_column, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from gateway.db.models import Organization
 from gateway.db.session import (
@@ -25,7 +26,7 @@ from gateway.db.session import (
     decode_timestamptz,
     fetch_rows,
 )
-from gateway.errors import ServiceBusy
+from gateway.errors import DatabaseUnavailable, ServiceBusy
 from gateway.jsoncodec import load_json
 from gateway.settings import Settings
 from tests.conftest import PG_URL, Env
@@ -176,13 +177,12 @@ async def test_a_connection_that_died_under_a_read_is_replaced_not_reused(
     try:
         async with sessions() as session:
             pid = (await fetch_rows(session, backend))[0].pid
-        killer = await asyncpg.connect(PG_URL)
-        try:
-            await killer.execute("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await killer.close()
-        async with sessions() as session:
-            with pytest.raises(DBAPIError):
+            killer = await asyncpg.connect(PG_URL)
+            try:
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await killer.close()
+            with pytest.raises(DatabaseUnavailable):  # 503 to retry, not a 500
                 await fetch_rows(session, backend)
         async with sessions() as session:
             assert (await fetch_rows(session, backend))[0].pid != pid
@@ -279,22 +279,32 @@ async def test_reads_after_the_session_was_made_use_its_connection(
 
 @pytest.mark.parametrize("gated", [True, False])
 async def test_connections_go_to_requests_in_the_order_they_asked(
-    pg_engine: CountingEngine, gated: bool
+    pg_schema: str | None, gated: bool
 ) -> None:
     """One connection, two clients that each ask again as soon as they are served: with the
-    gate they take turns; the pool alone gives it back to whoever just returned it."""
-    gate = ConnectionGate(1, timeout=30) if gated else None
-    factory = create_session_factory(pg_engine.engine)
+    gate (the pool `create_engine` makes) they take turns; SQLAlchemy's pool alone gives it
+    back to whoever just returned it."""
+    if not PG_URL:
+        pytest.skip("the connection gate is PostgreSQL's")
+    engine = create_engine(PG_URL, pool_size=1, search_path=pg_schema)
+    if not gated:
+        engine = create_async_engine(
+            engine.url, pool_size=1, max_overflow=0, poolclass=AsyncAdaptedQueuePool
+        )
+    factory = create_session_factory(engine)
     served: list[str] = []
 
     async def client(name: str) -> None:
         for _ in range(4):
-            db = RequestDatabase(factory, gate)
+            db = RequestDatabase(factory)
             await fetch_rows(db, select(literal_column("1").label("one")))
             served.append(name)
             await db.close()
 
-    await asyncio.gather(client("a"), client("b"))
+    try:
+        await asyncio.gather(client("a"), client("b"))
+    finally:
+        await engine.dispose()
     if gated:
         assert served == ["a", "b"] * 4
     else:
@@ -302,28 +312,48 @@ async def test_connections_go_to_requests_in_the_order_they_asked(
 
 
 async def test_a_request_that_waits_too_long_for_a_connection_gets_a_pool_timeout(
-    pg_engine: CountingEngine,
+    pg_schema: str | None,
 ) -> None:
-    gate = ConnectionGate(1, timeout=0.05)
-    factory = create_session_factory(pg_engine.engine)
-    first = RequestDatabase(factory, gate)
-    await fetch_rows(first, select(literal_column("1").label("one")))
-    second = RequestDatabase(factory, gate)
-    with pytest.raises(ServiceBusy, match="No database connection"):
-        await fetch_rows(second, select(literal_column("1").label("one")))
-    await first.close()
-    await second.close()
-    third = RequestDatabase(factory, gate)
-    await fetch_rows(third, select(literal_column("1").label("one")))  # the slot came back
-    await third.close()
+    if not PG_URL:
+        pytest.skip("the connection gate is PostgreSQL's")
+    engine = create_engine(PG_URL, pool_size=1, pool_timeout=0.05, search_path=pg_schema)
+    factory = create_session_factory(engine)
+    try:
+        first = RequestDatabase(factory)
+        await fetch_rows(first, select(literal_column("1").label("one")))
+        second = RequestDatabase(factory)
+        with pytest.raises(ServiceBusy, match="No database connection"):
+            await fetch_rows(second, select(literal_column("1").label("one")))
+        await first.close()
+        await second.close()
+        third = RequestDatabase(factory)
+        await fetch_rows(third, select(literal_column("1").label("one")))  # the slot came back
+        await third.close()
+    finally:
+        await engine.dispose()
 
 
+async def test_a_gate_slot_handed_to_a_waiter_that_was_cancelled_goes_to_the_next() -> None:
+    gate = ConnectionGate(1, timeout=30)
+    await gate.enter()
+    cancelled = asyncio.ensure_future(gate.enter())
+    served = asyncio.ensure_future(gate.enter())
+    await asyncio.sleep(0)  # both wait
+    gate.leave()  # the slot goes to the first waiter...
+    cancelled.cancel()  # ...cancelled before it runs again: the slot passes on
+    await served
+    assert cancelled.cancelled()
+    assert not gate.try_enter()
+    gate.leave()
+    assert gate.try_enter()
+
+
+@pytest.mark.settings(database_pool_size=1, database_pool_timeout=0.05)
 async def test_a_request_finding_no_free_connection_in_time_gets_503_to_retry(env: Env) -> None:
     if env.backend != "postgresql":
         pytest.skip("the connection gate is PostgreSQL's")
     alice = await env.user()
-    env.state.connection_gate = ConnectionGate(1, timeout=0.05)
-    await env.state.connection_gate.enter()  # another request holds the only connection
+    await env.state.engine.sync_engine.pool.gate.enter()  # another request holds the only one
     rest = await alice.get(f"/users/{alice.user_id}/usages")
     assert rest.status_code == 503
     assert rest.headers["retry-after"] == "1"

@@ -27,6 +27,7 @@ from gateway.billing.providers.stripe import (
 )
 from gateway.billing.subscriptions import apply_subscription_event
 from gateway.db.models import WebhookEvent
+from gateway.errors import ServiceBusy
 from gateway.inputs import NUL_MESSAGE, nul_path
 from gateway.jsoncodec import loads_exactly
 from gateway.settings import Settings
@@ -218,6 +219,8 @@ async def stripe_webhook(state: Any, request: Request) -> Response:
             )
             try:
                 await handler(ctx, obj)
+            except ServiceBusy:  # the database is away: 503 (gateway/app.py), Stripe retries
+                raise
             except (KeyError, TypeError, ValueError) as error:
                 # The object lacks what its event type needs: a retry would fail the same way.
                 log.warning("stripe event %s (%s) is malformed: %r", event_id, event_type, error)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections import namedtuple
+from collections import deque, namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, event
+import asyncpg
+from sqlalchemy import Connection, event, exc
+from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -19,10 +23,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.session import SessionTransactionState
-from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from gateway.db.models import UTCDateTime
-from gateway.errors import ServiceBusy
+from gateway.errors import DatabaseUnavailable, ServiceBusy
 from gateway.jsoncodec import load_json
 
 
@@ -44,13 +49,18 @@ def create_engine(
     pool_size: int = 20,
     max_overflow: int = 0,
     pool_timeout: float = 30.0,
+    connect_timeout: float = 5.0,
     search_path: str | None = None,
 ) -> AsyncEngine:
     """The engine; on PostgreSQL a pool of `pool_size` connections kept open, and requests
-    beyond it wait up to `pool_timeout` seconds for one. `max_overflow` more may be opened,
+    beyond it wait up to `pool_timeout` seconds for one, first come, first served
+    (`GatedPool`). `max_overflow` more may be opened,
     but SQLAlchemy closes an overflow connection as soon as it is returned, so at sustained
     concurrency above the pool each request would pay a new connection (fork of a server
-    process, authentication, asyncpg's type introspection, statements prepared again)."""
+    process, authentication, asyncpg's type introspection, statements prepared again).
+
+    A connection attempt gives up after `connect_timeout` seconds, and a database that cannot
+    be reached surfaces as `DatabaseUnavailable` (503), wherever it is noticed (`unavailable`)."""
     url = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False, "json_deserializer": load_json}
     if url.startswith("sqlite"):
@@ -71,12 +81,15 @@ def create_engine(
     server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
-    kwargs["connect_args"] = {"server_settings": server_settings}
+    kwargs["connect_args"] = {"server_settings": server_settings, "timeout": connect_timeout}
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = max_overflow
     kwargs["pool_timeout"] = pool_timeout
+    if pool_size > 0 and max_overflow >= 0:  # a bounded pool: its checkouts pass the gate
+        kwargs["poolclass"] = GatedPool
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _timestamps_as_text)
+    event.listen(engine.sync_engine, "handle_error", _database_unavailable)
     return engine
 
 
@@ -193,17 +206,14 @@ class RequestDatabase:
     (its construction, connection bookkeeping and close were ~10 % of a REST read's CPU).
 
     Elsewhere (SQLite), and whenever the session was made first, everything goes through the
-    session. Either way a request holds one connection at most.
+    session. Either way a request holds one connection at most, taken through the pool's gate
+    (`GatedPool`) whichever way it is taken, and given back by `close`.
     """
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], gate: ConnectionGate | None = None
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
         self._engine: AsyncEngine = session_factory.kw["bind"]
         self._direct = self._engine.dialect.driver == "asyncpg"
-        self._gate = gate
-        self._gated = False
         self._session: AsyncSession | None = None
         self._connection: AsyncConnection | None = None
 
@@ -233,28 +243,31 @@ class RequestDatabase:
             return await _session_connection(self._session)
         connection = self._connection
         if connection is None:
-            if self._gate is not None:
-                await self._gate.enter()
-                self._gated = True
             connection = self._connection = await self._engine.connect()
         sync = connection.sync_connection
         assert sync is not None
         return sync
 
     async def close(self) -> None:
+        """Give the connection back, whatever state it is in: the session first (it returns
+        the connection it was bound to, or its own), then the request's own connection."""
         session, connection = self._session, self._connection
         self._session = self._connection = None
         try:
             if session is not None:
                 await session.close()
         finally:
-            try:
-                if connection is not None:
-                    await connection.close()
-            finally:
-                if self._gated:
-                    self._gated = False
-                    self._gate.leave()  # type: ignore[union-attr]
+            if connection is not None:
+                await connection.close()
+
+
+class _Expired(Exception):
+    pass
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_Expired())
 
 
 class ConnectionGate:
@@ -264,29 +277,176 @@ class ConnectionGate:
     that just returned it and asks again at once (a client's next request on the same event
     loop turn) takes it before the waiter that was woken for it, who goes to the back of the
     queue. Above the pool's size some requests waited seconds (in-process, 64 concurrent
-    dashboards on 20 connections: p50 32 ms, p99 1.7 s, max 5 s). Requests pass this gate, a
-    FIFO semaphore of the pool's size, before taking a connection and leave it after returning
-    theirs, so the pool never has waiters and the gate serves them in order.
+    dashboards on 20 connections: p50 32 ms, p99 1.7 s, max 5 s). Every checkout of the pool
+    passes this gate, a FIFO semaphore of the pool's size, and every return leaves it
+    (`GatedPool`), so the pool never has waiters and the gate serves them in order. A slot
+    that is freed goes to the first waiter directly: nobody arriving later takes it first.
     """
 
     def __init__(self, size: int, timeout: float) -> None:
-        self._slots = asyncio.Semaphore(size)
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._timeout = timeout
 
+    def try_enter(self) -> bool:
+        """Take a free slot if there is one and nobody is waiting for it (no await)."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     async def enter(self) -> None:
-        slots = self._slots
-        if not slots.locked():  # a free slot and nobody waiting: no timer (wait_for makes a task)
-            await slots.acquire()
+        if self.try_enter():
             return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self._timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(slots.acquire(), self._timeout)
-        except TimeoutError as error:
+            await waiter
+        except _Expired:
+            self._discard(waiter)
             raise ServiceBusy(
                 f"No database connection became free in {self._timeout:g} s; retry later"
-            ) from error
+            ) from None
+        except BaseException:  # cancelled: a slot handed over meanwhile goes to the next
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.leave()
+            else:
+                self._discard(waiter)
+            raise
+        finally:
+            timer.cancel()
 
     def leave(self) -> None:
-        self._slots.release()
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to it directly
+                return
+        self._free += 1
+
+    def _discard(self, waiter: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+
+class GatedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's async queue pool whose checkouts pass a `ConnectionGate` of its size.
+
+    The gate is entered where the pool takes a connection record and left where the record
+    comes back (`_do_get` / `_do_return_conn`, the pool's own bookkeeping), so every way of
+    taking a connection (a request's reads, its ORM session, the webhook's session, `/readyz`)
+    waits in the same line, and every way one comes back (closed, invalidated, a failed
+    connection attempt, a connection collected unclosed) frees its slot: a slot cannot leak
+    while the pool's count is right. A pooled connection whose socket is already known to be
+    closed (the server went away while it sat in the pool) is replaced before it is handed out.
+    Any failure to get a connection that means the database is away is `DatabaseUnavailable`.
+    """
+
+    def __init__(
+        self,
+        creator: Any,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float = 30.0,
+        **kw: Any,
+    ) -> None:
+        super().__init__(
+            creator, pool_size=pool_size, max_overflow=max_overflow, timeout=timeout, **kw
+        )
+        self.gate = ConnectionGate(pool_size + max(max_overflow, 0), timeout)
+
+    def connect(self) -> PoolProxiedConnection:
+        try:
+            return super().connect()
+        except Exception as error:
+            # Here any socket error or timeout is the database's: connecting is all this does.
+            if isinstance(error, ServiceBusy):
+                raise
+            if _connection_lost(error) or unavailable(error):
+                raise DatabaseUnavailable() from error
+            raise
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        gate = self.gate
+        if not gate.try_enter():
+            await_(gate.enter())
+        try:
+            record = super()._do_get()
+        except BaseException:
+            gate.leave()
+            raise
+        driver = getattr(record.dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            record.invalidate()  # reconnected by the checkout that follows
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        try:
+            super()._do_return_conn(record)
+        finally:
+            self.gate.leave()
+
+
+# What the drivers raise when the database cannot be reached or went away mid-request. Not
+# statement errors (constraint violations, syntax, a query cancelled by its own timeout).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, name resolution; TimeoutError (connect) is one
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.ConnectionDoesNotExistError,  # closed in the middle of an operation
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: the server is shutting down
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: starting up, shutting down, recovering
+    asyncpg.TooManyConnectionsError,  # 53300
+)
+
+
+# Errors that come from the database layer: only these (and what they were raised from) are
+# asked whether the database went away; an OSError under, say, a payment provider's error is
+# not the database's.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    AsyncAdapt_Error,  # the asyncpg adapter's DBAPI errors
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a database error (SQLAlchemy's, the adapter's or the driver's, and what it was
+    raised from) means the database cannot be reached: the one place that decides what
+    becomes `DatabaseUnavailable`. The pool and the engine raise that in place of what they
+    see; the protocols' error mappings ask here too, for what SQLAlchemy raises without either
+    seeing it (a statement on the request's connection after it was lost)."""
+    if isinstance(error, exc.PendingRollbackError):
+        return error.code == "8s2b"  # a statement after the request's connection was lost
+    raised: BaseException | None = error
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        raised = error.orig
+    return isinstance(raised, _DATABASE_ERRORS) and _connection_lost(raised)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        current = current.__cause__
+    return False
+
+
+def _database_unavailable(context: ExceptionContext) -> None:
+    """`handle_error`: a statement that failed because the database went away raises
+    `DatabaseUnavailable`; its connection is invalidated (never handed out again), and so are
+    the pool's other connections opened before it."""
+    if context.is_disconnect or unavailable(context.original_exception):
+        context.is_disconnect = True
+        raise DatabaseUnavailable()
 
 
 async def fetch_rows(

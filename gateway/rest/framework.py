@@ -28,7 +28,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import Context
-from gateway.errors import DomainError, RateLimited, Unauthenticated
+from gateway.db.session import unavailable
+from gateway.errors import (
+    DatabaseUnavailable,
+    DomainError,
+    RateLimited,
+    ServiceBusy,
+    Unauthenticated,
+)
 from gateway.inputs import (
     INT64_MAX,
     NUL,
@@ -487,12 +494,18 @@ class RestApp:
             return envelope_error(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
         except DomainError as exc:
             await _rollback(request)
-            retry = {"Retry-After": "1"} if exc.status == 503 else None
-            return envelope_error(exc.status, exc.message, retry)
-        except Exception:
-            log.exception("unexpected error in %s %s", method, endpoint.path)
+            return envelope_error(exc.status, exc.message, _retry_after(exc))
+        except Exception as exc:
             await _rollback(request)
+            if unavailable(exc):  # the database went away: retry (gateway/db/session.py)
+                busy = DatabaseUnavailable()
+                return envelope_error(busy.status, busy.message, _retry_after(busy))
+            log.exception("unexpected error in %s %s", method, endpoint.path)
             return envelope_error(500, "Internal server error")
+
+
+def _retry_after(error: DomainError) -> dict[str, str] | None:
+    return {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceBusy) else None
 
 
 def _raw_path(scope: Scope) -> str:

@@ -23,6 +23,14 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not JSON",
     422: "Valid JSON that the domain refuses",
     429: "Rate limited; see Retry-After",
+    503: "The database is unavailable or no connection became free in time; see Retry-After",
+}
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 ERROR_ENVELOPE = {
@@ -185,7 +193,7 @@ def _operation(
             "description": "Success",
             "content": _json(_envelope(data if data is not None else {})),
         }
-    errors = set()
+    errors = {503}  # every route reads the database
     if endpoint.auth != "none":
         errors |= {401, 404, 429}
     if endpoint.path_params or endpoint.query is not None or endpoint.body is not None:
@@ -197,13 +205,9 @@ def _operation(
             "description": ERROR_DESCRIPTIONS[code],
             "content": _json({"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}),
         }
-    if 429 in errors:
-        responses["429"]["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before retrying",
-                "schema": {"type": "integer", "minimum": 1},
-            }
-        }
+    for code in (429, 503):
+        if code in errors:
+            responses[str(code)]["headers"] = RETRY_AFTER
     responses["default"] = {
         "description": "Any other failure (403, 405, 409, 422, 5xx) in the same envelope",
         "content": _json({"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}),
