@@ -58,6 +58,7 @@ class AppState:
             max_overflow=settings.database_max_overflow,
             pool_timeout=settings.database_pool_timeout,
             connect_timeout=settings.database_connect_timeout,
+            statement_timeout=settings.database_statement_timeout,
             search_path=settings.database_schema,
         )
         # Requests take PostgreSQL connections first come, first served, through the pool's

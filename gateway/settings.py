@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # Seconds a new PostgreSQL connection may take (TCP, TLS, authentication) before the
     # request gives up with 503; `/readyz` gives up on the database after `readiness_timeout`.
     database_connect_timeout: float = Field(default=5.0, gt=0)
+    # A statement longer than this is cancelled by PostgreSQL (503); a database that stops
+    # answering is given up a second later.
+    database_statement_timeout: float = Field(default=30.0, gt=0)
     readiness_timeout: float = Field(default=2.0, gt=0)
     database_echo: bool = False
     migrate_on_start: bool = True

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import make_url
 
@@ -26,7 +26,7 @@ from gateway.app import create_app
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.db.session import create_engine, unavailable
-from gateway.errors import ServiceBusy
+from gateway.errors import DatabaseUnavailable, ServiceBusy
 from tests.conftest import PG_URL, Client, Env, _truncate_pg, base_settings
 from tests.test_usage_helpers import account_id, balance, event, fund, ingest
 from tests.test_webhooks import SECRET as WEBHOOK_SECRET
@@ -48,6 +48,8 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._hanging = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._hanging = False
@@ -67,6 +69,18 @@ class Proxy:
         await self.stop()
         await self.start()
         self._hanging = True
+
+    async def stop_and_thaw(self) -> None:
+        await self.stop()
+        self.thaw()
+
+    def freeze(self) -> None:
+        """Keep every connection open and pass nothing more either way (a server, or a
+        network, that stopped answering in the middle of a conversation)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def _cut(self) -> None:
         for writer in list(self._writers):
@@ -90,6 +104,7 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -693,3 +708,39 @@ def _raised_from(error: Exception, cause: BaseException) -> Exception:
 )
 def test_what_counts_as_the_database_being_unavailable(error: Exception, expected: bool) -> None:
     assert unavailable(error) is expected
+
+
+# --- statements that do not come back ----------------------------------------------------------
+
+
+@pg_only
+async def test_a_statement_past_the_statement_timeout_is_503_and_the_connection_stays() -> None:
+    engine = create_engine(PG_URL or "", statement_timeout=0.2)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(ServiceBusy) as raised:
+                await connection.execute(text("SELECT pg_sleep(5)"))
+            assert not isinstance(raised.value, DatabaseUnavailable)  # the server is there
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+        assert engine.pool.checkedin() == 1  # the same connection, not invalidated
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.settings(database_statement_timeout=0.3)
+async def test_a_database_that_stops_answering_mid_request_is_503_and_recovers(
+    outage_env: Env, proxy: Proxy
+) -> None:
+    env = outage_env
+    alice = await env.user()
+    assert (await alice.get("/users/me")).status_code == 200
+    proxy.freeze()  # the pooled connections stay open; nothing comes back on them
+    try:
+        # (The bound only turns a regression, a request held for ever, into a failure.)
+        assert_unavailable_on_rest(await asyncio.wait_for(alice.get("/users/me"), 30))
+        assert_unavailable_on_graphql(await asyncio.wait_for(gql(alice, VIEWER), 30))
+    finally:
+        await proxy.stop_and_thaw()
+    await proxy.start()
+    await wait_for_recovery(alice)

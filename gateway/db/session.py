@@ -50,6 +50,7 @@ def create_engine(
     max_overflow: int = 0,
     pool_timeout: float = 30.0,
     connect_timeout: float = 5.0,
+    statement_timeout: float | None = None,
     search_path: str | None = None,
 ) -> AsyncEngine:
     """The engine; on PostgreSQL a pool of `pool_size` connections kept open, and requests
@@ -60,7 +61,11 @@ def create_engine(
     process, authentication, asyncpg's type introspection, statements prepared again).
 
     A connection attempt gives up after `connect_timeout` seconds, and a database that cannot
-    be reached surfaces as `DatabaseUnavailable` (503), wherever it is noticed (`unavailable`)."""
+    be reached surfaces as `DatabaseUnavailable` (503), wherever it is noticed (`unavailable`).
+    A statement gives up after `statement_timeout` seconds: PostgreSQL cancels it (503, the
+    connection kept), and should the server not answer at all, asyncpg stops waiting a second
+    later (503, the connection dropped): a database that stops answering in the middle of a
+    request holds no request for ever."""
     url = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False, "json_deserializer": load_json}
     if url.startswith("sqlite"):
@@ -81,7 +86,11 @@ def create_engine(
     server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
-    kwargs["connect_args"] = {"server_settings": server_settings, "timeout": connect_timeout}
+    connect_args: dict[str, Any] = {"server_settings": server_settings, "timeout": connect_timeout}
+    if statement_timeout is not None:
+        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
+        connect_args["command_timeout"] = statement_timeout + UNANSWERED_MARGIN
+    kwargs["connect_args"] = connect_args
     kwargs["pool_size"] = pool_size
     kwargs["max_overflow"] = max_overflow
     kwargs["pool_timeout"] = pool_timeout
@@ -392,6 +401,9 @@ class GatedPool(AsyncAdaptedQueuePool):
 
 # What the drivers raise when the database cannot be reached or went away mid-request. Not
 # statement errors (constraint violations, syntax, a query cancelled by its own timeout).
+# How much longer than the statement timeout asyncpg waits for a server that does not answer.
+UNANSWERED_MARGIN = 1.0
+
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable, name resolution; TimeoutError (connect) is one
     asyncpg.PostgresConnectionError,  # class 08
@@ -443,10 +455,29 @@ def _connection_lost(error: BaseException) -> bool:
 def _database_unavailable(context: ExceptionContext) -> None:
     """`handle_error`: a statement that failed because the database went away raises
     `DatabaseUnavailable`; its connection is invalidated (never handed out again), and so are
-    the pool's other connections opened before it."""
-    if context.is_disconnect or unavailable(context.original_exception):
+    the pool's other connections opened before it. A statement that ran past the statement
+    timeout is `ServiceBusy`: cancelled by the server (its connection is fine), or not
+    answered at all (asyncpg stopped waiting: the connection is dropped)."""
+    original = context.original_exception
+    if isinstance(original, TimeoutError) and not context.is_disconnect:
+        context.is_disconnect = True  # what the connection would say next is unknown
+        raise DatabaseUnavailable("The database did not answer in time; retry later")
+    if context.is_disconnect or unavailable(original):
         context.is_disconnect = True
         raise DatabaseUnavailable()
+    if _statement_timed_out(original):
+        raise ServiceBusy("The database took too long to answer; retry later")
+
+
+def _statement_timed_out(error: BaseException | None) -> bool:
+    """PostgreSQL cancelled the statement (57014: `statement_timeout`)."""
+    for _ in range(8):
+        if error is None:
+            return False
+        if isinstance(error, asyncpg.exceptions.QueryCanceledError):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
 
 
 async def fetch_rows(
