@@ -46,25 +46,51 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def create_migrated_schema(prefix: str) -> str:
+    """A new PostgreSQL schema on the test server, migrated to the latest revision."""
+    assert PG_URL
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await admin.dispose()
+    engine = create_engine(PG_URL, search_path=schema)
+    await upgrade(engine)
+    await engine.dispose()
+    return schema
+
+
+async def drop_schema(schema: str) -> None:
+    assert PG_URL
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await admin.dispose()
+
+
+def stop_process(process: Any, timeout: float = 10) -> None:
+    """Terminate a server the tests started, killing it if it does not stop in time."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 async def pg_schema() -> AsyncIterator[str | None]:
     """A migrated PostgreSQL schema for this test session, dropped afterwards."""
     if not PG_URL:
         yield None
         return
-    schema = f"gw_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(PG_URL, search_path=schema)
-    await upgrade(engine)
-    await engine.dispose()
+    schema = await create_migrated_schema("gw_test")
     try:
         yield schema
     finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
+        await drop_schema(schema)
 
 
 async def _truncate_pg(settings: Settings) -> None:
@@ -298,12 +324,7 @@ def localstripe() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def pytest_configure(config: pytest.Config) -> None:

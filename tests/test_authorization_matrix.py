@@ -21,19 +21,17 @@ from typing import Any
 import graphql
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from gateway.app import create_app
 from gateway.db import models
-from gateway.db.migrate import upgrade
-from gateway.db.session import create_engine
 from gateway.rest.routes import ENDPOINTS
 from resolvers.api_keys import insert_api_key
 from resolvers.invites import hash_token, new_token
 from resolvers.plans import seed_plans
 from resolvers.users import create_user
 from schema import NODE_TYPES
-from tests.conftest import BACKENDS, PG_URL, base_settings
+from tests.conftest import BACKENDS, PG_URL, base_settings, create_migrated_schema, drop_schema
 
 # --- callers ---------------------------------------------------------------------------------
 
@@ -349,13 +347,7 @@ async def matrix(
         settings = base_settings(database_url=f"sqlite+aiosqlite:///{db}", **EXECUTOR)
     else:
         assert PG_URL
-        schema = f"gw_matrix_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL)
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine = create_engine(PG_URL, search_path=schema)
-        await upgrade(engine)
-        await engine.dispose()
+        schema = await create_migrated_schema("gw_matrix")
         settings = base_settings(database_url=PG_URL, database_schema=schema, **EXECUTOR)
     app = create_app(settings)
     state = app.state.gateway
@@ -370,9 +362,7 @@ async def matrix(
     finally:
         await state.close()
         if schema is not None:
-            async with admin.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            await admin.dispose()
+            await drop_schema(schema)
 
 
 def _outcome(response: httpx.Response) -> Any:

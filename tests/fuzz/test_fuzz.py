@@ -10,22 +10,21 @@ handlers behind them run, not just their 404s.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy
 
-from tests.conftest import BACKENDS, PG_URL
+from tests.conftest import BACKENDS, PG_URL, create_migrated_schema, drop_schema, stop_process
 
 EXAMPLES = os.environ.get("GATEWAY_FUZZ_EXAMPLES", "10")
 SEED = "20261206"
@@ -67,8 +66,7 @@ def served(
     if request.param == "sqlite":
         env["GATEWAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder}/gateway.db"
     else:
-        schema = f"gw_fuzz_{uuid.uuid4().hex[:10]}"
-        run_sql(f'CREATE SCHEMA "{schema}"')
+        schema = asyncio.run(create_migrated_schema("gw_fuzz"))
         env["GATEWAY_DATABASE_URL"] = PG_URL or ""
         env["GATEWAY_DATABASE_SCHEMA"] = schema
     gateway = str(BIN / "gateway")
@@ -96,14 +94,9 @@ def served(
             time.sleep(0.2)
         yield Served(url, key[1], log, world(url, key[1], user[1]))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
         if schema is not None:
-            run_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            asyncio.run(drop_schema(schema))
 
 
 def world(url: str, key: str, user_id: str) -> dict[str, str]:
@@ -140,21 +133,6 @@ def world(url: str, key: str, user_id: str) -> dict[str, str]:
             "keyId": api_key.json()["data"]["id"],
             "planId": plans.json()["data"][0]["id"],
         }
-
-
-def run_sql(statement: str) -> None:
-    """One statement on the test PostgreSQL server (schemas for a served gateway)."""
-    import asyncio
-
-    from gateway.db.session import create_engine
-
-    async def run() -> None:
-        engine = create_engine(PG_URL or "")
-        async with engine.begin() as connection:
-            await connection.execute(sqlalchemy.text(statement))
-        await engine.dispose()
-
-    asyncio.run(run())
 
 
 def schemathesis(served: Served, location: str, *options: str, hooks: bool = False) -> None:
