@@ -78,7 +78,7 @@ class JsonNodes(NamedTuple):
 # SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
 # exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt (and for Int
 # within 32 bits, `JsonNodes.int32`), booleans, and UTC timestamps for DateTime (formatted as
-# `format_datetime` does, schema/scalars.py); enums from text, `JsonNodes.enums`.
+# `format_datetime` does, gateway/timestamps.py); enums from text, `JsonNodes.enums`.
 JSON_LEAVES: dict[str, frozenset[str]] = {
     "text": frozenset({"String", "ID"}),
     "integer": frozenset({"Int", "BigInt"}),

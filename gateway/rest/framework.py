@@ -46,8 +46,8 @@ from gateway.inputs import (
 )
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import RateLimiter
+from gateway.timestamps import format_datetime
 from resolvers.pagination import PageArgs, decode_cursor
-from schema.scalars import format_datetime
 
 log = logging.getLogger("gateway.rest")
 

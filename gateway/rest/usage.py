@@ -21,9 +21,9 @@ from gateway.rest.framework import (
     envelope_ok,
     rest,
 )
+from gateway.timestamps import format_datetime
 from resolvers import usage
 from resolvers.usage import UsageEvent, UsageTotals
-from schema.scalars import format_datetime
 
 
 def _string_when_present(schema: dict[str, Any]) -> None:
