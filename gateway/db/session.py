@@ -399,11 +399,11 @@ class GatedPool(AsyncAdaptedQueuePool):
             self.gate.leave()
 
 
-# What the drivers raise when the database cannot be reached or went away mid-request. Not
-# statement errors (constraint violations, syntax, a query cancelled by its own timeout).
 # How much longer than the statement timeout asyncpg waits for a server that does not answer.
 UNANSWERED_MARGIN = 1.0
 
+# What the drivers raise when the database cannot be reached or went away mid-request. Not
+# statement errors (constraint violations, syntax, a query cancelled by its own timeout).
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable, name resolution; TimeoutError (connect) is one
     asyncpg.PostgresConnectionError,  # class 08
