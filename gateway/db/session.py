@@ -22,11 +22,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.orm.session import SessionTransactionState
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util.concurrency import await_, greenlet_spawn
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util.concurrency import await_
 
 from gateway.db.models import UTCDateTime
+from gateway.db.sqlalchemy_internals import (
+    CompiledForDriver,
+    HookedQueuePool,
+    fetch_on_driver,
+    held_connection,
+)
 from gateway.errors import DatabaseUnavailable, ServiceBusy
 from gateway.jsoncodec import load_json
 
@@ -141,27 +146,23 @@ def decode_timestamptz(text: str) -> datetime:
 
 
 class _Compiled:
-    """A statement compiled for asyncpg: SQL text, bind order and processors, row type."""
+    """A statement compiled for asyncpg (`CompiledForDriver`) and how to make its rows."""
 
     __slots__ = ("binds", "defaults", "make", "sql", "statement")
 
     def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
+        compiled = CompiledForDriver(statement, dialect)
         self.statement = statement
-        self.sql = compiled.string
-        processors = compiled._bind_processors
-        self.binds = [(name, processors.get(name)) for name in compiled.positiontup or ()]
-        self.defaults = {
-            name: bind.value for name, bind in compiled.binds.items() if bind.value is not None
-        }
-        columns = compiled._result_columns
-        row_type = _row_type(tuple(c.keyname for c in columns))
-        converters = [c.type._cached_result_processor(dialect, None) for c in columns]
-        conversions = [(i, convert) for i, convert in enumerate(converters) if convert]
+        self.sql = compiled.sql
+        self.binds = compiled.binds
+        self.defaults = compiled.defaults
+        columns = compiled.columns
+        row_type = _row_type(tuple(name for name, _, _ in columns))
+        conversions = [(i, convert) for i, (_, _, convert) in enumerate(columns) if convert]
         new = tuple.__new__
         if not conversions:
             self.make: Callable[[Any], Any] = functools.partial(new, row_type)
-        elif all(_utc_passthrough(columns[i].type, dialect) for i, _ in conversions):
+        elif all(_utc_passthrough(columns[i][1], dialect) for i, _ in conversions):
             # The only conversions are UTC timestamps, which asyncpg already returns in UTC:
             # the converter (two calls through the TypeDecorator) runs only when one is not.
             slow = self._converting(row_type, conversions)
@@ -341,11 +342,11 @@ class ConnectionGate:
             self._waiters.remove(waiter)
 
 
-class GatedPool(AsyncAdaptedQueuePool):
+class GatedPool(HookedQueuePool):
     """SQLAlchemy's async queue pool whose checkouts pass a `ConnectionGate` of its size.
 
     The gate is entered where the pool takes a connection record and left where the record
-    comes back (`_do_get` / `_do_return_conn`, the pool's own bookkeeping), so every way of
+    comes back (the pool's own bookkeeping, hooked by `HookedQueuePool`), so every way of
     taking a connection (a request's reads, its ORM session, the webhook's session, `/readyz`)
     waits in the same line, and every way one comes back (closed, invalidated, a failed
     connection attempt, a connection collected unclosed) frees its slot: a slot cannot leak
@@ -378,25 +379,21 @@ class GatedPool(AsyncAdaptedQueuePool):
                 raise DatabaseUnavailable() from error
             raise
 
-    def _do_get(self) -> ConnectionPoolEntry:
+    def before_checkout(self) -> None:
         gate = self.gate
         if not gate.try_enter():
             await_(gate.enter())
-        try:
-            record = super()._do_get()
-        except BaseException:
-            gate.leave()
-            raise
+
+    def checkout_failed(self) -> None:
+        self.gate.leave()
+
+    def checked_out(self, record: ConnectionPoolEntry) -> None:
         driver = getattr(record.dbapi_connection, "driver_connection", None)
         if driver is not None and driver.is_closed():
             record.invalidate()  # reconnected by the checkout that follows
-        return record
 
-    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
-        try:
-            super()._do_return_conn(record)
-        finally:
-            self.gate.leave()
+    def checked_in(self, record: ConnectionPoolEntry) -> None:
+        self.gate.leave()
 
 
 # How much longer than the statement timeout asyncpg waits for a server that does not answer.
@@ -507,20 +504,7 @@ async def fetch_rows(
             _COMPILED.clear()
     values = {**compiled.defaults, **(params or {})} if compiled.defaults else (params or {})
     args = [convert(values[name]) if convert else values[name] for name, convert in compiled.binds]
-    if sync._has_events or sync.engine._has_events:
-        # Listeners (statement counters, tracing) see these statements like any other.
-        sync.dispatch.before_cursor_execute(sync, None, compiled.sql, args, None, False)
-        if sync._echo:
-            sync._log_info("%s %r", compiled.sql, args)
-    adapter: Any = sync.connection.dbapi_connection  # the pooled connection, held: no I/O
-    try:
-        async with adapter._execute_mutex:
-            records = await adapter._connection.fetch(compiled.sql, *args)
-    except Exception as error:
-        # As SQLAlchemy's own execution would: asyncpg's error as a DBAPI error wrapped in
-        # sqlalchemy.exc, and a connection that died invalidated (not handed out again).
-        await greenlet_spawn(_raise_as_sqlalchemy, sync, adapter, error, compiled.sql, args)
-        raise
+    records = await fetch_on_driver(sync, compiled.sql, args)
     return list(map(compiled.make, records))
 
 
@@ -531,7 +515,7 @@ async def _core_rows(session: AsyncSession, statement: Any, params: Any) -> list
 
 
 async def _session_connection(session: AsyncSession) -> Connection:
-    sync = _held_connection(session)
+    sync = held_connection(session)
     if sync is None:
         sync = (await session.connection()).sync_connection
         assert sync is not None
@@ -550,28 +534,6 @@ def dialect_name(source: AsyncSession | RequestDatabase) -> str:
 def orm_session(source: AsyncSession | RequestDatabase) -> AsyncSession:
     """The ORM session of a request's database (made if need be), or the session given."""
     return source.session if isinstance(source, RequestDatabase) else source
-
-
-def _held_connection(session: AsyncSession) -> Connection | None:
-    """The connection the session's active transaction already holds for its engine, found
-    without `AsyncSession.connection()`'s greenlet hop (~12 µs, several times per request)."""
-    transaction = session.sync_session._transaction
-    if transaction is None or transaction._state is not SessionTransactionState.ACTIVE:
-        return None
-    held = transaction._connections.get(session.sync_session.bind)
-    if held is None:
-        return None
-    connection: Connection = held[0]
-    return None if connection.closed or connection.invalidated else connection
-
-
-def _raise_as_sqlalchemy(
-    sync: Connection, adapter: Any, error: Exception, sql: str, args: list[Any]
-) -> None:
-    try:
-        adapter._handle_exception(error)  # raises the DBAPI-level error
-    except Exception as dbapi_error:
-        sync._handle_dbapi_exception(dbapi_error, sql, args, None, None)
 
 
 class RequestSession(Session):
