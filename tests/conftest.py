@@ -275,16 +275,27 @@ async def env(
     else:
         assert PG_URL and pg_schema
         settings = base_settings(database_url=PG_URL, database_schema=pg_schema, **overrides)
+    truncate = settings if request.param == "postgresql" else None
+    async with running_env(settings, truncate=truncate) as env:
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def running_env(
+    settings: Settings, *, truncate: Settings | None = None, raise_app_exceptions: bool = True
+) -> AsyncIterator[Env]:
+    """The app on these settings behind an HTTP client; its PostgreSQL tables emptied after,
+    on `truncate`'s database and schema."""
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
         env = Env(settings, app, http)
         try:
             yield env
         finally:
             await env.state.close()
-            if request.param == "postgresql":
-                await _truncate_pg(settings)
+            if truncate is not None:
+                await _truncate_pg(truncate)
 
 
 @pytest.fixture(scope="session")

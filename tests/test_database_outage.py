@@ -22,12 +22,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import make_url
 
-from gateway.app import create_app
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.db.session import create_engine, unavailable
 from gateway.errors import DatabaseUnavailable, ServiceBusy
-from tests.conftest import PG_URL, Client, Env, _truncate_pg, base_settings
+from tests.conftest import PG_URL, Client, Env, base_settings, running_env
 from tests.test_usage_helpers import account_id, balance, event, fund, ingest
 from tests.test_webhooks import SECRET as WEBHOOK_SECRET
 from tests.test_webhooks import balance_of_payment, deliver, intent, pending_payment
@@ -145,15 +144,9 @@ async def outage_env(
         **(marker.kwargs if marker is not None else {}),
     }
     settings = base_settings(database_url=_proxied(proxy), database_schema=pg_schema, **overrides)
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-        env = Env(settings, app, http)
-        try:
-            yield env
-        finally:
-            await env.state.close()
-            await _truncate_pg(base_settings(database_url=PG_URL, database_schema=pg_schema))
+    truncate = base_settings(database_url=PG_URL, database_schema=pg_schema)
+    async with running_env(settings, truncate=truncate, raise_app_exceptions=False) as env:
+        yield env
 
 
 VIEWER = "{ viewer { id } }"
