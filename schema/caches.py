@@ -202,8 +202,9 @@ class PreparedOperations(SchemaExtension):
             try:
                 prepared = documents.prepare(schema._schema, context.query)
             except GraphQLError:
-                prepared = None  # strawberry parses it again and reports (PreparedSchema
-                # refuses such texts before they get here)
+                # PreparedSchema refuses such a text before it gets here; on another schema,
+                # strawberry parses it again and reports its own error.
+                prepared = None
             if prepared is not None:
                 context.graphql_document = prepared.document
                 context.pre_execution_errors = documents.validated(

@@ -204,11 +204,8 @@ class _Measurer:
 
 
 def _page_size(value: object, limits: QueryLimits) -> int | None:
-    if isinstance(value, IntValueNode):
-        try:
-            return max(0, min(int(value.value), limits.max_page_size))
-        except ValueError:
-            return limits.max_page_size
+    if isinstance(value, IntValueNode):  # the lexer's digits: int() takes any of them
+        return max(0, min(int(value.value), limits.max_page_size))
     if isinstance(value, VariableNode):
         return limits.max_page_size
     return None  # null: as if not given

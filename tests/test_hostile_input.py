@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Annotated, Any, get_args, get_origin
 
-import jwt
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -23,6 +22,7 @@ from gateway.db import models
 from gateway.rest.framework import WireIn
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Client, Env
+from tests.test_auth import make_jwt
 
 INT64_MAX = 2**63 - 1
 
@@ -182,22 +182,6 @@ async def test_graphql_nul_in_a_literal_is_bad_user_input(env: Env) -> None:
 
 
 # --- strings longer than their column ---------------------------------------------------------
-
-
-def make_jwt(env: Env, **claims: object) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": env.settings.jwt_issuer,
-        "aud": env.settings.jwt_audience,
-        "sub": "idp-user-long",
-        "email": "long@example.com",
-        "iat": now,
-        "exp": now + 300,
-        **claims,
-    }
-    secret = env.settings.jwt_hs256_secret
-    assert secret is not None
-    return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")
 
 
 @pytest.mark.parametrize(
