@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gateway.db import models
-from gateway.rest.framework import WireIn
 from gateway.rest.routes import ENDPOINTS
+from gateway.rest.wire import WireIn
 from tests.conftest import Client, Env
 from tests.test_auth import make_jwt
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.rest.framework import TIMESTAMP_PATTERN
+from gateway.rest.wire import TIMESTAMP_PATTERN
 from schema.member import Role
 from schema.scalars import enum_of, format_datetime
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import ApiKey
-from gateway.rest.framework import Call, Instant, PageQuery, Timestamp, Wire, WireIn, rest
+from gateway.rest.framework import Call, rest
+from gateway.rest.wire import Instant, PageQuery, Timestamp, Wire, WireIn
 from resolvers import api_keys
 from resolvers.pagination import Page
 

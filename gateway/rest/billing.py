@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import Account, Payment
-from gateway.rest.framework import (
-    Call,
+from gateway.rest.framework import Call, rest
+from gateway.rest.wire import (
     NonNegativeInt64,
     PageQuery,
     PositiveInt64,
@@ -18,7 +18,6 @@ from gateway.rest.framework import (
     Wire,
     WireIn,
     from_settings,
-    rest,
 )
 from resolvers import accounts, payments
 

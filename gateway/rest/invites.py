@@ -5,16 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import Invite
-from gateway.rest.framework import (
-    Call,
-    PageQuery,
-    Timestamp,
-    Wire,
-    WireIn,
-    from_settings,
-    rest,
-)
+from gateway.rest.framework import Call, rest
 from gateway.rest.members import ROLES, MemberOut, members_out
+from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn, from_settings
 from resolvers import invites
 
 

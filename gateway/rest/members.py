@@ -7,7 +7,8 @@ from typing import Annotated
 from pydantic import Field
 
 from gateway.db.models import Member, User
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, WireIn, rest
+from gateway.rest.framework import Call, rest
+from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn
 from resolvers import members
 
 # Roles are matched without regard to case; the document lists the canonical spelling.

@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 import gateway
-from gateway.rest.framework import SETTINGS_KEY, Endpoint
+from gateway.rest.framework import Endpoint
+from gateway.rest.wire import SETTINGS_KEY
 from gateway.settings import Settings
 
 REF_TEMPLATE = "#/components/schemas/{model}"

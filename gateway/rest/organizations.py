@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.db.models import Organization
-from gateway.rest.framework import Call, Timestamp, Wire, WireIn, rest
+from gateway.rest.framework import Call, rest
+from gateway.rest.wire import Timestamp, Wire, WireIn
 from resolvers import members, organizations
 
 

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from gateway.context import Context
 from gateway.db.models import Plan, PlanHistory, Subscription
-from gateway.rest.framework import Call, PageQuery, Timestamp, Wire, WireIn, rest
+from gateway.rest.framework import Call, rest
+from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn
 from resolvers import plans
 
 

@@ -11,16 +11,8 @@ from starlette.responses import Response
 from gateway.db.models import UsageRecord, User
 from gateway.errors import ValidationFailed
 from gateway.inputs import YEAR_PATTERN, date_in_range, timestamp_in_range
-from gateway.rest.framework import (
-    Call,
-    Instant,
-    PageQuery,
-    Timestamp,
-    Wire,
-    WireIn,
-    envelope_ok,
-    rest,
-)
+from gateway.rest.framework import Call, envelope_ok, rest
+from gateway.rest.wire import Instant, PageQuery, Timestamp, Wire, WireIn
 from gateway.timestamps import format_datetime
 from resolvers import usage
 from resolvers.usage import UsageEvent, UsageTotals

@@ -1,0 +1,117 @@
+"""The REST wire models' base: camelCase JSON, timestamps, bounded integers, the page query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import WithJsonSchema
+
+from gateway.context import Context
+from gateway.inputs import INT64_MAX, YEAR_PATTERN, timestamp_in_range
+from gateway.timestamps import format_datetime
+from resolvers.pagination import PageArgs, decode_cursor
+
+# RFC 3339 UTC with microseconds and `Z` (CONTRACT.md "Casing"), e.g. 2025-12-01T22:34:35.355099Z.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_datetime, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN},
+        mode="serialization",
+    ),
+]
+
+
+class Wire(BaseModel):
+    """A body on the wire: camelCase names, unknown request fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        # Responses always carry every field, so OpenAPI lists them all as required.
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+class WireIn(Wire):
+    """A request body: JSON's own types only (CONTRACT.md "Units"): `"true"` or `1` is no
+    boolean, `"5"` or `5.0` no integer. Timestamps (`Instant`) are the one exception: strings."""
+
+    model_config = ConfigDict(strict=True)
+
+
+# Integer bounds of what a column holds (BigInteger) and of the domain: every integer of a
+# request body has bounds inside 64 bits, these or narrower (tests/test_hostile_input.py checks
+# the route table).
+NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
+PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
+
+# An RFC 3339 timestamp in a request: with a timezone, in the range all later arithmetic
+# survives (`gateway.inputs`), converted to UTC.
+Instant = Annotated[
+    datetime,
+    Field(strict=False),
+    AfterValidator(timestamp_in_range),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}, mode="validation"
+    ),
+]
+
+
+def from_settings(**keywords: str) -> dict[str, Any]:
+    """`json_schema_extra` for a bound that is a setting: OpenAPI keyword → Settings attribute
+    (`minimum="checkout_min_cents"`), filled in by `build_openapi` from the running settings,
+    so the document states the limit this server enforces."""
+    return {SETTINGS_KEY: keywords}
+
+
+SETTINGS_KEY = "x-gateway-settings"
+
+# The longest cursor this API hands out is far shorter (an id, base64-encoded).
+MAX_CURSOR = 200
+
+
+class PageQuery(Wire):
+    """`?limit=&cursor=` of every list route (CONTRACT.md "Lists")."""
+
+    limit: int | None = Field(default=None, ge=1, le=100, description="Page size (default 50)")
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR,
+        description="`nextCursor` of the previous page (opaque)",
+    )
+
+    def checked_cursor(self) -> str | None:
+        """The cursor, checked here so that a bad one is named as the client sent it."""
+        if self.cursor:
+            decode_cursor(self.cursor, field_name="cursor")
+        return self.cursor or None
+
+    def page_size(self, ctx: Context) -> int:
+        return min(self.limit or ctx.settings.default_page_size, ctx.settings.max_page_size)
+
+    def page_args(self, ctx: Context) -> PageArgs:
+        settings = ctx.settings
+        return PageArgs.build(
+            first=self.page_size(ctx),
+            after=self.checked_cursor(),
+            default=settings.default_page_size,
+            maximum=settings.max_page_size,
+        )
+
+    def backward_page_args(self, ctx: Context) -> PageArgs:
+        """The last `limit` items before the cursor: lists stored oldest first, shown newest
+        first."""
+        settings = ctx.settings
+        return PageArgs.build(
+            last=self.page_size(ctx),
+            before=self.checked_cursor(),
+            default=settings.default_page_size,
+            maximum=settings.max_page_size,
+        )
