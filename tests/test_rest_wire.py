@@ -65,3 +65,43 @@ def test_member_usage_wire_item_equals_the_models_dump() -> None:
             "memberEmail": "a@x.com",
         }
         assert wire == expected
+
+
+def test_an_out_model_reads_its_fields_from_the_source_by_name_alias_and_path() -> None:
+    from dataclasses import dataclass
+
+    from pydantic import AliasPath, Field
+
+    from gateway.rest.wire import EmptyIfNone, Out, Timestamp
+
+    @dataclass
+    class Payment:
+        id: str
+        creator_user_id: str | None
+
+    @dataclass
+    class Checkout:
+        payment: Payment
+        created_at: datetime
+
+    class CheckoutOut(Out):
+        payment_id: str = Field(validation_alias=AliasPath("payment", "id"))
+        creator_id: EmptyIfNone = Field(validation_alias=AliasPath("payment", "creator_user_id"))
+        created_at: Timestamp
+        note: str
+
+    source = Checkout(Payment("pay-1", None), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    dumped = CheckoutOut.of(source, note="given").model_dump(mode="json", by_alias=True)
+    assert dumped == {
+        "paymentId": "pay-1",
+        "creatorId": "",
+        "createdAt": "2026-01-02T03:04:05.000000Z",
+        "note": "given",
+    }
+    # A value given by name wins over the source's attribute of that name.
+    assert (
+        CheckoutOut.of(
+            source, note="n", created_at=datetime(2027, 1, 1, tzinfo=UTC)
+        ).created_at.year
+        == 2027
+    )

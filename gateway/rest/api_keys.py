@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.db.models import ApiKey
 from gateway.rest.framework import Call, rest
-from gateway.rest.wire import Instant, PageQuery, Timestamp, Wire, WireIn
+from gateway.rest.wire import Instant, Out, PageQuery, Timestamp, WireIn
 from resolvers import api_keys
-from resolvers.pagination import Page
 
 
-class ApiKeyOut(Wire):
+class ApiKeyOut(Out):
     id: str
     name: str
     prefix: str = Field(description="The first characters of the key, to recognise it")
@@ -20,30 +18,14 @@ class ApiKeyOut(Wire):
     last_used_at: Timestamp | None
     expires_at: Timestamp | None
 
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            organization_id=key.organization_id,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            expires_at=key.expires_at,
-        )
-
 
 class CreatedApiKeyOut(ApiKeyOut):
     key: str = Field(description="The secret: shown only in this response")
 
 
-class ApiKeyListOut(Wire):
+class ApiKeyListOut(Out):
     items: list[ApiKeyOut]
     next_cursor: str | None
-
-    @classmethod
-    def of(cls, page: Page[ApiKey]) -> ApiKeyListOut:
-        return cls(items=[ApiKeyOut.of(k) for k in page.items], next_cursor=page.next_cursor)
 
 
 class OrganizationApiKeysOut(ApiKeyListOut):
@@ -62,11 +44,8 @@ class CreateApiKeyIn(WireIn):
 async def list_organization_api_keys(call: Call) -> OrganizationApiKeysOut:
     org_id = call.path["orgId"]
     page = await api_keys.organization_api_keys(call.ctx, org_id, call.query.page_args(call.ctx))
-    return OrganizationApiKeysOut(
-        provider_api_keys=await api_keys.provider_api_keys(call.ctx, org_id),
-        items=[ApiKeyOut.of(k) for k in page.items],
-        next_cursor=page.next_cursor,
-    )
+    provider_keys = await api_keys.provider_api_keys(call.ctx, org_id)
+    return OrganizationApiKeysOut.of(page, provider_api_keys=provider_keys)
 
 
 @rest(query=PageQuery, response=ApiKeyListOut)
@@ -82,7 +61,7 @@ async def create_api_key(call: Call) -> CreatedApiKeyOut:
         organization_id=call.body.organization_id,
         expires_at=call.body.expires_at,
     )
-    return CreatedApiKeyOut(**ApiKeyOut.of(created.api_key).model_dump(), key=created.secret)
+    return CreatedApiKeyOut.of(created.api_key, key=created.secret)
 
 
 @rest(status=204)

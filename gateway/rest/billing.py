@@ -6,16 +6,19 @@ organization routes (`/organizations/{orgId}/…`) on the organization's: one ha
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from gateway.db.models import Account, Payment
+from pydantic import AliasPath, Field
+
+from gateway.db.models import Account
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import (
+    EmptyIfNone,
     NonNegativeInt64,
+    Out,
     PageQuery,
     PositiveInt64,
     Timestamp,
-    Wire,
     WireIn,
     from_settings,
 )
@@ -29,70 +32,66 @@ async def _account(call: Call, *, manage: bool = True) -> Account:
     return await accounts.personal_account(call.ctx, call.path.get("id"))
 
 
-class UserBalanceOut(Wire):
-    balance: int = Field(description="Micro-USD (1 USD = 1,000,000)")
-    user_id: str
+Balance = Annotated[
+    int, Field(validation_alias="amount", description="Micro-USD (1 USD = 1,000,000)")
+]
 
 
-class OrganizationBalanceOut(Wire):
-    balance: int = Field(description="Micro-USD (1 USD = 1,000,000)")
-    organization_id: str
+class UserBalanceOut(Out):
+    balance: Balance
+    user_id: EmptyIfNone
 
 
-class PaymentTransactionOut(Wire):
+class OrganizationBalanceOut(Out):
+    balance: Balance
+    organization_id: EmptyIfNone
+
+
+class PaymentTransactionOut(Out):
     paid_at: Timestamp
-    creator_id: str = Field(description="User who paid; empty for automatic top-ups")
+    creator_id: EmptyIfNone = Field(
+        validation_alias="creator_user_id",
+        description="User who paid; empty for automatic top-ups",
+    )
     amount_cents: int
     credits: int = Field(description="Micro-USD credited")
     id: str
     status: str
 
 
-class PaymentTransactionsOut(Wire):
+class PaymentTransactionsOut(Out):
     payment_transactions: list[PaymentTransactionOut]
     next_cursor: str | None
 
 
-class PaymentOut(Wire):
+class PaymentOut(Out):
     id: str
     status: str
     kind: str
     amount_cents: int
     credits: int = Field(description="Micro-USD credited when the payment succeeds")
     currency: str
-    creator_id: str = Field(description="User who started the payment; empty for automatic ones")
+    creator_id: EmptyIfNone = Field(
+        validation_alias="creator_user_id",
+        description="User who started the payment; empty for automatic ones",
+    )
     created_at: Timestamp
     paid_at: Timestamp | None
     failure_reason: str | None
 
-    @classmethod
-    def of(cls, payment: Payment) -> PaymentOut:
-        return cls(
-            id=payment.id,
-            status=payment.status,
-            kind=payment.kind,
-            amount_cents=payment.amount_cents,
-            credits=payment.credits,
-            currency=payment.currency,
-            creator_id=payment.creator_user_id or "",
-            created_at=payment.created_at,
-            paid_at=payment.paid_at,
-            failure_reason=payment.failure_reason,
-        )
 
-
-class PaymentStatusOut(Wire):
+class PaymentStatusOut(Out):
     id: str
     status: str
     updated_at: Timestamp
 
 
-class CardOut(Wire):
-    brand: str | None
-    last4: str | None
+class CardOut(Out):
+    brand: str | None = Field(validation_alias="card_brand")
+    last4: str | None = Field(validation_alias="card_last4")
 
 
-class ProviderPaymentOut(Wire):
+class ProviderPaymentOut(Out):
     provider: str
     provider_payment_id: str
     status: str
@@ -119,11 +118,11 @@ class CheckoutIn(WireIn):
     cancel_url: str | None = Field(default=None, max_length=URL_MAX)
 
 
-class CheckoutOut(Wire):
-    payment_id: str
-    status: str
-    amount_cents: int
-    credits: int
+class CheckoutOut(Out):
+    payment_id: str = Field(validation_alias=AliasPath("payment", "id"))
+    status: str = Field(validation_alias=AliasPath("payment", "status"))
+    amount_cents: int = Field(validation_alias=AliasPath("payment", "amount_cents"))
+    credits: int = Field(validation_alias=AliasPath("payment", "credits"))
     client_secret: str | None
     checkout_url: str | None
 
@@ -145,19 +144,13 @@ class AutoTopUpIn(WireIn):
     )
 
 
-class AutoTopUpOut(Wire):
+class AutoTopUpOut(Out):
     enabled: bool
     threshold: int
     amount_cents: int
 
-    @classmethod
-    def of(cls, value: payments.AutoTopUp) -> AutoTopUpOut:
-        return cls(
-            enabled=value.enabled, threshold=value.threshold, amount_cents=value.amount_cents
-        )
 
-
-class PaymentMethodOut(Wire):
+class PaymentMethodOut(Out):
     id: str
     brand: str
     last4: str
@@ -169,13 +162,13 @@ class SetupSessionIn(WireIn):
     return_url: str | None = Field(default=None, max_length=URL_MAX)
 
 
-class SetupSessionOut(Wire):
+class SetupSessionOut(Out):
     setup_intent_id: str
     client_secret: str
     url: str | None
 
 
-class PromotionOut(Wire):
+class PromotionOut(Out):
     id: str
     code: str
     description: str
@@ -185,22 +178,19 @@ class PromotionOut(Wire):
     redeemed_at: Timestamp | None
 
 
-class PromotionsOut(Wire):
+class PromotionsOut(Out):
     items: list[PromotionOut]
 
 
 @rest(response=UserBalanceOut)
 async def get_user_balance(call: Call) -> UserBalanceOut:
-    balance = await accounts.user_balance(call.ctx, call.path["id"])
-    return UserBalanceOut(balance=balance.amount, user_id=balance.user_id or "")
+    return UserBalanceOut.of(await accounts.user_balance(call.ctx, call.path["id"]))
 
 
 @rest(response=OrganizationBalanceOut)
 async def get_organization_balance(call: Call) -> OrganizationBalanceOut:
     balance = await accounts.organization_balance(call.ctx, call.path["orgId"])
-    return OrganizationBalanceOut(
-        balance=balance.amount, organization_id=balance.organization_id or ""
-    )
+    return OrganizationBalanceOut.of(balance)
 
 
 @rest(query=PageQuery, response=PaymentTransactionsOut)
@@ -210,16 +200,9 @@ async def list_payments(call: Call) -> PaymentTransactionsOut:
         call.ctx, account, call.query.page_args(call.ctx), succeeded_only=True
     )
     return PaymentTransactionsOut(
+        # A payment without its time of payment shows when it last changed.
         payment_transactions=[
-            PaymentTransactionOut(
-                paid_at=p.paid_at or p.updated_at,
-                creator_id=p.creator_user_id or "",
-                amount_cents=p.amount_cents,
-                credits=p.credits,
-                id=p.id,
-                status=p.status,
-            )
-            for p in page.items
+            PaymentTransactionOut.of(p, paid_at=p.paid_at or p.updated_at) for p in page.items
         ],
         next_cursor=page.next_cursor,
     )
@@ -228,20 +211,8 @@ async def list_payments(call: Call) -> PaymentTransactionsOut:
 @rest(response=ProviderPaymentOut)
 async def get_provider_payment(call: Call) -> ProviderPaymentOut:
     view = await payments.provider_payment(call.ctx, await _account(call), call.path["paymentId"])
-    card = (
-        CardOut(brand=view.card_brand, last4=view.card_last4)
-        if view.card_brand or view.card_last4
-        else None
-    )
-    return ProviderPaymentOut(
-        provider=view.provider,
-        provider_payment_id=view.provider_payment_id,
-        status=view.status,
-        amount_received_cents=view.amount_received_cents,
-        currency=view.currency,
-        payment_method=card,
-        receipt_url=view.receipt_url,
-    )
+    card = CardOut.of(view) if view.card_brand or view.card_last4 else None
+    return ProviderPaymentOut.of(view, payment_method=card)
 
 
 @rest(response=PaymentOut)
@@ -253,7 +224,7 @@ async def get_payment(call: Call) -> PaymentOut:
 @rest(response=PaymentStatusOut)
 async def get_payment_status(call: Call) -> PaymentStatusOut:
     payment = await payments.get_payment(call.ctx, await _account(call), call.path["paymentId"])
-    return PaymentStatusOut(id=payment.id, status=payment.status, updated_at=payment.updated_at)
+    return PaymentStatusOut.of(payment)
 
 
 @rest(body=CheckoutIn, response=CheckoutOut, status=201, idempotent=True)
@@ -265,14 +236,7 @@ async def start_checkout(call: Call) -> CheckoutOut:
         success_url=call.body.success_url,
         cancel_url=call.body.cancel_url,
     )
-    return CheckoutOut(
-        payment_id=result.payment.id,
-        status=result.payment.status,
-        amount_cents=result.payment.amount_cents,
-        credits=result.payment.credits,
-        client_secret=result.client_secret,
-        checkout_url=result.checkout_url,
-    )
+    return CheckoutOut.of(result)
 
 
 @rest(body=PurchaseIn, response=PaymentOut, status=201, idempotent=True)
@@ -303,13 +267,7 @@ async def put_auto_top_up(call: Call) -> AutoTopUpOut:
 @rest(response=PaymentMethodOut)
 async def get_default_payment_method(call: Call) -> PaymentMethodOut:
     card = await payments.default_payment_method(call.ctx, await _account(call))
-    return PaymentMethodOut(
-        id=card.id,
-        brand=card.brand,
-        last4=card.last4,
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-    )
+    return PaymentMethodOut.of(card)
 
 
 @rest(body=SetupSessionIn, response=SetupSessionOut, status=201)
@@ -317,25 +275,12 @@ async def start_payment_method_setup(call: Call) -> SetupSessionOut:
     setup = await payments.start_payment_method_setup(
         call.ctx, await _account(call), return_url=call.body.return_url
     )
-    return SetupSessionOut(
-        setup_intent_id=setup.setup_intent_id, client_secret=setup.client_secret, url=setup.url
-    )
+    return SetupSessionOut.of(setup)
 
 
 @rest(response=PromotionsOut)
 async def list_promotions(call: Call) -> PromotionsOut:
     found = await payments.promotions(call.ctx, await _account(call))
     return PromotionsOut(
-        items=[
-            PromotionOut(
-                id=v.promotion.id,
-                code=v.promotion.code,
-                description=v.promotion.description,
-                credits=v.promotion.credits,
-                starts_at=v.promotion.starts_at,
-                expires_at=v.promotion.expires_at,
-                redeemed_at=v.redeemed_at,
-            )
-            for v in found
-        ]
+        items=[PromotionOut.of(v.promotion, redeemed_at=v.redeemed_at) for v in found]
     )

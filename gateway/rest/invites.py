@@ -4,45 +4,35 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.db.models import Invite
 from gateway.rest.framework import Call, rest
 from gateway.rest.members import ROLES, MemberOut, members_out
-from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn, from_settings
+from gateway.rest.wire import Out, PageQuery, Timestamp, WireIn, from_settings
 from resolvers import invites
 
 
-class InviteOut(Wire):
+class InviteOut(Out):
     id: str
     email: str
     role: str
     status: str
-    invited_by: str = Field(description="The id of the user who sent the invite")
+    invited_by: str = Field(
+        validation_alias="invited_by_user_id",
+        description="The id of the user who sent the invite",
+    )
     created_at: Timestamp
     expires_at: Timestamp
-
-    @classmethod
-    def of(cls, invite: Invite) -> InviteOut:
-        return cls(
-            id=invite.id,
-            email=invite.email,
-            role=invite.role,
-            status=invite.status,
-            invited_by=invite.invited_by_user_id,
-            created_at=invite.created_at,
-            expires_at=invite.expires_at,
-        )
 
 
 class SentInviteOut(InviteOut):
     accept_token: str = Field(description="Deliver to the invitee: shown only in this response")
 
 
-class InviteListOut(Wire):
+class InviteListOut(Out):
     items: list[InviteOut]
     next_cursor: str | None
 
 
-class SentInvitesOut(Wire):
+class SentInvitesOut(Out):
     items: list[SentInviteOut]
 
 
@@ -58,7 +48,7 @@ class SendInvitesIn(WireIn):
     )
 
 
-class InviteCountOut(Wire):
+class InviteCountOut(Out):
     count: int
 
 
@@ -69,7 +59,7 @@ class AcceptInviteIn(WireIn):
 @rest(query=PageQuery, response=InviteListOut)
 async def list_invites(call: Call) -> InviteListOut:
     page = await invites.invites_page(call.ctx, call.path["orgId"], call.query.page_args(call.ctx))
-    return InviteListOut(items=[InviteOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+    return InviteListOut.of(page)
 
 
 @rest(body=SendInvitesIn, response=SentInvitesOut, status=201)
@@ -80,10 +70,7 @@ async def send_invites(call: Call) -> SentInvitesOut:
         [invites.InviteRequest(email=i.email, role=i.role) for i in call.body.invites],
     )
     return SentInvitesOut(
-        items=[
-            SentInviteOut(**InviteOut.of(s.invite).model_dump(), accept_token=s.accept_token)
-            for s in sent
-        ]
+        items=[SentInviteOut.of(s.invite, accept_token=s.accept_token) for s in sent]
     )
 
 

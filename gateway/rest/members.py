@@ -8,14 +8,14 @@ from pydantic import Field
 
 from gateway.db.models import Member, User
 from gateway.rest.framework import Call, rest
-from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn
+from gateway.rest.wire import Out, PageQuery, Timestamp, WireIn
 from resolvers import members
 
 # Roles are matched without regard to case; the document lists the canonical spelling.
 ROLES = {"enum": members.ROLES}
 
 
-class MemberOut(Wire):
+class MemberOut(Out):
     id: str = Field(description="The member id")
     user_id: str
     organization_id: str
@@ -25,25 +25,20 @@ class MemberOut(Wire):
     created_at: Timestamp
 
     @classmethod
-    def of(cls, member: Member, user: User | None) -> MemberOut:
-        return cls(
-            id=member.id,
-            user_id=member.user_id,
-            organization_id=member.organization_id,
-            email=user.email if user is not None else "",
-            display_name=user.display_name if user is not None else "",
-            role=member.role,
-            created_at=member.created_at,
-        )
+    def of_member(cls, member: Member, user: User | None) -> MemberOut:
+        """The member with their user's email and name ("" for a user no longer there)."""
+        if user is None:
+            return cls.of(member, email="", display_name="")
+        return cls.of(member, email=user.email, display_name=user.display_name)
 
 
 async def members_out(call: Call, found: list[Member]) -> list[MemberOut]:
     """Member objects with their users' email and name, loaded in one query."""
     users = await call.ctx.loaders.user_by_id.load_many([m.user_id for m in found])
-    return [MemberOut.of(m, u) for m, u in zip(found, users, strict=True)]
+    return [MemberOut.of_member(m, u) for m, u in zip(found, users, strict=True)]
 
 
-class MemberListOut(Wire):
+class MemberListOut(Out):
     items: list[MemberOut]
     next_cursor: str | None
 
@@ -54,11 +49,11 @@ class RemoveMembersIn(WireIn):
     )
 
 
-class RemovedMembersOut(Wire):
+class RemovedMembersOut(Out):
     removed_member_ids: list[str]
 
 
-class AvailableRolesOut(Wire):
+class AvailableRolesOut(Out):
     roles: list[str]
 
 

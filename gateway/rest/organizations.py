@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasPath, Field
 
 from gateway.db.models import Organization
 from gateway.rest.framework import Call, rest
-from gateway.rest.wire import Timestamp, Wire, WireIn
+from gateway.rest.wire import Out, Timestamp, WireIn
 from resolvers import members, organizations
 
 
-class OrganizationOut(Wire):
+class OrganizationOut(Out):
     id: str
     name: str
     created_at: Timestamp
@@ -22,16 +22,7 @@ class OrganizationOut(Wire):
 
 
 async def organization_out(call: Call, org: Organization) -> OrganizationOut:
-    return OrganizationOut(
-        id=org.id,
-        name=org.name,
-        created_at=org.created_at,
-        updated_at=org.updated_at,
-        member_count=await members.member_count(call.ctx, org.id),
-        remote_config_enabled=org.remote_config_enabled,
-        default_remote_config=org.default_remote_config,
-        external_organization_id=org.external_organization_id,
-    )
+    return OrganizationOut.of(org, member_count=await members.member_count(call.ctx, org.id))
 
 
 class CreateOrganizationIn(WireIn):
@@ -48,18 +39,18 @@ class UpdateOrganizationIn(WireIn):
     )
 
 
-class RemoteConfigOut(Wire):
+class RemoteConfigOut(Out):
     enabled: bool
     value: str = Field(description='A JSON object, encoded as a string ("{}" if never set)')
 
 
-class RemoteConfigOrganizationOut(Wire):
-    organization_id: str
+class RemoteConfigOrganizationOut(Out):
+    organization_id: str = Field(validation_alias="id")
     name: str
 
 
-class UserRemoteConfigOut(Wire):
-    organization_id: str
+class UserRemoteConfigOut(Out):
+    organization_id: str = Field(validation_alias=AliasPath("organization", "id"))
     value: str = Field(description="The active (or first) organization's config, as a string")
     enabled: bool
     organizations: list[RemoteConfigOrganizationOut]
@@ -68,17 +59,7 @@ class UserRemoteConfigOut(Wire):
 @rest(response=UserRemoteConfigOut | None)
 async def get_user_remote_config(call: Call) -> UserRemoteConfigOut | None:
     found = await organizations.user_remote_config(call.ctx)
-    if found is None:
-        return None
-    return UserRemoteConfigOut(
-        organization_id=found.organization.id,
-        value=found.value,
-        enabled=found.enabled,
-        organizations=[
-            RemoteConfigOrganizationOut(organization_id=o.id, name=o.name)
-            for o in found.organizations
-        ],
-    )
+    return UserRemoteConfigOut.of(found) if found is not None else None
 
 
 @rest(body=CreateOrganizationIn, response=OrganizationOut, status=201)
@@ -113,4 +94,4 @@ async def delete_organization(call: Call) -> None:
 @rest(response=RemoteConfigOut)
 async def get_remote_config(call: Call) -> RemoteConfigOut:
     found = await organizations.remote_config(call.ctx, call.path["orgId"])
-    return RemoteConfigOut(enabled=found.enabled, value=found.value)
+    return RemoteConfigOut.of(found)

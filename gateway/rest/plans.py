@@ -2,45 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from gateway.context import Context
-from gateway.db.models import Plan, PlanHistory, Subscription
+from gateway.db.models import Plan, Subscription
 from gateway.rest.framework import Call, rest
-from gateway.rest.wire import PageQuery, Timestamp, Wire, WireIn
+from gateway.rest.wire import Out, PageQuery, Timestamp, Wire, WireIn
 from resolvers import plans
 
 
-class FeaturesOut(Wire):
+class FeaturesOut(Out):
     included: list[str]
 
 
-class PlanOut(Wire):
+class PlanOut(Out):
     id: str
     name: str
     display_name: str
     type: str = Field(description='"individual" or "teams"')
     interval: str = Field(description='"Monthly" or "Yearly"')
     price_per_seat_cents: int
-    features: FeaturesOut
-
-    @classmethod
-    def of(cls, plan: Plan) -> PlanOut:
-        return cls(
-            id=plan.id,
-            name=plan.name,
-            display_name=plan.display_name,
-            type=plan.type,
-            interval=plan.interval,
-            price_per_seat_cents=plan.price_per_seat_cents,
-            features=FeaturesOut(included=list(plan.features or [])),
-        )
+    # The plan stores the list; the contract wraps it (`{"included": [...]}`).
+    features: Annotated[FeaturesOut, BeforeValidator(lambda names: {"included": list(names or [])})]
 
 
-class SubscriptionOut(Wire):
-    subscription_id: str
+class SubscriptionOut(Out):
+    subscription_id: str = Field(validation_alias="id")
     organization_id: str
     plan: PlanOut
     seats: int
@@ -58,8 +47,8 @@ class SubscribedOut(SubscriptionOut):
     )
 
 
-class UserPlanOut(Wire):
-    subscription_id: str
+class UserPlanOut(Out):
+    subscription_id: str = Field(validation_alias="id")
     plan_history_id: str | None
     user_id: str
     plan: PlanOut
@@ -69,7 +58,7 @@ class UserPlanOut(Wire):
     canceled_at: Timestamp | None
 
 
-class PlanHistoryItemOut(Wire):
+class PlanHistoryItemOut(Out):
     id: str
     plan_id: str
     plan: PlanOut
@@ -78,7 +67,7 @@ class PlanHistoryItemOut(Wire):
     created_at: Timestamp
 
 
-class PlanHistoryOut(Wire):
+class PlanHistoryOut(Out):
     items: list[PlanHistoryItemOut]
     next_cursor: str | None
 
@@ -110,34 +99,28 @@ async def _plan(ctx: Context, plan_id: str) -> PlanOut:
     return PlanOut.of(plan)
 
 
+async def _subscription_values(ctx: Context, subscription: Subscription) -> dict[str, Any]:
+    """What `SubscriptionOut` shows beside the subscription's own columns."""
+    return {
+        "organization_id": await plans.organization_of(ctx, subscription) or "",
+        "plan": await _plan(ctx, subscription.plan_id),
+        "plan_history_id": await plans.latest_history_id(ctx, subscription),
+    }
+
+
 async def subscription_out(ctx: Context, subscription: Subscription) -> SubscriptionOut:
-    return SubscriptionOut(
-        subscription_id=subscription.id,
-        organization_id=await plans.organization_of(ctx, subscription) or "",
-        plan=await _plan(ctx, subscription.plan_id),
-        seats=subscription.seats,
-        status=subscription.status,
-        current_period_start=subscription.current_period_start,
-        current_period_end=subscription.current_period_end,
-        cancel_at=subscription.cancel_at,
-        canceled_at=subscription.canceled_at,
-        plan_history_id=await plans.latest_history_id(ctx, subscription),
-    )
+    return SubscriptionOut.of(subscription, **await _subscription_values(ctx, subscription))
 
 
 @rest(response=UserPlanOut)
 async def get_user_plan(call: Call) -> UserPlanOut:
     ctx = call.ctx
     subscription = await plans.require_user_subscription(ctx)
-    return UserPlanOut(
-        subscription_id=subscription.id,
+    return UserPlanOut.of(
+        subscription,
         plan_history_id=await plans.latest_history_id(ctx, subscription),
         user_id=ctx.user_id,
         plan=await _plan(ctx, subscription.plan_id),
-        current_period_start=subscription.current_period_start,
-        current_period_end=subscription.current_period_end,
-        cancel_at=subscription.cancel_at,
-        canceled_at=subscription.canceled_at,
     )
 
 
@@ -158,21 +141,10 @@ async def get_plan_history(call: Call) -> PlanHistoryOut:
     page = await plans.plan_history_page(ctx, call.path["orgId"], call.query.page_args(ctx))
     found = await ctx.loaders.plan_by_id.load_many([entry.plan_id for entry in page.items])
     items = [
-        _history_item(entry, PlanOut.of(plan))
+        PlanHistoryItemOut.of(entry, plan=plan)
         for entry, plan in zip(page.items, found, strict=True)
     ]
     return PlanHistoryOut(items=items, next_cursor=page.next_cursor)
-
-
-def _history_item(entry: PlanHistory, plan: PlanOut) -> PlanHistoryItemOut:
-    return PlanHistoryItemOut(
-        id=entry.id,
-        plan_id=entry.plan_id,
-        plan=plan,
-        seats=entry.seats,
-        action=entry.action,
-        created_at=entry.created_at,
-    )
 
 
 @rest(response=PlanDetailsOut)
@@ -182,7 +154,7 @@ async def get_plan_details(call: Call) -> PlanDetailsOut:
     subscription = (
         await subscription_out(ctx, details.subscription) if details.subscription else None
     )
-    return PlanDetailsOut(**PlanOut.of(details.plan).model_dump(), subscription=subscription)
+    return PlanDetailsOut.of(details.plan, subscription=subscription)
 
 
 @rest(body=SubscribeIn, response=SubscribedOut, status=201, idempotent=True)
@@ -194,8 +166,8 @@ async def subscribe(call: Call) -> SubscribedOut:
         plan_id=call.body.plan_id,
         seats=call.body.seats,
     )
-    out = await subscription_out(ctx, done.subscription)
-    return SubscribedOut(**out.model_dump(), client_secret=done.client_secret)
+    values = await _subscription_values(ctx, done.subscription)
+    return SubscribedOut.of(done.subscription, **values, client_secret=done.client_secret)
 
 
 @rest(body=SeatsIn, response=SubscriptionOut, idempotent=True)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AliasPath, BeforeValidator, Field
 
 from gateway.db.models import User
 from gateway.rest.framework import Call, rest
-from gateway.rest.wire import Timestamp, Wire, WireIn
+from gateway.rest.wire import Out, Timestamp, WireIn
 from resolvers import users
 
 
-class OrganizationMembershipOut(Wire):
-    organization_id: str
-    member_id: str
-    name: str
-    roles: list[str]
+class OrganizationMembershipOut(Out):
+    organization_id: str = Field(validation_alias=AliasPath("organization", "id"))
+    member_id: str = Field(validation_alias=AliasPath("member", "id"))
+    name: str = Field(validation_alias=AliasPath("organization", "name"))
+    roles: Annotated[list[str], BeforeValidator(lambda role: [role])] = Field(
+        validation_alias=AliasPath("member", "role")
+    )
     active: bool
 
 
-class MeOut(Wire):
+class MeOut(Out):
     id: str
     email: str
     display_name: str
@@ -39,26 +43,7 @@ class ActiveAccountIn(WireIn):
 
 
 async def me_out(call: Call, user: User) -> MeOut:
-    found = await users.memberships(call.ctx, user.id)
-    return MeOut(
-        id=user.id,
-        email=user.email,
-        display_name=user.display_name,
-        photo_url=user.photo_url,
-        terms_accepted_at=user.terms_accepted_at,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-        organizations=[
-            OrganizationMembershipOut(
-                organization_id=m.organization.id,
-                member_id=m.member.id,
-                name=m.organization.name,
-                roles=[m.member.role],
-                active=m.active,
-            )
-            for m in found
-        ],
-    )
+    return MeOut.of(user, organizations=await users.memberships(call.ctx, user.id))
 
 
 @rest(response=MeOut)

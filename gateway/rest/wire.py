@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import WithJsonSchema
 
@@ -36,6 +44,43 @@ class Wire(BaseModel):
         # Responses always carry every field, so OpenAPI lists them all as required.
         json_schema_serialization_defaults_required=True,
     )
+
+
+class Out(Wire):
+    """A response body read from an object: one declaration gives the wire names (camelCase),
+    the OpenAPI schema and the mapping. Each field is the source's attribute of its name, or the
+    one its `validation_alias` names (`AliasPath("payment", "id")` for a nested one), through
+    the field's `BeforeValidator`s (`EmptyIfNone`, …)."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        # Read by field name (or validation_alias), written in camelCase.
+        alias_generator=AliasGenerator(serialization_alias=to_camel),
+    )
+
+    @classmethod
+    def of(cls, source: object, **values: Any) -> Self:
+        """The body for `source`; `values` give the fields it has no attribute for."""
+        return cls.model_validate(_Overlay(source, values) if values else source)
+
+
+class _Overlay:
+    """`source`'s attributes, with `values` in place of (or besides) some of them."""
+
+    __slots__ = ("_source", "_values")
+
+    def __init__(self, source: object, values: dict[str, Any]) -> None:
+        self._source = source
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._source, name)
+
+
+# The contract writes "" where the database holds no value (a personal usage's organization).
+EmptyIfNone = Annotated[str, BeforeValidator(lambda value: "" if value is None else value)]
 
 
 class WireIn(Wire):
