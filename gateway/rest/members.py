@@ -67,7 +67,7 @@ async def list_members(call: Call) -> MemberListOut:
         # Members are stored oldest first; the contract pages newest first: read backwards.
         call.ctx,
         call.path["orgId"],
-        call.query.backward_page_args(call.ctx),
+        call.query.page_args(call.ctx, backward=True),
     )
     newest_first = list(reversed(page.items))
     return MemberListOut(

@@ -1,9 +1,63 @@
-"""The REST /api/v1 route table: every route of CONTRACT.md, at a glance, in one list."""
+"""The REST /api/v1 route table: every route of CONTRACT.md in one list (an account's billing routes
+once for users and once for organizations)."""
 
 from __future__ import annotations
 
 from gateway.rest import api_keys, billing, invites, members, organizations, plans, usage, users
 from gateway.rest.framework import Endpoint
+
+
+def billing_routes(account: str, *, checkout: str | None = None) -> list[Endpoint]:
+    """The routes of an account's money, for a user's personal account (`/users/{id}`) and an
+    organization's (`/organizations/{orgId}`): one handler serves both (gateway/rest/billing.py)."""
+    return [
+        Endpoint(
+            "GET", f"{account}/payments", billing.list_payments, "Succeeded payments, newest first"
+        ),
+        Endpoint(
+            "GET",
+            f"{account}/payments/provider/{{paymentId}}",
+            billing.get_provider_payment,
+            "The payment provider's view of a payment",
+        ),
+        Endpoint("GET", f"{account}/payments/{{paymentId}}", billing.get_payment, "One payment"),
+        Endpoint(
+            "GET",
+            f"{account}/payments/{{paymentId}}/status",
+            billing.get_payment_status,
+            "A payment's status",
+        ),
+        Endpoint(
+            "POST",
+            checkout or f"{account}/credits/checkout",
+            billing.start_checkout,
+            "Start a credit checkout",
+        ),
+        Endpoint(
+            "POST",
+            f"{account}/credits/purchase",
+            billing.purchase_credits,
+            "Buy credits with the default payment method",
+        ),
+        Endpoint("GET", f"{account}/auto-top-up", billing.get_auto_top_up, "Auto top-up settings"),
+        Endpoint(
+            "PUT", f"{account}/auto-top-up", billing.put_auto_top_up, "Change auto top-up settings"
+        ),
+        Endpoint(
+            "GET",
+            f"{account}/payment-method/default",
+            billing.get_default_payment_method,
+            "The default payment method",
+        ),
+        Endpoint(
+            "POST",
+            f"{account}/payment-method/setup-session",
+            billing.start_payment_method_setup,
+            "Start saving a payment method",
+        ),
+        Endpoint("GET", f"{account}/promotions", billing.list_promotions, "Active promotions"),
+    ]
+
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/users/me", users.get_me, "The caller's profile and organizations"),
@@ -27,109 +81,14 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "GET", "/users/{id}/usages", usage.list_user_usages, "Personal usage history, newest first"
     ),
-    Endpoint(
-        "GET", "/users/{id}/payments", billing.list_payments, "Succeeded payments, newest first"
-    ),
-    Endpoint(
-        "GET",
-        "/users/{id}/payments/provider/{paymentId}",
-        billing.get_provider_payment,
-        "The payment provider's view of a payment",
-    ),
-    Endpoint("GET", "/users/{id}/payments/{paymentId}", billing.get_payment, "One payment"),
-    Endpoint(
-        "GET",
-        "/users/{id}/payments/{paymentId}/status",
-        billing.get_payment_status,
-        "A payment's status",
-    ),
-    Endpoint("POST", "/users/credits/checkout", billing.start_checkout, "Start a credit checkout"),
-    Endpoint(
-        "POST",
-        "/users/{id}/credits/purchase",
-        billing.purchase_credits,
-        "Buy credits with the default payment method",
-    ),
-    Endpoint("GET", "/users/{id}/auto-top-up", billing.get_auto_top_up, "Auto top-up settings"),
-    Endpoint(
-        "PUT", "/users/{id}/auto-top-up", billing.put_auto_top_up, "Change auto top-up settings"
-    ),
-    Endpoint(
-        "GET",
-        "/users/{id}/payment-method/default",
-        billing.get_default_payment_method,
-        "The default payment method",
-    ),
-    Endpoint(
-        "POST",
-        "/users/{id}/payment-method/setup-session",
-        billing.start_payment_method_setup,
-        "Start saving a payment method",
-    ),
-    Endpoint("GET", "/users/{id}/promotions", billing.list_promotions, "Active promotions"),
+    *billing_routes("/users/{id}", checkout="/users/credits/checkout"),
     Endpoint(
         "GET",
         "/organizations/{orgId}/balance",
         billing.get_organization_balance,
         "Organization credit balance",
     ),
-    Endpoint(
-        "GET",
-        "/organizations/{orgId}/payments",
-        billing.list_payments,
-        "Succeeded payments, newest first",
-    ),
-    Endpoint(
-        "GET",
-        "/organizations/{orgId}/payments/provider/{paymentId}",
-        billing.get_provider_payment,
-        "The payment provider's view of a payment",
-    ),
-    Endpoint(
-        "GET", "/organizations/{orgId}/payments/{paymentId}", billing.get_payment, "One payment"
-    ),
-    Endpoint(
-        "GET",
-        "/organizations/{orgId}/payments/{paymentId}/status",
-        billing.get_payment_status,
-        "A payment's status",
-    ),
-    Endpoint(
-        "POST",
-        "/organizations/{orgId}/credits/checkout",
-        billing.start_checkout,
-        "Start a credit checkout",
-    ),
-    Endpoint(
-        "POST",
-        "/organizations/{orgId}/credits/purchase",
-        billing.purchase_credits,
-        "Buy credits with the default payment method",
-    ),
-    Endpoint(
-        "GET", "/organizations/{orgId}/auto-top-up", billing.get_auto_top_up, "Auto top-up settings"
-    ),
-    Endpoint(
-        "PUT",
-        "/organizations/{orgId}/auto-top-up",
-        billing.put_auto_top_up,
-        "Change auto top-up settings",
-    ),
-    Endpoint(
-        "GET",
-        "/organizations/{orgId}/payment-method/default",
-        billing.get_default_payment_method,
-        "The default payment method",
-    ),
-    Endpoint(
-        "POST",
-        "/organizations/{orgId}/payment-method/setup-session",
-        billing.start_payment_method_setup,
-        "Start saving a payment method",
-    ),
-    Endpoint(
-        "GET", "/organizations/{orgId}/promotions", billing.list_promotions, "Active promotions"
-    ),
+    *billing_routes("/organizations/{orgId}"),
     Endpoint(
         "POST",
         "/organizations",

@@ -141,22 +141,14 @@ class PageQuery(Wire):
     def page_size(self, ctx: Context) -> int:
         return min(self.limit or ctx.settings.default_page_size, ctx.settings.max_page_size)
 
-    def page_args(self, ctx: Context) -> PageArgs:
-        settings = ctx.settings
-        return PageArgs.build(
-            first=self.page_size(ctx),
-            after=self.checked_cursor(),
-            default=settings.default_page_size,
-            maximum=settings.max_page_size,
+    def page_args(self, ctx: Context, *, backward: bool = False) -> PageArgs:
+        """The first `limit` items after the cursor; `backward`, the last `limit` items before
+        it (for lists stored oldest first and shown newest first)."""
+        size, cursor = self.page_size(ctx), self.checked_cursor()
+        direction = (
+            {"last": size, "before": cursor} if backward else {"first": size, "after": cursor}
         )
-
-    def backward_page_args(self, ctx: Context) -> PageArgs:
-        """The last `limit` items before the cursor: lists stored oldest first, shown newest
-        first."""
         settings = ctx.settings
         return PageArgs.build(
-            last=self.page_size(ctx),
-            before=self.checked_cursor(),
-            default=settings.default_page_size,
-            maximum=settings.max_page_size,
+            **direction, default=settings.default_page_size, maximum=settings.max_page_size
         )
