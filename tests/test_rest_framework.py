@@ -329,6 +329,18 @@ def _linear_resolve(
     return None, {}, allowed
 
 
+def test_one_path_spelled_with_two_parameter_names_is_refused() -> None:
+    async def handler(call: Call) -> None:
+        return None
+
+    table = [
+        Endpoint("GET", "/things/{id}", handler, "One spelling"),
+        Endpoint("PUT", "/things/{thingId}", handler, "Another: only the first would answer"),
+    ]
+    with pytest.raises(ValueError, match="one path"):
+        RestApp(table, context_factory=None)  # type: ignore[arg-type]
+
+
 async def test_routing_finds_what_a_scan_of_the_table_finds() -> None:
     async def handler(call: Call) -> None:
         return None

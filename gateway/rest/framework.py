@@ -261,9 +261,9 @@ IdempotencyHook = Callable[[Endpoint, Call, Callable[[], Awaitable[Response]]], 
 class Resource:
     """The ASGI app of one table path: its endpoints by method (HEAD answered by GET)."""
 
-    def __init__(self, endpoints: Sequence[Endpoint], serve: RestApp) -> None:
+    def __init__(self, endpoints: Sequence[Endpoint], app: RestApp) -> None:
         self.endpoints = {endpoint.method: endpoint for endpoint in endpoints}
-        self.serve = serve
+        self.app = app
 
     def endpoint(self, method: str) -> Endpoint:
         return self.endpoints["GET" if method == "HEAD" else method]
@@ -271,7 +271,7 @@ class Resource:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         endpoint = self.endpoint(request.method)
-        response = await self.serve.handle(request, endpoint, scope["path_params"])
+        response = await self.app.handle(request, endpoint, scope["path_params"])
         await response(scope, receive, send)
 
 
@@ -305,12 +305,14 @@ class RestApp:
         ]
         # The routes that can match a path of n segments starting with a given one (a literal
         # or a parameter): a request tries those few, not the whole table (~60 routes, ~1 µs each).
-        keys = {_bucket(route.path) for route in self.routes} | {
-            (count, None) for count, _ in map(_bucket, (r.path for r in self.routes))
-        }
+        buckets = [_bucket(route.path) for route in self.routes]
         self._candidates = {
-            key: [r for r in self.routes if _bucket(r.path) in (key, (key[0], None))]
-            for key in keys
+            key: [
+                r
+                for r, bucket in zip(self.routes, buckets, strict=True)
+                if bucket in (key, (key[0], None))
+            ]
+            for key in set(buckets) | {(count, None) for count, _ in buckets}
         }
         self.context_factory = context_factory
         self.idempotency = idempotency
