@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -99,7 +99,7 @@ async def _plan(ctx: Context, plan_id: str) -> PlanOut:
     return PlanOut.of(plan)
 
 
-async def _subscription_values(ctx: Context, subscription: Subscription) -> dict[str, Any]:
+async def _subscription_values(ctx: Context, subscription: Subscription) -> dict[str, object]:
     """What `SubscriptionOut` shows beside the subscription's own columns."""
     return {
         "organization_id": await plans.organization_of(ctx, subscription) or "",

@@ -61,7 +61,7 @@ class Out(Wire):
     )
 
     @classmethod
-    def of(cls, source: object, **values: Any) -> Self:
+    def of(cls, source: object, **values: object) -> Self:
         """The body for `source`; `values` give the fields it has no attribute for."""
         return cls.model_validate(_Overlay(source, values) if values else source)
 
@@ -71,11 +71,11 @@ class _Overlay:
 
     __slots__ = ("_source", "_values")
 
-    def __init__(self, source: object, values: dict[str, Any]) -> None:
+    def __init__(self, source: object, values: dict[str, object]) -> None:
         self._source = source
         self._values = values
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         if name in self._values:
             return self._values[name]
         return getattr(self._source, name)
@@ -86,12 +86,13 @@ EmptyIfNone = Annotated[str, BeforeValidator(lambda value: "" if value is None e
 
 
 # What `row_writer` writes as it is: the field's value is already its JSON.
-_AS_IS: tuple[Any, ...] = (str, int, float, bool, str | None, int | None, dict[str, Any])
+_AS_IS: tuple[object, ...] = (str, int, float, bool, str | None, int | None, dict[str, Any])
 
-_Step = tuple[str, str, str, Callable[[Any], Any] | None, Callable[[Any], bool] | None]
+Convert = Callable[[object], object]
+_Step = tuple[str, str, str, Convert | None, Callable[[object], bool] | None]
 
 
-def row_writer(model: type[Out]) -> Callable[..., dict[str, Any]]:
+def row_writer(model: type[Out]) -> Callable[..., dict[str, object]]:
     """`model.of(row, **values).model_dump(mode="json", by_alias=True)`, without building the
     model: the usage pages send 50 items per request, and validating and dumping them as models
     costs about twice what reading the declaration's steps does (each field's attribute, its
@@ -99,8 +100,8 @@ def row_writer(model: type[Out]) -> Callable[..., dict[str, Any]]:
     numbers, booleans, JSON objects, timestamps); tests/test_rest_wire.py holds the two equal."""
     steps = [_step(model, name, field) for name, field in model.model_fields.items()]
 
-    def write(row: object, **values: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def write(row: object, **values: object) -> dict[str, object]:
+        out: dict[str, object] = {}
         for key, name, attribute, convert, exclude_if in steps:
             value = values[name] if values and name in values else getattr(row, attribute)
             if convert is not None:
@@ -124,11 +125,11 @@ def _step(model: type[Out], name: str, field: FieldInfo) -> _Step:
     return key, name, attribute, _chain(functions), field.exclude_if
 
 
-def _chain(functions: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
+def _chain(functions: list[Convert]) -> Convert | None:
     if len(functions) < 2:
         return functions[0] if functions else None
 
-    def chained(value: Any) -> Any:
+    def chained(value: object) -> object:
         for function in functions:
             value = function(value)
         return value
