@@ -37,7 +37,7 @@ from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
-from gateway.rest.framework import envelope_error
+from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from resolvers.loaders import Loaders
@@ -343,12 +343,6 @@ def _new_request_id() -> str:
 _REQUEST_IDS: tuple[int, str, Iterator[int]] | None = None
 
 
-async def _envelope_http_error(_: Request, error: Exception) -> Response:
-    status = getattr(error, "status_code", 500)
-    message = "Not found" if status == 404 else "Method not allowed"
-    return envelope_error(status, message, getattr(error, "headers", None))
-
-
 def _describe(error: BaseException) -> str:
     """An error and its cause in one line (a failed probe every few seconds: no traceback)."""
     cause = error.__cause__
@@ -429,7 +423,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         # A path no route takes (one with a newline, which no route pattern matches, included)
         # or a method a route does not serve: the contract's envelope, like /api/v1's own.
-        exception_handlers={404: _envelope_http_error, 405: _envelope_http_error},
+        exception_handlers={404: http_error_envelope, 405: http_error_envelope},
     )
     app.state.gateway = state
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -205,6 +205,14 @@ async def error_envelope(request: Request, error: Exception, where: str) -> Resp
     return envelope_error(error.status, error.message, headers)
 
 
+async def http_error_envelope(_: Request, error: Exception) -> Response:
+    """The app's own 404 and 405 (a path no route pattern takes, such as one with a newline, or
+    a method a route does not serve) in the contract's envelope, like /api/v1's own."""
+    status = getattr(error, "status_code", 500)
+    message = "Not found" if status == 404 else "Method not allowed"
+    return envelope_error(status, message, getattr(error, "headers", None))
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     """`("events", 1, "credits")` → `events[1].credits`, as the resolvers name fields."""
     text = ""
