@@ -13,7 +13,6 @@ from urllib.parse import quote, unquote
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -96,22 +95,6 @@ class Endpoint(Spec):
         return re.findall(r"\{(\w+)\}", self.path)
 
 
-class Segment(Convertor[str]):
-    """One path segment as the client encoded it, decoded once: an encoded id (even one holding
-    `%2F`) is one value. Routes match `routing_path`, where each segment is percent-encoded."""
-
-    regex = "[^/]+"
-
-    def convert(self, value: str) -> str:
-        return unquote(value)
-
-    def to_string(self, value: str) -> str:
-        return quote(value, safe="")
-
-
-register_url_convertor("segment", Segment())
-
-
 def routing_path(raw_path: str) -> str:
     """`/a/b%2Fc/` → `/a/b%2Fc`: trailing slashes ignored, each segment in one canonical encoding
     (decoded, then encoded again), so a literal segment matches however the client encoded it."""
@@ -126,12 +109,9 @@ _CANONICAL = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def _pattern(path: str) -> str:
-    """A table path as a Starlette path: `{id}` → `{id:segment}`, literals as routed."""
+    """A table path as a Starlette path: literal segments as `routing_path` writes them."""
     parts = path.strip("/").split("/")
-    return "/" + "/".join(
-        f"{{{part[1:-1]}:segment}}" if part.startswith("{") else quote(part, safe="")
-        for part in parts
-    )
+    return "/" + "/".join(p if p.startswith("{") else quote(p, safe="") for p in parts)
 
 
 def _literal_first(path: str) -> tuple[bool, ...]:
@@ -328,7 +308,8 @@ class RestApp:
 
     def match(self, method: str, raw_path: str) -> tuple[Match, Route | None, Scope]:
         """The first route whose pattern matches the path: FULL if it takes the method,
-        PARTIAL if not; its child scope holds the decoded path parameters."""
+        PARTIAL if not; its child scope holds the path parameters, each decoded once (an
+        encoded id, even one holding `%2F`, is one value)."""
         path = routing_path(raw_path)
         scope = {"type": "http", "path": path, "method": method}
         count, head = _bucket(path)
@@ -336,6 +317,8 @@ class RestApp:
         for route in candidates:
             found, child = route.matches(scope)
             if found is not Match.NONE:
+                params = child["path_params"]
+                child["path_params"] = {name: unquote(value) for name, value in params.items()}
                 return found, route, child
         return Match.NONE, None, {}
 
