@@ -258,7 +258,7 @@ class Resource:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        endpoint = self.endpoint(request.method)
+        endpoint = self.endpoint(request.method.upper())
         response = await self.app.handle(request, endpoint, scope["path_params"])
         await response(scope, receive, send)
 
@@ -346,7 +346,9 @@ class RestApp:
             response = envelope_error(405, message, headers={"Allow": allow})
         else:
             scope.update(child)
-            await route.handle(scope, receive, send)
+            # The resource itself, not `route.handle`: that compares the method as sent, and a
+            # lowercase `get` would be a 405 where the table serves it.
+            await route.endpoint(scope, receive, send)
             return
         await response(scope, receive, send)
 
