@@ -113,7 +113,7 @@ class AppState:
         await self.engine.dispose()
 
 
-class GraphQLApp(GraphQL):  # type: ignore[type-arg]
+class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view, with a shorter way for the common request: a JSON POST of one
     operation (`plain_post`).
 

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
 from gateway.db.session import RequestDatabase, fetch_rows, orm_session
@@ -90,17 +91,17 @@ USER_COLUMNS = tuple(
 # Plain columns, not an ApiKey instance, in a statement built once: this runs on every request.
 _API_KEY_BY_LOOKUP = (
     select(
-        ApiKey.id,
-        ApiKey.user_id,
-        ApiKey.organization_id,
-        ApiKey.secret_hash,
-        ApiKey.revoked_at,
-        ApiKey.expires_at,
-        ApiKey.last_used_at,
+        col(ApiKey.id),
+        col(ApiKey.user_id),
+        col(ApiKey.organization_id),
+        col(ApiKey.secret_hash),
+        col(ApiKey.revoked_at),
+        col(ApiKey.expires_at),
+        col(ApiKey.last_used_at),
         *USER_COLUMNS,
     )
-    .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.lookup == bindparam("lookup"))
+    .join(User, col(User.id) == col(ApiKey.user_id))
+    .where(col(ApiKey.lookup) == bindparam("lookup"))
 )
 _USER_VALUES = slice(-len(USER_COLUMNS), None)
 
@@ -169,7 +170,7 @@ class Authenticator:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
             session = orm_session(db)
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+                update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now)
             )
             await session.commit()
         return Principal(
@@ -213,7 +214,9 @@ class Authenticator:
         subject = _claim(f"{claims.get('iss', '')}|{claims['sub']}", "sub", SUBJECT_MAX)
         user_id = (
             await session.execute(
-                select(User.id, User.deleted_at).where(User.external_subject == subject)
+                select(col(User.id), col(User.deleted_at)).where(
+                    col(User.external_subject) == subject
+                )
             )
         ).first()
         if user_id is not None:
@@ -230,7 +233,7 @@ class Authenticator:
         # The name is only shown: cut to the column rather than refusing the sign-in.
         name = _claim(str(claims.get("name") or claims.get("given_name") or ""), "name", None)
         existing = (
-            await session.execute(select(User).where(User.email == email))
+            await session.execute(select(User).where(col(User.email) == email))
         ).scalar_one_or_none()
         if existing is not None:
             # Link an existing (e.g. CLI-created) user only on a verified email.
@@ -250,7 +253,9 @@ class Authenticator:
             # A concurrent first request provisioned the same subject.
             await session.rollback()
             found = (
-                await session.execute(select(User.id).where(User.external_subject == subject))
+                await session.execute(
+                    select(col(User.id)).where(col(User.external_subject) == subject)
+                )
             ).scalar_one_or_none()
             if found is None:
                 raise Unauthenticated("Could not provision this user") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from gateway.settings import Settings
 
@@ -112,7 +113,7 @@ def cmd_create_api_key(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(session: Any) -> str | None:
         user = (
-            await session.execute(select(User).where(User.email == args.email.strip().lower()))
+            await session.execute(select(User).where(col(User.email) == args.email.strip().lower()))
         ).scalar_one_or_none()
         if user is None or user.deleted_at is not None:
             return None

@@ -74,8 +74,8 @@ async def list_plans(ctx: Context, plan_type: str | None = None) -> list[Plan]:
         raise ValidationFailed("type must be one of: individual, teams", field="type")
     stmt = select(Plan).where(col(Plan.active).is_(True))
     if plan_type is not None:
-        stmt = stmt.where(Plan.type == plan_type)
-    stmt = stmt.order_by(Plan.type, Plan.price_per_seat_cents, Plan.name)
+        stmt = stmt.where(col(Plan.type) == plan_type)
+    stmt = stmt.order_by(col(Plan.type), col(Plan.price_per_seat_cents), col(Plan.name))
     found = list((await ctx.session.execute(stmt)).scalars())
     for plan in found:
         ctx.loaders.plan_by_id.prime(plan.id, plan)
@@ -218,13 +218,15 @@ async def _locked_current(session: AsyncSession, account_id: str) -> Subscriptio
     subscribes / seat changes / cancels of one account run one after the other."""
     # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite.
     await session.execute(
-        update(Account).where(Account.id == account_id).values(updated_at=Account.updated_at)
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(updated_at=col(Account.updated_at))
     )
     stmt = (
         select(Subscription)
         .where(
-            Subscription.account_id == account_id,
-            Subscription.status != SubscriptionStatus.CANCELED.value,
+            col(Subscription.account_id) == account_id,
+            col(Subscription.status) != SubscriptionStatus.CANCELED.value,
         )
         .order_by(col(Subscription.id).desc())
         .limit(1)
@@ -464,7 +466,7 @@ async def seed_plans(
     for raw in specs:
         spec = _validated_plan_spec(dict(raw))
         plan = (
-            await session.execute(select(Plan).where(Plan.name == spec["name"]))
+            await session.execute(select(Plan).where(col(Plan.name) == spec["name"]))
         ).scalar_one_or_none()
         created = plan is None
         if plan is None:

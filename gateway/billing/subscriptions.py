@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.billing.providers import ProviderError
 from gateway.db.models import (
@@ -456,7 +457,9 @@ async def apply_subscription_event(
     if provider_id:
         row = (
             await session.execute(
-                select(Subscription).where(Subscription.provider_subscription_id == provider_id)
+                select(Subscription).where(
+                    col(Subscription.provider_subscription_id) == provider_id
+                )
             )
         ).scalar_one_or_none()
     ours = (obj.get("metadata") or {}).get("subscription_id")
@@ -471,7 +474,7 @@ async def apply_subscription_event(
     if state.provider_plan_id:
         plan_id = (
             await session.execute(
-                select(Plan.id).where(Plan.provider_price_id == state.provider_plan_id)
+                select(col(Plan.id)).where(col(Plan.provider_price_id) == state.provider_plan_id)
             )
         ).scalar_one_or_none()
     await apply_state(session, row, state, plan_id=plan_id)

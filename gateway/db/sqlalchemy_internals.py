@@ -79,7 +79,10 @@ def held_connection(session: AsyncSession) -> Connection | None:
     transaction = session.sync_session._transaction
     if transaction is None or transaction._state is not SessionTransactionState.ACTIVE:
         return None
-    held = transaction._connections.get(session.sync_session.bind)
+    bind = session.sync_session.bind
+    if bind is None:
+        return None
+    held = transaction._connections.get(bind)
     if held is None:
         return None
     connection: Connection = held[0]
