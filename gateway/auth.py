@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -40,7 +41,7 @@ class Principal:
     via: str  # "api_key" | "jwt" | "service"
     api_key_id: str | None = None
     api_key_organization_id: str | None = None
-    user_row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    user_row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_service(self) -> bool:
@@ -182,24 +183,24 @@ class Authenticator:
         )
 
     def _decode(self, token: str) -> dict[str, Any]:
+        """The token's verified claims: JSON the identity provider wrote, untyped."""
         s = self.settings
-        options = {"require": ["sub", "exp"], "verify_aud": s.jwt_audience is not None}
-        common: dict[str, Any] = {
-            "audience": s.jwt_audience,
-            "issuer": s.jwt_issuer,
-            "leeway": s.jwt_leeway_seconds,
-            "options": options,
-        }
         if self._jwks_client is not None:
             signing_key = self._jwks_client.get_signing_key_from_jwt(token)
-            return jwt.decode(
-                token, signing_key.key, algorithms=["RS256", "ES256", "PS256"], **common
-            )
-        if s.jwt_hs256_secret is not None:
-            return jwt.decode(
-                token, s.jwt_hs256_secret.get_secret_value(), algorithms=["HS256"], **common
-            )
-        raise Unauthenticated("Identity-provider tokens are not accepted by this gateway")
+            key, algorithms = signing_key.key, ["RS256", "ES256", "PS256"]
+        elif s.jwt_hs256_secret is not None:
+            key, algorithms = s.jwt_hs256_secret.get_secret_value(), ["HS256"]
+        else:
+            raise Unauthenticated("Identity-provider tokens are not accepted by this gateway")
+        return jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            leeway=s.jwt_leeway_seconds,
+            options={"require": ["sub", "exp"], "verify_aud": s.jwt_audience is not None},
+        )
 
     async def _authenticate_jwt(self, session: AsyncSession, token: str) -> Principal:
         try:
@@ -225,7 +226,9 @@ class Authenticator:
             return Principal(user_id=user_id.id, via="jwt")
         return Principal(user_id=await self._provision(session, subject, claims), via="jwt")
 
-    async def _provision(self, session: AsyncSession, subject: str, claims: dict[str, Any]) -> str:
+    async def _provision(
+        self, session: AsyncSession, subject: str, claims: Mapping[str, object]
+    ) -> str:
         """First sight of a valid subject: create the user and its personal account."""
         email = _claim(str(claims.get("email") or "").strip().lower(), "email", EMAIL_MAX)
         if not email:

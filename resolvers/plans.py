@@ -7,9 +7,9 @@ with one seat. Writes are for owners and admins; any member reads the organizati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -388,7 +388,21 @@ async def cancel_subscription(
 
 # --- seeding ---------------------------------------------------------------------------------
 
-DEFAULT_PLANS: tuple[dict[str, Any], ...] = (
+
+class PlanSpec(TypedDict, total=False):
+    """A plan to seed, by name: the `Plan` fields a seed may set."""
+
+    name: Required[str]
+    display_name: Required[str]
+    type: Required[str]
+    interval: Required[str]
+    price_per_seat_cents: Required[int]
+    features: list[str]
+    provider_price_id: str | None
+    active: bool
+
+
+DEFAULT_PLANS: tuple[PlanSpec, ...] = (
     {
         "name": "pro-monthly",
         "display_name": "Pro",
@@ -425,6 +439,7 @@ DEFAULT_PLANS: tuple[dict[str, Any], ...] = (
 
 
 def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A seed's plan checked against `PlanSpec` (a seed file's JSON: untyped until here)."""
     keys = {
         "name",
         "display_name",
@@ -455,7 +470,7 @@ def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def seed_plans(
-    session: AsyncSession, specs: Iterable[dict[str, Any]] = DEFAULT_PLANS
+    session: AsyncSession, specs: Iterable[Mapping[str, object]] = DEFAULT_PLANS
 ) -> list[tuple[Plan, bool]]:
     """Create or update plans by name (CLI `gateway seed-plans`); (plan, created) each.
 

@@ -9,7 +9,7 @@ UPDATE and credits the ledger under the key `payment:<payment id>`. Replays chan
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,9 @@ from gateway.billing.ledger import post_entry
 from gateway.billing.providers import PaymentEvent, PaymentProvider, ProviderError, SetupEvent
 from gateway.db.models import Account, Payment, PaymentKind, PaymentStatus, utcnow
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.context import Context
 
 log = logging.getLogger("gateway.billing")
 
@@ -272,7 +275,7 @@ async def charge_default_method(
 
 
 async def maybe_auto_top_up(
-    target: Any,
+    target: Context | AsyncSession,
     account_id: str,
     *,
     provider: PaymentProvider | None = None,
@@ -291,7 +294,8 @@ async def maybe_auto_top_up(
         session = target
     else:
         session = target.session
-        provider = provider or target.services.payments
+        services = target.services
+        provider = provider or (services.payments if services is not None else None)
         settings = settings or target.settings
     if provider is None or settings is None:
         raise ValueError("maybe_auto_top_up needs a provider and settings with a bare session")

@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import functools
 from collections import deque, namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy import Connection, event, exc
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
 from gateway.db.models import UTCDateTime
@@ -78,7 +81,9 @@ def create_engine(
         engine = create_async_engine(url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        def _sqlite_pragmas(
+            dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
+        ) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -107,8 +112,9 @@ def create_engine(
     return engine
 
 
-def _timestamps_as_text(dbapi_connection: Any, _record: Any) -> None:
-    """`timestamptz` in text format on each new asyncpg connection.
+def _timestamps_as_text(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """`timestamptz` in text format on each new asyncpg connection (`dbapi_connection`:
+    SQLAlchemy's asyncpg adapter, whose `run_async` no typed interface declares).
 
     asyncpg decodes a binary timestamp by building a `timedelta` and adding it to its epoch
     (~6,000 instructions a value: a dashboard has ~180 of them); `datetime.fromisoformat` reads
@@ -150,7 +156,7 @@ class _Compiled:
 
     __slots__ = ("binds", "defaults", "make", "sql", "statement")
 
-    def __init__(self, statement: Any, dialect: Any) -> None:
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = CompiledForDriver(statement, dialect)
         self.statement = statement
         self.sql = compiled.sql
@@ -193,7 +199,7 @@ class _Compiled:
         return make
 
 
-def _utc_passthrough(type_: Any, dialect: Any) -> bool:
+def _utc_passthrough(type_: TypeEngine[Any], dialect: Dialect) -> bool:
     """A UTC timestamp column whose driver value needs no processing of its own (asyncpg's
     timestamptz): its converter only normalizes to UTC, which asyncpg's values already are."""
     if not isinstance(type_, UTCDateTime):
@@ -206,7 +212,7 @@ _COMPILED: dict[int, _Compiled] = {}
 
 @functools.lru_cache(maxsize=1024)
 def _row_type(keys: tuple[str, ...]) -> Any:
-    return namedtuple("Row", keys, rename=True)  # type: ignore[misc]
+    return namedtuple("Row", keys, rename=True)
 
 
 class RequestDatabase:
@@ -478,7 +484,9 @@ def _statement_timed_out(error: BaseException | None) -> bool:
 
 
 async def fetch_rows(
-    source: AsyncSession | RequestDatabase, statement: Any, params: Any = None
+    source: AsyncSession | RequestDatabase,
+    statement: Executable,
+    params: Mapping[str, object] | None = None,
 ) -> list[Any]:
     """The rows of a read-only Core statement (plain columns): named tuples by column label.
 
@@ -508,7 +516,9 @@ async def fetch_rows(
     return list(map(compiled.make, records))
 
 
-async def _core_rows(session: AsyncSession, statement: Any, params: Any) -> list[Any]:
+async def _core_rows(
+    session: AsyncSession, statement: Executable, params: Mapping[str, object] | None
+) -> list[Any]:
     connection = await session.connection()
     result = await connection.execute(statement, params)
     return list(map(_row_type(tuple(result.keys()))._make, result))
@@ -544,7 +554,7 @@ class RequestSession(Session):
 
 
 @event.listens_for(RequestSession, "after_flush")
-def _flushed(session: RequestSession, _flush_context: Any) -> None:
+def _flushed(session: RequestSession, _flush_context: UOWTransaction) -> None:
     session.wrote = True
 
 

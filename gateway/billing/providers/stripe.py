@@ -41,8 +41,13 @@ _OUTCOMES: dict[str, Outcome] = {
 }
 
 
-def _dict(obj: object) -> dict[str, Any]:
-    """A Stripe object or JSON member as a plain dict (Stripe's JSON is untyped: `Any` values)."""
+# Stripe's JSON (an API answer's `to_dict()`, a webhook's object): untyped, so its values are
+# checked where they are read.
+StripeJSON = dict[str, Any]
+
+
+def _dict(obj: object) -> StripeJSON:
+    """A Stripe object or JSON member as a plain dict ({} for anything else)."""
     if isinstance(obj, dict):
         return obj
     if isinstance(obj, stripe.StripeObject):
@@ -50,7 +55,7 @@ def _dict(obj: object) -> dict[str, Any]:
     return {}
 
 
-def payment_event_from_checkout_session(session: dict[str, Any], event_type: str) -> PaymentEvent:
+def payment_event_from_checkout_session(session: StripeJSON, event_type: str) -> PaymentEvent:
     """A Checkout Session event as our event: its PaymentIntent (once paid) names the payment."""
     outcome: Outcome = "pending"
     if event_type == "checkout.session.expired":
@@ -71,7 +76,7 @@ def payment_event_from_checkout_session(session: dict[str, Any], event_type: str
     )
 
 
-def payment_event_from_intent(intent: dict[str, Any]) -> PaymentEvent:
+def payment_event_from_intent(intent: StripeJSON) -> PaymentEvent:
     """A PaymentIntent (from an API answer or a webhook) as our provider-neutral event."""
     status = str(intent.get("status") or "")
     outcome: Outcome = _OUTCOMES.get(status, "pending")
