@@ -75,7 +75,11 @@ def create_engine(
     later (503, the connection dropped): a database that stops answering in the middle of a
     request holds no request for ever."""
     url = normalize_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False, "json_deserializer": load_json}
+    kwargs: dict[str, object] = {
+        "echo": echo,
+        "pool_pre_ping": False,
+        "json_deserializer": load_json,
+    }
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
         engine = create_async_engine(url, **kwargs)
@@ -96,7 +100,10 @@ def create_engine(
     server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
-    connect_args: dict[str, Any] = {"server_settings": server_settings, "timeout": connect_timeout}
+    connect_args: dict[str, object] = {
+        "server_settings": server_settings,
+        "timeout": connect_timeout,
+    }
     if statement_timeout is not None:
         server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
         connect_args["command_timeout"] = statement_timeout + UNANSWERED_MARGIN
@@ -151,6 +158,11 @@ def decode_timestamptz(text: str) -> datetime:
         return infinite
 
 
+# A driver record made into a row: a named tuple of the statement's column labels (asyncpg
+# ships no type hints, so its Record is untyped to mypy).
+RowMaker = Callable[[asyncpg.Record], tuple[object, ...]]
+
+
 class _Compiled:
     """A statement compiled for asyncpg (`CompiledForDriver`) and how to make its rows."""
 
@@ -167,14 +179,14 @@ class _Compiled:
         conversions = [(i, convert) for i, (_, _, convert) in enumerate(columns) if convert]
         new = tuple.__new__
         if not conversions:
-            self.make: Callable[[Any], Any] = functools.partial(new, row_type)
+            self.make: RowMaker = functools.partial(new, row_type)
         elif all(_utc_passthrough(columns[i][1], dialect) for i, _ in conversions):
             # The only conversions are UTC timestamps, which asyncpg already returns in UTC:
             # the converter (two calls through the TypeDecorator) runs only when one is not.
             slow = self._converting(row_type, conversions)
             indices = tuple(i for i, _ in conversions)
 
-            def make(record: Any) -> Any:
+            def make(record: asyncpg.Record) -> tuple[object, ...]:
                 for i in indices:
                     value = record[i]
                     if value is not None and value.tzinfo is not UTC:
@@ -186,10 +198,13 @@ class _Compiled:
             self.make = self._converting(row_type, conversions)
 
     @staticmethod
-    def _converting(row_type: Any, conversions: list[tuple[int, Any]]) -> Callable[[Any], Any]:
+    def _converting(
+        row_type: type[tuple[object, ...]],
+        conversions: list[tuple[int, Callable[[object], object]]],
+    ) -> RowMaker:
         new = tuple.__new__
 
-        def make(record: Any) -> Any:
+        def make(record: asyncpg.Record) -> tuple[object, ...]:
             # A row has ~16 columns and one or two to convert (timestamps).
             values = list(record)
             for i, convert in conversions:
