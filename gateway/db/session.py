@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import Connection, event, exc
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -119,9 +119,8 @@ def create_engine(
     return engine
 
 
-def _timestamps_as_text(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    """`timestamptz` in text format on each new asyncpg connection (`dbapi_connection`:
-    SQLAlchemy's asyncpg adapter, whose `run_async` no typed interface declares).
+def _timestamps_as_text(dbapi_connection: AdaptedConnection, _record: ConnectionPoolEntry) -> None:
+    """`timestamptz` in text format on each new asyncpg connection.
 
     asyncpg decodes a binary timestamp by building a `timedelta` and adding it to its epoch
     (~6,000 instructions a value: a dashboard has ~180 of them); `datetime.fromisoformat` reads
