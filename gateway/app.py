@@ -11,18 +11,20 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from gateway.auth import Authenticator, strip_bearer
 from gateway.context import Context
@@ -78,7 +80,7 @@ class AppState:
             else None
         )
 
-    def new_context(self, request: Any = None, request_id: str = "") -> Context:
+    def new_context(self, request: HTTPConnection | None = None, request_id: str = "") -> Context:
         return Context(
             settings=self.settings,
             session_factory=self.session_factory,
@@ -88,7 +90,7 @@ class AppState:
             request=request,
         )
 
-    async def authenticated_context(self, request: Request) -> Context:
+    async def authenticated_context(self, request: HTTPConnection) -> Context:
         """A context for this request; a refused token is kept on it and raised when needed.
 
         The context is on the request (for `ClosingContexts` to close) before anything can
@@ -113,7 +115,7 @@ class AppState:
         await self.engine.dispose()
 
 
-class GraphQLApp(GraphQL):  # type: ignore[type-arg]
+class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view, with a shorter way for the common request: a JSON POST of one
     operation (`plain_post`).
 
@@ -189,7 +191,7 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
             extensions=extensions,
         )
 
-    async def execute_plain_post(self, request: Request, operation: GraphQLRequestData) -> Any:
+    async def execute_plain_post(self, request: Request, operation: GraphQLRequestData) -> Response:
         """`run` for a plain JSON POST: the same calls, without the parts that serve others."""
         root_value = await self.get_root_value(request)  # type: ignore[func-returns-value]
         sub_response = await self.get_sub_response(request)
@@ -207,7 +209,9 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
 
-    def process_result(self, request: Any, result: Any) -> Any:
+    def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> Coroutine[Any, Any, GraphQLHTTPResponse]:
         """As the view's (its coroutine, not wrapped in another); a result with a
         `SERVICE_UNAVAILABLE` error (the database away or no connection free in time) also
         tells the client when to retry, as a 503 would."""
@@ -232,7 +236,9 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         """Compact, like strawberry's own `json.dumps`, at orjson's speed where it can."""
         return dump_json(data)
 
-    async def get_context(self, request: Any, response: Any = None) -> Context:  # type: ignore[override]
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
         ctx = await self.state.authenticated_context(request)
         ctx.response = response
         # Connections may take their nodes as JSON that PostgreSQL writes, which `encode_json`
@@ -288,7 +294,7 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
-        async def send_with_id(message: Any) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])

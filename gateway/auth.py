@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
 from gateway.db.session import RequestDatabase, fetch_rows, orm_session
@@ -39,7 +41,7 @@ class Principal:
     via: str  # "api_key" | "jwt" | "service"
     api_key_id: str | None = None
     api_key_organization_id: str | None = None
-    user_row: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    user_row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_service(self) -> bool:
@@ -90,17 +92,17 @@ USER_COLUMNS = tuple(
 # Plain columns, not an ApiKey instance, in a statement built once: this runs on every request.
 _API_KEY_BY_LOOKUP = (
     select(
-        ApiKey.id,
-        ApiKey.user_id,
-        ApiKey.organization_id,
-        ApiKey.secret_hash,
-        ApiKey.revoked_at,
-        ApiKey.expires_at,
-        ApiKey.last_used_at,
+        col(ApiKey.id),
+        col(ApiKey.user_id),
+        col(ApiKey.organization_id),
+        col(ApiKey.secret_hash),
+        col(ApiKey.revoked_at),
+        col(ApiKey.expires_at),
+        col(ApiKey.last_used_at),
         *USER_COLUMNS,
     )
-    .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.lookup == bindparam("lookup"))
+    .join(User, col(User.id) == col(ApiKey.user_id))
+    .where(col(ApiKey.lookup) == bindparam("lookup"))
 )
 _USER_VALUES = slice(-len(USER_COLUMNS), None)
 
@@ -169,7 +171,7 @@ class Authenticator:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
             session = orm_session(db)
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+                update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now)
             )
             await session.commit()
         return Principal(
@@ -181,24 +183,24 @@ class Authenticator:
         )
 
     def _decode(self, token: str) -> dict[str, Any]:
+        """The token's verified claims: JSON the identity provider wrote, untyped."""
         s = self.settings
-        options = {"require": ["sub", "exp"], "verify_aud": s.jwt_audience is not None}
-        common: dict[str, Any] = {
-            "audience": s.jwt_audience,
-            "issuer": s.jwt_issuer,
-            "leeway": s.jwt_leeway_seconds,
-            "options": options,
-        }
         if self._jwks_client is not None:
             signing_key = self._jwks_client.get_signing_key_from_jwt(token)
-            return jwt.decode(
-                token, signing_key.key, algorithms=["RS256", "ES256", "PS256"], **common
-            )
-        if s.jwt_hs256_secret is not None:
-            return jwt.decode(
-                token, s.jwt_hs256_secret.get_secret_value(), algorithms=["HS256"], **common
-            )
-        raise Unauthenticated("Identity-provider tokens are not accepted by this gateway")
+            key, algorithms = signing_key.key, ["RS256", "ES256", "PS256"]
+        elif s.jwt_hs256_secret is not None:
+            key, algorithms = s.jwt_hs256_secret.get_secret_value(), ["HS256"]
+        else:
+            raise Unauthenticated("Identity-provider tokens are not accepted by this gateway")
+        return jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            leeway=s.jwt_leeway_seconds,
+            options={"require": ["sub", "exp"], "verify_aud": s.jwt_audience is not None},
+        )
 
     async def _authenticate_jwt(self, session: AsyncSession, token: str) -> Principal:
         try:
@@ -213,7 +215,9 @@ class Authenticator:
         subject = _claim(f"{claims.get('iss', '')}|{claims['sub']}", "sub", SUBJECT_MAX)
         user_id = (
             await session.execute(
-                select(User.id, User.deleted_at).where(User.external_subject == subject)
+                select(col(User.id), col(User.deleted_at)).where(
+                    col(User.external_subject) == subject
+                )
             )
         ).first()
         if user_id is not None:
@@ -222,7 +226,9 @@ class Authenticator:
             return Principal(user_id=user_id.id, via="jwt")
         return Principal(user_id=await self._provision(session, subject, claims), via="jwt")
 
-    async def _provision(self, session: AsyncSession, subject: str, claims: dict[str, Any]) -> str:
+    async def _provision(
+        self, session: AsyncSession, subject: str, claims: Mapping[str, object]
+    ) -> str:
         """First sight of a valid subject: create the user and its personal account."""
         email = _claim(str(claims.get("email") or "").strip().lower(), "email", EMAIL_MAX)
         if not email:
@@ -230,7 +236,7 @@ class Authenticator:
         # The name is only shown: cut to the column rather than refusing the sign-in.
         name = _claim(str(claims.get("name") or claims.get("given_name") or ""), "name", None)
         existing = (
-            await session.execute(select(User).where(User.email == email))
+            await session.execute(select(User).where(col(User.email) == email))
         ).scalar_one_or_none()
         if existing is not None:
             # Link an existing (e.g. CLI-created) user only on a verified email.
@@ -250,7 +256,9 @@ class Authenticator:
             # A concurrent first request provisioned the same subject.
             await session.rollback()
             found = (
-                await session.execute(select(User.id).where(User.external_subject == subject))
+                await session.execute(
+                    select(col(User.id)).where(col(User.external_subject) == subject)
+                )
             ).scalar_one_or_none()
             if found is None:
                 raise Unauthenticated("Could not provision this user") from None

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 
+_T = TypeVar("_T")
 
-async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
     from gateway.db.session import create_engine, create_session_factory
 
     engine = create_engine(settings.database_url, search_path=settings.database_schema)
@@ -41,10 +45,10 @@ async def _migrate(settings: Settings) -> None:
 async def _user_count(settings: Settings) -> int:
     from gateway.db.models import User
 
-    async def count(session: Any) -> int:
-        return int(await session.scalar(select(func.count()).select_from(User)))
+    async def count(session: AsyncSession) -> int:
+        return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
-    return int(await _with_session(settings, count))
+    return await _with_session(settings, count)
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -90,7 +94,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.api_keys import insert_api_key
     from resolvers.users import create_user
 
-    async def work(session: Any) -> tuple[str, str]:
+    async def work(session: AsyncSession) -> tuple[str, str]:
         user = await create_user(session, email=args.email, display_name=args.name or "")
         _, token = await insert_api_key(session, user_id=user.id, name="first key")
         await session.commit()
@@ -110,9 +114,9 @@ def cmd_create_api_key(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.db.models import User
     from resolvers.api_keys import insert_api_key
 
-    async def work(session: Any) -> str | None:
+    async def work(session: AsyncSession) -> str | None:
         user = (
-            await session.execute(select(User).where(User.email == args.email.strip().lower()))
+            await session.execute(select(User).where(col(User.email) == args.email.strip().lower()))
         ).scalar_one_or_none()
         if user is None or user.deleted_at is not None:
             return None
@@ -155,21 +159,22 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.errors import DomainError
     from resolvers.plans import DEFAULT_PLANS, seed_plans
 
-    specs: Any = DEFAULT_PLANS
+    specs: Iterable[Mapping[str, object]] = DEFAULT_PLANS
     if args.file:
         try:
-            specs = json.loads(Path(args.file).read_text())
+            loaded = json.loads(Path(args.file).read_text())
         except (OSError, ValueError) as exc:
             print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
             return 1
-        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        if not isinstance(loaded, list) or not all(isinstance(s, dict) for s in loaded):
             print("error: the file must hold a JSON list of plan objects", file=sys.stderr)
             return 1
+        specs = loaded
     if args.stripe and settings.payments_provider != "stripe":
         print("error: --stripe needs GATEWAY_PAYMENTS_PROVIDER=stripe", file=sys.stderr)
         return 1
 
-    async def work(session: Any) -> list[str]:
+    async def work(session: AsyncSession) -> list[str]:
         done = await seed_plans(session, specs)
         lines = []
         provider = build_subscription_provider(settings) if args.stripe else None

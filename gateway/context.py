@@ -7,11 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 
 from gateway.auth import Principal
 from gateway.db.models import utcnow
 from gateway.db.session import RequestDatabase
 from gateway.errors import Unauthenticated
+from gateway.services import Services
 from gateway.settings import Settings
 
 
@@ -24,10 +28,10 @@ class Context:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         loaders_factory: Callable[[Context], Any],
-        services: Any = None,
+        services: Services | None = None,
         principal: Principal | None = None,
         request_id: str = "",
-        request: Any = None,
+        request: HTTPConnection | None = None,
     ) -> None:
         self.settings = settings
         self.services = services
@@ -37,9 +41,11 @@ class Context:
         # The request's connection and (when needed) ORM session: gateway/db/session.py.
         self.db = RequestDatabase(session_factory)
         self._loaders_factory = loaders_factory
+        # The loaders are `resolvers.loaders.Loaders`, a layer above this one: left untyped
+        # here rather than imported upwards.
         self._loaders: Any = None
         # Payloads of mutations may need this (e.g. a response header from GraphQL).
-        self.response: Any = None
+        self.response: Response | WebSocket | None = None
         # Why a presented token was refused; raised when an operation needs a caller.
         self.auth_error: Exception | None = None
         # The GraphQL response is written by orjson, which embeds JSON that PostgreSQL wrote

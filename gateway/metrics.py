@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+
+from starlette.types import Scope
 
 
 def _route_family(path: str) -> str:
@@ -17,7 +18,7 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.seconds: dict[str, float] = defaultdict(float)
 
-    def observe(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
         family = _route_family(scope.get("path", ""))
         self.requests[(family, scope.get("method", ""), status)] += 1
         self.seconds[family] += seconds

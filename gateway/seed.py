@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.db.models import Account, AccountKind, Member, Organization, Role, User
 from resolvers.api_keys import insert_api_key
@@ -19,7 +20,7 @@ DEMO_MEMBERS = (
 async def seed_demo(session: AsyncSession) -> str:
     """Create the demo data once; on later runs only issue a fresh key for the demo owner."""
     owner = (
-        await session.execute(select(User).where(User.email == DEMO_OWNER))
+        await session.execute(select(User).where(col(User.email) == DEMO_OWNER))
     ).scalar_one_or_none()
     created = owner is None
     if owner is None:

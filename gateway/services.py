@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.billing.providers import PaymentProvider
+    from gateway.billing.subscriptions import SubscriptionProvider
 
 
 @dataclass
 class Services:
-    payments: Any = None
-    subscriptions: Any = None
+    payments: PaymentProvider | None = None
+    subscriptions: SubscriptionProvider | None = None
 
     async def close(self) -> None:
         for provider in (self.payments, self.subscriptions):

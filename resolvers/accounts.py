@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Organization, User
@@ -49,7 +50,7 @@ async def _load_or_create(
             await session.flush()
         await session.commit()
     except IntegrityError:
-        column = Account.user_id if user_id is not None else Account.organization_id
+        column = col(Account.user_id) if user_id is not None else col(Account.organization_id)
         account = (
             await session.execute(select(Account).where(column == (user_id or organization_id)))
         ).scalar_one()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.auth import issue_api_key
 from gateway.context import Context
@@ -17,7 +18,7 @@ from resolvers import permissions
 from resolvers.pagination import Page, PageArgs, page_of
 
 MAX_NAME = 200
-_LIVE = ApiKey.revoked_at.is_(None)
+_LIVE = col(ApiKey.revoked_at).is_(None)
 
 
 async def insert_api_key(
@@ -84,7 +85,7 @@ async def user_api_keys(ctx: Context, user_id: str, args: PageArgs) -> Page[ApiK
         return None
     scope = _key_scope(ctx)
     if scope is not None:
-        live_here = [ApiKey.user_id == user_id, ApiKey.organization_id == scope]
+        live_here = [col(ApiKey.user_id) == user_id, col(ApiKey.organization_id) == scope]
         return await page_of(ctx.session, ApiKey, args, where=[*live_here, _LIVE])
     page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_user_id.load((user_id, args))
     return page
@@ -96,7 +97,7 @@ async def user_api_key_count(ctx: Context, user_id: str) -> int | None:
         return None
     scope = _key_scope(ctx)
     if scope is not None:
-        where = [ApiKey.user_id == user_id, ApiKey.organization_id == scope, _LIVE]
+        where = [col(ApiKey.user_id) == user_id, col(ApiKey.organization_id) == scope, _LIVE]
         stmt = select(func.count()).select_from(ApiKey).where(*where)
         return int((await ctx.session.execute(stmt)).scalar_one())
     return int(await ctx.loaders.api_key_count_by_user_id.load(user_id))
@@ -180,10 +181,10 @@ async def create_api_key(
 async def delete_api_key(ctx: Context, key_id: str) -> str:
     """Revoke one of the caller's keys; it stops authenticating at once."""
     user_id = ctx.user_id
-    mine = [ApiKey.id == key_id, ApiKey.user_id == user_id, _LIVE]
+    mine = [col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id, _LIVE]
     scope = _key_scope(ctx)
     if scope is not None:
-        mine.append(ApiKey.organization_id == scope)
+        mine.append(col(ApiKey.organization_id) == scope)
     result = await ctx.session.execute(update(ApiKey).where(*mine).values(revoked_at=utcnow()))
     if getattr(result, "rowcount", 0) != 1:
         await ctx.session.rollback()

@@ -104,8 +104,8 @@ async def send_invites(
         for invite in (
             await session.execute(
                 select(Invite).where(
-                    Invite.organization_id == organization_id,
-                    Invite.status == InviteStatus.PENDING.value,
+                    col(Invite.organization_id) == organization_id,
+                    col(Invite.status) == InviteStatus.PENDING.value,
                     col(Invite.email).in_(list(cleaned)),
                 )
             )
@@ -170,7 +170,7 @@ async def accept_invite(ctx: Context, token: str) -> Member:
     if not token:
         raise ValidationFailed("token is required", field="token")
     session = ctx.session
-    invite = await session.scalar(select(Invite).where(Invite.token_hash == hash_token(token)))
+    invite = await session.scalar(select(Invite).where(col(Invite.token_hash) == hash_token(token)))
     org: Organization | None = (
         await ctx.loaders.organization_by_id.load(invite.organization_id) if invite else None
     )
@@ -187,7 +187,7 @@ async def accept_invite(ctx: Context, token: str) -> Member:
         raise Unprocessable("Invite expired")
     existing = await session.scalar(
         select(func.count()).where(
-            Member.organization_id == invite.organization_id, Member.user_id == user.id
+            col(Member.organization_id) == invite.organization_id, col(Member.user_id) == user.id
         )
     )
     if existing:
@@ -195,7 +195,7 @@ async def accept_invite(ctx: Context, token: str) -> Member:
     # Only one acceptance wins, even when two requests race with the same token.
     claimed = await session.execute(
         update(Invite)
-        .where(Invite.id == invite.id, Invite.status == InviteStatus.PENDING.value)
+        .where(col(Invite.id) == invite.id, col(Invite.status) == InviteStatus.PENDING.value)
         .values(status=InviteStatus.ACCEPTED.value, accepted_at=now, updated_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Mapped, aliased
+from sqlalchemy.sql.expression import Exists
 from sqlmodel import col
 
 from gateway.context import Context
@@ -63,25 +62,30 @@ async def lock_owner_ids(ctx: Context, organization_ids: list[str]) -> set[str]:
     SQLite has no row locks: there the write itself is guarded (`another_owner_stays`), and
     SQLite runs one write transaction at a time, its first statement on the latest data."""
     stmt = (
-        select(Member.id)
-        .where(col(Member.organization_id).in_(organization_ids), Member.role == Role.OWNER.value)
+        select(col(Member.id))
+        .where(
+            col(Member.organization_id).in_(organization_ids), col(Member.role) == Role.OWNER.value
+        )
         .with_for_update()
     )
     return set((await ctx.session.execute(stmt)).scalars())
 
 
 def another_owner_stays(
-    organization_id: Any, *, besides_members: list[str] | None = None, besides_user: str = ""
-) -> Any:
+    organization_id: str | Mapped[str],
+    *,
+    besides_members: list[str] | None = None,
+    besides_user: str = "",
+) -> Exists:
     """SQL: the organization (an id, or a column to correlate with) has an owner besides these
     members or this user. Read by the statement that writes, so that no other write comes
     between the check and the change: an organization always keeps an owner."""
     other = aliased(Member)
     return exists().where(
-        other.organization_id == organization_id,
-        other.role == Role.OWNER.value,
+        col(other.organization_id) == organization_id,
+        col(other.role) == Role.OWNER.value,
         col(other.id).not_in(besides_members or []),
-        other.user_id != besides_user,
+        col(other.user_id) != besides_user,
     )
 
 
@@ -106,7 +110,7 @@ async def change_member_role(
     session = ctx.session
     changed = await session.execute(
         update(Member)
-        .where(Member.id == target.id, Member.role == target.role, *guards)
+        .where(col(Member.id) == target.id, col(Member.role) == target.role, *guards)
         .values(role=role, updated_at=utcnow())
         .execution_options(synchronize_session="fetch")
     )
@@ -149,7 +153,7 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
     # first write: on SQLite it waits for, and then sees, any write racing it).
     removed = await session.execute(
         delete(Member)
-        .where(Member.organization_id == organization_id, col(Member.id).in_(ids), *guards)
+        .where(col(Member.organization_id) == organization_id, col(Member.id).in_(ids), *guards)
         .execution_options(synchronize_session="fetch")
     )
     if removed.rowcount == 0 and guards:  # type: ignore[attr-defined]
@@ -158,7 +162,7 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
     user_ids = [t.user_id for t in targets]
     await session.execute(
         update(User)
-        .where(col(User.id).in_(user_ids), User.active_organization_id == organization_id)
+        .where(col(User.id).in_(user_ids), col(User.active_organization_id) == organization_id)
         .values(active_organization_id=None, updated_at=now)
     )
     # Keys scoped to this organization are useless to a former member: revoke them.
@@ -166,8 +170,8 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
         update(ApiKey)
         .where(
             col(ApiKey.user_id).in_(user_ids),
-            ApiKey.organization_id == organization_id,
-            ApiKey.revoked_at.is_(None),
+            col(ApiKey.organization_id) == organization_id,
+            col(ApiKey.revoked_at).is_(None),
         )
         .values(revoked_at=now)
     )
@@ -183,8 +187,10 @@ async def member_count(ctx: Context, organization_id: str) -> int:
 async def member_emails(ctx: Context, organization_id: str, emails: list[str]) -> list[str]:
     """Which of these (lowercase) emails belong to members of the organization."""
     stmt = (
-        select(User.email)
-        .join(Member, Member.user_id == User.id)
-        .where(Member.organization_id == organization_id, func.lower(User.email).in_(emails))
+        select(col(User.email))
+        .join(Member, col(Member.user_id) == col(User.id))
+        .where(
+            col(Member.organization_id) == organization_id, func.lower(col(User.email)).in_(emails)
+        )
     )
     return [e.lower() for e in (await ctx.session.execute(stmt)).scalars()]

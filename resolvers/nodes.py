@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from gateway.context import Context
 from gateway.db.models import Member
@@ -30,7 +29,8 @@ async def _member(ctx: Context, member_id: str) -> Member | None:
     return member
 
 
-FETCHERS: dict[str, Callable[[Context, str], Awaitable[Any]]] = {
+# Each fetcher returns its domain's model, or None; `schema` converts by prefix.
+FETCHERS: dict[str, Callable[[Context, str], Awaitable[object]]] = {
     "usr": users.get_user,
     "org": organizations.get_organization,
     "mbr": _member,
@@ -43,7 +43,7 @@ FETCHERS: dict[str, Callable[[Context, str], Awaitable[Any]]] = {
 }
 
 
-async def node(ctx: Context, node_id: str) -> tuple[str, Any] | None:
+async def node(ctx: Context, node_id: str) -> tuple[str, object] | None:
     """(prefix, model) for an id the caller may see; None for anything else."""
     ctx.user_id  # noqa: B018  (anonymous callers get UNAUTHENTICATED, not null)
     prefix = prefix_of(node_id)

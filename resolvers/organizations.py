@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from gateway.context import Context
 from gateway.db.models import (
@@ -122,12 +123,14 @@ async def delete_organization(ctx: Context, organization_id: str) -> None:
     session.add(org)
     await session.execute(
         update(User)
-        .where(User.active_organization_id == org.id)
+        .where(col(User.active_organization_id) == org.id)
         .values(active_organization_id=None, updated_at=now)
     )
     await session.execute(
         update(Invite)
-        .where(Invite.organization_id == org.id, Invite.status == InviteStatus.PENDING.value)
+        .where(
+            col(Invite.organization_id) == org.id, col(Invite.status) == InviteStatus.PENDING.value
+        )
         .values(status=InviteStatus.REVOKED.value, updated_at=now)
     )
     await session.commit()

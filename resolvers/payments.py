@@ -4,12 +4,14 @@ auto top-up and promotions. Each takes an Account already resolved (and authoriz
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import ColumnElement
+from sqlmodel import col
 
 from gateway.billing import idempotency
 from gateway.billing.ledger import post_entry
@@ -206,7 +208,7 @@ async def _once(
     *,
     operation: str,
     key: str | None,
-    request: dict[str, object],
+    request: Mapping[str, object],
     produce: Callable[[], Awaitable[Payment]],
 ) -> Payment:
     """Run `produce` once per idempotency key (GraphQL's `idempotencyKey`); a replay with
@@ -295,7 +297,7 @@ async def _checkout(
         raise ProviderUnavailable(f"The payment provider refused the checkout: {exc}") from exc
     await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id)
+        .where(col(Payment.id) == payment.id)
         .values(
             provider_payment_id=checkout.provider_payment_id,
             client_secret=checkout.client_secret,
@@ -425,11 +427,11 @@ class PromotionView:
     redeemed_at: datetime | None
 
 
-def _offered_to(account: Account, now: datetime) -> list[object]:
+def _offered_to(account: Account, now: datetime) -> list[ColumnElement[bool]]:
     return [
-        (Promotion.account_id.is_(None)) | (Promotion.account_id == account.id),
-        Promotion.starts_at <= now,
-        Promotion.expires_at > now,
+        (col(Promotion.account_id).is_(None)) | (col(Promotion.account_id) == account.id),
+        col(Promotion.starts_at) <= now,
+        col(Promotion.expires_at) > now,
     ]
 
 
@@ -438,14 +440,14 @@ async def promotions(ctx: Context, account: Account) -> list[PromotionView]:
     now = utcnow()
     rows = (
         await ctx.session.execute(
-            select(Promotion, PromotionRedemption.redeemed_at)
+            select(Promotion, col(PromotionRedemption.redeemed_at))
             .outerjoin(
                 PromotionRedemption,
-                (PromotionRedemption.promotion_id == Promotion.id)
-                & (PromotionRedemption.account_id == account.id),
+                (col(PromotionRedemption.promotion_id) == col(Promotion.id))
+                & (col(PromotionRedemption.account_id) == account.id),
             )
             .where(*_offered_to(account, now))
-            .order_by(Promotion.expires_at, Promotion.id)
+            .order_by(col(Promotion.expires_at), col(Promotion.id))
         )
     ).all()
     return [PromotionView(promotion=p, redeemed_at=r) for p, r in rows]
@@ -460,7 +462,7 @@ async def redeem_promotion(ctx: Context, account: Account, *, code: str) -> Paym
     now = utcnow()
     promotion = (
         await session.execute(
-            select(Promotion).where(Promotion.code == code, *_offered_to(account, now))
+            select(Promotion).where(col(Promotion.code) == code, *_offered_to(account, now))
         )
     ).scalar_one_or_none()
     if promotion is None:

@@ -7,9 +7,9 @@ with one seat. Writes are for owners and admins; any member reads the organizati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,8 +74,8 @@ async def list_plans(ctx: Context, plan_type: str | None = None) -> list[Plan]:
         raise ValidationFailed("type must be one of: individual, teams", field="type")
     stmt = select(Plan).where(col(Plan.active).is_(True))
     if plan_type is not None:
-        stmt = stmt.where(Plan.type == plan_type)
-    stmt = stmt.order_by(Plan.type, Plan.price_per_seat_cents, Plan.name)
+        stmt = stmt.where(col(Plan.type) == plan_type)
+    stmt = stmt.order_by(col(Plan.type), col(Plan.price_per_seat_cents), col(Plan.name))
     found = list((await ctx.session.execute(stmt)).scalars())
     for plan in found:
         ctx.loaders.plan_by_id.prime(plan.id, plan)
@@ -218,13 +218,15 @@ async def _locked_current(session: AsyncSession, account_id: str) -> Subscriptio
     subscribes / seat changes / cancels of one account run one after the other."""
     # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite.
     await session.execute(
-        update(Account).where(Account.id == account_id).values(updated_at=Account.updated_at)
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(updated_at=col(Account.updated_at))
     )
     stmt = (
         select(Subscription)
         .where(
-            Subscription.account_id == account_id,
-            Subscription.status != SubscriptionStatus.CANCELED.value,
+            col(Subscription.account_id) == account_id,
+            col(Subscription.status) != SubscriptionStatus.CANCELED.value,
         )
         .order_by(col(Subscription.id).desc())
         .limit(1)
@@ -386,7 +388,21 @@ async def cancel_subscription(
 
 # --- seeding ---------------------------------------------------------------------------------
 
-DEFAULT_PLANS: tuple[dict[str, Any], ...] = (
+
+class PlanSpec(TypedDict, total=False):
+    """A plan to seed, by name: the `Plan` fields a seed may set."""
+
+    name: Required[str]
+    display_name: Required[str]
+    type: Required[str]
+    interval: Required[str]
+    price_per_seat_cents: Required[int]
+    features: list[str]
+    provider_price_id: str | None
+    active: bool
+
+
+DEFAULT_PLANS: tuple[PlanSpec, ...] = (
     {
         "name": "pro-monthly",
         "display_name": "Pro",
@@ -423,6 +439,7 @@ DEFAULT_PLANS: tuple[dict[str, Any], ...] = (
 
 
 def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A seed's plan checked against `PlanSpec` (a seed file's JSON: untyped until here)."""
     keys = {
         "name",
         "display_name",
@@ -453,7 +470,7 @@ def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def seed_plans(
-    session: AsyncSession, specs: Iterable[dict[str, Any]] = DEFAULT_PLANS
+    session: AsyncSession, specs: Iterable[Mapping[str, object]] = DEFAULT_PLANS
 ) -> list[tuple[Plan, bool]]:
     """Create or update plans by name (CLI `gateway seed-plans`); (plan, created) each.
 
@@ -464,7 +481,7 @@ async def seed_plans(
     for raw in specs:
         spec = _validated_plan_spec(dict(raw))
         plan = (
-            await session.execute(select(Plan).where(Plan.name == spec["name"]))
+            await session.execute(select(Plan).where(col(Plan.name) == spec["name"]))
         ).scalar_one_or_none()
         created = plan is None
         if plan is None:

@@ -129,7 +129,7 @@ async def accept_terms(ctx: Context) -> User:
         now = utcnow()
         await ctx.session.execute(
             update(User)
-            .where(User.id == user.id, User.terms_accepted_at.is_(None))
+            .where(col(User.id) == user.id, col(User.terms_accepted_at).is_(None))
             .values(terms_accepted_at=now, updated_at=now)
         )
         await ctx.session.commit()
@@ -159,8 +159,8 @@ async def delete_account(ctx: Context) -> None:
     owned = (
         (
             await session.execute(
-                select(Member.organization_id).where(
-                    Member.user_id == user.id, Member.role == Role.OWNER.value
+                select(col(Member.organization_id)).where(
+                    col(Member.user_id) == user.id, col(Member.role) == Role.OWNER.value
                 )
             )
         )
@@ -176,13 +176,15 @@ async def delete_account(ctx: Context) -> None:
     for org_id in owned:
         other_owners = await session.scalar(
             select(func.count()).where(
-                Member.organization_id == org_id,
-                Member.role == Role.OWNER.value,
-                Member.user_id != user.id,
+                col(Member.organization_id) == org_id,
+                col(Member.role) == Role.OWNER.value,
+                col(Member.user_id) != user.id,
             )
         )
         others = await session.scalar(
-            select(func.count()).where(Member.organization_id == org_id, Member.user_id != user.id)
+            select(func.count()).where(
+                col(Member.organization_id) == org_id, col(Member.user_id) != user.id
+            )
         )
         if others and not other_owners:
             raise last_owner
@@ -194,10 +196,10 @@ async def delete_account(ctx: Context) -> None:
         left = await session.execute(
             delete(Member)
             .where(
-                Member.user_id == user.id,
-                Member.role == Role.OWNER.value,
+                col(Member.user_id) == user.id,
+                col(Member.role) == Role.OWNER.value,
                 col(Member.organization_id).in_(contested),
-                another_owner_stays(Member.organization_id, besides_user=user.id),
+                another_owner_stays(col(Member.organization_id), besides_user=user.id),
             )
             .execution_options(synchronize_session="fetch")
         )
@@ -207,16 +209,16 @@ async def delete_account(ctx: Context) -> None:
     for org_id in emptied:
         await session.execute(
             update(Organization)
-            .where(Organization.id == org_id, Organization.deleted_at.is_(None))
+            .where(col(Organization.id) == org_id, col(Organization.deleted_at).is_(None))
             .values(deleted_at=now, updated_at=now)
         )
     await session.execute(
         update(ApiKey)
-        .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+        .where(col(ApiKey.user_id) == user.id, col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=now)
     )
     for member in (
-        await session.execute(select(Member).where(Member.user_id == user.id))
+        await session.execute(select(Member).where(col(Member.user_id) == user.id))
     ).scalars():
         await session.delete(member)
     user.email = f"deleted+{user.id.lower()}@users.invalid"
@@ -235,7 +237,7 @@ async def create_user(session: AsyncSession, *, email: str, display_name: str = 
     email = email.strip().lower()
     if "@" not in email or len(email) > 320:
         raise ValidationFailed("A valid email address is required", field="email")
-    exists = await session.scalar(select(func.count()).where(User.email == email))
+    exists = await session.scalar(select(func.count()).where(col(User.email) == email))
     if exists:
         raise Conflict(f"A user with email {email} already exists")
     user = User(email=email, display_name=_clean_display_name(display_name))

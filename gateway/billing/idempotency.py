@@ -9,11 +9,11 @@ different request is a conflict.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.db.models import IdempotencyRecord
 from gateway.errors import Conflict, ValidationFailed
@@ -39,7 +39,7 @@ def fit_scope(owner: str, what: str) -> str:
     return f"{owner}:{hashlib.sha256(what.encode()).hexdigest()}"
 
 
-def request_hash(value: Any) -> str:
+def request_hash(value: object) -> str:
     """A request's fingerprint: its canonical JSON (sorted keys), hashed (an integer beyond
     64 bits included: the request is then refused by validation, not by a server error)."""
     return hashlib.sha256(dump_json(value, sort_keys=True)).hexdigest()
@@ -65,7 +65,7 @@ async def claim(
     existing = (
         await session.execute(
             select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+                col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key
             )
         )
     ).scalar_one_or_none()
@@ -82,7 +82,7 @@ async def complete(session: AsyncSession, scope: str, key: str, status: int, bod
     """Store the first attempt's result (commits)."""
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+        .where(col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key)
         .values(response_status=status, response_body=body)
     )
     await session.commit()
@@ -93,7 +93,7 @@ async def release(session: AsyncSession, scope: str, key: str) -> None:
     await session.rollback()
     await session.execute(
         delete(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key
         )
     )
     await session.commit()

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from gateway.db.models import Account, LedgerEntry, utcnow
+from gateway.db.session import dialect_name
 from gateway.errors import NotFound
 from gateway.ids import new_id
 
@@ -46,7 +47,7 @@ class Posted:
 async def find_entry(session: AsyncSession, idempotency_key: str) -> LedgerEntry | None:
     return (
         await session.execute(
-            select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
+            select(LedgerEntry).where(col(LedgerEntry.idempotency_key) == idempotency_key)
         )
     ).scalar_one_or_none()
 
@@ -76,9 +77,9 @@ async def post_entry(
             balance_after = (
                 await session.execute(
                     update(Account)
-                    .where(Account.id == account_id)
-                    .values(balance=Account.balance + amount, updated_at=utcnow())
-                    .returning(Account.balance)
+                    .where(col(Account.id) == account_id)
+                    .values(balance=col(Account.balance) + amount, updated_at=utcnow())
+                    .returning(col(Account.balance))
                 )
             ).scalar_one_or_none()
             if balance_after is None:
@@ -104,7 +105,7 @@ async def post_entry(
 
 async def balance_of(session: AsyncSession, account_id: str) -> int:
     """The stored balance: one indexed row, never a sum over history."""
-    value = await session.scalar(select(Account.balance).where(Account.id == account_id))
+    value = await session.scalar(select(col(Account.balance)).where(col(Account.id) == account_id))
     if value is None:
         raise NotFound("Account not found")
     return int(value)
@@ -113,8 +114,8 @@ async def balance_of(session: AsyncSession, account_id: str) -> int:
 async def sum_of_entries(session: AsyncSession, account_id: str) -> int:
     """The audit side of the invariant (tests and reconciliation)."""
     total = await session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account_id
+        select(func.coalesce(func.sum(col(LedgerEntry.amount)), 0)).where(
+            col(LedgerEntry.account_id) == account_id
         )
     )
     return int(total or 0)
@@ -139,10 +140,13 @@ class PostedDebits:
 
 
 def _is_postgres(session: AsyncSession) -> bool:
-    return bool(session.bind.dialect.name == "postgresql")
+    return dialect_name(session) == "postgresql"
 
 
-def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+_T = TypeVar("_T")
+
+
+def _chunks(values: Sequence[_T], size: int = 500) -> list[Sequence[_T]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
@@ -167,7 +171,7 @@ async def post_debits(
     # Walk each account's debits in input order from its balance before this batch.
     running = {account_id: balances[account_id] + total for account_id, total in totals.items()}
     balances_after: list[int] = []
-    entries: list[dict[str, Any]] = []
+    entries: list[dict[str, object]] = []
     for debit in debits:
         running[debit.account_id] -= debit.amount
         balances_after.append(running[debit.account_id])
@@ -201,9 +205,9 @@ async def _subtract(
             if len(chunk) > 1:
                 # Lock the rows in id order first, so concurrent batches queue, never deadlock.
                 await session.execute(
-                    select(Account.id)
-                    .where(Account.id == any_(literal(list(chunk), ARRAY(String()))))
-                    .order_by(Account.id)
+                    select(col(Account.id))
+                    .where(col(Account.id) == any_(literal(list(chunk), ARRAY(String()))))
+                    .order_by(col(Account.id))
                     .with_for_update()
                 )
             amounts = (
@@ -216,23 +220,25 @@ async def _subtract(
             )
             stmt = (
                 update(Account)
-                .where(Account.id == amounts.c.account_id)
-                .values(balance=Account.balance - amounts.c.amount, updated_at=now)
+                .where(col(Account.id) == amounts.c.account_id)
+                .values(balance=col(Account.balance) - amounts.c.amount, updated_at=now)
             )
         else:
-            amount = case({a: literal(totals[a], BigInteger()) for a in chunk}, value=Account.id)
+            amount = case(
+                {a: literal(totals[a], BigInteger()) for a in chunk}, value=col(Account.id)
+            )
             stmt = (
                 update(Account)
                 .where(col(Account.id).in_(chunk))
-                .values(balance=Account.balance - amount, updated_at=now)
+                .values(balance=col(Account.balance) - amount, updated_at=now)
             )
         # RETURNING shows the updated row: whether it now wants a top-up costs no query.
         wants_top_up = and_(
             col(Account.auto_top_up_enabled).is_(True),
-            Account.balance < Account.auto_top_up_threshold,
+            col(Account.balance) < col(Account.auto_top_up_threshold),
         )
         result = await session.execute(
-            stmt.returning(Account.id, Account.balance, wants_top_up).execution_options(
+            stmt.returning(col(Account.id), col(Account.balance), wants_top_up).execution_options(
                 synchronize_session=False
             )
         )

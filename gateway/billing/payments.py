@@ -9,7 +9,7 @@ UPDATE and credits the ledger under the key `payment:<payment id>`. Replays chan
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,9 @@ from gateway.billing.ledger import post_entry
 from gateway.billing.providers import PaymentEvent, PaymentProvider, ProviderError, SetupEvent
 from gateway.db.models import Account, Payment, PaymentKind, PaymentStatus, utcnow
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.context import Context
 
 log = logging.getLogger("gateway.billing")
 
@@ -51,7 +54,7 @@ async def find_payment(session: AsyncSession, event: PaymentEvent) -> Payment | 
             return payment
     found = await session.execute(
         select(Payment)
-        .where(Payment.provider_payment_id == event.provider_payment_id)
+        .where(col(Payment.provider_payment_id) == event.provider_payment_id)
         .execution_options(populate_existing=True)
     )
     return found.scalar_one_or_none()
@@ -70,21 +73,21 @@ async def apply_payment_event(session: AsyncSession, event: PaymentEvent) -> Pay
     if payment.provider_payment_id is None:
         await session.execute(
             update(Payment)
-            .where(Payment.id == payment.id, Payment.provider_payment_id.is_(None))
+            .where(col(Payment.id) == payment.id, col(Payment.provider_payment_id).is_(None))
             .values(provider_payment_id=event.provider_payment_id)
             .execution_options(synchronize_session=False)
         )
     if event.outcome == "succeeded":
         moved = await session.execute(
             update(Payment)
-            .where(Payment.id == payment.id, col(Payment.status).in_(_MAY_SUCCEED))
+            .where(col(Payment.id) == payment.id, col(Payment.status).in_(_MAY_SUCCEED))
             .values(
                 status=PaymentStatus.SUCCEEDED.value,
                 paid_at=now,
                 failure_reason=None,
                 updated_at=now,
             )
-            .returning(Payment.id)
+            .returning(col(Payment.id))
             .execution_options(synchronize_session=False)
         )
         if moved.scalar_one_or_none() is not None:
@@ -104,7 +107,9 @@ async def apply_payment_event(session: AsyncSession, event: PaymentEvent) -> Pay
         )
         await session.execute(
             update(Payment)
-            .where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING.value)
+            .where(
+                col(Payment.id) == payment.id, col(Payment.status) == PaymentStatus.PENDING.value
+            )
             .values(
                 status=status,
                 failure_reason=(event.failure_reason or "The payment failed")[:500]
@@ -127,7 +132,7 @@ async def apply_refund(session: AsyncSession, provider_payment_id: str) -> Payme
     payment = (
         await session.execute(
             select(Payment)
-            .where(Payment.provider_payment_id == provider_payment_id)
+            .where(col(Payment.provider_payment_id) == provider_payment_id)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -136,9 +141,9 @@ async def apply_refund(session: AsyncSession, provider_payment_id: str) -> Payme
         return None
     moved = await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.status == PaymentStatus.SUCCEEDED.value)
+        .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentStatus.SUCCEEDED.value)
         .values(status=PaymentStatus.REFUNDED.value, updated_at=utcnow())
-        .returning(Payment.id)
+        .returning(col(Payment.id))
         .execution_options(synchronize_session=False)
     )
     if moved.scalar_one_or_none() is not None:
@@ -159,7 +164,7 @@ async def apply_setup_event(session: AsyncSession, event: SetupEvent) -> Account
     account = (
         await session.execute(
             select(Account)
-            .where(Account.provider_customer_id == event.customer_id)
+            .where(col(Account.provider_customer_id) == event.customer_id)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -183,7 +188,7 @@ async def ensure_customer(
     customer_id = await provider.create_customer(account_id=account.id, email=email)
     await session.execute(
         update(Account)
-        .where(Account.id == account.id)
+        .where(col(Account.id) == account.id)
         .values(provider_customer_id=customer_id, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -221,7 +226,7 @@ async def mark_unavailable(session: AsyncSession, payment: Payment) -> None:
     now = utcnow()
     await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING.value)
+        .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentStatus.PENDING.value)
         .values(
             status=PaymentStatus.FAILED.value, failure_reason=PROVIDER_UNAVAILABLE, updated_at=now
         )
@@ -270,7 +275,7 @@ async def charge_default_method(
 
 
 async def maybe_auto_top_up(
-    target: Any,
+    target: Context | AsyncSession,
     account_id: str,
     *,
     provider: PaymentProvider | None = None,
@@ -289,17 +294,18 @@ async def maybe_auto_top_up(
         session = target
     else:
         session = target.session
-        provider = provider or target.services.payments
+        services = target.services
+        provider = provider or (services.payments if services is not None else None)
         settings = settings or target.settings
     if provider is None or settings is None:
         raise ValueError("maybe_auto_top_up needs a provider and settings with a bare session")
     await session.commit()  # start from a fresh transaction; the debit is already committed
     wanted = (
         await session.execute(
-            select(Account.id).where(
-                Account.id == account_id,
+            select(col(Account.id)).where(
+                col(Account.id) == account_id,
                 col(Account.auto_top_up_enabled).is_(True),
-                Account.balance < Account.auto_top_up_threshold,
+                col(Account.balance) < col(Account.auto_top_up_threshold),
             )
         )
     ).scalar_one_or_none()
@@ -309,7 +315,7 @@ async def maybe_auto_top_up(
     account = (
         await session.execute(
             select(Account)
-            .where(Account.id == account_id)
+            .where(col(Account.id) == account_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -325,11 +331,11 @@ async def maybe_auto_top_up(
         await session.commit()
         return None
     pending = await session.scalar(
-        select(Payment.id)
+        select(col(Payment.id))
         .where(
-            Payment.account_id == account_id,
-            Payment.kind == PaymentKind.AUTO_TOP_UP.value,
-            Payment.status == PaymentStatus.PENDING.value,
+            col(Payment.account_id) == account_id,
+            col(Payment.kind) == PaymentKind.AUTO_TOP_UP.value,
+            col(Payment.status) == PaymentStatus.PENDING.value,
         )
         .limit(1)
     )
@@ -351,7 +357,7 @@ async def maybe_auto_top_up(
     ):
         await session.execute(
             update(Account)
-            .where(Account.id == account_id)
+            .where(col(Account.id) == account_id)
             .values(auto_top_up_enabled=False, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )

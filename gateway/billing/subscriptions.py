@@ -13,13 +13,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+from stripe.params import SubscriptionCreateParams, SubscriptionUpdateParamsItem
 
 from gateway.billing.providers import ProviderError
+from gateway.billing.providers.stripe import StripeJSON
 from gateway.db.models import (
     Account,
     Plan,
@@ -30,6 +33,9 @@ from gateway.db.models import (
 )
 from gateway.errors import Unprocessable
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 log = logging.getLogger("gateway.billing.subscriptions")
 
@@ -205,7 +211,7 @@ class StripeSubscriptions:
                 "product": product.id,
                 "amount": plan.price_per_seat_cents,
                 "currency": "usd",
-                "interval": cast(Any, STRIPE_INTERVALS.get(plan.interval, "month")),
+                "interval": STRIPE_INTERVALS.get(plan.interval, "month"),
                 "metadata": {"plan_id": plan.id},
             }
         )
@@ -225,7 +231,7 @@ class StripeSubscriptions:
         if not customer_id:
             raise Unprocessable("The account has no customer at the payment provider")
         try:
-            params: dict[str, Any] = {
+            params: SubscriptionCreateParams = {
                 "customer": customer_id,
                 "items": [{"plan": plan.provider_price_id, "quantity": seats}],
                 "metadata": {
@@ -235,7 +241,7 @@ class StripeSubscriptions:
                 },
             }
             created = await self.client.v1.subscriptions.create_async(
-                params=cast(Any, params),
+                params=params,
                 options={"idempotency_key": f"subscribe-{subscription_id}"},
             )
             state = state_from_stripe(created.to_dict())
@@ -245,7 +251,7 @@ class StripeSubscriptions:
         except stripe.StripeError as exc:
             raise _provider_refused(exc) from exc
 
-    async def _client_secret(self, created: Any) -> str | None:
+    async def _client_secret(self, created: stripe.Subscription) -> str | None:
         """The secret the customer confirms the first payment with (None if none is pending)."""
         invoice_id = created.to_dict().get("latest_invoice")
         if not isinstance(invoice_id, str):
@@ -264,7 +270,7 @@ class StripeSubscriptions:
                 return str(found["client_secret"])
         return None
 
-    async def retrieve(self, provider_subscription_id: str) -> dict[str, Any]:
+    async def retrieve(self, provider_subscription_id: str) -> StripeJSON:
         """Stripe's current view (for a webhook handler that prefers fresh state to the event's)."""
         found = await self.client.v1.subscriptions.retrieve_async(provider_subscription_id)
         return found.to_dict()
@@ -277,13 +283,13 @@ class StripeSubscriptions:
         try:
             current = await self.retrieve(subscription.provider_subscription_id)
             items = (current.get("items") or {}).get("data") or []
-            item: dict[str, Any] = {"quantity": seats}
+            item: SubscriptionUpdateParamsItem = {"quantity": seats}
             if items:
                 item["id"] = items[0]["id"]
-            else:
+            elif plan.provider_price_id is not None:  # the SDK leaves out a None anyway
                 item["plan"] = plan.provider_price_id
             updated = await self.client.v1.subscriptions.update_async(
-                subscription.provider_subscription_id, params=cast(Any, {"items": [item]})
+                subscription.provider_subscription_id, params={"items": [item]}
             )
             return state_from_stripe(updated.to_dict())
         except stripe.StripeError as exc:
@@ -317,11 +323,13 @@ def build_subscription_provider(settings: Settings) -> SubscriptionProvider:
     return SandboxSubscriptions()
 
 
-def subscription_provider(settings: Settings, services: Any = None) -> SubscriptionProvider:
+def subscription_provider(
+    settings: Settings, services: Services | None = None
+) -> SubscriptionProvider:
     """The process's provider: `services.subscriptions` when wired, else one per configuration."""
-    wired = getattr(services, "subscriptions", None)
+    wired = services.subscriptions if services is not None else None
     if wired is not None:
-        return cast(SubscriptionProvider, wired)
+        return wired
     api_key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else ""
     key = (settings.payments_provider, api_key, settings.stripe_api_base)
     if key not in _PROVIDERS:
@@ -329,7 +337,7 @@ def subscription_provider(settings: Settings, services: Any = None) -> Subscript
     return _PROVIDERS[key]
 
 
-def _timestamp(value: Any) -> datetime | None:
+def _timestamp(value: datetime | int | str | None) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -341,10 +349,10 @@ def _seconds(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
-def state_from_stripe(obj: Mapping[str, Any]) -> SubscriptionState:
+def state_from_stripe(obj: StripeJSON) -> SubscriptionState:
     """Map a Stripe subscription object (any API version, or localstripe's) to our state."""
     items = (obj.get("items") or {}).get("data") or []
-    item: Mapping[str, Any] = items[0] if items else {}
+    item: StripeJSON = items[0] if items else {}
     # Newer API versions keep the period on the item; older ones (and localstripe) on the root.
     start = _timestamp(obj.get("current_period_start") or item.get("current_period_start"))
     end = _timestamp(obj.get("current_period_end") or item.get("current_period_end"))
@@ -438,7 +446,7 @@ async def apply_state(
 
 
 async def apply_subscription_event(
-    session: AsyncSession, stripe_subscription: Any
+    session: AsyncSession, stripe_subscription: stripe.StripeObject | StripeJSON
 ) -> Subscription | None:
     """Apply a Stripe subscription object (from a `customer.subscription.*` event) to our row.
 
@@ -446,9 +454,9 @@ async def apply_subscription_event(
     may arrive before our own write committed its Stripe id). Unknown subscriptions are
     ignored (None). Idempotent: replaying an event records nothing new. The caller commits.
     """
-    obj: Mapping[str, Any] = (
+    obj: StripeJSON = (
         stripe_subscription.to_dict()
-        if hasattr(stripe_subscription, "to_dict")
+        if isinstance(stripe_subscription, stripe.StripeObject)
         else dict(stripe_subscription)
     )
     provider_id = obj.get("id")
@@ -456,7 +464,9 @@ async def apply_subscription_event(
     if provider_id:
         row = (
             await session.execute(
-                select(Subscription).where(Subscription.provider_subscription_id == provider_id)
+                select(Subscription).where(
+                    col(Subscription.provider_subscription_id) == provider_id
+                )
             )
         ).scalar_one_or_none()
     ours = (obj.get("metadata") or {}).get("subscription_id")
@@ -471,7 +481,7 @@ async def apply_subscription_event(
     if state.provider_plan_id:
         plan_id = (
             await session.execute(
-                select(Plan.id).where(Plan.provider_price_id == state.provider_plan_id)
+                select(col(Plan.id)).where(col(Plan.provider_price_id) == state.provider_plan_id)
             )
         ).scalar_one_or_none()
     await apply_state(session, row, state, plan_id=plan_id)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import stripe
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.billing.payments import apply_payment_event, apply_refund, apply_setup_event
-from gateway.billing.providers import PaymentEvent, PaymentProvider, SetupEvent
+from gateway.billing.providers import Outcome, PaymentEvent, PaymentProvider, SetupEvent
 from gateway.billing.providers.stripe import (
+    StripeJSON,
     payment_event_from_checkout_session,
     payment_event_from_intent,
 )
@@ -32,7 +33,18 @@ from gateway.inputs import NUL_MESSAGE, nul_path
 from gateway.jsoncodec import loads_exactly
 from gateway.settings import Settings
 
+if TYPE_CHECKING:
+    from gateway.services import Services
+
 log = logging.getLogger("gateway.webhooks")
+
+
+class WebhookState(Protocol):
+    """What the endpoint needs of the app's state (`gateway.app.AppState`)."""
+
+    settings: Settings
+    session_factory: async_sessionmaker[AsyncSession]
+    services: Services
 
 
 @dataclass
@@ -40,10 +52,10 @@ class WebhookContext:
     session: AsyncSession
     provider: PaymentProvider | None
     settings: Settings
-    event: dict[str, Any]
+    event: StripeJSON
 
 
-Handler = Callable[[WebhookContext, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[WebhookContext, StripeJSON], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -58,7 +70,7 @@ def on(*event_types: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def _with_outcome(event: PaymentEvent, outcome: Any) -> PaymentEvent:
+def _with_outcome(event: PaymentEvent, outcome: Outcome) -> PaymentEvent:
     return PaymentEvent(
         provider_payment_id=event.provider_payment_id,
         outcome=outcome,
@@ -70,21 +82,21 @@ def _with_outcome(event: PaymentEvent, outcome: Any) -> PaymentEvent:
 
 
 @on("payment_intent.succeeded")
-async def _intent_succeeded(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+async def _intent_succeeded(ctx: WebhookContext, intent: StripeJSON) -> None:
     await apply_payment_event(
         ctx.session, _with_outcome(payment_event_from_intent(intent), "succeeded")
     )
 
 
 @on("payment_intent.payment_failed")
-async def _intent_failed(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+async def _intent_failed(ctx: WebhookContext, intent: StripeJSON) -> None:
     await apply_payment_event(
         ctx.session, _with_outcome(payment_event_from_intent(intent), "failed")
     )
 
 
 @on("payment_intent.canceled")
-async def _intent_canceled(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+async def _intent_canceled(ctx: WebhookContext, intent: StripeJSON) -> None:
     await apply_payment_event(
         ctx.session, _with_outcome(payment_event_from_intent(intent), "canceled")
     )
@@ -96,7 +108,7 @@ async def _intent_canceled(ctx: WebhookContext, intent: dict[str, Any]) -> None:
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 )
-async def _checkout_session(ctx: WebhookContext, session: dict[str, Any]) -> None:
+async def _checkout_session(ctx: WebhookContext, session: StripeJSON) -> None:
     if session.get("mode") not in (None, "payment"):
         return  # subscription checkouts are followed through customer.subscription.* events
     payment_event = payment_event_from_checkout_session(session, str(ctx.event.get("type")))
@@ -105,7 +117,7 @@ async def _checkout_session(ctx: WebhookContext, session: dict[str, Any]) -> Non
 
 
 @on("charge.refunded")
-async def _charge_refunded(ctx: WebhookContext, charge: dict[str, Any]) -> None:
+async def _charge_refunded(ctx: WebhookContext, charge: StripeJSON) -> None:
     intent = charge.get("payment_intent")
     if isinstance(intent, dict):
         intent = intent.get("id")
@@ -122,7 +134,7 @@ async def _charge_refunded(ctx: WebhookContext, charge: dict[str, Any]) -> None:
 
 
 @on("setup_intent.succeeded")
-async def _setup_succeeded(ctx: WebhookContext, intent: dict[str, Any]) -> None:
+async def _setup_succeeded(ctx: WebhookContext, intent: StripeJSON) -> None:
     customer, method = intent.get("customer"), intent.get("payment_method")
     if isinstance(customer, dict):
         customer = customer.get("id")
@@ -145,7 +157,7 @@ async def _setup_succeeded(ctx: WebhookContext, intent: dict[str, Any]) -> None:
     "customer.subscription.updated",
     "customer.subscription.deleted",
 )
-async def _subscription_changed(ctx: WebhookContext, subscription: dict[str, Any]) -> None:
+async def _subscription_changed(ctx: WebhookContext, subscription: StripeJSON) -> None:
     await apply_subscription_event(ctx.session, subscription)
 
 
@@ -154,7 +166,7 @@ EVENT_ID_MAX = 255
 EVENT_TYPE_MAX = 100
 
 
-def _shape_problem(data: Any) -> str | None:
+def _shape_problem(data: object) -> str | None:
     """What makes a (signed) body no Stripe event this endpoint can record, or None."""
     if not isinstance(data, dict):
         return "the body must be a JSON object"
@@ -177,7 +189,7 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"success": False, "error": message}, status_code=status)
 
 
-async def stripe_webhook(state: Any, request: Request) -> Response:
+async def stripe_webhook(state: WebhookState, request: Request) -> Response:
     secret = state.settings.stripe_webhook_secret
     if secret is None:
         return _error(503, "Stripe webhooks are not configured")
@@ -213,7 +225,7 @@ async def stripe_webhook(state: Any, request: Request) -> Response:
         if handler is not None:
             ctx = WebhookContext(
                 session=session,
-                provider=getattr(state.services, "payments", None),
+                provider=state.services.payments,
                 settings=state.settings,
                 event=data,
             )

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import ARRAY, bindparam
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean
@@ -36,12 +37,12 @@ def one_of(column: Any, name: str) -> OneOf:
 
 
 @compiles(OneOf)
-def _one_of_default(element: OneOf, compiler: Any, **kw: Any) -> str:
+def _one_of_default(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
 
 
 @compiles(OneOf, "postgresql")
-def _one_of_postgresql(element: OneOf, compiler: Any, **kw: Any) -> str:
+def _one_of_postgresql(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     values = compiler.process(bindparam(element.name, type_=ARRAY(element.column.type)), **kw)
     return f"{column} = ANY({values})"

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import DateTime as SADateTime
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 from gateway.ids import new_id
@@ -32,7 +33,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = SADateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -40,7 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None or value.tzinfo is UTC:  # asyncpg's timestamptz are already UTC
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -49,6 +50,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 ID = String(30)
 
 
+# The column helpers return what `sqlmodel.Field` returns (untyped), so that
+# `id: str = _id(…)` keeps the attribute's declared type.
 def _id(prefix: str) -> Any:
     return Field(default_factory=lambda: new_id(prefix), primary_key=True, sa_type=ID)
 

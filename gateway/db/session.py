@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import functools
 from collections import deque, namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy import Connection, event, exc
 from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
 from gateway.db.models import UTCDateTime
@@ -72,13 +75,19 @@ def create_engine(
     later (503, the connection dropped): a database that stops answering in the middle of a
     request holds no request for ever."""
     url = normalize_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False, "json_deserializer": load_json}
+    kwargs: dict[str, object] = {
+        "echo": echo,
+        "pool_pre_ping": False,
+        "json_deserializer": load_json,
+    }
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
         engine = create_async_engine(url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        def _sqlite_pragmas(
+            dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
+        ) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -91,7 +100,10 @@ def create_engine(
     server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
-    connect_args: dict[str, Any] = {"server_settings": server_settings, "timeout": connect_timeout}
+    connect_args: dict[str, object] = {
+        "server_settings": server_settings,
+        "timeout": connect_timeout,
+    }
     if statement_timeout is not None:
         server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
         connect_args["command_timeout"] = statement_timeout + UNANSWERED_MARGIN
@@ -107,7 +119,7 @@ def create_engine(
     return engine
 
 
-def _timestamps_as_text(dbapi_connection: Any, _record: Any) -> None:
+def _timestamps_as_text(dbapi_connection: AdaptedConnection, _record: ConnectionPoolEntry) -> None:
     """`timestamptz` in text format on each new asyncpg connection.
 
     asyncpg decodes a binary timestamp by building a `timedelta` and adding it to its epoch
@@ -145,12 +157,17 @@ def decode_timestamptz(text: str) -> datetime:
         return infinite
 
 
+# A driver record made into a row: a named tuple of the statement's column labels (asyncpg
+# ships no type hints, so its Record is untyped to mypy).
+RowMaker = Callable[[asyncpg.Record], tuple[object, ...]]
+
+
 class _Compiled:
     """A statement compiled for asyncpg (`CompiledForDriver`) and how to make its rows."""
 
     __slots__ = ("binds", "defaults", "make", "sql", "statement")
 
-    def __init__(self, statement: Any, dialect: Any) -> None:
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = CompiledForDriver(statement, dialect)
         self.statement = statement
         self.sql = compiled.sql
@@ -161,14 +178,14 @@ class _Compiled:
         conversions = [(i, convert) for i, (_, _, convert) in enumerate(columns) if convert]
         new = tuple.__new__
         if not conversions:
-            self.make: Callable[[Any], Any] = functools.partial(new, row_type)
+            self.make: RowMaker = functools.partial(new, row_type)
         elif all(_utc_passthrough(columns[i][1], dialect) for i, _ in conversions):
             # The only conversions are UTC timestamps, which asyncpg already returns in UTC:
             # the converter (two calls through the TypeDecorator) runs only when one is not.
             slow = self._converting(row_type, conversions)
             indices = tuple(i for i, _ in conversions)
 
-            def make(record: Any) -> Any:
+            def make(record: asyncpg.Record) -> tuple[object, ...]:
                 for i in indices:
                     value = record[i]
                     if value is not None and value.tzinfo is not UTC:
@@ -180,10 +197,13 @@ class _Compiled:
             self.make = self._converting(row_type, conversions)
 
     @staticmethod
-    def _converting(row_type: Any, conversions: list[tuple[int, Any]]) -> Callable[[Any], Any]:
+    def _converting(
+        row_type: type[tuple[object, ...]],
+        conversions: list[tuple[int, Callable[[object], object]]],
+    ) -> RowMaker:
         new = tuple.__new__
 
-        def make(record: Any) -> Any:
+        def make(record: asyncpg.Record) -> tuple[object, ...]:
             # A row has ~16 columns and one or two to convert (timestamps).
             values = list(record)
             for i, convert in conversions:
@@ -193,7 +213,7 @@ class _Compiled:
         return make
 
 
-def _utc_passthrough(type_: Any, dialect: Any) -> bool:
+def _utc_passthrough(type_: TypeEngine[Any], dialect: Dialect) -> bool:
     """A UTC timestamp column whose driver value needs no processing of its own (asyncpg's
     timestamptz): its converter only normalizes to UTC, which asyncpg's values already are."""
     if not isinstance(type_, UTCDateTime):
@@ -206,7 +226,7 @@ _COMPILED: dict[int, _Compiled] = {}
 
 @functools.lru_cache(maxsize=1024)
 def _row_type(keys: tuple[str, ...]) -> Any:
-    return namedtuple("Row", keys, rename=True)  # type: ignore[misc]
+    return namedtuple("Row", keys, rename=True)
 
 
 class RequestDatabase:
@@ -478,7 +498,9 @@ def _statement_timed_out(error: BaseException | None) -> bool:
 
 
 async def fetch_rows(
-    source: AsyncSession | RequestDatabase, statement: Any, params: Any = None
+    source: AsyncSession | RequestDatabase,
+    statement: Executable,
+    params: Mapping[str, object] | None = None,
 ) -> list[Any]:
     """The rows of a read-only Core statement (plain columns): named tuples by column label.
 
@@ -508,7 +530,9 @@ async def fetch_rows(
     return list(map(compiled.make, records))
 
 
-async def _core_rows(session: AsyncSession, statement: Any, params: Any) -> list[Any]:
+async def _core_rows(
+    session: AsyncSession, statement: Executable, params: Mapping[str, object] | None
+) -> list[Any]:
     connection = await session.connection()
     result = await connection.execute(statement, params)
     return list(map(_row_type(tuple(result.keys()))._make, result))
@@ -544,7 +568,7 @@ class RequestSession(Session):
 
 
 @event.listens_for(RequestSession, "after_flush")
-def _flushed(session: RequestSession, _flush_context: Any) -> None:
+def _flushed(session: RequestSession, _flush_context: UOWTransaction) -> None:
     session.wrote = True
 
 

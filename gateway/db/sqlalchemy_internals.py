@@ -15,9 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 
@@ -28,8 +30,10 @@ class CompiledForDriver:
 
     __slots__ = ("binds", "columns", "defaults", "sql")
 
-    def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        assert isinstance(statement, ClauseElement)  # Select, Insert, TextClause: all are
+        # The SQLCompiler, read below through attributes its stubs do not declare.
+        compiled: Any = statement.compile(dialect=dialect)
         self.sql: str = compiled.string
         processors = compiled._bind_processors
         self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
@@ -79,7 +83,10 @@ def held_connection(session: AsyncSession) -> Connection | None:
     transaction = session.sync_session._transaction
     if transaction is None or transaction._state is not SessionTransactionState.ACTIVE:
         return None
-    held = transaction._connections.get(session.sync_session.bind)
+    bind = session.sync_session.bind
+    if bind is None:
+        return None
+    held = transaction._connections.get(bind)
     if held is None:
         return None
     connection: Connection = held[0]

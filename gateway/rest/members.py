@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
+from pydantic.json_schema import JsonDict
 
 from gateway.db.models import Member, User
 from gateway.rest.framework import Call, rest
@@ -12,7 +13,7 @@ from gateway.rest.wire import Out, PageQuery, Timestamp, WireIn
 from resolvers import members
 
 # Roles are matched without regard to case; the document lists the canonical spelling.
-ROLES = {"enum": members.ROLES}
+ROLES: JsonDict = {"enum": list(members.ROLES)}
 
 
 class MemberOut(Out):

@@ -7,13 +7,20 @@ points it at another server (localstripe in tests). Our own payment id travels a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import stripe
+from stripe.params import (
+    CustomerCreateParams,
+    PaymentIntentCreateParams,
+    SetupIntentCreateParams,
+)
+from stripe.params.checkout import SessionCreateParams
 
 from gateway.billing.providers import (
     CardDetails,
     Checkout,
+    Outcome,
     PaymentEvent,
     ProviderError,
     ProviderPayment,
@@ -23,7 +30,7 @@ from gateway.db.models import Payment
 from gateway.settings import Settings
 
 # PaymentIntent status → our outcome (anything needing the customer is a failure off-session).
-_OUTCOMES = {
+_OUTCOMES: dict[str, Outcome] = {
     "succeeded": "succeeded",
     "processing": "pending",
     "requires_capture": "pending",
@@ -34,7 +41,13 @@ _OUTCOMES = {
 }
 
 
-def _dict(obj: Any) -> dict[str, Any]:
+# Stripe's JSON (an API answer's `to_dict()`, a webhook's object): untyped, so its values are
+# checked where they are read.
+StripeJSON = dict[str, Any]
+
+
+def _dict(obj: object) -> StripeJSON:
+    """A Stripe object or JSON member as a plain dict ({} for anything else)."""
     if isinstance(obj, dict):
         return obj
     if isinstance(obj, stripe.StripeObject):
@@ -42,9 +55,9 @@ def _dict(obj: Any) -> dict[str, Any]:
     return {}
 
 
-def payment_event_from_checkout_session(session: dict[str, Any], event_type: str) -> PaymentEvent:
+def payment_event_from_checkout_session(session: StripeJSON, event_type: str) -> PaymentEvent:
     """A Checkout Session event as our event: its PaymentIntent (once paid) names the payment."""
-    outcome: Any = "pending"
+    outcome: Outcome = "pending"
     if event_type == "checkout.session.expired":
         outcome = "canceled"
     elif event_type == "checkout.session.async_payment_failed":
@@ -63,10 +76,10 @@ def payment_event_from_checkout_session(session: dict[str, Any], event_type: str
     )
 
 
-def payment_event_from_intent(intent: dict[str, Any]) -> PaymentEvent:
+def payment_event_from_intent(intent: StripeJSON) -> PaymentEvent:
     """A PaymentIntent (from an API answer or a webhook) as our provider-neutral event."""
     status = str(intent.get("status") or "")
-    outcome: Any = _OUTCOMES.get(status, "pending")
+    outcome: Outcome = _OUTCOMES.get(status, "pending")
     error = _dict(intent.get("last_payment_error"))
     failure = error.get("message") if outcome == "failed" else None
     if outcome == "failed" and not failure:
@@ -93,17 +106,16 @@ class StripeProvider:
     def __init__(self, settings: Settings) -> None:
         if settings.stripe_api_key is None:
             raise ValueError("the stripe provider needs GATEWAY_STRIPE_API_KEY")
-        base: Any = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._http = stripe.HTTPXClient(timeout=30)
         self.client = stripe.StripeClient(
             settings.stripe_api_key.get_secret_value(),
-            base_addresses=base,
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
             http_client=self._http,
             max_network_retries=2,
         )
 
     async def create_customer(self, *, account_id: str, email: str | None) -> str:
-        params: dict[str, Any] = {"metadata": {"account_id": account_id}}
+        params: CustomerCreateParams = {"metadata": {"account_id": account_id}}
         if email:
             params["email"] = email
         try:
@@ -134,13 +146,19 @@ class StripeProvider:
                 cancel_url=cancel_url,
             )
         try:
-            params: Any = {
-                "amount": amount_cents,
-                "currency": currency,
-                "customer": customer_id,
-                "payment_method_types": ["card"],
-                "metadata": {"payment_id": payment_id},
-            }
+            # cast: the SDK's params name this field `allowed_payment_method_types` (its newest
+            # API version); we send the long-standing `payment_method_types`, which localstripe
+            # and our API version take.
+            params = cast(
+                PaymentIntentCreateParams,
+                {
+                    "amount": amount_cents,
+                    "currency": currency,
+                    "customer": customer_id,
+                    "payment_method_types": ["card"],
+                    "metadata": {"payment_id": payment_id},
+                },
+            )
             intent = await self.client.v1.payment_intents.create_async(
                 params, {"idempotency_key": f"checkout:{payment_id}"}
             )
@@ -167,7 +185,7 @@ class StripeProvider:
         Stripe creates the PaymentIntent when the customer pays, so the payment learns its
         PaymentIntent id from the `checkout.session.*` events (found by `metadata.payment_id`).
         """
-        params: Any = {
+        params: SessionCreateParams = {
             "mode": "payment",
             "customer": customer_id,
             "client_reference_id": payment_id,
@@ -233,13 +251,16 @@ class StripeProvider:
 
     async def start_setup(self, *, customer_id: str, return_url: str | None) -> SetupSession:
         try:
-            intent = await self.client.v1.setup_intents.create_async(
+            # cast: `payment_method_types`, as for PaymentIntents in `start_checkout`.
+            params = cast(
+                SetupIntentCreateParams,
                 {
                     "customer": customer_id,
                     "usage": "off_session",
                     "payment_method_types": ["card"],
-                }
+                },
             )
+            intent = await self.client.v1.setup_intents.create_async(params)
         except stripe.StripeError as exc:
             raise ProviderError(str(exc.user_message or exc)) from exc
         return SetupSession(
