@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -114,8 +114,10 @@ def row_writer(model: type[Out]) -> Callable[..., dict[str, object]]:
 
 
 def _step(model: type[Out], name: str, field: FieldInfo) -> _Step:
-    functions = [m.func for m in field.metadata if isinstance(m, BeforeValidator)]
-    serializers = [m.func for m in field.metadata if isinstance(m, PlainSerializer)]
+    # pydantic types these as any of its validator and serializer signatures; the ones a wire
+    # model declares take the value alone (row_writer refuses other shapes below).
+    functions = [cast(Convert, m.func) for m in field.metadata if isinstance(m, BeforeValidator)]
+    serializers = [cast(Convert, m.func) for m in field.metadata if isinstance(m, PlainSerializer)]
     if field.annotation is datetime and len(serializers) == 1 and field.exclude_if is None:
         functions += serializers  # a Timestamp
     elif field.annotation not in _AS_IS or serializers:
