@@ -12,13 +12,14 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import members, organizations
+from resolvers import usage as metering
 from resolvers.loaders import load_each
 from schema import projection
 from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
-from schema.relay import Node
+from schema.relay import Node, connections
 from schema.scalars import enum_of
-from schema.usage import member_usages
+from schema.usage import Usage
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -86,8 +87,10 @@ class Member(Node):
         org = await organizations.get_organization(info.context, self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
 
-    usages = strawberry.field(
-        resolver=member_usages,
+    usages = connections(
+        Usage,
+        metering.visible_member_usages,
+        nullable=True,
         description="Usage in this organization, newest first: for owners, admins and the "
         "member themself (null for others).",
     )

@@ -8,19 +8,17 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import api_keys, invites, members, organizations
+from resolvers import accounts, api_keys, invites, members, organizations, plans
+from resolvers import payments as billing
+from resolvers import usage as metering
 from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
 from schema.invite import Invite
 from schema.member import Member, Role
-from schema.payment import (
-    organization_balance,
-    organization_billing_account,
-    organization_payments,
-)
-from schema.plan import organization_plan_history, organization_subscription
-from schema.relay import Connection, Node, page_args
-from schema.usage import organization_metrics, organization_usage_summary, organization_usages
+from schema.payment import Payment, organization_balance, organization_billing_account
+from schema.plan import PlanHistoryEntry, organization_subscription
+from schema.relay import Node, connection
+from schema.usage import Usage, organization_metrics, organization_usage_summary
 
 
 @strawberry.type
@@ -56,55 +54,29 @@ class Organization(Node):
         role = await members.viewer_role(info.context, self._model.id)
         return Role(role) if role is not None else None
 
-    @strawberry.field(description="Members, oldest first.")
-    async def members(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Member]:
-        args = page_args(info, first, after, last, before)
-        page = await members.members_page(info.context, self._model.id, args)
-        return Connection.from_page(
-            page, Member.from_model, lambda: members.member_count(info.context, self._model.id)
-        )
-
-    @strawberry.field(description="Pending invites, newest first (owners and admins only).")
-    async def invites(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Invite] | None:
-        args = page_args(info, first, after, last, before)
-        page = await invites.invites_page(info.context, self._model.id, args)
-        return Connection.from_page(
-            page, Invite.from_model, lambda: invites.invite_count(info.context, self._model.id)
-        )
-
-    @strawberry.field(description="The organization's live API keys, newest first (members).")
-    async def api_keys(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[ApiKey]:
-        args = page_args(info, first, after, last, before)
-        page = await api_keys.organization_api_keys(info.context, self._model.id, args)
-        return Connection.from_page(
-            page,
-            ApiKey.from_model,
-            lambda: api_keys.organization_api_key_count(info.context, self._model.id),
-        )
-
-    usages = strawberry.field(
-        resolver=organization_usages, description="Usage billed here, newest first (owner/admin)."
+    members = connection(
+        Member,
+        lambda ctx, org, args: members.members_page(ctx, org.id, args),
+        count=lambda ctx, org: members.member_count(ctx, org.id),
+        description="Members, oldest first.",
+    )
+    invites = connection(
+        Invite,
+        lambda ctx, org, args: invites.invites_page(ctx, org.id, args),
+        count=lambda ctx, org: invites.invite_count(ctx, org.id),
+        nullable=True,
+        description="Pending invites, newest first (owners and admins only).",
+    )
+    api_keys = connection(
+        ApiKey,
+        lambda ctx, org, args: api_keys.organization_api_keys(ctx, org.id, args),
+        count=lambda ctx, org: api_keys.organization_api_key_count(ctx, org.id),
+        description="The organization's live API keys, newest first (members).",
+    )
+    usages = connection(
+        Usage,
+        lambda ctx, org, args: metering.organization_usages_page(ctx, org.id, args),
+        description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
         resolver=organization_usage_summary,
@@ -117,8 +89,12 @@ class Organization(Node):
     balance = strawberry.field(
         resolver=organization_balance, description="The organization's balance (members)."
     )
-    payments = strawberry.field(
-        resolver=organization_payments,
+    payments = connection(
+        Payment,
+        billing.payments_page,
+        count=billing.payment_count,
+        of=lambda ctx, org: accounts.organization_account(ctx, org.id),
+        nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
     billing_account = strawberry.field(
@@ -129,8 +105,9 @@ class Organization(Node):
         resolver=organization_subscription,
         description="The organization's current plan subscription, or null (members).",
     )
-    plan_history = strawberry.field(
-        resolver=organization_plan_history,
+    plan_history = connection(
+        PlanHistoryEntry,
+        lambda ctx, org, args: plans.plan_history_page(ctx, org.id, args),
         description="The organization's plan changes, newest first (members).",
     )
 

@@ -12,12 +12,14 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.billing.providers import CardDetails, ProviderPayment
+from gateway.context import Context
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
+from resolvers.pagination import Page, PageArgs
 from schema import projection
 from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Node, page_args
+from schema.relay import Node
 from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
@@ -242,24 +244,6 @@ class BillingAccount:
             return None
 
 
-async def _payments(
-    info: Info,
-    account: models.Account,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    succeeded_only: bool,
-) -> Connection[Payment]:
-    args = page_args(info, first, after, last, before)
-    page = await payments.payments_page(info.context, account, args, succeeded_only=succeeded_only)
-    return Connection.from_page(
-        page,
-        Payment.from_model,
-        lambda: payments.payment_count(info.context, account, succeeded_only=succeeded_only),
-    )
-
-
 # --- relation fields for User (your own only: null on other users) ---------------------------
 
 
@@ -288,31 +272,17 @@ async def user_balance(root: Any, info: Info) -> Balance | None:
     return Balance.of(accounts.balance_of(account)) if account is not None else None
 
 
-async def user_payments(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    succeeded_only: bool = False,
-) -> Connection[Payment] | None:
-    """Your personal payments, newest first; null on other users."""
-    args = page_args(info, first, after, last, before)
-    user_id = root._model.id
-    page = await payments.personal_payments_page(
-        info.context, user_id, args, succeeded_only=succeeded_only
-    )
-    if page is None:
-        return None
+async def personal_payments(
+    ctx: Context, user: models.User, args: PageArgs, *, succeeded_only: bool = False
+) -> Page[models.Payment] | None:
+    """`User.payments`: your personal payments, newest first; null on other users."""
+    return await payments.personal_payments_page(ctx, user.id, args, succeeded_only=succeeded_only)
 
-    async def count() -> int:
-        found = await payments.personal_payment_count(
-            info.context, user_id, succeeded_only=succeeded_only
-        )
-        return found or 0
 
-    return Connection.from_page(page, Payment.from_model, count)
+async def personal_payment_count(
+    ctx: Context, user: models.User, *, succeeded_only: bool = False
+) -> int | None:
+    return await payments.personal_payment_count(ctx, user.id, succeeded_only=succeeded_only)
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -327,20 +297,6 @@ async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
 async def organization_balance(root: Any, info: Info) -> Balance:
     """The organization's balance (any member)."""
     return Balance.of(await accounts.organization_balance(info.context, root._model.id))
-
-
-async def organization_payments(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    succeeded_only: bool = False,
-) -> Connection[Payment] | None:
-    """The organization's payments, newest first (owners and admins)."""
-    account = await accounts.organization_account(info.context, root._model.id)
-    return await _payments(info, account, first, after, last, before, succeeded_only)
 
 
 async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:

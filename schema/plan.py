@@ -12,7 +12,7 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import organizations, plans
 from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Node, page_args
+from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -157,20 +157,6 @@ async def organization_subscription(root: Any, info: Info) -> Subscription | Non
     """The organization's current subscription (members)."""
     found = await plans.organization_subscription(info.context, root._model.id)
     return Subscription.from_model(found) if found is not None else None
-
-
-async def organization_plan_history(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[PlanHistoryEntry]:
-    """The organization's plan changes, newest first (members)."""
-    args = page_args(info, first, after, last, before)
-    page = await plans.plan_history_page(info.context, root._model.id, args)
-    return Connection.from_page(page, PlanHistoryEntry.from_model)
 
 
 async def user_subscription(root: Any, info: Info) -> Subscription | None:

@@ -10,18 +10,21 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys, users
+from resolvers import usage as metering
 from schema import projection
 from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
 from schema.payment import (
+    Payment,
+    personal_payment_count,
+    personal_payments,
     user_active_account,
     user_balance,
     user_billing_account,
-    user_payments,
 )
 from schema.plan import user_subscription
-from schema.relay import Connection, Node, page_args
-from schema.usage import user_usages
+from schema.relay import Node, connection
+from schema.usage import Usage
 
 if TYPE_CHECKING:
     from schema.member import Member
@@ -69,28 +72,17 @@ class User(Node):
         org = await users.active_organization(info.context, self._model)
         return Organization.from_model(org) if org is not None else None
 
-    @strawberry.field(description="Your live API keys, newest first; null on other users.")
-    async def api_keys(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[ApiKey] | None:
-        args = page_args(info, first, after, last, before)
-        user_id = self._model.id
-        page = await api_keys.user_api_keys(info.context, user_id, args)
-        if page is None:
-            return None
-
-        async def count() -> int:
-            return await api_keys.user_api_key_count(info.context, user_id) or 0
-
-        return Connection.from_page(page, ApiKey.from_model, count)
-
-    usages = strawberry.field(
-        resolver=user_usages,
+    api_keys = connection(
+        ApiKey,
+        lambda ctx, user, args: api_keys.user_api_keys(ctx, user.id, args),
+        count=lambda ctx, user: api_keys.user_api_key_count(ctx, user.id),
+        nullable=True,
+        description="Your live API keys, newest first; null on other users.",
+    )
+    usages = connection(
+        Usage,
+        lambda ctx, user, args: metering.visible_user_usages(ctx, user.id, args),
+        nullable=True,
         description=f"Your usage, newest first; null on other users.{_PERSONAL}",
     )
     active_account = strawberry.field(
@@ -100,8 +92,11 @@ class User(Node):
     balance = strawberry.field(
         resolver=user_balance, description=f"Your personal balance; null on other users.{_PERSONAL}"
     )
-    payments = strawberry.field(
-        resolver=user_payments,
+    payments = connection(
+        Payment,
+        personal_payments,
+        count=personal_payment_count,
+        nullable=True,
         description=f"Your personal payments, newest first; null on other users.{_PERSONAL}",
     )
     billing_account = strawberry.field(
