@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import invites, organizations
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
 
@@ -89,8 +89,7 @@ class SendInvitesInput:
 
 
 @strawberry.type
-class SendInvitesPayload:
-    errors: list[UserError]
+class SendInvitesPayload(Payload):
     invites: list[SentInvite] | None = None
 
 
@@ -101,8 +100,7 @@ class RevokeInviteInput:
 
 
 @strawberry.type
-class InvitePayload:
-    errors: list[UserError]
+class InvitePayload(Payload):
     invite: Invite | None = None
 
 
@@ -112,46 +110,34 @@ class AcceptInviteInput:
 
 
 @strawberry.type
-class AcceptInvitePayload:
-    errors: list[UserError]
+class AcceptInvitePayload(Payload):
     member: Member | None = None
 
 
 @strawberry.type
 class InviteMutation:
-    @strawberry.mutation(
-        description="Invite people by email (owner/admin); re-inviting refreshes a pending invite."
-    )
+    @mutation("Invite people by email (owner/admin); re-inviting refreshes a pending invite.")
     async def send_invites(self, info: Info, input: SendInvitesInput) -> SendInvitesPayload:
-        async def action() -> dict[str, object]:
-            sent = await invites.send_invites(
-                info.context,
-                str(input.organization_id),
-                [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
-            )
-            return {
-                "invites": [
-                    SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
-                    for s in sent
-                ]
-            }
+        sent = await invites.send_invites(
+            info.context,
+            str(input.organization_id),
+            [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
+        )
+        return SendInvitesPayload(
+            invites=[
+                SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
+                for s in sent
+            ]
+        )
 
-        return await run_mutation(info, SendInvitesPayload, action)
-
-    @strawberry.mutation(description="Withdraw a pending invite (owner/admin).")
+    @mutation("Withdraw a pending invite (owner/admin).")
     async def revoke_invite(self, info: Info, input: RevokeInviteInput) -> InvitePayload:
-        async def action() -> dict[str, object]:
-            invite = await invites.revoke_invite(
-                info.context, str(input.organization_id), str(input.invite_id)
-            )
-            return {"invite": Invite.from_model(invite)}
+        invite = await invites.revoke_invite(
+            info.context, str(input.organization_id), str(input.invite_id)
+        )
+        return InvitePayload(invite=Invite.from_model(invite))
 
-        return await run_mutation(info, InvitePayload, action)
-
-    @strawberry.mutation(description="Join an organization with the token of an invite to you.")
+    @mutation("Join an organization with the token of an invite to you.")
     async def accept_invite(self, info: Info, input: AcceptInviteInput) -> AcceptInvitePayload:
-        async def action() -> dict[str, object]:
-            member = await invites.accept_invite(info.context, input.token)
-            return {"member": Member.from_model(member)}
-
-        return await run_mutation(info, AcceptInvitePayload, action)
+        member = await invites.accept_invite(info.context, input.token)
+        return AcceptInvitePayload(member=Member.from_model(member))

@@ -12,7 +12,7 @@ from resolvers import accounts, api_keys, invites, members, organizations, plans
 from resolvers import payments as billing
 from resolvers import usage as metering
 from schema.api_key import ApiKey
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.invite import Invite
 from schema.member import Member, Role
 from schema.payment import Payment, organization_balance, organization_billing_account
@@ -162,8 +162,7 @@ class CreateOrganizationInput:
 
 
 @strawberry.type
-class OrganizationPayload:
-    errors: list[UserError]
+class OrganizationPayload(Payload):
     organization: Organization | None = None
 
 
@@ -183,8 +182,7 @@ class DeleteOrganizationInput:
 
 
 @strawberry.type
-class DeleteOrganizationPayload:
-    errors: list[UserError]
+class DeleteOrganizationPayload(Payload):
     deleted_organization_id: strawberry.ID | None = None
 
 
@@ -200,50 +198,38 @@ class UpdateRemoteConfigInput:
 
 @strawberry.type
 class OrganizationMutation:
-    @strawberry.mutation(description="Create an organization; you become its owner.")
+    @mutation("Create an organization; you become its owner.")
     async def create_organization(
         self, info: Info, input: CreateOrganizationInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.create_organization(info.context, name=input.name)
-            return {"organization": Organization.from_model(org)}
+        org = await organizations.create_organization(info.context, name=input.name)
+        return OrganizationPayload(organization=Organization.from_model(org))
 
-        return await run_mutation(info, OrganizationPayload, action)
-
-    @strawberry.mutation(description="Change an organization's settings (owner/admin).")
+    @mutation("Change an organization's settings (owner/admin).")
     async def update_organization(
         self, info: Info, input: UpdateOrganizationInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.update_organization(
-                info.context,
-                str(input.organization_id),
-                name=input.name,
-                remote_config_enabled=input.remote_config_enabled,
-                default_remote_config=input.default_remote_config,
-            )
-            return {"organization": Organization.from_model(org)}
+        org = await organizations.update_organization(
+            info.context,
+            str(input.organization_id),
+            name=input.name,
+            remote_config_enabled=input.remote_config_enabled,
+            default_remote_config=input.default_remote_config,
+        )
+        return OrganizationPayload(organization=Organization.from_model(org))
 
-        return await run_mutation(info, OrganizationPayload, action)
-
-    @strawberry.mutation(description="Delete an organization (owner only); its balance is kept.")
+    @mutation("Delete an organization (owner only); its balance is kept.")
     async def delete_organization(
         self, info: Info, input: DeleteOrganizationInput
     ) -> DeleteOrganizationPayload:
-        async def action() -> dict[str, object]:
-            await organizations.delete_organization(info.context, str(input.organization_id))
-            return {"deleted_organization_id": input.organization_id}
+        await organizations.delete_organization(info.context, str(input.organization_id))
+        return DeleteOrganizationPayload(deleted_organization_id=input.organization_id)
 
-        return await run_mutation(info, DeleteOrganizationPayload, action)
-
-    @strawberry.mutation(description="Turn remote config distribution on or off (owner/admin).")
+    @mutation("Turn remote config distribution on or off (owner/admin).")
     async def update_remote_config(
         self, info: Info, input: UpdateRemoteConfigInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.update_remote_config(
-                info.context, str(input.organization_id), enabled=input.enabled, value=input.value
-            )
-            return {"organization": Organization.from_model(org)}
-
-        return await run_mutation(info, OrganizationPayload, action)
+        org = await organizations.update_remote_config(
+            info.context, str(input.organization_id), enabled=input.enabled, value=input.value
+        )
+        return OrganizationPayload(organization=Organization.from_model(org))

@@ -18,7 +18,7 @@ from gateway.errors import NotFound
 from resolvers import accounts, payments
 from resolvers.pagination import Page, PageArgs
 from schema import projection
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.scalars import BigInt, enum_of
 
@@ -334,8 +334,7 @@ class Checkout:
 
 
 @strawberry.type
-class StartCheckoutPayload:
-    errors: list[UserError]
+class StartCheckoutPayload(Payload):
     checkout: Checkout | None = None
 
 
@@ -349,8 +348,7 @@ class PurchaseCreditsInput:
 
 
 @strawberry.type
-class PaymentPayload:
-    errors: list[UserError]
+class PaymentPayload(Payload):
     payment: Payment | None = None
 
 
@@ -368,8 +366,7 @@ class PaymentMethodSetup:
 
 
 @strawberry.type
-class StartPaymentMethodSetupPayload:
-    errors: list[UserError]
+class StartPaymentMethodSetupPayload(Payload):
     setup: PaymentMethodSetup | None = None
 
 
@@ -382,8 +379,7 @@ class UpdateAutoTopUpInput:
 
 
 @strawberry.type
-class UpdateAutoTopUpPayload:
-    errors: list[UserError]
+class UpdateAutoTopUpPayload(Payload):
     auto_top_up: AutoTopUp | None = None
 
 
@@ -395,97 +391,68 @@ class RedeemPromotionInput:
 
 @strawberry.type
 class PaymentMutation:
-    @strawberry.mutation(description="Start buying credits; complete it with the client secret.")
+    @mutation("Start buying credits; complete it with the client secret.")
     async def start_checkout(self, info: Info, input: StartCheckoutInput) -> StartCheckoutPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
+        ctx = info.context
+        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        result = await payments.start_checkout(
+            ctx,
+            account,
+            amount_cents=input.amount_cents,
+            success_url=input.success_url,
+            cancel_url=input.cancel_url,
+            idempotency_key=input.idempotency_key,
+        )
+        return StartCheckoutPayload(
+            checkout=Checkout(
+                payment=Payment.from_model(result.payment),
+                client_secret=result.client_secret,
+                checkout_url=result.checkout_url,
             )
-            result = await payments.start_checkout(
-                ctx,
-                account,
-                amount_cents=input.amount_cents,
-                success_url=input.success_url,
-                cancel_url=input.cancel_url,
-                idempotency_key=input.idempotency_key,
-            )
-            return {
-                "checkout": Checkout(
-                    payment=Payment.from_model(result.payment),
-                    client_secret=result.client_secret,
-                    checkout_url=result.checkout_url,
-                )
-            }
+        )
 
-        return await run_mutation(info, StartCheckoutPayload, action)
-
-    @strawberry.mutation(description="Buy credits with the default payment method, off-session.")
+    @mutation("Buy credits with the default payment method, off-session.")
     async def purchase_credits(self, info: Info, input: PurchaseCreditsInput) -> PaymentPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            payment = await payments.purchase_credits(
-                ctx, account, amount_cents=input.amount_cents, idempotency_key=input.idempotency_key
-            )
-            return {"payment": Payment.from_model(payment)}
+        ctx = info.context
+        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        payment = await payments.purchase_credits(
+            ctx, account, amount_cents=input.amount_cents, idempotency_key=input.idempotency_key
+        )
+        return PaymentPayload(payment=Payment.from_model(payment))
 
-        return await run_mutation(info, PaymentPayload, action)
-
-    @strawberry.mutation(description="Start saving a card; it becomes the default payment method.")
+    @mutation("Start saving a card; it becomes the default payment method.")
     async def start_payment_method_setup(
         self, info: Info, input: StartPaymentMethodSetupInput
     ) -> StartPaymentMethodSetupPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
+        ctx = info.context
+        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        setup = await payments.start_payment_method_setup(ctx, account, return_url=input.return_url)
+        return StartPaymentMethodSetupPayload(
+            setup=PaymentMethodSetup(
+                setup_intent_id=setup.setup_intent_id,
+                client_secret=setup.client_secret,
+                url=setup.url,
             )
-            setup = await payments.start_payment_method_setup(
-                ctx, account, return_url=input.return_url
-            )
-            return {
-                "setup": PaymentMethodSetup(
-                    setup_intent_id=setup.setup_intent_id,
-                    client_secret=setup.client_secret,
-                    url=setup.url,
-                )
-            }
+        )
 
-        return await run_mutation(info, StartPaymentMethodSetupPayload, action)
-
-    @strawberry.mutation(
-        description="Change auto top-up (enabling needs a default payment method)."
-    )
+    @mutation("Change auto top-up (enabling needs a default payment method).")
     async def update_auto_top_up(
         self, info: Info, input: UpdateAutoTopUpInput
     ) -> UpdateAutoTopUpPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            value = await payments.update_auto_top_up(
-                ctx,
-                account,
-                enabled=input.enabled,
-                threshold=int(input.threshold),
-                amount_cents=input.amount_cents,
-            )
-            return {"auto_top_up": AutoTopUp.of(value)}
+        ctx = info.context
+        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        value = await payments.update_auto_top_up(
+            ctx,
+            account,
+            enabled=input.enabled,
+            threshold=int(input.threshold),
+            amount_cents=input.amount_cents,
+        )
+        return UpdateAutoTopUpPayload(auto_top_up=AutoTopUp.of(value))
 
-        return await run_mutation(info, UpdateAutoTopUpPayload, action)
-
-    @strawberry.mutation(description="Add an active promotion's credits to an account, once.")
+    @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            payment = await payments.redeem_promotion(ctx, account, code=input.code)
-            return {"payment": Payment.from_model(payment)}
-
-        return await run_mutation(info, PaymentPayload, action)
+        ctx = info.context
+        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        payment = await payments.redeem_promotion(ctx, account, code=input.code)
+        return PaymentPayload(payment=Payment.from_model(payment))

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import organizations, plans
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.relay import Node
 
 if TYPE_CHECKING:
@@ -190,8 +190,7 @@ class SubscribeToPlanInput:
 
 
 @strawberry.type
-class SubscribeToPlanPayload:
-    errors: list[UserError]
+class SubscribeToPlanPayload(Payload):
     subscription: Subscription | None = None
     client_secret: str | None = strawberry.field(
         default=None, description="Set when the first payment needs confirmation on the client."
@@ -213,51 +212,41 @@ class CancelSubscriptionInput:
 
 
 @strawberry.type
-class SubscriptionPayload:
-    errors: list[UserError]
+class SubscriptionPayload(Payload):
     subscription: Subscription | None = None
 
 
 @strawberry.type
 class PlanMutation:
-    @strawberry.mutation(description="Subscribe an organization (owner/admin) or yourself.")
+    @mutation("Subscribe an organization (owner/admin) or yourself.")
     async def subscribe_to_plan(
         self, info: Info, input: SubscribeToPlanInput
     ) -> SubscribeToPlanPayload:
-        async def action() -> dict[str, object]:
-            done = await plans.subscribe(
-                info.context,
-                organization_id=str(input.organization_id) if input.organization_id else None,
-                plan_id=str(input.plan_id),
-                seats=input.seats,
-            )
-            return {
-                "subscription": Subscription.from_model(done.subscription),
-                "client_secret": done.client_secret,
-            }
+        done = await plans.subscribe(
+            info.context,
+            organization_id=str(input.organization_id) if input.organization_id else None,
+            plan_id=str(input.plan_id),
+            seats=input.seats,
+        )
+        return SubscribeToPlanPayload(
+            subscription=Subscription.from_model(done.subscription),
+            client_secret=done.client_secret,
+        )
 
-        return await run_mutation(info, SubscribeToPlanPayload, action)
-
-    @strawberry.mutation(description="Set the organization's seats (at least its member count).")
+    @mutation("Set the organization's seats (at least its member count).")
     async def change_seats(self, info: Info, input: ChangeSeatsInput) -> SubscriptionPayload:
-        async def action() -> dict[str, object]:
-            found = await plans.change_seats(
-                info.context, organization_id=str(input.organization_id), seats=input.seats
-            )
-            return {"subscription": Subscription.from_model(found)}
+        found = await plans.change_seats(
+            info.context, organization_id=str(input.organization_id), seats=input.seats
+        )
+        return SubscriptionPayload(subscription=Subscription.from_model(found))
 
-        return await run_mutation(info, SubscriptionPayload, action)
-
-    @strawberry.mutation(description="Cancel a subscription at the end of its current period.")
+    @mutation("Cancel a subscription at the end of its current period.")
     async def cancel_subscription(
         self, info: Info, input: CancelSubscriptionInput
     ) -> SubscriptionPayload:
-        async def action() -> dict[str, object]:
-            found = await plans.cancel_subscription(
-                info.context,
-                organization_id=str(input.organization_id) if input.organization_id else None,
-                plan_id=str(input.plan_id),
-            )
-            return {"subscription": Subscription.from_model(found)}
-
-        return await run_mutation(info, SubscriptionPayload, action)
+        found = await plans.cancel_subscription(
+            info.context,
+            organization_id=str(input.organization_id) if input.organization_id else None,
+            plan_id=str(input.plan_id),
+        )
+        return SubscriptionPayload(subscription=Subscription.from_model(found))

@@ -14,7 +14,7 @@ from resolvers import organizations
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
 from schema import projection
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.scalars import JSON, BigInt
 
@@ -305,16 +305,14 @@ class RecordedUsage:
 
 
 @strawberry.type
-class RecordUsagePayload:
-    errors: list[UserError]
+class RecordUsagePayload(Payload):
     usage: Usage | None = None
     duplicate: bool | None = None
     overdrawn: bool | None = None
 
 
 @strawberry.type
-class RecordUsagesPayload:
-    errors: list[UserError]
+class RecordUsagesPayload(Payload):
     results: list[RecordedUsage] | None = strawberry.field(
         default=None, description="One per event, in order."
     )
@@ -322,23 +320,17 @@ class RecordUsagesPayload:
 
 @strawberry.type
 class UsageMutation:
-    @strawberry.mutation(description="Record an inference and debit its payer (service token).")
+    @mutation("Record an inference and debit its payer (service token).")
     async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload:
-        async def action() -> dict[str, object]:
-            result = await metering.record_usage(info.context, input.event())
-            return {
-                "usage": Usage.from_model(result.usage),
-                "duplicate": result.duplicate,
-                "overdrawn": result.overdrawn,
-            }
+        result = await metering.record_usage(info.context, input.event())
+        return RecordUsagePayload(
+            usage=Usage.from_model(result.usage),
+            duplicate=result.duplicate,
+            overdrawn=result.overdrawn,
+        )
 
-        return await run_mutation(info, RecordUsagePayload, action)
-
-    @strawberry.mutation(description="Record a batch of inferences in one transaction.")
+    @mutation("Record a batch of inferences in one transaction.")
     async def record_usages(self, info: Info, input: RecordUsagesInput) -> RecordUsagesPayload:
-        async def action() -> dict[str, object]:
-            events = [e.event() for e in input.events]
-            results = await metering.record_usages(info.context, events)
-            return {"results": [RecordedUsage.of(r) for r in results]}
-
-        return await run_mutation(info, RecordUsagesPayload, action)
+        events = [e.event() for e in input.events]
+        results = await metering.record_usages(info.context, events)
+        return RecordUsagesPayload(results=[RecordedUsage.of(r) for r in results])

@@ -13,7 +13,7 @@ from resolvers import api_keys, users
 from resolvers import usage as metering
 from schema import projection
 from schema.api_key import ApiKey
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.payment import (
     Payment,
     personal_payment_count,
@@ -146,8 +146,7 @@ class UpdateProfileInput:
 
 
 @strawberry.type
-class UserPayload:
-    errors: list[UserError]
+class UserPayload(Payload):
     user: User | None = None
 
 
@@ -159,47 +158,33 @@ class SwitchActiveAccountInput:
 
 
 @strawberry.type
-class DeleteAccountPayload:
-    errors: list[UserError]
+class DeleteAccountPayload(Payload):
     deleted_user_id: strawberry.ID | None = None
 
 
 @strawberry.type
 class UserMutation:
-    @strawberry.mutation
+    @mutation()
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> UserPayload:
-        async def action() -> dict[str, object]:
-            user = await users.update_profile(
-                info.context, display_name=input.display_name, photo_url=input.photo_url
-            )
-            return {"user": User.from_model(user)}
+        user = await users.update_profile(
+            info.context, display_name=input.display_name, photo_url=input.photo_url
+        )
+        return UserPayload(user=User.from_model(user))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Accept the terms; keeps the first acceptance time.")
+    @mutation("Accept the terms; keeps the first acceptance time.")
     async def accept_terms(self, info: Info) -> UserPayload:
-        async def action() -> dict[str, object]:
-            return {"user": User.from_model(await users.accept_terms(info.context))}
+        return UserPayload(user=User.from_model(await users.accept_terms(info.context)))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Bill usage to an organization, or null for personal.")
+    @mutation("Bill usage to an organization, or null for personal.")
     async def switch_active_account(
         self, info: Info, input: SwitchActiveAccountInput
     ) -> UserPayload:
-        async def action() -> dict[str, object]:
-            org_id = str(input.organization_id) if input.organization_id else None
-            return {
-                "user": User.from_model(await users.switch_active_account(info.context, org_id))
-            }
+        org_id = str(input.organization_id) if input.organization_id else None
+        user = await users.switch_active_account(info.context, org_id)
+        return UserPayload(user=User.from_model(user))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Delete your account (payments and usage stay on record).")
+    @mutation("Delete your account (payments and usage stay on record).")
     async def delete_account(self, info: Info) -> DeleteAccountPayload:
-        async def action() -> dict[str, object]:
-            user_id = info.context.user_id
-            await users.delete_account(info.context)
-            return {"deleted_user_id": strawberry.ID(user_id)}
-
-        return await run_mutation(info, DeleteAccountPayload, action)
+        user_id = info.context.user_id
+        await users.delete_account(info.context)
+        return DeleteAccountPayload(deleted_user_id=strawberry.ID(user_id))
