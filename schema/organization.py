@@ -56,26 +56,26 @@ class Organization(Node):
 
     members = connection(
         Member,
-        lambda ctx, org, args: members.members_page(ctx, org.id, args),
-        count=lambda ctx, org: members.member_count(ctx, org.id),
+        members.members_page,
+        count=members.member_count,
         description="Members, oldest first.",
     )
     invites = connection(
         Invite,
-        lambda ctx, org, args: invites.invites_page(ctx, org.id, args),
-        count=lambda ctx, org: invites.invite_count(ctx, org.id),
+        invites.invites_page,
+        count=invites.invite_count,
         nullable=True,
         description="Pending invites, newest first (owners and admins only).",
     )
     api_keys = connection(
         ApiKey,
-        lambda ctx, org, args: api_keys.organization_api_keys(ctx, org.id, args),
-        count=lambda ctx, org: api_keys.organization_api_key_count(ctx, org.id),
+        api_keys.organization_api_keys,
+        count=api_keys.organization_api_key_count,
         description="The organization's live API keys, newest first (members).",
     )
     usages = connection(
         Usage,
-        lambda ctx, org, args: metering.organization_usages_page(ctx, org.id, args),
+        metering.organization_usages_page,
         description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
@@ -93,7 +93,7 @@ class Organization(Node):
         Payment,
         billing.payments_page,
         count=billing.payment_count,
-        of=lambda ctx, org: accounts.organization_account(ctx, org.id),
+        of=accounts.organization_account,
         nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
@@ -107,7 +107,7 @@ class Organization(Node):
     )
     plan_history = connection(
         PlanHistoryEntry,
-        lambda ctx, org, args: plans.plan_history_page(ctx, org.id, args),
+        plans.plan_history_page,
         description="The organization's plan changes, newest first (members).",
     )
 

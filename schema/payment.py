@@ -12,11 +12,9 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.billing.providers import CardDetails, ProviderPayment
-from gateway.context import Context
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
-from resolvers.pagination import Page, PageArgs
 from schema import projection
 from schema.errors import Payload, mutation
 from schema.relay import Node
@@ -270,19 +268,6 @@ async def user_balance(root: Any, info: Info) -> Balance | None:
     """Your personal balance; null on other users."""
     account = await accounts.own_personal_account(info.context, root._model.id)
     return Balance.of(accounts.balance_of(account)) if account is not None else None
-
-
-async def personal_payments(
-    ctx: Context, user: models.User, args: PageArgs, *, succeeded_only: bool = False
-) -> Page[models.Payment] | None:
-    """`User.payments`: your personal payments, newest first; null on other users."""
-    return await payments.personal_payments_page(ctx, user.id, args, succeeded_only=succeeded_only)
-
-
-async def personal_payment_count(
-    ctx: Context, user: models.User, *, succeeded_only: bool = False
-) -> int | None:
-    return await payments.personal_payment_count(ctx, user.id, succeeded_only=succeeded_only)
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:

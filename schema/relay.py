@@ -140,7 +140,7 @@ def connection(
     page: PageOf[S, Options],
     *,
     count: CountOf[S, Options] | None = None,
-    of: Callable[[Context, Any], Awaitable[S]] | None = None,
+    of: Callable[[Context, str], Awaitable[S]] | None = None,
     nullable: bool = False,
     description: str,
 ) -> Any:
@@ -149,9 +149,10 @@ def connection(
     arguments after its first three (`succeeded_only`), which `count` takes too.
 
     `page(ctx, parent, args, **options)` loads the page (None: the field is null) of the
-    parent object's row, or of what `of(ctx, row)` finds for it (an organization's account,
-    looked up once for the page and its count). `count`, when given, is `totalCount` (asked
-    for only when selected; null without it)."""
+    parent object's id, or of what `of(ctx, id)` finds for it (an organization's account,
+    looked up once for the page and its count): the resolvers' own signature, so a
+    declaration names them rather than wrapping them. `count(ctx, parent, **options)`, when
+    given, is `totalCount` (called only when selected; null without it)."""
     options = _options(page)
     # Called with the options by name, as the field's arguments come.
     load: Callable[..., Awaitable[Page[Any] | None]] = page
@@ -159,7 +160,7 @@ def connection(
 
     async def resolve(root: Any, info: Info, **arguments: Any) -> Connection[T] | None:
         ctx = info.context
-        parent = root._model if of is None else await of(ctx, root._model)
+        parent = root._model.id if of is None else await of(ctx, root._model.id)
         args = _page_args(info, arguments)
         chosen = {o.name: arguments.get(o.name, o.default) for o in options}
         found = await load(ctx, parent, args, **chosen)

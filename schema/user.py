@@ -10,14 +10,13 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys, users
+from resolvers import payments as billing
 from resolvers import usage as metering
 from schema import projection
 from schema.api_key import ApiKey
 from schema.errors import Payload, mutation
 from schema.payment import (
     Payment,
-    personal_payment_count,
-    personal_payments,
     user_active_account,
     user_balance,
     user_billing_account,
@@ -74,14 +73,14 @@ class User(Node):
 
     api_keys = connection(
         ApiKey,
-        lambda ctx, user, args: api_keys.user_api_keys(ctx, user.id, args),
-        count=lambda ctx, user: api_keys.user_api_key_count(ctx, user.id),
+        api_keys.user_api_keys,
+        count=api_keys.user_api_key_count,
         nullable=True,
         description="Your live API keys, newest first; null on other users.",
     )
     usages = connection(
         Usage,
-        lambda ctx, user, args: metering.visible_user_usages(ctx, user.id, args),
+        metering.visible_user_usages,
         nullable=True,
         description=f"Your usage, newest first; null on other users.{_PERSONAL}",
     )
@@ -94,8 +93,8 @@ class User(Node):
     )
     payments = connection(
         Payment,
-        personal_payments,
-        count=personal_payment_count,
+        billing.personal_payments_page,
+        count=billing.personal_payment_count,
         nullable=True,
         description=f"Your personal payments, newest first; null on other users.{_PERSONAL}",
     )

@@ -103,17 +103,17 @@ async def item_count(ctx: FakeContext, parent: str, *, odd_only: bool = False) -
     return len([r for r in ROWS if r.parent_id == parent])
 
 
-async def parent_key(ctx: FakeContext, model: SimpleNamespace) -> str:
-    ctx.calls.append(("of", model.key))
-    return str(model.key)
+async def parent_key(ctx: FakeContext, parent_id: str) -> str:
+    ctx.calls.append(("of", parent_id))
+    return parent_id
 
 
 async def items_pages(
     ctx: FakeContext, models: list[SimpleNamespace], args: PageArgs
 ) -> list[Page[Row] | Exception | None]:
-    ctx.calls.append(("pages", tuple(m.key for m in models)))
+    ctx.calls.append(("pages", tuple(m.id for m in models)))
     return [
-        ValueError("no such parent") if m.key == "broken" else await items_page(ctx, m.key, args)
+        ValueError("no such parent") if m.id == "broken" else await items_page(ctx, m.id, args)
         for m in models
     ]
 
@@ -132,7 +132,7 @@ class Parent:
     )
     plain = connection(
         Item,
-        lambda ctx, model, args: items_page(ctx, model.key, args),
+        lambda ctx, parent_id, args: items_page(ctx, parent_id, args),
         description="Items without a count.",
     )
     batched = connections(Item, items_pages, nullable=True, description="Items, a level at once.")
@@ -142,11 +142,11 @@ class Parent:
 class Query:
     @strawberry.field
     def parent(self, key: str) -> Parent:
-        return Parent(_model=SimpleNamespace(key=key))
+        return Parent(_model=SimpleNamespace(id=key))
 
     @strawberry.field
     def parents(self, keys: list[str]) -> list[Parent]:
-        return [Parent(_model=SimpleNamespace(key=key)) for key in keys]
+        return [Parent(_model=SimpleNamespace(id=key)) for key in keys]
 
 
 SCHEMA = strawberry.Schema(query=Query, mutation=Mutation)
