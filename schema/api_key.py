@@ -11,6 +11,7 @@ from gateway.db import models
 from resolvers import api_keys
 from schema.errors import Payload, mutation
 from schema.relay import Node
+from schema.rows import from_row
 
 
 @strawberry.type(description="An API key; its secret is only shown by createApiKey.")
@@ -28,16 +29,7 @@ class ApiKey(Node):
 
     @classmethod
     def from_model(cls, key: models.ApiKey) -> ApiKey:
-        return cls(
-            id=strawberry.ID(key.id),
-            name=key.name,
-            prefix=key.prefix,
-            organization_id=strawberry.ID(key.organization_id) if key.organization_id else None,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            expires_at=key.expires_at,
-            _model=key,
-        )
+        return from_row(cls, key, organization_id=key.organization_id or None)
 
 
 @strawberry.input

@@ -14,6 +14,7 @@ from resolvers import invites, organizations
 from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
+from schema.rows import from_row
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -39,15 +40,7 @@ class Invite(Node):
 
     @classmethod
     def from_model(cls, invite: models.Invite) -> Invite:
-        return cls(
-            id=strawberry.ID(invite.id),
-            email=invite.email,
-            role=Role(invite.role),
-            status=InviteStatus(invite.status),
-            created_at=invite.created_at,
-            expires_at=invite.expires_at,
-            _model=invite,
-        )
+        return from_row(cls, invite, role=Role(invite.role), status=InviteStatus(invite.status))
 
     @strawberry.field(description="The user who sent (or last refreshed) the invite.")
     async def invited_by(

@@ -18,6 +18,7 @@ from schema.member import Member, Role
 from schema.payment import Payment, organization_balance, organization_billing_account
 from schema.plan import PlanHistoryEntry, organization_subscription
 from schema.relay import Node, connection
+from schema.rows import from_row
 from schema.usage import Usage, organization_metrics, organization_usage_summary
 
 
@@ -34,16 +35,7 @@ class Organization(Node):
 
     @classmethod
     def from_model(cls, org: models.Organization) -> Organization:
-        return cls(
-            id=strawberry.ID(org.id),
-            name=org.name,
-            remote_config_enabled=org.remote_config_enabled,
-            default_remote_config=org.default_remote_config,
-            external_organization_id=org.external_organization_id,
-            created_at=org.created_at,
-            updated_at=org.updated_at,
-            _model=org,
-        )
+        return from_row(cls, org)
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:

@@ -18,6 +18,7 @@ from resolvers import accounts, payments
 from schema import projection
 from schema.errors import Payload, mutation
 from schema.relay import Node
+from schema.rows import from_row
 from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Balance:
 
     @classmethod
     def of(cls, balance: accounts.Balance) -> Balance:
-        return cls(amount=BigInt(balance.amount), currency=balance.currency)
+        return from_row(cls, balance)
 
 
 @strawberry.type(description="A payment card, as the provider describes it (never its number).")
@@ -61,13 +62,7 @@ class PaymentMethod:
 
     @classmethod
     def of(cls, card: CardDetails) -> PaymentMethod:
-        return cls(
-            id=strawberry.ID(card.id),
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-        )
+        return from_row(cls, card)
 
 
 @strawberry.type(description="The payment provider's view of a payment.")
@@ -83,16 +78,7 @@ class ProviderPaymentDetails:
 
     @classmethod
     def of(cls, view: ProviderPayment) -> ProviderPaymentDetails:
-        return cls(
-            provider=view.provider,
-            provider_payment_id=view.provider_payment_id,
-            status=view.status,
-            amount_received_cents=view.amount_received_cents,
-            currency=view.currency,
-            card_brand=view.card_brand,
-            card_last4=view.card_last4,
-            receipt_url=view.receipt_url,
-        )
+        return from_row(cls, view)
 
 
 @strawberry.type
@@ -172,11 +158,7 @@ class AutoTopUp:
 
     @classmethod
     def of(cls, value: payments.AutoTopUp) -> AutoTopUp:
-        return cls(
-            enabled=value.enabled,
-            threshold=BigInt(value.threshold),
-            amount_cents=value.amount_cents,
-        )
+        return from_row(cls, value)
 
 
 @strawberry.type(description="Promotional credits offered to an account.")
@@ -191,16 +173,7 @@ class Promotion:
 
     @classmethod
     def of(cls, view: payments.PromotionView) -> Promotion:
-        p = view.promotion
-        return cls(
-            id=strawberry.ID(p.id),
-            code=p.code,
-            description=p.description,
-            credits=BigInt(p.credits),
-            starts_at=p.starts_at,
-            expires_at=p.expires_at,
-            redeemed_at=view.redeemed_at,
-        )
+        return from_row(cls, view.promotion, redeemed_at=view.redeemed_at)
 
 
 @strawberry.type(description="A billing account (personal or an organization's) and its settings.")
@@ -212,11 +185,11 @@ class BillingAccount:
 
     @classmethod
     def from_model(cls, account: models.Account) -> BillingAccount:
-        return cls(
-            id=strawberry.ID(account.id),
+        return from_row(
+            cls,
+            account,
             balance=Balance.of(accounts.balance_of(account)),
             auto_top_up=AutoTopUp.of(payments.auto_top_up(account)),
-            _model=account,
         )
 
     @strawberry.field(description="The saved card charged off-session; null if none.")
@@ -294,8 +267,11 @@ async def organization_billing_account(root: Any, info: Info) -> BillingAccount 
 # --- mutations --------------------------------------------------------------------------------
 
 
-def _org(value: strawberry.ID | None) -> str | None:
-    return str(value) if value else None
+async def _account(info: Info, organization_id: strawberry.ID | None) -> models.Account:
+    """The account a billing mutation acts on: the organization's, or (null) your personal one."""
+    return await accounts.billing_account(
+        info.context, organization_id=str(organization_id) if organization_id else None
+    )
 
 
 @strawberry.input
@@ -378,30 +354,26 @@ class RedeemPromotionInput:
 class PaymentMutation:
     @mutation("Start buying credits; complete it with the client secret.")
     async def start_checkout(self, info: Info, input: StartCheckoutInput) -> StartCheckoutPayload:
-        ctx = info.context
-        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        account = await _account(info, input.organization_id)
         result = await payments.start_checkout(
-            ctx,
+            info.context,
             account,
             amount_cents=input.amount_cents,
             success_url=input.success_url,
             cancel_url=input.cancel_url,
             idempotency_key=input.idempotency_key,
         )
-        return StartCheckoutPayload(
-            checkout=Checkout(
-                payment=Payment.from_model(result.payment),
-                client_secret=result.client_secret,
-                checkout_url=result.checkout_url,
-            )
-        )
+        checkout = from_row(Checkout, result, payment=Payment.from_model(result.payment))
+        return StartCheckoutPayload(checkout=checkout)
 
     @mutation("Buy credits with the default payment method, off-session.")
     async def purchase_credits(self, info: Info, input: PurchaseCreditsInput) -> PaymentPayload:
-        ctx = info.context
-        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        account = await _account(info, input.organization_id)
         payment = await payments.purchase_credits(
-            ctx, account, amount_cents=input.amount_cents, idempotency_key=input.idempotency_key
+            info.context,
+            account,
+            amount_cents=input.amount_cents,
+            idempotency_key=input.idempotency_key,
         )
         return PaymentPayload(payment=Payment.from_model(payment))
 
@@ -409,25 +381,19 @@ class PaymentMutation:
     async def start_payment_method_setup(
         self, info: Info, input: StartPaymentMethodSetupInput
     ) -> StartPaymentMethodSetupPayload:
-        ctx = info.context
-        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
-        setup = await payments.start_payment_method_setup(ctx, account, return_url=input.return_url)
-        return StartPaymentMethodSetupPayload(
-            setup=PaymentMethodSetup(
-                setup_intent_id=setup.setup_intent_id,
-                client_secret=setup.client_secret,
-                url=setup.url,
-            )
+        account = await _account(info, input.organization_id)
+        setup = await payments.start_payment_method_setup(
+            info.context, account, return_url=input.return_url
         )
+        return StartPaymentMethodSetupPayload(setup=from_row(PaymentMethodSetup, setup))
 
     @mutation("Change auto top-up (enabling needs a default payment method).")
     async def update_auto_top_up(
         self, info: Info, input: UpdateAutoTopUpInput
     ) -> UpdateAutoTopUpPayload:
-        ctx = info.context
-        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
+        account = await _account(info, input.organization_id)
         value = await payments.update_auto_top_up(
-            ctx,
+            info.context,
             account,
             enabled=input.enabled,
             threshold=int(input.threshold),
@@ -437,7 +403,6 @@ class PaymentMutation:
 
     @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
-        ctx = info.context
-        account = await accounts.billing_account(ctx, organization_id=_org(input.organization_id))
-        payment = await payments.redeem_promotion(ctx, account, code=input.code)
+        account = await _account(info, input.organization_id)
+        payment = await payments.redeem_promotion(info.context, account, code=input.code)
         return PaymentPayload(payment=Payment.from_model(payment))

@@ -13,6 +13,7 @@ from gateway.db import models
 from resolvers import organizations, plans
 from schema.errors import Payload, mutation
 from schema.relay import Node
+from schema.rows import from_row
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -60,16 +61,12 @@ class Plan(Node):
 
     @classmethod
     def from_model(cls, plan: models.Plan) -> Plan:
-        return cls(
-            id=strawberry.ID(plan.id),
-            name=plan.name,
-            display_name=plan.display_name,
+        return from_row(
+            cls,
+            plan,
             type=PlanType(plan.type),
             interval=PlanInterval(plan.interval),
-            price_per_seat_cents=plan.price_per_seat_cents,
             features=list(plan.features or []),
-            active=plan.active,
-            created_at=plan.created_at,
         )
 
 
@@ -95,18 +92,7 @@ class Subscription(Node):
 
     @classmethod
     def from_model(cls, subscription: models.Subscription) -> Subscription:
-        return cls(
-            id=strawberry.ID(subscription.id),
-            seats=subscription.seats,
-            status=SubscriptionStatus(subscription.status),
-            current_period_start=subscription.current_period_start,
-            current_period_end=subscription.current_period_end,
-            cancel_at=subscription.cancel_at,
-            canceled_at=subscription.canceled_at,
-            created_at=subscription.created_at,
-            updated_at=subscription.updated_at,
-            _model=subscription,
-        )
+        return from_row(cls, subscription, status=SubscriptionStatus(subscription.status))
 
     @strawberry.field
     async def plan(self, info: Info) -> Plan:
@@ -136,14 +122,7 @@ class PlanHistoryEntry:
 
     @classmethod
     def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
-        return cls(
-            id=strawberry.ID(entry.id),
-            subscription_id=strawberry.ID(entry.subscription_id),
-            seats=entry.seats,
-            action=PlanHistoryAction(entry.action),
-            created_at=entry.created_at,
-            _model=entry,
-        )
+        return from_row(cls, entry, action=PlanHistoryAction(entry.action))
 
     @strawberry.field
     async def plan(self, info: Info) -> Plan:

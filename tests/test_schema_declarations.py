@@ -1,6 +1,7 @@
 """The schema's declarations on a small schema of their own: `schema.errors.mutation` (domain
 errors to typed payload errors, with the session rolled back) and `schema.relay.connection`
-(the standard arguments, a page function's own, `totalCount` only when asked for)."""
+(the standard arguments, a page function's own, `totalCount` only when asked for), and
+`schema.rows.from_row` (fields read by name)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.errors import Conflict, Unauthenticated
 from resolvers.pagination import Page, PageArgs
 from schema.errors import Payload, mutation
 from schema.relay import connection, connections
+from schema.rows import from_row
 
 
 @dataclass
@@ -271,3 +273,28 @@ async def test_connections_load_a_levels_pages_at_once_with_errors_per_parent() 
     }
     assert result.errors is not None
     assert [e.message for e in result.errors] == ["no such parent"]
+
+
+@strawberry.type
+class Kept:
+    id: str
+    name: str
+    label: str
+    _model: strawberry.Private[object]
+
+    @strawberry.field
+    def shout(self) -> str:  # a resolver field: not the row's to give
+        return self.name.upper()
+
+
+def test_from_row_copies_fields_by_name_keeps_the_row_and_takes_given_values() -> None:
+    row = SimpleNamespace(id="x-1", name="lamp", label="stored", other="ignored")
+    built = from_row(Kept, row, label="given")
+    assert built == Kept(id="x-1", name="lamp", label="given", _model=row)
+    assert built._model is row
+    assert from_row(Thing, row) == Thing(name="lamp")  # a type without a row of its own
+
+
+def test_from_row_fails_on_a_row_without_a_field() -> None:
+    with pytest.raises(AttributeError, match="label"):
+        from_row(Kept, SimpleNamespace(id="x-1", name="lamp"))
