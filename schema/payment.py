@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from gateway.billing.providers import CardDetails, ProviderPayment
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
@@ -47,10 +46,6 @@ class Balance:
     amount: BigInt
     currency: str
 
-    @classmethod
-    def of(cls, balance: accounts.Balance) -> Balance:
-        return from_row(cls, balance)
-
 
 @strawberry.type(description="A payment card, as the provider describes it (never its number).")
 class PaymentMethod:
@@ -59,10 +54,6 @@ class PaymentMethod:
     last4: str
     exp_month: int
     exp_year: int
-
-    @classmethod
-    def of(cls, card: CardDetails) -> PaymentMethod:
-        return from_row(cls, card)
 
 
 @strawberry.type(description="The payment provider's view of a payment.")
@@ -75,10 +66,6 @@ class ProviderPaymentDetails:
     card_brand: str | None
     card_last4: str | None
     receipt_url: str | None
-
-    @classmethod
-    def of(cls, view: ProviderPayment) -> ProviderPaymentDetails:
-        return from_row(cls, view)
 
 
 @strawberry.type
@@ -108,7 +95,9 @@ class Payment(Node):
 
     @strawberry.field(description="The payment provider's record of it (asks the provider).")
     async def provider_details(self, info: Info) -> ProviderPaymentDetails:
-        return ProviderPaymentDetails.of(await payments.provider_view(info.context, self._model))
+        return from_row(
+            ProviderPaymentDetails, await payments.provider_view(info.context, self._model)
+        )
 
 
 def _status(value: str) -> PaymentStatus:
@@ -156,10 +145,6 @@ class AutoTopUp:
     threshold: BigInt = strawberry.field(description="Micro-credits.")
     amount_cents: int
 
-    @classmethod
-    def of(cls, value: payments.AutoTopUp) -> AutoTopUp:
-        return from_row(cls, value)
-
 
 @strawberry.type(description="Promotional credits offered to an account.")
 class Promotion:
@@ -188,15 +173,15 @@ class BillingAccount:
         return from_row(
             cls,
             account,
-            balance=Balance.of(accounts.balance_of(account)),
-            auto_top_up=AutoTopUp.of(payments.auto_top_up(account)),
+            balance=from_row(Balance, accounts.balance_of(account)),
+            auto_top_up=from_row(AutoTopUp, payments.auto_top_up(account)),
         )
 
     @strawberry.field(description="The saved card charged off-session; null if none.")
     async def default_payment_method(self, info: Info) -> PaymentMethod | None:
         try:
-            return PaymentMethod.of(
-                await payments.default_payment_method(info.context, self._model)
+            return from_row(
+                PaymentMethod, await payments.default_payment_method(info.context, self._model)
             )
         except NotFound:
             return None
@@ -234,13 +219,13 @@ async def user_active_account(root: Any, info: Info) -> ActiveAccount | None:
     if found is None:
         return None
     org = Organization.from_model(found.organization) if found.organization is not None else None
-    return ActiveAccount(organization=org, balance=Balance.of(found.balance))
+    return ActiveAccount(organization=org, balance=from_row(Balance, found.balance))
 
 
 async def user_balance(root: Any, info: Info) -> Balance | None:
     """Your personal balance; null on other users."""
     account = await accounts.own_personal_account(info.context, root._model.id)
-    return Balance.of(accounts.balance_of(account)) if account is not None else None
+    return from_row(Balance, accounts.balance_of(account)) if account is not None else None
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -254,7 +239,7 @@ async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
 
 async def organization_balance(root: Any, info: Info) -> Balance:
     """The organization's balance (any member)."""
-    return Balance.of(await accounts.organization_balance(info.context, root._model.id))
+    return from_row(Balance, await accounts.organization_balance(info.context, root._model.id))
 
 
 async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -399,7 +384,7 @@ class PaymentMutation:
             threshold=int(input.threshold),
             amount_cents=input.amount_cents,
         )
-        return UpdateAutoTopUpPayload(auto_top_up=AutoTopUp.of(value))
+        return UpdateAutoTopUpPayload(auto_top_up=from_row(AutoTopUp, value))
 
     @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
