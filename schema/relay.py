@@ -19,6 +19,7 @@ from schema.projection import json_nodes_of, node_selection
 
 T = TypeVar("T")
 N = TypeVar("N", covariant=True)
+R = TypeVar("R", contravariant=True)
 S = TypeVar("S")
 Options = ParamSpec("Options")
 
@@ -110,18 +111,32 @@ def page_args(
     )
 
 
-class NodeType(Protocol[N]):
-    """A node type: built from its row (an ORM object or a read-only row)."""
+class NodeType(Protocol[R, N]):
+    """A node type: built from the rows its pages hold (ORM objects or read-only rows)."""
 
-    def from_model(self, row: Any, /) -> N: ...
+    def from_model(self, row: R, /) -> N: ...
 
 
-PageOf = Callable[Concatenate[Context, S, PageArgs, Options], Awaitable[Page[Any] | None]]
+class Row(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class Parent(Protocol):
+    """The object a connection field hangs off (`User`, `Organization`, `Member`)."""
+
+    @property
+    def _model(self) -> Row: ...
+
+
+PageOf = Callable[Concatenate[Context, S, PageArgs, Options], Awaitable[Page[R] | None]]
 PagesOf = Callable[
     Concatenate[Context, Sequence[Any], PageArgs, Options],
-    Awaitable[Sequence[Page[Any] | Exception | None]],
+    Awaitable[Sequence[Page[R] | Exception | None]],
 ]
 CountOf = Callable[Concatenate[Context, S, Options], Awaitable[int | None]]
+# A field's argument values as the executor passes them (strawberry's conversion of GraphQL's).
+Arguments = Any
 
 # The standard arguments of every connection field, in the order clients see them.
 _PAGE_PARAMETERS = [
@@ -136,14 +151,14 @@ _PAGE_PARAMETERS = [
 
 
 def connection(
-    node: NodeType[T],
-    page: PageOf[S, Options],
+    node: NodeType[R, T],
+    page: PageOf[S, Options, R],
     *,
     count: CountOf[S, Options] | None = None,
     of: Callable[[Context, str], Awaitable[S]] | None = None,
     nullable: bool = False,
     description: str,
-) -> Any:
+) -> Any:  # a strawberry field, for a class body
     """The field of a connection of `node`s, from one declaration: the standard arguments
     (first/after/last/before, read into `PageArgs` by `page_args`), then `page`'s own keyword
     arguments after its first three (`succeeded_only`), which `count` takes too.
@@ -155,11 +170,11 @@ def connection(
     given, is `totalCount` (called only when selected; null without it)."""
     options = _options(page)
     # Called with the options by name, as the field's arguments come.
-    load: Callable[..., Awaitable[Page[Any] | None]] = page
+    load: Callable[..., Awaitable[Page[R] | None]] = page
     counter: Callable[..., Awaitable[int | None]] | None = count
 
-    async def resolve(root: Any, info: Info, **arguments: Any) -> Connection[T] | None:
-        ctx = info.context
+    async def resolve(root: Parent, info: Info, **arguments: Arguments) -> Connection[T] | None:
+        ctx: Context = info.context
         parent = root._model.id if of is None else await of(ctx, root._model.id)
         args = _page_args(info, arguments)
         chosen = {o.name: arguments.get(o.name, o.default) for o in options}
@@ -173,21 +188,21 @@ def connection(
 
 
 def connections(
-    node: NodeType[T],
-    pages: PagesOf[Options],
+    node: NodeType[R, T],
+    pages: PagesOf[Options, R],
     *,
     nullable: bool = False,
     description: str,
-) -> Any:
+) -> Any:  # a strawberry field, for a class body
     """`connection` for a field under a list (`Member.usages`): `pages(ctx, rows, args,
     **options)` loads the pages of a whole level's parents at once (one value per parent,
     an `Exception` being that parent's error), called once per level by the compiled
     executor (schema/batch.py)."""
     options = _options(pages)
-    load: Callable[..., Awaitable[Sequence[Page[Any] | Exception | None]]] = pages
+    load: Callable[..., Awaitable[Sequence[Page[R] | Exception | None]]] = pages
 
     async def resolve_each(
-        roots: Sequence[Any], info: Info, **arguments: Any
+        roots: Sequence[Parent], info: Info, **arguments: Arguments
     ) -> list[Connection[T] | Exception | None]:
         args = _page_args(info, arguments)
         chosen = {o.name: arguments.get(o.name, o.default) for o in options}
@@ -200,25 +215,28 @@ def connections(
         ]
 
     @batched(resolve_each)
-    async def resolve(root: Any, info: Info, **arguments: Any) -> Connection[T] | None:
+    async def resolve(root: Parent, info: Info, **arguments: Arguments) -> Connection[T] | None:
         one: Connection[T] | None = await resolve_one(resolve_each, root, info=info, **arguments)
         return one
 
     return _field(resolve, node, options, nullable, description)
 
 
-def _page_args(info: Info, arguments: dict[str, Any]) -> PageArgs:
+def _page_args(info: Info, arguments: dict[str, Arguments]) -> PageArgs:
     get = arguments.get
     return page_args(info, get("first"), get("after"), get("last"), get("before"))
 
 
 def _counter(
-    count: Callable[..., Awaitable[int | None]], ctx: Context, parent: Any, options: dict[str, Any]
+    count: Callable[..., Awaitable[int | None]],
+    ctx: Context,
+    parent: object,
+    options: dict[str, Arguments],
 ) -> Callable[[], Awaitable[int | None]]:
     return lambda: count(ctx, parent, **options)
 
 
-def _options(page: Callable[..., Any]) -> list[inspect.Parameter]:
+def _options(page: Callable[..., object]) -> list[inspect.Parameter]:
     """A page function's parameters after (ctx, parent, args): the field's own arguments."""
     own = list(inspect.signature(page).parameters.values())[3:]
     if not own:
@@ -231,15 +249,15 @@ def _options(page: Callable[..., Any]) -> list[inspect.Parameter]:
 
 
 def _field(
-    resolve: Callable[..., Awaitable[Any]],
-    node: NodeType[Any],
+    resolve: Callable[..., Awaitable[object]],
+    node: object,
     options: list[inspect.Parameter],
     nullable: bool,
     description: str,
 ) -> Any:
     """The strawberry field of `resolve`, whose signature strawberry (and the compiled
     executor) read: root, info, the standard arguments, the page function's own."""
-    returns: Any = Connection[node]  # type: ignore[valid-type]
+    returns: object = Connection[node]  # type: ignore[valid-type]
     resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD),
@@ -247,6 +265,6 @@ def _field(
             *_PAGE_PARAMETERS,
             *options,
         ],
-        return_annotation=returns | None if nullable else returns,
+        return_annotation=returns | None if nullable else returns,  # type: ignore[operator]
     )
     return strawberry.field(resolver=resolve, description=description)
