@@ -9,8 +9,9 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.relay import Node
+from schema.rows import from_row
 
 
 @strawberry.type(description="An API key; its secret is only shown by createApiKey.")
@@ -28,16 +29,7 @@ class ApiKey(Node):
 
     @classmethod
     def from_model(cls, key: models.ApiKey) -> ApiKey:
-        return cls(
-            id=strawberry.ID(key.id),
-            name=key.name,
-            prefix=key.prefix,
-            organization_id=strawberry.ID(key.organization_id) if key.organization_id else None,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            expires_at=key.expires_at,
-            _model=key,
-        )
+        return from_row(cls, key, organization_id=key.organization_id or None)
 
 
 @strawberry.input
@@ -52,8 +44,7 @@ class CreateApiKeyInput:
 
 
 @strawberry.type
-class CreateApiKeyPayload:
-    errors: list[UserError]
+class CreateApiKeyPayload(Payload):
     api_key: ApiKey | None = None
     key: str | None = strawberry.field(
         default=None, description="The secret: shown only here, store it now."
@@ -66,30 +57,23 @@ class DeleteApiKeyInput:
 
 
 @strawberry.type
-class DeleteApiKeyPayload:
-    errors: list[UserError]
+class DeleteApiKeyPayload(Payload):
     deleted_api_key_id: strawberry.ID | None = None
 
 
 @strawberry.type
 class ApiKeyMutation:
-    @strawberry.mutation(description="Create an API key for yourself or an organization.")
+    @mutation("Create an API key for yourself or an organization.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
-        async def action() -> dict[str, object]:
-            created = await api_keys.create_api_key(
-                info.context,
-                name=input.name,
-                organization_id=str(input.organization_id) if input.organization_id else None,
-                expires_at=input.expires_at,
-            )
-            return {"api_key": ApiKey.from_model(created.api_key), "key": created.secret}
+        created = await api_keys.create_api_key(
+            info.context,
+            name=input.name,
+            organization_id=str(input.organization_id) if input.organization_id else None,
+            expires_at=input.expires_at,
+        )
+        return CreateApiKeyPayload(api_key=ApiKey.from_model(created.api_key), key=created.secret)
 
-        return await run_mutation(info, CreateApiKeyPayload, action)
-
-    @strawberry.mutation(description="Revoke one of your API keys; it stops working at once.")
+    @mutation("Revoke one of your API keys; it stops working at once.")
     async def delete_api_key(self, info: Info, input: DeleteApiKeyInput) -> DeleteApiKeyPayload:
-        async def action() -> dict[str, object]:
-            key_id = await api_keys.delete_api_key(info.context, str(input.id))
-            return {"deleted_api_key_id": strawberry.ID(key_id)}
-
-        return await run_mutation(info, DeleteApiKeyPayload, action)
+        key_id = await api_keys.delete_api_key(info.context, str(input.id))
+        return DeleteApiKeyPayload(deleted_api_key_id=strawberry.ID(key_id))

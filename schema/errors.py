@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,8 +16,6 @@ from gateway.db.session import unavailable
 from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 
 log = logging.getLogger("gateway.graphql")
-
-P = TypeVar("P")
 
 
 @strawberry.type(description="An expected failure of a mutation, with a stable code.")
@@ -28,20 +29,52 @@ class UserError:
         return cls(code=error.code, message=error.message, field=error.field)
 
 
-async def run_mutation(
-    info: Any, payload: Callable[..., P], action: Callable[[], Awaitable[dict[str, Any]]]
-) -> P:
-    """Run a mutation; an expected failure rolls back and becomes a typed error in the payload."""
-    ctx = info.context
-    try:
-        fields = await action()
-    except Unauthenticated:
-        await ctx.session.rollback()
-        raise
-    except DomainError as error:
-        await ctx.session.rollback()
-        return payload(errors=[UserError.from_domain(error)])
-    return payload(errors=[], **fields)
+@strawberry.type
+class Payload:
+    """What every mutation answers: its typed errors (none when it succeeded), then its own
+    fields, null when it failed."""
+
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+P = TypeVar("P", bound=Payload)
+Mutation = Callable[..., Awaitable[P]]
+
+
+def mutation(description: str | None = None) -> Callable[[Mutation[P]], Any]:
+    """A mutation field whose resolver calls the operation and returns its payload: an
+    expected failure (a `DomainError`) rolls the session back and becomes the payload
+    (the resolver's return type) with that error; a refused caller is rolled back and
+    stays a coded error; anything else is masked (`coded_error`).
+
+        @mutation("Accept the terms; keeps the first acceptance time.")
+        async def accept_terms(self, info: Info) -> UserPayload:
+            return UserPayload(user=User.from_model(await users.accept_terms(info.context)))
+    """
+
+    def decorate(resolve: Mutation[P]) -> Any:
+        if "info" not in inspect.signature(resolve).parameters:
+            raise TypeError(f"{resolve.__qualname__} needs an `info` parameter")
+        payload: type[P] | None = None  # the return type, read once its module has loaded
+
+        @functools.wraps(resolve)
+        async def run(*args: Any, **kwargs: Any) -> P:
+            nonlocal payload
+            ctx = kwargs["info"].context
+            try:
+                return await resolve(*args, **kwargs)
+            except Unauthenticated:
+                await ctx.session.rollback()
+                raise
+            except DomainError as error:
+                await ctx.session.rollback()
+                if payload is None:
+                    payload = typing.get_type_hints(resolve)["return"]
+                return payload(errors=[UserError.from_domain(error)])
+
+        return strawberry.mutation(resolver=run, description=description)
+
+    return decorate
 
 
 def _input_error(error: GraphQLError) -> bool:

@@ -11,9 +11,10 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import invites, organizations
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
+from schema.rows import from_row
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -39,15 +40,7 @@ class Invite(Node):
 
     @classmethod
     def from_model(cls, invite: models.Invite) -> Invite:
-        return cls(
-            id=strawberry.ID(invite.id),
-            email=invite.email,
-            role=Role(invite.role),
-            status=InviteStatus(invite.status),
-            created_at=invite.created_at,
-            expires_at=invite.expires_at,
-            _model=invite,
-        )
+        return from_row(cls, invite, role=Role(invite.role), status=InviteStatus(invite.status))
 
     @strawberry.field(description="The user who sent (or last refreshed) the invite.")
     async def invited_by(
@@ -89,8 +82,7 @@ class SendInvitesInput:
 
 
 @strawberry.type
-class SendInvitesPayload:
-    errors: list[UserError]
+class SendInvitesPayload(Payload):
     invites: list[SentInvite] | None = None
 
 
@@ -101,8 +93,7 @@ class RevokeInviteInput:
 
 
 @strawberry.type
-class InvitePayload:
-    errors: list[UserError]
+class InvitePayload(Payload):
     invite: Invite | None = None
 
 
@@ -112,46 +103,34 @@ class AcceptInviteInput:
 
 
 @strawberry.type
-class AcceptInvitePayload:
-    errors: list[UserError]
+class AcceptInvitePayload(Payload):
     member: Member | None = None
 
 
 @strawberry.type
 class InviteMutation:
-    @strawberry.mutation(
-        description="Invite people by email (owner/admin); re-inviting refreshes a pending invite."
-    )
+    @mutation("Invite people by email (owner/admin); re-inviting refreshes a pending invite.")
     async def send_invites(self, info: Info, input: SendInvitesInput) -> SendInvitesPayload:
-        async def action() -> dict[str, object]:
-            sent = await invites.send_invites(
-                info.context,
-                str(input.organization_id),
-                [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
-            )
-            return {
-                "invites": [
-                    SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
-                    for s in sent
-                ]
-            }
+        sent = await invites.send_invites(
+            info.context,
+            str(input.organization_id),
+            [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
+        )
+        return SendInvitesPayload(
+            invites=[
+                SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
+                for s in sent
+            ]
+        )
 
-        return await run_mutation(info, SendInvitesPayload, action)
-
-    @strawberry.mutation(description="Withdraw a pending invite (owner/admin).")
+    @mutation("Withdraw a pending invite (owner/admin).")
     async def revoke_invite(self, info: Info, input: RevokeInviteInput) -> InvitePayload:
-        async def action() -> dict[str, object]:
-            invite = await invites.revoke_invite(
-                info.context, str(input.organization_id), str(input.invite_id)
-            )
-            return {"invite": Invite.from_model(invite)}
+        invite = await invites.revoke_invite(
+            info.context, str(input.organization_id), str(input.invite_id)
+        )
+        return InvitePayload(invite=Invite.from_model(invite))
 
-        return await run_mutation(info, InvitePayload, action)
-
-    @strawberry.mutation(description="Join an organization with the token of an invite to you.")
+    @mutation("Join an organization with the token of an invite to you.")
     async def accept_invite(self, info: Info, input: AcceptInviteInput) -> AcceptInvitePayload:
-        async def action() -> dict[str, object]:
-            member = await invites.accept_invite(info.context, input.token)
-            return {"member": Member.from_model(member)}
-
-        return await run_mutation(info, AcceptInvitePayload, action)
+        member = await invites.accept_invite(info.context, input.token)
+        return AcceptInvitePayload(member=Member.from_model(member))

@@ -12,13 +12,14 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import members, organizations
+from resolvers import usage as metering
 from resolvers.loaders import load_each
 from schema import projection
 from schema.batch import batched, resolve_one
-from schema.errors import UserError, run_mutation
-from schema.relay import Node
+from schema.errors import Payload, mutation
+from schema.relay import Node, connections
 from schema.scalars import enum_of
-from schema.usage import member_usages
+from schema.usage import Usage
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -86,8 +87,10 @@ class Member(Node):
         org = await organizations.get_organization(info.context, self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
 
-    usages = strawberry.field(
-        resolver=member_usages,
+    usages = connections(
+        Usage,
+        metering.visible_member_usages,
+        nullable=True,
         description="Usage in this organization, newest first: for owners, admins and the "
         "member themself (null for others).",
     )
@@ -132,8 +135,7 @@ class ChangeMemberRoleInput:
 
 
 @strawberry.type
-class MemberPayload:
-    errors: list[UserError]
+class MemberPayload(Payload):
     member: Member | None = None
 
 
@@ -144,31 +146,22 @@ class RemoveMembersInput:
 
 
 @strawberry.type
-class RemoveMembersPayload:
-    errors: list[UserError]
+class RemoveMembersPayload(Payload):
     removed_member_ids: list[strawberry.ID] | None = None
 
 
 @strawberry.type
 class MemberMutation:
-    @strawberry.mutation(description="Give a member another role (owner/admin).")
+    @mutation("Give a member another role (owner/admin).")
     async def change_member_role(self, info: Info, input: ChangeMemberRoleInput) -> MemberPayload:
-        async def action() -> dict[str, object]:
-            member = await members.change_member_role(
-                info.context, str(input.organization_id), str(input.member_id), input.role.value
-            )
-            return {"member": Member.from_model(member)}
+        member = await members.change_member_role(
+            info.context, str(input.organization_id), str(input.member_id), input.role.value
+        )
+        return MemberPayload(member=Member.from_model(member))
 
-        return await run_mutation(info, MemberPayload, action)
-
-    @strawberry.mutation(
-        description="Remove members (owner/admin; admins not owners), or leave (your own id)."
-    )
+    @mutation("Remove members (owner/admin; admins not owners), or leave (your own id).")
     async def remove_members(self, info: Info, input: RemoveMembersInput) -> RemoveMembersPayload:
-        async def action() -> dict[str, object]:
-            removed = await members.remove_members(
-                info.context, str(input.organization_id), [str(i) for i in input.member_ids]
-            )
-            return {"removed_member_ids": [strawberry.ID(i) for i in removed]}
-
-        return await run_mutation(info, RemoveMembersPayload, action)
+        removed = await members.remove_members(
+            info.context, str(input.organization_id), [str(i) for i in input.member_ids]
+        )
+        return RemoveMembersPayload(removed_member_ids=[strawberry.ID(i) for i in removed])

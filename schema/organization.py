@@ -8,19 +8,18 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import api_keys, invites, members, organizations
+from resolvers import accounts, api_keys, invites, members, organizations, plans
+from resolvers import payments as billing
+from resolvers import usage as metering
 from schema.api_key import ApiKey
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.invite import Invite
 from schema.member import Member, Role
-from schema.payment import (
-    organization_balance,
-    organization_billing_account,
-    organization_payments,
-)
-from schema.plan import organization_plan_history, organization_subscription
-from schema.relay import Connection, Node, page_args
-from schema.usage import organization_metrics, organization_usage_summary, organization_usages
+from schema.payment import Payment, organization_balance, organization_billing_account
+from schema.plan import PlanHistoryEntry, organization_subscription
+from schema.relay import Node, connection
+from schema.rows import from_row
+from schema.usage import Usage, organization_metrics, organization_usage_summary
 
 
 @strawberry.type
@@ -36,16 +35,7 @@ class Organization(Node):
 
     @classmethod
     def from_model(cls, org: models.Organization) -> Organization:
-        return cls(
-            id=strawberry.ID(org.id),
-            name=org.name,
-            remote_config_enabled=org.remote_config_enabled,
-            default_remote_config=org.default_remote_config,
-            external_organization_id=org.external_organization_id,
-            created_at=org.created_at,
-            updated_at=org.updated_at,
-            _model=org,
-        )
+        return from_row(cls, org)
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:
@@ -56,55 +46,29 @@ class Organization(Node):
         role = await members.viewer_role(info.context, self._model.id)
         return Role(role) if role is not None else None
 
-    @strawberry.field(description="Members, oldest first.")
-    async def members(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Member]:
-        args = page_args(info, first, after, last, before)
-        page = await members.members_page(info.context, self._model.id, args)
-        return Connection.from_page(
-            page, Member.from_model, lambda: members.member_count(info.context, self._model.id)
-        )
-
-    @strawberry.field(description="Pending invites, newest first (owners and admins only).")
-    async def invites(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Invite] | None:
-        args = page_args(info, first, after, last, before)
-        page = await invites.invites_page(info.context, self._model.id, args)
-        return Connection.from_page(
-            page, Invite.from_model, lambda: invites.invite_count(info.context, self._model.id)
-        )
-
-    @strawberry.field(description="The organization's live API keys, newest first (members).")
-    async def api_keys(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[ApiKey]:
-        args = page_args(info, first, after, last, before)
-        page = await api_keys.organization_api_keys(info.context, self._model.id, args)
-        return Connection.from_page(
-            page,
-            ApiKey.from_model,
-            lambda: api_keys.organization_api_key_count(info.context, self._model.id),
-        )
-
-    usages = strawberry.field(
-        resolver=organization_usages, description="Usage billed here, newest first (owner/admin)."
+    members = connection(
+        Member,
+        members.members_page,
+        count=members.member_count,
+        description="Members, oldest first.",
+    )
+    invites = connection(
+        Invite,
+        invites.invites_page,
+        count=invites.invite_count,
+        nullable=True,
+        description="Pending invites, newest first (owners and admins only).",
+    )
+    api_keys = connection(
+        ApiKey,
+        api_keys.organization_api_keys,
+        count=api_keys.organization_api_key_count,
+        description="The organization's live API keys, newest first (members).",
+    )
+    usages = connection(
+        Usage,
+        metering.organization_usages_page,
+        description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
         resolver=organization_usage_summary,
@@ -117,8 +81,12 @@ class Organization(Node):
     balance = strawberry.field(
         resolver=organization_balance, description="The organization's balance (members)."
     )
-    payments = strawberry.field(
-        resolver=organization_payments,
+    payments = connection(
+        Payment,
+        billing.payments_page,
+        count=billing.payment_count,
+        of=accounts.organization_account,
+        nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
     billing_account = strawberry.field(
@@ -129,8 +97,9 @@ class Organization(Node):
         resolver=organization_subscription,
         description="The organization's current plan subscription, or null (members).",
     )
-    plan_history = strawberry.field(
-        resolver=organization_plan_history,
+    plan_history = connection(
+        PlanHistoryEntry,
+        plans.plan_history_page,
         description="The organization's plan changes, newest first (members).",
     )
 
@@ -185,8 +154,7 @@ class CreateOrganizationInput:
 
 
 @strawberry.type
-class OrganizationPayload:
-    errors: list[UserError]
+class OrganizationPayload(Payload):
     organization: Organization | None = None
 
 
@@ -206,8 +174,7 @@ class DeleteOrganizationInput:
 
 
 @strawberry.type
-class DeleteOrganizationPayload:
-    errors: list[UserError]
+class DeleteOrganizationPayload(Payload):
     deleted_organization_id: strawberry.ID | None = None
 
 
@@ -223,50 +190,38 @@ class UpdateRemoteConfigInput:
 
 @strawberry.type
 class OrganizationMutation:
-    @strawberry.mutation(description="Create an organization; you become its owner.")
+    @mutation("Create an organization; you become its owner.")
     async def create_organization(
         self, info: Info, input: CreateOrganizationInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.create_organization(info.context, name=input.name)
-            return {"organization": Organization.from_model(org)}
+        org = await organizations.create_organization(info.context, name=input.name)
+        return OrganizationPayload(organization=Organization.from_model(org))
 
-        return await run_mutation(info, OrganizationPayload, action)
-
-    @strawberry.mutation(description="Change an organization's settings (owner/admin).")
+    @mutation("Change an organization's settings (owner/admin).")
     async def update_organization(
         self, info: Info, input: UpdateOrganizationInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.update_organization(
-                info.context,
-                str(input.organization_id),
-                name=input.name,
-                remote_config_enabled=input.remote_config_enabled,
-                default_remote_config=input.default_remote_config,
-            )
-            return {"organization": Organization.from_model(org)}
+        org = await organizations.update_organization(
+            info.context,
+            str(input.organization_id),
+            name=input.name,
+            remote_config_enabled=input.remote_config_enabled,
+            default_remote_config=input.default_remote_config,
+        )
+        return OrganizationPayload(organization=Organization.from_model(org))
 
-        return await run_mutation(info, OrganizationPayload, action)
-
-    @strawberry.mutation(description="Delete an organization (owner only); its balance is kept.")
+    @mutation("Delete an organization (owner only); its balance is kept.")
     async def delete_organization(
         self, info: Info, input: DeleteOrganizationInput
     ) -> DeleteOrganizationPayload:
-        async def action() -> dict[str, object]:
-            await organizations.delete_organization(info.context, str(input.organization_id))
-            return {"deleted_organization_id": input.organization_id}
+        await organizations.delete_organization(info.context, str(input.organization_id))
+        return DeleteOrganizationPayload(deleted_organization_id=input.organization_id)
 
-        return await run_mutation(info, DeleteOrganizationPayload, action)
-
-    @strawberry.mutation(description="Turn remote config distribution on or off (owner/admin).")
+    @mutation("Turn remote config distribution on or off (owner/admin).")
     async def update_remote_config(
         self, info: Info, input: UpdateRemoteConfigInput
     ) -> OrganizationPayload:
-        async def action() -> dict[str, object]:
-            org = await organizations.update_remote_config(
-                info.context, str(input.organization_id), enabled=input.enabled, value=input.value
-            )
-            return {"organization": Organization.from_model(org)}
-
-        return await run_mutation(info, OrganizationPayload, action)
+        org = await organizations.update_remote_config(
+            info.context, str(input.organization_id), enabled=input.enabled, value=input.value
+        )
+        return OrganizationPayload(organization=Organization.from_model(org))

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from gateway.billing.providers import CardDetails, ProviderPayment
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
 from schema import projection
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Node, page_args
+from schema.errors import Payload, mutation
+from schema.relay import Node
+from schema.rows import from_row
 from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ class Balance:
     amount: BigInt
     currency: str
 
-    @classmethod
-    def of(cls, balance: accounts.Balance) -> Balance:
-        return cls(amount=BigInt(balance.amount), currency=balance.currency)
-
 
 @strawberry.type(description="A payment card, as the provider describes it (never its number).")
 class PaymentMethod:
@@ -58,16 +54,6 @@ class PaymentMethod:
     last4: str
     exp_month: int
     exp_year: int
-
-    @classmethod
-    def of(cls, card: CardDetails) -> PaymentMethod:
-        return cls(
-            id=strawberry.ID(card.id),
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-        )
 
 
 @strawberry.type(description="The payment provider's view of a payment.")
@@ -80,19 +66,6 @@ class ProviderPaymentDetails:
     card_brand: str | None
     card_last4: str | None
     receipt_url: str | None
-
-    @classmethod
-    def of(cls, view: ProviderPayment) -> ProviderPaymentDetails:
-        return cls(
-            provider=view.provider,
-            provider_payment_id=view.provider_payment_id,
-            status=view.status,
-            amount_received_cents=view.amount_received_cents,
-            currency=view.currency,
-            card_brand=view.card_brand,
-            card_last4=view.card_last4,
-            receipt_url=view.receipt_url,
-        )
 
 
 @strawberry.type
@@ -122,7 +95,9 @@ class Payment(Node):
 
     @strawberry.field(description="The payment provider's record of it (asks the provider).")
     async def provider_details(self, info: Info) -> ProviderPaymentDetails:
-        return ProviderPaymentDetails.of(await payments.provider_view(info.context, self._model))
+        return from_row(
+            ProviderPaymentDetails, await payments.provider_view(info.context, self._model)
+        )
 
 
 def _status(value: str) -> PaymentStatus:
@@ -170,14 +145,6 @@ class AutoTopUp:
     threshold: BigInt = strawberry.field(description="Micro-credits.")
     amount_cents: int
 
-    @classmethod
-    def of(cls, value: payments.AutoTopUp) -> AutoTopUp:
-        return cls(
-            enabled=value.enabled,
-            threshold=BigInt(value.threshold),
-            amount_cents=value.amount_cents,
-        )
-
 
 @strawberry.type(description="Promotional credits offered to an account.")
 class Promotion:
@@ -191,16 +158,7 @@ class Promotion:
 
     @classmethod
     def of(cls, view: payments.PromotionView) -> Promotion:
-        p = view.promotion
-        return cls(
-            id=strawberry.ID(p.id),
-            code=p.code,
-            description=p.description,
-            credits=BigInt(p.credits),
-            starts_at=p.starts_at,
-            expires_at=p.expires_at,
-            redeemed_at=view.redeemed_at,
-        )
+        return from_row(cls, view.promotion, redeemed_at=view.redeemed_at)
 
 
 @strawberry.type(description="A billing account (personal or an organization's) and its settings.")
@@ -212,18 +170,18 @@ class BillingAccount:
 
     @classmethod
     def from_model(cls, account: models.Account) -> BillingAccount:
-        return cls(
-            id=strawberry.ID(account.id),
-            balance=Balance.of(accounts.balance_of(account)),
-            auto_top_up=AutoTopUp.of(payments.auto_top_up(account)),
-            _model=account,
+        return from_row(
+            cls,
+            account,
+            balance=from_row(Balance, accounts.balance_of(account)),
+            auto_top_up=from_row(AutoTopUp, payments.auto_top_up(account)),
         )
 
     @strawberry.field(description="The saved card charged off-session; null if none.")
     async def default_payment_method(self, info: Info) -> PaymentMethod | None:
         try:
-            return PaymentMethod.of(
-                await payments.default_payment_method(info.context, self._model)
+            return from_row(
+                PaymentMethod, await payments.default_payment_method(info.context, self._model)
             )
         except NotFound:
             return None
@@ -240,24 +198,6 @@ class BillingAccount:
             )
         except NotFound:
             return None
-
-
-async def _payments(
-    info: Info,
-    account: models.Account,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    succeeded_only: bool,
-) -> Connection[Payment]:
-    args = page_args(info, first, after, last, before)
-    page = await payments.payments_page(info.context, account, args, succeeded_only=succeeded_only)
-    return Connection.from_page(
-        page,
-        Payment.from_model,
-        lambda: payments.payment_count(info.context, account, succeeded_only=succeeded_only),
-    )
 
 
 # --- relation fields for User (your own only: null on other users) ---------------------------
@@ -279,40 +219,13 @@ async def user_active_account(root: Any, info: Info) -> ActiveAccount | None:
     if found is None:
         return None
     org = Organization.from_model(found.organization) if found.organization is not None else None
-    return ActiveAccount(organization=org, balance=Balance.of(found.balance))
+    return ActiveAccount(organization=org, balance=from_row(Balance, found.balance))
 
 
 async def user_balance(root: Any, info: Info) -> Balance | None:
     """Your personal balance; null on other users."""
     account = await accounts.own_personal_account(info.context, root._model.id)
-    return Balance.of(accounts.balance_of(account)) if account is not None else None
-
-
-async def user_payments(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    succeeded_only: bool = False,
-) -> Connection[Payment] | None:
-    """Your personal payments, newest first; null on other users."""
-    args = page_args(info, first, after, last, before)
-    user_id = root._model.id
-    page = await payments.personal_payments_page(
-        info.context, user_id, args, succeeded_only=succeeded_only
-    )
-    if page is None:
-        return None
-
-    async def count() -> int:
-        found = await payments.personal_payment_count(
-            info.context, user_id, succeeded_only=succeeded_only
-        )
-        return found or 0
-
-    return Connection.from_page(page, Payment.from_model, count)
+    return from_row(Balance, accounts.balance_of(account)) if account is not None else None
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -326,21 +239,7 @@ async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
 
 async def organization_balance(root: Any, info: Info) -> Balance:
     """The organization's balance (any member)."""
-    return Balance.of(await accounts.organization_balance(info.context, root._model.id))
-
-
-async def organization_payments(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    succeeded_only: bool = False,
-) -> Connection[Payment] | None:
-    """The organization's payments, newest first (owners and admins)."""
-    account = await accounts.organization_account(info.context, root._model.id)
-    return await _payments(info, account, first, after, last, before, succeeded_only)
+    return from_row(Balance, await accounts.organization_balance(info.context, root._model.id))
 
 
 async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -353,8 +252,11 @@ async def organization_billing_account(root: Any, info: Info) -> BillingAccount 
 # --- mutations --------------------------------------------------------------------------------
 
 
-def _org(value: strawberry.ID | None) -> str | None:
-    return str(value) if value else None
+async def _account(info: Info, organization_id: strawberry.ID | None) -> models.Account:
+    """The account a billing mutation acts on: the organization's, or (null) your personal one."""
+    return await accounts.billing_account(
+        info.context, organization_id=str(organization_id) if organization_id else None
+    )
 
 
 @strawberry.input
@@ -378,8 +280,7 @@ class Checkout:
 
 
 @strawberry.type
-class StartCheckoutPayload:
-    errors: list[UserError]
+class StartCheckoutPayload(Payload):
     checkout: Checkout | None = None
 
 
@@ -393,8 +294,7 @@ class PurchaseCreditsInput:
 
 
 @strawberry.type
-class PaymentPayload:
-    errors: list[UserError]
+class PaymentPayload(Payload):
     payment: Payment | None = None
 
 
@@ -412,8 +312,7 @@ class PaymentMethodSetup:
 
 
 @strawberry.type
-class StartPaymentMethodSetupPayload:
-    errors: list[UserError]
+class StartPaymentMethodSetupPayload(Payload):
     setup: PaymentMethodSetup | None = None
 
 
@@ -426,8 +325,7 @@ class UpdateAutoTopUpInput:
 
 
 @strawberry.type
-class UpdateAutoTopUpPayload:
-    errors: list[UserError]
+class UpdateAutoTopUpPayload(Payload):
     auto_top_up: AutoTopUp | None = None
 
 
@@ -439,97 +337,57 @@ class RedeemPromotionInput:
 
 @strawberry.type
 class PaymentMutation:
-    @strawberry.mutation(description="Start buying credits; complete it with the client secret.")
+    @mutation("Start buying credits; complete it with the client secret.")
     async def start_checkout(self, info: Info, input: StartCheckoutInput) -> StartCheckoutPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            result = await payments.start_checkout(
-                ctx,
-                account,
-                amount_cents=input.amount_cents,
-                success_url=input.success_url,
-                cancel_url=input.cancel_url,
-                idempotency_key=input.idempotency_key,
-            )
-            return {
-                "checkout": Checkout(
-                    payment=Payment.from_model(result.payment),
-                    client_secret=result.client_secret,
-                    checkout_url=result.checkout_url,
-                )
-            }
+        account = await _account(info, input.organization_id)
+        result = await payments.start_checkout(
+            info.context,
+            account,
+            amount_cents=input.amount_cents,
+            success_url=input.success_url,
+            cancel_url=input.cancel_url,
+            idempotency_key=input.idempotency_key,
+        )
+        checkout = from_row(Checkout, result, payment=Payment.from_model(result.payment))
+        return StartCheckoutPayload(checkout=checkout)
 
-        return await run_mutation(info, StartCheckoutPayload, action)
-
-    @strawberry.mutation(description="Buy credits with the default payment method, off-session.")
+    @mutation("Buy credits with the default payment method, off-session.")
     async def purchase_credits(self, info: Info, input: PurchaseCreditsInput) -> PaymentPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            payment = await payments.purchase_credits(
-                ctx, account, amount_cents=input.amount_cents, idempotency_key=input.idempotency_key
-            )
-            return {"payment": Payment.from_model(payment)}
+        account = await _account(info, input.organization_id)
+        payment = await payments.purchase_credits(
+            info.context,
+            account,
+            amount_cents=input.amount_cents,
+            idempotency_key=input.idempotency_key,
+        )
+        return PaymentPayload(payment=Payment.from_model(payment))
 
-        return await run_mutation(info, PaymentPayload, action)
-
-    @strawberry.mutation(description="Start saving a card; it becomes the default payment method.")
+    @mutation("Start saving a card; it becomes the default payment method.")
     async def start_payment_method_setup(
         self, info: Info, input: StartPaymentMethodSetupInput
     ) -> StartPaymentMethodSetupPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            setup = await payments.start_payment_method_setup(
-                ctx, account, return_url=input.return_url
-            )
-            return {
-                "setup": PaymentMethodSetup(
-                    setup_intent_id=setup.setup_intent_id,
-                    client_secret=setup.client_secret,
-                    url=setup.url,
-                )
-            }
+        account = await _account(info, input.organization_id)
+        setup = await payments.start_payment_method_setup(
+            info.context, account, return_url=input.return_url
+        )
+        return StartPaymentMethodSetupPayload(setup=from_row(PaymentMethodSetup, setup))
 
-        return await run_mutation(info, StartPaymentMethodSetupPayload, action)
-
-    @strawberry.mutation(
-        description="Change auto top-up (enabling needs a default payment method)."
-    )
+    @mutation("Change auto top-up (enabling needs a default payment method).")
     async def update_auto_top_up(
         self, info: Info, input: UpdateAutoTopUpInput
     ) -> UpdateAutoTopUpPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            value = await payments.update_auto_top_up(
-                ctx,
-                account,
-                enabled=input.enabled,
-                threshold=int(input.threshold),
-                amount_cents=input.amount_cents,
-            )
-            return {"auto_top_up": AutoTopUp.of(value)}
+        account = await _account(info, input.organization_id)
+        value = await payments.update_auto_top_up(
+            info.context,
+            account,
+            enabled=input.enabled,
+            threshold=int(input.threshold),
+            amount_cents=input.amount_cents,
+        )
+        return UpdateAutoTopUpPayload(auto_top_up=from_row(AutoTopUp, value))
 
-        return await run_mutation(info, UpdateAutoTopUpPayload, action)
-
-    @strawberry.mutation(description="Add an active promotion's credits to an account, once.")
+    @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
-        async def action() -> dict[str, object]:
-            ctx = info.context
-            account = await accounts.billing_account(
-                ctx, organization_id=_org(input.organization_id)
-            )
-            payment = await payments.redeem_promotion(ctx, account, code=input.code)
-            return {"payment": Payment.from_model(payment)}
-
-        return await run_mutation(info, PaymentPayload, action)
+        account = await _account(info, input.organization_id)
+        payment = await payments.redeem_promotion(info.context, account, code=input.code)
+        return PaymentPayload(payment=Payment.from_model(payment))

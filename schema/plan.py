@@ -11,8 +11,9 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import organizations, plans
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Node, page_args
+from schema.errors import Payload, mutation
+from schema.relay import Node
+from schema.rows import from_row
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -60,16 +61,12 @@ class Plan(Node):
 
     @classmethod
     def from_model(cls, plan: models.Plan) -> Plan:
-        return cls(
-            id=strawberry.ID(plan.id),
-            name=plan.name,
-            display_name=plan.display_name,
+        return from_row(
+            cls,
+            plan,
             type=PlanType(plan.type),
             interval=PlanInterval(plan.interval),
-            price_per_seat_cents=plan.price_per_seat_cents,
             features=list(plan.features or []),
-            active=plan.active,
-            created_at=plan.created_at,
         )
 
 
@@ -95,18 +92,7 @@ class Subscription(Node):
 
     @classmethod
     def from_model(cls, subscription: models.Subscription) -> Subscription:
-        return cls(
-            id=strawberry.ID(subscription.id),
-            seats=subscription.seats,
-            status=SubscriptionStatus(subscription.status),
-            current_period_start=subscription.current_period_start,
-            current_period_end=subscription.current_period_end,
-            cancel_at=subscription.cancel_at,
-            canceled_at=subscription.canceled_at,
-            created_at=subscription.created_at,
-            updated_at=subscription.updated_at,
-            _model=subscription,
-        )
+        return from_row(cls, subscription, status=SubscriptionStatus(subscription.status))
 
     @strawberry.field
     async def plan(self, info: Info) -> Plan:
@@ -136,14 +122,7 @@ class PlanHistoryEntry:
 
     @classmethod
     def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
-        return cls(
-            id=strawberry.ID(entry.id),
-            subscription_id=strawberry.ID(entry.subscription_id),
-            seats=entry.seats,
-            action=PlanHistoryAction(entry.action),
-            created_at=entry.created_at,
-            _model=entry,
-        )
+        return from_row(cls, entry, action=PlanHistoryAction(entry.action))
 
     @strawberry.field
     async def plan(self, info: Info) -> Plan:
@@ -157,20 +136,6 @@ async def organization_subscription(root: Any, info: Info) -> Subscription | Non
     """The organization's current subscription (members)."""
     found = await plans.organization_subscription(info.context, root._model.id)
     return Subscription.from_model(found) if found is not None else None
-
-
-async def organization_plan_history(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[PlanHistoryEntry]:
-    """The organization's plan changes, newest first (members)."""
-    args = page_args(info, first, after, last, before)
-    page = await plans.plan_history_page(info.context, root._model.id, args)
-    return Connection.from_page(page, PlanHistoryEntry.from_model)
 
 
 async def user_subscription(root: Any, info: Info) -> Subscription | None:
@@ -204,8 +169,7 @@ class SubscribeToPlanInput:
 
 
 @strawberry.type
-class SubscribeToPlanPayload:
-    errors: list[UserError]
+class SubscribeToPlanPayload(Payload):
     subscription: Subscription | None = None
     client_secret: str | None = strawberry.field(
         default=None, description="Set when the first payment needs confirmation on the client."
@@ -227,51 +191,41 @@ class CancelSubscriptionInput:
 
 
 @strawberry.type
-class SubscriptionPayload:
-    errors: list[UserError]
+class SubscriptionPayload(Payload):
     subscription: Subscription | None = None
 
 
 @strawberry.type
 class PlanMutation:
-    @strawberry.mutation(description="Subscribe an organization (owner/admin) or yourself.")
+    @mutation("Subscribe an organization (owner/admin) or yourself.")
     async def subscribe_to_plan(
         self, info: Info, input: SubscribeToPlanInput
     ) -> SubscribeToPlanPayload:
-        async def action() -> dict[str, object]:
-            done = await plans.subscribe(
-                info.context,
-                organization_id=str(input.organization_id) if input.organization_id else None,
-                plan_id=str(input.plan_id),
-                seats=input.seats,
-            )
-            return {
-                "subscription": Subscription.from_model(done.subscription),
-                "client_secret": done.client_secret,
-            }
+        done = await plans.subscribe(
+            info.context,
+            organization_id=str(input.organization_id) if input.organization_id else None,
+            plan_id=str(input.plan_id),
+            seats=input.seats,
+        )
+        return SubscribeToPlanPayload(
+            subscription=Subscription.from_model(done.subscription),
+            client_secret=done.client_secret,
+        )
 
-        return await run_mutation(info, SubscribeToPlanPayload, action)
-
-    @strawberry.mutation(description="Set the organization's seats (at least its member count).")
+    @mutation("Set the organization's seats (at least its member count).")
     async def change_seats(self, info: Info, input: ChangeSeatsInput) -> SubscriptionPayload:
-        async def action() -> dict[str, object]:
-            found = await plans.change_seats(
-                info.context, organization_id=str(input.organization_id), seats=input.seats
-            )
-            return {"subscription": Subscription.from_model(found)}
+        found = await plans.change_seats(
+            info.context, organization_id=str(input.organization_id), seats=input.seats
+        )
+        return SubscriptionPayload(subscription=Subscription.from_model(found))
 
-        return await run_mutation(info, SubscriptionPayload, action)
-
-    @strawberry.mutation(description="Cancel a subscription at the end of its current period.")
+    @mutation("Cancel a subscription at the end of its current period.")
     async def cancel_subscription(
         self, info: Info, input: CancelSubscriptionInput
     ) -> SubscriptionPayload:
-        async def action() -> dict[str, object]:
-            found = await plans.cancel_subscription(
-                info.context,
-                organization_id=str(input.organization_id) if input.organization_id else None,
-                plan_id=str(input.plan_id),
-            )
-            return {"subscription": Subscription.from_model(found)}
-
-        return await run_mutation(info, SubscriptionPayload, action)
+        found = await plans.cancel_subscription(
+            info.context,
+            organization_id=str(input.organization_id) if input.organization_id else None,
+            plan_id=str(input.plan_id),
+        )
+        return SubscriptionPayload(subscription=Subscription.from_model(found))

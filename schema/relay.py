@@ -1,17 +1,27 @@
-"""Relay pieces: the Node interface on prefixed ids, and generic keyset connections."""
+"""Relay pieces: the Node interface on prefixed ids, and keyset connections with the fields
+that serve them, each made from one declaration (`connection`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 import strawberry
 from orjson import Fragment
+from strawberry.types import Info
 
+from gateway.context import Context
 from resolvers.pagination import Page, PageArgs
+from schema.batch import batched, resolve_one
 from schema.projection import json_nodes_of, node_selection
 
 T = TypeVar("T")
+N = TypeVar("N", covariant=True)
+R = TypeVar("R", contravariant=True)
+S = TypeVar("S")
+Options = ParamSpec("Options")
 
 
 @strawberry.interface(description="An object with a global id (`<prefix>-<ULID>`).")
@@ -37,7 +47,7 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     nodes: list[T]
     _page: strawberry.Private[Page[Any]]
-    _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+    _count: strawberry.Private[Callable[[], Awaitable[int | None]] | None] = None
 
     @strawberry.field
     def page_info(self) -> PageInfo:
@@ -65,7 +75,7 @@ class Connection(Generic[T]):
         cls,
         page: Page[Any],
         convert: Callable[[Any], T],
-        count: Callable[[], Awaitable[int]] | None = None,
+        count: Callable[[], Awaitable[int | None]] | None = None,
     ) -> Connection[T]:
         if page.json:
             # The nodes' response objects as PostgreSQL wrote them, which only the compiled
@@ -99,3 +109,162 @@ def page_args(
         related=selection.related,
         json=json_nodes_of(info),
     )
+
+
+class NodeType(Protocol[R, N]):
+    """A node type: built from the rows its pages hold (ORM objects or read-only rows)."""
+
+    def from_model(self, row: R, /) -> N: ...
+
+
+class Row(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class Parent(Protocol):
+    """The object a connection field hangs off (`User`, `Organization`, `Member`)."""
+
+    @property
+    def _model(self) -> Row: ...
+
+
+PageOf = Callable[Concatenate[Context, S, PageArgs, Options], Awaitable[Page[R] | None]]
+PagesOf = Callable[
+    Concatenate[Context, Sequence[Any], PageArgs, Options],
+    Awaitable[Sequence[Page[R] | Exception | None]],
+]
+CountOf = Callable[Concatenate[Context, S, Options], Awaitable[int | None]]
+# A field's argument values as the executor passes them (strawberry's conversion of GraphQL's).
+Arguments = Any
+
+# The standard arguments of every connection field, in the order clients see them.
+_PAGE_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    for name, annotation in (
+        ("first", int | None),
+        ("after", str | None),
+        ("last", int | None),
+        ("before", str | None),
+    )
+]
+
+
+def connection(
+    node: NodeType[R, T],
+    page: PageOf[S, Options, R],
+    *,
+    count: CountOf[S, Options] | None = None,
+    of: Callable[[Context, str], Awaitable[S]] | None = None,
+    nullable: bool = False,
+    description: str,
+) -> Any:  # a strawberry field, for a class body
+    """The field of a connection of `node`s, from one declaration: the standard arguments
+    (first/after/last/before, read into `PageArgs` by `page_args`), then `page`'s own keyword
+    arguments after its first three (`succeeded_only`), which `count` takes too.
+
+    `page(ctx, parent, args, **options)` loads the page (None: the field is null) of the
+    parent object's id, or of what `of(ctx, id)` finds for it (an organization's account,
+    looked up once for the page and its count): the resolvers' own signature, so a
+    declaration names them rather than wrapping them. `count(ctx, parent, **options)`, when
+    given, is `totalCount` (called only when selected; null without it)."""
+    options = _options(page)
+    # Called with the options by name, as the field's arguments come.
+    load: Callable[..., Awaitable[Page[R] | None]] = page
+    counter: Callable[..., Awaitable[int | None]] | None = count
+
+    async def resolve(root: Parent, info: Info, **arguments: Arguments) -> Connection[T] | None:
+        ctx: Context = info.context
+        parent = root._model.id if of is None else await of(ctx, root._model.id)
+        args = _page_args(info, arguments)
+        chosen = {o.name: arguments.get(o.name, o.default) for o in options}
+        found = await load(ctx, parent, args, **chosen)
+        if found is None:
+            return None
+        total = None if counter is None else _counter(counter, ctx, parent, chosen)
+        return Connection.from_page(found, node.from_model, total)
+
+    return _field(resolve, node, options, nullable, description)
+
+
+def connections(
+    node: NodeType[R, T],
+    pages: PagesOf[Options, R],
+    *,
+    nullable: bool = False,
+    description: str,
+) -> Any:  # a strawberry field, for a class body
+    """`connection` for a field under a list (`Member.usages`): `pages(ctx, rows, args,
+    **options)` loads the pages of a whole level's parents at once (one value per parent,
+    an `Exception` being that parent's error), called once per level by the compiled
+    executor (schema/batch.py)."""
+    options = _options(pages)
+    load: Callable[..., Awaitable[Sequence[Page[R] | Exception | None]]] = pages
+
+    async def resolve_each(
+        roots: Sequence[Parent], info: Info, **arguments: Arguments
+    ) -> list[Connection[T] | Exception | None]:
+        args = _page_args(info, arguments)
+        chosen = {o.name: arguments.get(o.name, o.default) for o in options}
+        found = await load(info.context, [root._model for root in roots], args, **chosen)
+        return [
+            one
+            if one is None or isinstance(one, Exception)
+            else Connection.from_page(one, node.from_model)
+            for one in found
+        ]
+
+    @batched(resolve_each)
+    async def resolve(root: Parent, info: Info, **arguments: Arguments) -> Connection[T] | None:
+        one: Connection[T] | None = await resolve_one(resolve_each, root, info=info, **arguments)
+        return one
+
+    return _field(resolve, node, options, nullable, description)
+
+
+def _page_args(info: Info, arguments: dict[str, Arguments]) -> PageArgs:
+    get = arguments.get
+    return page_args(info, get("first"), get("after"), get("last"), get("before"))
+
+
+def _counter(
+    count: Callable[..., Awaitable[int | None]],
+    ctx: Context,
+    parent: object,
+    options: dict[str, Arguments],
+) -> Callable[[], Awaitable[int | None]]:
+    return lambda: count(ctx, parent, **options)
+
+
+def _options(page: Callable[..., object]) -> list[inspect.Parameter]:
+    """A page function's parameters after (ctx, parent, args): the field's own arguments."""
+    own = list(inspect.signature(page).parameters.values())[3:]
+    if not own:
+        return []
+    hints = typing.get_type_hints(page)
+    return [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[parameter.name])
+        for parameter in own
+    ]
+
+
+def _field(
+    resolve: Callable[..., Awaitable[object]],
+    node: object,
+    options: list[inspect.Parameter],
+    nullable: bool,
+    description: str,
+) -> Any:
+    """The strawberry field of `resolve`, whose signature strawberry (and the compiled
+    executor) read: root, info, the standard arguments, the page function's own."""
+    returns: object = Connection[node]  # type: ignore[valid-type]
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info),
+            *_PAGE_PARAMETERS,
+            *options,
+        ],
+        return_annotation=returns | None if nullable else returns,  # type: ignore[operator]
+    )
+    return strawberry.field(resolver=resolve, description=description)

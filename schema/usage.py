@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,9 +14,8 @@ from resolvers import organizations
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
 from schema import projection
-from schema.batch import batched, resolve_one
-from schema.errors import UserError, run_mutation
-from schema.relay import Connection, Node, page_args
+from schema.errors import Payload, mutation
+from schema.relay import Node
 from schema.scalars import JSON, BigInt
 
 if TYPE_CHECKING:
@@ -129,74 +127,6 @@ projection.register(
     others={"userId": (), "organizationId": (), "user": (), "organization": ()},
     model=models.UsageRecord,
 )
-
-
-def _connection(page: Any) -> Connection[Usage]:
-    return Connection.from_page(page, Usage.from_model)
-
-
-# Relation fields, attached to User, Member and Organization with `strawberry.field(resolver=…)`.
-
-
-async def user_usages(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Usage] | None:
-    """Your own usage, newest first (null on other users)."""
-    args = page_args(info, first, after, last, before)
-    page = await metering.visible_user_usages(info.context, root._model.id, args)
-    return _connection(page) if page is not None else None
-
-
-async def member_usages_each(
-    roots: Sequence[Any],
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> list[Connection[Usage] | Exception | None]:
-    """`Member.usages` of a level's members at once (schema/batch.py)."""
-    args = page_args(info, first, after, last, before)
-    pages = await metering.visible_member_usages(info.context, [r._model for r in roots], args)
-    return [
-        page if page is None or isinstance(page, Exception) else _connection(page) for page in pages
-    ]
-
-
-@batched(member_usages_each)
-async def member_usages(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Usage] | None:
-    """The member's usage in this organization, newest first: for owners, admins and the
-    member themself (null for others)."""
-    connection: Connection[Usage] | None = await resolve_one(
-        member_usages_each, root, info, first, after, last, before
-    )
-    return connection
-
-
-async def organization_usages(
-    root: Any,
-    info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Usage]:
-    """Usage billed to the organization, newest first (owners and admins)."""
-    args = page_args(info, first, after, last, before)
-    page = await metering.organization_usages_page(info.context, root._model.id, args)
-    return _connection(page)
 
 
 @strawberry.enum(description="How usage totals are bucketed.")
@@ -375,16 +305,14 @@ class RecordedUsage:
 
 
 @strawberry.type
-class RecordUsagePayload:
-    errors: list[UserError]
+class RecordUsagePayload(Payload):
     usage: Usage | None = None
     duplicate: bool | None = None
     overdrawn: bool | None = None
 
 
 @strawberry.type
-class RecordUsagesPayload:
-    errors: list[UserError]
+class RecordUsagesPayload(Payload):
     results: list[RecordedUsage] | None = strawberry.field(
         default=None, description="One per event, in order."
     )
@@ -392,23 +320,17 @@ class RecordUsagesPayload:
 
 @strawberry.type
 class UsageMutation:
-    @strawberry.mutation(description="Record an inference and debit its payer (service token).")
+    @mutation("Record an inference and debit its payer (service token).")
     async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload:
-        async def action() -> dict[str, object]:
-            result = await metering.record_usage(info.context, input.event())
-            return {
-                "usage": Usage.from_model(result.usage),
-                "duplicate": result.duplicate,
-                "overdrawn": result.overdrawn,
-            }
+        result = await metering.record_usage(info.context, input.event())
+        return RecordUsagePayload(
+            usage=Usage.from_model(result.usage),
+            duplicate=result.duplicate,
+            overdrawn=result.overdrawn,
+        )
 
-        return await run_mutation(info, RecordUsagePayload, action)
-
-    @strawberry.mutation(description="Record a batch of inferences in one transaction.")
+    @mutation("Record a batch of inferences in one transaction.")
     async def record_usages(self, info: Info, input: RecordUsagesInput) -> RecordUsagesPayload:
-        async def action() -> dict[str, object]:
-            events = [e.event() for e in input.events]
-            results = await metering.record_usages(info.context, events)
-            return {"results": [RecordedUsage.of(r) for r in results]}
-
-        return await run_mutation(info, RecordUsagesPayload, action)
+        events = [e.event() for e in input.events]
+        results = await metering.record_usages(info.context, events)
+        return RecordUsagesPayload(results=[RecordedUsage.of(r) for r in results])

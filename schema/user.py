@@ -10,18 +10,20 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys, users
+from resolvers import payments as billing
+from resolvers import usage as metering
 from schema import projection
 from schema.api_key import ApiKey
-from schema.errors import UserError, run_mutation
+from schema.errors import Payload, mutation
 from schema.payment import (
+    Payment,
     user_active_account,
     user_balance,
     user_billing_account,
-    user_payments,
 )
 from schema.plan import user_subscription
-from schema.relay import Connection, Node, page_args
-from schema.usage import user_usages
+from schema.relay import Node, connection
+from schema.usage import Usage
 
 if TYPE_CHECKING:
     from schema.member import Member
@@ -69,28 +71,17 @@ class User(Node):
         org = await users.active_organization(info.context, self._model)
         return Organization.from_model(org) if org is not None else None
 
-    @strawberry.field(description="Your live API keys, newest first; null on other users.")
-    async def api_keys(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[ApiKey] | None:
-        args = page_args(info, first, after, last, before)
-        user_id = self._model.id
-        page = await api_keys.user_api_keys(info.context, user_id, args)
-        if page is None:
-            return None
-
-        async def count() -> int:
-            return await api_keys.user_api_key_count(info.context, user_id) or 0
-
-        return Connection.from_page(page, ApiKey.from_model, count)
-
-    usages = strawberry.field(
-        resolver=user_usages,
+    api_keys = connection(
+        ApiKey,
+        api_keys.user_api_keys,
+        count=api_keys.user_api_key_count,
+        nullable=True,
+        description="Your live API keys, newest first; null on other users.",
+    )
+    usages = connection(
+        Usage,
+        metering.visible_user_usages,
+        nullable=True,
         description=f"Your usage, newest first; null on other users.{_PERSONAL}",
     )
     active_account = strawberry.field(
@@ -100,8 +91,11 @@ class User(Node):
     balance = strawberry.field(
         resolver=user_balance, description=f"Your personal balance; null on other users.{_PERSONAL}"
     )
-    payments = strawberry.field(
-        resolver=user_payments,
+    payments = connection(
+        Payment,
+        billing.personal_payments_page,
+        count=billing.personal_payment_count,
+        nullable=True,
         description=f"Your personal payments, newest first; null on other users.{_PERSONAL}",
     )
     billing_account = strawberry.field(
@@ -151,8 +145,7 @@ class UpdateProfileInput:
 
 
 @strawberry.type
-class UserPayload:
-    errors: list[UserError]
+class UserPayload(Payload):
     user: User | None = None
 
 
@@ -164,47 +157,33 @@ class SwitchActiveAccountInput:
 
 
 @strawberry.type
-class DeleteAccountPayload:
-    errors: list[UserError]
+class DeleteAccountPayload(Payload):
     deleted_user_id: strawberry.ID | None = None
 
 
 @strawberry.type
 class UserMutation:
-    @strawberry.mutation
+    @mutation()
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> UserPayload:
-        async def action() -> dict[str, object]:
-            user = await users.update_profile(
-                info.context, display_name=input.display_name, photo_url=input.photo_url
-            )
-            return {"user": User.from_model(user)}
+        user = await users.update_profile(
+            info.context, display_name=input.display_name, photo_url=input.photo_url
+        )
+        return UserPayload(user=User.from_model(user))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Accept the terms; keeps the first acceptance time.")
+    @mutation("Accept the terms; keeps the first acceptance time.")
     async def accept_terms(self, info: Info) -> UserPayload:
-        async def action() -> dict[str, object]:
-            return {"user": User.from_model(await users.accept_terms(info.context))}
+        return UserPayload(user=User.from_model(await users.accept_terms(info.context)))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Bill usage to an organization, or null for personal.")
+    @mutation("Bill usage to an organization, or null for personal.")
     async def switch_active_account(
         self, info: Info, input: SwitchActiveAccountInput
     ) -> UserPayload:
-        async def action() -> dict[str, object]:
-            org_id = str(input.organization_id) if input.organization_id else None
-            return {
-                "user": User.from_model(await users.switch_active_account(info.context, org_id))
-            }
+        org_id = str(input.organization_id) if input.organization_id else None
+        user = await users.switch_active_account(info.context, org_id)
+        return UserPayload(user=User.from_model(user))
 
-        return await run_mutation(info, UserPayload, action)
-
-    @strawberry.mutation(description="Delete your account (payments and usage stay on record).")
+    @mutation("Delete your account (payments and usage stay on record).")
     async def delete_account(self, info: Info) -> DeleteAccountPayload:
-        async def action() -> dict[str, object]:
-            user_id = info.context.user_id
-            await users.delete_account(info.context)
-            return {"deleted_user_id": strawberry.ID(user_id)}
-
-        return await run_mutation(info, DeleteAccountPayload, action)
+        user_id = info.context.user_id
+        await users.delete_account(info.context)
+        return DeleteAccountPayload(deleted_user_id=strawberry.ID(user_id))
