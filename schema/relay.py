@@ -9,7 +9,7 @@ import strawberry
 from orjson import Fragment
 
 from resolvers.pagination import Page, PageArgs
-from schema.projection import json_nodes_of, node_selection
+from schema.declare import page_selection
 
 T = TypeVar("T")
 
@@ -67,10 +67,10 @@ class Connection(Generic[T]):
         convert: Callable[[Any], T],
         count: Callable[[], Awaitable[int]] | None = None,
     ) -> Connection[T]:
-        if page.json:
+        if page.extra:
             # The nodes' response objects as PostgreSQL wrote them, which only the compiled
-            # executor asks for and takes as they are (schema/compiled.py, `_json_nodes`).
-            written: list[Any] = [Fragment(row.node_json) for row in page.items]
+            # executor asks for and takes as they are: each item's last value (`Page.extra`).
+            written: list[Any] = [Fragment(item[-1]) for item in page.items]
             return cls(nodes=written, _page=page, _count=count)
         return cls(
             nodes=[convert(item) for item in page.items],
@@ -87,7 +87,7 @@ def page_args(
     before: str | None,
 ) -> PageArgs:
     settings = info.context.settings
-    selection = node_selection(info)
+    selection = page_selection(info)
     return PageArgs.build(
         first=first,
         after=after,
@@ -97,5 +97,5 @@ def page_args(
         maximum=settings.max_page_size,
         columns=selection.columns,
         related=selection.related,
-        json=json_nodes_of(info),
+        extra=selection.extra,
     )

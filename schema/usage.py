@@ -14,8 +14,8 @@ from gateway.db import models
 from resolvers import organizations
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
-from schema import projection
-from schema.batch import batched, resolve_one
+from schema import declare
+from schema.declare import batched, resolve_one
 from schema.errors import UserError, run_mutation
 from schema.relay import Connection, Node, page_args
 from schema.scalars import JSON, BigInt
@@ -49,9 +49,9 @@ class Usage(Node):
     @classmethod
     def from_model(cls, record: models.UsageRecord | Any) -> Usage:
         """From an ORM record or a read-only row, which may hold only the columns the query
-        selected (schema/projection.py): the fields they feed are set, the others left
+        selected (schema/declare.py): the fields they feed are set, the others left
         unset. A page holds up to 100 of these: filled in one dict, without the dataclass
-        `__init__` and the identity calls of the NewTypes (tests/test_graphql_execution.py
+        `__init__` and the identity calls of the NewTypes (tests/engine/test_graphql_execution.py
         holds it equal to the dataclass constructor)."""
         usage = cls.__new__(cls)
         usage.__dict__ = _USAGE_READERS[type(record)](record)
@@ -94,7 +94,7 @@ def _metadata(value: Any) -> Any:
     return value or {}
 
 
-_USAGE_READERS = projection.RecordReaders(
+_USAGE_READERS = declare.RecordReaders(
     [
         *(
             (name, name, None)
@@ -120,9 +120,9 @@ _USAGE_READERS = projection.RecordReaders(
 )
 
 
-# What each Usage field reads of its record (schema/projection.py): the relation fields read
+# What each Usage field reads of its record (schema/declare.py): the relation fields read
 # the ids, which every row has.
-projection.register(
+declare.node_type(
     "Usage",
     _USAGE_READERS,
     always=("id", "user_id", "organization_id"),
@@ -160,7 +160,7 @@ async def member_usages_each(
     last: int | None = None,
     before: str | None = None,
 ) -> list[Connection[Usage] | Exception | None]:
-    """`Member.usages` of a level's members at once (schema/batch.py)."""
+    """`Member.usages` of a level's members at once (schema/declare.py)."""
     args = page_args(info, first, after, last, before)
     pages = await metering.visible_member_usages(info.context, [r._model for r in roots], args)
     return [

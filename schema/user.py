@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys, users
-from schema import projection
+from schema import declare
 from schema.api_key import ApiKey
 from schema.errors import UserError, run_mutation
 from schema.payment import (
@@ -116,7 +116,7 @@ class User(Node):
     )
 
 
-_USER_READERS = projection.RecordReaders(
+_USER_READERS = declare.RecordReaders(
     [
         (name, name, None)
         for name in (
