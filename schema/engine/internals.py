@@ -144,7 +144,7 @@ USES: dict[str, str] = {
     "Schema._schema": "prepared.PreparedSchema (its graphql-core schema)",
     "Schema._create_execution_context": "prepared.PreparedSchema.execute (error logging)",
     "Schema._process_errors": "prepared.PreparedSchema.execute (error logging)",
-    "Info._raw_info": "projection.node_selection (the field's nodes and return type)",
+    "Info._raw_info": "projection.page_selection (the field's nodes, return type, path)",
     "Info(_raw_info=, _field=)": "run.Run.prepare (a resolver's Info)",
     "resolve._is_default": "compiler._Compiler.field_plan, execution.execute_field",
     "GraphQLCoreConverter._get_field_exception_handlers": "compiler._Compiler.field_plan",

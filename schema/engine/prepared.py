@@ -46,9 +46,8 @@ from graphql import (
     validate,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.types import Info
 
-from schema.declare import NodeSelection, SelectionSource
+from schema.declare import SelectionSource
 from schema.engine.internals import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
     STRAWBERRY_RULES,
@@ -245,6 +244,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.graphql_schema = graphql_schema_of(self)
         self._rules = (*specified_rules, *prepared_rules)
         self.documents = Documents(limits or QueryLimits())
         self.hide_suggestions = hide_suggestions
@@ -261,8 +261,8 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         # strawberry builds a manager of the extensions that hook `resolve`: here none.
         self._no_middleware = MiddlewareManager()
 
-    def page_selection(self, info: Info) -> NodeSelection:
-        return page_selection(info)
+    # What `declare.page_selection` asks of every connection field: the engine's function.
+    page_selection = staticmethod(page_selection)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Client mistakes at info without a traceback (strawberry logs every error with
@@ -276,7 +276,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
             return operations[operation_name]
         found = None
         if not self.documents.validated(
-            graphql_schema_of(self), document, self._rules, self.hide_suggestions
+            self.graphql_schema, document, self._rules, self.hide_suggestions
         ):
             found = _operation(document.document, operation_name)
         operations[operation_name] = found
@@ -297,7 +297,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         document = None
         if query:
             try:
-                document = self.documents.prepare(graphql_schema_of(self), query)
+                document = self.documents.prepare(self.graphql_schema, query)
             except GraphQLError as error:
                 return PreExecutionError(
                     data=None, errors=[coded_error(e) for e in refusal(error)], extensions={}
@@ -339,7 +339,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
 
         try:
             result = execute(
-                graphql_schema_of(self),
+                self.graphql_schema,
                 prepared.document,
                 root_value=root_value,
                 middleware=self._no_middleware,

@@ -161,21 +161,21 @@ def page_selection(info: Any) -> NodeSelection:
     """What the page of this connection field reads (schema/declare.py `page_selection`): the
     columns and relations its nodes' selection needs, and the nodes as JSON when the compiled
     run offered them for this field's path (run.py `Run.offer`)."""
-    selection = node_selection(info)
-    notes = getattr(info.context, "field_notes", None)
+    raw = raw_info(info)
+    selection = node_selection(raw)
+    notes = getattr(raw.context, "field_notes", None)
     if notes:
         # graphql-core's Path, a named tuple: hashed and compared by value, in C.
-        offered = notes.get(info.path)
+        offered = notes.get(raw.path)
         if isinstance(offered, JsonNodes):
             return NodeSelection(selection.columns, selection.related, offered)
     return selection
 
 
-def node_selection(info: Any) -> NodeSelection:
+def node_selection(raw: Any) -> NodeSelection:
     """The attributes the rows of this connection field's nodes need (None for all of them: a
-    node type that did not register, or a selection it cannot account for), and the relations
-    the selection reads."""
-    raw = raw_info(info)
+    node type that did not declare, or a selection it cannot account for), and the relations
+    the selection reads; `raw` is the field's graphql-core resolve info."""
     field_nodes = raw.field_nodes
     key = tuple(map(id, field_nodes))
     found = _CACHE.get(key)

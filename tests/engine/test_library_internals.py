@@ -171,7 +171,7 @@ def test_strawberry_field_and_info_internals() -> None:
     result = graphql_sync(schema._schema, '{ item(tag: "y") { name color } }')
     assert result.errors is None and result.data == {"item": {"name": "y", "color": "RED"}}
     info = seen["info"]
-    raw = _has(info, "_raw_info", "strawberry", "projection.node_selection")
+    raw = _has(info, "_raw_info", "strawberry", "projection.page_selection")
     assert isinstance(raw, GraphQLResolveInfo)
     from schema.engine.internals import DEFINITION, make_info
 
