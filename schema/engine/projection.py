@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import is_
 from typing import Any
 
 from graphql import (
@@ -179,7 +180,7 @@ def node_selection(raw: Any) -> NodeSelection:
     field_nodes = raw.field_nodes
     key = tuple(map(id, field_nodes))
     found = _CACHE.get(key)
-    if found is not None and all(a is b for a, b in zip(found[0], field_nodes, strict=True)):
+    if found is not None and all(map(is_, found[0], field_nodes)):  # same length: same key
         return found[1]
     selection = _selection(raw.return_type, field_nodes, raw.fragments)
     if len(_CACHE) >= _CACHE_SIZE:
