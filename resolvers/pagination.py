@@ -41,10 +41,11 @@ def decode_cursor(cursor: str, *, field_name: str = "cursor") -> str:
 class ExtraColumn(Protocol):
     """A column the caller adds to a `plain` page's statement (`PageArgs.extra`), opaque here:
     the page selects the rows' keys and this column instead of the projected columns, and
-    each item's last value is the column's (`Page.extra`). A row whose value is NULL means the caller
-    cannot use it for that row: the page is read again without the extra column. Hashable:
-    it is part of the page arguments and of the statement's cache key. E.g. a GraphQL node's
-    response object as JSON that the database writes (schema/engine/json_sql.py)."""
+    each item's last value is the column's (`Page.extra`). A row whose value is NULL means
+    the caller cannot use it for that row: the page is read again without the extra column.
+    Hashable: it is part of the page arguments and of the statement's cache key. The GraphQL
+    engine's is a node's response object as JSON that the database writes
+    (schema/engine/json_sql.py)."""
 
     @property
     def dialect(self) -> str:
@@ -62,9 +63,10 @@ class PageArgs(NamedTuple):
 
     `columns`: the model attributes a `plain` page's rows need (its id and parent column are
     always read), when the caller knows them, e.g. the fields a GraphQL query selects on the
-    connection's nodes (`schema/engine/projection.py`); None reads every column. Rows of a projected
-    page have only those attributes. `related`: relations the caller will read for every item
-    (e.g. a member's user), which a loader may read in the same statement (`Joined`).
+    connection's nodes (`schema/engine/projection.py`); None reads every column. Rows of a
+    projected page have only those attributes. `related`: relations the caller will read for
+    every item (e.g. a member's user), which a loader may read in the same statement
+    (`Joined`).
     `extra`: a column of the caller's that a `plain` page reads, with the rows' keys, instead
     of the columns (`ExtraColumn`, `Page.extra`), on the column's dialect; elsewhere
     `columns` are read as usual.

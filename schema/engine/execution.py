@@ -1,8 +1,8 @@
 """graphql-core's executor with two shortcuts: compiled query plans, and plain leaf fields.
 
-Query operations run on compiled plans (plans.py, compiler.py, run.py) unless `executor_mode` (the setting
-`graphql_executor`) says otherwise or the operation cannot be compiled; in `verify` mode both
-executors run and a difference fails the query. What follows is the shortcut the standard
+Query operations run on compiled plans (plans.py, compiler.py, run.py) unless
+`executor_mode` (the setting `graphql_executor`) says otherwise or the operation cannot be
+compiled; in `verify` mode both executors run and a difference fails the query. What follows is the shortcut the standard
 executor keeps for plain leaf fields.
 
 Most fields of a dashboard are plain attributes holding a scalar (`email`, `promptTokens`, …):

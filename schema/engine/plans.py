@@ -107,7 +107,8 @@ class FieldPlan:
         self.info_name: str | None = None
         self.args = False
         # Scalar arguments only: each one's (Python name, variable or None, value, non-null),
-        # read without graphql-core's coercion or strawberry's conversion (compiler.py `recipe_arguments`).
+        # read without graphql-core's coercion or strawberry's conversion
+        # (compiler.py `recipe_arguments`).
         self.arguments: tuple[tuple[str, str | None, Any, bool], ...] | None = None
         # Leaf arguments only (scalars, enums): their converted values, by the coerced ones.
         self.converted: dict[tuple[Any, ...], dict[str, Any]] | None = None

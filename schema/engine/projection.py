@@ -3,9 +3,9 @@
 A dashboard's `usages(first: 5) { nodes { modelName createdAt } }` shows 2 of a usage record's
 17 columns, yet reading every column costs per row: asyncpg decodes each value (a timestamp is
 ~6,000 instructions, the JSON metadata a call into Python), and the row and the GraphQL object
-carry them all. A node type that registers how its GraphQL fields map to its model's
-attributes (schema/declare.py `node_type`) lets `node_selection` read, from the connection field's selection, the
-attributes its rows must have; `page_args` puts them in `PageArgs.columns`, and the page
+carry them all. A node type that declares how its GraphQL fields map to its model's
+attributes (schema/declare.py `node_type`) lets `node_selection` read, from the connection
+field's selection, the attributes its rows must have; `page_args` puts them in `PageArgs.columns`, and the page
 statement selects only those. A type may also name fields that read a relation its page
 loader can join (`related`: a members page that shows the users reads them in the same
 statement, instead of one more for the users).
