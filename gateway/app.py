@@ -242,7 +242,7 @@ class GraphQLApp(GraphQL[Context, None]):
         ctx = await self.state.authenticated_context(request)
         ctx.response = response
         # Connections may take their nodes as JSON that PostgreSQL writes, which `encode_json`
-        # (orjson) embeds as it is (schema/compiled.py, `_json_nodes`): HTTP responses only (a
+        # (orjson) embeds as it is (schema/engine/, `Run.offer`): HTTP responses only (a
         # websocket's messages are written by the standard library's encoder).
         ctx.json_fragments = isinstance(request, Request) and dialect_name(ctx.db) == "postgresql"
         request.state.gateway_context = ctx

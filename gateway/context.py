@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 
@@ -49,8 +49,12 @@ class Context:
         # Why a presented token was refused; raised when an operation needs a caller.
         self.auth_error: Exception | None = None
         # The GraphQL response is written by orjson, which embeds JSON that PostgreSQL wrote
-        # (`orjson.Fragment`, schema/compiled.py): set by the HTTP view.
+        # (`orjson.Fragment`, schema/engine/): set by the HTTP view.
         self.json_fragments = False
+        # What the GraphQL engine tells a field's resolver for this request, by the field's
+        # response path, graphql-core's `Path` (a connection whose nodes PostgreSQL may write
+        # as JSON: schema/engine).
+        self.field_notes: dict[Hashable, object] = {}
         self._now: datetime | None = None
 
     @property

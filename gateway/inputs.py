@@ -1,7 +1,7 @@
 """The bounds every input meets before any work: 64-bit integers, timestamps, text without NUL.
 
 REST's wire models (`gateway/rest/framework.py`), GraphQL's scalars and execution context
-(`schema/scalars.py`, `schema/execution.py`), JWT claims (`gateway/auth.py`) and webhooks
+(`schema/scalars.py`, `schema/engine/execution.py`), JWT claims (`gateway/auth.py`) and webhooks
 (`gateway/billing/webhooks.py`) all check against these, so a value the database or the date
 arithmetic cannot hold is refused as the caller's mistake (400, `BAD_USER_INPUT`), never a 500.
 """

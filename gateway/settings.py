@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=15, ge=1)
     graphql_max_aliases: int = Field(default=100, ge=0)
     graphql_max_cost: int = Field(default=50_000, ge=1)
-    # Query operations run on compiled plans (schema/compiled.py); `standard` uses graphql-core's
+    # Query operations run on compiled plans (schema/engine/); `standard` uses graphql-core's
     # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
     graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).

@@ -102,7 +102,7 @@ class BatchLoader(DataLoader):  # type: ignore[type-arg]
     async def fetch_each(self, keys: Sequence[Any]) -> list[Any]:
         """Each key's value or error, in order, without waiting to batch: the keys not cached
         go to the batch function now, together, in the caller's task. For the batch forms of
-        relation fields (schema/batch.py), which already hold a whole level's keys: the
+        relation fields (schema/declare.py), which already hold a whole level's keys: the
         per-key queueing, the event-loop turns and the task of `load` bought nothing there.
         Cached like `load` (a load of one of these keys meanwhile waits for this batch); a
         failed batch fails every key it had and is not cached."""
@@ -177,7 +177,7 @@ def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
 
 async def load_each(loader: DataLoader, keys: Sequence[Hashable]) -> list[Any]:
     """Each key's value, or its error, in order: `load_many` without failing all for one (the
-    keys still go out in one batch). For the batch forms of relation fields (schema/batch.py)."""
+    keys still go out in one batch). For the batch forms of relation fields (schema/declare.py)."""
     if isinstance(loader, BatchLoader) and len(keys) > 1:
         # A whole level's keys (the compiled executor calls a batch form once per level):
         # nothing to wait for. One parent's keys (the standard executor calls the batch form

@@ -5,36 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import re
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    Boolean,
-    Integer,
-    String,
-    Text,
-    and_,
-    bindparam,
-    case,
-    cast,
-    func,
-    literal_column,
-    or_,
-    select,
-    true,
-)
-from sqlalchemy import Enum as SAEnum
+from sqlalchemy import ARRAY, Integer, bindparam, func, select, true
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.db.expressions import one_of
-from gateway.db.models import UTCDateTime
 from gateway.db.session import RequestDatabase, dialect_name, fetch_rows, orm_session
 from gateway.errors import ValidationFailed
 
@@ -57,50 +38,23 @@ def decode_cursor(cursor: str, *, field_name: str = "cursor") -> str:
     return raw[len(_CURSOR_TAG) :]
 
 
-class JsonNodes(NamedTuple):
-    """A connection's nodes as JSON that PostgreSQL builds (`PageArgs.json`): the node type's
-    name, and per response key, in response order, the model attribute whose column gives its
-    value (None: the key is `__typename`, the type's name). Made from a compiled plan
-    (schema/compiled.py) by `schema.projection.json_nodes`, only for a selection whose every
-    field is a plain column that serializes in SQL exactly as in Python: no node can have an
-    error. Two kinds of field hold only for some values, and are checked row by row: `enums`
-    (attribute -> (column value, GraphQL name) pairs) are written by a CASE, and `int32`
-    attributes are 64-bit columns shown as GraphQL `Int`s; a row with a value outside them
-    has no JSON, and its page is read again as objects, which report the field's error as
-    before (`pages_by_parent`)."""
+class ExtraColumn(Hashable, Protocol):
+    """A column the caller adds to a `plain` page's statement (`PageArgs.extra`), opaque here:
+    the page selects the rows' keys and this column instead of the projected columns, and
+    each item's last value is the column's (`Page.extra`). A row whose value is NULL means
+    the caller cannot use it for that row: the page is read again without the extra column.
+    Hashable: it is part of the page arguments and of the statement's cache key. The GraphQL
+    engine's is a node's response object as JSON that the database writes
+    (schema/engine/json_sql.py)."""
 
-    type_name: str
-    fields: tuple[tuple[str, str | None], ...]
-    enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-    int32: tuple[str, ...] = ()
+    @property
+    def dialect(self) -> str:
+        """The database dialect whose SQL the column is; on others it is not read."""
+        ...
 
-
-# SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
-# exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt (and for Int
-# within 32 bits, `JsonNodes.int32`), booleans, and UTC timestamps for DateTime (formatted as
-# `format_datetime` does, gateway/timestamps.py); enums from text, `JsonNodes.enums`.
-JSON_LEAVES: dict[str, frozenset[str]] = {
-    "text": frozenset({"String", "ID"}),
-    "integer": frozenset({"Int", "BigInt"}),
-    "bigint": frozenset({"BigInt", "Int"}),
-    "boolean": frozenset({"Boolean"}),
-    "timestamp": frozenset({"DateTime"}),
-}
-
-
-def sql_kind(type_: Any) -> str | None:
-    """The `JSON_LEAVES` kind of a column type, or None."""
-    if isinstance(type_, UTCDateTime):
-        return "timestamp"
-    if isinstance(type_, BigInteger):
-        return "bigint"
-    if isinstance(type_, Integer):  # not SmallInteger's subclasses alone: any 32-bit integer
-        return "integer"
-    if isinstance(type_, Boolean):
-        return "boolean"
-    if isinstance(type_, String) and not isinstance(type_, SAEnum):  # AutoString, Text, …
-        return "text"
-    return None
+    def column(self, model: Any) -> Any:
+        """The column for `model`'s rows (an SQL expression)."""
+        ...
 
 
 class PageArgs(NamedTuple):
@@ -109,12 +63,13 @@ class PageArgs(NamedTuple):
 
     `columns`: the model attributes a `plain` page's rows need (its id and parent column are
     always read), when the caller knows them, e.g. the fields a GraphQL query selects on the
-    connection's nodes (`schema/projection.py`); None reads every column. Rows of a projected
-    page have only those attributes. `related`: relations the caller will read for every item
-    (e.g. a member's user), which a loader may read in the same statement (`Joined`).
-    `json`: the nodes' response objects, which a `plain` page on PostgreSQL reads as JSON text
-    that PostgreSQL builds (`Page.json`) instead of the columns (`schema/projection.py`,
-    `JsonNodes`); elsewhere `columns` are read as usual.
+    connection's nodes (`schema/engine/projection.py`); None reads every column. Rows of a
+    projected page have only those attributes. `related`: relations the caller will read for
+    every item (e.g. a member's user), which a loader may read in the same statement
+    (`Joined`).
+    `extra`: a column of the caller's that a `plain` page reads, with the rows' keys, instead
+    of the columns (`ExtraColumn`, `Page.extra`), on the column's dialect; elsewhere
+    `columns` are read as usual.
     """
 
     first: int | None = None
@@ -123,7 +78,7 @@ class PageArgs(NamedTuple):
     before: str | None = None
     columns: tuple[str, ...] | None = None
     related: tuple[str, ...] = ()
-    json: JsonNodes | None = None
+    extra: ExtraColumn | None = None
 
     @classmethod
     @functools.lru_cache(maxsize=1024)  # pure; a level's parents share their arguments
@@ -138,7 +93,7 @@ class PageArgs(NamedTuple):
         maximum: int,
         columns: tuple[str, ...] | None = None,
         related: tuple[str, ...] = (),
-        json: JsonNodes | None = None,
+        extra: ExtraColumn | None = None,
     ) -> PageArgs:
         if first is not None and last is not None:
             raise ValidationFailed("Pass either first or last, not both", field="first")
@@ -154,7 +109,7 @@ class PageArgs(NamedTuple):
             before=decode_cursor(before, field_name="before") if before else None,
             columns=columns,
             related=related,
-            json=json,
+            extra=extra,
         )
 
     @property
@@ -174,9 +129,9 @@ class Page(Generic[T]):
     items: list[T]
     has_next_page: bool = False
     has_previous_page: bool = False
-    # The items are rows of an id, a parent id and `node_json`, the node's response object as
-    # JSON text (`PageArgs.json`), not the node's columns.
-    json: bool = False
+    # The items are rows of their keys (id, parent id) and, last, the extra column's value
+    # (`PageArgs.extra`), not of the model's columns.
+    extra: bool = False
 
     @property
     def cursors(self) -> list[str]:
@@ -195,14 +150,16 @@ class Page(Generic[T]):
         return self.end_cursor if self.has_next_page else None
 
 
-def _page(rows: list[Any], args: PageArgs, json: bool = False) -> Page[Any]:
+def _page(rows: list[Any], args: PageArgs, extra: bool = False) -> Page[Any]:
     more = len(rows) > args.limit
     rows = rows[: args.limit]
     if args.backwards:
         rows.reverse()
-        page = Page(rows, has_next_page=args.before is not None, has_previous_page=more, json=json)
+        page = Page(
+            rows, has_next_page=args.before is not None, has_previous_page=more, extra=extra
+        )
     else:
-        page = Page(rows, has_next_page=more, has_previous_page=args.after is not None, json=json)
+        page = Page(rows, has_next_page=more, has_previous_page=args.after is not None, extra=extra)
     return page
 
 
@@ -237,111 +194,11 @@ def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> 
     return tuple(column for column in columns if column.key in wanted)
 
 
-NODE_JSON = "node_json"
-
-
-@functools.lru_cache(maxsize=256)
-def json_column(model: Any, nodes: JsonNodes) -> Any:
-    """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
-    `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
-    (the same bytes as the objects' response). Values as their GraphQL types serialize them
-    (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
-    `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
-    which is what they are read as)."""
-    parts: list[Any] = []
-    enums = dict(nodes.enums)
-    for i, (key, attribute) in enumerate(nodes.fields):
-        opening = "{" if i == 0 else ","
-        parts.append(_sql_text(f'{opening}"{_checked(key)}":'))
-        if attribute is None:
-            parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
-            continue
-        column = getattr(model, attribute)
-        parts.append(_json_value(column, enums.get(attribute)))
-    parts.append(_sql_text("}"))
-    written: Any = functools.reduce(lambda a, b: a.op("||")(b), parts)
-    guards = [
-        *(
-            _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
-            for a, t in nodes.enums
-        ),
-        *(
-            _or_null(
-                getattr(model, a),
-                getattr(model, a).between(
-                    literal_column(str(-(2**31))), literal_column(str(2**31 - 1))
-                ),
-            )
-            for a in nodes.int32
-        ),
-    ]
-    if guards:
-        written = case((and_(*guards), written))
-    return written.label(NODE_JSON)
-
-
-def _or_null(column: Any, condition: Any) -> Any:
-    return or_(column.is_(None), condition) if column.nullable else condition
-
-
-def _sql_name(name: str) -> Any:
-    """A GraphQL name or an enum's value (checked: letters, digits, underscores) as an SQL
-    string literal."""
-    return _sql_text(_checked(name))
-
-
-def _checked(name: str) -> str:
-    if not SQL_NAME.fullmatch(name):
-        raise ValueError(f"not a name: {name!r}")
-    return name
-
-
-def _sql_text(text: str) -> Any:
-    """A text literal of our own: names checked by `_checked` and JSON punctuation."""
-    assert "'" not in text and "\\" not in text
-    return literal_column(f"'{text}'", Text)
-
-
-SQL_NAME = re.compile(r"[_A-Za-z0-9]+")
-
-
-def _json_value(column: Any, enum: tuple[tuple[str, str], ...] | None) -> Any:
-    """A column's value as JSON text, by the cheapest expression that writes it exactly (text
-    through `to_json` for its escapes; numbers and booleans as their text; enum names and
-    timestamps as literals or formatted, which need no escapes); a NULL as `null`."""
-    kind = sql_kind(column.type)
-    value: Any
-    if enum is not None:
-        value = case(*[(column == _sql_name(v), _sql_text(f'"{_checked(n)}"')) for v, n in enum])
-    elif kind == "timestamp":
-        value = _rfc3339(column)
-    elif kind == "text":
-        value = cast(func.to_json(column), Text)
-    else:  # integers, booleans: their text is their JSON
-        value = cast(column, Text)
-    return func.coalesce(value, _sql_text("null")) if column.nullable else value
-
-
-def _rfc3339(column: Any) -> Any:
-    """`format_datetime` in SQL, quoted; infinite timestamps as asyncpg reads them."""
-    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
-    epoch: Any = literal_column("'epoch'::timestamptz")
-    return case(
-        (
-            func.isfinite(column),
-            # `\"` is a double quote in to_char's output, `"T"` a literal T.
-            func.to_char(utc, literal_column("""'\\"YYYY-MM-DD"T"HH24:MI:SS.US"Z\\"'""")),
-        ),
-        (column > epoch, _sql_text('"9999-12-31T23:59:59.999999Z"')),
-        (column < epoch, _sql_text('"0001-01-01T00:00:00.000000Z"')),
-    )
-
-
-def _columns(model: Any, args: PageArgs, json: bool, *keys: str) -> tuple[Any, ...]:
-    """A `plain` page's columns: the keys and the nodes' JSON, or the projected columns."""
-    if json:
-        assert args.json is not None
-        return (*projected_columns(model, (), *keys), json_column(model, args.json))
+def _columns(model: Any, args: PageArgs, extra: bool, *keys: str) -> tuple[Any, ...]:
+    """A `plain` page's columns: the keys and the extra column, or the projected columns."""
+    if extra:
+        assert args.extra is not None
+        return (*projected_columns(model, (), *keys), args.extra.column(model))
     return projected_columns(model, args.columns, *keys)
 
 
@@ -396,16 +253,16 @@ async def page_of(
     conditions, order = _keyset(model, args, newest_first)
     if args.limit == 0:
         return Page([])
-    json = plain and _reads_json(session, args)
+    extra = plain and _reads_extra(session, args)
     if plain:
-        stmt = select(*_columns(model, args, json, "id"))
+        stmt = select(*_columns(model, args, extra, "id"))
         stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = await fetch_rows(session, stmt)
-        if json and not _written(rows):
+        if extra and not _written(rows):
             return await page_of(
                 session,
                 model,
-                args._replace(json=None),
+                args._replace(extra=None),
                 where=where,
                 newest_first=newest_first,
                 plain=True,
@@ -413,12 +270,12 @@ async def page_of(
     else:
         stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows = list((await orm_session(session).execute(stmt)).scalars())
-    return _page(rows, args, json)
+    return _page(rows, args, extra)
 
 
-def _reads_json(session: AsyncSession | RequestDatabase, args: PageArgs) -> bool:
-    """Whether a plain page reads its nodes as JSON (`PageArgs.json`): on PostgreSQL."""
-    return args.json is not None and dialect_name(session) == "postgresql"
+def _reads_extra(session: AsyncSession | RequestDatabase, args: PageArgs) -> bool:
+    """Whether a plain page reads the extra column (`PageArgs.extra`): on its dialect."""
+    return args.extra is not None and dialect_name(session) == args.extra.dialect
 
 
 async def pages_by_parent(
@@ -447,7 +304,7 @@ async def pages_by_parent(
     if parent_of is not None and many:
         raise ValueError("pages by a parent expression are one parent's at a time")
     lateral = many and dialect_name(session) == "postgresql"
-    json = plain and joined is None and _reads_json(session, args)
+    extra = plain and joined is None and _reads_extra(session, args)
     stmt = _page_statement(
         model,
         parent_column,
@@ -459,7 +316,7 @@ async def pages_by_parent(
         lateral,
         joined,
         parent_of,
-        json,
+        extra,
     )
     values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
     if many:
@@ -481,10 +338,9 @@ async def pages_by_parent(
             grouped[getattr(row, parent_key)].append(row)
     else:
         grouped[parent_ids[0]] = list(rows)
-    pages = {parent_id: _page(rows, args, json) for parent_id, rows in grouped.items()}
-    if json:
-        # Rows with a value the JSON cannot hold (`JsonNodes.enums`, `int32`): their pages
-        # again, as objects, which answer (or fail) as they always did.
+    pages = {parent_id: _page(rows, args, extra) for parent_id, rows in grouped.items()}
+    if extra:
+        # Rows without the extra value (`ExtraColumn`): their pages again, without it.
         again = [p for p, page_rows in grouped.items() if not _written(page_rows)]
         if again:
             pages.update(
@@ -493,7 +349,7 @@ async def pages_by_parent(
                     model,
                     parent_column,
                     again,
-                    args._replace(json=None),
+                    args._replace(extra=None),
                     where=where,
                     newest_first=newest_first,
                     plain=plain,
@@ -505,8 +361,8 @@ async def pages_by_parent(
 
 
 def _written(rows: list[Any]) -> bool:
-    """Whether every row of a page read as JSON has it."""
-    return all(row.node_json is not None for row in rows)
+    """Whether every row of a page read with the extra column has its value."""
+    return all(row[-1] is not None for row in rows)
 
 
 # (model, parent, id(where), shape) -> (where, statement); `where` is kept so its id stays its own.
@@ -525,7 +381,7 @@ def _page_statement(
     lateral: bool = False,
     joined: Joined | None = None,
     parent_of: Callable[[Any], Any] | None = None,
-    json: bool = False,
+    extra: bool = False,
 ) -> Any:
     """The page statement for this shape of arguments, with bound parameters for the values.
     `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window.
@@ -534,7 +390,7 @@ def _page_statement(
     (e.g. a scalar subquery from a user id to their account's id)."""
     shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
     key: tuple[Any, ...] = (model, parent_column.key, id(where), newest_first, shape, plain)
-    key = (*key, many, lateral, joined, parent_of, args.json if json else None)
+    key = (*key, many, lateral, joined, parent_of, args.extra if extra else None)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
         return found[1]
@@ -548,7 +404,7 @@ def _page_statement(
         conditions.append(model.id > before if newest_first else model.id < before)
     order = model.id.desc() if descending else model.id.asc()
     limit = bindparam("_limit", type_=Integer)
-    columns = _columns(model, args, json, "id", parent_column.key) if plain else (model,)
+    columns = _columns(model, args, extra, "id", parent_column.key) if plain else (model,)
     source: Any = model
     if joined is not None:
         assert plain, "joined rows are read as plain rows"

@@ -16,8 +16,8 @@ from strawberry.types import Info
 from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
-from schema.caches import PreparedOperations, PreparedSchema
-from schema.execution import ExecutionContext
+from schema.engine.execution import ExecutionContext
+from schema.engine.prepared import PreparedOperations, PreparedSchema
 from schema.inputs import NoNulInStrings
 from schema.invite import Invite, InviteMutation
 from schema.limits import QueryLimits

@@ -3,7 +3,8 @@
 PostgreSQL text cannot hold NUL, and no field of this API has a use for one, so the check is
 not per field: a validation rule refuses string literals holding one (validated once per
 document, cached with it), and the execution context refuses variables holding one before they
-are coerced (`schema/execution.py`). Both answer `BAD_USER_INPUT`, on SQLite as on PostgreSQL.
+are coerced (`schema/engine/execution.py`). Both answer `BAD_USER_INPUT`, on SQLite as on
+PostgreSQL.
 """
 
 from __future__ import annotations

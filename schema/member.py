@@ -14,8 +14,8 @@ from gateway.db import models
 from resolvers import members, organizations
 from resolvers import usage as metering
 from resolvers.loaders import load_each
-from schema import projection
-from schema.batch import batched, resolve_one
+from schema import declare
+from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
 from schema.relay import Node, connections
 from schema.scalars import enum_of
@@ -34,7 +34,7 @@ class Role(enum.Enum):
 
 
 async def users_of(members: Sequence[Member], info: Info) -> list[User | Exception | None]:
-    """`Member.user` of a level's members at once (schema/batch.py): one load for all."""
+    """`Member.user` of a level's members at once (schema/declare.py): one load for all."""
     from schema.user import User
 
     rows = await load_each(
@@ -59,7 +59,7 @@ class Member(Node):
     @classmethod
     def from_model(cls, member: models.Member | Any) -> Member:
         """From an ORM member or a read-only row, which may hold only the columns the query
-        selected (schema/projection.py); held equal to the constructor by a test."""
+        selected (schema/declare.py); held equal to the constructor by a test."""
         found = cls.__new__(cls)
         found.__dict__ = _MEMBER_READERS[type(member)](member)
         return found
@@ -100,7 +100,7 @@ def _role(value: str) -> Role:
     return enum_of(Role, value)
 
 
-_MEMBER_READERS = projection.RecordReaders(
+_MEMBER_READERS = declare.RecordReaders(
     [
         ("id", "id", None),
         ("role", "role", _role),
@@ -108,9 +108,9 @@ _MEMBER_READERS = projection.RecordReaders(
         ("updated_at", "updated_at", None),
     ]
 )
-# What each Member field reads of its row (schema/projection.py): the relation fields read the
+# What each Member field reads of its row (schema/declare.py): the relation fields read the
 # ids, which every row has.
-projection.register(
+declare.node_type(
     "Member",
     _MEMBER_READERS,
     always=("id", "organization_id", "user_id", "role"),

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments
-from schema import projection
+from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.rows import from_row
@@ -88,7 +88,7 @@ class Payment(Node):
     @classmethod
     def from_model(cls, payment: models.Payment | Any) -> Payment:
         """From an ORM payment or a read-only row, which may hold only the columns the query
-        selected (schema/projection.py); held equal to the constructor by a test."""
+        selected (schema/declare.py); held equal to the constructor by a test."""
         found = cls.__new__(cls)
         found.__dict__ = _PAYMENT_READERS[type(payment)](payment)
         return found
@@ -112,7 +112,7 @@ def _creator(user_id: str | None) -> strawberry.ID | None:
     return strawberry.ID(user_id) if user_id else None
 
 
-_PAYMENT_READERS = projection.RecordReaders(
+_PAYMENT_READERS = declare.RecordReaders(
     [
         ("id", "id", None),
         ("status", "status", _status),
@@ -127,9 +127,9 @@ _PAYMENT_READERS = projection.RecordReaders(
         ("paid_at", "paid_at", None),
     ]
 )
-# What each Payment field reads of its row (schema/projection.py); the provider's view needs
+# What each Payment field reads of its row (schema/declare.py); the provider's view needs
 # the whole row.
-projection.register(
+declare.node_type(
     "Payment",
     _PAYMENT_READERS,
     always=("id", "account_id"),

@@ -14,8 +14,7 @@ from strawberry.types import Info
 
 from gateway.context import Context
 from resolvers.pagination import Page, PageArgs
-from schema.batch import batched, resolve_one
-from schema.projection import json_nodes_of, node_selection
+from schema.declare import batched, page_selection, resolve_one
 
 T = TypeVar("T")
 N = TypeVar("N", covariant=True)
@@ -77,10 +76,10 @@ class Connection(Generic[T]):
         convert: Callable[[Any], T],
         count: Callable[[], Awaitable[int | None]] | None = None,
     ) -> Connection[T]:
-        if page.json:
+        if page.extra:
             # The nodes' response objects as PostgreSQL wrote them, which only the compiled
-            # executor asks for and takes as they are (schema/compiled.py, `_json_nodes`).
-            written: list[Any] = [Fragment(row.node_json) for row in page.items]
+            # executor asks for and takes as they are: each item's last value (`Page.extra`).
+            written: list[Any] = [Fragment(item[-1]) for item in page.items]
             return cls(nodes=written, _page=page, _count=count)
         return cls(
             nodes=[convert(item) for item in page.items],
@@ -97,7 +96,7 @@ def page_args(
     before: str | None,
 ) -> PageArgs:
     settings = info.context.settings
-    selection = node_selection(info)
+    selection = page_selection(info)
     return PageArgs.build(
         first=first,
         after=after,
@@ -107,7 +106,7 @@ def page_args(
         maximum=settings.max_page_size,
         columns=selection.columns,
         related=selection.related,
-        json=json_nodes_of(info),
+        extra=selection.extra,
     )
 
 
@@ -197,7 +196,7 @@ def connections(
     """`connection` for a field under a list (`Member.usages`): `pages(ctx, rows, args,
     **options)` loads the pages of a whole level's parents at once (one value per parent,
     an `Exception` being that parent's error), called once per level by the compiled
-    executor (schema/batch.py)."""
+    executor (schema/declare.py, `batched`)."""
     options = _options(pages)
     load: Callable[..., Awaitable[Sequence[Page[R] | Exception | None]]] = pages
 

@@ -13,7 +13,7 @@ from gateway.db import models
 from resolvers import organizations
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent
-from schema import projection
+from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.scalars import JSON, BigInt
@@ -47,9 +47,9 @@ class Usage(Node):
     @classmethod
     def from_model(cls, record: models.UsageRecord | Any) -> Usage:
         """From an ORM record or a read-only row, which may hold only the columns the query
-        selected (schema/projection.py): the fields they feed are set, the others left
+        selected (schema/declare.py): the fields they feed are set, the others left
         unset. A page holds up to 100 of these: filled in one dict, without the dataclass
-        `__init__` and the identity calls of the NewTypes (tests/test_graphql_execution.py
+        `__init__` and the identity calls of the NewTypes (tests/engine/test_graphql_execution.py
         holds it equal to the dataclass constructor)."""
         usage = cls.__new__(cls)
         usage.__dict__ = _USAGE_READERS[type(record)](record)
@@ -92,7 +92,7 @@ def _metadata(value: Any) -> Any:
     return value or {}
 
 
-_USAGE_READERS = projection.RecordReaders(
+_USAGE_READERS = declare.RecordReaders(
     [
         *(
             (name, name, None)
@@ -118,9 +118,9 @@ _USAGE_READERS = projection.RecordReaders(
 )
 
 
-# What each Usage field reads of its record (schema/projection.py): the relation fields read
+# What each Usage field reads of its record (schema/declare.py): the relation fields read
 # the ids, which every row has.
-projection.register(
+declare.node_type(
     "Usage",
     _USAGE_READERS,
     always=("id", "user_id", "organization_id"),

@@ -12,7 +12,7 @@ from gateway.db import models
 from resolvers import api_keys, users
 from resolvers import payments as billing
 from resolvers import usage as metering
-from schema import projection
+from schema import declare
 from schema.api_key import ApiKey
 from schema.errors import Payload, mutation
 from schema.payment import (
@@ -110,7 +110,7 @@ class User(Node):
     )
 
 
-_USER_READERS = projection.RecordReaders(
+_USER_READERS = declare.RecordReaders(
     [
         (name, name, None)
         for name in (

@@ -10,7 +10,7 @@ import pytest
 from graphql import GraphQLError, parse
 
 from schema import build_schema
-from schema.caches import Documents
+from schema.engine.prepared import Documents
 from schema.limits import QueryLimits, _Measurer, check_document
 from tests.conftest import Env, base_settings
 

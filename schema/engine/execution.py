@@ -1,8 +1,8 @@
 """graphql-core's executor with two shortcuts: compiled query plans, and plain leaf fields.
 
-Query operations run on compiled plans (schema/compiled.py) unless `executor_mode` (the setting
-`graphql_executor`) says otherwise or the operation cannot be compiled; in `verify` mode both
-executors run and a difference fails the query. What follows is the shortcut the standard
+Query operations run on compiled plans (plans.py, compiler.py, run.py) unless
+`executor_mode` (the setting `graphql_executor`) says otherwise or the operation cannot be
+compiled; in `verify` mode both executors run and a difference fails the query. What follows is the shortcut the standard
 executor keeps for plain leaf fields.
 
 Most fields of a dashboard are plain attributes holding a scalar (`email`, `promptTokens`, …):
@@ -21,16 +21,20 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
-from graphql.execution.collect_fields import FieldDetailsList
-from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path, Undefined
 from orjson import Fragment
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.db.session import unavailable
 from gateway.errors import ServiceBusy
 from gateway.jsoncodec import parse_fragment
-from schema.compiled import Run, plan_for
+from schema.engine.compiler import plan_for
+from schema.engine.internals import (
+    CollectedErrors,
+    FieldDetailsList,
+    StrawberryGraphQLCoreExecutionContext,
+    is_default_resolver,
+)
+from schema.engine.run import Run
 from schema.inputs import nul_in_variables
 
 log = logging.getLogger("gateway.graphql")
@@ -50,7 +54,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         the pool. Here the resolver runs on, shielded; the field is still cancelled (its value
         is discarded, as graphql-core intends) once what the resolver started has finished.
         graphql-core awaits resolvers' results through this method (`:meta private:` there):
-        `tests/test_cancellation.py` fails clearly if it stops doing so."""
+        `tests/engine/test_cancellation.py` fails clearly if it stops doing so."""
         if self.abort_signal is not None:  # an operation that can be aborted: as graphql-core
             return await super().with_abort_signal(awaitable)
         task = asyncio.ensure_future(awaitable)
@@ -158,7 +162,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         resolve = field_def.resolve if field_def is not None else None
         if (
             resolve is None
-            or not getattr(resolve, "_is_default", False)
+            or not is_default_resolver(resolve)
             or node.arguments
             or field_def.args  # type: ignore[union-attr]
             or _has_middleware(self.middleware_manager)

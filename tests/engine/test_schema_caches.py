@@ -1,4 +1,4 @@
-"""schema/caches.py: a parsed document is validated once; its errors are kept with it."""
+"""schema/engine/prepared.py: a parsed document is validated once; its errors are kept with it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from gateway.settings import Settings
-from schema import build_schema, caches
+from schema import build_schema
+from schema.engine import prepared as caches
 
 
 @pytest.fixture

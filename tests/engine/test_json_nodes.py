@@ -1,5 +1,5 @@
-"""Connections whose nodes PostgreSQL writes as JSON (schema/compiled.py `_json_nodes`,
-schema/projection.py `json_nodes`, resolvers/pagination.py `json_column`) answer exactly as
+"""Connections whose nodes PostgreSQL writes as JSON (schema/engine/: compiler.py `_json_nodes`,
+projection.py `json_nodes`, json_sql.py `json_column`) answer exactly as
 the objects do: the same response, key order included, as the standard executor's.
 
 Each query runs over HTTP on the app under test (compiled executor, which reads such pages as
@@ -24,7 +24,7 @@ from sqlalchemy import select, text, update
 from gateway.app import create_app
 from gateway.db import models
 from gateway.jsoncodec import dump_json
-from schema import projection
+from schema.engine import projection
 from schema.payment import PaymentKind, PaymentStatus
 from tests.conftest import Client, Env
 from tests.test_usage_helpers import event, ingest_ok

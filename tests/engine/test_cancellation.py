@@ -1,5 +1,5 @@
 """graphql-core cancels the siblings of a field whose error nulls their parent: a resolver so
-cancelled still runs to its end (schema/execution.py `with_abort_signal`), so no statement is
+cancelled still runs to its end (schema/engine/execution.py `with_abort_signal`), so no statement is
 left half-way on the request's connection."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import asyncio
 import pytest
 import strawberry
 
-from schema.execution import ExecutionContext
+from schema.engine.execution import ExecutionContext
 from tests.conftest import Env
 
 
 def test_graphql_core_awaits_resolvers_through_with_abort_signal() -> None:
     assert any("with_abort_signal" in vars(base) for base in ExecutionContext.__mro__[1:]), (
         "graphql-core no longer awaits resolver results through "
-        "ExecutionContext.with_abort_signal: schema/execution.py must hook its new way"
+        "ExecutionContext.with_abort_signal: schema/engine/execution.py must hook its new way"
     )
 
 
@@ -53,7 +53,7 @@ async def test_a_sibling_cancelled_by_graphql_core_runs_to_its_end() -> None:
     assert result.data == {"inner": None}
     assert FINISHED == ["slow"], (
         "the cancelled sibling did not finish: graphql-core's cancellation reached it "
-        "(see schema/execution.py, with_abort_signal)"
+        "(see schema/engine/execution.py, with_abort_signal)"
     )
 
 

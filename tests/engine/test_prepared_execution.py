@@ -1,4 +1,4 @@
-"""schema/caches.py's `PreparedSchema`: a prepared operation, executed without strawberry's
+"""schema/engine/prepared.py's `PreparedSchema`: a prepared operation, executed without strawberry's
 extension machinery, gets exactly the result, errors, codes and logs that strawberry's own
 `execute` gives (the same schema with `prepared_execution` off)."""
 
@@ -12,9 +12,9 @@ from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from schema.caches import PreparedOperations, PreparedSchema
-from schema.execution import ExecutionContext
-from tests.test_graphql_execution import Mutation, Query
+from schema.engine.execution import ExecutionContext
+from schema.engine.prepared import PreparedOperations, PreparedSchema
+from tests.engine.test_graphql_execution import Mutation, Query
 
 DEPTH_RULE = create_validator(4, None, None)
 

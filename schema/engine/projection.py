@@ -3,9 +3,9 @@
 A dashboard's `usages(first: 5) { nodes { modelName createdAt } }` shows 2 of a usage record's
 17 columns, yet reading every column costs per row: asyncpg decodes each value (a timestamp is
 ~6,000 instructions, the JSON metadata a call into Python), and the row and the GraphQL object
-carry them all. A node type that registers how its GraphQL fields map to its model's
-attributes (`register`) lets `node_selection` read, from the connection field's selection, the
-attributes its rows must have; `page_args` puts them in `PageArgs.columns`, and the page
+carry them all. A node type that declares how its GraphQL fields map to its model's
+attributes (schema/declare.py `node_type`) lets `node_selection` read, from the connection
+field's selection, the attributes its rows must have; `page_args` puts them in `PageArgs.columns`, and the page
 statement selects only those. A type may also name fields that read a relation its page
 loader can join (`related`: a members page that shows the users reads them in the same
 statement, instead of one more for the users).
@@ -14,17 +14,18 @@ It errs on the side of reading more: fields under `@skip`/`@include` count whate
 variables say, every fragment counts whatever its type condition, and a field the type did not
 register (or anything else unexpected) means every column.
 
-One step further (`json_nodes`): a type registered with its `model` says which attributes are
+One step further (`json_nodes`): a type declared with its `model` says which attributes are
 a column's value as it is (or an enum of it); a selection of nodes made only of those, as the
 compiled executor collected it, can be written as JSON by PostgreSQL itself
-(resolvers/pagination.py, `json_column`), exactly as the objects would have been.
+(json_sql.py), exactly as the objects would have been.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from operator import is_
+from typing import Any
 
 from graphql import (
     FieldNode,
@@ -36,9 +37,10 @@ from graphql import (
     SelectionSetNode,
 )
 from sqlalchemy import inspect as sa_inspect
-from strawberry.utils.str_converters import to_camel_case
 
-from resolvers.pagination import JSON_LEAVES, SQL_NAME, JsonNodes, sql_kind
+from schema.declare import EVERYTHING, NODE_TYPES, NodeSelection, NodeType
+from schema.engine.internals import raw_info, to_camel_case
+from schema.engine.json_sql import JSON_LEAVES, SQL_NAME, JsonNodes, sql_kind
 
 
 @dataclass(frozen=True)
@@ -52,55 +54,6 @@ class RowColumns:
     related: Mapping[str, str]
 
 
-class NodeSelection(NamedTuple):
-    """What a connection's nodes need: attributes (None: all) and relations to join."""
-
-    columns: tuple[str, ...] | None
-    related: tuple[str, ...]
-
-
-EVERYTHING = NodeSelection(None, ())
-
-
-Conversion = Callable[[Any], Any] | None
-
-
-class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
-    """record type -> a function giving a GraphQL object's attributes from a record of that
-    type, for `from_model`: every attribute from an ORM instance or a whole row, those its
-    columns feed from a projected row. `fields` are (attribute, the record's attribute it
-    comes from, conversion or None). Looked up by `readers[type(record)](record)`: the
-    function is made the first time a type is seen."""
-
-    def __init__(self, fields: Sequence[tuple[str, str, Conversion]]) -> None:
-        super().__init__()
-        self.fields = tuple(fields)
-
-    def __missing__(self, record_type: type) -> Callable[[Any], dict[str, Any]]:
-        columns = getattr(record_type, "_fields", None)  # a row (named tuple) or an ORM model
-        kept = [f for f in self.fields if columns is None or f[1] in columns]
-        # One dict display, generated once per record type (a third of the cost of
-        # `dict(zip(names, attrgetter(...)(record)))` and a loop over the conversions). Only
-        # our own identifiers go into the source: attribute and column names are checked to be
-        # identifiers, conversions are referenced by name from the namespace.
-        namespace: dict[str, Any] = {}
-        items = []
-        for i, (name, source, convert) in enumerate(kept):
-            if not (name.isidentifier() and source.isidentifier()):
-                raise ValueError(f"not an identifier: {name!r} or {source!r}")
-            value = f"record.{source}"
-            if convert is not None:
-                namespace[f"c{i}"] = convert
-                value = f"c{i}({value})"
-            items.append(f"{name!r}: {value}")
-        items.append("'_model': record")
-        source_code = "def read(record):\n    return {" + ", ".join(items) + "}\n"
-        exec(compile(source_code, f"<record reader {record_type.__name__}>", "exec"), namespace)
-        read: Callable[[Any], dict[str, Any]] = namespace["read"]
-        self[record_type] = read
-        return read
-
-
 @dataclass(frozen=True)
 class JsonColumn:
     column: str  # the model attribute
@@ -109,47 +62,57 @@ class JsonColumn:
     enum: type | None = None  # the attribute is `enum_of(enum, the column's value)`
 
 
-_TYPES: dict[str, RowColumns] = {}
-# type name -> GraphQL attribute -> the column its value is, unconverted (`register(model=)`)
-_JSON_COLUMNS: dict[str, dict[str, JsonColumn]] = {}
+# type name -> (its declaration, what the engine makes of it); made at first use.
+_DERIVED: dict[str, tuple[NodeType, RowColumns, dict[str, JsonColumn] | None]] = {}
 # id of the field nodes -> (the nodes, the columns); the nodes are kept so ids stay theirs.
 _CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], NodeSelection]] = {}
 _CACHE_SIZE = 1024
 
 
-def register(
-    type_name: str,
-    readers: RecordReaders,
-    always: Iterable[str],
-    others: Mapping[str, tuple[str, ...] | None],
-    related: Mapping[str, str] | None = None,
-    model: Any = None,
-    enums: Mapping[str, type] | None = None,
-) -> None:
-    """Declare how the GraphQL type's fields map to its rows' attributes: each field its
-    `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
-    fields with resolvers, with the columns they read (None: the whole row). With the
-    `model`, the attributes that are a column's value unconverted, of a kind in `JSON_LEAVES`,
-    may be read as JSON that PostgreSQL builds (`json_nodes`); so may the attributes in
-    `enums`, which their readers convert to that enum by value (`scalars.enum_of`)."""
+def _derived(type_name: str) -> tuple[NodeType, RowColumns, dict[str, JsonColumn] | None] | None:
+    declared = NODE_TYPES.get(type_name)
+    if declared is None:
+        return None
+    found = _DERIVED.get(type_name)
+    if found is None or found[0] is not declared:
+        found = _DERIVED[type_name] = (declared, row_columns(declared), json_columns(declared))
+    return found
+
+
+def row_columns(declared: NodeType) -> RowColumns:
+    """The columns each GraphQL field of a declared node type reads (schema/declare.py)."""
     fields: dict[str, tuple[str, ...] | None] = {}
-    for attribute, column, _ in readers.fields:
+    for attribute, column, _ in declared.readers.fields:
         name = to_camel_case(attribute)
         fields[name] = (*(fields.get(name) or ()), column)
-    fields.update(others)
-    _TYPES[type_name] = RowColumns(fields, tuple(always), dict(related or {}))
-    if model is not None:
-        table_columns = {prop.key: prop.columns[0] for prop in sa_inspect(model).column_attrs}
-        json_columns: dict[str, JsonColumn] = {}
-        for attribute, source, convert in readers.fields:
-            found = table_columns.get(source)
-            kind = sql_kind(found.type) if found is not None else None
-            if convert is None and kind is not None:
-                json_columns[attribute] = JsonColumn(source, kind, bool(found.nullable))
-            enum = (enums or {}).get(attribute)
-            if enum is not None and kind == "text":
-                json_columns[attribute] = JsonColumn(source, kind, bool(found.nullable), enum)
-        _JSON_COLUMNS[type_name] = json_columns
+    fields.update(declared.others)
+    return RowColumns(fields, declared.always, declared.related)
+
+
+def json_columns(declared: NodeType) -> dict[str, JsonColumn] | None:
+    """The attributes of a node type declared with its model that are a column's value
+    unconverted, of a kind in `JSON_LEAVES`, or an enum of a text column's value."""
+    if declared.model is None:
+        return None
+    mapper: Any = sa_inspect(declared.model)
+    table_columns = {prop.key: prop.columns[0] for prop in mapper.column_attrs}
+    found: dict[str, JsonColumn] = {}
+    for attribute, source, convert in declared.readers.fields:
+        column = table_columns.get(source)
+        kind = sql_kind(column.type) if column is not None else None
+        if column is None or kind is None:
+            continue
+        if convert is None:
+            found[attribute] = JsonColumn(source, kind, bool(column.nullable))
+        enum = declared.enums.get(attribute)
+        if enum is not None and kind == "text":
+            found[attribute] = JsonColumn(source, kind, bool(column.nullable), enum)
+    return found
+
+
+def registered(type_name: str) -> RowColumns | None:
+    derived = _derived(type_name)
+    return derived[1] if derived is not None else None
 
 
 # A wider selection (say, one field under a hundred aliases) keeps the objects: the statement's
@@ -164,7 +127,8 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     type name, whether the field is nullable, and for an enum its class and {member: GraphQL
     name}), in response order. A non-null field needs a NOT NULL column: a null would be a
     field error, which JSON built in SQL cannot report."""
-    columns = _JSON_COLUMNS.get(type_name)
+    derived = _derived(type_name)
+    columns = derived[2] if derived is not None else None
     if columns is None or not fields or len(fields) > MAX_JSON_FIELDS:
         return None
     out = []
@@ -194,32 +158,29 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     return JsonNodes(type_name, tuple(out), tuple(sorted(enums.items())), tuple(sorted(int32)))
 
 
-_INFO_ATTRIBUTE = "_gateway_json_nodes"
+def page_selection(info: Any) -> NodeSelection:
+    """What the page of this connection field reads (schema/declare.py `page_selection`): the
+    columns and relations its nodes' selection needs, and the nodes as JSON when the compiled
+    run offered them for this field's path (run.py `Run.offer`)."""
+    raw = raw_info(info)
+    selection = node_selection(raw)
+    notes = getattr(raw.context, "field_notes", None)
+    if notes:
+        # graphql-core's Path, a named tuple: hashed and compared by value, in C.
+        offered = notes.get(raw.path)
+        if isinstance(offered, JsonNodes):
+            return NodeSelection(selection.columns, selection.related, offered)
+    return selection
 
 
-def offer_json_nodes(info: Any, nodes: JsonNodes) -> None:
-    """Let the connection field of this `Info` read its nodes as JSON (`page_args`): set by
-    the compiled executor, which then takes the nodes as they come (schema/compiled.py)."""
-    setattr(info, _INFO_ATTRIBUTE, nodes)
-
-
-def json_nodes_of(info: Any) -> JsonNodes | None:
-    return getattr(info, _INFO_ATTRIBUTE, None)
-
-
-def registered(type_name: str) -> RowColumns | None:
-    return _TYPES.get(type_name)
-
-
-def node_selection(info: Any) -> NodeSelection:
+def node_selection(raw: Any) -> NodeSelection:
     """The attributes the rows of this connection field's nodes need (None for all of them: a
-    node type that did not register, or a selection it cannot account for), and the relations
-    the selection reads."""
-    raw = info._raw_info
+    node type that did not declare, or a selection it cannot account for), and the relations
+    the selection reads; `raw` is the field's graphql-core resolve info."""
     field_nodes = raw.field_nodes
     key = tuple(map(id, field_nodes))
     found = _CACHE.get(key)
-    if found is not None and all(a is b for a, b in zip(found[0], field_nodes, strict=True)):
+    if found is not None and all(map(is_, found[0], field_nodes)):  # same length: same key
         return found[1]
     selection = _selection(raw.return_type, field_nodes, raw.fragments)
     if len(_CACHE) >= _CACHE_SIZE:
@@ -233,7 +194,7 @@ def _selection(return_type: Any, field_nodes: Any, fragments: Any) -> NodeSelect
     if not isinstance(connection, GraphQLObjectType) or "nodes" not in connection.fields:
         return EVERYTHING
     node_type = _named(connection.fields["nodes"].type)
-    spec = _TYPES.get(getattr(node_type, "name", ""))
+    spec = registered(getattr(node_type, "name", ""))
     if spec is None:
         return EVERYTHING
     selected: set[str] = set()

@@ -26,7 +26,7 @@ document and validation result, the same graphql-core execution, the same error 
 codes, the same result. Anything else (a text that does not validate, an operation name that
 is not in the document, an operation type the transport does not allow, a schema with other
 extensions) takes strawberry's own `execute`.
-`tests/test_prepared_execution.py` holds the two ways' results equal.
+`tests/engine/test_prepared_execution.py` holds the two ways' results equal.
 """
 
 from __future__ import annotations
@@ -39,26 +39,29 @@ import strawberry
 from graphql import (
     DocumentNode,
     GraphQLError,
+    MiddlewareManager,
     OperationDefinitionNode,
     execute,
     specified_rules,
     validate,
 )
-from graphql.execution.middleware import MiddlewareManager
-from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
-from strawberry.types.execution import ExecutionResult, PreExecutionError
-from strawberry.types.graphql import OperationType
 
+from schema.declare import SelectionSource
+from schema.engine.internals import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    STRAWBERRY_RULES,
+    ExecutionResult,
+    OperationType,
+    PreExecutionError,
+    create_execution_context,
+    graphql_schema_of,
+    optimized_is_awaitable,
+    strawberry_process_errors,
+)
+from schema.engine.projection import page_selection
 from schema.errors import coded_error, log_errors
 from schema.limits import QueryLimits, check_document, parse_limited
-
-# strawberry's own rules, which its `validate_document` adds to every rule set.
-_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
-
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -157,7 +160,7 @@ class Documents:
             found = prepared.validations[key] = validate(
                 schema,
                 prepared.document,
-                (*rules, *_STRAWBERRY_RULES),
+                (*rules, *STRAWBERRY_RULES),
                 hide_suggestions=hide_suggestions,
             )
         return found
@@ -200,7 +203,7 @@ class PreparedOperations(SchemaExtension):
             schema = context.schema
             documents = documents_of(schema)
             try:
-                prepared = documents.prepare(schema._schema, context.query)
+                prepared = documents.prepare(graphql_schema_of(schema), context.query)
             except GraphQLError:
                 # PreparedSchema refuses such a text before it gets here; on another schema,
                 # strawberry parses it again and reports its own error.
@@ -208,7 +211,7 @@ class PreparedOperations(SchemaExtension):
             if prepared is not None:
                 context.graphql_document = prepared.document
                 context.pre_execution_errors = documents.validated(
-                    schema._schema,
+                    graphql_schema_of(schema),
                     prepared,
                     tuple(context.validation_rules),
                     getattr(schema, "hide_suggestions", False),
@@ -225,9 +228,10 @@ class _Prepared(NamedTuple):
     operation_type: OperationType
 
 
-class PreparedSchema(strawberry.Schema):
+class PreparedSchema(strawberry.Schema, SelectionSource):
     """The schema, executing prepared operations without the extension machinery (module
-    docstring). `prepared_execution = False` turns the shortcut off."""
+    docstring). `prepared_execution = False` turns the shortcut off. It also answers what a
+    connection's page reads (schema/declare.py `page_selection`)."""
 
     prepared_execution = True
 
@@ -240,6 +244,7 @@ class PreparedSchema(strawberry.Schema):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.graphql_schema = graphql_schema_of(self)
         self._rules = (*specified_rules, *prepared_rules)
         self.documents = Documents(limits or QueryLimits())
         self.hide_suggestions = hide_suggestions
@@ -256,6 +261,9 @@ class PreparedSchema(strawberry.Schema):
         # strawberry builds a manager of the extensions that hook `resolve`: here none.
         self._no_middleware = MiddlewareManager()
 
+    # What `declare.page_selection` asks of every connection field: the engine's function.
+    page_selection = staticmethod(page_selection)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Client mistakes at info without a traceback (strawberry logs every error with
         one); unexpected errors are logged, with theirs, where `coded_error` masks them."""
@@ -267,7 +275,9 @@ class PreparedSchema(strawberry.Schema):
         if operation_name in operations:
             return operations[operation_name]
         found = None
-        if not self.documents.validated(self._schema, document, self._rules, self.hide_suggestions):
+        if not self.documents.validated(
+            self.graphql_schema, document, self._rules, self.hide_suggestions
+        ):
             found = _operation(document.document, operation_name)
         operations[operation_name] = found
         return found
@@ -287,7 +297,7 @@ class PreparedSchema(strawberry.Schema):
         document = None
         if query:
             try:
-                document = self.documents.prepare(self._schema, query)
+                document = self.documents.prepare(self.graphql_schema, query)
             except GraphQLError as error:
                 return PreExecutionError(
                     data=None, errors=[coded_error(e) for e in refusal(error)], extensions={}
@@ -315,7 +325,8 @@ class PreparedSchema(strawberry.Schema):
 
         def logged(errors: list[GraphQLError]) -> None:
             """strawberry's `_process_errors`, with its execution context made only now."""
-            context = self._create_execution_context(
+            context = create_execution_context(
+                self,
                 query=query,
                 allowed_operation_types=allowed,
                 variable_values=variable_values,
@@ -324,11 +335,11 @@ class PreparedSchema(strawberry.Schema):
                 operation_name=operation_name,
                 operation_extensions=operation_extensions,
             )
-            self._process_errors(errors, context)
+            strawberry_process_errors(self, errors, context)
 
         try:
             result = execute(
-                self._schema,
+                self.graphql_schema,
                 prepared.document,
                 root_value=root_value,
                 middleware=self._no_middleware,

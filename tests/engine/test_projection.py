@@ -1,4 +1,4 @@
-"""Projection push-down (schema/projection.py): pages read the columns the query selects, and
+"""Projection push-down (schema/engine/projection.py): pages read the columns the query selects, and
 answer exactly as pages of whole rows do."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from schema import build_schema, projection
+from schema import build_schema
+from schema.engine import projection
 from tests.conftest import Env
 from tests.test_usage_helpers import event, ingest_ok
 
@@ -54,7 +55,7 @@ async def _world(env: Env) -> tuple[Any, str]:
 
 def _usage_statements(statements: list[str]) -> list[str]:
     """The statements reading usage rows by columns; on PostgreSQL the compiled executor's
-    page reads its nodes as JSON instead (tests/test_json_nodes.py), and the suite's `verify`
+    page reads its nodes as JSON instead (tests/engine/test_json_nodes.py), and the suite's `verify`
     mode runs the standard executor's as well."""
     return [
         s
@@ -124,8 +125,8 @@ async def test_a_projected_page_answers_as_a_page_of_whole_rows(
         text += f" fragment Fields on {type_name} {{ {ALL_FIELDS[type_name]} }}"
     variables = {"u": alice.user_id, "o": org_id, "no": False}
     projected = await alice.gql(text, variables)
-    monkeypatch.setattr(projection, "_TYPES", {})  # no type registered: whole rows
-    monkeypatch.setattr(projection, "_JSON_COLUMNS", {})  # nor read as JSON
+    # No type declared (schema/declare.py): whole rows, nor read as JSON.
+    monkeypatch.setattr(projection, "NODE_TYPES", {})
     monkeypatch.setattr(projection, "_CACHE", {})
     whole = await alice.gql(text, variables)
     assert "errors" not in projected, projected
@@ -176,8 +177,11 @@ async def test_a_field_the_type_did_not_register_reads_whole_rows(
     usage = projection.registered("Usage")
     assert usage is not None
     fields = {k: v for k, v in usage.fields.items() if k != "modelName"}
+    declared, _, json = projection._derived("Usage")  # type: ignore[misc]
     monkeypatch.setitem(
-        projection._TYPES, "Usage", projection.RowColumns(fields, usage.always, usage.related)
+        projection._DERIVED,
+        "Usage",
+        (declared, projection.RowColumns(fields, usage.always, usage.related), json),
     )
     monkeypatch.setattr(projection, "_CACHE", {})
     assert "metadata" in await _usage_columns_read(env, alice, "modelName")

@@ -1,6 +1,6 @@
-"""schema/execution.py's shortcuts answer exactly as graphql-core's standard executor.
+"""schema/engine/execution.py's shortcuts answer exactly as graphql-core's standard executor.
 
-Two of them: compiled query plans (schema/compiled.py, the default) and the leaf-field shortcut
+Two of them: compiled query plans (schema/engine/, the default) and the leaf-field shortcut
 the standard path keeps. Each query runs on plain strawberry and on both, and data and errors
 (message, path, locations) must be the same. The schema here is built to fail: nulls in non-null
 fields, bad enum and int values, failing sync and async resolvers, abstract types.
@@ -17,10 +17,10 @@ from typing import Annotated, Any
 import pytest
 import strawberry
 
-from schema import compiled
-from schema.batch import batched, resolve_one
-from schema.caches import PreparedOperations
-from schema.execution import ExecutionContext
+from schema.declare import batched, resolve_one
+from schema.engine import run as compiled_run
+from schema.engine.execution import ExecutionContext
+from schema.engine.prepared import PreparedOperations
 
 BATCH_CALLS: list[int] = []  # parents per call of the batch forms below
 
@@ -289,15 +289,15 @@ def _prepared_compiled_schema() -> strawberry.Schema:
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
-    """The first argument of each call of `compiled.<name>`."""
+    """The first argument of each call of `compiled_run.<name>`."""
     calls: list[Any] = []
-    original = getattr(compiled, name)
+    original = getattr(compiled_run, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(compiled, name, spy)
+    monkeypatch.setattr(compiled_run, name, spy)
     return calls
 
 
@@ -364,13 +364,13 @@ async def test_arguments_are_read_as_graphql_core_reads_them(
 
 async def test_queries_run_on_the_compiled_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[Any] = []
-    original = compiled.Run.execute
+    original = compiled_run.Run.execute
 
-    def spy(self: compiled.Run, plan: Any, root_value: Any) -> Any:
+    def spy(self: compiled_run.Run, plan: Any, root_value: Any) -> Any:
         runs.append(plan)
         return original(self, plan, root_value)
 
-    monkeypatch.setattr(compiled.Run, "execute", spy)
+    monkeypatch.setattr(compiled_run.Run, "execute", spy)
     _, compiled_schema, shortcut = _schemas()
     query = '{ thing(name: "g") { name siblings(first: 1) { name } } }'
     await shortcut.execute(query)
@@ -419,7 +419,7 @@ async def test_introspection_and_mutations_fall_back_to_the_standard_executor(
     query: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[Any] = []
-    monkeypatch.setattr(compiled.Run, "execute", lambda *a: runs.append(a))
+    monkeypatch.setattr(compiled_run.Run, "execute", lambda *a: runs.append(a))
     standard, compiled_schema, _ = _schemas()
     expected = _outcome(await standard.execute(query))
     assert _outcome(await compiled_schema.execute(query)) == expected

@@ -1,0 +1,189 @@
+"""What domain modules declare for the GraphQL engine, and what they ask of it.
+
+Domain modules (schema/user.py, usage.py, member.py, ...) never import the engine
+(schema/engine/; an import-linter contract holds it). They declare here, in plain data, what
+the engine may use to read less and do less, and the engine reads these declarations:
+
+- `RecordReaders`: how a GraphQL object's attributes come from a record (an ORM instance, a
+  whole row, or a row of only the columns a query selects), for the type's `from_model`.
+- `node_type`: which columns each GraphQL field of a node type reads, which relation a field
+  reads (a page loader may join it), the model, and its enum attributes. From these the engine
+  projects a connection's page onto the columns the query selects, or has PostgreSQL write the
+  nodes as JSON (schema/engine/projection.py).
+- `batched` / `resolve_one`: the batch form of a relation field under a list.
+- `page_selection(info)`: what a connection field's page should read for this query, answered
+  by the engine through the schema it built (a `SelectionSource`); any other schema reads
+  whole rows.
+
+Batch forms: a relation field below a list (`Member.user` under `members`, `Member.usages`) is
+resolved once per parent by graphql-core: a coroutine, a task, a DataLoader future and a
+completion each, for each of the 20 members of a dashboard. Its batch form takes the level's
+parents at once:
+
+    async def users_of(members: Sequence[Member], info: Info) -> list[User | None]: ...
+
+    @strawberry.field
+    @batched(users_of)
+    async def user(self, info: Info) -> User | None:
+        return await resolve_one(users_of, self, info)
+
+The batch form takes the parents as its first argument and the field's own arguments (and
+`info`) by the names the resolver gives them; it returns one value per parent, in order, where
+an `Exception` instance is that parent's error. The compiled executor calls it once with all
+the parents of a level; the standard executor calls the resolver, which is the batch form on
+one parent, so both run the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+from strawberry.types import Info
+
+from resolvers.pagination import ExtraColumn
+
+# -- records ------------------------------------------------------------------------------------
+
+Conversion = Callable[[Any], Any] | None
+
+
+class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
+    """record type -> a function giving a GraphQL object's attributes from a record of that
+    type, for `from_model`: every attribute from an ORM instance or a whole row, those its
+    columns feed from a projected row. `fields` are (attribute, the record's attribute it
+    comes from, conversion or None). Looked up by `readers[type(record)](record)`: the
+    function is made the first time a type is seen."""
+
+    def __init__(self, fields: Sequence[tuple[str, str, Conversion]]) -> None:
+        super().__init__()
+        self.fields = tuple(fields)
+
+    def __missing__(self, record_type: type) -> Callable[[Any], dict[str, Any]]:
+        columns = getattr(record_type, "_fields", None)  # a row (named tuple) or an ORM model
+        kept = [f for f in self.fields if columns is None or f[1] in columns]
+        # One dict display, generated once per record type (a third of the cost of
+        # `dict(zip(names, attrgetter(...)(record)))` and a loop over the conversions). Only
+        # our own identifiers go into the source: attribute and column names are checked to be
+        # identifiers, conversions are referenced by name from the namespace.
+        namespace: dict[str, Any] = {}
+        items = []
+        for i, (name, source, convert) in enumerate(kept):
+            if not (name.isidentifier() and source.isidentifier()):
+                raise ValueError(f"not an identifier: {name!r} or {source!r}")
+            value = f"record.{source}"
+            if convert is not None:
+                namespace[f"c{i}"] = convert
+                value = f"c{i}({value})"
+            items.append(f"{name!r}: {value}")
+        items.append("'_model': record")
+        source_code = "def read(record):\n    return {" + ", ".join(items) + "}\n"
+        exec(compile(source_code, f"<record reader {record_type.__name__}>", "exec"), namespace)
+        read: Callable[[Any], dict[str, Any]] = namespace["read"]
+        self[record_type] = read
+        return read
+
+
+# -- node types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node type's declaration (`node_type`)."""
+
+    readers: RecordReaders
+    always: tuple[str, ...]
+    others: Mapping[str, tuple[str, ...] | None]
+    related: Mapping[str, str] = field(default_factory=dict)
+    model: type | None = None
+    enums: Mapping[str, type] = field(default_factory=dict)
+
+
+# GraphQL type name -> its declaration; read by schema/engine/projection.py.
+NODE_TYPES: dict[str, NodeType] = {}
+
+
+def node_type(
+    type_name: str,
+    readers: RecordReaders,
+    always: Iterable[str],
+    others: Mapping[str, tuple[str, ...] | None],
+    related: Mapping[str, str] | None = None,
+    model: type | None = None,
+    enums: Mapping[str, type] | None = None,
+) -> None:
+    """Declare how the GraphQL type's fields map to its rows' attributes: each field its
+    `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
+    fields with resolvers, with the columns they read (None: the whole row); `always` are read
+    whatever the query selects (the id, keys that resolvers or loaders use); `related` maps a
+    field to the relation it reads for every node (`PageArgs.related`). With the `model`, the
+    attributes that are a column's value unconverted may be written as JSON by PostgreSQL; so
+    may the attributes in `enums`, which their readers convert to that enum by value
+    (`scalars.enum_of`)."""
+    NODE_TYPES[type_name] = NodeType(
+        readers, tuple(always), dict(others), dict(related or {}), model, dict(enums or {})
+    )
+
+
+# -- what a connection's page reads -----------------------------------------------------------
+
+
+class NodeSelection(NamedTuple):
+    """What a connection's nodes need: attributes (None: all), relations to join, and a column
+    the page may read instead of the attributes (`PageArgs.extra`)."""
+
+    columns: tuple[str, ...] | None
+    related: tuple[str, ...]
+    extra: ExtraColumn | None = None
+
+
+EVERYTHING = NodeSelection(None, ())
+
+
+class SelectionSource:
+    """A schema that knows what a connection field's page should read: the engine's
+    (schema/engine/prepared.py `PreparedSchema`). This one reads everything."""
+
+    def page_selection(self, info: Info) -> NodeSelection:
+        return EVERYTHING
+
+
+def page_selection(info: Info) -> NodeSelection:
+    """What the page of this connection field should read for the query being executed."""
+    source = info.schema
+    return source.page_selection(info) if isinstance(source, SelectionSource) else EVERYTHING
+
+
+# -- batch forms --------------------------------------------------------------------------------
+
+BATCH_ATTRIBUTE = "__graphql_batch__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+Batch = Callable[..., Awaitable[list[Any]]]
+
+
+def batched(batch: Batch) -> Callable[[F], F]:
+    """Declare `batch` as the batch form of the decorated resolver."""
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, BATCH_ATTRIBUTE, batch)
+        return resolver
+
+    return mark
+
+
+def batch_form(resolver: Any) -> Batch | None:
+    found: Batch | None = getattr(resolver, BATCH_ATTRIBUTE, None)
+    return found
+
+
+async def resolve_one(batch: Batch, parent: Any, *args: Any, **kwargs: Any) -> Any:
+    """The batch form on one parent: its value, or its error raised."""
+    values = await batch([parent], *args, **kwargs)
+    if len(values) != 1:
+        raise TypeError(f"{batch.__qualname__} returned {len(values)} values for one parent")
+    value = values[0]
+    if isinstance(value, Exception):
+        raise value
+    return value

@@ -1,0 +1,186 @@
+"""A GraphQL node's response object written as JSON text by PostgreSQL, in the page statement.
+
+`JsonNodes` is what a page hands over as its extra column (resolvers/pagination.py,
+`ExtraColumn`): the page selects each row's keys and this expression instead of the node's
+columns, and the connection puts the text in the response as it is (`orjson.Fragment`). The
+text is the bytes orjson writes for the objects, built by the cheapest exact expression per
+value (`JSON_LEAVES`); which selections qualify is decided by schema/engine/projection.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+)
+from sqlalchemy import Enum as SAEnum
+
+from gateway.db.models import UTCDateTime
+
+
+class JsonNodes(NamedTuple):
+    """A connection's nodes as JSON that PostgreSQL builds (`PageArgs.extra`): the node type's
+    name, and per response key, in response order, the model attribute whose column gives its
+    value (None: the key is `__typename`, the type's name). Made from a compiled plan
+    (compiler.py) by `projection.json_nodes`, only for a selection whose every
+    field is a plain column that serializes in SQL exactly as in Python: no node can have an
+    error. Two kinds of field hold only for some values, and are checked row by row: `enums`
+    (attribute -> (column value, GraphQL name) pairs) are written by a CASE, and `int32`
+    attributes are 64-bit columns shown as GraphQL `Int`s; a row with a value outside them
+    has no JSON, and its page is read again as objects, which report the field's error as
+    before (`pages_by_parent`)."""
+
+    type_name: str
+    fields: tuple[tuple[str, str | None], ...]
+    enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    int32: tuple[str, ...] = ()
+
+    @property
+    def dialect(self) -> str:
+        """The SQL is PostgreSQL's (`to_json`, `to_char`, `isfinite`)."""
+        return "postgresql"
+
+    def column(self, model: Any) -> Any:
+        """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
+        return json_column(model, self)
+
+
+# SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
+# exactly: text for String and ID, 32-bit integers for Int, any integer for BigInt (and for Int
+# within 32 bits, `JsonNodes.int32`), booleans, and UTC timestamps for DateTime (formatted as
+# `format_datetime` does, gateway/timestamps.py); enums from text, `JsonNodes.enums`.
+JSON_LEAVES: dict[str, frozenset[str]] = {
+    "text": frozenset({"String", "ID"}),
+    "integer": frozenset({"Int", "BigInt"}),
+    "bigint": frozenset({"BigInt", "Int"}),
+    "boolean": frozenset({"Boolean"}),
+    "timestamp": frozenset({"DateTime"}),
+}
+
+
+def sql_kind(type_: Any) -> str | None:
+    """The `JSON_LEAVES` kind of a column type, or None."""
+    if isinstance(type_, UTCDateTime):
+        return "timestamp"
+    if isinstance(type_, BigInteger):
+        return "bigint"
+    if isinstance(type_, Integer):  # not SmallInteger's subclasses alone: any 32-bit integer
+        return "integer"
+    if isinstance(type_, Boolean):
+        return "boolean"
+    if isinstance(type_, String) and not isinstance(type_, SAEnum):  # AutoString, Text, …
+        return "text"
+    return None
+
+
+NODE_JSON = "node_json"
+
+
+@functools.lru_cache(maxsize=256)
+def json_column(model: Any, nodes: JsonNodes) -> Any:
+    """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
+    `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
+    (the same bytes as the objects' response). Values as their GraphQL types serialize them
+    (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
+    `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
+    which is what they are read as)."""
+    parts: list[Any] = []
+    enums = dict(nodes.enums)
+    for i, (key, attribute) in enumerate(nodes.fields):
+        opening = "{" if i == 0 else ","
+        parts.append(_sql_text(f'{opening}"{_checked(key)}":'))
+        if attribute is None:
+            parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
+            continue
+        column = getattr(model, attribute)
+        parts.append(_json_value(column, enums.get(attribute)))
+    parts.append(_sql_text("}"))
+    written: Any = functools.reduce(lambda a, b: a.op("||")(b), parts)
+    guards = [
+        *(
+            _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
+            for a, t in nodes.enums
+        ),
+        *(
+            _or_null(
+                getattr(model, a),
+                getattr(model, a).between(
+                    literal_column(str(-(2**31))), literal_column(str(2**31 - 1))
+                ),
+            )
+            for a in nodes.int32
+        ),
+    ]
+    if guards:
+        written = case((and_(*guards), written))
+    return written.label(NODE_JSON)
+
+
+def _or_null(column: Any, condition: Any) -> Any:
+    return or_(column.is_(None), condition) if column.nullable else condition
+
+
+def _sql_name(name: str) -> Any:
+    """A GraphQL name or an enum's value (checked: letters, digits, underscores) as an SQL
+    string literal."""
+    return _sql_text(_checked(name))
+
+
+def _checked(name: str) -> str:
+    if not SQL_NAME.fullmatch(name):
+        raise ValueError(f"not a name: {name!r}")
+    return name
+
+
+def _sql_text(text: str) -> Any:
+    """A text literal of our own: names checked by `_checked` and JSON punctuation."""
+    assert "'" not in text and "\\" not in text
+    return literal_column(f"'{text}'", Text)
+
+
+SQL_NAME = re.compile(r"[_A-Za-z0-9]+")
+
+
+def _json_value(column: Any, enum: tuple[tuple[str, str], ...] | None) -> Any:
+    """A column's value as JSON text, by the cheapest expression that writes it exactly (text
+    through `to_json` for its escapes; numbers and booleans as their text; enum names and
+    timestamps as literals or formatted, which need no escapes); a NULL as `null`."""
+    kind = sql_kind(column.type)
+    value: Any
+    if enum is not None:
+        value = case(*[(column == _sql_name(v), _sql_text(f'"{_checked(n)}"')) for v, n in enum])
+    elif kind == "timestamp":
+        value = _rfc3339(column)
+    elif kind == "text":
+        value = cast(func.to_json(column), Text)
+    else:  # integers, booleans: their text is their JSON
+        value = cast(column, Text)
+    return func.coalesce(value, _sql_text("null")) if column.nullable else value
+
+
+def _rfc3339(column: Any) -> Any:
+    """`format_datetime` in SQL, quoted; infinite timestamps as asyncpg reads them."""
+    utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
+    epoch: Any = literal_column("'epoch'::timestamptz")
+    return case(
+        (
+            func.isfinite(column),
+            # `\"` is a double quote in to_char's output, `"T"` a literal T.
+            func.to_char(utc, literal_column("""'\\"YYYY-MM-DD"T"HH24:MI:SS.US"Z\\"'""")),
+        ),
+        (column > epoch, _sql_text('"9999-12-31T23:59:59.999999Z"')),
+        (column < epoch, _sql_text('"0001-01-01T00:00:00.000000Z"')),
+    )
