@@ -43,7 +43,7 @@ from gateway.ids import new_id
 from gateway.inputs import range_message
 from gateway.jsoncodec import dump_json
 from resolvers import permissions
-from resolvers.loaders import load_each
+from resolvers.batching import load_each
 from resolvers.pagination import Page, PageArgs
 
 log = logging.getLogger("gateway.usage")

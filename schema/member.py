@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import members, organizations
-from resolvers.loaders import load_each
+from resolvers.batching import load_each
 from schema import projection
 from schema.batch import batched, resolve_one
 from schema.errors import UserError, run_mutation
