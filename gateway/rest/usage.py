@@ -23,7 +23,7 @@ from gateway.rest.framework import (
 )
 from gateway.timestamps import format_datetime
 from resolvers import usage
-from resolvers.usage import UsageEvent, UsageTotals
+from resolvers.usage import UsageEvent, UsageTotals, measures
 
 
 def _string_when_present(schema: dict[str, Any]) -> None:
@@ -33,14 +33,17 @@ def _string_when_present(schema: dict[str, Any]) -> None:
     schema["type"] = "string"
 
 
+# Each token count's attribute and its key on the wire.
+_TOKEN_KEYS = tuple((name, measures.camel(name)) for name in measures.TOKEN_COUNTS)
+
+
 class UsageTransactionOut(Wire):
     id: str = Field(description="The usage id (`usg-…`)")
     generation_id: str = Field(description="The inference's generation id (idempotency key)")
     ai_inference_provider_name: str
     ai_model_name: str
     ai_model_type_name: str
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))
     total_tokens: int
     cost_usd: float = Field(description="Provider cost in USD")
     credits_used: int = Field(description="Micro-credits charged (1 USD = 1,000,000)")
@@ -63,8 +66,7 @@ class UsageTransactionOut(Wire):
             "ai_inference_provider_name": record.provider_name,
             "ai_model_name": record.model_name,
             "ai_model_type_name": record.model_type_name,
-            "prompt_tokens": record.prompt_tokens,
-            "completion_tokens": record.completion_tokens,
+            **{name: getattr(record, name) for name in measures.TOKEN_COUNTS},
             "total_tokens": record.total_tokens,
             "cost_usd": record.cost_micro_usd / usage.MICRO,
             "credits_used": record.credits_used,
@@ -90,8 +92,7 @@ class UsageTransactionOut(Wire):
             "aiInferenceProviderName": record.provider_name,
             "aiModelName": record.model_name,
             "aiModelTypeName": record.model_type_name,
-            "promptTokens": record.prompt_tokens,
-            "completionTokens": record.completion_tokens,
+            **{key: getattr(record, name) for name, key in _TOKEN_KEYS},
             "totalTokens": record.total_tokens,
             "costUsd": record.cost_micro_usd / usage.MICRO,
             "creditsUsed": record.credits_used,
@@ -201,22 +202,16 @@ class UsageQuery(PeriodQuery):
 
 class UsageTotalsOut(Wire):
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))
     total_tokens: int
     credits_used: int = Field(description="Micro-credits")
     cost_usd: float = Field(description="Provider cost in USD")
 
     @classmethod
     def fields_of(cls, totals: UsageTotals) -> dict[str, Any]:
-        return {
-            "requests": totals.requests,
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-            "total_tokens": totals.total_tokens,
-            "credits_used": totals.credits_used,
-            "cost_usd": totals.cost_usd,
-        }
+        """The totals' fields: every sum but the cost in micro-USD, which shows in USD."""
+        sums = {name: value for name, value in totals.sums.items() if name != "cost_micro_usd"}
+        return {**sums, "cost_usd": totals.cost_usd}
 
 
 class UsageBucketOut(Wire):
@@ -225,8 +220,7 @@ class UsageBucketOut(Wire):
         "(the user id for someone no longer a member)"
     )
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -252,8 +246,7 @@ class OrganizationMetricsOut(Wire):
     from_: Timestamp = Field(serialization_alias="from")
     to: Timestamp
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -272,7 +265,9 @@ async def get_organization_usage(call: Call) -> OrganizationUsageOut:
         from_=summary.start,
         to=summary.end,
         group_by=summary.group_by,
-        items=[UsageBucketOut(key=b.key, **UsageTotalsOut.fields_of(b)) for b in summary.items],
+        items=[
+            UsageBucketOut(key=b.key, **UsageTotalsOut.fields_of(b.totals)) for b in summary.items
+        ],
         totals=UsageTotalsOut(**UsageTotalsOut.fields_of(summary.totals)),
     )
 
@@ -314,8 +309,7 @@ class UsageEventIn(WireIn):
     operation: str | None = Field(
         default=None, max_length=100, description="e.g. `web_search`; omit for plain"
     )
-    prompt_tokens: Count
-    completion_tokens: Count
+    __annotations__.update(measures.as_fields(Count))
     total_tokens: Count | None = Field(default=None, description="Default prompt + completion")
     cost_usd: float = Field(
         ge=0,
@@ -335,22 +329,7 @@ class UsageEventIn(WireIn):
     created_at: Instant | None = Field(default=None, description="When it happened; default now")
 
     def event(self) -> UsageEvent:
-        return UsageEvent(
-            generation_id=self.generation_id,
-            provider=self.provider,
-            model=self.model,
-            model_type=self.model_type,
-            operation=self.operation,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.total_tokens,
-            cost_usd=self.cost_usd,
-            credits=self.credits,
-            user_id=self.user_id,
-            organization_id=self.organization_id,
-            metadata=self.metadata or {},
-            created_at=self.created_at,
-        )
+        return UsageEvent.of(self)
 
 
 class RecordUsagesIn(WireIn):
