@@ -89,7 +89,7 @@ def _cost_usd(micro_usd: int) -> float:
     return micro_usd / metering.MICRO
 
 
-def _metadata(value: Any) -> Any:
+def _metadata(value: object) -> object:
     return value or {}
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, String, any_, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -41,6 +41,8 @@ USAGE_LEDGER_REASON = "usage"
 MAX_GENERATION_ID = 255 - len("usage:")
 # Concurrent batches carrying the same new generation id: the loser retries and sees a duplicate.
 _INGEST_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class EventInput(Protocol):
@@ -114,12 +116,17 @@ class UsageEvent:
         )
 
 
+# A usage row's column values by attribute name, as checked and inserted: what SQLAlchemy's
+# multi-row insert takes (`_insert_usage_rows`).
+UsageValues = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class RecordedUsage:
     """The outcome for one event: its row (the first one for a retried event)."""
 
     # The stored row, or the values just inserted (a model is only built if asked for).
-    row: UsageRecord | dict[str, Any]
+    row: UsageRecord | UsageValues
     # True when this generation id was already recorded: nothing was written or debited again.
     duplicate: bool
 
@@ -151,7 +158,7 @@ def _where(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _text(value: Any, where: str, *, maximum: int, required: bool = True) -> str:
+def _text(value: object, where: str, *, maximum: int, required: bool = True) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{where} must be a string", field=where)
     value = value.strip()
@@ -162,7 +169,7 @@ def _text(value: Any, where: str, *, maximum: int, required: bool = True) -> str
     return value
 
 
-def _count(value: Any, where: str) -> int:
+def _count(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{where} must be an integer", field=where)
     if not 0 <= value < MAX_COUNT:
@@ -170,7 +177,7 @@ def _count(value: Any, where: str) -> int:
     return value
 
 
-def _micro_usd(value: Any, where: str) -> int:
+def _micro_usd(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationFailed(f"{where} must be a number", field=where)
     if not math.isfinite(value) or value < 0 or value >= MAX_COUNT / MICRO:
@@ -179,7 +186,7 @@ def _micro_usd(value: Any, where: str) -> int:
     return int((Decimal(repr(value)) * MICRO).to_integral_value())
 
 
-def _clean(event: UsageEvent, prefix: str, now: datetime) -> dict[str, Any]:
+def _clean(event: UsageEvent, prefix: str, now: datetime) -> UsageValues:
     """The event as a usage row (without account and overdraft), or a ValidationFailed."""
     tokens = {
         name: _count(event.tokens.get(name, 0), _where(prefix, camel(name)))
@@ -291,7 +298,7 @@ async def _start_auto_top_ups(ctx: Context, account_ids: list[str]) -> None:
             await ctx.session.rollback()
 
 
-def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+def _chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
@@ -306,7 +313,7 @@ def _one_of(
 
 
 async def _write(
-    session: AsyncSession, rows: list[dict[str, Any]], now: datetime, *, single: bool
+    session: AsyncSession, rows: list[UsageValues], now: datetime, *, single: bool
 ) -> tuple[list[RecordedUsage], list[str]]:
     """The outcome per event, and the accounts that fell below their auto top-up threshold."""
     # The first event carrying a generation id counts; later ones in the batch are duplicates.
@@ -330,7 +337,7 @@ async def _write(
     if fresh:
         await _attach_accounts(session, fresh, single=single)
         low = await _debit_and_insert(session, [row for _, row in fresh])
-    recorded: dict[str, UsageRecord | dict[str, Any]] = dict(existing)
+    recorded: dict[str, UsageRecord | UsageValues] = dict(existing)
     for _, row in fresh:
         recorded[row["generation_id"]] = row
     results = [
@@ -344,7 +351,7 @@ async def _write(
 
 
 async def _attach_accounts(
-    session: AsyncSession, fresh: list[tuple[int, dict[str, Any]]], *, single: bool
+    session: AsyncSession, fresh: list[tuple[int, UsageValues]], *, single: bool
 ) -> None:
     """Set each row's paying account: the organization's (the user must be a member of it) or
     the user's own. Users, organizations and their accounts come in one query each."""
@@ -417,7 +424,7 @@ async def _attach_accounts(
         await session.flush()
 
 
-async def _debit_and_insert(session: AsyncSession, rows: list[dict[str, Any]]) -> list[str]:
+async def _debit_and_insert(session: AsyncSession, rows: list[UsageValues]) -> list[str]:
     """Debit the paying accounts through the ledger (one entry per charged event, key
     `usage:<generation id>`) and write the usage rows, flagging the events that overdrew;
     returns the accounts now below their auto top-up threshold."""
@@ -446,7 +453,7 @@ async def _debit_and_insert(session: AsyncSession, rows: list[dict[str, Any]]) -
 _COLUMN_OF = {"metadata_": "metadata"}
 
 
-async def _insert_usage_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def _insert_usage_rows(session: AsyncSession, rows: list[UsageValues]) -> None:
     table = SQLModel.metadata.tables[UsageRecord.__tablename__]
     columns = [{_COLUMN_OF.get(key, key): value for key, value in row.items()} for row in rows]
     await session.execute(insert(table), columns)
