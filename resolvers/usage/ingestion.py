@@ -43,6 +43,8 @@ MAX_GENERATION_ID = 255 - len("usage:")
 _INGEST_ATTEMPTS = 3
 
 T = TypeVar("T")
+# Each token count's name in the event and in its errors (`events[0].promptTokens`).
+_TOKEN_KEYS = tuple((name, camel(name)) for name in TOKEN_COUNTS)
 
 
 class EventInput(Protocol):
@@ -189,8 +191,7 @@ def _micro_usd(value: object, where: str) -> int:
 def _clean(event: UsageEvent, prefix: str, now: datetime) -> UsageValues:
     """The event as a usage row (without account and overdraft), or a ValidationFailed."""
     tokens = {
-        name: _count(event.tokens.get(name, 0), _where(prefix, camel(name)))
-        for name in TOKEN_COUNTS
+        name: _count(event.tokens.get(name, 0), _where(prefix, key)) for name, key in _TOKEN_KEYS
     }
     total = (
         sum(tokens.values())
