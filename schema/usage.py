@@ -35,7 +35,7 @@ class Usage(Node):
     model_name: str
     model_type_name: str
     operation: str | None = strawberry.field(description="null for plain inference.")
-    __annotations__.update(measures.as_fields(BigInt))
+    __annotations__.update(measures.as_fields(BigInt))  # the token counts (measures.py)
     total_tokens: BigInt
     cost_usd: float = strawberry.field(description="Provider cost in USD.")
     cost_micro_usd: BigInt = strawberry.field(description="Provider cost in micro-USD.")
@@ -206,6 +206,7 @@ class UsageGroupBy(enum.Enum):
 
 @strawberry.type(description="Usage totals; credits in micro-credits.")
 class UsageTotals:
+    # requests, the token counts, total tokens, credits, cost in micro-USD (measures.py)
     __annotations__.update(dict.fromkeys(measures.TOTALS, BigInt))
     cost_usd: float
 
@@ -306,7 +307,7 @@ class RecordUsageInput:
     provider: str
     model: str
     model_type: str
-    __annotations__.update(measures.as_fields(BigInt))
+    __annotations__.update(measures.as_fields(BigInt))  # the token counts (measures.py)
     cost_usd: float = strawberry.field(description="Provider cost in USD.")
     credits: BigInt = strawberry.field(description="Micro-credits to charge.")
     user_id: strawberry.ID

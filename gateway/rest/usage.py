@@ -43,7 +43,7 @@ class UsageTransactionOut(Wire):
     ai_inference_provider_name: str
     ai_model_name: str
     ai_model_type_name: str
-    __annotations__.update(measures.as_fields(int))
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     cost_usd: float = Field(description="Provider cost in USD")
     credits_used: int = Field(description="Micro-credits charged (1 USD = 1,000,000)")
@@ -203,7 +203,7 @@ class UsageQuery(PeriodQuery):
 
 class UsageTotalsOut(Wire):
     requests: int
-    __annotations__.update(measures.as_fields(int))
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int = Field(description="Micro-credits")
     cost_usd: float = Field(description="Provider cost in USD")
@@ -221,7 +221,7 @@ class UsageBucketOut(Wire):
         "(the user id for someone no longer a member)"
     )
     requests: int
-    __annotations__.update(measures.as_fields(int))
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -247,7 +247,7 @@ class OrganizationMetricsOut(Wire):
     from_: Timestamp = Field(serialization_alias="from")
     to: Timestamp
     requests: int
-    __annotations__.update(measures.as_fields(int))
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -310,7 +310,7 @@ class UsageEventIn(WireIn):
     operation: str | None = Field(
         default=None, max_length=100, description="e.g. `web_search`; omit for plain"
     )
-    __annotations__.update(measures.as_fields(Count))
+    __annotations__.update(measures.as_fields(Count))  # the token counts (measures.py)
     total_tokens: Count | None = Field(default=None, description="Default prompt + completion")
     cost_usd: float = Field(
         ge=0,
