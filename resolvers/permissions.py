@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from gateway.context import Context
 from gateway.db.models import Member, Organization, Role
 from gateway.errors import Forbidden, NotFound, Unauthenticated
-from resolvers.loaders import load_each
+from resolvers.batching import load_each
 
 ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
 MANAGERS = (Role.OWNER.value, Role.ADMIN.value)

@@ -13,7 +13,7 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import members, organizations
 from resolvers import usage as metering
-from resolvers.loaders import load_each
+from resolvers.batching import load_each
 from schema import declare
 from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from gateway.db import models
 from resolvers import organizations
 from resolvers import usage as metering
-from resolvers.usage import UsageEvent
+from resolvers.usage import UsageEvent, measures
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
@@ -33,8 +33,7 @@ class Usage(Node):
     model_name: str
     model_type_name: str
     operation: str | None = strawberry.field(description="null for plain inference.")
-    prompt_tokens: BigInt
-    completion_tokens: BigInt
+    __annotations__.update(measures.as_fields(BigInt))  # the token counts (measures.py)
     total_tokens: BigInt
     cost_usd: float = strawberry.field(description="Provider cost in USD.")
     cost_micro_usd: BigInt = strawberry.field(description="Provider cost in micro-USD.")
@@ -88,7 +87,7 @@ def _cost_usd(micro_usd: int) -> float:
     return micro_usd / metering.MICRO
 
 
-def _metadata(value: Any) -> Any:
+def _metadata(value: object) -> object:
     return value or {}
 
 
@@ -103,8 +102,7 @@ _USAGE_READERS = declare.RecordReaders(
                 "model_name",
                 "model_type_name",
                 "operation",
-                "prompt_tokens",
-                "completion_tokens",
+                *measures.TOKEN_COUNTS,
                 "total_tokens",
                 "cost_micro_usd",
                 "credits_used",
@@ -138,25 +136,14 @@ class UsageGroupBy(enum.Enum):
 
 @strawberry.type(description="Usage totals; credits in micro-credits.")
 class UsageTotals:
-    requests: BigInt
-    prompt_tokens: BigInt
-    completion_tokens: BigInt
-    total_tokens: BigInt
-    credits_used: BigInt
-    cost_micro_usd: BigInt
+    # requests, the token counts, total tokens, credits, cost in micro-USD (measures.py)
+    __annotations__.update(dict.fromkeys(measures.TOTALS, BigInt))
     cost_usd: float
 
     @classmethod
     def of(cls, totals: metering.UsageTotals) -> UsageTotals:
-        return cls(
-            requests=BigInt(totals.requests),
-            prompt_tokens=BigInt(totals.prompt_tokens),
-            completion_tokens=BigInt(totals.completion_tokens),
-            total_tokens=BigInt(totals.total_tokens),
-            credits_used=BigInt(totals.credits_used),
-            cost_micro_usd=BigInt(totals.cost_micro_usd),
-            cost_usd=totals.cost_usd,
-        )
+        sums = {name: BigInt(value) for name, value in totals.sums.items()}
+        return cls(**sums, cost_usd=totals.cost_usd)
 
 
 @strawberry.type(description="Totals of one day (YYYY-MM-DD, UTC), model, or member id.")
@@ -215,7 +202,7 @@ async def organization_usage_summary(
         from_=found.start,
         to=found.end,
         group_by=UsageGroupBy(found.group_by),
-        buckets=[UsageBucket(key=b.key, totals=UsageTotals.of(b)) for b in found.items],
+        buckets=[UsageBucket(key=b.key, totals=UsageTotals.of(b.totals)) for b in found.items],
         totals=UsageTotals.of(found.totals),
     )
 
@@ -250,8 +237,7 @@ class RecordUsageInput:
     provider: str
     model: str
     model_type: str
-    prompt_tokens: BigInt
-    completion_tokens: BigInt
+    __annotations__.update(measures.as_fields(BigInt))  # the token counts (measures.py)
     cost_usd: float = strawberry.field(description="Provider cost in USD.")
     credits: BigInt = strawberry.field(description="Micro-credits to charge.")
     user_id: strawberry.ID
@@ -266,22 +252,7 @@ class RecordUsageInput:
     created_at: datetime | None = strawberry.field(default=None, description="Default now.")
 
     def event(self) -> UsageEvent:
-        return UsageEvent(
-            generation_id=self.generation_id,
-            provider=self.provider,
-            model=self.model,
-            model_type=self.model_type,
-            operation=self.operation,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.total_tokens,
-            cost_usd=self.cost_usd,
-            credits=self.credits,
-            user_id=str(self.user_id),
-            organization_id=str(self.organization_id) if self.organization_id else None,
-            metadata=self.metadata if self.metadata is not None else {},  # type: ignore[arg-type]
-            created_at=self.created_at,
-        )
+        return UsageEvent.of(self)
 
 
 @strawberry.input(description="Up to 1,000 events, recorded all or nothing.")

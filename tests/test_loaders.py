@@ -1,15 +1,16 @@
-"""resolvers/loaders.BatchLoader: a DataLoader's batching, caching and errors, cheaper."""
+"""resolvers/batching.BatchLoader: a DataLoader's batching, caching and errors, cheaper."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import pytest
 from aiodataloader import DataLoader
 
-from resolvers.loaders import BatchLoader
+from resolvers.batching import BatchLoader
 
 
 def _recording(batches: list[list[str]], fail: str | None = None) -> BatchLoader:
@@ -214,3 +215,36 @@ async def test_waiters_of_a_cancelled_fetch_get_an_error_not_a_hang() -> None:
     with pytest.raises(RuntimeError, match="cancelled"):
         await waiting
     assert "a" not in loader._cache
+
+
+async def test_aiodataloaders_internals_that_batching_reads_are_still_there() -> None:
+    # resolvers/batching.py is the one module that reads them; a new aiodataloader that moves
+    # one fails here, naming it, rather than in a request.
+    import aiodataloader
+
+    for name in ("dispatch_queue_batch", "Loader"):
+        assert hasattr(aiodataloader, name), f"aiodataloader.{name} moved (resolvers/batching.py)"
+    assert aiodataloader.Loader._fields == ("key", "future"), "aiodataloader.Loader changed"
+
+    async def batch(keys: list[str]) -> list[str]:
+        return keys
+
+    theirs = DataLoader(batch)
+    for name in ("_cache", "_queue", "do_resolve_reject", "batch_load_fn", "max_batch_size"):
+        assert hasattr(theirs, name), f"DataLoader.{name} moved (resolvers/batching.py)"
+
+
+async def test_every_loader_of_a_request_is_a_batch_loader() -> None:
+    from types import SimpleNamespace
+
+    from resolvers.loaders import Loaders
+
+    context = SimpleNamespace(db=SimpleNamespace(wrote=False), principal=None)
+    loaders = Loaders(context)  # type: ignore[arg-type]
+    names = [name for name, value in vars(Loaders).items() if isinstance(value, cached_property)]
+    assert len(names) > 40
+    for name in names:
+        if name != "db":
+            assert isinstance(getattr(loaders, name), BatchLoader), name
+    loaders.release()
+    assert vars(loaders) == {}

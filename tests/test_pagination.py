@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.db.models import UsageRecord
-from resolvers.loaders import _IN_ORGANIZATION
+from resolvers.loaders.usage import _IN_ORGANIZATION
 from resolvers.pagination import PageArgs, encode_cursor, pages_by_parent
 from tests.conftest import Env
 from tests.test_usage_helpers import event, ingest_ok

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from resolvers import usage as usage_resolvers
+from resolvers.usage import ingestion as usage_ingestion
 from tests.conftest import Env
 from tests.test_usage_helpers import (
     account_id,
@@ -283,7 +284,7 @@ async def test_failed_ingestion_leaves_neither_usage_row_nor_ledger_entry(
         )
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(usage_resolvers, "_insert_usage_rows", failing_usage_insert)
+    monkeypatch.setattr(usage_ingestion, "_insert_usage_rows", failing_usage_insert)
     response = await ingest(env, event(alice.user_id, credits=1_000), event(alice.user_id))
     assert response.status_code == 500
     assert written == [2]

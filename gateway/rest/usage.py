@@ -23,7 +23,7 @@ from gateway.rest.wire import (
     row_writer,
 )
 from resolvers import usage
-from resolvers.usage import UsageEvent, UsageTotals
+from resolvers.usage import UsageEvent, UsageTotals, measures
 
 
 def _string_when_present(schema: dict[str, Any]) -> None:
@@ -39,8 +39,7 @@ class UsageTransactionOut(Out):
     ai_inference_provider_name: str = Field(validation_alias="provider_name")
     ai_model_name: str = Field(validation_alias="model_name")
     ai_model_type_name: str = Field(validation_alias="model_type_name")
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     cost_usd: Annotated[float, BeforeValidator(lambda micro: micro / usage.MICRO)] = Field(
         validation_alias="cost_micro_usd", description="Provider cost in USD"
@@ -156,22 +155,16 @@ class UsageQuery(PeriodQuery):
 
 class UsageTotalsOut(Wire):
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int = Field(description="Micro-credits")
     cost_usd: float = Field(description="Provider cost in USD")
 
     @classmethod
     def fields_of(cls, totals: UsageTotals) -> dict[str, Any]:
-        return {
-            "requests": totals.requests,
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-            "total_tokens": totals.total_tokens,
-            "credits_used": totals.credits_used,
-            "cost_usd": totals.cost_usd,
-        }
+        """The totals' fields: every sum but the cost in micro-USD, which shows in USD."""
+        sums = {name: value for name, value in totals.sums.items() if name != "cost_micro_usd"}
+        return {**sums, "cost_usd": totals.cost_usd}
 
 
 class UsageBucketOut(Wire):
@@ -180,8 +173,7 @@ class UsageBucketOut(Wire):
         "(the user id for someone no longer a member)"
     )
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -207,8 +199,7 @@ class OrganizationMetricsOut(Wire):
     from_: Timestamp = Field(serialization_alias="from")
     to: Timestamp
     requests: int
-    prompt_tokens: int
-    completion_tokens: int
+    __annotations__.update(measures.as_fields(int))  # the token counts (measures.py)
     total_tokens: int
     credits_used: int
     cost_usd: float
@@ -227,7 +218,9 @@ async def get_organization_usage(call: Call) -> OrganizationUsageOut:
         from_=summary.start,
         to=summary.end,
         group_by=summary.group_by,
-        items=[UsageBucketOut(key=b.key, **UsageTotalsOut.fields_of(b)) for b in summary.items],
+        items=[
+            UsageBucketOut(key=b.key, **UsageTotalsOut.fields_of(b.totals)) for b in summary.items
+        ],
         totals=UsageTotalsOut(**UsageTotalsOut.fields_of(summary.totals)),
     )
 
@@ -269,8 +262,7 @@ class UsageEventIn(WireIn):
     operation: str | None = Field(
         default=None, max_length=100, description="e.g. `web_search`; omit for plain"
     )
-    prompt_tokens: Count
-    completion_tokens: Count
+    __annotations__.update(measures.as_fields(Count))  # the token counts (measures.py)
     total_tokens: Count | None = Field(default=None, description="Default prompt + completion")
     cost_usd: float = Field(
         ge=0,
@@ -290,22 +282,7 @@ class UsageEventIn(WireIn):
     created_at: Instant | None = Field(default=None, description="When it happened; default now")
 
     def event(self) -> UsageEvent:
-        return UsageEvent(
-            generation_id=self.generation_id,
-            provider=self.provider,
-            model=self.model,
-            model_type=self.model_type,
-            operation=self.operation,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_tokens=self.total_tokens,
-            cost_usd=self.cost_usd,
-            credits=self.credits,
-            user_id=self.user_id,
-            organization_id=self.organization_id,
-            metadata=self.metadata or {},
-            created_at=self.created_at,
-        )
+        return UsageEvent.of(self)
 
 
 class RecordUsagesIn(WireIn):

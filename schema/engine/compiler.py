@@ -199,7 +199,7 @@ class _Compiler:
         names = self.converter.config.name_converter
         by_name = {names.from_argument(argument): argument for argument in field.arguments}
         given = {argument.name.value: argument for argument in node.arguments or ()}
-        recipe = []
+        recipe: list[tuple[str, str | None, Any, bool]] = []
         for name, arg_def in field_def.args.items():
             argument = by_name.get(name)
             if (

@@ -32,8 +32,8 @@ extensions) takes strawberry's own `execute`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, Generic, NamedTuple, TypeGuard, TypeVar, cast
 
 import strawberry
 from graphql import (
@@ -45,6 +45,7 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 
 from schema.declare import SelectionSource
@@ -180,6 +181,8 @@ def refusal(error: GraphQLError) -> list[GraphQLError]:
 
 # The documents of schemas that are not a PreparedSchema (tests' own schemas).
 _DEFAULT_DOCUMENTS = Documents(QueryLimits())
+# graphql-core's `execute` asks for a type guard; strawberry's check is one, typed as a bool.
+_IS_AWAITABLE = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 
 
 def documents_of(schema: Any) -> Documents:
@@ -218,7 +221,7 @@ class PreparedOperations(SchemaExtension):
                 )
         yield
         result = context.result
-        if result is not None and getattr(result, "errors", None):
+        if result is not None and result.errors:
             result.errors = [coded_error(error) for error in result.errors]
 
 
@@ -338,7 +341,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
             strawberry_process_errors(self, errors, context)
 
         try:
-            result = execute(
+            outcome = execute(
                 self.graphql_schema,
                 prepared.document,
                 root_value=root_value,
@@ -347,12 +350,13 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
                 operation_name=prepared.operation_name,
                 hide_suggestions=self.hide_suggestions,
                 context_value=context_value,
-                is_awaitable=optimized_is_awaitable,
+                is_awaitable=_IS_AWAITABLE,
                 executor_class=self.execution_context_class,
                 operation_extensions=operation_extensions,
             )
-            if optimized_is_awaitable(result):
-                result = await cast("Awaitable[Any]", result)
+            if optimized_is_awaitable(outcome):
+                outcome = await cast("Awaitable[GraphQLExecutionResult]", outcome)
+            result = cast(GraphQLExecutionResult, outcome)  # awaited above when it was not yet
         except Exception as error:  # as strawberry's execute: an error result, logged
             coerced = (
                 error

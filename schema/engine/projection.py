@@ -131,7 +131,7 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     columns = derived[2] if derived is not None else None
     if columns is None or not fields or len(fields) > MAX_JSON_FIELDS:
         return None
-    out = []
+    out: list[tuple[str, str | None]] = []
     enums: dict[str, tuple[tuple[str, str], ...]] = {}
     int32: set[str] = set()
     for key, attribute, leaf, nullable, enum_names in fields:
@@ -204,16 +204,15 @@ def _selection(return_type: Any, field_nodes: Any, fragments: Any) -> NodeSelect
     except LookupError:  # a fragment that is not there: let execution report it
         return EVERYTHING
     related = tuple(sorted({spec.related[name] for name in selected if name in spec.related}))
-    wanted: set[str] | None = set(spec.always)
+    wanted: set[str] = set(spec.always)
     for name in selected:
         if name == "__typename":
             continue
         columns = spec.fields.get(name)
         if columns is None:  # not registered, or reads the whole row
-            wanted = None
-            break
+            return NodeSelection(None, related)
         wanted.update(columns)
-    return NodeSelection(tuple(sorted(wanted)) if wanted is not None else None, related)
+    return NodeSelection(tuple(sorted(wanted)), related)
 
 
 def _connection_fields(

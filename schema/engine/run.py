@@ -129,7 +129,8 @@ class Run:
                     elif isinstance(result, Exception):
                         self.field_error(result, field, container, field.key, pos, field.value)
                     else:
-                        self.complete(field.value, result, field, container, field.key, pos)
+                        # A field's value plan is set when it is compiled, before any run.
+                        self.complete(field.value, result, field, container, field.key, pos)  # type: ignore[arg-type]
                 if self.batches:
                     self.flush_batches()
         finally:
@@ -279,7 +280,7 @@ class Run:
                     if isinstance(value, Exception):
                         self.field_error(value, field, data, field.key, pos, field.value)
                     else:
-                        self.complete(field.value, value, field, data, field.key, pos)
+                        self.complete(field.value, value, field, data, field.key, pos)  # type: ignore[arg-type]
                 return
             result = TypeError(
                 f"The batch resolver of {field.parent_type.name}.{field.field_name} returned"
@@ -399,7 +400,7 @@ class Run:
                 type(value) is object_plan.exact
                 and TYPE_CAST_ATTRIBUTE not in getattr(value, "__dict__", (TYPE_CAST_ATTRIBUTE,))
             )
-            and not is_type_of(value, None)
+            and not is_type_of(value, None)  # type: ignore[arg-type]  # strawberry's reads no info
         ):
             raise invalid_return_type_error(object_plan.type, value, field.details)
         data: dict[str, Any] = {}

@@ -1,0 +1,16 @@
+"""Invites' loaders: by id, and an organization's pending invites (pages and counts)."""
+
+from __future__ import annotations
+
+from sqlmodel import col
+
+from gateway.db.models import Invite, InviteStatus
+from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey
+
+_PENDING = (col(Invite.status) == InviteStatus.PENDING.value,)
+
+invite_by_id = RowByKey(Invite, col(Invite.id))
+invite_pages_by_organization_id = PageByParent(
+    Invite, col(Invite.organization_id), newest_first=True, where=_PENDING
+)
+invite_count_by_organization_id = CountByKey(Invite, col(Invite.organization_id), _PENDING)

@@ -1,0 +1,73 @@
+"""Payments' loaders: by id, and an account's (or a user's personal account's) history pages
+and counts, all or the succeeded ones; history rows are read-only (only ever shown)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlmodel import col
+
+from gateway.db.models import Account, Payment
+from gateway.db.session import orm_session
+from resolvers.batching import BatchLoader
+from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, Where
+
+if TYPE_CHECKING:
+    from resolvers.loaders import Loaders
+
+_SUCCEEDED = (col(Payment.status) == "succeeded",)
+
+
+def _personal_account_of(user_id: ColumnElement[str]) -> ScalarSelect[str]:
+    """The id of the user's personal account, as a scalar subquery (one index lookup)."""
+    return select(col(Account.id)).where(col(Account.user_id) == user_id).scalar_subquery()
+
+
+class PersonalPaymentCount:
+    """user id → how many payments (matching `where`) their personal account has."""
+
+    def __init__(self, where: Where = ()) -> None:
+        self.where = where
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[str, int]:
+        db = loaders.db
+
+        async def batch(keys: list[str]) -> list[int]:
+            stmt = (
+                select(col(Account.user_id), func.count())
+                .select_from(Payment)
+                .join(Account, col(Account.id) == col(Payment.account_id))
+                .where(col(Account.user_id).in_(keys), *self.where)
+                .group_by(col(Account.user_id))
+            )
+            counts = {key: n for key, n in (await orm_session(db).execute(stmt)).all()}
+            return [int(counts.get(key, 0)) for key in keys]
+
+        return BatchLoader(batch)
+
+
+payment_by_id = RowByKey(Payment, col(Payment.id))
+payment_pages_by_account_id = PageByParent(
+    Payment, col(Payment.account_id), newest_first=True, plain=True
+)
+succeeded_payment_pages_by_account_id = PageByParent(
+    Payment, col(Payment.account_id), newest_first=True, plain=True, where=_SUCCEEDED
+)
+# A user's personal account's payments, found in the page's statement (no account read
+# first: the user page's payments cost one statement, not two).
+personal_payment_pages_by_user_id = PageByParent(
+    Payment, col(Payment.account_id), newest_first=True, plain=True, parent_of=_personal_account_of
+)
+succeeded_personal_payment_pages_by_user_id = PageByParent(
+    Payment,
+    col(Payment.account_id),
+    newest_first=True,
+    plain=True,
+    where=_SUCCEEDED,
+    parent_of=_personal_account_of,
+)
+payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id))
+succeeded_payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id), _SUCCEEDED)
+personal_payment_count_by_user_id = PersonalPaymentCount()
+succeeded_personal_payment_count_by_user_id = PersonalPaymentCount(_SUCCEEDED)

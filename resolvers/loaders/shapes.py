@@ -1,0 +1,232 @@
+"""The shapes a loader takes (a row by key, rows by key, a page per parent, a count per key),
+each declared once per (entity, key) with its statements and made per request by `Loaders`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
+from sqlmodel import SQLModel
+
+from gateway.db.expressions import one_of
+from gateway.db.session import fetch_rows, orm_session
+from resolvers.batching import BatchLoader
+from resolvers.pagination import Joined, Page, PageArgs, pages_by_parent, plain_columns
+
+if TYPE_CHECKING:
+    from resolvers.loaders import Loaders
+
+K = TypeVar("K", bound=Hashable)
+M = TypeVar("M", bound=SQLModel)
+V = TypeVar("V")
+
+# Conditions a loader adds to its key's: module constants (bound parameters, no values).
+Where = Sequence[ColumnElement[bool]]
+# Keys of a page loader: the parent's id and the page's arguments.
+PageKey = tuple[str, PageArgs]
+
+
+def attribute_name(column: Mapped[Any]) -> str:
+    """The model attribute that `column` is (`col(User.id)` → "id"): `sqlmodel.col` returns
+    the attribute itself, typed as `Mapped`, which does not declare `key`."""
+    attribute: InstrumentedAttribute[Any] = column  # type: ignore[assignment]
+    return attribute.key
+
+
+class RowByKey(Generic[K, M]):
+    """key → the one ORM row of `model` whose `column` equals it (or None): for rows that may
+    be modified. Its two statements are built once, here (building one costs more than running
+    it); the key is a bound parameter."""
+
+    def __init__(self, model: type[M], column: Mapped[K], where: Where = ()) -> None:
+        self.key = attribute_name(column)
+        self.one = select(model).where(column == bindparam("_key"), *where)
+        self.many = select(model).where(one_of(column, "_keys"), *where)
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[K, M | None]:
+        db = loaders.db
+
+        async def batch(keys: list[K]) -> list[M | None]:
+            # One key (the common case on REST routes): `=` rather than an expanding IN.
+            if len(keys) == 1:
+                result = await orm_session(db).execute(self.one, {"_key": keys[0]})
+            else:
+                result = await orm_session(db).execute(self.many, {"_keys": keys})
+            found = {getattr(row, self.key): row for row in result.scalars()}
+            return [found.get(key) for key in keys]
+
+        return BatchLoader(batch)
+
+
+class PlainRowByKey(Generic[K, M]):
+    """key → the row of `model` whose `column` equals it, as a read-only named tuple with the
+    model's attribute names (typed as the model), or None: for rows that are only shown
+    (several times cheaper to load than ORM instances)."""
+
+    def __init__(self, model: type[M], column: Mapped[K], where: Where = ()) -> None:
+        self.key = attribute_name(column)
+        columns = plain_columns(model)
+        self.one = select(*columns).where(column == bindparam("_key"), *where)
+        self.many = select(*columns).where(one_of(column, "_keys"), *where)
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[K, M | None]:
+        db = loaders.db
+
+        async def batch(keys: list[K]) -> list[M | None]:
+            if len(keys) == 1:
+                rows = await fetch_rows(db, self.one, {"_key": keys[0]})
+            else:
+                rows = await fetch_rows(db, self.many, {"_keys": keys})
+            found = {getattr(row, self.key): row for row in rows}
+            return [found.get(key) for key in keys]
+
+        return BatchLoader(batch)
+
+
+class RowsByKey(Generic[K, M]):
+    """key → every ORM row whose `column` equals it, in `order_by` order (small, bounded lists)."""
+
+    def __init__(
+        self, model: type[M], column: Mapped[K], order_by: Mapped[Any], where: Where = ()
+    ) -> None:
+        self.model, self.column, self.order_by, self.where = model, column, order_by, where
+        self.key = attribute_name(column)
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[K, list[M]]:
+        db = loaders.db
+
+        async def batch(keys: list[K]) -> list[list[M]]:
+            stmt = (
+                select(self.model).where(self.column.in_(keys), *self.where).order_by(self.order_by)
+            )
+            grouped: dict[K, list[M]] = defaultdict(list)
+            for row in (await orm_session(db).execute(stmt)).scalars():
+                grouped[getattr(row, self.key)].append(row)
+            return [grouped.get(key, []) for key in keys]
+
+        return BatchLoader(batch)
+
+
+class CountByKey(Generic[K]):
+    """key → how many rows of `model` (matching `where`) have it in `column`."""
+
+    def __init__(self, model: type[SQLModel], column: Mapped[K], where: Where = ()) -> None:
+        self.model, self.column, self.where = model, column, where
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[K, int]:
+        db = loaders.db
+
+        async def batch(keys: list[K]) -> list[int]:
+            stmt = (
+                select(self.column, func.count())
+                .select_from(self.model)
+                .where(self.column.in_(keys), *self.where)
+                .group_by(self.column)
+            )
+            counts: dict[K, int] = {
+                key: n for key, n in (await orm_session(db).execute(stmt)).all()
+            }
+            return [int(counts.get(key, 0)) for key in keys]
+
+        return BatchLoader(batch)
+
+
+class LatestIdByKey(Generic[K]):
+    """key → the id of the newest row (ids sort by creation time) having it in `column`, or
+    None; `id_column` is that table's id."""
+
+    def __init__(self, column: Mapped[K], id_column: Mapped[str]) -> None:
+        self.column, self.id_column = column, id_column
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[K, str | None]:
+        db = loaders.db
+
+        async def batch(keys: list[K]) -> list[str | None]:
+            stmt = (
+                select(self.column, func.max(self.id_column))
+                .where(self.column.in_(keys))
+                .group_by(self.column)
+            )
+            latest: dict[K, str] = {
+                key: found for key, found in (await orm_session(db).execute(stmt)).all()
+            }
+            return [latest.get(key) for key in keys]
+
+        return BatchLoader(batch)
+
+
+# A relation a page may read with its items: how to join its row, and the loader it primes.
+Related = tuple[Joined, Callable[["Loaders"], BatchLoader[str, Any]]]
+
+
+class PageByParent(Generic[M]):
+    """(parent id, PageArgs) → Page: parents sharing the same arguments load in one query.
+
+    `plain`: the items are read-only rows (typed as the model), not ORM instances.
+    `related` (plain pages): relation name → (how to join its row, the by-id loader to prime
+    with it); a page whose `PageArgs.related` names one reads it in the same statement.
+    `parent_of`: keys are not `column` values but what maps to one (see `pages_by_parent`);
+    each key's page is its own statement."""
+
+    def __init__(
+        self,
+        model: type[M],
+        column: Mapped[str] | Mapped[str | None],
+        *,
+        newest_first: bool,
+        where: Where = (),
+        plain: bool = False,
+        related: Mapping[str, Related] | None = None,
+        parent_of: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.model, self.column, self.where = model, column, where
+        self.newest_first, self.plain = newest_first, plain
+        self.related, self.parent_of = related or {}, parent_of
+
+    def __call__(self, loaders: Loaders) -> BatchLoader[PageKey, Page[M]]:
+        db = loaders.db
+
+        async def batch(keys: list[PageKey]) -> list[Page[M]]:
+            by_args: dict[PageArgs, list[str]] = defaultdict(list)
+            for parent_id, args in keys:
+                by_args[args].append(parent_id)
+            results: dict[PageKey, Page[M]] = {}
+            for args, parent_ids in by_args.items():
+                joined, prime = next(
+                    (self.related[name] for name in args.related if name in self.related),
+                    (None, None),
+                )
+                groups = (
+                    [[p] for p in dict.fromkeys(parent_ids)] if self.parent_of else [parent_ids]
+                )
+                pages: dict[str, Page[M]] = {}
+                for group in groups:
+                    pages.update(
+                        await pages_by_parent(
+                            db,
+                            self.model,
+                            self.column,
+                            list(dict.fromkeys(group)),
+                            args,
+                            where=self.where,
+                            newest_first=self.newest_first,
+                            plain=self.plain,
+                            joined=joined,
+                            parent_of=self.parent_of,
+                        )
+                    )
+                if joined is not None and prime is not None:
+                    loader = prime(loaders)
+                    for page in pages.values():
+                        for item in page.items:
+                            row = joined.row_of(item)
+                            if row is not None:
+                                loader.prime(row.id, row)
+                for parent_id, page in pages.items():
+                    results[(parent_id, args)] = page
+            return [results[key] for key in keys]
+
+        return BatchLoader(batch)
