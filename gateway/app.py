@@ -128,7 +128,7 @@ class GraphQLApp(GraphQL[Context, None]):
     view's own pieces (`get_context`, `execute_single`, `process_result`, `create_response`),
     in the view's order; any other request, or anything unusual about this one (a body that
     is not JSON, a batch, variables that are not an object), goes through the view as before.
-    `tests/test_graphql_http.py` holds the two ways' answers equal.
+    `tests/graphql/test_graphql_http.py` holds the two ways' answers equal.
     """
 
     def __init__(self, state: AppState, **kwargs: Any) -> None:

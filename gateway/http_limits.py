@@ -105,7 +105,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     uvicorn takes a protocol class (`Config.http`); the hooks used here (`connection_made`,
     `on_message_begin`, `on_headers_complete`, `connection_lost`, `transport`) are those of
-    its httptools protocol, and `tests/test_http_limits.py` fails if they change."""
+    its httptools protocol, and `tests/security/test_http_limits.py` fails if they change."""
 
     header_timeout: float | None = None  # None: `GATEWAY_HEADER_TIMEOUT_SECONDS`
 

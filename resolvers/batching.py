@@ -1,7 +1,7 @@
 """The batching loader every per-request DataLoader is (`BatchLoader[K, V]`), and `load_each`.
 
 aiodataloader's dispatch internals (`dispatch_queue_batch`, its queued `Loader` pairs, the
-`_cache` and `_queue` it keeps) are read here and nowhere else; `tests/test_loaders.py` holds
+`_cache` and `_queue` it keeps) are read here and nowhere else; `tests/graphql/test_loaders.py` holds
 the batching turns equal to aiodataloader's and fails naming an internal that moved.
 """
 

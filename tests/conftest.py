@@ -250,7 +250,7 @@ def base_settings(**overrides: Any) -> Settings:
         # Every GraphQL query of the suite runs on both executors and fails on any difference.
         "graphql_executor": "verify",
         # Tests call anonymously from one address far more often than a client would;
-        # tests/test_rate_limits_anonymous.py turns the limit on.
+        # tests/security/test_rate_limits_anonymous.py turns the limit on.
         "rate_limit_anonymous_per_minute": 0,
     }
     values.update(overrides)

@@ -5,7 +5,7 @@ SQLAlchemy holds, with SQLAlchemy's own compilation, type conversions, listeners
 translation, but without its cursor and result machinery; the connection gate hooks into the
 queue pool where it takes and gives back a connection record. Neither has a public API, so
 what they need of SQLAlchemy's internals is here, in small functions, and
-`tests/test_sqlalchemy_internals.py` fails with the name of what moved when an upgrade
+`tests/platform/test_sqlalchemy_internals.py` fails with the name of what moved when an upgrade
 changes any of it (pyproject.toml pins SQLAlchemy's minor version for that reason).
 """
 

@@ -97,7 +97,7 @@ def row_writer(model: type[Out]) -> Callable[..., dict[str, object]]:
     model: the usage pages send 50 items per request, and validating and dumping them as models
     costs about twice what reading the declaration's steps does (each field's attribute, its
     `BeforeValidator`s, its `exclude_if`, a timestamp's serializer). Flat fields only (text,
-    numbers, booleans, JSON objects, timestamps); tests/test_rest_wire.py holds the two equal."""
+    numbers, booleans, JSON objects, timestamps); tests/rest/test_rest_wire.py holds the two equal."""
     steps = [_step(model, name, field) for name, field in model.model_fields.items()]
 
     def write(row: object, **values: object) -> dict[str, object]:
@@ -147,7 +147,7 @@ class WireIn(Wire):
 
 
 # Integer bounds of what a column holds (BigInteger) and of the domain: every integer of a
-# request body has bounds inside 64 bits, these or narrower (tests/test_hostile_input.py checks
+# request body has bounds inside 64 bits, these or narrower (tests/security/test_hostile_input.py checks
 # the route table).
 NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]

@@ -2,7 +2,7 @@
 type `node(id:)` reaches, called as each kind of caller, with the outcome each must get.
 
 Rows are enumerated against the route table (`gateway/rest/routes.py`) and the schema
-(`schema.graphql`, held to the code by tests/test_schema_export.py): a route, field or node type
+(`schema.graphql`, held to the code by tests/graphql/test_schema_export.py): a route, field or node type
 without a row fails here. Reads share one seeded world per database; anything that may write
 runs on a freshly seeded organization and users of its own.
 """
@@ -814,9 +814,7 @@ GRAPHQL: dict[tuple[str, str], list[Gql]] = {
     ],
 }
 
-SCHEMA = graphql.build_schema(
-    (Path(__file__).resolve().parent.parent / "schema.graphql").read_text()
-)
+SCHEMA = graphql.build_schema((Path(__file__).resolve().parents[2] / "schema.graphql").read_text())
 ROOT_FIELDS = [
     *(("query", name) for name in SCHEMA.query_type.fields),  # type: ignore[union-attr]
     *(("mutation", name) for name in SCHEMA.mutation_type.fields),  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.app import create_app
 from tests.conftest import Env
-from tests.test_rest_framework import REDIS_URL
+from tests.rest.test_rest_framework import REDIS_URL
 
 TYPENAME = {"query": "{ __typename }"}
 BAD = {"Authorization": "Bearer gwk_not-a-key"}

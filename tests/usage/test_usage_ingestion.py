@@ -14,7 +14,7 @@ from gateway.db import models
 from resolvers import usage as usage_resolvers
 from resolvers.usage import ingestion as usage_ingestion
 from tests.conftest import Env
-from tests.test_usage_helpers import (
+from tests.usage.test_usage_helpers import (
     account_id,
     balance,
     event,

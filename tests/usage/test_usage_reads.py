@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Env
-from tests.test_openapi import fetch_document, response_schema, validator_for
-from tests.test_usage_helpers import event, ingest_ok, member_id, service
+from tests.rest.test_openapi import fetch_document, response_schema, validator_for
+from tests.usage.test_usage_helpers import event, ingest_ok, member_id, service
 
 USAGE_KEYS = [
     "id",

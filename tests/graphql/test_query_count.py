@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, Env
-from tests.test_usage_helpers import event, ingest_ok
+from tests.usage.test_usage_helpers import event, ingest_ok
 
 MEMBERS_WITH_USAGES = """query ($id: ID!) {
   organization(id: $id) {

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from gateway.db import models
 from gateway.rest.routes import ENDPOINTS
 from gateway.rest.wire import WireIn
+from tests.api_keys.test_auth import make_jwt
 from tests.conftest import Client, Env
-from tests.test_auth import make_jwt
 
 INT64_MAX = 2**63 - 1
 

@@ -258,7 +258,7 @@ async def test_connections_load_a_levels_pages_at_once_with_errors_per_parent() 
     query = '{ parents(keys: ["a", "hidden", "broken"]) { batched { nodes { id } } } }'
     result = await run(query, ctx)
     # The standard executor calls the batch form once per parent (resolve_one); the compiled
-    # executor once per level (tests/test_graphql_execution.py).
+    # executor once per level (tests/engine/test_graphql_execution.py).
     assert [call for call in ctx.calls if call[0] == "pages"] == [
         ("pages", ("a",)),
         ("pages", ("hidden",)),

@@ -19,8 +19,8 @@ from gateway.billing.subscriptions import (
     state_from_stripe,
 )
 from gateway.db import models
+from tests.billing.test_plans import seed
 from tests.conftest import Client, Env
-from tests.test_plans import seed
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 SUB_ID = re.compile(r"^sub-[0-9A-HJKMNP-TV-Z]{26}$")

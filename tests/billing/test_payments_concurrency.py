@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from gateway.billing.ledger import post_entry, sum_of_entries
 from gateway.db import models
+from tests.billing.test_webhooks import SECRET, deliver, event, intent
 from tests.conftest import Env
-from tests.test_webhooks import SECRET, deliver, event, intent
 
 pytestmark = pytest.mark.settings(stripe_webhook_secret=SECRET, database_pool_size=20)
 

@@ -26,11 +26,11 @@ from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.db.session import create_engine, unavailable
 from gateway.errors import DatabaseUnavailable, ServiceBusy
+from tests.billing.test_webhooks import SECRET as WEBHOOK_SECRET
+from tests.billing.test_webhooks import balance_of_payment, deliver, intent, pending_payment
+from tests.billing.test_webhooks import event as webhook_event
 from tests.conftest import PG_URL, Client, Env, base_settings, running_env
-from tests.test_usage_helpers import account_id, balance, event, fund, ingest
-from tests.test_webhooks import SECRET as WEBHOOK_SECRET
-from tests.test_webhooks import balance_of_payment, deliver, intent, pending_payment
-from tests.test_webhooks import event as webhook_event
+from tests.usage.test_usage_helpers import account_id, balance, event, fund, ingest
 
 pg_only = pytest.mark.skipif(not PG_URL, reason="PostgreSQL behind a proxy")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Client, Env
-from tests.test_usage_helpers import event, ingest_ok, member_id
+from tests.usage.test_usage_helpers import event, ingest_ok, member_id
 
 MODELS = ["gpt-4o", "claude-sonnet", "llama-3", "mistral-large", "gemini-pro", "qwen", "phi"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.ratelimit import RateLimiter
 from tests.conftest import Env
-from tests.test_rest_framework import REDIS_URL, FakeRedis
+from tests.rest.test_rest_framework import REDIS_URL, FakeRedis
 
 VIEWER = {"query": "{ viewer { id } }"}
 
