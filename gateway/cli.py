@@ -1,4 +1,4 @@
-"""`gateway serve | migrate | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
+"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ async def _user_count(settings: Settings) -> int:
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings))
     print("database is at the latest migration")
+    return 0
+
+
+def cmd_new_migration(_: Settings, args: argparse.Namespace) -> int:
+    from gateway.db.migrate import new_revision
+
+    path = asyncio.run(new_revision(args.message))
+    print(f"wrote {path}: read it, then `gateway migrate` and the tests check it", file=sys.stderr)
     return 0
 
 
@@ -207,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     sub.add_parser("migrate", help="upgrade the database to the latest migration")
+    revision = sub.add_parser(
+        "new-migration", help="write the migration from the latest one to the models"
+    )
+    revision.add_argument("message", help="what it changes, e.g. 'organizations: website'")
     user = sub.add_parser("create-user", help="create a user and print a first API key")
     user.add_argument("--email", required=True)
     user.add_argument("--name", default="")
@@ -226,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "serve": cmd_serve,
         "migrate": cmd_migrate,
+        "new-migration": cmd_new_migration,
         "create-user": cmd_create_user,
         "create-api-key": cmd_create_api_key,
         "export-schema": cmd_export_schema,

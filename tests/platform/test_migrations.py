@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Column, String, Table
 from sqlmodel import SQLModel
 
 from gateway.db import models  # noqa: F401  (registers the tables)
+from gateway.db.migrate import MIGRATIONS_DIR, new_revision
 from tests.conftest import Env
 
 
@@ -21,3 +25,29 @@ async def test_migrations_match_the_models(env: Env) -> None:
     async with env.state.engine.connect() as conn:
         diff = await conn.run_sync(_diff)
     assert diff == []
+
+
+def _copy_of_migrations(tmp_path: Path) -> Path:
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+async def test_new_migration_of_unchanged_models_is_empty_and_numbered_after_the_head(
+    tmp_path: Path,
+) -> None:
+    path = await new_revision("nothing changed", _copy_of_migrations(tmp_path))
+    text = path.read_text()
+    assert path.name == "0004_nothing_changed.py"
+    assert "revision: str = '0004'" in text and "down_revision: str | None = '0003'" in text
+    upgrade = text[text.index("def upgrade") : text.index("def downgrade")]
+    assert "pass" in upgrade and "op." not in upgrade
+
+
+async def test_new_migration_writes_what_the_models_add(tmp_path: Path) -> None:
+    added = Table("scratch_notes", SQLModel.metadata, Column("id", String(30), primary_key=True))
+    try:
+        path = await new_revision("scratch notes", _copy_of_migrations(tmp_path))
+    finally:
+        SQLModel.metadata.remove(added)
+    assert "op.create_table('scratch_notes'" in path.read_text()
