@@ -8,11 +8,12 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, String, Table
 from sqlmodel import SQLModel
 
 from gateway.db import models  # noqa: F401  (registers the tables)
-from gateway.db.migrate import MIGRATIONS_DIR, new_revision
+from gateway.db.migrate import MIGRATIONS_DIR, alembic_config, new_revision
 from tests.conftest import Env
 
 
@@ -36,10 +37,15 @@ def _copy_of_migrations(tmp_path: Path) -> Path:
 async def test_new_migration_of_unchanged_models_is_empty_and_numbered_after_the_head(
     tmp_path: Path,
 ) -> None:
-    path = await new_revision("nothing changed", _copy_of_migrations(tmp_path))
+    migrations = _copy_of_migrations(tmp_path)
+    head = ScriptDirectory.from_config(alembic_config(None, migrations)).get_current_head()
+    assert head is not None
+    number = f"{int(head) + 1:04d}"
+    path = await new_revision("nothing changed", migrations)
     text = path.read_text()
-    assert path.name == "0004_nothing_changed.py"
-    assert "revision: str = '0004'" in text and "down_revision: str | None = '0003'" in text
+    assert path.name == f"{number}_nothing_changed.py"
+    assert f"revision: str = '{number}'" in text
+    assert f"down_revision: str | None = '{head}'" in text
     upgrade = text[text.index("def upgrade") : text.index("def downgrade")]
     assert "pass" in upgrade and "op." not in upgrade
 
