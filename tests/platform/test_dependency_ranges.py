@@ -13,7 +13,7 @@ from packaging.specifiers import Specifier
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Read beyond their public API by schema/ (Strawberry, graphql-core), gateway/db
 # (SQLAlchemy) and resolvers/loaders.py (aiodataloader): issue 17.
 READ_INTERNALS = {"strawberry-graphql", "graphql-core", "sqlalchemy", "aiodataloader"}
