@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Connection, event, exc
-from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -26,12 +25,13 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.util.concurrency import await_
 
 from gateway.db.models import UTCDateTime
 from gateway.db.sqlalchemy_internals import (
+    AsyncAdapt_Error,
     CompiledForDriver,
     HookedQueuePool,
+    await_,
     fetch_on_driver,
     held_connection,
 )

@@ -6,7 +6,9 @@ translation, but without its cursor and result machinery; the connection gate ho
 queue pool where it takes and gives back a connection record. Neither has a public API, so
 what they need of SQLAlchemy's internals is here, in small functions, and
 `tests/platform/test_sqlalchemy_internals.py` fails with the name of what moved when an upgrade
-changes any of it (pyproject.toml pins SQLAlchemy's minor version for that reason).
+changes any of it (CI runs the suite on the oldest and newest SQLAlchemy that pyproject.toml
+allows). Names from SQLAlchemy's undocumented modules (`connectors.asyncio`,
+`util.concurrency`) are imported here too, and handed on.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.connectors.asyncio import AsyncAdapt_Error  # the async adapters' DBAPI errors
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.sql.expression import ClauseElement, Executable
-from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
+
+__all__ = [
+    "AsyncAdapt_Error",
+    "CompiledForDriver",
+    "HookedQueuePool",
+    "await_",
+    "fetch_on_driver",
+    "held_connection",
+]
 
 
 class CompiledForDriver:

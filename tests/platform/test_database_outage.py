@@ -19,12 +19,12 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.connectors.asyncio import AsyncAdapt_Error
 from sqlalchemy.engine import make_url
 
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.db.session import create_engine, unavailable
+from gateway.db.sqlalchemy_internals import AsyncAdapt_Error
 from gateway.errors import DatabaseUnavailable, ServiceBusy
 from tests.billing.test_webhooks import SECRET as WEBHOOK_SECRET
 from tests.billing.test_webhooks import balance_of_payment, deliver, intent, pending_payment

@@ -4,6 +4,8 @@ an upgrade that moves one fails here, clearly, instead of in production."""
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,7 +27,8 @@ TABLE = Table("t", MetaData(), Column("id", Integer), Column("name", String))
 def has(owner: Any, name: str, needed_by: str) -> None:
     assert hasattr(owner, name), (
         f"SQLAlchemy {sqlalchemy.__version__} no longer has "
-        f"{type(owner).__name__ if not isinstance(owner, type) else owner.__name__}.{name}, "
+        f"{owner.__name__ if isinstance(owner, type | ModuleType) else type(owner).__name__}"
+        f".{name}, "
         f"needed by gateway/db/sqlalchemy_internals.py {needed_by}"
     )
 
@@ -76,3 +79,17 @@ async def test_the_asyncpg_adapter_has_what_fetch_on_driver_reads() -> None:
                 has(adapter, name, "fetch_on_driver")
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "needed_by"),
+    [
+        ("sqlalchemy.connectors.asyncio", "AsyncAdapt_Error", "session.unavailable"),
+        ("sqlalchemy.util.concurrency", "await_", "session.GatedPool"),
+        ("sqlalchemy.util.concurrency", "greenlet_spawn", "fetch_on_driver"),
+    ],
+)
+def test_the_undocumented_modules_still_hold_what_the_adapter_imports(
+    module: str, name: str, needed_by: str
+) -> None:
+    has(importlib.import_module(module), name, needed_by)
