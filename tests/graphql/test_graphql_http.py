@@ -134,3 +134,28 @@ async def test_graphql_is_not_served_over_websockets(env: Env) -> None:
     }
     await env.app(scope, receive, send)
     assert [message["type"] for message in sent] == ["websocket.close"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Internal to strawberry's view (not documented for overriding), called by the short way.
+        "execute_single",
+        "request_adapter_class",
+        "_handle_errors",
+        # The view's documented hooks, called in its order.
+        "get_root_value",
+        "get_sub_response",
+        "get_context",
+        "process_result",
+        "create_response",
+        "run",
+    ],
+)
+def test_the_view_still_has_what_the_short_way_calls(name: str) -> None:
+    import strawberry
+
+    assert hasattr(GraphQLApp, name), (
+        f"strawberry-graphql {strawberry.__version__}: the ASGI view no longer has {name!r}, "
+        "which gateway/app.GraphQLApp.execute_plain_post calls"
+    )
