@@ -73,7 +73,9 @@ class MemberUsageTransactionOut(UsageTransactionOut):
 
 # The list routes' items, written from the declarations above (`row_writer`).
 usage_item = row_writer(UsageTransactionOut)
-member_usage_item = row_writer(MemberUsageTransactionOut)
+member_usage_item = row_writer(
+    MemberUsageTransactionOut, given=("member_display_name", "member_email")
+)
 
 
 class MemberUsageListOut(Wire):
@@ -100,7 +102,7 @@ async def list_member_usages(call: Call) -> Response:
         "member_display_name": user.display_name if user is not None else "",
         "member_email": user.email if user is not None else "",
     }
-    items = [member_usage_item(record, **member) for record in found.page.items]
+    items = [member_usage_item(record, member) for record in found.page.items]
     return envelope_ok(200, {"items": items, "nextCursor": found.page.next_cursor})
 
 

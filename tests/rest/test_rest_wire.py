@@ -65,8 +65,8 @@ def test_member_usage_item_equals_the_models_dump() -> None:
     for record in _records():
         expected = MemberUsageTransactionOut.of(record, **member)
         dumped = expected.model_dump(mode="json", by_alias=True)
-        assert member_usage_item(record, **member) == dumped
-        assert list(member_usage_item(record, **member)) == list(dumped)
+        assert member_usage_item(record, member) == dumped
+        assert list(member_usage_item(record, member)) == list(dumped)
 
 
 def test_row_writer_refuses_a_field_it_cannot_write_as_the_model_would() -> None:
@@ -77,6 +77,13 @@ def test_row_writer_refuses_a_field_it_cannot_write_as_the_model_would() -> None
 
     with pytest.raises(TypeError, match=r"Nested\.at"):
         row_writer(Nested)
+
+
+def test_row_writer_refuses_given_values_for_a_field_the_model_lacks() -> None:
+    from gateway.rest.wire import row_writer
+
+    with pytest.raises(TypeError, match="member_nickname"):
+        row_writer(UsageTransactionOut, given=("member_nickname",))
 
 
 def test_an_out_model_reads_its_fields_from_the_source_by_name_alias_and_path() -> None:
