@@ -15,7 +15,7 @@ needs it (`USES`), so an upgrade breaks a test, not production.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
@@ -99,12 +99,11 @@ def create_execution_context(
     *,
     query: str | None,
     allowed_operation_types: Iterable[OperationType],
-    # graphql-core's and strawberry's own types for a request's values, as they come.
-    variable_values: dict[str, Any] | None,
-    context_value: Any | None,
-    root_value: Any | None,
+    variable_values: dict[str, object] | None,
+    context_value: object | None,
+    root_value: object | None,
     operation_name: str | None,
-    operation_extensions: dict[str, Any] | None,
+    operation_extensions: dict[str, object] | None,
 ) -> ExecutionContext:
     """strawberry's per-request execution context, as its `execute` makes it."""
     return schema._create_execution_context(

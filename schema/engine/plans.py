@@ -62,7 +62,7 @@ Data: TypeAlias = dict[str, object]
 # Where a completed value is written: a response object (by key) or list (by index). Which
 # one goes with the key's type (str or int), which no static type can say: `container[key]`.
 Container: TypeAlias = Any
-# A leaf type's `coerce_output_value` (graphql-core types it `Callable[[Any], Any]`).
+# A leaf type's `coerce_output_value`, which takes and returns any value.
 Serializer: TypeAlias = Callable[[object], object]
 # A strawberry enum's class and {member: GraphQL name}.
 EnumNames: TypeAlias = tuple[EnumMeta, dict[Enum, str]]
