@@ -6,13 +6,19 @@ of plans.py); anything else raises `Unsupported` and runs on graphql-core's exec
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING
 
 from graphql import (
+    FieldNode,
     GraphQLError,
+    GraphQLField,
     GraphQLID,
+    GraphQLInputType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
     GraphQLString,
     OperationDefinitionNode,
     OperationType,
@@ -21,6 +27,7 @@ from graphql import (
     is_list_type,
     is_object_type,
 )
+from graphql.execution import Executor
 from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from strawberry.relay import GlobalID
 from strawberry.scalars import is_scalar
@@ -29,6 +36,7 @@ from schema.declare import batch_form
 from schema.engine.internals import (
     DEFINITION,
     CustomGraphQLEnumType,
+    FieldDetailsList,
     LazyType,
     StrawberryMaybe,
     StrawberryOptional,
@@ -47,7 +55,10 @@ from schema.engine.plans import (
     OBJECT,
     RESOLVER,
     TYPENAME,
+    ArgumentRecipe,
+    EnumNames,
     FieldPlan,
+    GroupedFields,
     ObjectPlan,
     Unsupported,
     ValuePlan,
@@ -56,21 +67,27 @@ from schema.engine.plans import (
 from schema.engine.prepared import SizedCache, text_size
 from schema.engine.projection import JsonField, json_nodes
 
+if TYPE_CHECKING:
+    from strawberry.types.field import StrawberryField
+
 PLAN_CACHE_SIZE = 256
 # A plan keeps its operation, and with it the whole parsed document (~130 bytes per character
 # of its text): plans are bounded by the characters of their documents' texts too.
 PLAN_CACHE_CHARACTERS = 1 << 20
 
 
-_PLANS: SizedCache[tuple[Any, ...], tuple[Any, Any, ObjectPlan | None]] = SizedCache(
-    PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS
-)
-_DIRECTIVE_VARIABLES: SizedCache[int, tuple[Any, tuple[str, ...]]] = SizedCache(
+# (schema id, operation id, directive variables' values) -> (schema, operation, plan): the
+# objects are kept so that their ids stay theirs.
+_PLANS: SizedCache[
+    tuple[int, int, tuple[object, ...]],
+    tuple[GraphQLSchema, OperationDefinitionNode, ObjectPlan | None],
+] = SizedCache(PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS)
+_DIRECTIVE_VARIABLES: SizedCache[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = SizedCache(
     PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS
 )
 
 
-def _directive_variables(executor: Any) -> tuple[str, ...]:
+def _directive_variables(executor: Executor) -> tuple[str, ...]:
     """Variables that `@skip`/`@include` of the operation or its fragments depend on."""
     operation = executor.operation
     found = _DIRECTIVE_VARIABLES.get(id(operation))
@@ -79,7 +96,7 @@ def _directive_variables(executor: Any) -> tuple[str, ...]:
     names: set[str] = set()
 
     class Directives(Visitor):
-        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        def enter_directive(self, node: DirectiveNode, *_: object) -> None:
             for argument in node.arguments or ():
                 if isinstance(argument.value, VariableNode):
                     names.add(argument.value.name.value)
@@ -92,7 +109,9 @@ def _directive_variables(executor: Any) -> tuple[str, ...]:
     return result
 
 
-def plan_for(executor: Any, root_type: GraphQLObjectType, grouped: Any) -> ObjectPlan | None:
+def plan_for(
+    executor: Executor, root_type: GraphQLObjectType, grouped: GroupedFields
+) -> ObjectPlan | None:
     """The compiled plan of the executor's operation, or None when it cannot be compiled."""
     operation: OperationDefinitionNode = executor.operation
     if operation.operation is not OperationType.QUERY:
@@ -114,7 +133,7 @@ def plan_for(executor: Any, root_type: GraphQLObjectType, grouped: Any) -> Objec
 
 
 class _Compiler:
-    def __init__(self, executor: Any) -> None:
+    def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self.schema = executor.schema
         strawberry_schema = strawberry_schema_of(self.schema)
@@ -125,14 +144,16 @@ class _Compiler:
         if manager is not None and manager.middlewares:
             raise Unsupported("resolve middleware")
 
-    def object_plan(self, object_type: GraphQLObjectType, grouped: Any) -> ObjectPlan:
+    def object_plan(self, object_type: GraphQLObjectType, grouped: GroupedFields) -> ObjectPlan:
         plan = ObjectPlan(object_type)
         for key, details in grouped.items():
             plan.fields.append(self.field_plan(object_type, key, details))
         plan.execute = generate_fields(plan)
         return plan
 
-    def field_plan(self, parent_type: GraphQLObjectType, key: str, details: Any) -> FieldPlan:
+    def field_plan(
+        self, parent_type: GraphQLObjectType, key: str, details: FieldDetailsList
+    ) -> FieldPlan:
         node = details[0].node
         name = node.name.value
         plan = FieldPlan(key, name, parent_type)
@@ -189,8 +210,8 @@ class _Compiler:
         return plan
 
     def arguments(
-        self, field_def: Any, node: Any, field: Any
-    ) -> tuple[tuple[str, str | None, Any, bool], ...] | None:
+        self, field_def: GraphQLField, node: FieldNode, field: StrawberryField
+    ) -> ArgumentRecipe | None:
         """How to read a field's arguments when every one is a scalar that strawberry passes
         as it is (not an enum, a global id or a `Maybe`): a literal or a default is coerced
         here, once; a variable's value is the operation's coerced value. None (the general
@@ -199,7 +220,7 @@ class _Compiler:
         names = self.converter.config.name_converter
         by_name = {names.from_argument(argument): argument for argument in field.arguments}
         given = {argument.name.value: argument for argument in node.arguments or ()}
-        recipe: list[tuple[str, str | None, Any, bool]] = []
+        recipe: list[tuple[str, str | None, object, bool]] = []
         for name, arg_def in field_def.args.items():
             argument = by_name.get(name)
             if (
@@ -213,7 +234,7 @@ class _Compiler:
                 required = isinstance(arg_def.type, GraphQLNonNull)
                 recipe.append((argument.python_name, value_node.name.value, None, required))
                 continue
-            coerced: dict[str, Any] = {}
+            coerced: dict[str, object] = {}
             try:
                 coerce_argument(coerced, node, name, arg_def, given.get(name), None, None)
             except GraphQLError:
@@ -222,7 +243,7 @@ class _Compiler:
                 recipe.append((argument.python_name, None, coerced[name], False))
         return tuple(recipe)
 
-    def plain_scalar(self, type_: Any) -> bool:
+    def plain_scalar(self, type_: object) -> bool:
         """A scalar argument type that strawberry's `convert_argument` returns as it is."""
         if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
             type_ = type_.of_type
@@ -232,9 +253,12 @@ class _Compiler:
             and is_scalar(type_, self.converter.scalar_registry)
         )
 
-    def value_plan(self, type_: Any, details: Any) -> ValuePlan:
-        nullable = not isinstance(type_, GraphQLNonNull)
-        inner = type_ if nullable else type_.of_type
+    def value_plan(self, type_: GraphQLOutputType, details: FieldDetailsList) -> ValuePlan:
+        inner: GraphQLOutputType
+        if isinstance(type_, GraphQLNonNull):
+            nullable, inner = False, type_.of_type
+        else:
+            nullable, inner = True, type_
         if is_leaf_type(inner):
             plan = ValuePlan(LEAF, nullable, inner)
             plan.serialize = inner.coerce_output_value
@@ -250,14 +274,17 @@ class _Compiler:
             return plan
         if is_abstract_type(inner):
             plan = ValuePlan(ABSTRACT, nullable, inner)
-            plan.objects = {
-                possible.name: self.object_plan(possible, self.subfields(possible, details))
-                for possible in self.schema.get_possible_types(inner)
-            }
+            plan.possible = (
+                inner,
+                {
+                    possible.name: self.object_plan(possible, self.subfields(possible, details))
+                    for possible in self.schema.get_possible_types(inner)
+                },
+            )
             return plan
         raise Unsupported(f"output type {inner}")
 
-    def subfields(self, object_type: GraphQLObjectType, details: Any) -> Any:
+    def subfields(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> GroupedFields:
         executor = self.executor
         collected = collect_subfields(
             self.schema,
@@ -275,12 +302,12 @@ class _Compiler:
 
 
 def recipe_arguments(
-    recipe: tuple[tuple[str, str | None, Any, bool], ...], variables: dict[str, Any]
-) -> dict[str, Any] | None:
+    recipe: ArgumentRecipe, variables: dict[str, object]
+) -> dict[str, object] | None:
     """A field's scalar arguments by its recipe (`_Compiler.arguments`), or None when a
     variable is missing or null for a non-null argument: the general way then applies the
     default or reports the error, as graphql-core does."""
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     for python_name, variable, value, required in recipe:
         if variable is not None:
             if variable not in variables:
@@ -292,7 +319,7 @@ def recipe_arguments(
     return kwargs
 
 
-def _leaf(type_: Any) -> bool:
+def _leaf(type_: GraphQLInputType) -> bool:
     """A scalar or enum argument, nullable or not (lists and input objects are not)."""
     return is_leaf_type(type_.of_type if isinstance(type_, GraphQLNonNull) else type_)
 
@@ -323,16 +350,19 @@ def _json_nodes(value: ValuePlan) -> JsonNodes | None:
         value_plan = field.value
         if field.kind != ATTRIBUTE or value_plan is None or value_plan.kind != LEAF:
             return None
-        leaf = value_plan.type.name
+        leaf_type = value_plan.type
+        if not is_leaf_type(leaf_type):  # a LEAF plan's type always is
+            return None
+        leaf = leaf_type.name
         fields.append((field.key, field.python_name, leaf, value_plan.nullable, field.leaf_enum))
     return json_nodes(plan.type.name, fields)
 
 
-def _enum_names(enum_type: CustomGraphQLEnumType) -> tuple[type, dict[Any, str]]:
+def _enum_names(enum_type: CustomGraphQLEnumType) -> EnumNames:
     """What strawberry's `coerce_output_value` answers for each member of the enum (the name
     of the first GraphQL value equal to the member's), as a table."""
-    names: dict[Any, str] = {}
-    members: list[Any] = list(enum_type.wrapped_cls)
+    names: dict[Enum, str] = {}
+    members: list[Enum] = list(enum_type.wrapped_cls)
     for name, value in enum_type.values.items():
         for member in members:
             if member not in names and member.value == value.value:

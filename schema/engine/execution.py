@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from graphql import GraphQLError, GraphQLObjectType, is_leaf_type, is_non_null_type
-from graphql.pyutils import Path, Undefined
+from graphql import (
+    GraphQLError,
+    GraphQLFormattedError,
+    GraphQLObjectType,
+    MiddlewareManager,
+    is_leaf_type,
+    is_non_null_type,
+)
+from graphql.execution import Executor
+from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from orjson import Fragment
 
 from gateway.db.session import unavailable
@@ -34,11 +42,17 @@ from schema.engine.internals import (
     StrawberryGraphQLCoreExecutionContext,
     is_default_resolver,
 )
+from schema.engine.plans import Data, GroupedFields, ObjectPlan
 from schema.engine.run import Run
 from schema.inputs import nul_in_variables
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 log = logging.getLogger("gateway.graphql")
 T = TypeVar("T")
+# A run's data and the GraphQLError it raised: one of the two (None, error) when it raised.
+Captured: TypeAlias = tuple[Data | None, GraphQLError | None]
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -66,7 +80,9 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise
 
     @classmethod
-    def build(cls, *args: Any, **kwargs: Any) -> Any:
+    def build(  # graphql-core's arguments, passed on as they come
+        cls, *args: Any, **kwargs: Any
+    ) -> list[GraphQLError] | Executor:
         """graphql-core's `build`, after refusing variables that hold a NUL (schema/inputs.py):
         they are the caller's mistake, reported as variable coercion errors are."""
         raw = kwargs.get("raw_variable_values", args[4] if len(args) > 4 else None)
@@ -78,11 +94,12 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def execute_collected_root_fields(
         self,
         root_type: GraphQLObjectType,
-        root_value: Any,
-        grouped_field_set: Any,
+        root_value: object,
+        grouped_field_set: GroupedFields,
         serially: bool,
-        new_defer_usages: Any,
-    ) -> Any:
+        # graphql-core's DeferUsage, not exported: passed on as it comes.
+        new_defer_usages: Sequence[Any],
+    ) -> AwaitableOrValue[Data]:
         mode = self.executor_mode
         plan = None
         if mode != "standard" and not serially and not new_defer_usages:
@@ -96,41 +113,51 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return self._verify(plan, root_type, root_value, grouped_field_set)
 
     def _verify(
-        self, plan: Any, root_type: GraphQLObjectType, root_value: Any, grouped_field_set: Any
-    ) -> Any:
+        self,
+        plan: ObjectPlan,
+        root_type: GraphQLObjectType,
+        root_value: object,
+        grouped_field_set: GroupedFields,
+    ) -> AwaitableOrValue[Data]:
         """Run the query on the compiled plan, then on the standard executor; compare."""
+        # The executor's check, which graphql-core types as a one-sided TypeGuard.
+        is_awaitable: Callable[[object], TypeIs[Awaitable[Captured]]] = self.is_awaitable  # type: ignore[assignment]
         compiled_errors = self.collected_errors
-        compiled = _capture(lambda: Run(self).execute(plan, root_value), self.is_awaitable)
+        compiled = _capture(lambda: Run(self).execute(plan, root_value), is_awaitable)
 
-        def standard() -> Any:
+        def standard() -> AwaitableOrValue[Captured]:
             self.collected_errors = CollectedErrors()
             return _capture(
                 lambda: super(ExecutionContext, self).execute_collected_root_fields(
                     root_type, root_value, grouped_field_set, False, ()
                 ),
-                self.is_awaitable,
+                is_awaitable,
             )
 
-        if self.is_awaitable(compiled):
+        if is_awaitable(compiled):
+            compiled_later = compiled
 
-            async def finish() -> Any:
-                first = await compiled
+            async def finish() -> Data:
+                first = await compiled_later
                 second = standard()
-                if self.is_awaitable(second):
+                if is_awaitable(second):
                     second = await second
                 return self._compare(first, compiled_errors, second)
 
             return finish()
         second = standard()
-        if self.is_awaitable(second):
+        if is_awaitable(second):
+            second_later = second
 
-            async def finish_standard() -> Any:
-                return self._compare(compiled, compiled_errors, await second)
+            async def finish_standard() -> Data:
+                return self._compare(compiled, compiled_errors, await second_later)
 
             return finish_standard()
         return self._compare(compiled, compiled_errors, second)
 
-    def _compare(self, compiled: Any, compiled_errors: CollectedErrors, standard: Any) -> Any:
+    def _compare(
+        self, compiled: Captured, compiled_errors: CollectedErrors, standard: Captured
+    ) -> Data:
         data, raised = compiled
         standard_data, standard_raised = standard
         lost = _database_lost(compiled, compiled_errors.errors) or _database_lost(
@@ -147,16 +174,16 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise GraphQLError(msg)
         if raised is not None:
             raise raised
-        return data
+        return data  # type: ignore[return-value]  # None only with an error, raised above
 
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
-        source: Any,
+        source: object,
         field_details_list: FieldDetailsList,
         path: Path,
-        position_context: Any,
-    ) -> Any:
+        position_context: Any,  # graphql-core's, not exported: passed on as it comes
+    ) -> object:
         node = field_details_list[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
         resolve = field_def.resolve if field_def is not None else None
@@ -198,12 +225,12 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return None
 
 
-def _has_middleware(manager: Any) -> bool:
+def _has_middleware(manager: MiddlewareManager | None) -> bool:
     """strawberry always passes a manager; it holds the extensions that hook `resolve`."""
     return manager is not None and bool(manager.middlewares)
 
 
-def _materialized(data: Any) -> Any:
+def _materialized(data: object) -> object:
     """The data with the nodes that PostgreSQL wrote as JSON (`orjson.Fragment`) parsed."""
     if type(data) is dict:
         return {key: _materialized(value) for key, value in data.items()}
@@ -214,30 +241,34 @@ def _materialized(data: Any) -> Any:
     return data
 
 
-def _formatted(errors: list[GraphQLError], raised: GraphQLError | None) -> list[Any]:
+def _formatted(
+    errors: list[GraphQLError], raised: GraphQLError | None
+) -> list[GraphQLFormattedError]:
     found = [*errors, *([raised] if raised is not None and raised not in errors else [])]
     return sorted((e.formatted for e in found), key=repr)
 
 
-def _capture(run: Any, is_awaitable: Any) -> Any:
+def _capture(
+    run: Callable[[], AwaitableOrValue[Data]], is_awaitable: Callable[[object], bool]
+) -> AwaitableOrValue[Captured]:
     """(data, raised GraphQLError or None), or an awaitable of it."""
     try:
         result = run()
     except GraphQLError as error:
         return None, error
     if not is_awaitable(result):
-        return result, None
+        return result, None  # type: ignore[return-value]  # not an awaitable: the data
 
-    async def settle() -> Any:
+    async def settle() -> Captured:
         try:
-            return await result, None
+            return await result, None  # type: ignore[misc]  # an awaitable of the data
         except GraphQLError as error:
             return None, error
 
     return settle()
 
 
-def _database_lost(run: Any, errors: list[GraphQLError]) -> bool:
+def _database_lost(run: Captured, errors: list[GraphQLError]) -> bool:
     """Whether a run failed for want of the database (`ServiceBusy`, or an error that
     `gateway.db.session.unavailable` recognizes)."""
     _, raised = run

@@ -14,13 +14,14 @@ needs it (`USES`), so an upgrade breaks a test, not production.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from graphql import GraphQLSchema
+from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
 from graphql.execution.executor import CollectedErrors, invalid_return_type_error
 from graphql.execution.values import coerce_argument
+from strawberry import Info, Schema
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -36,6 +37,11 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.lazy_type import LazyType
 from strawberry.utils.str_converters import to_camel_case
+
+if TYPE_CHECKING:  # for annotations only
+    from strawberry.schema.schema_converter import GraphQLCoreConverter
+    from strawberry.types.execution import ExecutionContext
+    from strawberry.types.field import StrawberryField
 
 __all__ = [
     "DEFAULT_ALLOWED_OPERATION_TYPES",
@@ -77,44 +83,66 @@ DEFINITION = "strawberry-definition"
 STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 
-def strawberry_schema_of(schema: GraphQLSchema) -> Any:
+def strawberry_schema_of(schema: GraphQLSchema) -> Schema | None:
     """The strawberry schema a graphql-core schema was built by, or None."""
-    return getattr(schema, "_strawberry_schema", None)
-
-
-def graphql_schema_of(schema: Any) -> GraphQLSchema:
-    """The graphql-core schema of a strawberry schema."""
-    found: GraphQLSchema = schema._schema
+    found: Schema | None = getattr(schema, "_strawberry_schema", None)
     return found
 
 
-def create_execution_context(schema: Any, **kwargs: Any) -> Any:
+def graphql_schema_of(schema: Schema) -> GraphQLSchema:
+    """The graphql-core schema of a strawberry schema."""
+    return schema._schema
+
+
+def create_execution_context(
+    schema: Schema,
+    *,
+    query: str | None,
+    allowed_operation_types: Iterable[OperationType],
+    variable_values: dict[str, object] | None,
+    context_value: object | None,
+    root_value: object | None,
+    operation_name: str | None,
+    operation_extensions: dict[str, object] | None,
+) -> ExecutionContext:
     """strawberry's per-request execution context, as its `execute` makes it."""
-    return schema._create_execution_context(**kwargs)
+    return schema._create_execution_context(
+        query=query,
+        allowed_operation_types=allowed_operation_types,
+        variable_values=variable_values,
+        context_value=context_value,
+        root_value=root_value,
+        operation_name=operation_name,
+        operation_extensions=operation_extensions,
+    )
 
 
-def strawberry_process_errors(schema: Any, errors: Any, context: Any) -> None:
+def strawberry_process_errors(
+    schema: Schema, errors: list[GraphQLError], context: ExecutionContext
+) -> None:
     """strawberry's error processing of an execute (its `process_errors`, then logging)."""
     schema._process_errors(errors, context)
 
 
-def raw_info(info: Any) -> Any:
+def raw_info(info: Info) -> GraphQLResolveInfo:
     """graphql-core's `GraphQLResolveInfo` inside strawberry's `Info`."""
     return info._raw_info
 
 
-def make_info(info_class: Callable[..., Any], raw: Any, field: Any) -> Any:
+def make_info(info_class: type[Info], raw: GraphQLResolveInfo, field: StrawberryField) -> Info:
     """strawberry's `Info` for a field (as its resolver wrapper builds it)."""
     return info_class(_raw_info=raw, _field=field)
 
 
-def is_default_resolver(resolve: Any) -> bool:
+def is_default_resolver(resolve: object) -> bool:
     """Whether a GraphQL field's `resolve` is strawberry's default (an attribute read)."""
     return bool(getattr(resolve, "_is_default", False))
 
 
-def field_exception_handlers(converter: Any, field: Any) -> Any:
-    """The exception handlers strawberry wraps a field's resolver in (none: falsy)."""
+def field_exception_handlers(
+    converter: GraphQLCoreConverter, field: StrawberryField
+) -> tuple[object, ...]:
+    """The exception handlers strawberry wraps a field's resolver in (none: empty)."""
     return converter._get_field_exception_handlers(field)
 
 

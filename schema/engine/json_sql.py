@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     Integer,
     String,
     Text,
@@ -29,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 
 from gateway.db.models import UTCDateTime
+
+# An SQL expression of the statement, whatever the Python type of its values.
+Sql: TypeAlias = ColumnElement[object]
 
 
 class JsonNodes(NamedTuple):
@@ -53,7 +57,7 @@ class JsonNodes(NamedTuple):
         """The SQL is PostgreSQL's (`to_json`, `to_char`, `isfinite`)."""
         return "postgresql"
 
-    def column(self, model: Any) -> Any:
+    def column(self, model: type) -> Sql:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
         return json_column(model, self)
 
@@ -71,7 +75,7 @@ JSON_LEAVES: dict[str, frozenset[str]] = {
 }
 
 
-def sql_kind(type_: Any) -> str | None:
+def sql_kind(type_: object) -> str | None:
     """The `JSON_LEAVES` kind of a column type, or None."""
     if isinstance(type_, UTCDateTime):
         return "timestamp"
@@ -90,14 +94,14 @@ NODE_JSON = "node_json"
 
 
 @functools.lru_cache(maxsize=256)
-def json_column(model: Any, nodes: JsonNodes) -> Any:
+def json_column(model: type, nodes: JsonNodes) -> Sql:
     """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
     `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
     (the same bytes as the objects' response). Values as their GraphQL types serialize them
     (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
     `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
     which is what they are read as)."""
-    parts: list[Any] = []
+    parts: list[Sql] = []
     enums = dict(nodes.enums)
     for i, (key, attribute) in enumerate(nodes.fields):
         opening = "{" if i == 0 else ","
@@ -108,7 +112,7 @@ def json_column(model: Any, nodes: JsonNodes) -> Any:
         column = getattr(model, attribute)
         parts.append(_json_value(column, enums.get(attribute)))
     parts.append(_sql_text("}"))
-    written: Any = functools.reduce(lambda a, b: a.op("||")(b), parts)
+    written: Sql = functools.reduce(lambda a, b: a.op("||")(b), parts)
     guards = [
         *(
             _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
@@ -129,11 +133,11 @@ def json_column(model: Any, nodes: JsonNodes) -> Any:
     return written.label(NODE_JSON)
 
 
-def _or_null(column: Any, condition: Any) -> Any:
+def _or_null(column: Sql, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return or_(column.is_(None), condition) if column.nullable else condition
 
 
-def _sql_name(name: str) -> Any:
+def _sql_name(name: str) -> Sql:
     """A GraphQL name or an enum's value (checked: letters, digits, underscores) as an SQL
     string literal."""
     return _sql_text(_checked(name))
@@ -145,7 +149,7 @@ def _checked(name: str) -> str:
     return name
 
 
-def _sql_text(text: str) -> Any:
+def _sql_text(text: str) -> Sql:
     """A text literal of our own: names checked by `_checked` and JSON punctuation."""
     assert "'" not in text and "\\" not in text
     return literal_column(f"'{text}'", Text)
@@ -154,12 +158,12 @@ def _sql_text(text: str) -> Any:
 SQL_NAME = re.compile(r"[_A-Za-z0-9]+")
 
 
-def _json_value(column: Any, enum: tuple[tuple[str, str], ...] | None) -> Any:
+def _json_value(column: Sql, enum: tuple[tuple[str, str], ...] | None) -> Sql:
     """A column's value as JSON text, by the cheapest expression that writes it exactly (text
     through `to_json` for its escapes; numbers and booleans as their text; enum names and
     timestamps as literals or formatted, which need no escapes); a NULL as `null`."""
     kind = sql_kind(column.type)
-    value: Any
+    value: Sql
     if enum is not None:
         value = case(*[(column == _sql_name(v), _sql_text(f'"{_checked(n)}"')) for v, n in enum])
     elif kind == "timestamp":
@@ -171,10 +175,10 @@ def _json_value(column: Any, enum: tuple[tuple[str, str], ...] | None) -> Any:
     return func.coalesce(value, _sql_text("null")) if column.nullable else value
 
 
-def _rfc3339(column: Any) -> Any:
+def _rfc3339(column: Sql) -> Sql:
     """`format_datetime` in SQL, quoted; infinite timestamps as asyncpg reads them."""
     utc = column.op("AT TIME ZONE")(literal_column("'UTC'"))
-    epoch: Any = literal_column("'epoch'::timestamptz")
+    epoch: Sql = literal_column("'epoch'::timestamptz")
     return case(
         (
             func.isfinite(column),

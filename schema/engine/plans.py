@@ -29,18 +29,48 @@ This module holds what a plan is, and the straight-line code of each object plan
 from __future__ import annotations
 
 import keyword
-from typing import Any
+from collections.abc import Callable
+from enum import Enum, EnumMeta
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, overload
 
-from graphql import GraphQLObjectType
+from graphql import (
+    FieldNode,
+    GraphQLAbstractType,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLOutputType,
+)
 from graphql.pyutils import Path, Undefined
 
-from schema.engine.internals import DEFINITION
+from schema.declare import Batch
+from schema.engine.internals import DEFINITION, FieldDetailsList
 from schema.engine.json_sql import JsonNodes
+
+if TYPE_CHECKING:
+    from strawberry.types.field import StrawberryField
+
+    from schema.engine.run import Run
 
 # Field kinds.
 ATTRIBUTE, RESOLVER, TYPENAME = 0, 1, 2
 # Value kinds.
 LEAF, LIST, OBJECT, ABSTRACT = 0, 1, 2, 3
+
+
+# A response object as the run writes it: response key -> completed value.
+Data: TypeAlias = dict[str, object]
+# Where a completed value is written: a response object (by key) or list (by index). Which
+# one goes with the key's type (str or int), which no static type can say: `container[key]`.
+Container: TypeAlias = Any
+# A leaf type's `coerce_output_value`, which takes and returns any value.
+Serializer: TypeAlias = Callable[[object], object]
+# A strawberry enum's class and {member: GraphQL name}.
+EnumNames: TypeAlias = tuple[EnumMeta, dict[Enum, str]]
+# A selection's fields by response key, as graphql-core collects them (its `GroupedFieldSet`).
+GroupedFields: TypeAlias = dict[str, FieldDetailsList]
+# Scalar arguments read without coercion or conversion (compiler.py `recipe_arguments`):
+# each one's (Python name, variable or None, value, non-null).
+ArgumentRecipe: TypeAlias = tuple[tuple[str, str | None, object, bool], ...]
 
 
 class Unsupported(Exception):
@@ -50,17 +80,29 @@ class Unsupported(Exception):
 class ValuePlan:
     """How to complete a value of one output type (nullability included)."""
 
-    __slots__ = ("item", "kind", "nullable", "objects", "passthrough", "serialize", "type")
+    __slots__ = (
+        "item",
+        "kind",
+        "nullable",
+        "objects",
+        "passthrough",
+        "possible",
+        "serialize",
+        "type",
+    )
 
-    def __init__(self, kind: int, nullable: bool, type_: Any) -> None:
+    def __init__(self, kind: int, nullable: bool, type_: GraphQLOutputType) -> None:
         self.kind = kind
         self.nullable = nullable
         self.type = type_
-        self.serialize: Any = None
+        # What the kind needs, set by the compiler right after (None until then, and for the
+        # other kinds, which never read it): LEAF its serializer, LIST its item's plan, OBJECT
+        # the object's plan, ABSTRACT the abstract type and {type name: ObjectPlan}.
+        self.serialize: Serializer = None  # type: ignore[assignment]
         self.passthrough = False  # String/ID: a str is its own serialization
-        self.item: ValuePlan | None = None
-        # OBJECT: the object's ObjectPlan; ABSTRACT: {type name: ObjectPlan}
-        self.objects: Any = None
+        self.item: ValuePlan = None  # type: ignore[assignment]
+        self.objects: ObjectPlan = None  # type: ignore[assignment]
+        self.possible: tuple[GraphQLAbstractType, dict[str, ObjectPlan]] = None  # type: ignore[assignment]
 
 
 class FieldPlan:
@@ -96,32 +138,31 @@ class FieldPlan:
         self.field_name = field_name
         self.parent_type = parent_type
         self.kind = ATTRIBUTE
-        self.details: Any = None
-        self.nodes: list[Any] = []
-        self.field_def: Any = None
-        self.strawberry_field: Any = None
+        self.details: FieldDetailsList = []
+        self.nodes: list[FieldNode] = []
+        # Set by the compiler for every field but `__typename`, which never reads them.
+        self.field_def: GraphQLField = None  # type: ignore[assignment]
+        self.strawberry_field: StrawberryField = None  # type: ignore[assignment]
         self.python_name = ""
-        self.wrapped: Any = None
+        self.wrapped: Callable[..., object] = None  # type: ignore[assignment]  # RESOLVER
         self.self_arg = False
         self.root_names: tuple[str, ...] = ()
         self.info_name: str | None = None
         self.args = False
-        # Scalar arguments only: each one's (Python name, variable or None, value, non-null),
-        # read without graphql-core's coercion or strawberry's conversion
-        # (compiler.py `recipe_arguments`).
-        self.arguments: tuple[tuple[str, str | None, Any, bool], ...] | None = None
+        # Scalar arguments only, read by their recipe.
+        self.arguments: ArgumentRecipe | None = None
         # Leaf arguments only (scalars, enums): their converted values, by the coerced ones.
-        self.converted: dict[tuple[Any, ...], dict[str, Any]] | None = None
-        self.batch: Any = None
+        self.converted: dict[tuple[object, ...], dict[str, object]] | None = None
+        self.batch: Batch | None = None
         self.value: ValuePlan | None = None
         # A connection field whose nodes PostgreSQL may write as JSON (`_json_nodes`).
         self.json_nodes: JsonNodes | None = None
         # A leaf's serializer, applied inline to a present value (see `generate_fields`), and
         # the Python type that is its own serialization (str for String/ID, int for BigInt).
-        self.leaf: Any = None
+        self.leaf: Serializer | None = None
         self.leaf_identity: type | None = None
-        # A strawberry enum's class and {member: GraphQL name}: its serialization, looked up.
-        self.leaf_enum: tuple[type, dict[Any, str]] | None = None
+        # A strawberry enum's serialization, looked up.
+        self.leaf_enum: EnumNames | None = None
 
 
 class ObjectPlan:
@@ -130,8 +171,8 @@ class ObjectPlan:
     def __init__(self, type_: GraphQLObjectType) -> None:
         self.type = type_
         self.fields: list[FieldPlan] = []
-        # (run, source, data, pos) -> None: this object's fields, written by `generate_fields`.
-        self.execute: Any = None
+        # This object's fields on a source object, written by `generate_fields`.
+        self.execute: ExecuteFields = None  # type: ignore[assignment]  # right after
         self.is_type_of = type_.is_type_of
         # strawberry's generated `is_type_of` (types with interfaces) holds for an instance of
         # the type's own class that was not `strawberry.cast`: checked inline for those.
@@ -144,16 +185,29 @@ class ObjectPlan:
 # Where a completed list or object sits, for null propagation and error paths: a plain tuple
 # (parent position or None, key, container, nullable, typename), made for every object of a
 # response; a tuple display costs no call, unlike a class's `__init__`.
-Pos = tuple[Any, ...]
-PARENT, KEY, CONTAINER, NULLABLE, TYPENAME_OF = range(5)
+Pos: TypeAlias = "tuple[Pos | None, str | int, Container, bool, str | None]"
+PARENT: Final = 0
+KEY: Final = 1
+CONTAINER: Final = 2
+NULLABLE: Final = 3
+TYPENAME_OF: Final = 4
+
+# (run, source object, its data, its position) -> None.
+ExecuteFields: TypeAlias = "Callable[[Run, object, Data, Pos | None], None]"
 
 
-def path_of(pos: Pos | None, key: str | int | None = None, typename: str | None = None) -> Any:
-    keys: list[tuple[str | int, Any]] = []
+@overload
+def path_of(pos: Pos | None, key: str | int, typename: str | None) -> Path: ...
+@overload
+def path_of(pos: Pos | None) -> Path | None: ...
+def path_of(
+    pos: Pos | None, key: str | int | None = None, typename: str | None = None
+) -> Path | None:
+    keys: list[tuple[str | int, str | None]] = []
     while pos is not None:
         keys.append((pos[KEY], pos[TYPENAME_OF]))
         pos = pos[PARENT]
-    path = None
+    path: Path | None = None
     for k, t in reversed(keys):
         path = Path(path, k, t)
     if key is not None:
@@ -161,7 +215,7 @@ def path_of(pos: Pos | None, key: str | int | None = None, typename: str | None 
     return path
 
 
-def generate_fields(plan: ObjectPlan) -> Any:
+def generate_fields(plan: ObjectPlan) -> ExecuteFields:
     """The function that executes the plan's fields on one source object, as Python source
     compiled once per plan: per field, straight-line code with its response key, attribute
     name and serializer as constants, instead of a loop that reads them from the field plans
@@ -170,7 +224,7 @@ def generate_fields(plan: ObjectPlan) -> Any:
     else (errors, nulls, lists, objects, resolvers) calls the same `Run` methods as before.
     """
     name = f"<compiled plan {plan.type.name} {id(plan):x}>"
-    namespace: dict[str, Any] = {"Undefined": Undefined}
+    namespace: dict[str, object] = {"Undefined": Undefined}
     lines = ["def execute(run, source, data, pos):"]
     for i, field in enumerate(plan.fields):
         key = repr(field.key)
@@ -238,4 +292,5 @@ def generate_fields(plan: ObjectPlan) -> Any:
     # Only names and constants of our own go into the source: response keys and attribute
     # names are GraphQL and Python identifiers, written with repr().
     exec(compile("\n".join(lines) + "\n", name, "exec"), namespace)
-    return namespace["execute"]
+    execute: ExecuteFields = namespace["execute"]  # type: ignore[assignment]  # defined above
+    return execute

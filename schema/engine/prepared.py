@@ -33,13 +33,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, NamedTuple, TypeGuard, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeGuard, TypeVar, cast
 
 import strawberry
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     GraphQLError,
+    GraphQLSchema,
     MiddlewareManager,
+    Node,
     OperationDefinitionNode,
     execute,
     specified_rules,
@@ -47,6 +50,7 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from schema.declare import SelectionSource
 from schema.engine.internals import (
@@ -66,6 +70,7 @@ from schema.limits import QueryLimits, check_document, parse_limited
 
 K = TypeVar("K")
 V = TypeVar("V")
+Rules: TypeAlias = tuple[type[ASTValidationRule], ...]
 
 
 class SizedCache(Generic[K, V]):
@@ -102,7 +107,7 @@ class SizedCache(Generic[K, V]):
         return len(self._entries)
 
 
-def text_size(node: Any) -> int:
+def text_size(node: Node) -> int:
     """The characters of the text a parsed node came from (0 if it has no location)."""
     loc = getattr(node, "loc", None)
     return len(loc.source.body) if loc is not None else 0
@@ -116,7 +121,7 @@ class PreparedDocument:
 
     def __init__(self, document: DocumentNode) -> None:
         self.document = document
-        self.validations: dict[tuple[int, tuple[Any, ...], bool], list[GraphQLError]] = {}
+        self.validations: dict[tuple[int, Rules, bool], list[GraphQLError]] = {}
         # PreparedSchema's operations of the document by the name asked for (None: the first).
         self.operations: dict[str | None, _Prepared | None] = {}
 
@@ -134,7 +139,7 @@ class Documents:
         self.limits = limits
         self._entries: SizedCache[str, PreparedDocument] = SizedCache(max_entries, max_characters)
 
-    def prepare(self, schema: Any, query: str) -> PreparedDocument:
+    def prepare(self, schema: GraphQLSchema, query: str) -> PreparedDocument:
         """The text's prepared document; a GraphQLError (coded) when it does not parse or
         exceeds a limit (`schema` is graphql-core's, for the cost of its fields)."""
         found = self._entries.get(query)
@@ -150,9 +155,9 @@ class Documents:
 
     def validated(
         self,
-        schema: Any,
+        schema: GraphQLSchema,
         prepared: PreparedDocument,
-        rules: tuple[Any, ...],
+        rules: Rules,
         hide_suggestions: bool = False,
     ) -> list[GraphQLError]:
         key = (id(schema), rules, hide_suggestions)
@@ -182,10 +187,10 @@ def refusal(error: GraphQLError) -> list[GraphQLError]:
 # The documents of schemas that are not a PreparedSchema (tests' own schemas).
 _DEFAULT_DOCUMENTS = Documents(QueryLimits())
 # graphql-core's `execute` asks for a type guard; strawberry's check is one, typed as a bool.
-_IS_AWAITABLE = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
+_IS_AWAITABLE = cast("Callable[[object], TypeGuard[Awaitable[object]]]", optimized_is_awaitable)
 
 
-def documents_of(schema: Any) -> Documents:
+def documents_of(schema: object) -> Documents:
     found = getattr(schema, "documents", None)
     return found if isinstance(found, Documents) else _DEFAULT_DOCUMENTS
 
@@ -195,7 +200,7 @@ class PreparedOperations(SchemaExtension):
     strawberry's `ParserCache`, `AddValidationRules`, a validation cache and the error codes
     as one hook (module docstring)."""
 
-    def __init__(self, validation_rules: Sequence[Any] = ()) -> None:
+    def __init__(self, validation_rules: Sequence[type[ASTValidationRule]] = ()) -> None:
         super().__init__()
         self.validation_rules = tuple(validation_rules)
 
@@ -226,7 +231,7 @@ class PreparedOperations(SchemaExtension):
 
 
 class _Prepared(NamedTuple):
-    document: Any
+    document: DocumentNode
     operation_name: str | None  # as strawberry resolves it: the first operation's, if not given
     operation_type: OperationType
 
@@ -240,8 +245,8 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
 
     def __init__(
         self,
-        *args: Any,
-        prepared_rules: Sequence[Any] = (),
+        *args: Any,  # strawberry.Schema's, passed on
+        prepared_rules: Sequence[type[ASTValidationRule]] = (),
         limits: QueryLimits | None = None,
         hide_suggestions: bool = False,
         **kwargs: Any,
@@ -267,7 +272,9 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
     # What `declare.page_selection` asks of every connection field: the engine's function.
     page_selection = staticmethod(page_selection)
 
-    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Client mistakes at info without a traceback (strawberry logs every error with
         one); unexpected errors are logged, with theirs, where `coded_error` masks them."""
         log_errors(errors)
@@ -288,12 +295,12 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
     async def execute(  # type: ignore[override]
         self,
         query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
+        variable_values: dict[str, object] | None = None,
+        context_value: object | None = None,
+        root_value: object | None = None,
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
+        operation_extensions: dict[str, object] | None = None,
     ) -> ExecutionResult:
         # Within the limits before anything else; a refusal is the client's mistake: answered,
         # not logged (schema/limits.py).

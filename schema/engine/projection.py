@@ -24,19 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from operator import is_
-from typing import Any
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
     InlineFragmentNode,
+    SelectionNode,
     SelectionSetNode,
 )
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper
+from strawberry import Info
 
 from schema.declare import EVERYTHING, NODE_TYPES, NodeSelection, NodeType
 from schema.engine.internals import raw_info, to_camel_case
@@ -65,7 +71,7 @@ class JsonColumn:
 # type name -> (its declaration, what the engine makes of it); made at first use.
 _DERIVED: dict[str, tuple[NodeType, RowColumns, dict[str, JsonColumn] | None]] = {}
 # id of the field nodes -> (the nodes, the columns); the nodes are kept so ids stay theirs.
-_CACHE: dict[tuple[int, ...], tuple[tuple[Any, ...], NodeSelection]] = {}
+_CACHE: dict[tuple[int, ...], tuple[tuple[FieldNode, ...], NodeSelection]] = {}
 _CACHE_SIZE = 1024
 
 
@@ -94,7 +100,7 @@ def json_columns(declared: NodeType) -> dict[str, JsonColumn] | None:
     unconverted, of a kind in `JSON_LEAVES`, or an enum of a text column's value."""
     if declared.model is None:
         return None
-    mapper: Any = sa_inspect(declared.model)
+    mapper: Mapper[object] = sa_inspect(declared.model)
     table_columns = {prop.key: prop.columns[0] for prop in mapper.column_attrs}
     found: dict[str, JsonColumn] = {}
     for attribute, source, convert in declared.readers.fields:
@@ -118,7 +124,8 @@ def registered(type_name: str) -> RowColumns | None:
 # A wider selection (say, one field under a hundred aliases) keeps the objects: the statement's
 # expression grows with it.
 MAX_JSON_FIELDS = 64
-JsonField = tuple[str, str | None, str, bool, "tuple[type, Mapping[Any, str]] | None"]
+JsonField = tuple[str, str | None, str, bool, "tuple[type, Mapping[Enum, str]] | None"]
+Fragments = dict[str, FragmentDefinitionNode]
 
 
 def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
@@ -158,7 +165,7 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     return JsonNodes(type_name, tuple(out), tuple(sorted(enums.items())), tuple(sorted(int32)))
 
 
-def page_selection(info: Any) -> NodeSelection:
+def page_selection(info: Info) -> NodeSelection:
     """What the page of this connection field reads (schema/declare.py `page_selection`): the
     columns and relations its nodes' selection needs, and the nodes as JSON when the compiled
     run offered them for this field's path (run.py `Run.offer`)."""
@@ -173,7 +180,7 @@ def page_selection(info: Any) -> NodeSelection:
     return selection
 
 
-def node_selection(raw: Any) -> NodeSelection:
+def node_selection(raw: GraphQLResolveInfo) -> NodeSelection:
     """The attributes the rows of this connection field's nodes need (None for all of them: a
     node type that did not declare, or a selection it cannot account for), and the relations
     the selection reads; `raw` is the field's graphql-core resolve info."""
@@ -189,7 +196,9 @@ def node_selection(raw: Any) -> NodeSelection:
     return selection
 
 
-def _selection(return_type: Any, field_nodes: Any, fragments: Any) -> NodeSelection:
+def _selection(
+    return_type: GraphQLOutputType, field_nodes: list[FieldNode], fragments: Fragments
+) -> NodeSelection:
     connection = _named(return_type)
     if not isinstance(connection, GraphQLObjectType) or "nodes" not in connection.fields:
         return EVERYTHING
@@ -216,7 +225,7 @@ def _selection(return_type: Any, field_nodes: Any, fragments: Any) -> NodeSelect
 
 
 def _connection_fields(
-    selection_set: SelectionSetNode | None, fragments: Any, out: set[str]
+    selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
 ) -> None:
     """Node fields selected under `nodes { … }` and `edges { node { … } }`."""
     for selection in selection_set.selections if selection_set else ():
@@ -230,7 +239,9 @@ def _connection_fields(
             _connection_fields(_fragment(selection, fragments), fragments, out)
 
 
-def _edge_fields(selection_set: SelectionSetNode | None, fragments: Any, out: set[str]) -> None:
+def _edge_fields(
+    selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
+) -> None:
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             if selection.name.value == "node":
@@ -239,7 +250,9 @@ def _edge_fields(selection_set: SelectionSetNode | None, fragments: Any, out: se
             _edge_fields(_fragment(selection, fragments), fragments, out)
 
 
-def _node_fields(selection_set: SelectionSetNode | None, fragments: Any, out: set[str]) -> None:
+def _node_fields(
+    selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
+) -> None:
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             out.add(selection.name.value)
@@ -247,15 +260,16 @@ def _node_fields(selection_set: SelectionSetNode | None, fragments: Any, out: se
             _node_fields(_fragment(selection, fragments), fragments, out)
 
 
-def _fragment(selection: Any, fragments: Any) -> SelectionSetNode | None:
+def _fragment(selection: SelectionNode, fragments: Fragments) -> SelectionSetNode | None:
     if isinstance(selection, InlineFragmentNode):
         return selection.selection_set
     if isinstance(selection, FragmentSpreadNode):
-        return fragments[selection.name.value].selection_set  # type: ignore[no-any-return]
+        return fragments[selection.name.value].selection_set
     raise LookupError(type(selection).__name__)
 
 
-def _named(type_: Any) -> Any:
+def _named(type_: object) -> object:
+    """The named type inside list and non-null wrappers."""
     while isinstance(type_, GraphQLNonNull | GraphQLList):
         type_ = type_.of_type
     return type_

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
 
-from graphql import GraphQLError, located_error
-from graphql.execution import get_argument_values
+from graphql import GraphQLError, GraphQLResolveInfo, located_error
+from graphql.execution import Executor, get_argument_values
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils import inspect as describe
 from orjson import Fragment
+from strawberry import Info, Schema
 
 from schema.engine.compiler import recipe_arguments
 from schema.engine.internals import (
@@ -32,6 +32,8 @@ from schema.engine.plans import (
     OBJECT,
     PARENT,
     TYPENAME_OF,
+    Container,
+    Data,
     FieldPlan,
     ObjectPlan,
     Pos,
@@ -47,28 +49,36 @@ class _Call:
 
     __slots__ = ("error", "info", "kwargs")
 
-    def __init__(self, kwargs: dict[str, Any], info: Any, error: Exception | None) -> None:
+    def __init__(
+        self, kwargs: dict[str, object], info: GraphQLResolveInfo, error: Exception | None
+    ) -> None:
         self.kwargs = kwargs
         self.info = info
         self.error = error
 
 
-_Parent = tuple[Any, dict[str, Any], "Pos | None"]  # source object, its data, its position
-_BATCH: Any = object()  # marks a pending batch call (its "position" is its parents' list)
+_Parent = tuple[object, Data, "Pos | None"]  # source object, its data, its position
+# Marks a pending batch call (its "position" is its parents' list): typed as a position, to
+# sit in one.
+_BATCH: Pos = object()  # type: ignore[assignment]
+# An awaited resolver result, its field, where it goes and the position there (or `_BATCH`
+# and the batch's parents).
+_Pending = tuple[Awaitable[object], FieldPlan, "Container", "Pos | None"]
 
 
 class Run:
     """One execution of a plan against a root value."""
 
-    def __init__(self, executor: Any) -> None:
+    def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self.errors = executor.collected_errors
-        self.pending: list[tuple[Any, FieldPlan, Any, Any]] = []
+        self.pending: list[_Pending] = []
         # Batched resolver fields of the current level: field id -> (field, call, parents).
         self.batches: dict[int, tuple[FieldPlan, _Call, list[_Parent]]] = {}
         self.calls: dict[int, _Call] = {}
         self.root_error: GraphQLError | None = None
-        strawberry_schema = strawberry_schema_of(executor.schema)
+        # A plan exists: the compiler found the strawberry schema.
+        strawberry_schema: Schema = strawberry_schema_of(executor.schema)  # type: ignore[assignment]
         self.info_class = strawberry_schema.config.info_class
         self.config = strawberry_schema.config
         self.scalar_registry = strawberry_schema.schema_converter.scalar_registry
@@ -80,7 +90,7 @@ class Run:
         # executor then runs the same paths without them.
         self.offered: list[Path] = []
 
-    def offer(self, raw_info: Any, nodes: JsonNodes) -> None:
+    def offer(self, raw_info: GraphQLResolveInfo, nodes: JsonNodes) -> None:
         """Let the connection field at this `Info`'s path read its nodes as JSON that
         PostgreSQL writes (projection.page_selection), taking them as they come
         (`complete_list`)."""
@@ -95,9 +105,9 @@ class Run:
                 notes.pop(path, None)
             self.offered = []
 
-    def execute(self, plan: ObjectPlan, root_value: Any) -> Any:
+    def execute(self, plan: ObjectPlan, root_value: object) -> Data | Awaitable[Data]:
         """The data dict, or an awaitable of it when a resolver returned an awaitable."""
-        data: dict[str, Any] = {}
+        data: Data = {}
         plan.execute(self, root_value, data, None)
         if self.batches:
             self.flush_batches()
@@ -108,7 +118,7 @@ class Run:
             raise self.root_error
         return data
 
-    async def drain(self, data: dict[str, Any]) -> dict[str, Any]:
+    async def drain(self, data: Data) -> Data:
         """Await the pending resolvers a level at a time (together, so that a level's loader
         keys go out in one batch)."""
         try:
@@ -116,7 +126,7 @@ class Run:
                 batch, self.pending = self.pending, []
                 if len(batch) == 1:
                     try:
-                        results: list[Any] = [await batch[0][0]]
+                        results: list[object] = [await batch[0][0]]
                     except Exception as error:
                         results = [error]
                 else:
@@ -141,9 +151,7 @@ class Run:
 
     # -- objects and fields ------------------------------------------------------------------
 
-    def attribute_value(
-        self, field: FieldPlan, value: Any, data: dict[str, Any], pos: Pos | None
-    ) -> None:
+    def attribute_value(self, field: FieldPlan, value: object, data: Data, pos: Pos | None) -> None:
         """A plain attribute's value that is not its own serialization (see `generate_fields`)."""
         serialize = field.leaf
         if serialize is not None and value is not None and value is not Undefined:
@@ -156,9 +164,7 @@ class Run:
                 return
         self.complete(field.value, value, field, data, field.key, pos)  # type: ignore[arg-type]
 
-    def resolver_field(
-        self, field: FieldPlan, source: Any, data: dict[str, Any], pos: Pos | None
-    ) -> None:
+    def resolver_field(self, field: FieldPlan, source: object, data: Data, pos: Pos | None) -> None:
         """A field with a resolver: called now, or queued with its level's batch."""
         key = field.key
         value_plan = field.value
@@ -198,7 +204,7 @@ class Run:
         )
         info = make_info(self.info_class, raw_info, field.strawberry_field)
         error: Exception | None = None
-        kwargs: dict[str, Any] | None = None if field.args else {}
+        kwargs: dict[str, object] | None = None if field.args else {}
         if field.arguments is not None:
             kwargs = recipe_arguments(field.arguments, executor.variable_values.coerced)
         if kwargs is None:  # not read by `recipe_arguments`: the general way
@@ -221,12 +227,14 @@ class Run:
         call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
         return call
 
-    def convert_arguments(self, field: FieldPlan, raw: dict[str, Any], info: Any) -> Any:
+    def convert_arguments(
+        self, field: FieldPlan, raw: dict[str, object], info: Info
+    ) -> dict[str, object]:
         """strawberry's conversion of the coerced arguments; for leaf arguments (which convert
         by value alone: no input types, which may use `info`) remembered per field plan,
         keyed by the values and their types (1, 1.0 and True are equal keys otherwise)."""
         converted = field.converted
-        key: tuple[Any, ...] | None = None
+        key: tuple[object, ...] | None = None
         if converted is not None:
             try:
                 key = tuple((name, type(value), value) for name, value in raw.items())
@@ -235,7 +243,7 @@ class Run:
                 key = found = None
             if found is not None:
                 return dict(found)
-        kwargs = convert_arguments(
+        kwargs: dict[str, object] = convert_arguments(
             raw,
             field.strawberry_field.arguments,
             scalar_registry=self.scalar_registry,
@@ -247,7 +255,7 @@ class Run:
         return kwargs
 
     @staticmethod
-    def call(field: FieldPlan, call: _Call, source: Any) -> Any:
+    def call(field: FieldPlan, call: _Call, source: object) -> object:
         kwargs = call.kwargs
         if field.root_names:
             kwargs = dict(kwargs)
@@ -262,7 +270,8 @@ class Run:
         batches, self.batches = self.batches, {}
         for field, call, parents in batches.values():
             try:
-                result = field.batch([parent[0] for parent in parents], **call.kwargs)
+                # Only fields with a batch form are batched (`resolver_field`).
+                result = field.batch([parent[0] for parent in parents], **call.kwargs)  # type: ignore[misc]
             except Exception as error:
                 self.complete_batch(field, parents, error)
                 continue
@@ -271,7 +280,7 @@ class Run:
             else:
                 self.complete_batch(field, parents, result)
 
-    def complete_batch(self, field: FieldPlan, parents: list[_Parent], result: Any) -> None:
+    def complete_batch(self, field: FieldPlan, parents: list[_Parent], result: object) -> None:
         """A batch's values (or exceptions) in its parents' order; a failed or malformed batch
         is that field's error on every parent."""
         if not isinstance(result, Exception):
@@ -294,9 +303,9 @@ class Run:
     def complete(
         self,
         plan: ValuePlan,
-        value: Any,
+        value: object,
         field: FieldPlan,
-        container: Any,
+        container: Container,
         key: str | int,
         pos: Pos | None,
     ) -> None:
@@ -342,9 +351,9 @@ class Run:
     def complete_list(
         self,
         plan: ValuePlan,
-        value: Iterable[Any],
+        value: Iterable[object],
         field: FieldPlan,
-        container: Any,
+        container: Container,
         key: str | int,
         pos: Pos | None,
     ) -> None:
@@ -352,7 +361,7 @@ class Run:
             # A page read as JSON (`_json_nodes`): every node's object as PostgreSQL wrote it.
             container[key] = value
             return
-        items: list[Any] = []
+        items: list[object] = []
         container[key] = items
         list_pos = (pos, key, container, plan.nullable, _typename(pos, key, field))
         item_plan: ValuePlan = plan.item  # type: ignore[assignment]
@@ -367,7 +376,7 @@ class Run:
                     if type(item) is exact and TYPE_CAST_ATTRIBUTE not in getattr(
                         item, "__dict__", (TYPE_CAST_ATTRIBUTE,)
                     ):
-                        data: dict[str, Any] = {}
+                        data: Data = {}
                         items.append(data)
                         execute(self, item, data, (list_pos, index, items, nullable, None))
                         continue
@@ -387,9 +396,9 @@ class Run:
         self,
         object_plan: ObjectPlan,
         plan: ValuePlan,
-        value: Any,
+        value: object,
         field: FieldPlan,
-        container: Any,
+        container: Container,
         key: str | int,
         pos: Pos | None,
     ) -> None:
@@ -403,7 +412,7 @@ class Run:
             and not is_type_of(value, None)  # type: ignore[arg-type]  # strawberry's reads no info
         ):
             raise invalid_return_type_error(object_plan.type, value, field.details)
-        data: dict[str, Any] = {}
+        data: Data = {}
         container[key] = data
         typename = None if type(key) is int else field.parent_type.name  # as `_typename`
         object_plan.execute(self, value, data, (pos, key, container, plan.nullable, typename))
@@ -411,9 +420,9 @@ class Run:
     def complete_abstract(
         self,
         plan: ValuePlan,
-        value: Any,
+        value: object,
         field: FieldPlan,
-        container: Any,
+        container: Container,
         key: str | int,
         pos: Pos | None,
     ) -> None:
@@ -427,7 +436,7 @@ class Run:
                 field.parent_type,
                 path_of(pos, key, _typename(pos, key, field)),
             )
-        abstract = plan.type
+        abstract, objects = plan.possible
         resolve_type = abstract.resolve_type or self.executor.type_resolver
         runtime_name = resolve_type(value, info, abstract)
         if inspect.isawaitable(runtime_name):
@@ -437,7 +446,7 @@ class Run:
         runtime = self.executor.ensure_valid_runtime_type(
             runtime_name, abstract, field.details, info, value
         )
-        self.complete_object(plan.objects[runtime.name], plan, value, field, container, key, pos)
+        self.complete_object(objects[runtime.name], plan, value, field, container, key, pos)
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -445,7 +454,7 @@ class Run:
         self,
         raw: Exception,
         field: FieldPlan,
-        container: Any,
+        container: Container,
         key: str | int,
         pos: Pos | None,
         plan: ValuePlan | None,
@@ -470,11 +479,11 @@ class Run:
         self.errors.add(error, path_of(target[PARENT], target[KEY], target[TYPENAME_OF]))
 
 
-async def _settle(awaitables: list[Any]) -> list[Any]:
+async def _settle(awaitables: list[Awaitable[object]]) -> list[object]:
     """Each awaitable's result or exception, run concurrently: `gather(return_exceptions=True)`
     without its per-child bookkeeping (tasks are awaited in turn; all run meanwhile)."""
     tasks = [asyncio.ensure_future(a) for a in awaitables]
-    results: list[Any] = []
+    results: list[object] = []
     try:
         for task in tasks:
             try:
