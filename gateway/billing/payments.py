@@ -237,32 +237,16 @@ async def mark_unavailable(session: AsyncSession, payment: Payment) -> None:
 
 
 async def charge_default_method(
-    session: AsyncSession,
-    settings: Settings,
-    provider: PaymentProvider,
-    account: Account,
-    *,
-    kind: PaymentKind,
-    amount_cents: int,
-    creator_user_id: str | None,
+    session: AsyncSession, provider: PaymentProvider, account: Account, payment: Payment
 ) -> Payment:
-    """Charge the account's default payment method off-session; a decline is a failed payment."""
+    """Charge a `new_payment` to the account's default method off-session; a decline fails it."""
     assert account.provider_customer_id and account.default_payment_method_id
-    payment = await new_payment(
-        session,
-        settings,
-        provider,
-        account,
-        kind=kind,
-        amount_cents=amount_cents,
-        creator_user_id=creator_user_id,
-    )
     try:
         event = await provider.charge_off_session(
             customer_id=account.provider_customer_id,
             payment_method_id=account.default_payment_method_id,
             payment_id=payment.id,
-            amount_cents=amount_cents,
+            amount_cents=payment.amount_cents,
             currency=payment.currency,
         )
     except ProviderError:
@@ -342,7 +326,7 @@ async def maybe_auto_top_up(
     if pending is not None:
         await session.commit()
         return None
-    payment = await charge_default_method(
+    payment = await new_payment(
         session,
         settings,
         provider,
@@ -351,6 +335,7 @@ async def maybe_auto_top_up(
         amount_cents=int(account.auto_top_up_amount_cents),
         creator_user_id=None,
     )
+    payment = await charge_default_method(session, provider, account, payment)
     if (
         payment.status == PaymentStatus.FAILED.value
         and payment.failure_reason != PROVIDER_UNAVAILABLE

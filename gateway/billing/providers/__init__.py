@@ -41,6 +41,18 @@ class SetupEvent:
 
 
 @dataclass(frozen=True)
+class CheckoutRequest:
+    """What a checkout asks the provider for; a `success_url` asks for a hosted page."""
+
+    customer_id: str
+    payment_id: str
+    amount_cents: int
+    currency: str
+    success_url: str | None
+    cancel_url: str | None
+
+
+@dataclass(frozen=True)
 class Checkout:
     # None for a hosted checkout page, whose PaymentIntent exists only once the customer pays.
     provider_payment_id: str | None
@@ -88,16 +100,7 @@ class PaymentProvider(Protocol):
         """A new customer for a billing account; returns its provider id."""
         ...
 
-    async def start_checkout(
-        self,
-        *,
-        customer_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
-        success_url: str | None,
-        cancel_url: str | None,
-    ) -> Checkout: ...
+    async def start_checkout(self, request: CheckoutRequest) -> Checkout: ...
 
     async def charge_off_session(
         self,
