@@ -74,6 +74,17 @@ def period_end(plan: Plan, start: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class NewSubscription:
+    """What subscribing asks a provider for; `customer_id` is the account's customer there."""
+
+    account: Account
+    customer_id: str | None
+    plan: Plan
+    seats: int
+    subscription_id: str
+
+
+@dataclass(frozen=True)
 class SubscriptionState:
     """The provider's view of one subscription, in our vocabulary."""
 
@@ -88,17 +99,6 @@ class SubscriptionState:
     provider_plan_id: str | None = None
     # Set when the first payment needs the customer to confirm it (3-D Secure, no card yet).
     client_secret: str | None = None
-
-
-@dataclass(frozen=True)
-class NewSubscription:
-    """What subscribing asks a provider for; `customer_id` is the account's customer there."""
-
-    account: Account
-    customer_id: str | None
-    plan: Plan
-    seats: int
-    subscription_id: str
 
 
 class SubscriptionProvider(Protocol):

@@ -103,15 +103,10 @@ class PaymentProvider(Protocol):
     async def start_checkout(self, request: CheckoutRequest) -> Checkout: ...
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
-        """Charge a saved payment method now; a decline is a `failed` event, not an error."""
+        """Charge a saved payment method the payment's amount now; a decline is a `failed`
+        event, not an error."""
         ...
 
     async def start_setup(self, *, customer_id: str, return_url: str | None) -> SetupSession: ...

@@ -74,15 +74,9 @@ class SandboxProvider:
         )
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
-        return self._outcome(payment_id, amount_cents)
+        return self._outcome(payment.id, payment.amount_cents)
 
     async def start_setup(self, *, customer_id: str, return_url: str | None) -> SetupSession:
         setup_id = f"sbx_seti_{secrets.token_hex(8)}"

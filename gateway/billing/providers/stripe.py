@@ -191,19 +191,14 @@ class StripeProvider:
         return Checkout(provider_payment_id=None, client_secret=None, checkout_url=session.url)
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
+        payment_id = payment.id
         try:
             intent = await self.client.v1.payment_intents.create_async(
                 {
-                    "amount": amount_cents,
-                    "currency": currency,
+                    "amount": payment.amount_cents,
+                    "currency": payment.currency,
                     "customer": customer_id,
                     "payment_method": payment_method_id,
                     "off_session": True,
