@@ -41,12 +41,7 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     rows = await load_each(
         info.context.loaders.user_row_by_id, [member._model.user_id for member in members]
     )
-    return [
-        row
-        if isinstance(row, Exception)
-        else (User.from_model(row) if row is not None and row.deleted_at is None else None)
-        for row in rows
-    ]
+    return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
 
 
 @strawberry.type

@@ -63,7 +63,7 @@ class Usage(Node):
         from schema.user import User
 
         user = await info.context.loaders.user_row_by_id.load(self._model.user_id)
-        return User.from_model(user) if user is not None and user.deleted_at is None else None
+        return User.unless_deleted(user)
 
     @strawberry.field(description="The paying organization; null for personal usage.")
     async def organization(

@@ -51,6 +51,11 @@ class User(Node):
         """From an ORM instance or a read-only row (`from_readers`)."""
         return from_readers(cls, _USER_READERS, user)
 
+    @classmethod
+    def unless_deleted(cls, user: models.User | None) -> User | None:
+        """The user a relation field shows: null for no row and for a deleted user."""
+        return cls.from_model(user) if user is not None and user.deleted_at is None else None
+
     @strawberry.field(description="The user's memberships, with role, in live organizations.")
     async def organizations(
         self, info: Info
