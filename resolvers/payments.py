@@ -25,6 +25,7 @@ from gateway.billing.payments import (
 )
 from gateway.billing.providers import (
     CardDetails,
+    CheckoutRequest,
     PaymentProvider,
     ProviderError,
     ProviderPayment,
@@ -285,12 +286,14 @@ async def _checkout(
     )
     try:
         checkout = await provider.start_checkout(
-            customer_id=customer_id,
-            payment_id=payment.id,
-            amount_cents=amount_cents,
-            currency=payment.currency,
-            success_url=success_url,
-            cancel_url=cancel_url,
+            CheckoutRequest(
+                customer_id=customer_id,
+                payment_id=payment.id,
+                amount_cents=amount_cents,
+                currency=payment.currency,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
         )
     except ProviderError as exc:
         await mark_unavailable(session, payment)
@@ -323,15 +326,17 @@ async def purchase_credits(
         if not account.default_payment_method_id:
             raise Unprocessable(NO_DEFAULT_METHOD)
         await _customer(ctx, account)
-        return await charge_default_method(
+        provider = _provider(ctx)
+        payment = await new_payment(
             ctx.session,
             ctx.settings,
-            _provider(ctx),
+            provider,
             account,
             kind=PaymentKind.PURCHASE,
             amount_cents=amount_cents,
             creator_user_id=ctx.user_id,
         )
+        return await charge_default_method(ctx.session, provider, account, payment)
 
     return await _once(
         ctx,

@@ -21,6 +21,7 @@ from gateway.billing.subscriptions import (
     INTERVAL_MONTHS,
     PLAN_TYPES,
     SUBSCRIBED,
+    NewSubscription,
     SubscriptionProvider,
     apply_state,
     subscription_provider,
@@ -288,11 +289,13 @@ async def subscribe(
     subscription_id = new_id("sub")
     try:
         state = await _provider(ctx).create(
-            account=account,
-            customer_id=customer_id,
-            plan=plan,
-            seats=seats,
-            subscription_id=subscription_id,
+            NewSubscription(
+                account=account,
+                customer_id=customer_id,
+                plan=plan,
+                seats=seats,
+                subscription_id=subscription_id,
+            )
         )
     except ProviderError as exc:
         raise ProviderUnavailable(f"The payment provider refused the request: {exc}") from exc

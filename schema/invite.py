@@ -49,7 +49,7 @@ class Invite(Node):
         from schema.user import User
 
         user = await info.context.loaders.user_row_by_id.load(self._model.invited_by_user_id)
-        return User.from_model(user) if user is not None and user.deleted_at is None else None
+        return User.unless_deleted(user)
 
     @strawberry.field
     async def organization(

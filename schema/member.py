@@ -18,6 +18,7 @@ from schema import declare
 from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
 from schema.relay import Node, connections
+from schema.rows import from_readers
 from schema.scalars import enum_of
 from schema.usage import Usage
 
@@ -40,12 +41,7 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     rows = await load_each(
         info.context.loaders.user_row_by_id, [member._model.user_id for member in members]
     )
-    return [
-        row
-        if isinstance(row, Exception)
-        else (User.from_model(row) if row is not None and row.deleted_at is None else None)
-        for row in rows
-    ]
+    return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
 
 
 @strawberry.type
@@ -58,11 +54,8 @@ class Member(Node):
 
     @classmethod
     def from_model(cls, member: models.Member | Any) -> Member:
-        """From an ORM member or a read-only row, which may hold only the columns the query
-        selected (schema/declare.py); held equal to the constructor by a test."""
-        found = cls.__new__(cls)
-        found.__dict__ = _MEMBER_READERS[type(member)](member)
-        return found
+        """From an ORM instance or a read-only row (`from_readers`)."""
+        return from_readers(cls, _MEMBER_READERS, member)
 
     @strawberry.field
     def organization_id(self) -> strawberry.ID:

@@ -17,7 +17,7 @@ from resolvers import accounts, payments
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_row
+from schema.rows import from_readers, from_row
 from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
@@ -87,11 +87,8 @@ class Payment(Node):
 
     @classmethod
     def from_model(cls, payment: models.Payment | Any) -> Payment:
-        """From an ORM payment or a read-only row, which may hold only the columns the query
-        selected (schema/declare.py); held equal to the constructor by a test."""
-        found = cls.__new__(cls)
-        found.__dict__ = _PAYMENT_READERS[type(payment)](payment)
-        return found
+        """From an ORM instance or a read-only row (`from_readers`)."""
+        return from_readers(cls, _PAYMENT_READERS, payment)
 
     @strawberry.field(description="The payment provider's record of it (asks the provider).")
     async def provider_details(self, info: Info) -> ProviderPaymentDetails:

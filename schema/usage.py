@@ -16,6 +16,7 @@ from resolvers.usage import UsageEvent, measures
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
+from schema.rows import from_readers
 from schema.scalars import JSON, BigInt
 
 if TYPE_CHECKING:
@@ -45,14 +46,8 @@ class Usage(Node):
 
     @classmethod
     def from_model(cls, record: models.UsageRecord | Any) -> Usage:
-        """From an ORM record or a read-only row, which may hold only the columns the query
-        selected (schema/declare.py): the fields they feed are set, the others left
-        unset. A page holds up to 100 of these: filled in one dict, without the dataclass
-        `__init__` and the identity calls of the NewTypes (tests/engine/test_graphql_execution.py
-        holds it equal to the dataclass constructor)."""
-        usage = cls.__new__(cls)
-        usage.__dict__ = _USAGE_READERS[type(record)](record)
-        return usage
+        """From an ORM instance or a read-only row (`from_readers`)."""
+        return from_readers(cls, _USAGE_READERS, record)
 
     @strawberry.field
     def user_id(self) -> strawberry.ID:
@@ -68,7 +63,7 @@ class Usage(Node):
         from schema.user import User
 
         user = await info.context.loaders.user_row_by_id.load(self._model.user_id)
-        return User.from_model(user) if user is not None and user.deleted_at is None else None
+        return User.unless_deleted(user)
 
     @strawberry.field(description="The paying organization; null for personal usage.")
     async def organization(

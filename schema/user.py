@@ -23,6 +23,7 @@ from schema.payment import (
 )
 from schema.plan import user_subscription
 from schema.relay import Node, connection
+from schema.rows import from_readers, stored_fields
 from schema.usage import Usage
 
 if TYPE_CHECKING:
@@ -47,11 +48,13 @@ class User(Node):
 
     @classmethod
     def from_model(cls, user: models.User | Any) -> User:
-        """From an ORM user or a read-only row, without the dataclass `__init__` (a members
-        page shows one per member; held equal to the constructor by a test)."""
-        found = cls.__new__(cls)
-        found.__dict__ = _USER_READERS[type(user)](user)
-        return found
+        """From an ORM instance or a read-only row (`from_readers`)."""
+        return from_readers(cls, _USER_READERS, user)
+
+    @classmethod
+    def unless_deleted(cls, user: models.User | None) -> User | None:
+        """The user a relation field shows: null for no row and for a deleted user."""
+        return cls.from_model(user) if user is not None and user.deleted_at is None else None
 
     @strawberry.field(description="The user's memberships, with role, in live organizations.")
     async def organizations(
@@ -110,20 +113,8 @@ class User(Node):
     )
 
 
-_USER_READERS = declare.RecordReaders(
-    [
-        (name, name, None)
-        for name in (
-            "id",
-            "email",
-            "display_name",
-            "photo_url",
-            "terms_accepted_at",
-            "created_at",
-            "updated_at",
-        )
-    ]
-)
+# Every stored field of User is its row's attribute of the same name, unconverted.
+_USER_READERS = declare.RecordReaders([(name, name, None) for name in stored_fields(User)])
 
 
 @strawberry.type

@@ -9,9 +9,10 @@ UPDATE and credits the ledger under the key `payment:<payment id>`. Replays chan
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -78,27 +79,20 @@ async def apply_payment_event(session: AsyncSession, event: PaymentEvent) -> Pay
             .execution_options(synchronize_session=False)
         )
     if event.outcome == "succeeded":
-        moved = await session.execute(
-            update(Payment)
-            .where(col(Payment.id) == payment.id, col(Payment.status).in_(_MAY_SUCCEED))
-            .values(
-                status=PaymentStatus.SUCCEEDED.value,
-                paid_at=now,
-                failure_reason=None,
-                updated_at=now,
-            )
-            .returning(col(Payment.id))
-            .execution_options(synchronize_session=False)
+        await _move_and_post(
+            session,
+            payment,
+            col(Payment.status).in_(_MAY_SUCCEED),
+            {
+                "status": PaymentStatus.SUCCEEDED.value,
+                "paid_at": now,
+                "failure_reason": None,
+                "updated_at": now,
+            },
+            amount=payment.credits,
+            reason=payment.kind,
+            idempotency_key=payment_ledger_key(payment.id),
         )
-        if moved.scalar_one_or_none() is not None:
-            await post_entry(
-                session,
-                account_id=payment.account_id,
-                amount=payment.credits,
-                reason=payment.kind,
-                idempotency_key=payment_ledger_key(payment.id),
-                reference_id=payment.id,
-            )
     elif event.outcome in ("failed", "canceled"):
         status = (
             PaymentStatus.FAILED.value
@@ -139,10 +133,35 @@ async def apply_refund(session: AsyncSession, provider_payment_id: str) -> Payme
     if payment is None:
         log.info("refund for unknown payment %s ignored", provider_payment_id)
         return None
+    await _move_and_post(
+        session,
+        payment,
+        col(Payment.status) == PaymentStatus.SUCCEEDED.value,
+        {"status": PaymentStatus.REFUNDED.value, "updated_at": utcnow()},
+        amount=-payment.credits,
+        reason="refund",
+        idempotency_key=f"refund:{payment.id}",
+    )
+    await session.refresh(payment)
+    return payment
+
+
+async def _move_and_post(
+    session: AsyncSession,
+    payment: Payment,
+    allowed: ColumnElement[bool],
+    values: Mapping[str, object],
+    *,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+) -> None:
+    """Update the payment where `allowed` holds, and post its ledger entry only if this call
+    moved it: a replayed event finds the payment already moved and posts nothing."""
     moved = await session.execute(
         update(Payment)
-        .where(col(Payment.id) == payment.id, col(Payment.status) == PaymentStatus.SUCCEEDED.value)
-        .values(status=PaymentStatus.REFUNDED.value, updated_at=utcnow())
+        .where(col(Payment.id) == payment.id, allowed)
+        .values(dict(values))
         .returning(col(Payment.id))
         .execution_options(synchronize_session=False)
     )
@@ -150,13 +169,11 @@ async def apply_refund(session: AsyncSession, provider_payment_id: str) -> Payme
         await post_entry(
             session,
             account_id=payment.account_id,
-            amount=-payment.credits,
-            reason="refund",
-            idempotency_key=f"refund:{payment.id}",
+            amount=amount,
+            reason=reason,
+            idempotency_key=idempotency_key,
             reference_id=payment.id,
         )
-    await session.refresh(payment)
-    return payment
 
 
 async def apply_setup_event(session: AsyncSession, event: SetupEvent) -> Account | None:
@@ -237,33 +254,15 @@ async def mark_unavailable(session: AsyncSession, payment: Payment) -> None:
 
 
 async def charge_default_method(
-    session: AsyncSession,
-    settings: Settings,
-    provider: PaymentProvider,
-    account: Account,
-    *,
-    kind: PaymentKind,
-    amount_cents: int,
-    creator_user_id: str | None,
+    session: AsyncSession, provider: PaymentProvider, account: Account, payment: Payment
 ) -> Payment:
-    """Charge the account's default payment method off-session; a decline is a failed payment."""
+    """Charge a `new_payment` to the account's default method off-session; a decline fails it."""
     assert account.provider_customer_id and account.default_payment_method_id
-    payment = await new_payment(
-        session,
-        settings,
-        provider,
-        account,
-        kind=kind,
-        amount_cents=amount_cents,
-        creator_user_id=creator_user_id,
-    )
     try:
         event = await provider.charge_off_session(
+            payment=payment,
             customer_id=account.provider_customer_id,
             payment_method_id=account.default_payment_method_id,
-            payment_id=payment.id,
-            amount_cents=amount_cents,
-            currency=payment.currency,
         )
     except ProviderError:
         log.exception("charge of payment %s failed at the provider", payment.id)
@@ -342,7 +341,7 @@ async def maybe_auto_top_up(
     if pending is not None:
         await session.commit()
         return None
-    payment = await charge_default_method(
+    payment = await new_payment(
         session,
         settings,
         provider,
@@ -351,6 +350,7 @@ async def maybe_auto_top_up(
         amount_cents=int(account.auto_top_up_amount_cents),
         creator_user_id=None,
     )
+    payment = await charge_default_method(session, provider, account, payment)
     if (
         payment.status == PaymentStatus.FAILED.value
         and payment.failure_reason != PROVIDER_UNAVAILABLE

@@ -74,6 +74,17 @@ def period_end(plan: Plan, start: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class NewSubscription:
+    """What subscribing asks a provider for; `customer_id` is the account's customer there."""
+
+    account: Account
+    customer_id: str | None
+    plan: Plan
+    seats: int
+    subscription_id: str
+
+
+@dataclass(frozen=True)
 class SubscriptionState:
     """The provider's view of one subscription, in our vocabulary."""
 
@@ -93,16 +104,8 @@ class SubscriptionState:
 class SubscriptionProvider(Protocol):
     name: str
 
-    async def create(
-        self,
-        *,
-        account: Account,
-        customer_id: str | None,
-        plan: Plan,
-        seats: int,
-        subscription_id: str,
-    ) -> SubscriptionState:
-        """Start a subscription; `customer_id` is the account's customer at this provider."""
+    async def create(self, request: NewSubscription) -> SubscriptionState:
+        """Start a subscription at this provider."""
         ...
 
     async def change_seats(
@@ -131,21 +134,13 @@ class SandboxSubscriptions:
 
     name = "sandbox"
 
-    async def create(
-        self,
-        *,
-        account: Account,
-        customer_id: str | None,
-        plan: Plan,
-        seats: int,
-        subscription_id: str,
-    ) -> SubscriptionState:
+    async def create(self, request: NewSubscription) -> SubscriptionState:
         now = utcnow()
         return SubscriptionState(
             status=SubscriptionStatus.ACTIVE.value,
-            seats=seats,
+            seats=request.seats,
             current_period_start=now,
-            current_period_end=period_end(plan, now),
+            current_period_end=period_end(request.plan, now),
         )
 
     async def change_seats(
@@ -217,15 +212,8 @@ class StripeSubscriptions:
         )
         return plan_id
 
-    async def create(
-        self,
-        *,
-        account: Account,
-        customer_id: str | None,
-        plan: Plan,
-        seats: int,
-        subscription_id: str,
-    ) -> SubscriptionState:
+    async def create(self, request: NewSubscription) -> SubscriptionState:
+        plan, customer_id = request.plan, request.customer_id
         if not plan.provider_price_id:
             raise Unprocessable("This plan cannot be purchased yet")
         if not customer_id:
@@ -233,16 +221,16 @@ class StripeSubscriptions:
         try:
             params: SubscriptionCreateParams = {
                 "customer": customer_id,
-                "items": [{"plan": plan.provider_price_id, "quantity": seats}],
+                "items": [{"plan": plan.provider_price_id, "quantity": request.seats}],
                 "metadata": {
-                    "subscription_id": subscription_id,
-                    "account_id": account.id,
+                    "subscription_id": request.subscription_id,
+                    "account_id": request.account.id,
                     "plan_id": plan.id,
                 },
             }
             created = await self.client.v1.subscriptions.create_async(
                 params=params,
-                options={"idempotency_key": f"subscribe-{subscription_id}"},
+                options={"idempotency_key": f"subscribe-{request.subscription_id}"},
             )
             state = state_from_stripe(created.to_dict())
             if state.status == SubscriptionStatus.INCOMPLETE.value:

@@ -41,6 +41,18 @@ class SetupEvent:
 
 
 @dataclass(frozen=True)
+class CheckoutRequest:
+    """What a checkout asks the provider for; a `success_url` asks for a hosted page."""
+
+    customer_id: str
+    payment_id: str
+    amount_cents: int
+    currency: str
+    success_url: str | None
+    cancel_url: str | None
+
+
+@dataclass(frozen=True)
 class Checkout:
     # None for a hosted checkout page, whose PaymentIntent exists only once the customer pays.
     provider_payment_id: str | None
@@ -88,27 +100,13 @@ class PaymentProvider(Protocol):
         """A new customer for a billing account; returns its provider id."""
         ...
 
-    async def start_checkout(
-        self,
-        *,
-        customer_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
-        success_url: str | None,
-        cancel_url: str | None,
-    ) -> Checkout: ...
+    async def start_checkout(self, request: CheckoutRequest) -> Checkout: ...
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
-        """Charge a saved payment method now; a decline is a `failed` event, not an error."""
+        """Charge a saved payment method the payment's amount now; a decline is a `failed`
+        event, not an error."""
         ...
 
     async def start_setup(self, *, customer_id: str, return_url: str | None) -> SetupSession: ...

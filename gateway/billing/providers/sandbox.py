@@ -12,6 +12,7 @@ import secrets
 from gateway.billing.providers import (
     CardDetails,
     Checkout,
+    CheckoutRequest,
     PaymentEvent,
     ProviderPayment,
     SetupEvent,
@@ -52,20 +53,13 @@ class SandboxProvider:
     async def create_customer(self, *, account_id: str, email: str | None) -> str:
         return f"sbx_cus_{account_id}"
 
-    async def start_checkout(
-        self,
-        *,
-        customer_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
-        success_url: str | None,
-        cancel_url: str | None,
-    ) -> Checkout:
-        event = self._outcome(payment_id, amount_cents)
-        if success_url:
+    async def start_checkout(self, request: CheckoutRequest) -> Checkout:
+        event = self._outcome(request.payment_id, request.amount_cents)
+        if success_url := request.success_url:
             # The "hosted page" settles at once and sends the customer straight back.
-            back = success_url if event.outcome == "succeeded" else (cancel_url or success_url)
+            back = (
+                success_url if event.outcome == "succeeded" else (request.cancel_url or success_url)
+            )
             return Checkout(
                 provider_payment_id=event.provider_payment_id,
                 client_secret=None,
@@ -80,15 +74,9 @@ class SandboxProvider:
         )
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
-        return self._outcome(payment_id, amount_cents)
+        return self._outcome(payment.id, payment.amount_cents)
 
     async def start_setup(self, *, customer_id: str, return_url: str | None) -> SetupSession:
         setup_id = f"sbx_seti_{secrets.token_hex(8)}"

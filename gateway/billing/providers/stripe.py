@@ -20,6 +20,7 @@ from stripe.params.checkout import SessionCreateParams
 from gateway.billing.providers import (
     CardDetails,
     Checkout,
+    CheckoutRequest,
     Outcome,
     PaymentEvent,
     ProviderError,
@@ -126,25 +127,9 @@ class StripeProvider:
             raise ProviderError(str(exc.user_message or exc)) from exc
         return str(customer.id)
 
-    async def start_checkout(
-        self,
-        *,
-        customer_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
-        success_url: str | None,
-        cancel_url: str | None,
-    ) -> Checkout:
-        if success_url:
-            return await self._hosted_checkout(
-                customer_id=customer_id,
-                payment_id=payment_id,
-                amount_cents=amount_cents,
-                currency=currency,
-                success_url=success_url,
-                cancel_url=cancel_url,
-            )
+    async def start_checkout(self, request: CheckoutRequest) -> Checkout:
+        if request.success_url:
+            return await self._hosted_checkout(request, request.success_url)
         try:
             # cast: the SDK's params name this field `allowed_payment_method_types` (its newest
             # API version); we send the long-standing `payment_method_types`, which localstripe
@@ -152,15 +137,15 @@ class StripeProvider:
             params = cast(
                 PaymentIntentCreateParams,
                 {
-                    "amount": amount_cents,
-                    "currency": currency,
-                    "customer": customer_id,
+                    "amount": request.amount_cents,
+                    "currency": request.currency,
+                    "customer": request.customer_id,
                     "payment_method_types": ["card"],
-                    "metadata": {"payment_id": payment_id},
+                    "metadata": {"payment_id": request.payment_id},
                 },
             )
             intent = await self.client.v1.payment_intents.create_async(
-                params, {"idempotency_key": f"checkout:{payment_id}"}
+                params, {"idempotency_key": f"checkout:{request.payment_id}"}
             )
         except stripe.StripeError as exc:
             raise ProviderError(str(exc.user_message or exc)) from exc
@@ -170,31 +155,23 @@ class StripeProvider:
             checkout_url=None,
         )
 
-    async def _hosted_checkout(
-        self,
-        *,
-        customer_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
-        success_url: str,
-        cancel_url: str | None,
-    ) -> Checkout:
+    async def _hosted_checkout(self, request: CheckoutRequest, success_url: str) -> Checkout:
         """A Stripe-hosted Checkout Session: the frontend redirects to its URL.
 
         Stripe creates the PaymentIntent when the customer pays, so the payment learns its
         PaymentIntent id from the `checkout.session.*` events (found by `metadata.payment_id`).
         """
+        payment_id = request.payment_id
         params: SessionCreateParams = {
             "mode": "payment",
-            "customer": customer_id,
+            "customer": request.customer_id,
             "client_reference_id": payment_id,
             "line_items": [
                 {
                     "quantity": 1,
                     "price_data": {
-                        "currency": currency,
-                        "unit_amount": amount_cents,
+                        "currency": request.currency,
+                        "unit_amount": request.amount_cents,
                         "product_data": {"name": "Credits"},
                     },
                 }
@@ -203,8 +180,8 @@ class StripeProvider:
             "metadata": {"payment_id": payment_id},
             "payment_intent_data": {"metadata": {"payment_id": payment_id}},
         }
-        if cancel_url:
-            params["cancel_url"] = cancel_url
+        if request.cancel_url:
+            params["cancel_url"] = request.cancel_url
         try:
             session = await self.client.v1.checkout.sessions.create_async(
                 params, {"idempotency_key": f"checkout-session:{payment_id}"}
@@ -214,19 +191,14 @@ class StripeProvider:
         return Checkout(provider_payment_id=None, client_secret=None, checkout_url=session.url)
 
     async def charge_off_session(
-        self,
-        *,
-        customer_id: str,
-        payment_method_id: str,
-        payment_id: str,
-        amount_cents: int,
-        currency: str,
+        self, *, payment: Payment, customer_id: str, payment_method_id: str
     ) -> PaymentEvent:
+        payment_id = payment.id
         try:
             intent = await self.client.v1.payment_intents.create_async(
                 {
-                    "amount": amount_cents,
-                    "currency": currency,
+                    "amount": payment.amount_cents,
+                    "currency": payment.currency,
                     "customer": customer_id,
                     "payment_method": payment_method_id,
                     "off_session": True,
