@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ def from_row(cls: type[T], row: object, /, **values: object) -> T:
         fields = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
         found = _FIELDS[cls] = (tuple(n for n in fields if n != "_model"), "_model" in fields)
     names, keeps_row = found
-    kwargs: dict[str, Any] = {name: getattr(row, name) for name in names if name not in values}
+    kwargs: dict[str, object] = {name: getattr(row, name) for name in names if name not in values}
     if keeps_row:
         kwargs["_model"] = row
     return cls(**kwargs, **values)
