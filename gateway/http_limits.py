@@ -79,7 +79,7 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         message = f"The request body is larger than {self.max_bytes} bytes"
         if scope.get("path", "").startswith("/api/"):
-            body: Any = {"success": False, "error": message}
+            body: dict[str, object] = {"success": False, "error": message}
         else:
             body = {"errors": [{"message": message, "extensions": {"code": "REQUEST_TOO_LARGE"}}]}
         payload = orjson.dumps(body)

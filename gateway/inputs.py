@@ -9,7 +9,6 @@ arithmetic cannot hold is refused as the caller's mistake (400, `BAD_USER_INPUT`
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 # What a BigInteger column holds.
 INT64_MIN = -(2**63)
@@ -48,12 +47,12 @@ def date_in_range(value: date) -> date:
     return value
 
 
-def nul_path(value: Any, path: str = "") -> str | None:
+def nul_path(value: object, path: str = "") -> str | None:
     """Where in a decoded JSON value (keys included) a string holds a NUL, or None.
 
     Iterative, so a deeply nested document costs time linear in its size and no stack.
     """
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[object, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):

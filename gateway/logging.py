@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-from typing import Any
 
 import orjson
 
@@ -16,7 +15,7 @@ _RESERVED = set(vars(logging.makeLogRecord({})))
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
+        payload: dict[str, object] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -6,20 +6,69 @@ import base64
 import binascii
 import functools
 from collections import namedtuple
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import ARRAY, Integer, bindparam, func, select, true
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Label,
+    bindparam,
+    func,
+    select,
+    true,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, aliased
+from sqlalchemy.sql import Executable, FromClause
+from sqlmodel import SQLModel
 
 from gateway.db.expressions import one_of
 from gateway.db.session import RequestDatabase, dialect_name, fetch_rows, orm_session
 from gateway.errors import ValidationFailed
 
 T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class RowType(Protocol[R_co]):
+    """A named tuple class of a model's attributes (`plain_row_type`), whose rows are typed as
+    the model: read-only, with the same attribute names."""
+
+    def _make(self, iterable: Iterable[object], /) -> R_co: ...
+
+
+# A model's attribute as SQL, e.g. a page's parent column (`attribute(col(Member.user_id))`).
+Attribute = InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
+# A condition of a page's statement.
+Condition = ColumnElement[bool]
+# `pages_by_parent`'s `parent_of`: what the parent column must equal, from the parent's id.
+ParentOf = Callable[[ColumnElement[str]], ColumnElement[str]]
+# A column a `plain` page selects, labelled (with its model attribute's name): of any SQL type,
+# as SQLAlchemy's mapper gives them.
+PlainColumn = Label[Any]
+
+
+def attribute(column: Mapped[T]) -> InstrumentedAttribute[T]:
+    """`column` (what `sqlmodel.col(Model.attribute)` returns) as the instrumented attribute it
+    is: `col` types it as `Mapped`, which declares neither its `key` nor its `type`."""
+    found: InstrumentedAttribute[T] = column  # type: ignore[assignment]
+    return found
+
+
+def id_attribute(model: type[SQLModel]) -> InstrumentedAttribute[str]:
+    """`model.id` as SQL: every table model here has a string `id`, which SQLModel types, on
+    the class, as the row's value."""
+    found: InstrumentedAttribute[str] = model.id  # type: ignore[attr-defined]
+    return found
+
 
 _CURSOR_TAG = "c1:"
 
@@ -52,7 +101,7 @@ class ExtraColumn(Hashable, Protocol):
         """The database dialect whose SQL the column is; on others it is not read."""
         ...
 
-    def column(self, model: Any) -> Any:
+    def column(self, model: type[SQLModel]) -> PlainColumn:
         """The column for `model`'s rows (an SQL expression)."""
         ...
 
@@ -150,7 +199,7 @@ class Page(Generic[T]):
         return self.end_cursor if self.has_next_page else None
 
 
-def _page(rows: list[Any], args: PageArgs, extra: bool = False) -> Page[Any]:
+def _page(rows: list[T], args: PageArgs, extra: bool = False) -> Page[T]:
     more = len(rows) > args.limit
     rows = rows[: args.limit]
     if args.backwards:
@@ -163,25 +212,30 @@ def _page(rows: list[Any], args: PageArgs, extra: bool = False) -> Page[Any]:
     return page
 
 
-def _keyset(model: Any, args: PageArgs, newest_first: bool) -> tuple[list[Any], Any]:
+def _keyset(
+    model: type[SQLModel], args: PageArgs, newest_first: bool
+) -> tuple[list[Condition], ColumnElement[str]]:
     """Conditions and ordering for one page; ids sort by creation time."""
-    conditions = []
+    conditions: list[Condition] = []
     descending = newest_first != args.backwards
+    ids = id_attribute(model)
     if args.after is not None:
-        conditions.append(model.id < args.after if newest_first else model.id > args.after)
+        conditions.append(ids < args.after if newest_first else ids > args.after)
     if args.before is not None:
-        conditions.append(model.id > args.before if newest_first else model.id < args.before)
-    return conditions, (model.id.desc() if descending else model.id.asc())
+        conditions.append(ids > args.before if newest_first else ids < args.before)
+    return conditions, (ids.desc() if descending else ids.asc())
 
 
 @functools.cache
-def plain_columns(model: Any) -> tuple[Any, ...]:
+def plain_columns(model: type[SQLModel]) -> tuple[PlainColumn, ...]:
     """`model`'s columns labelled with its attribute names (e.g. `metadata` as `metadata_`)."""
     return tuple(prop.columns[0].label(prop.key) for prop in sa_inspect(model).column_attrs)
 
 
 @functools.lru_cache(maxsize=256)
-def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> tuple[Any, ...]:
+def projected_columns(
+    model: type[SQLModel], names: tuple[str, ...] | None, *keys: str
+) -> tuple[PlainColumn, ...]:
     """`plain_columns` of the attributes `names` (all of them when None), and the `keys`
     (id, parent column) whatever `names` says; in the model's column order."""
     columns = plain_columns(model)
@@ -194,7 +248,9 @@ def projected_columns(model: Any, names: tuple[str, ...] | None, *keys: str) -> 
     return tuple(column for column in columns if column.key in wanted)
 
 
-def _columns(model: Any, args: PageArgs, extra: bool, *keys: str) -> tuple[Any, ...]:
+def _columns(
+    model: type[SQLModel], args: PageArgs, extra: bool, *keys: str
+) -> tuple[PlainColumn, ...]:
     """A `plain` page's columns: the keys and the extra column, or the projected columns."""
     if extra:
         assert args.extra is not None
@@ -203,17 +259,17 @@ def _columns(model: Any, args: PageArgs, extra: bool, *keys: str) -> tuple[Any, 
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: its columns are SQL expressions
-class Joined:
+class Joined(Generic[M]):
     """Another model's whole row read with each item of a `plain` page, by the page model's
     foreign key (a LEFT JOIN): its columns come last, labelled `<prefix>__<attribute>`, and
     `row_of(item)` is that row, as `plain_row_type(model)` (None when there is none)."""
 
-    model: Any
-    foreign_key: Any
+    model: type[M]
+    foreign_key: Attribute
     prefix: str
 
     @functools.cached_property
-    def columns(self) -> tuple[Any, ...]:
+    def columns(self) -> tuple[PlainColumn, ...]:
         return tuple(
             column.element.label(f"{self.prefix}__{column.key}")
             for column in plain_columns(self.model)
@@ -223,28 +279,32 @@ class Joined:
     def _id_index(self) -> int:
         return [column.key for column in plain_columns(self.model)].index("id")
 
-    def row_of(self, item: Any) -> Any:
-        values = item[-len(self.columns) :]
+    def row_of(self, item: object) -> M | None:
+        # `item` is a plain page's row: a tuple, typed as its model by the page.
+        values: Sequence[object] = item[-len(self.columns) :]  # type: ignore[index]
         return (
             plain_row_type(self.model)._make(values) if values[self._id_index] is not None else None
         )
 
 
 @functools.cache
-def plain_row_type(model: Any) -> Any:
+def plain_row_type(model: type[M]) -> RowType[M]:
     """A named tuple of `model`'s attributes: what `plain` pages hold (cheap attribute reads)."""
-    return namedtuple(f"{model.__name__}Row", [column.key for column in plain_columns(model)])
+    # A class made at run time, whose rows the model describes (`RowType`).
+    return namedtuple(  # type: ignore[return-value]
+        f"{model.__name__}Row", [column.key for column in plain_columns(model)]
+    )
 
 
 async def page_of(
     session: AsyncSession | RequestDatabase,
-    model: Any,
+    model: type[M],
     args: PageArgs,
     *,
-    where: Sequence[Any] = (),
+    where: Sequence[Condition] = (),
     newest_first: bool = True,
     plain: bool = False,
-) -> Page[Any]:
+) -> Page[M]:
     """One page of `model` rows matching `where`.
 
     `plain`: the items are read-only rows (attribute access by the model's attribute names)
@@ -255,9 +315,9 @@ async def page_of(
         return Page([])
     extra = plain and _reads_extra(session, args)
     if plain:
-        stmt = select(*_columns(model, args, extra, "id"))
-        stmt = stmt.where(*where, *conditions).order_by(order).limit(args.limit + 1)
-        rows = await fetch_rows(session, stmt)
+        columns = select(*_columns(model, args, extra, "id"))
+        stmt = columns.where(*where, *conditions).order_by(order).limit(args.limit + 1)
+        rows: list[M] = await fetch_rows(session, stmt)
         if extra and not _written(rows):
             return await page_of(
                 session,
@@ -268,8 +328,8 @@ async def page_of(
                 plain=True,
             )
     else:
-        stmt = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
-        rows = list((await orm_session(session).execute(stmt)).scalars())
+        entities = select(model).where(*where, *conditions).order_by(order).limit(args.limit + 1)
+        rows = list((await orm_session(session).execute(entities)).scalars())
     return _page(rows, args, extra)
 
 
@@ -280,18 +340,18 @@ def _reads_extra(session: AsyncSession | RequestDatabase, args: PageArgs) -> boo
 
 async def pages_by_parent(
     session: AsyncSession | RequestDatabase,
-    model: Any,
-    parent_column: Any,
+    model: type[M],
+    parent_column: Attribute,
     parent_ids: Sequence[str],
     args: PageArgs,
     *,
-    where: Sequence[Any] = (),
+    where: Sequence[Condition] = (),
     newest_first: bool = True,
     plain: bool = False,
-    params: Mapping[str, Any] | None = None,
-    joined: Joined | None = None,
-    parent_of: Callable[[Any], Any] | None = None,
-) -> dict[str, Page[Any]]:
+    params: Mapping[str, object] | None = None,
+    joined: Joined[SQLModel] | None = None,
+    parent_of: ParentOf | None = None,
+) -> dict[str, Page[M]]:
     """The same page for many parents in one query (top-N per parent by a window function).
 
     `where` as a tuple (a module constant, with `bindparam`s whose values are in `params`) lets
@@ -318,7 +378,7 @@ async def pages_by_parent(
         parent_of,
         extra,
     )
-    values: dict[str, Any] = {"_limit": args.limit + 1, **(params or {})}
+    values: dict[str, object] = {"_limit": args.limit + 1, **(params or {})}
     if many:
         values["_parents"] = list(parent_ids)
     else:
@@ -328,10 +388,10 @@ async def pages_by_parent(
     if args.before is not None:
         values["_before"] = args.before
     if plain:
-        rows: Any = await fetch_rows(session, stmt, values)
+        rows: Sequence[M] = await fetch_rows(session, stmt, values)
     else:
         rows = (await orm_session(session).execute(stmt, values)).scalars().all()
-    grouped: dict[str, list[Any]] = {parent_id: [] for parent_id in parent_ids}
+    grouped: dict[str, list[M]] = {parent_id: [] for parent_id in parent_ids}
     if many:
         parent_key = parent_column.key
         for row in rows:
@@ -360,61 +420,68 @@ async def pages_by_parent(
     return pages
 
 
-def _written(rows: list[Any]) -> bool:
+def _written(rows: Sequence[object]) -> bool:
     """Whether every row of a page read with the extra column has its value."""
-    return all(row[-1] is not None for row in rows)
+    # Rows read with the extra column are tuples whose last value is the column's.
+    return all(row[-1] is not None for row in rows)  # type: ignore[index]
 
 
 # (model, parent, id(where), shape) -> (where, statement); `where` is kept so its id stays its own.
-_STATEMENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_STATEMENTS: dict[tuple[Hashable, ...], tuple[tuple[Condition, ...], Executable]] = {}
 _MAX_STATEMENTS = 512
 
 
 def _page_statement(
-    model: Any,
-    parent_column: Any,
-    where: tuple[Any, ...],
+    model: type[SQLModel],
+    parent_column: Attribute,
+    where: tuple[Condition, ...],
     newest_first: bool,
     args: PageArgs,
     plain: bool,
     many: bool,
     lateral: bool = False,
-    joined: Joined | None = None,
-    parent_of: Callable[[Any], Any] | None = None,
+    joined: Joined[SQLModel] | None = None,
+    parent_of: ParentOf | None = None,
     extra: bool = False,
-) -> Any:
+) -> Executable:
     """The page statement for this shape of arguments, with bound parameters for the values.
     `lateral` (PostgreSQL): several parents' pages with a LATERAL join instead of a window.
     `joined` (plain pages): another model's row with each item, by a LEFT JOIN. `parent_of`
     (one parent): what `parent_column` must equal, as an expression of the parent's bound id
     (e.g. a scalar subquery from a user id to their account's id)."""
     shape = (args.backwards, args.after is not None, args.before is not None, args.columns)
-    key: tuple[Any, ...] = (model, parent_column.key, id(where), newest_first, shape, plain)
+    key: tuple[Hashable, ...] = (model, parent_column.key, id(where), newest_first, shape, plain)
     key = (*key, many, lateral, joined, parent_of, args.extra if extra else None)
     found = _STATEMENTS.get(key)
     if found is not None and found[0] is where:
         return found[1]
-    conditions = []
+    conditions: list[Condition] = []
     descending = newest_first != args.backwards
+    ids = id_attribute(model)
     if args.after is not None:
-        after: Any = bindparam("_after")
-        conditions.append(model.id < after if newest_first else model.id > after)
+        after: BindParameter[str] = bindparam("_after")
+        conditions.append(ids < after if newest_first else ids > after)
     if args.before is not None:
-        before: Any = bindparam("_before")
-        conditions.append(model.id > before if newest_first else model.id < before)
-    order = model.id.desc() if descending else model.id.asc()
+        before: BindParameter[str] = bindparam("_before")
+        conditions.append(ids > before if newest_first else ids < before)
+    order = ids.desc() if descending else ids.asc()
     limit = bindparam("_limit", type_=Integer)
-    columns = _columns(model, args, extra, "id", parent_column.key) if plain else (model,)
-    source: Any = model
+    columns = _columns(model, args, extra, "id", parent_column.key) if plain else ()
+    # A plain page selects its columns, an ORM page the model.
+    selected: tuple[PlainColumn | type[SQLModel], ...] = columns if plain else (model,)
+    source: type[SQLModel] | FromClause = model
     if joined is not None:
         assert plain, "joined rows are read as plain rows"
         columns = (*columns, *joined.columns)
+        selected = columns
         source = sa_inspect(model).local_table.outerjoin(
-            sa_inspect(joined.model).local_table, joined.model.id == joined.foreign_key
+            sa_inspect(joined.model).local_table,
+            id_attribute(joined.model) == joined.foreign_key,
         )
+    stmt: Executable
     if not many:
         stmt = (
-            select(*columns)
+            select(*selected)
             .select_from(source)
             .where(
                 parent_column
@@ -435,7 +502,7 @@ def _page_statement(
             .render_derived(name="_parents")
         )
         page = (
-            select(*columns)
+            select(*selected)
             .select_from(source)
             .where(parent_column == parents.c.parent_id, *where, *conditions)
             .order_by(order)
@@ -456,7 +523,7 @@ def _page_statement(
     else:
         rank = func.row_number().over(partition_by=parent_column, order_by=order).label("_rank")
         inner = (
-            select(*columns, rank)
+            select(*selected, rank)
             .select_from(source)
             .where(one_of(parent_column, "_parents"), *where, *conditions)
             .subquery()

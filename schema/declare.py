@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Never, TypeVar
 
 from strawberry.types import Info
 
@@ -46,10 +46,14 @@ from resolvers.pagination import ExtraColumn
 
 # -- records ------------------------------------------------------------------------------------
 
-Conversion = Callable[[Any], Any] | None
+# A conversion of a record's attribute, whatever the column's type (`Never`: nothing here calls
+# it but the generated reader).
+Conversion = Callable[[Never], object] | None
+# A record -> a GraphQL object's attributes.
+Reader = Callable[[object], dict[str, object]]
 
 
-class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
+class RecordReaders(dict[type, Reader]):
     """record type -> a function giving a GraphQL object's attributes from a record of that
     type, for `from_model`: every attribute from an ORM instance or a whole row, those its
     columns feed from a projected row. `fields` are (attribute, the record's attribute it
@@ -60,14 +64,14 @@ class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
         super().__init__()
         self.fields = tuple(fields)
 
-    def __missing__(self, record_type: type) -> Callable[[Any], dict[str, Any]]:
+    def __missing__(self, record_type: type) -> Reader:
         columns = getattr(record_type, "_fields", None)  # a row (named tuple) or an ORM model
         kept = [f for f in self.fields if columns is None or f[1] in columns]
         # One dict display, generated once per record type (a third of the cost of
         # `dict(zip(names, attrgetter(...)(record)))` and a loop over the conversions). Only
         # our own identifiers go into the source: attribute and column names are checked to be
         # identifiers, conversions are referenced by name from the namespace.
-        namespace: dict[str, Any] = {}
+        namespace: dict[str, Any] = {}  # the generated code's globals, as `exec` takes them
         items = []
         for i, (name, source, convert) in enumerate(kept):
             if not (name.isidentifier() and source.isidentifier()):
@@ -80,7 +84,7 @@ class RecordReaders(dict[type, Callable[[Any], dict[str, Any]]]):
         items.append("'_model': record")
         source_code = "def read(record):\n    return {" + ", ".join(items) + "}\n"
         exec(compile(source_code, f"<record reader {record_type.__name__}>", "exec"), namespace)
-        read: Callable[[Any], dict[str, Any]] = namespace["read"]
+        read: Reader = namespace["read"]
         self[record_type] = read
         return read
 
@@ -159,8 +163,10 @@ def page_selection(info: Info) -> NodeSelection:
 
 BATCH_ATTRIBUTE = "__graphql_batch__"
 
-F = TypeVar("F", bound=Callable[..., Any])
-Batch = Callable[..., Awaitable[list[Any]]]
+F = TypeVar("F", bound=Callable[..., object])
+V = TypeVar("V")
+# A batch form: the parents (and the field's arguments) -> one value or error per parent.
+Batch = Callable[..., Awaitable[Sequence[object]]]
 
 
 def batched(batch: Batch) -> Callable[[F], F]:
@@ -173,12 +179,17 @@ def batched(batch: Batch) -> Callable[[F], F]:
     return mark
 
 
-def batch_form(resolver: Any) -> Batch | None:
+def batch_form(resolver: object) -> Batch | None:
     found: Batch | None = getattr(resolver, BATCH_ATTRIBUTE, None)
     return found
 
 
-async def resolve_one(batch: Batch, parent: Any, *args: Any, **kwargs: Any) -> Any:
+async def resolve_one(
+    batch: Callable[..., Awaitable[Sequence[V | Exception]]],
+    parent: object,
+    *args: object,
+    **kwargs: object,
+) -> V:
     """The batch form on one parent: its value, or its error raised."""
     values = await batch([parent], *args, **kwargs)
     if len(values) != 1:

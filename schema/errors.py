@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLErrorExtensions
+from strawberry.types.field import StrawberryField
 
 from gateway.db.session import unavailable
 from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
@@ -41,7 +42,7 @@ P = TypeVar("P", bound=Payload)
 Mutation = Callable[..., Awaitable[P]]
 
 
-def mutation(description: str | None = None) -> Callable[[Mutation[P]], Any]:
+def mutation(description: str | None = None) -> Callable[[Mutation[P]], StrawberryField]:
     """A mutation field whose resolver calls the operation and returns its payload: an
     expected failure (a `DomainError`) rolls the session back and becomes the payload
     (the resolver's return type) with that error; a refused caller is rolled back and
@@ -52,13 +53,13 @@ def mutation(description: str | None = None) -> Callable[[Mutation[P]], Any]:
             return UserPayload(user=User.from_model(await users.accept_terms(info.context)))
     """
 
-    def decorate(resolve: Mutation[P]) -> Any:
+    def decorate(resolve: Mutation[P]) -> StrawberryField:
         if "info" not in inspect.signature(resolve).parameters:
             raise TypeError(f"{resolve.__qualname__} needs an `info` parameter")
         payload: type[P] | None = None  # the return type, read once its module has loaded
 
         @functools.wraps(resolve)
-        async def run(*args: Any, **kwargs: Any) -> P:
+        async def run(*args: object, **kwargs: Any) -> P:  # as strawberry calls it, `info` too
             nonlocal payload
             ctx = kwargs["info"].context
             try:
@@ -72,7 +73,8 @@ def mutation(description: str | None = None) -> Callable[[Mutation[P]], Any]:
                     payload = typing.get_type_hints(resolve)["return"]
                 return payload(errors=[UserError.from_domain(error)])
 
-        return strawberry.mutation(resolver=run, description=description)
+        field: StrawberryField = strawberry.mutation(resolver=run, description=description)
+        return field
 
     return decorate
 
@@ -113,7 +115,7 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     if original is not None and not isinstance(original, DomainError) and unavailable(original):
         original = DatabaseUnavailable()  # the database went away (gateway/db/session.py)
     if isinstance(original, DomainError):
-        extensions: dict[str, Any] = {**(error.extensions or {}), "code": original.code}
+        extensions: GraphQLErrorExtensions = {**(error.extensions or {}), "code": original.code}
         if original.field:
             extensions["field"] = original.field
         return GraphQLError(

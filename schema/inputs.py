@@ -9,7 +9,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from graphql import GraphQLError, StringValueNode, ValidationRule
 
@@ -21,7 +21,7 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 class NoNulInStrings(ValidationRule):
     """String literals of the document (arguments, defaults) hold no NUL."""
 
-    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+    def enter_string_value(self, node: StringValueNode, *_: object) -> None:
         if NUL in node.value:
             self.report_error(
                 GraphQLError(
@@ -32,7 +32,7 @@ class NoNulInStrings(ValidationRule):
             )
 
 
-def nul_in_variables(variables: dict[str, Any] | None) -> GraphQLError | None:
+def nul_in_variables(variables: Mapping[str, object] | None) -> GraphQLError | None:
     """The error for variables holding a NUL anywhere (keys included), or None."""
     if not variables:
         return None

@@ -11,6 +11,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 import strawberry
 from orjson import Fragment
 from strawberry.types import Info
+from strawberry.types.field import StrawberryField
 
 from gateway.context import Context
 from resolvers.pagination import Page, PageArgs
@@ -42,10 +43,25 @@ class Edge(Generic[T]):
     node: T
 
 
+class PageState(Protocol):
+    """What a connection keeps of its page (a `Page` of any row type): pageInfo and cursors."""
+
+    @property
+    def has_next_page(self) -> bool: ...
+    @property
+    def has_previous_page(self) -> bool: ...
+    @property
+    def start_cursor(self) -> str | None: ...
+    @property
+    def end_cursor(self) -> str | None: ...
+    @property
+    def cursors(self) -> list[str]: ...
+
+
 @strawberry.type
 class Connection(Generic[T]):
     nodes: list[T]
-    _page: strawberry.Private[Page[Any]]
+    _page: strawberry.Private[PageState]
     _count: strawberry.Private[Callable[[], Awaitable[int | None]] | None] = None
 
     @strawberry.field
@@ -72,15 +88,16 @@ class Connection(Generic[T]):
     @classmethod
     def from_page(
         cls,
-        page: Page[Any],
-        convert: Callable[[Any], T],
+        page: Page[S],
+        convert: Callable[[S], T],
         count: Callable[[], Awaitable[int | None]] | None = None,
     ) -> Connection[T]:
         if page.extra:
             # The nodes' response objects as PostgreSQL wrote them, which only the compiled
             # executor asks for and takes as they are: each item's last value (`Page.extra`).
-            written: list[Any] = [Fragment(item[-1]) for item in page.items]
-            return cls(nodes=written, _page=page, _count=count)
+            # (The items are tuples typed as their rows; the nodes are not `T`s but their JSON.)
+            written = [Fragment(item[-1]) for item in page.items]  # type: ignore[index]
+            return cls(nodes=written, _page=page, _count=count)  # type: ignore[arg-type]
         return cls(
             nodes=[convert(item) for item in page.items],
             _page=page,
@@ -89,7 +106,7 @@ class Connection(Generic[T]):
 
 
 def page_args(
-    info: Any,
+    info: Info,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -130,11 +147,12 @@ class Parent(Protocol):
 
 PageOf = Callable[Concatenate[Context, S, PageArgs, Options], Awaitable[Page[R] | None]]
 PagesOf = Callable[
-    Concatenate[Context, Sequence[Any], PageArgs, Options],
+    Concatenate[Context, Sequence[S], PageArgs, Options],
     Awaitable[Sequence[Page[R] | Exception | None]],
 ]
 CountOf = Callable[Concatenate[Context, S, Options], Awaitable[int | None]]
-# A field's argument values as the executor passes them (strawberry's conversion of GraphQL's).
+# A field's argument values as the executor passes them (strawberry's conversion of GraphQL's,
+# of each argument's own type).
 Arguments = Any
 
 # The standard arguments of every connection field, in the order clients see them.
@@ -157,7 +175,7 @@ def connection(
     of: Callable[[Context, str], Awaitable[S]] | None = None,
     nullable: bool = False,
     description: str,
-) -> Any:  # a strawberry field, for a class body
+) -> StrawberryField:  # for a class body
     """The field of a connection of `node`s, from one declaration: the standard arguments
     (first/after/last/before, read into `PageArgs` by `page_args`), then `page`'s own keyword
     arguments after its first three (`succeeded_only`), which `count` takes too.
@@ -188,11 +206,11 @@ def connection(
 
 def connections(
     node: NodeType[R, T],
-    pages: PagesOf[Options, R],
+    pages: PagesOf[S, Options, R],
     *,
     nullable: bool = False,
     description: str,
-) -> Any:  # a strawberry field, for a class body
+) -> StrawberryField:  # for a class body
     """`connection` for a field under a list (`Member.usages`): `pages(ctx, rows, args,
     **options)` loads the pages of a whole level's parents at once (one value per parent,
     an `Exception` being that parent's error), called once per level by the compiled
@@ -253,7 +271,7 @@ def _field(
     options: list[inspect.Parameter],
     nullable: bool,
     description: str,
-) -> Any:
+) -> StrawberryField:
     """The strawberry field of `resolve`, whose signature strawberry (and the compiled
     executor) read: root, info, the standard arguments, the page function's own."""
     returns: object = Connection[node]  # type: ignore[valid-type]
@@ -266,4 +284,5 @@ def _field(
         ],
         return_annotation=returns | None if nullable else returns,  # type: ignore[operator]
     )
-    return strawberry.field(resolver=resolve, description=description)
+    made: StrawberryField = strawberry.field(resolver=resolve, description=description)
+    return made

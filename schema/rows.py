@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from schema.declare import RecordReaders
@@ -34,7 +34,7 @@ def from_row(cls: type[T], row: object, /, **values: object) -> T:
     and a `_model` field keeps `row` itself. Give the values that convert (enums, an
     optional id that is empty, a nested object)."""
     names, keeps_row = _fields_of(cls)
-    kwargs: dict[str, Any] = {name: getattr(row, name) for name in names if name not in values}
+    kwargs: dict[str, object] = {name: getattr(row, name) for name in names if name not in values}
     if keeps_row:
         kwargs["_model"] = row
     return cls(**kwargs, **values)

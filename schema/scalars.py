@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
-from typing import Any, NewType, TypeVar
+from typing import NewType, TypeVar
 
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
@@ -28,7 +28,7 @@ JSON = NewType("JSON", object)
 E = TypeVar("E", bound=enum.Enum)
 
 
-def enum_of(enum_class: type[E], value: Any) -> E:
+def enum_of(enum_class: type[E], value: object) -> E:
     """`enum_class(value)` by a dictionary lookup where it can (a tenth of the call's cost);
     the call itself, with its error, for anything else."""
     try:
@@ -37,7 +37,7 @@ def enum_of(enum_class: type[E], value: Any) -> E:
         return enum_class(value)
 
 
-def _parse_datetime(value: Any) -> datetime:
+def _parse_datetime(value: object) -> datetime:
     """An RFC 3339 string with a timezone, in the range every later step survives."""
     if not isinstance(value, str):
         raise ValueError("DateTime must be an RFC 3339 string")
@@ -54,7 +54,7 @@ def _parse_datetime(value: Any) -> datetime:
 _DECIMAL = re.compile(r"-?[0-9]{1,19}")
 
 
-def _parse_big_int(value: Any) -> int:
+def _parse_big_int(value: object) -> int:
     """An integer (or its decimal string, for clients whose numbers are doubles) that a
     BigInteger column holds; not a boolean, a float or anything else."""
     if isinstance(value, str) and _DECIMAL.fullmatch(value):

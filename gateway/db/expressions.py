@@ -27,12 +27,14 @@ class OneOf(ColumnElement[bool]):
         ("name", InternalTraversal.dp_string),
     ]
 
-    def __init__(self, column: Any, name: str) -> None:
+    def __init__(self, column: object, name: str) -> None:
         self.column = coercions.expect(roles.ExpressionElementRole, column)
         self.name = name
 
 
-def one_of(column: Any, name: str) -> OneOf:
+def one_of(column: object, name: str) -> OneOf:
+    """`column` (an SQL expression or a model attribute, which SQLModel types as its value)
+    is one of the list bound as `name`."""
     return OneOf(column, name)
 
 

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 import orjson
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from gateway.context import Context
+from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import Call, Endpoint, RestApp, rest
 from gateway.rest.idempotency import idempotency_hook
 from gateway.rest.openapi import build_openapi
 from gateway.rest.routes import ENDPOINTS
+from gateway.settings import Settings
 
 
-def create_rest_app(state: Any) -> RestApp:
+class RestState(Protocol):
+    """What the REST app takes of the app's state (gateway/app.py `AppState`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def rate_limiter(self) -> RateLimiter | None: ...
+    async def authenticated_context(self, request: HTTPConnection) -> Context: ...
+
+
+def create_rest_app(state: RestState) -> RestApp:
     document: list[bytes] = []
 
     @rest(auth="none")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote
 
 import orjson
@@ -25,6 +25,9 @@ from gateway.inputs import NUL, NUL_MESSAGE, nul_path
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import RateLimiter
 
+if TYPE_CHECKING:  # pydantic's own annotation for what TypeAdapter takes (typing_extensions)
+    from typing_extensions import TypeForm
+
 log = logging.getLogger("gateway.rest")
 
 
@@ -34,12 +37,14 @@ class Call:
 
     ctx: Context
     path: dict[str, str]
+    # The handler's own `@rest(query=..., body=...)` models, validated (None without one): each
+    # handler reads the fields of its models, which this one type cannot name.
     query: Any
     body: Any
     request: Request
 
 
-Handler = Callable[[Call], Awaitable[Any]]
+Handler = Callable[[Call], Awaitable[object]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +53,7 @@ class Spec:
 
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    response: Any = None
+    response: TypeForm[object] | None = None  # what pydantic serializes the result as
     status: int = 200
     auth: Literal["user", "service", "none"] = "user"
     # Money-moving POSTs: honour Idempotency-Key (a replay returns the first response).
@@ -59,7 +64,7 @@ def rest(
     *,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
-    response: Any = None,
+    response: TypeForm[object] | None = None,
     status: int = 200,
     auth: Literal["user", "service", "none"] = "user",
     idempotent: bool = False,
@@ -136,23 +141,23 @@ def envelope_error(status: int, message: str, headers: dict[str, str] | None = N
 
 
 @functools.lru_cache(maxsize=512)
-def _adapter(annotation: Any) -> TypeAdapter[Any]:
+def _adapter(annotation: TypeForm[object]) -> TypeAdapter[object]:
     return TypeAdapter(annotation)
 
 
-def _dump(value: Any, annotation: Any) -> Any:
+def _dump(value: object, annotation: TypeForm[object] | None) -> object:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     if annotation is not None and value is not None:
         try:
-            adapter = _adapter(annotation)
+            adapter = _adapter(annotation)  # type: ignore[arg-type]  # not always hashable
         except TypeError:  # an unhashable annotation: build it each time
             adapter = TypeAdapter(annotation)
         return adapter.dump_python(value, mode="json", by_alias=True)
     return value
 
 
-def envelope_ok(status: int, data: Any, annotation: Any = None) -> Response:
+def envelope_ok(status: int, data: object, annotation: TypeForm[object] | None = None) -> Response:
     if status == 204:
         return Response(status_code=204)
     return Response(
@@ -201,7 +206,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _validated(model: type[BaseModel], data: dict[str, Any], where: str) -> BaseModel:
+def _validated(model: type[BaseModel], data: Mapping[str, object], where: str) -> BaseModel:
     nul = nul_path(data)
     if nul is not None:
         raise BadInput(400, f"Invalid {where}: {nul} {NUL_MESSAGE}")
@@ -217,7 +222,7 @@ def _is_json(request: Request) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
-async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
+async def _read_body(request: Request, model: type[BaseModel] | None) -> BaseModel | None:
     if model is None:  # a route without a body ignores one (the server discards it)
         return None
     raw = await request.body()
@@ -236,7 +241,7 @@ async def _read_body(request: Request, model: type[BaseModel] | None) -> Any:
     return _validated(model, parsed, "request body")
 
 
-def _read_query(request: Request, model: type[BaseModel] | None) -> Any:
+def _read_query(request: Request, model: type[BaseModel] | None) -> BaseModel | None:
     if model is None:
         return None
     params = dict(request.query_params) if request.scope.get("query_string") else {}

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue
 
 import gateway
+from gateway.jsoncodec import Json, JsonObject
 from gateway.rest.framework import Endpoint
 from gateway.rest.wire import SETTINGS_KEY
 from gateway.settings import Settings
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+
+# JSON schemas as pydantic writes them (`JsonSchemaValue`): of the routes' parts, by (route
+# index, "body" | "query" | "response"), and the components they share, by name.
+Schemas = dict[tuple[int, str], JsonSchemaValue]
+Components = dict[str, JsonSchemaValue]
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed or invalid input; the message names the field",
@@ -27,14 +33,14 @@ ERROR_DESCRIPTIONS = {
     503: "The database is unavailable or no connection became free in time; see Retry-After",
 }
 
-RETRY_AFTER = {
+RETRY_AFTER: JsonObject = {
     "Retry-After": {
         "description": "Seconds to wait before retrying",
         "schema": {"type": "integer", "minimum": 1},
     }
 }
 
-ERROR_ENVELOPE = {
+ERROR_ENVELOPE: JsonObject = {
     "type": "object",
     "description": "Every failure: a non-2xx status and a message written for people.",
     "required": ["success", "error"],
@@ -44,7 +50,7 @@ ERROR_ENVELOPE = {
     },
 }
 
-SECURITY_SCHEME = {
+SECURITY_SCHEME: JsonObject = {
     "type": "http",
     "scheme": "bearer",
     "description": (
@@ -71,7 +77,7 @@ def _operation_id(endpoint: Endpoint, used: set[str]) -> str:
     return unique
 
 
-def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+def _envelope(data: JsonObject) -> JsonObject:
     return {
         "type": "object",
         "required": ["success", "data"],
@@ -79,15 +85,15 @@ def _envelope(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
+def _json(schema: JsonObject) -> JsonObject:
     return {"application/json": {"schema": schema}}
 
 
 def _collect_schemas(
     endpoints: Sequence[Endpoint],
-) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[str, Any]]:
+) -> tuple[Schemas, Components]:
     """JSON schemas of every body, query and response model, sharing one set of components."""
-    inputs: list[tuple[tuple[int, str], Any, TypeAdapter[Any]]] = []
+    inputs: list[tuple[tuple[int, str], JsonSchemaMode, TypeAdapter[object]]] = []
     for index, endpoint in enumerate(endpoints):
         if endpoint.body is not None:
             inputs.append(((index, "body"), "validation", TypeAdapter(endpoint.body)))
@@ -101,15 +107,14 @@ def _collect_schemas(
     return {k[0]: v for k, v in keys.items()}, dict(top.get("$defs", {}))
 
 
-def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+def _resolve(schema: JsonSchemaValue, components: Components) -> JsonSchemaValue:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        found: dict[str, Any] = components[ref.rsplit("/", 1)[1]]
-        return found
+        return components[ref.rsplit("/", 1)[1]]
     return schema
 
 
-def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
+def _non_null(prop: JsonSchemaValue) -> JsonSchemaValue:
     """A query parameter is absent rather than null: drop `null` branches and defaults."""
     schema = {k: v for k, v in prop.items() if k not in ("title", "description", "default")}
     options = schema.get("anyOf")
@@ -125,12 +130,12 @@ def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _query_parameters(schema: dict[str, Any], components: dict[str, Any]) -> list[dict[str, Any]]:
+def _query_parameters(schema: JsonSchemaValue, components: Components) -> list[Json]:
     model = _resolve(schema, components)
     required = set(model.get("required", []))
-    params = []
+    params: list[Json] = []
     for name, prop in model.get("properties", {}).items():
-        param: dict[str, Any] = {
+        param: JsonObject = {
             "name": name,
             "in": "query",
             "required": name in required,
@@ -145,12 +150,12 @@ def _query_parameters(schema: dict[str, Any], components: dict[str, Any]) -> lis
 def _operation(
     endpoint: Endpoint,
     index: int,
-    schemas: dict[tuple[int, str], dict[str, Any]],
-    components: dict[str, Any],
+    schemas: Schemas,
+    components: Components,
     used_ids: set[str],
-) -> dict[str, Any]:
+) -> JsonObject:
     doc = (endpoint.handler.__doc__ or "").strip()
-    operation: dict[str, Any] = {
+    operation: JsonObject = {
         "operationId": _operation_id(endpoint, used_ids),
         "summary": endpoint.summary,
         "tags": [_tag(endpoint.path)],
@@ -159,7 +164,7 @@ def _operation(
         operation["description"] = doc
     if endpoint.auth == "none":
         operation["security"] = []
-    parameters: list[dict[str, Any]] = [
+    parameters: list[Json] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in endpoint.path_params
     ]
@@ -184,7 +189,7 @@ def _operation(
             "content": _json(body_schema),
         }
 
-    responses: dict[str, Any] = {}
+    responses: JsonObject = {}
     status = endpoint.status
     if status == 204:
         responses["204"] = {"description": "No Content"}
@@ -202,13 +207,13 @@ def _operation(
     if endpoint.body is not None:
         errors.add(415)
     for code in sorted(errors):
-        responses[str(code)] = {
+        response: JsonObject = {
             "description": ERROR_DESCRIPTIONS[code],
             "content": _json({"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}),
         }
-    for code in (429, 503):
-        if code in errors:
-            responses[str(code)]["headers"] = RETRY_AFTER
+        if code in (429, 503):
+            response["headers"] = RETRY_AFTER
+        responses[str(code)] = response
     responses["default"] = {
         "description": "Any other failure (403, 405, 409, 422, 5xx) in the same envelope",
         "content": _json({"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}),
@@ -217,10 +222,10 @@ def _operation(
     return operation
 
 
-def _apply_settings(node: Any, settings: Settings | None) -> None:
+def _apply_settings(node: Schemas | Components, settings: Settings | None) -> None:
     """Bounds declared with `from_settings` become the running settings' values (without
     settings, the defaults'); the marker itself leaves the document."""
-    stack = [node]
+    stack: list[object] = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -239,18 +244,19 @@ def build_openapi(
     *,
     server_url: str = "/api/v1",
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The whole document: one path item per route path, one operation per method."""
     endpoints = list(endpoints)
     schemas, components = _collect_schemas(endpoints)
     _apply_settings(schemas, settings)
     _apply_settings(components, settings)
     components["ErrorEnvelope"] = ERROR_ENVELOPE
-    paths: dict[str, dict[str, Any]] = {}
+    operations: dict[str, JsonObject] = {}
     used_ids: set[str] = set()
     for index, endpoint in enumerate(endpoints):
-        item = paths.setdefault(endpoint.path, {})
+        item = operations.setdefault(endpoint.path, {})
         item[endpoint.method.lower()] = _operation(endpoint, index, schemas, components, used_ids)
+    paths: JsonObject = dict(operations)  # path -> its operations, as a JSON value
     return {
         "openapi": "3.1.0",
         "info": {

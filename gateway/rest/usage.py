@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
+from pydantic.config import JsonDict
 from starlette.responses import Response
 
 from gateway.db.models import User
@@ -26,7 +27,7 @@ from resolvers import usage
 from resolvers.usage import UsageEvent, UsageTotals, measures
 
 
-def _string_when_present(schema: dict[str, Any]) -> None:
+def _string_when_present(schema: JsonDict) -> None:
     """Documented as a string: a None is left out of the body, never sent as null."""
     schema.pop("anyOf", None)
     schema.pop("default", None)
@@ -163,7 +164,7 @@ class UsageTotalsOut(Wire):
     cost_usd: float = Field(description="Provider cost in USD")
 
     @classmethod
-    def fields_of(cls, totals: UsageTotals) -> dict[str, Any]:
+    def fields_of(cls, totals: UsageTotals) -> dict[str, Any]:  # keyword arguments, by name
         """The totals' fields: every sum but the cost in micro-USD, which shows in USD."""
         sums = {name: value for name, value in totals.sums.items() if name != "cost_micro_usd"}
         return {**sums, "cost_usd": totals.cost_usd}
@@ -295,7 +296,7 @@ class RecordUsagesIn(WireIn):
 
     @model_validator(mode="before")
     @classmethod
-    def _single_event(cls, data: Any) -> Any:
+    def _single_event(cls, data: object) -> object:
         if isinstance(data, dict) and "events" not in data:
             return {"events": [data]}
         return data

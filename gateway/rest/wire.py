@@ -16,6 +16,7 @@ from pydantic import (
     PlainSerializer,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import WithJsonSchema
 
@@ -183,11 +184,11 @@ Instant = Annotated[
 ]
 
 
-def from_settings(**keywords: str) -> dict[str, Any]:
+def from_settings(**keywords: str) -> JsonDict:
     """`json_schema_extra` for a bound that is a setting: OpenAPI keyword → Settings attribute
     (`minimum="checkout_min_cents"`), filled in by `build_openapi` from the running settings,
     so the document states the limit this server enforces."""
-    return {SETTINGS_KEY: keywords}
+    return {SETTINGS_KEY: {**keywords}}
 
 
 SETTINGS_KEY = "x-gateway-settings"

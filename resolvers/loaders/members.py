@@ -14,7 +14,7 @@ from gateway.db.models import Member, Organization, User
 from gateway.db.session import fetch_rows
 from resolvers.batching import BatchLoader
 from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, RowsByKey
-from resolvers.pagination import Joined, plain_columns, plain_row_type
+from resolvers.pagination import Joined, attribute, plain_columns, plain_row_type
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -37,7 +37,7 @@ member_pages_by_organization_id = PageByParent(
     col(Member.organization_id),
     newest_first=False,
     plain=True,
-    related={"user": (Joined(User, Member.user_id, "user"), _user_rows)},
+    related={"user": (Joined(User, attribute(col(Member.user_id)), "user"), _user_rows)},
 )
 
 # The caller's membership and the live organization in one statement (was three), both as

@@ -8,13 +8,21 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, bindparam, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Mapped
+from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel
 
 from gateway.db.expressions import one_of
 from gateway.db.session import fetch_rows, orm_session
 from resolvers.batching import BatchLoader
-from resolvers.pagination import Joined, Page, PageArgs, pages_by_parent, plain_columns
+from resolvers.pagination import (
+    Joined,
+    Page,
+    PageArgs,
+    ParentOf,
+    attribute,
+    pages_by_parent,
+    plain_columns,
+)
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -29,11 +37,9 @@ Where = Sequence[ColumnElement[bool]]
 PageKey = tuple[str, PageArgs]
 
 
-def attribute_name(column: Mapped[Any]) -> str:
-    """The model attribute that `column` is (`col(User.id)` → "id"): `sqlmodel.col` returns
-    the attribute itself, typed as `Mapped`, which does not declare `key`."""
-    attribute: InstrumentedAttribute[Any] = column  # type: ignore[assignment]
-    return attribute.key
+def attribute_name(column: Mapped[object]) -> str:
+    """The model attribute that `column` is (`col(User.id)` → "id")."""
+    return attribute(column).key
 
 
 class RowByKey(Generic[K, M]):
@@ -90,7 +96,7 @@ class RowsByKey(Generic[K, M]):
     """key → every ORM row whose `column` equals it, in `order_by` order (small, bounded lists)."""
 
     def __init__(
-        self, model: type[M], column: Mapped[K], order_by: Mapped[Any], where: Where = ()
+        self, model: type[M], column: Mapped[K], order_by: Mapped[object], where: Where = ()
     ) -> None:
         self.model, self.column, self.order_by, self.where = model, column, order_by, where
         self.key = attribute_name(column)
@@ -159,7 +165,8 @@ class LatestIdByKey(Generic[K]):
 
 
 # A relation a page may read with its items: how to join its row, and the loader it primes.
-Related = tuple[Joined, Callable[["Loaders"], BatchLoader[str, Any]]]
+# Of any model: a page's relations are of different models (`Joined[User]`, ...).
+Related = tuple[Joined[Any], Callable[["Loaders"], BatchLoader[str, Any]]]
 
 
 class PageByParent(Generic[M]):
@@ -180,9 +187,9 @@ class PageByParent(Generic[M]):
         where: Where = (),
         plain: bool = False,
         related: Mapping[str, Related] | None = None,
-        parent_of: Callable[[Any], Any] | None = None,
+        parent_of: ParentOf | None = None,
     ) -> None:
-        self.model, self.column, self.where = model, column, where
+        self.model, self.column, self.where = model, attribute(column), where
         self.newest_first, self.plain = newest_first, plain
         self.related, self.parent_of = related or {}, parent_of
 

@@ -13,7 +13,7 @@ from sqlmodel import col
 from gateway.db.models import UsageRecord
 from resolvers.batching import BatchLoader
 from resolvers.loaders.shapes import PageByParent, RowByKey
-from resolvers.pagination import Page, PageArgs, pages_by_parent
+from resolvers.pagination import Page, PageArgs, attribute, pages_by_parent
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -29,6 +29,7 @@ usage_pages_by_organization_id = PageByParent(
     UsageRecord, col(UsageRecord.organization_id), newest_first=True, plain=True
 )
 
+_USER_ID = attribute(col(UsageRecord.user_id))
 _IN_ORGANIZATION = (col(UsageRecord.organization_id) == bindparam("organization_id"),)
 
 
@@ -45,7 +46,7 @@ def usage_pages_by_member(loaders: Loaders) -> BatchLoader[MemberPageKey, Page[U
             pages = await pages_by_parent(
                 db,
                 UsageRecord,
-                UsageRecord.user_id,
+                _USER_ID,
                 list(dict.fromkeys(user_ids)),
                 args,
                 where=_IN_ORGANIZATION,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Integer,
+    Label,
     String,
     Text,
     and_,
@@ -57,7 +58,7 @@ class JsonNodes(NamedTuple):
         """The SQL is PostgreSQL's (`to_json`, `to_char`, `isfinite`)."""
         return "postgresql"
 
-    def column(self, model: type) -> Sql:
+    def column(self, model: type) -> Label[object]:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
         return json_column(model, self)
 
@@ -94,7 +95,7 @@ NODE_JSON = "node_json"
 
 
 @functools.lru_cache(maxsize=256)
-def json_column(model: type, nodes: JsonNodes) -> Sql:
+def json_column(model: type, nodes: JsonNodes) -> Label[object]:
     """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
     `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
     (the same bytes as the objects' response). Values as their GraphQL types serialize them
