@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from tests.conftest import Env
+from tests.envelopes import assert_refused
 
 VIEWER = "{ viewer { id email displayName } }"
 
@@ -99,8 +100,7 @@ async def test_wrong_api_key_is_unauthenticated_on_graphql(env: Env) -> None:
 
 async def test_missing_token_is_401_envelope_on_rest(env: Env) -> None:
     response = await env.anonymous.get("/users/me")
-    assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "Authentication required"}
+    assert_refused(response, 401, "Authentication required")
 
 
 async def test_revoked_api_key_is_refused(env: Env) -> None:

@@ -12,6 +12,7 @@ from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.settings import Settings
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CREDITS_PER_CENT = 10_000
@@ -204,8 +205,7 @@ async def test_purchase_without_default_method_is_422(env: Env) -> None:
     response = await alice.post(
         f"/users/{alice.user_id}/credits/purchase", json={"amountCents": 1000}
     )
-    assert response.status_code == 422
-    assert response.json() == {"success": False, "error": "No default payment method"}
+    assert_refused(response, 422, "No default payment method")
     assert await env.all(select(models.Payment)) == []
 
 

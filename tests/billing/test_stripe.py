@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.billing.payments import maybe_auto_top_up
 from gateway.billing.providers import build_payment_provider
 from gateway.db import models
-from tests.billing.test_webhooks import SECRET, deliver, event
+from tests.billing.helpers import SECRET, deliver, event
 from tests.conftest import Client, Env
 
 API_KEY = "sk_test_gateway"

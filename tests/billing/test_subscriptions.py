@@ -19,8 +19,9 @@ from gateway.billing.subscriptions import (
     state_from_stripe,
 )
 from gateway.db import models
-from tests.billing.test_plans import seed
+from tests.billing.helpers import seed
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 SUB_ID = re.compile(r"^sub-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -124,11 +125,7 @@ async def test_subscribe_twice_is_409_and_writes_nothing(env: Env) -> None:
     response = await owner.post(
         f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 5}
     )
-    assert response.status_code == 409
-    assert response.json() == {
-        "success": False,
-        "error": "The organization already has a plan: change its seats instead",
-    }
+    assert_refused(response, 409, "The organization already has a plan: change its seats instead")
     assert await subscription_count(env) == 1
     assert await history(env, org_id) == [("subscribed", 3)]
 
@@ -138,11 +135,7 @@ async def test_subscribe_with_fewer_seats_than_members_is_422(env: Env) -> None:
     response = await owner.post(
         f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
     )
-    assert response.status_code == 422
-    assert response.json() == {
-        "success": False,
-        "error": "seats must be at least the number of members (3)",
-    }
+    assert_refused(response, 422, "seats must be at least the number of members (3)")
     assert await subscription_count(env) == 0
 
 
@@ -170,8 +163,7 @@ async def test_subscribe_to_unknown_plan_is_404(env: Env) -> None:
     response = await owner.post(
         f"/organizations/{org_id}/plan", json={"planId": UNKNOWN_PLAN, "seats": 1}
     )
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Plan not found"}
+    assert_refused(response, 404, "Plan not found")
 
 
 async def test_organization_cannot_subscribe_to_individual_plan(env: Env) -> None:
@@ -199,23 +191,17 @@ async def test_subscribe_to_retired_plan_is_422(env: Env) -> None:
 
 async def test_members_may_not_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.post(
         f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
     )
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "Only organization owners and admins can do this",
-    }
+    assert_refused(response, 403, "Only organization owners and admins can do this")
     assert await subscription_count(env) == 0
 
 
 async def test_admins_may_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
-    admin = await env.user()
-    await env.add_member(org_id, admin, "admin")
+    admin = await env.member(org_id, "admin")
     response = await admin.post(
         f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
     )
@@ -236,8 +222,7 @@ async def test_strangers_get_404_on_every_plan_route(env: Env) -> None:
         await stranger.delete(f"{base}/{plan_id}"),
     ]
     for response in responses:
-        assert response.status_code == 404, response.text
-        assert response.json() == {"success": False, "error": "Organization not found"}
+        assert_refused(response, 404, "Organization not found")
 
 
 async def test_plan_routes_need_authentication(env: Env) -> None:
@@ -272,14 +257,12 @@ async def test_subscribe_replay_with_idempotency_key_returns_first_response(env:
 async def test_organization_plan_is_404_without_subscription(env: Env) -> None:
     owner, org_id, _ = await team(env)
     response = await owner.get(f"/organizations/{org_id}/plan")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
+    assert_refused(response, 404, "No plan found for organization")
 
 
 async def test_members_may_read_the_organization_plan(env: Env) -> None:
     owner, org_id, _plans = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     created = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     response = await member.get(f"/organizations/{org_id}/plan")
     assert response.status_code == 200
@@ -311,11 +294,7 @@ async def test_change_seats_updates_subscription_and_history(env: Env) -> None:
 async def test_change_seats_below_member_count_is_422(env: Env) -> None:
     owner, org_id, _ = await subscribed(env, members=2, seats=4)
     response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 2})
-    assert response.status_code == 422
-    assert response.json() == {
-        "success": False,
-        "error": "seats must be at least the number of members (3)",
-    }
+    assert_refused(response, 422, "seats must be at least the number of members (3)")
     current = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     assert current["seats"] == 4
     assert await history(env, org_id) == [("subscribed", 4)]
@@ -331,8 +310,7 @@ async def test_change_seats_to_same_count_records_nothing(env: Env) -> None:
 async def test_change_seats_without_subscription_is_404(env: Env) -> None:
     owner, org_id, _ = await team(env)
     response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 3})
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
+    assert_refused(response, 404, "No plan found for organization")
 
 
 async def test_change_seats_invalid_is_400(env: Env) -> None:
@@ -345,8 +323,7 @@ async def test_change_seats_invalid_is_400(env: Env) -> None:
 
 async def test_members_may_not_change_seats(env: Env) -> None:
     _owner, org_id, _ = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.put(f"/organizations/{org_id}/plan/seats", json={"seats": 9})
     assert response.status_code == 403
 
@@ -386,14 +363,12 @@ async def test_cancel_other_plan_is_404(env: Env) -> None:
 async def test_cancel_without_subscription_is_404(env: Env) -> None:
     owner, org_id, plans = await team(env)
     response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
+    assert_refused(response, 404, "No plan found for organization")
 
 
 async def test_members_may_not_cancel(env: Env) -> None:
     _owner, org_id, plans = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
     assert response.status_code == 403
     assert await history(env, org_id) == [("subscribed", 3)]
@@ -415,8 +390,7 @@ async def test_plan_history_lists_newest_first_with_shape(env: Env) -> None:
     owner, org_id, plans = await subscribed(env, seats=2)
     await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 4})
     await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.get(f"/organizations/{org_id}/plan/history")
     assert response.status_code == 200
     data = response.json()["data"]
@@ -484,8 +458,7 @@ async def test_plan_details_include_the_subscription_to_that_plan(env: Env) -> N
 async def test_plan_details_of_unknown_plan_is_404(env: Env) -> None:
     owner, org_id, _ = await team(env)
     response = await owner.get(f"/organizations/{org_id}/plan/{UNKNOWN_PLAN}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Plan not found"}
+    assert_refused(response, 404, "Plan not found")
 
 
 # --- GET /users/me/plan and personal subscriptions -----------------------------------------
@@ -521,8 +494,7 @@ mutation($input: CancelSubscriptionInput!) {
 async def test_user_plan_is_404_with_exact_message(env: Env) -> None:
     alice = await env.user()
     response = await alice.get("/users/me/plan")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for user"}
+    assert_refused(response, 404, "No plan found for user")
 
 
 async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
@@ -652,8 +624,7 @@ async def test_graphql_mutation_errors_are_typed(env: Env) -> None:
     ]
     invalid = await owner.gql_data(CHANGE_SEATS, {"input": {"organizationId": org_id, "seats": 0}})
     assert invalid["changeSeats"]["errors"][0]["code"] == "VALIDATION_FAILED"
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     forbidden = await member.gql_data(
         CANCEL, {"input": {"organizationId": org_id, "planId": plans["teams-monthly"]}}
     )
@@ -678,8 +649,7 @@ query($id: ID!) {
 async def test_graphql_organization_subscription_and_history(env: Env) -> None:
     owner, org_id, _plans = await subscribed(env, seats=2)
     await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 3})
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     data = await member.gql_data(ORG_PLAN, {"id": org_id})
     sub = data["organization"]["subscription"]
     assert sub["seats"] == 3 and sub["status"] == "ACTIVE"
@@ -727,8 +697,7 @@ async def test_graphql_subscription_node_is_visible_to_members_only(env: Env) ->
     owner, org_id, _ = await subscribed(env)
     sub_id = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]["subscriptionId"]
     query = "query($id: ID!) { node(id: $id) { id ... on Subscription { seats } } }"
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     assert (await member.gql_data(query, {"id": sub_id}))["node"] == {"id": sub_id, "seats": 3}
     stranger = await env.user()
     assert (await stranger.gql_data(query, {"id": sub_id}))["node"] is None
@@ -1012,11 +981,7 @@ async def stripe_team(env: Env, url: str, *, card: bool = True) -> tuple[Client,
         plan = await session.get(models.Plan, plans["teams-monthly"])
         assert plan is not None
         plan.provider_price_id = await provider.ensure_plan(plan)
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.organization_id == org_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
         account.provider_customer_id = customer.id
         await session.commit()
     await provider.close()

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from gateway.db import models
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 INV_ID = re.compile(r"^inv-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -337,11 +338,7 @@ async def test_rest_send_invites_to_a_member_is_409(env: Env) -> None:
         f"/organizations/{org_id}/invites",
         json={"invites": [{"email": "admin@example.com", "role": "member"}]},
     )
-    assert response.status_code == 409
-    assert response.json() == {
-        "success": False,
-        "error": "admin@example.com is already a member of this organization",
-    }
+    assert_refused(response, 409, "admin@example.com is already a member of this organization")
 
 
 async def test_rest_send_invites_with_a_bad_role_is_400(env: Env) -> None:
@@ -380,11 +377,7 @@ async def test_rest_list_invites_exact_shape(env: Env) -> None:
 async def test_rest_list_invites_by_a_member_is_403(env: Env) -> None:
     org_id, _, _, member = await team(env)
     response = await member.get(f"/organizations/{org_id}/invites")
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "Only organization owners and admins can do this",
-    }
+    assert_refused(response, 403, "Only organization owners and admins can do this")
 
 
 async def test_rest_list_invites_by_a_stranger_is_404(env: Env) -> None:
@@ -416,8 +409,7 @@ async def test_rest_revoke_invite_is_204(env: Env) -> None:
 async def test_rest_revoke_an_unknown_invite_is_404(env: Env) -> None:
     org_id, owner, _, _ = await team(env)
     response = await owner.delete(f"/organizations/{org_id}/invites/inv-unknown")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Invite not found"}
+    assert_refused(response, 404, "Invite not found")
 
 
 async def test_rest_accept_invite_returns_the_new_member(env: Env) -> None:
@@ -453,8 +445,7 @@ async def test_rest_accept_a_used_invite_is_422(env: Env) -> None:
     token = sent["invites"][0]["acceptToken"]
     assert (await bob.post("/invites/accept", json={"token": token})).status_code == 200
     response = await bob.post("/invites/accept", json={"token": token})
-    assert response.status_code == 422
-    assert response.json() == {"success": False, "error": "Invite already used"}
+    assert_refused(response, 422, "Invite already used")
 
 
 async def test_rest_accept_an_expired_invite_is_422(env: Env) -> None:
@@ -466,8 +457,7 @@ async def test_rest_accept_an_expired_invite_is_422(env: Env) -> None:
         await session.commit()
     bob = await env.user("bob@example.com")
     response = await bob.post("/invites/accept", json={"token": sent["invites"][0]["acceptToken"]})
-    assert response.status_code == 422
-    assert response.json() == {"success": False, "error": "Invite expired"}
+    assert_refused(response, 422, "Invite expired")
 
 
 async def test_rest_accept_without_a_token_is_400(env: Env) -> None:

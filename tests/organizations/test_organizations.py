@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ORG_ID = re.compile(r"^org-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -329,8 +330,7 @@ async def test_rest_get_organization_for_a_stranger_is_404(env: Env) -> None:
     org_id, *_ = await team(env)
     stranger = await env.user()
     response = await stranger.get(f"/organizations/{org_id}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 async def test_rest_put_organization_updates_it(env: Env) -> None:
@@ -382,8 +382,7 @@ async def test_rest_delete_organization_is_204_and_then_404(env: Env) -> None:
 async def test_rest_delete_organization_by_an_admin_is_403(env: Env) -> None:
     org_id, _, admin, _ = await team(env)
     response = await admin.delete(f"/organizations/{org_id}")
-    assert response.status_code == 403
-    assert response.json() == {"success": False, "error": "Only organization owners can do this"}
+    assert_refused(response, 403, "Only organization owners can do this")
 
 
 async def test_rest_organization_remote_config_defaults_to_an_empty_object(env: Env) -> None:

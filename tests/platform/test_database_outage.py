@@ -26,11 +26,11 @@ from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.db.session import create_engine, unavailable
 from gateway.errors import DatabaseUnavailable, ServiceBusy
-from tests.billing.test_webhooks import SECRET as WEBHOOK_SECRET
-from tests.billing.test_webhooks import balance_of_payment, deliver, intent, pending_payment
-from tests.billing.test_webhooks import event as webhook_event
+from tests.billing.helpers import SECRET as WEBHOOK_SECRET
+from tests.billing.helpers import balance_of_payment, deliver, intent, pending_payment
+from tests.billing.helpers import event as webhook_event
 from tests.conftest import PG_URL, Client, Env, base_settings, running_env
-from tests.usage.test_usage_helpers import account_id, balance, event, fund, ingest
+from tests.usage.helpers import balance, event, fund, ingest
 
 pg_only = pytest.mark.skipif(not PG_URL, reason="PostgreSQL behind a proxy")
 
@@ -257,7 +257,7 @@ async def test_requests_in_flight_when_the_database_goes_away_answer_or_ask_to_r
     owner, member = await env.user(), await env.user()
     org_id = await env.organization(owner)
     await env.add_member(org_id, member)
-    account = await account_id(env, user_id=owner.user_id)
+    account = await env.account_id(user_id=owner.user_id)
     await fund(env, account, 10_000_000)
     events = [event(owner.user_id, credits=100 + i) for i in range(20)]
 
@@ -418,7 +418,7 @@ async def test_usage_retried_across_an_outage_is_debited_exactly_once(
 ) -> None:
     env = outage_env
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 1_000_000)
     events = [event(alice.user_id, credits=1_000 + i) for i in range(12)]
     before, during = events[:6], events[6:]
@@ -466,7 +466,7 @@ async def test_a_checkout_retried_across_an_outage_with_its_key_credits_once(
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert await env.scalar(select(func.count()).select_from(models.Payment)) == 1
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     assert await balance(env, account) == 1000 * 10_000
     async with env.sessions() as session:
         assert await sum_of_entries(session, account) == 1000 * 10_000

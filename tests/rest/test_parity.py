@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, Env
-from tests.usage.test_usage_helpers import event, ingest_ok
+from tests.usage.helpers import event, ingest_ok
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from gateway.app import ClosingContexts
 from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Env
+from tests.envelopes import assert_refused
 
 CLIENT_HEADERS = {
     "Content-Type": "application/json",
@@ -91,8 +92,7 @@ async def test_unknown_route_is_404_envelope(env: Env, path: str) -> None:
 
 async def test_unknown_route_is_404_envelope_even_without_a_token(env: Env) -> None:
     response = await env.anonymous.get("/definitely/not/here")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Not found"}
+    assert_refused(response, 404, "Not found")
 
 
 async def test_wrong_method_is_405_with_allow_header_and_envelope(env: Env) -> None:
@@ -119,21 +119,17 @@ async def test_non_json_body_is_415(env: Env) -> None:
         content=b"name=ci",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 415
-    assert response.json() == {
-        "success": False,
-        "error": "Request body must be JSON (Content-Type: application/json)",
-    }
+    assert_refused(response, 415, "Request body must be JSON (Content-Type: application/json)")
 
 
 async def test_json_nested_too_deeply_is_400_not_500(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", content=b"[" * 100_000 + b"]" * 100_000)
-    assert response.status_code == 400
-    assert response.json() == {
-        "success": False,
-        "error": "Request body is not valid JSON (JSON nested too deeply: line 1 column 1 (char 0))",
-    }
+    assert_refused(
+        response,
+        400,
+        "Request body is not valid JSON (JSON nested too deeply: line 1 column 1 (char 0))",
+    )
 
 
 async def test_malformed_json_is_400_with_where_it_broke(env: Env) -> None:
@@ -148,8 +144,7 @@ async def test_malformed_json_is_400_with_where_it_broke(env: Env) -> None:
 async def test_json_that_is_not_an_object_is_400(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", content=b'["name"]')
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "Request body must be a JSON object"}
+    assert_refused(response, 400, "Request body must be a JSON object")
 
 
 async def test_invalid_field_is_400_naming_the_field(env: Env) -> None:
@@ -232,8 +227,7 @@ async def test_url_encoded_ids_in_paths_are_accepted(env: Env) -> None:
 async def test_an_encoded_slash_stays_inside_one_path_parameter(env: Env) -> None:
     alice = await env.user()
     response = await alice.delete("/api-keys/key%2Fextra")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "API key not found"}
+    assert_refused(response, 404, "API key not found")
 
 
 @pytest.mark.parametrize("path", ["/users/me/", "/api-keys/", "/users/me//"])
@@ -303,8 +297,7 @@ async def test_unexpected_error_is_a_500_envelope_without_details(env: Env) -> N
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/boom")
-    assert response.status_code == 500
-    assert response.json() == {"success": False, "error": "Internal server error"}
+    assert_refused(response, 500, "Internal server error")
 
 
 async def test_route_table_has_unique_method_and_path_pairs() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Client, Env
-from tests.usage.test_usage_helpers import event, ingest_ok, member_id
+from tests.usage.helpers import event, ingest_ok, member_id
 
 MODELS = ["gpt-4o", "claude-sonnet", "llama-3", "mistral-large", "gemini-pro", "qwen", "phi"]
 
@@ -29,13 +29,10 @@ async def _world(env: Env, seed: int = 7, count: int = 300) -> World:
     """An org of four (one of whom leaves no trace), usage over 70 days, plus noise elsewhere."""
     rng = random.Random(seed)
     owner = await env.user()
-    admin = await env.user()
-    member = await env.user()
-    idle = await env.user()
     org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member)
-    await env.add_member(org_id, idle)
+    admin = await env.member(org_id, "admin")
+    member = await env.member(org_id)
+    await env.member(org_id)  # idle: a member who leaves no usage
     other_org = await env.organization(member, "Elsewhere")
     people = [owner, admin, member]
     now = datetime.now(UTC)
@@ -240,12 +237,10 @@ async def test_period_is_validated(env: Env) -> None:
 
 async def test_aggregates_are_for_owners_and_admins(env: Env) -> None:
     owner = await env.user()
-    admin = await env.user()
-    member = await env.user()
-    stranger = await env.user()
     org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member)
+    admin = await env.member(org_id, "admin")
+    member = await env.member(org_id)
+    stranger = await env.user()
     for route in ("usages", "metrics"):
         path = f"/organizations/{org_id}/{route}"
         assert (await owner.get(path)).status_code == 200
