@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from gateway.db import models
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 KEY_ID = re.compile(r"^key-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -52,10 +52,7 @@ async def create_key(client: Client, **body: Any) -> dict[str, Any]:
 async def test_create_api_key_answers_201_with_the_item_and_the_secret(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", json={"name": "  laptop  "})
-    assert response.status_code == 201
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response, 201)
     assert set(data) == ITEM_FIELDS | {"key"}
     assert KEY_ID.match(data["id"])
     assert data["name"] == "laptop"
@@ -186,10 +183,7 @@ async def test_organization_api_keys_route_shape(env: Env) -> None:
     org_key = await create_key(alice, organizationId=org_id, name="shared")
     await create_key(alice, name="personal")
     response = await bob.get(f"/organizations/{org_id}/api-keys")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response)
     assert set(data) == {"providerApiKeys", "items", "nextCursor"}
     assert isinstance(data["providerApiKeys"], str)
     assert data["providerApiKeys"] == '{"litellm":"sk-provider"}'
@@ -219,8 +213,7 @@ async def test_list_api_keys_shape_never_shows_secrets(env: Env) -> None:
     alice = await env.user()
     created = await create_key(alice, name="second")
     response = await alice.get("/api-keys")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {"items", "nextCursor"}
     assert data["nextCursor"] is None
     assert {item["name"] for item in data["items"]} == {"test", "second"}

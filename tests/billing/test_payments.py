@@ -12,7 +12,7 @@ from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.settings import Settings
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CREDITS_PER_CENT = 10_000
@@ -125,8 +125,7 @@ async def test_other_users_payment_routes_are_not_found(env: Env) -> None:
 async def test_checkout_creates_payment_and_credits_once(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/users/credits/checkout", json={"amountCents": 2500})
-    assert response.status_code == 201, response.text
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert set(data) == {
         "paymentId",
         "status",
@@ -167,8 +166,7 @@ async def test_checkout_rejects_non_integer_amount(env: Env) -> None:
 async def test_declined_checkout_is_failed_and_credits_nothing(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/users/credits/checkout", json={"amountCents": 1002})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert data["status"] == "failed"
     payment = (await alice.get(f"/users/{alice.user_id}/payments/{data['paymentId']}")).json()
     assert payment["data"]["failureReason"]
@@ -219,8 +217,7 @@ async def test_default_payment_method_is_404_until_saved(env: Env) -> None:
 async def test_setup_session_saves_a_default_card(env: Env) -> None:
     alice = await env.user()
     response = await alice.post(f"/users/{alice.user_id}/payment-method/setup-session", json={})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert set(data) == {"setupIntentId", "clientSecret", "url"}
     assert data["clientSecret"]
     card = (await alice.get(f"/users/{alice.user_id}/payment-method/default")).json()["data"]
@@ -234,8 +231,7 @@ async def test_purchase_charges_default_method(env: Env) -> None:
     base = f"/users/{alice.user_id}"
     await save_card(alice, base)
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201, response.text
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert set(payment) == {
         "id",
         "status",
@@ -264,8 +260,7 @@ async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None
     base = f"/users/{alice.user_id}"
     await save_card(alice, base)
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 2002})
-    assert response.status_code == 201
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"] == "Your card was declined."
     assert payment["paidAt"] is None
@@ -292,8 +287,7 @@ async def test_payment_history_lists_succeeded_newest_first(env: Env) -> None:
     await alice.post(f"{base}/credits/purchase", json={"amountCents": 1002})  # declined
     second = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 3000})).json()
     response = await alice.get(f"{base}/payments")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     items = data["paymentTransactions"]
     assert [i["id"] for i in items] == [second["data"]["id"], first["data"]["id"]]
     assert set(items[0]) == {"paidAt", "creatorId", "amountCents", "credits", "id", "status"}

@@ -20,6 +20,7 @@ from gateway.billing.providers import build_payment_provider
 from gateway.db import models
 from tests.billing.helpers import SECRET, deliver, event
 from tests.conftest import Client, Env
+from tests.envelopes import data_of
 
 API_KEY = "sk_test_gateway"
 pytestmark = pytest.mark.settings(
@@ -74,8 +75,7 @@ async def test_setup_session_creates_customer_and_setup_intent(
 ) -> None:
     alice = await env.user("alice@example.com")
     response = await alice.post(f"/users/{alice.user_id}/payment-method/setup-session", json={})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert data["setupIntentId"].startswith("seti_")
     assert data["clientSecret"].startswith(data["setupIntentId"])
     assert data["url"] is None
@@ -119,8 +119,7 @@ async def test_purchase_charges_off_session_and_credits(env: Env, sdk: stripe.St
     await save_card(env, sdk, alice)
     base = f"/users/{alice.user_id}"
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201, response.text
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert payment["status"] == "succeeded"
     assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1500 * 10_000
     row: models.Payment = await env.scalar(
@@ -161,8 +160,7 @@ async def test_decline_at_charge_time_is_a_failed_payment(
     await save_card(env, sdk, alice, number=DECLINED_AT_CHARGE)
     base = f"/users/{alice.user_id}"
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"]
     assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
@@ -174,8 +172,7 @@ async def test_checkout_is_pending_until_stripe_reports_success(
     alice = await env.user()
     base = f"/users/{alice.user_id}"
     response = await alice.post("/users/credits/checkout", json={"amountCents": 2000})
-    assert response.status_code == 201
-    checkout = response.json()["data"]
+    checkout = data_of(response, 201)
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"].startswith("pi_")
     assert checkout["checkoutUrl"] is None
@@ -234,8 +231,7 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
         "cancelUrl": "https://app.example.com/canceled",
     }
     response = await alice.post("/users/credits/checkout", json=body)
-    assert response.status_code == 201, response.text
-    checkout = response.json()["data"]
+    checkout = data_of(response, 201)
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"] is None
     assert "/c/pay/cs_test_" in checkout["checkoutUrl"]

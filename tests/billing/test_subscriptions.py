@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from gateway.billing.subscriptions import (
 from gateway.db import models
 from tests.billing.helpers import seed
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 SUB_ID = re.compile(r"^sub-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -56,11 +57,18 @@ async def team(env: Env, members: int = 0) -> tuple[Client, str, dict[str, str]]
 
 async def subscribed(env: Env, members: int = 0, seats: int = 3) -> tuple[Client, str, dict]:
     owner, org_id, plans = await team(env, members)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": seats}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
     assert response.status_code == 201, response.text
     return owner, org_id, plans
+
+
+async def subscribe(
+    client: Client, org_id: str, plan_id: str, seats: object, **kw: Any
+) -> httpx.Response:
+    """`POST /organizations/{org_id}/plan` with this plan and seat count."""
+    return await client.post(
+        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": seats}, **kw
+    )
 
 
 async def history(env: Env, org_id: str) -> list[tuple[str, int]]:
@@ -86,13 +94,8 @@ async def subscription_count(env: Env) -> int:
 async def test_subscribe_returns_201_subscription_with_contract_shape(env: Env) -> None:
     owner, org_id, plans = await team(env, members=1)
     before = datetime.now(UTC)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 2)
+    data = data_of(response, 201)
     assert set(data) == SUBSCRIPTION_KEYS | {"clientSecret"}
     assert SUB_ID.match(data["subscriptionId"])
     assert data["organizationId"] == org_id
@@ -112,9 +115,7 @@ async def test_subscribe_returns_201_subscription_with_contract_shape(env: Env) 
 
 async def test_subscribe_to_yearly_plan_runs_a_year(env: Env) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 1)
     data = response.json()["data"]
     start = parse(data["currentPeriodStart"])
     assert parse(data["currentPeriodEnd"]) == start.replace(year=start.year + 1)
@@ -122,9 +123,7 @@ async def test_subscribe_to_yearly_plan_runs_a_year(env: Env) -> None:
 
 async def test_subscribe_twice_is_409_and_writes_nothing(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 5}
-    )
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 5)
     assert_refused(response, 409, "The organization already has a plan: change its seats instead")
     assert await subscription_count(env) == 1
     assert await history(env, org_id) == [("subscribed", 3)]
@@ -132,9 +131,7 @@ async def test_subscribe_twice_is_409_and_writes_nothing(env: Env) -> None:
 
 async def test_subscribe_with_fewer_seats_than_members_is_422(env: Env) -> None:
     owner, org_id, plans = await team(env, members=2)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 2)
     assert_refused(response, 422, "seats must be at least the number of members (3)")
     assert await subscription_count(env) == 0
 
@@ -142,9 +139,7 @@ async def test_subscribe_with_fewer_seats_than_members_is_422(env: Env) -> None:
 @pytest.mark.parametrize("seats", [0, -1, "3", 1.5, None, 10_001])
 async def test_subscribe_with_invalid_seats_is_400(env: Env, seats: Any) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": seats}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
     assert response.status_code == 400
     assert response.json()["success"] is False
     assert "seats" in response.json()["error"]
@@ -160,17 +155,13 @@ async def test_subscribe_without_plan_id_is_400(env: Env) -> None:
 
 async def test_subscribe_to_unknown_plan_is_404(env: Env) -> None:
     owner, org_id, _ = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": UNKNOWN_PLAN, "seats": 1}
-    )
+    response = await subscribe(owner, org_id, UNKNOWN_PLAN, 1)
     assert_refused(response, 404, "Plan not found")
 
 
 async def test_organization_cannot_subscribe_to_individual_plan(env: Env) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["pro-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["pro-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "Organizations subscribe to teams plans"
 
@@ -182,9 +173,7 @@ async def test_subscribe_to_retired_plan_is_422(env: Env) -> None:
         assert plan is not None
         plan.active = False
         await session.commit()
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "This plan is no longer offered"
 
@@ -192,9 +181,7 @@ async def test_subscribe_to_retired_plan_is_422(env: Env) -> None:
 async def test_members_may_not_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
     member = await env.member(org_id)
-    response = await member.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
+    response = await subscribe(member, org_id, plans["teams-monthly"], 2)
     assert_refused(response, 403, "Only organization owners and admins can do this")
     assert await subscription_count(env) == 0
 
@@ -202,9 +189,7 @@ async def test_members_may_not_subscribe(env: Env) -> None:
 async def test_admins_may_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
     admin = await env.member(org_id, "admin")
-    response = await admin.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
+    response = await subscribe(admin, org_id, plans["teams-monthly"], 2)
     assert response.status_code == 201
 
 
@@ -265,8 +250,7 @@ async def test_members_may_read_the_organization_plan(env: Env) -> None:
     member = await env.member(org_id)
     created = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     response = await member.get(f"/organizations/{org_id}/plan")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data == created
     assert data["plan"]["name"] == "teams-monthly" and data["seats"] == 3
@@ -279,8 +263,7 @@ async def test_change_seats_updates_subscription_and_history(env: Env) -> None:
     owner, org_id, _ = await subscribed(env, members=1, seats=3)
     first = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 7})
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data["seats"] == 7
     assert data["subscriptionId"] == first["subscriptionId"]
@@ -334,8 +317,7 @@ async def test_members_may_not_change_seats(env: Env) -> None:
 async def test_cancel_sets_cancel_at_period_end(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data["cancelAt"] == data["currentPeriodEnd"]
     assert TS.match(data["canceledAt"])
@@ -377,9 +359,7 @@ async def test_members_may_not_cancel(env: Env) -> None:
 async def test_pending_cancellation_still_blocks_a_second_subscription(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 1)
     assert response.status_code == 409
 
 
@@ -392,8 +372,7 @@ async def test_plan_history_lists_newest_first_with_shape(env: Env) -> None:
     await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
     member = await env.member(org_id)
     response = await member.get(f"/organizations/{org_id}/plan/history")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {"items", "nextCursor"}
     assert data["nextCursor"] is None
     items = data["items"]
@@ -435,8 +414,7 @@ async def test_plan_history_is_empty_without_subscription(env: Env) -> None:
 async def test_plan_details_include_the_subscription_to_that_plan(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     response = await owner.get(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {
         "id",
         "name",
@@ -510,8 +488,7 @@ async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
         "interval": "MONTHLY",
     }
     response = await alice.get("/users/me/plan")
-    assert response.status_code == 200
-    plan = response.json()["data"]
+    plan = data_of(response)
     assert set(plan) == {
         "subscriptionId",
         "planHistoryId",
@@ -529,9 +506,7 @@ async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
     assert plan["currentPeriodStart"] == payload["subscription"]["currentPeriodStart"]
     # an organization's plan is not the user's individual plan
     org_id = await env.organization(alice)
-    await alice.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    await subscribe(alice, org_id, plans["teams-monthly"], 1)
     assert (await alice.get("/users/me/plan")).json()["data"]["plan"]["name"] == "pro-monthly"
 
 
@@ -720,9 +695,7 @@ async def test_organization_subscriptions_load_in_constant_queries(env: Env) -> 
 
     async def add_org() -> None:
         org_id = await env.organization(owner)
-        response = await owner.post(
-            f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-        )
+        response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
         assert response.status_code == 201
 
     await add_org()
@@ -993,11 +966,8 @@ async def test_stripe_subscription_has_quantity_seats_and_stripe_periods(
     env: Env, localstripe: str
 ) -> None:
     owner, org_id, plan_id, customer_id = await stripe_team(env, localstripe)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 4}
-    )
-    assert response.status_code == 201, response.text
-    data = response.json()["data"]
+    response = await subscribe(owner, org_id, plan_id, 4)
+    data = data_of(response, 201)
     assert data["status"] == "active" and data["seats"] == 4
     row = await env.scalar(select(models.Subscription))
     assert row.provider_subscription_id.startswith("sub_")
@@ -1017,7 +987,7 @@ async def test_stripe_subscription_has_quantity_seats_and_stripe_periods(
 @on_stripe
 async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe: str) -> None:
     owner, org_id, plan_id, _ = await stripe_team(env, localstripe)
-    await owner.post(f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 2})
+    await subscribe(owner, org_id, plan_id, 2)
     changed = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 5})
     assert changed.status_code == 200, changed.text
     assert changed.json()["data"]["seats"] == 5
@@ -1026,8 +996,7 @@ async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe:
     remote = (await client.v1.subscriptions.retrieve_async(row.provider_subscription_id)).to_dict()
     assert remote["items"]["data"][0]["quantity"] == 5
     canceled = await owner.delete(f"/organizations/{org_id}/plan/{plan_id}")
-    assert canceled.status_code == 200, canceled.text
-    data = canceled.json()["data"]
+    data = data_of(canceled)
     assert data["cancelAt"] == data["currentPeriodEnd"] and data["canceledAt"] is not None
     remote = (await client.v1.subscriptions.retrieve_async(row.provider_subscription_id)).to_dict()
     assert remote["cancel_at_period_end"] is True
@@ -1042,9 +1011,7 @@ async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe:
 @on_stripe
 async def test_stripe_refusal_is_422_and_writes_no_subscription(env: Env, localstripe: str) -> None:
     owner, org_id, plan_id, _ = await stripe_team(env, localstripe, card=False)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 2}
-    )
+    response = await subscribe(owner, org_id, plan_id, 2)
     assert response.status_code == 422
     assert response.json()["error"].startswith("The payment provider refused the subscription")
     assert await subscription_count(env) == 0
@@ -1062,9 +1029,7 @@ async def test_stripe_creates_the_customer_when_missing(env: Env, localstripe: s
         await provider.close()
         await session.commit()
     # localstripe refuses a subscription without a card; the customer is kept for next time
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     customer_id = await env.scalar(
         select(models.Account.provider_customer_id).where(models.Account.organization_id == org_id)
@@ -1075,9 +1040,7 @@ async def test_stripe_creates_the_customer_when_missing(env: Env, localstripe: s
 @on_stripe
 async def test_stripe_plan_without_provider_id_is_422(env: Env, localstripe: str) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "This plan cannot be purchased yet"
 

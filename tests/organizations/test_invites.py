@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from gateway.db import models
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 INV_ID = re.compile(r"^inv-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -363,8 +363,7 @@ async def test_rest_list_invites_exact_shape(env: Env) -> None:
     org_id, owner, admin, _ = await team(env)
     await send(owner, org_id, ("a@example.com", "MEMBER"), ("b@example.com", "ADMIN"))
     response = await admin.get(f"/organizations/{org_id}/invites")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {"items", "nextCursor"}
     assert data["nextCursor"] is None
     assert all(set(i) == INVITE_KEYS for i in data["items"])
@@ -417,8 +416,7 @@ async def test_rest_accept_invite_returns_the_new_member(env: Env) -> None:
     sent = await send(owner, org_id, ("bob@example.com", "MEMBER"))
     bob = await env.user("bob@example.com", "Bob")
     response = await bob.post("/invites/accept", json={"token": sent["invites"][0]["acceptToken"]})
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert TS.match(data.pop("createdAt"))
     assert data.pop("id").startswith("mbr-")
     assert data == {

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -314,8 +314,7 @@ async def test_available_roles_for_a_stranger_is_not_found(env: Env) -> None:
 async def test_rest_list_members_is_newest_first_with_user_details(env: Env) -> None:
     t = await team(env)
     response = await t.client("member").get(f"/organizations/{t.org_id}/members")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert data["nextCursor"] is None
     assert [m["id"] for m in data["items"]] == [
         t.member_id("member"),
@@ -414,8 +413,7 @@ async def test_rest_change_role_returns_the_member(env: Env) -> None:
     response = await t.client("owner").put(
         f"/organizations/{t.org_id}/members/{t.member_id('member')}/role", json={"role": "admin"}
     )
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert TS.match(data.pop("createdAt"))
     assert data == {
         "id": t.member_id("member"),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Client, Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ORG_ID = re.compile(r"^org-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -296,10 +296,7 @@ def assert_organization_wire(data: dict[str, Any]) -> None:
 async def test_rest_post_organization_is_201_with_the_organization(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/organizations", json={"name": "Acme"})
-    assert response.status_code == 201
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response, 201)
     assert_organization_wire(data)
     assert data["name"] == "Acme"
     assert data["memberCount"] == 1
@@ -320,8 +317,7 @@ async def test_rest_post_organization_without_a_name_is_400(env: Env) -> None:
 async def test_rest_get_organization_for_a_member(env: Env) -> None:
     org_id, _, _, member = await team(env)
     response = await member.get(f"/organizations/{org_id}")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert_organization_wire(data)
     assert (data["id"], data["name"], data["memberCount"]) == (org_id, "Acme", 3)
 
@@ -339,8 +335,7 @@ async def test_rest_put_organization_updates_it(env: Env) -> None:
         f"/organizations/{org_id}",
         json={"name": "Renamed", "remoteConfigEnabled": True, "defaultRemoteConfig": CONFIG},
     )
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert_organization_wire(data)
     assert (data["name"], data["remoteConfigEnabled"], data["defaultRemoteConfig"]) == (
         "Renamed",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from tests.conftest import Env
-from tests.envelopes import assert_refused
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 ME_FIELDS = {
@@ -102,8 +102,7 @@ async def test_patch_me_updates_name_and_photo_and_returns_me(env: Env) -> None:
     response = await alice.patch(
         "/users/me", json={"displayName": "  Alice B  ", "photoUrl": "https://img.test/a.png"}
     )
-    assert response.status_code == 200
-    me = response.json()["data"]
+    me = data_of(response)
     assert set(me) == ME_FIELDS
     assert me["displayName"] == "Alice B"
     assert me["photoUrl"] == "https://img.test/a.png"
