@@ -7,12 +7,14 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from gateway.db import models
 from tests.conftest import Client, Env
 from tests.envelopes import assert_refused, data_of
+from tests.organizations.helpers import team
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 INV_ID = re.compile(r"^inv-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -39,16 +41,6 @@ query($id: ID!) {
   }
 }"""
 NODE = "query($id: ID!) { node(id: $id) { id ... on Invite { email } } }"
-
-
-async def team(env: Env) -> tuple[str, Client, Client, Client]:
-    owner = await env.user("owner@example.com", "Owner")
-    admin = await env.user("admin@example.com", "Admin")
-    member = await env.user("member@example.com", "Member")
-    org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member, "member")
-    return org_id, owner, admin, member
 
 
 async def send(client: Client, org_id: str, *invitees: tuple[str, str]) -> dict[str, Any]:
@@ -307,19 +299,21 @@ async def test_accept_an_invite_of_a_deleted_organization_is_not_found(env: Env)
 # --- REST ------------------------------------------------------------------------------------
 
 
+async def rest_send(
+    client: Client, org_id: str, email: str, role: str | None = None
+) -> httpx.Response:
+    """`POST /organizations/{org_id}/invites` inviting one email, with `role` if given."""
+    invite = {"email": email} if role is None else {"email": email, "role": role}
+    return await client.post(f"/organizations/{org_id}/invites", json={"invites": [invite]})
+
+
 INVITE_KEYS = {"id", "email", "role", "status", "invitedBy", "createdAt", "expiresAt"}
 
 
 async def test_rest_send_invites_is_201_with_tokens(env: Env) -> None:
     org_id, owner, _, _ = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/invites",
-        json={"invites": [{"email": "bob@example.com", "role": "admin"}]},
-    )
-    assert response.status_code == 201
-    body = response.json()
-    assert body["success"] is True
-    (item,) = body["data"]["items"]
+    response = await rest_send(owner, org_id, "bob@example.com", "admin")
+    (item,) = data_of(response, 201)["items"]
     assert set(item) == INVITE_KEYS | {"acceptToken"}
     assert INV_ID.match(item["id"])
     assert (item["email"], item["role"], item["status"], item["invitedBy"]) == (
@@ -334,28 +328,20 @@ async def test_rest_send_invites_is_201_with_tokens(env: Env) -> None:
 
 async def test_rest_send_invites_to_a_member_is_409(env: Env) -> None:
     org_id, owner, _, _ = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/invites",
-        json={"invites": [{"email": "admin@example.com", "role": "member"}]},
-    )
+    response = await rest_send(owner, org_id, "admin@example.com", "member")
     assert_refused(response, 409, "admin@example.com is already a member of this organization")
 
 
 async def test_rest_send_invites_with_a_bad_role_is_400(env: Env) -> None:
     org_id, owner, _, _ = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/invites",
-        json={"invites": [{"email": "bob@example.com", "role": "king"}]},
-    )
+    response = await rest_send(owner, org_id, "bob@example.com", "king")
     assert response.status_code == 400
     assert await invite_rows(env) == []
 
 
 async def test_rest_send_invites_by_a_member_is_403(env: Env) -> None:
     org_id, _, _, member = await team(env)
-    response = await member.post(
-        f"/organizations/{org_id}/invites", json={"invites": [{"email": "x@example.com"}]}
-    )
+    response = await rest_send(member, org_id, "x@example.com")
     assert response.status_code == 403
 
 

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
-from tests.conftest import Client, Env
+from tests.conftest import Env
 from tests.envelopes import assert_refused, data_of
+from tests.organizations.helpers import team
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ORG_ID = re.compile(r"^org-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -56,17 +57,6 @@ async def org_row(env: Env, org_id: str) -> models.Organization:
         org = await session.get(models.Organization, org_id)
         assert org is not None
         return org
-
-
-async def team(env: Env) -> tuple[str, Client, Client, Client]:
-    """An organization with an owner, an admin and a member."""
-    owner = await env.user("owner@example.com", "Owner")
-    admin = await env.user("admin@example.com", "Admin")
-    member = await env.user("member@example.com", "Member")
-    org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member, "member")
-    return org_id, owner, admin, member
 
 
 # --- GraphQL ---------------------------------------------------------------------------------
