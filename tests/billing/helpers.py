@@ -19,7 +19,16 @@ from sqlalchemy import select
 
 from gateway.db import models
 from resolvers.plans import DEFAULT_PLANS, seed_plans
-from tests.conftest import Env
+from tests.conftest import Client, Env
+from tests.envelopes import data_of
+
+PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
+
+
+async def rest_balance(client: Client) -> int:
+    """The caller's personal balance, as `GET /users/{id}/balance` answers it."""
+    balance: int = data_of(await client.get(f"/users/{client.user_id}/balance"))["balance"]
+    return balance
 
 
 async def seed(env: Env, specs: Any = DEFAULT_PLANS) -> dict[str, str]:

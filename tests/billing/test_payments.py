@@ -11,17 +11,26 @@ from sqlalchemy import select
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.settings import Settings
+from tests.billing.helpers import rest_balance
 from tests.conftest import Client, Env
 from tests.envelopes import assert_refused, data_of
 
+CHECKOUT_KEYS = {"paymentId", "status", "amountCents", "credits", "clientSecret", "checkoutUrl"}
+PAYMENT_KEYS = {
+    "id",
+    "status",
+    "kind",
+    "amountCents",
+    "credits",
+    "currency",
+    "creatorId",
+    "createdAt",
+    "paidAt",
+    "failureReason",
+}
+
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CREDITS_PER_CENT = 10_000
-
-
-async def account_id_of(env: Env, *, user_id: str | None = None, org_id: str | None = None) -> str:
-    column = models.Account.user_id if user_id else models.Account.organization_id
-    found: str = await env.scalar(select(models.Account.id).where(column == (user_id or org_id)))
-    return found
 
 
 async def assert_ledger_consistent(env: Env, account_id: str) -> None:
@@ -126,20 +135,13 @@ async def test_checkout_creates_payment_and_credits_once(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/users/credits/checkout", json={"amountCents": 2500})
     data = data_of(response, 201)
-    assert set(data) == {
-        "paymentId",
-        "status",
-        "amountCents",
-        "credits",
-        "clientSecret",
-        "checkoutUrl",
-    }
+    assert set(data) == CHECKOUT_KEYS
     assert data["paymentId"].startswith("pay-")
     assert data["amountCents"] == 2500
     assert data["credits"] == 2500 * CREDITS_PER_CENT
     assert data["status"] == "succeeded"
     assert isinstance(data["clientSecret"], str)
-    balance = (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 2500 * CREDITS_PER_CENT
     entries = await env.all(select(models.LedgerEntry))
     assert [e.idempotency_key for e in entries] == [f"payment:{data['paymentId']}"]
@@ -170,7 +172,7 @@ async def test_declined_checkout_is_failed_and_credits_nothing(env: Env) -> None
     assert data["status"] == "failed"
     payment = (await alice.get(f"/users/{alice.user_id}/payments/{data['paymentId']}")).json()
     assert payment["data"]["failureReason"]
-    assert (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
 
 
 async def test_organization_checkout_credits_the_organization(env: Env) -> None:
@@ -232,27 +234,16 @@ async def test_purchase_charges_default_method(env: Env) -> None:
     await save_card(alice, base)
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
     payment = data_of(response, 201)
-    assert set(payment) == {
-        "id",
-        "status",
-        "kind",
-        "amountCents",
-        "credits",
-        "currency",
-        "creatorId",
-        "createdAt",
-        "paidAt",
-        "failureReason",
-    }
+    assert set(payment) == PAYMENT_KEYS
     assert payment["status"] == "succeeded"
     assert payment["kind"] == "purchase"
     assert payment["creatorId"] == alice.user_id
     assert payment["currency"] == "usd"
     assert TS.match(payment["createdAt"]) and TS.match(payment["paidAt"])
     assert payment["failureReason"] is None
-    balance = (await alice.get(f"{base}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 1500 * CREDITS_PER_CENT
-    await assert_ledger_consistent(env, await account_id_of(env, user_id=alice.user_id))
+    await assert_ledger_consistent(env, await env.account_id(user_id=alice.user_id))
 
 
 async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None:
@@ -264,7 +255,7 @@ async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None
     assert payment["status"] == "failed"
     assert payment["failureReason"] == "Your card was declined."
     assert payment["paidAt"] is None
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
     assert await env.all(select(models.LedgerEntry)) == []
 
 

@@ -15,11 +15,10 @@ from sqlalchemy import select
 from gateway.db import models
 from gateway.errors import ValidationFailed
 from resolvers.plans import DEFAULT_PLANS, seed_plans
-from tests.billing.helpers import seed
+from tests.billing.helpers import PLAN_KEYS, seed
 from tests.conftest import Env
 
 PLAN_ID = re.compile(r"^pln-[0-9A-HJKMNP-TV-Z]{26}$")
-PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
 
 
 async def test_plans_is_a_bare_array_with_contract_fields(env: Env) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.billing.payments import maybe_auto_top_up
 from gateway.billing.providers import build_payment_provider
 from gateway.db import models
-from tests.billing.helpers import SECRET, deliver, event
+from tests.billing.helpers import SECRET, deliver, event, rest_balance
 from tests.conftest import Client, Env
 from tests.envelopes import data_of
 
@@ -121,7 +121,7 @@ async def test_purchase_charges_off_session_and_credits(env: Env, sdk: stripe.St
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
     payment = data_of(response, 201)
     assert payment["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1500 * 10_000
+    assert await rest_balance(alice) == 1500 * 10_000
     row: models.Payment = await env.scalar(
         select(models.Payment).where(models.Payment.id == payment["id"])
     )
@@ -149,7 +149,7 @@ async def test_webhook_after_direct_success_credits_nothing_more(
     )
     intent = await sdk.v1.payment_intents.retrieve_async(str(row.provider_payment_id))
     await deliver(env, event("payment_intent.succeeded", intent.to_dict()))
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1500 * 10_000
+    assert await rest_balance(alice) == 1500 * 10_000
     assert len(await env.all(select(models.LedgerEntry))) == 1
 
 
@@ -163,7 +163,7 @@ async def test_decline_at_charge_time_is_a_failed_payment(
     payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"]
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
 
 
 async def test_checkout_is_pending_until_stripe_reports_success(
@@ -176,7 +176,7 @@ async def test_checkout_is_pending_until_stripe_reports_success(
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"].startswith("pi_")
     assert checkout["checkoutUrl"] is None
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
     # The customer completes the payment in the browser (Stripe.js).
     intent_id = checkout["clientSecret"].split("_secret_")[0]
     method = await sdk.v1.payment_methods.create_async(
@@ -190,7 +190,7 @@ async def test_checkout_is_pending_until_stripe_reports_success(
     assert (await deliver(env, body)).json()["duplicate"] is True
     status = (await alice.get(f"{base}/payments/{checkout['paymentId']}/status")).json()["data"]
     assert status["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 2000 * 10_000
+    assert await rest_balance(alice) == 2000 * 10_000
 
 
 async def test_auto_top_up_charges_once_below_threshold(env: Env, sdk: stripe.StripeClient) -> None:
@@ -217,7 +217,7 @@ async def test_auto_top_up_charges_once_below_threshold(env: Env, sdk: stripe.St
             )
     finally:
         await provider.close()
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1000 * 10_000
+    assert await rest_balance(alice) == 1000 * 10_000
 
 
 async def test_hosted_checkout_completes_through_checkout_session_events(
@@ -263,7 +263,7 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
     await deliver(env, event("payment_intent.succeeded", succeeded_intent))
     payment = (await alice.get(f"{base}/payments/{checkout['paymentId']}")).json()["data"]
     assert payment["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 2500 * 10_000
+    assert await rest_balance(alice) == 2500 * 10_000
     assert len(await env.all(select(models.LedgerEntry))) == 1
 
 

@@ -52,10 +52,11 @@ async def test_keys_are_batched_at_the_same_turns_as_aiodataloaders(
     assert ours == theirs
 
 
-async def test_a_batch_is_split_at_the_maximum_size() -> None:
+@pytest.mark.parametrize("method", ["load_many", "fetch_each"])
+async def test_a_batch_is_split_at_the_maximum_size(method: str) -> None:
     batches: list[list[str]] = []
     loader = _recording(batches)
-    assert await loader.load_many(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+    assert await getattr(loader, method)(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
     assert batches == [["a", "b", "c"], ["d"]]
 
 
@@ -126,13 +127,6 @@ async def test_fetch_each_runs_one_batch_now_for_the_keys_not_cached() -> None:
     assert batches == [["a"], ["b", "bad1", "c"]]
     assert await loader.fetch_each(["c", "b"]) == ["C", "B"]  # cached
     assert len(batches) == 2
-
-
-async def test_fetch_each_splits_at_the_maximum_size() -> None:
-    batches: list[list[str]] = []
-    loader = _recording(batches)
-    assert await loader.fetch_each(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
-    assert batches == [["a", "b", "c"], ["d"]]
 
 
 async def test_a_failed_fetch_each_fails_its_keys_and_is_not_cached() -> None:

@@ -19,6 +19,7 @@ import uvicorn
 from gateway.app import ClosingContexts
 from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
 from gateway.rest.routes import ENDPOINTS
+from tests.asgi import call_asgi
 from tests.conftest import Env
 from tests.envelopes import assert_refused
 
@@ -252,29 +253,16 @@ async def test_head_answers_like_get(env: Env) -> None:
 async def test_a_method_sent_in_lowercase_is_the_same_route(env: Env) -> None:
     """Straight to the ASGI app: httpx would send the method in capitals."""
     alice = await env.user()
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {
         "type": "http",
-        "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "get",
         "scheme": "http",
         "path": "/api/v1/users/me",
-        "raw_path": b"/api/v1/users/me",
-        "root_path": "",
-        "query_string": b"",
         "headers": [(b"authorization", f"Bearer {alice.token}".encode()), (b"host", b"t")],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
     }
-    await env.app(scope, receive, send)
+    request = {"type": "http.request", "body": b"", "more_body": False}
+    sent = await call_asgi(env.app, scope, [], then=request)
     assert sent[0]["status"] == 200
 
 
