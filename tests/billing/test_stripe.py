@@ -43,6 +43,12 @@ async def sdk(localstripe: str) -> AsyncIterator[stripe.StripeClient]:
     await http.close_async()
 
 
+async def assert_credited_once(env: Env, client: Client, amount_cents: int) -> None:
+    """The client's balance holds the credits of `amount_cents`, from one ledger entry."""
+    assert await rest_balance(client) == amount_cents * 10_000
+    assert len(await env.all(select(models.LedgerEntry))) == 1
+
+
 async def account_of(env: Env, client: Client) -> models.Account:
     found: models.Account = await env.scalar(
         select(models.Account).where(models.Account.user_id == client.user_id)
@@ -149,8 +155,7 @@ async def test_webhook_after_direct_success_credits_nothing_more(
     )
     intent = await sdk.v1.payment_intents.retrieve_async(str(row.provider_payment_id))
     await deliver(env, event("payment_intent.succeeded", intent.to_dict()))
-    assert await rest_balance(alice) == 1500 * 10_000
-    assert len(await env.all(select(models.LedgerEntry))) == 1
+    await assert_credited_once(env, alice, 1500)
 
 
 async def test_decline_at_charge_time_is_a_failed_payment(
@@ -263,8 +268,7 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
     await deliver(env, event("payment_intent.succeeded", succeeded_intent))
     payment = (await alice.get(f"{base}/payments/{checkout['paymentId']}")).json()["data"]
     assert payment["status"] == "succeeded"
-    assert await rest_balance(alice) == 2500 * 10_000
-    assert len(await env.all(select(models.LedgerEntry))) == 1
+    await assert_credited_once(env, alice, 2500)
 
 
 async def test_expired_checkout_session_cancels_the_payment(

@@ -22,6 +22,7 @@ from gateway.billing.subscriptions import (
 from gateway.db import models
 from tests.billing.helpers import PLAN_KEYS, seed
 from tests.conftest import Client, Env
+from tests.documents import mutation
 from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -241,9 +242,20 @@ async def test_subscribe_replay_with_idempotency_key_returns_first_response(env:
 # --- GET /organizations/{orgId}/plan -------------------------------------------------------
 
 
-async def test_organization_plan_is_404_without_subscription(env: Env) -> None:
-    owner, org_id, _ = await team(env)
-    response = await owner.get(f"/organizations/{org_id}/plan")
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("GET", "/plan", None, id="read_the_plan"),
+        pytest.param("PUT", "/plan/seats", {"seats": 3}, id="change_seats"),
+        pytest.param("DELETE", "/plan/{teams-monthly}", None, id="cancel"),
+    ],
+)
+async def test_organization_plan_routes_are_404_without_subscription(
+    env: Env, method: str, path: str, body: dict[str, int] | None
+) -> None:
+    owner, org_id, plans = await team(env)
+    path = path.replace("{teams-monthly}", plans["teams-monthly"])
+    response = await owner.request(method, f"/organizations/{org_id}{path}", json=body)
     assert_refused(response, 404, "No plan found for organization")
 
 
@@ -292,12 +304,6 @@ async def test_change_seats_to_same_count_records_nothing(env: Env) -> None:
     assert await history(env, org_id) == [("subscribed", 3)]
 
 
-async def test_change_seats_without_subscription_is_404(env: Env) -> None:
-    owner, org_id, _ = await team(env)
-    response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 3})
-    assert_refused(response, 404, "No plan found for organization")
-
-
 async def test_change_seats_invalid_is_400(env: Env) -> None:
     owner, org_id, _ = await subscribed(env)
     for body in ({"seats": 0}, {"seats": "5"}, {}):
@@ -342,12 +348,6 @@ async def test_cancel_other_plan_is_404(env: Env) -> None:
     response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-yearly']}")
     assert response.status_code == 404
     assert response.json()["error"] == "The organization is not subscribed to this plan"
-
-
-async def test_cancel_without_subscription_is_404(env: Env) -> None:
-    owner, org_id, plans = await team(env)
-    response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert_refused(response, 404, "No plan found for organization")
 
 
 async def test_members_may_not_cancel(env: Env) -> None:
@@ -434,32 +434,19 @@ async def test_plan_details_of_unknown_plan_is_404(env: Env) -> None:
 
 # --- GET /users/me/plan and personal subscriptions -----------------------------------------
 
-SUBSCRIBE = """
-mutation($input: SubscribeToPlanInput!) {
-  subscribeToPlan(input: $input) {
-    errors { code message field }
-    clientSecret
+SUBSCRIBE = mutation(
+    "subscribeToPlan",
+    """clientSecret
     subscription {
       id seats status currentPeriodStart currentPeriodEnd cancelAt canceledAt
       plan { name type interval }
       organization { id }
-    }
-  }
-}"""
-CHANGE_SEATS = """
-mutation($input: ChangeSeatsInput!) {
-  changeSeats(input: $input) {
-    errors { code message field }
-    subscription { id seats }
-  }
-}"""
-CANCEL = """
-mutation($input: CancelSubscriptionInput!) {
-  cancelSubscription(input: $input) {
-    errors { code message field }
-    subscription { id status cancelAt canceledAt currentPeriodEnd }
-  }
-}"""
+    }""",
+)
+CHANGE_SEATS = mutation("changeSeats", "subscription { id seats }")
+CANCEL = mutation(
+    "cancelSubscription", "subscription { id status cancelAt canceledAt currentPeriodEnd }"
+)
 
 
 async def test_user_plan_is_404_with_exact_message(env: Env) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Env
+from tests.documents import mutation
 from tests.envelopes import assert_refused, data_of
 from tests.organizations.helpers import team
 
@@ -21,31 +22,10 @@ CONFIG = '{"version": "1", "theme": "dark"}'
 ORG_FIELDS = (
     "id name remoteConfigEnabled defaultRemoteConfig externalOrganizationId memberCount viewerRole"
 )
-CREATE = f"""
-mutation($input: CreateOrganizationInput!) {{
-  createOrganization(input: $input) {{
-    errors {{ code message field }}
-    organization {{ {ORG_FIELDS} }}
-  }}
-}}"""
-UPDATE = f"""
-mutation($input: UpdateOrganizationInput!) {{
-  updateOrganization(input: $input) {{
-    errors {{ code message field }}
-    organization {{ {ORG_FIELDS} }}
-  }}
-}}"""
-DELETE = """
-mutation($input: DeleteOrganizationInput!) {
-  deleteOrganization(input: $input) { errors { code message } deletedOrganizationId }
-}"""
-REMOTE = """
-mutation($input: UpdateRemoteConfigInput!) {
-  updateRemoteConfig(input: $input) {
-    errors { code message field }
-    organization { remoteConfigEnabled defaultRemoteConfig }
-  }
-}"""
+CREATE = mutation("createOrganization", f"organization {{ {ORG_FIELDS} }}")
+UPDATE = mutation("updateOrganization", f"organization {{ {ORG_FIELDS} }}")
+DELETE = mutation("deleteOrganization", "deletedOrganizationId", errors="code message")
+REMOTE = mutation("updateRemoteConfig", "organization { remoteConfigEnabled defaultRemoteConfig }")
 ORG = f"query($id: ID!) {{ organization(id: $id) {{ {ORG_FIELDS} }} }}"
 VIEWER_CONFIG = """
 { viewerRemoteConfig { organizationId value enabled organizations { organizationId name } } }
