@@ -49,6 +49,17 @@ class Team:
     def member_id(self, name: str) -> str:
         return self.people[name][1]
 
+    def rest_member(self, name: str, role: str) -> dict[str, str]:
+        """`name`'s membership with `role` as REST shows it, but for its creation time."""
+        return {
+            "id": self.member_id(name),
+            "userId": self.client(name).user_id,
+            "organizationId": self.org_id,
+            "email": f"{name}@example.com",
+            "displayName": name.title(),
+            "role": role,
+        }
+
     async def change_role(self, actor: Client, member_id: str, role: str) -> Any:
         """`actor` runs changeMemberRole on `member_id` in this organization: the data."""
         variables = {"organizationId": self.org_id, "memberId": member_id, "role": role}
@@ -300,14 +311,7 @@ async def test_rest_list_members_is_newest_first_with_user_details(env: Env) -> 
     ]
     first = data["items"][0]
     assert TS.match(first.pop("createdAt"))
-    assert first == {
-        "id": t.member_id("member"),
-        "userId": t.client("member").user_id,
-        "organizationId": t.org_id,
-        "email": "member@example.com",
-        "displayName": "Member",
-        "role": "member",
-    }
+    assert first == t.rest_member("member", "member")
 
 
 async def test_rest_list_members_pages_with_limit_and_cursor(env: Env) -> None:
@@ -392,14 +396,7 @@ async def test_rest_change_role_returns_the_member(env: Env) -> None:
     )
     data = data_of(response)
     assert TS.match(data.pop("createdAt"))
-    assert data == {
-        "id": t.member_id("member"),
-        "userId": t.client("member").user_id,
-        "organizationId": t.org_id,
-        "email": "member@example.com",
-        "displayName": "Member",
-        "role": "admin",
-    }
+    assert data == t.rest_member("member", "admin")
 
 
 @pytest.mark.parametrize(
