@@ -49,6 +49,17 @@ async def assert_credited_once(env: Env, client: Client, amount_cents: int) -> N
     assert len(await env.all(select(models.LedgerEntry))) == 1
 
 
+def checkout_session(session_id: str, payment_id: str, **fields: Any) -> dict[str, Any]:
+    """A Checkout Session in payment mode for our payment, as Stripe's events carry it."""
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "mode": "payment",
+        **fields,
+        "metadata": {"payment_id": payment_id},
+    }
+
+
 async def account_of(env: Env, client: Client) -> models.Account:
     found: models.Account = await env.scalar(
         select(models.Account).where(models.Account.user_id == client.user_id)
@@ -242,17 +253,15 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
     assert "/c/pay/cs_test_" in checkout["checkoutUrl"]
     session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
     # Stripe's events once the customer paid on the hosted page (recorded shapes).
-    paid_session = {
-        "id": session_id,
-        "object": "checkout.session",
-        "mode": "payment",
-        "status": "complete",
-        "payment_status": "paid",
-        "amount_total": 2500,
-        "currency": "usd",
-        "payment_intent": "pi_hosted_1",
-        "metadata": {"payment_id": checkout["paymentId"]},
-    }
+    paid_session = checkout_session(
+        session_id,
+        checkout["paymentId"],
+        status="complete",
+        payment_status="paid",
+        amount_total=2500,
+        currency="usd",
+        payment_intent="pi_hosted_1",
+    )
     assert (
         await deliver(env, event("checkout.session.completed", paid_session))
     ).status_code == 200
@@ -278,15 +287,13 @@ async def test_expired_checkout_session_cancels_the_payment(
     body = {"amountCents": 2500, "successUrl": "https://app.example.com/paid"}
     checkout = (await alice.post("/users/credits/checkout", json=body)).json()["data"]
     session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
-    expired = {
-        "id": session_id,
-        "object": "checkout.session",
-        "mode": "payment",
-        "status": "expired",
-        "payment_status": "unpaid",
-        "payment_intent": None,
-        "metadata": {"payment_id": checkout["paymentId"]},
-    }
+    expired = checkout_session(
+        session_id,
+        checkout["paymentId"],
+        status="expired",
+        payment_status="unpaid",
+        payment_intent=None,
+    )
     await deliver(env, event("checkout.session.expired", expired))
     status = (
         await alice.get(f"/users/{alice.user_id}/payments/{checkout['paymentId']}/status")

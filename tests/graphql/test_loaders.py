@@ -172,6 +172,17 @@ async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for() -> 
     assert batches == [["a"]]
 
 
+async def fetching_and_waiting(
+    loader: BatchLoader[str, str], started: asyncio.Event
+) -> tuple[asyncio.Future[str], asyncio.Future[str]]:
+    """A fetch of "a" under way (its batch has `started`) and a load of "a" waiting on it."""
+    fetching = asyncio.ensure_future(loader.fetch("a"))
+    await started.wait()
+    waiting = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)
+    return fetching, waiting
+
+
 async def test_a_cancelled_fetch_does_not_cancel_the_load_others_wait_for() -> None:
     started = asyncio.Event()
     release = asyncio.Event()
@@ -182,10 +193,7 @@ async def test_a_cancelled_fetch_does_not_cancel_the_load_others_wait_for() -> N
         return [key.upper() for key in keys]
 
     loader = BatchLoader(batch, max_batch_size=10)
-    first = asyncio.ensure_future(loader.fetch("a"))
-    await started.wait()
-    waiting = asyncio.ensure_future(loader.load("a"))
-    await asyncio.sleep(0)
+    first, waiting = await fetching_and_waiting(loader, started)
     waiting.cancel()
     release.set()
     assert await first == "A"
@@ -201,10 +209,7 @@ async def test_waiters_of_a_cancelled_fetch_get_an_error_not_a_hang() -> None:
         return keys
 
     loader = BatchLoader(batch, max_batch_size=10)
-    fetching = asyncio.ensure_future(loader.fetch("a"))
-    await started.wait()
-    waiting = asyncio.ensure_future(loader.load("a"))
-    await asyncio.sleep(0)
+    fetching, waiting = await fetching_and_waiting(loader, started)
     fetching.cancel()
     with pytest.raises(RuntimeError, match="cancelled"):
         await waiting

@@ -117,58 +117,36 @@ async def test_balances_equal_graphql_balances(world: dict[str, Any]) -> None:
     assert personal["balance"] == 3_500 * 10_000 - 1_000
 
 
+PAYMENT_FIELDS = "id paidAt amountCents credits creatorId"
+USAGE_FIELDS = (
+    "id generationId modelName promptTokens completionTokens totalTokens costUsd creditsUsed"
+    " organizationId createdAt"
+)
+
+
+def columns(items: list[dict[str, Any]], fields: str) -> list[tuple[Any, ...]]:
+    """Each item's values of the space-separated `fields`, in order."""
+    return [tuple(item[name] for name in fields.split()) for item in items]
+
+
 async def test_payments_equal_graphql_payments(world: dict[str, Any]) -> None:
     owner: Client = world["owner"]
     rest = data_of(await owner.get(f"/users/{owner.user_id}/payments"))["paymentTransactions"]
-    gql = await viewer_nodes(
-        owner,
-        "payments(first: 50, succeededOnly: true)",
-        "id status paidAt creatorId amountCents credits",
-    )
-    assert [
-        (p["id"], p["paidAt"], p["amountCents"], p["credits"], p["creatorId"]) for p in rest
-    ] == [(p["id"], p["paidAt"], p["amountCents"], p["credits"], p["creatorId"]) for p in gql]
+    gql = await viewer_nodes(owner, "payments(first: 50, succeededOnly: true)", PAYMENT_FIELDS)
+    assert columns(rest, PAYMENT_FIELDS) == columns(gql, PAYMENT_FIELDS)
     assert [p["amountCents"] for p in rest] == [2500, 1000]
 
 
 async def test_user_usages_equal_graphql_usages(world: dict[str, Any]) -> None:
     owner: Client = world["owner"]
     rest = data_of(await owner.get(f"/users/{owner.user_id}/usages"))["items"]
-    gql = await viewer_nodes(
-        owner,
-        "usages(first: 50)",
-        "id generationId modelName promptTokens completionTokens totalTokens costUsd creditsUsed"
-        " organizationId createdAt",
-    )
-    assert [
-        (
-            u["id"],
-            u["generationId"],
-            u["aiModelName"],
-            u["promptTokens"],
-            u["completionTokens"],
-            u["totalTokens"],
-            u["costUsd"],
-            u["creditsUsed"],
-            u["organizationId"] or None,
-            u["createdAt"],
-        )
+    gql = await viewer_nodes(owner, "usages(first: 50)", USAGE_FIELDS)
+    # REST names the model `aiModelName`, and a personal usage's organization "" rather than null
+    as_graphql = [
+        {**u, "modelName": u["aiModelName"], "organizationId": u["organizationId"] or None}
         for u in rest
-    ] == [
-        (
-            u["id"],
-            u["generationId"],
-            u["modelName"],
-            u["promptTokens"],
-            u["completionTokens"],
-            u["totalTokens"],
-            u["costUsd"],
-            u["creditsUsed"],
-            u["organizationId"],
-            u["createdAt"],
-        )
-        for u in gql
     ]
+    assert columns(as_graphql, USAGE_FIELDS) == columns(gql, USAGE_FIELDS)
     assert [u["generationId"] for u in rest] == ["gen_p2", "gen_p1"]
 
 
