@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -44,6 +45,19 @@ async def assert_ledger_consistent(env: Env, account_id: str) -> None:
 async def save_card(client: Client, base: str) -> None:
     response = await client.post(f"{base}/payment-method/setup-session", json={})
     assert response.status_code == 201, response.text
+
+
+async def user_with_card(env: Env) -> Client:
+    """A user with a saved default card."""
+    alice = await env.user()
+    await save_card(alice, f"/users/{alice.user_id}")
+    return alice
+
+
+async def purchase(client: Client, amount_cents: int) -> httpx.Response:
+    """`POST /users/{id}/credits/purchase`: charge the default card."""
+    path = f"/users/{client.user_id}/credits/purchase"
+    return await client.post(path, json={"amountCents": amount_cents})
 
 
 # --- balance --------------------------------------------------------------------------------
@@ -229,10 +243,8 @@ async def test_setup_session_saves_a_default_card(env: Env) -> None:
 
 
 async def test_purchase_charges_default_method(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
+    alice = await user_with_card(env)
+    response = await purchase(alice, 1500)
     payment = data_of(response, 201)
     assert set(payment) == PAYMENT_KEYS
     assert payment["status"] == "succeeded"
@@ -247,10 +259,8 @@ async def test_purchase_charges_default_method(env: Env) -> None:
 
 
 async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 2002})
+    alice = await user_with_card(env)
+    response = await purchase(alice, 2002)
     payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"] == "Your card was declined."
@@ -260,10 +270,8 @@ async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None
 
 
 async def test_purchase_outside_limits_is_400(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1})
+    alice = await user_with_card(env)
+    response = await purchase(alice, 1)
     assert response.status_code == 400
 
 
@@ -271,12 +279,11 @@ async def test_purchase_outside_limits_is_400(env: Env) -> None:
 
 
 async def test_payment_history_lists_succeeded_newest_first(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    first = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 1000})).json()
-    await alice.post(f"{base}/credits/purchase", json={"amountCents": 1002})  # declined
-    second = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 3000})).json()
+    first = (await purchase(alice, 1000)).json()
+    await purchase(alice, 1002)  # declined
+    second = (await purchase(alice, 3000)).json()
     response = await alice.get(f"{base}/payments")
     data = data_of(response)
     items = data["paymentTransactions"]
@@ -303,10 +310,9 @@ async def test_payment_history_pages_with_cursor(env: Env) -> None:
 
 
 async def test_payment_details_status_and_provider_view(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    payment = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 1200})).json()
+    payment = (await purchase(alice, 1200)).json()
     pay_id = payment["data"]["id"]
     details = (await alice.get(f"{base}/payments/{pay_id}")).json()["data"]
     assert details == payment["data"]
@@ -374,9 +380,8 @@ async def test_enabling_auto_top_up_needs_default_method(env: Env) -> None:
 
 
 async def test_auto_top_up_settings_are_saved(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
     body = {"enabled": True, "threshold": 1_000_000, "amountCents": 2000}
     response = await alice.put(f"{base}/auto-top-up", json=body)
     assert response.status_code == 200

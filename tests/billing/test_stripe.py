@@ -49,14 +49,18 @@ async def assert_credited_once(env: Env, client: Client, amount_cents: int) -> N
     assert len(await env.all(select(models.LedgerEntry))) == 1
 
 
-def checkout_session(session_id: str, payment_id: str, **fields: Any) -> dict[str, Any]:
-    """A Checkout Session in payment mode for our payment, as Stripe's events carry it."""
+def checkout_session(
+    checkout: dict[str, Any], status: str, payment_status: str, **fields: Any
+) -> dict[str, Any]:
+    """The Checkout Session behind our `checkout` answer, as Stripe's events carry it."""
     return {
-        "id": session_id,
+        "id": checkout["checkoutUrl"].rsplit("/", 1)[1],
         "object": "checkout.session",
         "mode": "payment",
+        "status": status,
+        "payment_status": payment_status,
         **fields,
-        "metadata": {"payment_id": payment_id},
+        "metadata": {"payment_id": checkout["paymentId"]},
     }
 
 
@@ -251,13 +255,11 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"] is None
     assert "/c/pay/cs_test_" in checkout["checkoutUrl"]
-    session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
     # Stripe's events once the customer paid on the hosted page (recorded shapes).
     paid_session = checkout_session(
-        session_id,
-        checkout["paymentId"],
-        status="complete",
-        payment_status="paid",
+        checkout,
+        "complete",
+        "paid",
         amount_total=2500,
         currency="usd",
         payment_intent="pi_hosted_1",
@@ -286,14 +288,7 @@ async def test_expired_checkout_session_cancels_the_payment(
     alice = await env.user()
     body = {"amountCents": 2500, "successUrl": "https://app.example.com/paid"}
     checkout = (await alice.post("/users/credits/checkout", json=body)).json()["data"]
-    session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
-    expired = checkout_session(
-        session_id,
-        checkout["paymentId"],
-        status="expired",
-        payment_status="unpaid",
-        payment_intent=None,
-    )
+    expired = checkout_session(checkout, "expired", "unpaid", payment_intent=None)
     await deliver(env, event("checkout.session.expired", expired))
     status = (
         await alice.get(f"/users/{alice.user_id}/payments/{checkout['paymentId']}/status")
