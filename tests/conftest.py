@@ -27,6 +27,7 @@ from resolvers.api_keys import insert_api_key
 from resolvers.users import create_user
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
 

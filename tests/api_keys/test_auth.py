@@ -17,6 +17,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 
 from gateway.db import models
+from tests.api_keys.helpers import make_jwt
 from tests.conftest import Env
 from tests.envelopes import assert_refused
 
@@ -57,23 +58,6 @@ def jwks_server() -> Iterator[JwksServer]:
         yield JwksServer(f"http://127.0.0.1:{server.server_port}/jwks.json", key, "test-kid")
     finally:
         server.shutdown()
-
-
-def make_jwt(env: Env, **claims: object) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": env.settings.jwt_issuer,
-        "aud": env.settings.jwt_audience,
-        "sub": "idp-user-1",
-        "email": "jit@example.com",
-        "name": "Jit User",
-        "iat": now,
-        "exp": now + 300,
-        **claims,
-    }
-    secret = env.settings.jwt_hs256_secret
-    assert secret is not None
-    return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")
 
 
 async def test_api_key_authenticates_graphql(env: Env) -> None:

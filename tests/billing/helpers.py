@@ -22,6 +22,7 @@ from resolvers.plans import DEFAULT_PLANS, seed_plans
 from tests.conftest import Client, Env
 from tests.envelopes import data_of
 
+SECRET = "whsec_test_secret"
 PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
 
 
@@ -37,9 +38,6 @@ async def seed(env: Env, specs: Any = DEFAULT_PLANS) -> dict[str, str]:
         done = await seed_plans(session, specs)
         await session.commit()
         return {plan.name: plan.id for plan, _ in done}
-
-
-SECRET = "whsec_test_secret"
 
 
 def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,8 +19,9 @@ from gateway.app import ClosingContexts
 from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
 from gateway.rest.routes import ENDPOINTS
 from tests.asgi import call_asgi
-from tests.conftest import Env
+from tests.conftest import REDIS_URL, Env
 from tests.envelopes import assert_refused
+from tests.rest.helpers import FakeRedis
 
 CLIENT_HEADERS = {
     "Content-Type": "application/json",
@@ -375,40 +375,6 @@ async def test_routing_finds_what_a_scan_of_the_table_finds() -> None:
 # --- rate limiting --------------------------------------------------------------------------
 
 
-class FakeRedis:
-    """Just enough of redis.asyncio for the limiter: INCR + EXPIRE in a pipeline."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.counts: Counter[str] = Counter()
-        self.fail = fail
-
-    def pipeline(self, transaction: bool = True) -> FakeRedis:
-        self._ops: list[str] = []
-        return self
-
-    async def __aenter__(self) -> FakeRedis:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def incr(self, key: str) -> None:
-        self._ops.append(key)
-
-    def expire(self, key: str, seconds: int) -> None:
-        return None
-
-    async def execute(self) -> list[Any]:
-        if self.fail:
-            raise ConnectionError("redis is down")
-        key = self._ops[0]
-        self.counts[key] += 1
-        return [self.counts[key], True]
-
-    async def aclose(self) -> None:
-        return None
-
-
 def limited_app(env: Env, limiter: RateLimiter) -> httpx.AsyncClient:
     app = ClosingContexts(RestApp(ENDPOINTS, env.state.authenticated_context, rate_limiter=limiter))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -453,9 +419,6 @@ async def test_rate_limiting_is_off_by_default(env: Env) -> None:
     alice = await env.user()
     for _ in range(5):
         assert (await alice.get("/users/me")).status_code == 200
-
-
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="GATEWAY_TEST_REDIS_URL not set")

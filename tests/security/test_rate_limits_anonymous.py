@@ -7,9 +7,8 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from tests.conftest import Env
+from tests.conftest import REDIS_URL, Env
 from tests.envelopes import assert_refused
-from tests.rest.test_rest_framework import REDIS_URL
 
 TYPENAME = {"query": "{ __typename }"}
 BAD = {"Authorization": "Bearer gwk_not-a-key"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Env
 from tests.envelopes import assert_refused
-from tests.rest.test_openapi import fetch_document, response_schema, validator_for
+from tests.rest.helpers import fetch_document, response_schema, validator_for
 from tests.usage.helpers import event, ingest_ok, member_id, service
 
 USAGE_KEYS = [
