@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
@@ -27,6 +27,7 @@ from resolvers.api_keys import insert_api_key
 from resolvers.users import create_user
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
 
@@ -228,6 +229,20 @@ class Env:
             session.add(member)
             await session.commit()
             return member.id
+
+    async def account_id(self, *, user_id: str | None = None, org_id: str | None = None) -> str:
+        """The id of a user's personal account, or of an organization's account."""
+        column = models.Account.user_id if user_id else models.Account.organization_id
+        found: str = await self.scalar(
+            select(models.Account.id).where(column == (user_id or org_id))
+        )
+        return found
+
+    async def member(self, org_id: str, role: str = "member") -> Client:
+        """A new user who joins the organization with `role`, as a client."""
+        client = await self.user()
+        await self.add_member(org_id, client, role)
+        return client
 
     async def scalar(self, statement: Any) -> Any:
         async with self.sessions() as session:

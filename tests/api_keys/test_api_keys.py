@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from gateway.db import models
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 KEY_ID = re.compile(r"^key-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -51,10 +52,7 @@ async def create_key(client: Client, **body: Any) -> dict[str, Any]:
 async def test_create_api_key_answers_201_with_the_item_and_the_secret(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", json={"name": "  laptop  "})
-    assert response.status_code == 201
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response, 201)
     assert set(data) == ITEM_FIELDS | {"key"}
     assert KEY_ID.match(data["id"])
     assert data["name"] == "laptop"
@@ -107,8 +105,7 @@ async def test_create_api_key_requires_a_name(env: Env) -> None:
 async def test_create_api_key_rejects_an_expiry_in_the_past(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", json={"name": "old", "expiresAt": in_future(-1)})
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "expiresAt must be in the future"}
+    assert_refused(response, 400, "expiresAt must be in the future")
     assert len(await env.all(select(models.ApiKey))) == 1  # only the fixture's key
 
 
@@ -121,8 +118,7 @@ async def test_create_api_key_rejects_an_expiry_without_timezone(env: Env) -> No
 
 async def test_create_api_key_needs_authentication(env: Env) -> None:
     response = await env.anonymous.post("/api-keys", json={"name": "x"})
-    assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "Authentication required"}
+    assert_refused(response, 401, "Authentication required")
 
 
 async def test_expired_key_stops_working(env: Env) -> None:
@@ -136,8 +132,7 @@ async def test_expired_key_stops_working(env: Env) -> None:
         )
         await session.commit()
     response = await env.client(created["key"]).get("/users/me")
-    assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "API key expired"}
+    assert_refused(response, 401, "API key expired")
 
 
 # --- REST: organization keys ----------------------------------------------------------------
@@ -151,31 +146,24 @@ async def test_owner_creates_an_organization_key(env: Env) -> None:
 
 
 async def test_admin_creates_an_organization_key(env: Env) -> None:
-    alice, bob = await env.user(), await env.user()
-    org_id = await env.organization(alice)
-    await env.add_member(org_id, bob, "admin")
+    org_id = await env.organization(await env.user())
+    bob = await env.member(org_id, "admin")
     created = await create_key(bob, organizationId=org_id)
     assert created["organizationId"] == org_id
 
 
 async def test_member_may_not_create_an_organization_key(env: Env) -> None:
-    alice, bob = await env.user(), await env.user()
-    org_id = await env.organization(alice)
-    await env.add_member(org_id, bob, "member")
+    org_id = await env.organization(await env.user())
+    bob = await env.member(org_id, "member")
     response = await bob.post("/api-keys", json={"name": "k", "organizationId": org_id})
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "Only organization owners and admins can do this",
-    }
+    assert_refused(response, 403, "Only organization owners and admins can do this")
 
 
 async def test_stranger_organization_key_is_404(env: Env) -> None:
     alice, eve = await env.user(), await env.user()
     org_id = await env.organization(alice)
     response = await eve.post("/api-keys", json={"name": "k", "organizationId": org_id})
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 async def test_organization_key_reaches_only_its_organization(env: Env) -> None:
@@ -189,16 +177,13 @@ async def test_organization_key_reaches_only_its_organization(env: Env) -> None:
 
 @pytest.mark.settings(provider_api_keys='{"litellm": "sk-provider"}')
 async def test_organization_api_keys_route_shape(env: Env) -> None:
-    alice, bob = await env.user(), await env.user()
+    alice = await env.user()
     org_id = await env.organization(alice)
-    await env.add_member(org_id, bob, "member")
+    bob = await env.member(org_id, "member")
     org_key = await create_key(alice, organizationId=org_id, name="shared")
     await create_key(alice, name="personal")
     response = await bob.get(f"/organizations/{org_id}/api-keys")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response)
     assert set(data) == {"providerApiKeys", "items", "nextCursor"}
     assert isinstance(data["providerApiKeys"], str)
     assert data["providerApiKeys"] == '{"litellm":"sk-provider"}'
@@ -218,8 +203,7 @@ async def test_organization_api_keys_of_a_stranger_is_404(env: Env) -> None:
     alice, eve = await env.user(), await env.user()
     org_id = await env.organization(alice)
     response = await eve.get(f"/organizations/{org_id}/api-keys")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 # --- REST: list -----------------------------------------------------------------------------
@@ -229,8 +213,7 @@ async def test_list_api_keys_shape_never_shows_secrets(env: Env) -> None:
     alice = await env.user()
     created = await create_key(alice, name="second")
     response = await alice.get("/api-keys")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {"items", "nextCursor"}
     assert data["nextCursor"] is None
     assert {item["name"] for item in data["items"]} == {"test", "second"}
@@ -275,8 +258,7 @@ async def test_list_api_keys_rejects_a_bad_limit(env: Env, query: str) -> None:
 async def test_list_api_keys_rejects_a_bad_cursor(env: Env) -> None:
     alice = await env.user()
     response = await alice.get("/api-keys?cursor=garbage")
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "Invalid cursor"}
+    assert_refused(response, 400, "Invalid cursor")
 
 
 # --- REST: delete ---------------------------------------------------------------------------
@@ -291,8 +273,7 @@ async def test_delete_api_key_answers_204_and_the_key_stops_working_at_once(env:
     assert response.status_code == 204
     assert response.content == b""
     refused = await doomed.get("/users/me")
-    assert refused.status_code == 401
-    assert refused.json() == {"success": False, "error": "API key revoked"}
+    assert_refused(refused, 401, "API key revoked")
     names = [i["name"] for i in (await alice.get("/api-keys")).json()["data"]["items"]]
     assert names == ["test"]
 
@@ -308,8 +289,7 @@ async def test_delete_another_users_key_is_404_and_keeps_it(env: Env) -> None:
     alice, bob = await env.user(), await env.user()
     bobs = await create_key(bob)
     response = await alice.delete(f"/api-keys/{bobs['id']}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "API key not found"}
+    assert_refused(response, 404, "API key not found")
     assert (await env.client(bobs["key"]).get("/users/me")).status_code == 200
 
 
@@ -470,11 +450,9 @@ async def test_organization_key_cannot_mint_a_personal_key(env: Env) -> None:
     org_id = await env.organization(alice)
     scoped = await org_key_client(env, alice, org_id)
     response = await scoped.post("/api-keys", json={"name": "escape"})
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "An organization API key can only create keys for its organization",
-    }
+    assert_refused(
+        response, 403, "An organization API key can only create keys for its organization"
+    )
     assert (
         await scoped.post("/api-keys", json={"name": "ok", "organizationId": org_id})
     ).status_code == 201

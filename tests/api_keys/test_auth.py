@@ -17,7 +17,9 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 
 from gateway.db import models
+from tests.api_keys.helpers import make_jwt
 from tests.conftest import Env
+from tests.envelopes import assert_refused
 
 VIEWER = "{ viewer { id email displayName } }"
 
@@ -58,23 +60,6 @@ def jwks_server() -> Iterator[JwksServer]:
         server.shutdown()
 
 
-def make_jwt(env: Env, **claims: object) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": env.settings.jwt_issuer,
-        "aud": env.settings.jwt_audience,
-        "sub": "idp-user-1",
-        "email": "jit@example.com",
-        "name": "Jit User",
-        "iat": now,
-        "exp": now + 300,
-        **claims,
-    }
-    secret = env.settings.jwt_hs256_secret
-    assert secret is not None
-    return jwt.encode(payload, secret.get_secret_value(), algorithm="HS256")
-
-
 async def test_api_key_authenticates_graphql(env: Env) -> None:
     alice = await env.user("alice@example.com", "Alice")
     data = await alice.gql_data(VIEWER)
@@ -99,8 +84,7 @@ async def test_wrong_api_key_is_unauthenticated_on_graphql(env: Env) -> None:
 
 async def test_missing_token_is_401_envelope_on_rest(env: Env) -> None:
     response = await env.anonymous.get("/users/me")
-    assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "Authentication required"}
+    assert_refused(response, 401, "Authentication required")
 
 
 async def test_revoked_api_key_is_refused(env: Env) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from sqlalchemy import select
 
@@ -12,22 +14,15 @@ from tests.conftest import Env
 
 
 async def _account(env: Env) -> str:
-    alice = await env.user()
-    account_id: str = await env.scalar(
-        select(models.Account.id).where(models.Account.user_id == alice.user_id)
-    )
-    return account_id
+    return await env.account_id(user_id=(await env.user()).user_id)
 
 
 async def test_entry_changes_balance_and_records_balance_after(env: Env) -> None:
     account_id = await _account(env)
     async with env.sessions() as session:
-        first = await post_entry(
-            session, account_id=account_id, amount=5_000_000, reason="payment", idempotency_key="k1"
-        )
-        second = await post_entry(
-            session, account_id=account_id, amount=-1_250_000, reason="usage", idempotency_key="k2"
-        )
+        post = partial(post_entry, session, account_id=account_id)
+        first = await post(amount=5_000_000, reason="payment", idempotency_key="k1")
+        second = await post(amount=-1_250_000, reason="usage", idempotency_key="k2")
         await session.commit()
         assert first.entry.balance_after == 5_000_000
         assert second.entry.balance_after == 3_750_000
@@ -38,12 +33,9 @@ async def test_entry_changes_balance_and_records_balance_after(env: Env) -> None
 async def test_replayed_key_moves_nothing_and_returns_first_entry(env: Env) -> None:
     account_id = await _account(env)
     async with env.sessions() as session:
-        first = await post_entry(
-            session, account_id=account_id, amount=100, reason="payment", idempotency_key="same"
-        )
-        again = await post_entry(
-            session, account_id=account_id, amount=100, reason="payment", idempotency_key="same"
-        )
+        post = partial(post_entry, session, account_id=account_id)
+        first = await post(amount=100, reason="payment", idempotency_key="same")
+        again = await post(amount=100, reason="payment", idempotency_key="same")
         await session.commit()
         assert first.applied and not again.applied
         assert again.entry.id == first.entry.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -11,16 +12,26 @@ from sqlalchemy import select
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
 from gateway.settings import Settings
+from tests.billing.helpers import rest_balance
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused, data_of
+
+CHECKOUT_KEYS = {"paymentId", "status", "amountCents", "credits", "clientSecret", "checkoutUrl"}
+PAYMENT_KEYS = {
+    "id",
+    "status",
+    "kind",
+    "amountCents",
+    "credits",
+    "currency",
+    "creatorId",
+    "createdAt",
+    "paidAt",
+    "failureReason",
+}
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 CREDITS_PER_CENT = 10_000
-
-
-async def account_id_of(env: Env, *, user_id: str | None = None, org_id: str | None = None) -> str:
-    column = models.Account.user_id if user_id else models.Account.organization_id
-    found: str = await env.scalar(select(models.Account.id).where(column == (user_id or org_id)))
-    return found
 
 
 async def assert_ledger_consistent(env: Env, account_id: str) -> None:
@@ -34,6 +45,19 @@ async def assert_ledger_consistent(env: Env, account_id: str) -> None:
 async def save_card(client: Client, base: str) -> None:
     response = await client.post(f"{base}/payment-method/setup-session", json={})
     assert response.status_code == 201, response.text
+
+
+async def user_with_card(env: Env) -> Client:
+    """A user with a saved default card."""
+    alice = await env.user()
+    await save_card(alice, f"/users/{alice.user_id}")
+    return alice
+
+
+async def purchase(client: Client, amount_cents: int) -> httpx.Response:
+    """`POST /users/{id}/credits/purchase`: charge the default card."""
+    path = f"/users/{client.user_id}/credits/purchase"
+    return await client.post(path, json={"amountCents": amount_cents})
 
 
 # --- balance --------------------------------------------------------------------------------
@@ -124,22 +148,14 @@ async def test_other_users_payment_routes_are_not_found(env: Env) -> None:
 async def test_checkout_creates_payment_and_credits_once(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/users/credits/checkout", json={"amountCents": 2500})
-    assert response.status_code == 201, response.text
-    data = response.json()["data"]
-    assert set(data) == {
-        "paymentId",
-        "status",
-        "amountCents",
-        "credits",
-        "clientSecret",
-        "checkoutUrl",
-    }
+    data = data_of(response, 201)
+    assert set(data) == CHECKOUT_KEYS
     assert data["paymentId"].startswith("pay-")
     assert data["amountCents"] == 2500
     assert data["credits"] == 2500 * CREDITS_PER_CENT
     assert data["status"] == "succeeded"
     assert isinstance(data["clientSecret"], str)
-    balance = (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 2500 * CREDITS_PER_CENT
     entries = await env.all(select(models.LedgerEntry))
     assert [e.idempotency_key for e in entries] == [f"payment:{data['paymentId']}"]
@@ -166,12 +182,11 @@ async def test_checkout_rejects_non_integer_amount(env: Env) -> None:
 async def test_declined_checkout_is_failed_and_credits_nothing(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/users/credits/checkout", json={"amountCents": 1002})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert data["status"] == "failed"
     payment = (await alice.get(f"/users/{alice.user_id}/payments/{data['paymentId']}")).json()
     assert payment["data"]["failureReason"]
-    assert (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
 
 
 async def test_organization_checkout_credits_the_organization(env: Env) -> None:
@@ -204,8 +219,7 @@ async def test_purchase_without_default_method_is_422(env: Env) -> None:
     response = await alice.post(
         f"/users/{alice.user_id}/credits/purchase", json={"amountCents": 1000}
     )
-    assert response.status_code == 422
-    assert response.json() == {"success": False, "error": "No default payment method"}
+    assert_refused(response, 422, "No default payment method")
     assert await env.all(select(models.Payment)) == []
 
 
@@ -219,8 +233,7 @@ async def test_default_payment_method_is_404_until_saved(env: Env) -> None:
 async def test_setup_session_saves_a_default_card(env: Env) -> None:
     alice = await env.user()
     response = await alice.post(f"/users/{alice.user_id}/payment-method/setup-session", json={})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert set(data) == {"setupIntentId", "clientSecret", "url"}
     assert data["clientSecret"]
     card = (await alice.get(f"/users/{alice.user_id}/payment-method/default")).json()["data"]
@@ -230,54 +243,35 @@ async def test_setup_session_saves_a_default_card(env: Env) -> None:
 
 
 async def test_purchase_charges_default_method(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201, response.text
-    payment = response.json()["data"]
-    assert set(payment) == {
-        "id",
-        "status",
-        "kind",
-        "amountCents",
-        "credits",
-        "currency",
-        "creatorId",
-        "createdAt",
-        "paidAt",
-        "failureReason",
-    }
+    alice = await user_with_card(env)
+    response = await purchase(alice, 1500)
+    payment = data_of(response, 201)
+    assert set(payment) == PAYMENT_KEYS
     assert payment["status"] == "succeeded"
     assert payment["kind"] == "purchase"
     assert payment["creatorId"] == alice.user_id
     assert payment["currency"] == "usd"
     assert TS.match(payment["createdAt"]) and TS.match(payment["paidAt"])
     assert payment["failureReason"] is None
-    balance = (await alice.get(f"{base}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 1500 * CREDITS_PER_CENT
-    await assert_ledger_consistent(env, await account_id_of(env, user_id=alice.user_id))
+    await assert_ledger_consistent(env, await env.account_id(user_id=alice.user_id))
 
 
 async def test_declined_purchase_is_failed_payment_with_reason(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 2002})
-    assert response.status_code == 201
-    payment = response.json()["data"]
+    alice = await user_with_card(env)
+    response = await purchase(alice, 2002)
+    payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"] == "Your card was declined."
     assert payment["paidAt"] is None
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
     assert await env.all(select(models.LedgerEntry)) == []
 
 
 async def test_purchase_outside_limits_is_400(env: Env) -> None:
-    alice = await env.user()
-    base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1})
+    alice = await user_with_card(env)
+    response = await purchase(alice, 1)
     assert response.status_code == 400
 
 
@@ -285,15 +279,13 @@ async def test_purchase_outside_limits_is_400(env: Env) -> None:
 
 
 async def test_payment_history_lists_succeeded_newest_first(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    first = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 1000})).json()
-    await alice.post(f"{base}/credits/purchase", json={"amountCents": 1002})  # declined
-    second = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 3000})).json()
+    first = (await purchase(alice, 1000)).json()
+    await purchase(alice, 1002)  # declined
+    second = (await purchase(alice, 3000)).json()
     response = await alice.get(f"{base}/payments")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     items = data["paymentTransactions"]
     assert [i["id"] for i in items] == [second["data"]["id"], first["data"]["id"]]
     assert set(items[0]) == {"paidAt", "creatorId", "amountCents", "credits", "id", "status"}
@@ -318,10 +310,9 @@ async def test_payment_history_pages_with_cursor(env: Env) -> None:
 
 
 async def test_payment_details_status_and_provider_view(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
-    payment = (await alice.post(f"{base}/credits/purchase", json={"amountCents": 1200})).json()
+    payment = (await purchase(alice, 1200)).json()
     pay_id = payment["data"]["id"]
     details = (await alice.get(f"{base}/payments/{pay_id}")).json()["data"]
     assert details == payment["data"]
@@ -389,9 +380,8 @@ async def test_enabling_auto_top_up_needs_default_method(env: Env) -> None:
 
 
 async def test_auto_top_up_settings_are_saved(env: Env) -> None:
-    alice = await env.user()
+    alice = await user_with_card(env)
     base = f"/users/{alice.user_id}"
-    await save_card(alice, base)
     body = {"enabled": True, "threshold": 1_000_000, "amountCents": 2000}
     response = await alice.put(f"{base}/auto-top-up", json=body)
     assert response.status_code == 200

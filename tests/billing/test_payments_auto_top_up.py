@@ -11,6 +11,7 @@ from gateway.billing.payments import maybe_auto_top_up
 from gateway.billing.providers import PaymentEvent
 from gateway.billing.providers.sandbox import SandboxProvider
 from gateway.db import models
+from tests.billing.helpers import rest_balance
 from tests.conftest import Client, Env
 
 
@@ -65,7 +66,7 @@ async def test_debit_below_threshold_starts_one_top_up(env: Env) -> None:
     assert payment is not None
     assert payment.kind == "auto_top_up" and payment.status == "succeeded"
     assert payment.creator_user_id is None
-    balance = (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 1_000_000 + 1000 * 10_000
     async with env.sessions() as session:
         assert await sum_of_entries(session, account_id) == balance

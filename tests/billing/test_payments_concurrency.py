@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from gateway.billing.ledger import post_entry, sum_of_entries
 from gateway.db import models
-from tests.billing.test_webhooks import SECRET, deliver, event, intent
+from tests.billing.helpers import SECRET, deliver, event, intent
 from tests.conftest import Env
 
 pytestmark = pytest.mark.settings(stripe_webhook_secret=SECRET, database_pool_size=20)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from gateway.db.models import utcnow
+from tests.billing.helpers import rest_balance
 from tests.conftest import Client, Env
 
 CREDITS_PER_CENT = 10_000
@@ -294,7 +295,7 @@ async def test_redeeming_a_promotion_credits_once(env: Env) -> None:
     assert first["payment"]["credits"] == 5_000_000
     again = (await alice.gql_data(REDEEM, {"input": {"code": "WELCOME"}}))["redeemPromotion"]
     assert again["errors"][0]["code"] == "CONFLICT"
-    balance = (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 5_000_000
     items = (await alice.get(f"/users/{alice.user_id}/promotions")).json()["data"]["items"]
     assert items[0]["redeemedAt"] is not None

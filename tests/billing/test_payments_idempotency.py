@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from gateway.db import models
+from tests.billing.helpers import rest_balance
 from tests.conftest import Env
 
 
@@ -21,7 +22,7 @@ async def test_replayed_checkout_returns_first_response_and_moves_no_money(env: 
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert await payments_count(env) == 1
-    balance = (await alice.get(f"/users/{alice.user_id}/balance")).json()["data"]["balance"]
+    balance = await rest_balance(alice)
     assert balance == 1000 * 10_000
 
 

@@ -15,18 +15,10 @@ from sqlalchemy import select
 from gateway.db import models
 from gateway.errors import ValidationFailed
 from resolvers.plans import DEFAULT_PLANS, seed_plans
+from tests.billing.helpers import PLAN_KEYS, seed
 from tests.conftest import Env
 
 PLAN_ID = re.compile(r"^pln-[0-9A-HJKMNP-TV-Z]{26}$")
-PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
-
-
-async def seed(env: Env, specs: Any = DEFAULT_PLANS) -> dict[str, str]:
-    """The default catalog (or `specs`) in the test database: plan name → id."""
-    async with env.sessions() as session:
-        done = await seed_plans(session, specs)
-        await session.commit()
-        return {plan.name: plan.id for plan, _ in done}
 
 
 async def test_plans_is_a_bare_array_with_contract_fields(env: Env) -> None:

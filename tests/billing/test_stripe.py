@@ -18,8 +18,9 @@ from sqlalchemy import select
 from gateway.billing.payments import maybe_auto_top_up
 from gateway.billing.providers import build_payment_provider
 from gateway.db import models
-from tests.billing.test_webhooks import SECRET, deliver, event
+from tests.billing.helpers import SECRET, deliver, event, rest_balance
 from tests.conftest import Client, Env
+from tests.envelopes import data_of
 
 API_KEY = "sk_test_gateway"
 pytestmark = pytest.mark.settings(
@@ -40,6 +41,27 @@ async def sdk(localstripe: str) -> AsyncIterator[stripe.StripeClient]:
     http = stripe.HTTPXClient()
     yield stripe.StripeClient(API_KEY, base_addresses={"api": localstripe}, http_client=http)
     await http.close_async()
+
+
+async def assert_credited_once(env: Env, client: Client, amount_cents: int) -> None:
+    """The client's balance holds the credits of `amount_cents`, from one ledger entry."""
+    assert await rest_balance(client) == amount_cents * 10_000
+    assert len(await env.all(select(models.LedgerEntry))) == 1
+
+
+def checkout_session(
+    checkout: dict[str, Any], status: str, payment_status: str, **fields: Any
+) -> dict[str, Any]:
+    """The Checkout Session behind our `checkout` answer, as Stripe's events carry it."""
+    return {
+        "id": checkout["checkoutUrl"].rsplit("/", 1)[1],
+        "object": "checkout.session",
+        "mode": "payment",
+        "status": status,
+        "payment_status": payment_status,
+        **fields,
+        "metadata": {"payment_id": checkout["paymentId"]},
+    }
 
 
 async def account_of(env: Env, client: Client) -> models.Account:
@@ -74,8 +96,7 @@ async def test_setup_session_creates_customer_and_setup_intent(
 ) -> None:
     alice = await env.user("alice@example.com")
     response = await alice.post(f"/users/{alice.user_id}/payment-method/setup-session", json={})
-    assert response.status_code == 201
-    data = response.json()["data"]
+    data = data_of(response, 201)
     assert data["setupIntentId"].startswith("seti_")
     assert data["clientSecret"].startswith(data["setupIntentId"])
     assert data["url"] is None
@@ -119,10 +140,9 @@ async def test_purchase_charges_off_session_and_credits(env: Env, sdk: stripe.St
     await save_card(env, sdk, alice)
     base = f"/users/{alice.user_id}"
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201, response.text
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert payment["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1500 * 10_000
+    assert await rest_balance(alice) == 1500 * 10_000
     row: models.Payment = await env.scalar(
         select(models.Payment).where(models.Payment.id == payment["id"])
     )
@@ -150,8 +170,7 @@ async def test_webhook_after_direct_success_credits_nothing_more(
     )
     intent = await sdk.v1.payment_intents.retrieve_async(str(row.provider_payment_id))
     await deliver(env, event("payment_intent.succeeded", intent.to_dict()))
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1500 * 10_000
-    assert len(await env.all(select(models.LedgerEntry))) == 1
+    await assert_credited_once(env, alice, 1500)
 
 
 async def test_decline_at_charge_time_is_a_failed_payment(
@@ -161,11 +180,10 @@ async def test_decline_at_charge_time_is_a_failed_payment(
     await save_card(env, sdk, alice, number=DECLINED_AT_CHARGE)
     base = f"/users/{alice.user_id}"
     response = await alice.post(f"{base}/credits/purchase", json={"amountCents": 1500})
-    assert response.status_code == 201
-    payment = response.json()["data"]
+    payment = data_of(response, 201)
     assert payment["status"] == "failed"
     assert payment["failureReason"]
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
 
 
 async def test_checkout_is_pending_until_stripe_reports_success(
@@ -174,12 +192,11 @@ async def test_checkout_is_pending_until_stripe_reports_success(
     alice = await env.user()
     base = f"/users/{alice.user_id}"
     response = await alice.post("/users/credits/checkout", json={"amountCents": 2000})
-    assert response.status_code == 201
-    checkout = response.json()["data"]
+    checkout = data_of(response, 201)
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"].startswith("pi_")
     assert checkout["checkoutUrl"] is None
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 0
+    assert await rest_balance(alice) == 0
     # The customer completes the payment in the browser (Stripe.js).
     intent_id = checkout["clientSecret"].split("_secret_")[0]
     method = await sdk.v1.payment_methods.create_async(
@@ -193,7 +210,7 @@ async def test_checkout_is_pending_until_stripe_reports_success(
     assert (await deliver(env, body)).json()["duplicate"] is True
     status = (await alice.get(f"{base}/payments/{checkout['paymentId']}/status")).json()["data"]
     assert status["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 2000 * 10_000
+    assert await rest_balance(alice) == 2000 * 10_000
 
 
 async def test_auto_top_up_charges_once_below_threshold(env: Env, sdk: stripe.StripeClient) -> None:
@@ -220,7 +237,7 @@ async def test_auto_top_up_charges_once_below_threshold(env: Env, sdk: stripe.St
             )
     finally:
         await provider.close()
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 1000 * 10_000
+    assert await rest_balance(alice) == 1000 * 10_000
 
 
 async def test_hosted_checkout_completes_through_checkout_session_events(
@@ -234,24 +251,19 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
         "cancelUrl": "https://app.example.com/canceled",
     }
     response = await alice.post("/users/credits/checkout", json=body)
-    assert response.status_code == 201, response.text
-    checkout = response.json()["data"]
+    checkout = data_of(response, 201)
     assert checkout["status"] == "pending"
     assert checkout["clientSecret"] is None
     assert "/c/pay/cs_test_" in checkout["checkoutUrl"]
-    session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
     # Stripe's events once the customer paid on the hosted page (recorded shapes).
-    paid_session = {
-        "id": session_id,
-        "object": "checkout.session",
-        "mode": "payment",
-        "status": "complete",
-        "payment_status": "paid",
-        "amount_total": 2500,
-        "currency": "usd",
-        "payment_intent": "pi_hosted_1",
-        "metadata": {"payment_id": checkout["paymentId"]},
-    }
+    paid_session = checkout_session(
+        checkout,
+        "complete",
+        "paid",
+        amount_total=2500,
+        currency="usd",
+        payment_intent="pi_hosted_1",
+    )
     assert (
         await deliver(env, event("checkout.session.completed", paid_session))
     ).status_code == 200
@@ -267,8 +279,7 @@ async def test_hosted_checkout_completes_through_checkout_session_events(
     await deliver(env, event("payment_intent.succeeded", succeeded_intent))
     payment = (await alice.get(f"{base}/payments/{checkout['paymentId']}")).json()["data"]
     assert payment["status"] == "succeeded"
-    assert (await alice.get(f"{base}/balance")).json()["data"]["balance"] == 2500 * 10_000
-    assert len(await env.all(select(models.LedgerEntry))) == 1
+    await assert_credited_once(env, alice, 2500)
 
 
 async def test_expired_checkout_session_cancels_the_payment(
@@ -277,16 +288,7 @@ async def test_expired_checkout_session_cancels_the_payment(
     alice = await env.user()
     body = {"amountCents": 2500, "successUrl": "https://app.example.com/paid"}
     checkout = (await alice.post("/users/credits/checkout", json=body)).json()["data"]
-    session_id = checkout["checkoutUrl"].rsplit("/", 1)[1]
-    expired = {
-        "id": session_id,
-        "object": "checkout.session",
-        "mode": "payment",
-        "status": "expired",
-        "payment_status": "unpaid",
-        "payment_intent": None,
-        "metadata": {"payment_id": checkout["paymentId"]},
-    }
+    expired = checkout_session(checkout, "expired", "unpaid", payment_intent=None)
     await deliver(env, event("checkout.session.expired", expired))
     status = (
         await alice.get(f"/users/{alice.user_id}/payments/{checkout['paymentId']}/status")

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import stripe
 from sqlalchemy import func, select
@@ -19,8 +20,10 @@ from gateway.billing.subscriptions import (
     state_from_stripe,
 )
 from gateway.db import models
-from tests.billing.test_plans import seed
+from tests.billing.helpers import PLAN_KEYS, seed
 from tests.conftest import Client, Env
+from tests.documents import mutation
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 SUB_ID = re.compile(r"^sub-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -36,6 +39,8 @@ SUBSCRIPTION_KEYS = {
     "canceledAt",
     "planHistoryId",
 }
+# a user's own plan: a subscription without organization, seats and status, with the user
+USER_PLAN_KEYS = (SUBSCRIPTION_KEYS - {"organizationId", "seats", "status"}) | {"userId"}
 UNKNOWN_PLAN = "pln-01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 
@@ -55,11 +60,18 @@ async def team(env: Env, members: int = 0) -> tuple[Client, str, dict[str, str]]
 
 async def subscribed(env: Env, members: int = 0, seats: int = 3) -> tuple[Client, str, dict]:
     owner, org_id, plans = await team(env, members)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": seats}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
     assert response.status_code == 201, response.text
     return owner, org_id, plans
+
+
+async def subscribe(
+    client: Client, org_id: str, plan_id: str, seats: object, **kw: Any
+) -> httpx.Response:
+    """`POST /organizations/{org_id}/plan` with this plan and seat count."""
+    return await client.post(
+        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": seats}, **kw
+    )
 
 
 async def history(env: Env, org_id: str) -> list[tuple[str, int]]:
@@ -85,13 +97,8 @@ async def subscription_count(env: Env) -> int:
 async def test_subscribe_returns_201_subscription_with_contract_shape(env: Env) -> None:
     owner, org_id, plans = await team(env, members=1)
     before = datetime.now(UTC)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 2)
+    data = data_of(response, 201)
     assert set(data) == SUBSCRIPTION_KEYS | {"clientSecret"}
     assert SUB_ID.match(data["subscriptionId"])
     assert data["organizationId"] == org_id
@@ -111,9 +118,7 @@ async def test_subscribe_returns_201_subscription_with_contract_shape(env: Env) 
 
 async def test_subscribe_to_yearly_plan_runs_a_year(env: Env) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 1)
     data = response.json()["data"]
     start = parse(data["currentPeriodStart"])
     assert parse(data["currentPeriodEnd"]) == start.replace(year=start.year + 1)
@@ -121,37 +126,23 @@ async def test_subscribe_to_yearly_plan_runs_a_year(env: Env) -> None:
 
 async def test_subscribe_twice_is_409_and_writes_nothing(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 5}
-    )
-    assert response.status_code == 409
-    assert response.json() == {
-        "success": False,
-        "error": "The organization already has a plan: change its seats instead",
-    }
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 5)
+    assert_refused(response, 409, "The organization already has a plan: change its seats instead")
     assert await subscription_count(env) == 1
     assert await history(env, org_id) == [("subscribed", 3)]
 
 
 async def test_subscribe_with_fewer_seats_than_members_is_422(env: Env) -> None:
     owner, org_id, plans = await team(env, members=2)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
-    assert response.status_code == 422
-    assert response.json() == {
-        "success": False,
-        "error": "seats must be at least the number of members (3)",
-    }
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 2)
+    assert_refused(response, 422, "seats must be at least the number of members (3)")
     assert await subscription_count(env) == 0
 
 
 @pytest.mark.parametrize("seats", [0, -1, "3", 1.5, None, 10_001])
 async def test_subscribe_with_invalid_seats_is_400(env: Env, seats: Any) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": seats}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
     assert response.status_code == 400
     assert response.json()["success"] is False
     assert "seats" in response.json()["error"]
@@ -167,18 +158,13 @@ async def test_subscribe_without_plan_id_is_400(env: Env) -> None:
 
 async def test_subscribe_to_unknown_plan_is_404(env: Env) -> None:
     owner, org_id, _ = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": UNKNOWN_PLAN, "seats": 1}
-    )
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Plan not found"}
+    response = await subscribe(owner, org_id, UNKNOWN_PLAN, 1)
+    assert_refused(response, 404, "Plan not found")
 
 
 async def test_organization_cannot_subscribe_to_individual_plan(env: Env) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["pro-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["pro-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "Organizations subscribe to teams plans"
 
@@ -190,35 +176,23 @@ async def test_subscribe_to_retired_plan_is_422(env: Env) -> None:
         assert plan is not None
         plan.active = False
         await session.commit()
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "This plan is no longer offered"
 
 
 async def test_members_may_not_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
-    response = await member.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "Only organization owners and admins can do this",
-    }
+    member = await env.member(org_id)
+    response = await subscribe(member, org_id, plans["teams-monthly"], 2)
+    assert_refused(response, 403, "Only organization owners and admins can do this")
     assert await subscription_count(env) == 0
 
 
 async def test_admins_may_subscribe(env: Env) -> None:
     _owner, org_id, plans = await team(env)
-    admin = await env.user()
-    await env.add_member(org_id, admin, "admin")
-    response = await admin.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 2}
-    )
+    admin = await env.member(org_id, "admin")
+    response = await subscribe(admin, org_id, plans["teams-monthly"], 2)
     assert response.status_code == 201
 
 
@@ -236,8 +210,7 @@ async def test_strangers_get_404_on_every_plan_route(env: Env) -> None:
         await stranger.delete(f"{base}/{plan_id}"),
     ]
     for response in responses:
-        assert response.status_code == 404, response.text
-        assert response.json() == {"success": False, "error": "Organization not found"}
+        assert_refused(response, 404, "Organization not found")
 
 
 async def test_plan_routes_need_authentication(env: Env) -> None:
@@ -269,21 +242,29 @@ async def test_subscribe_replay_with_idempotency_key_returns_first_response(env:
 # --- GET /organizations/{orgId}/plan -------------------------------------------------------
 
 
-async def test_organization_plan_is_404_without_subscription(env: Env) -> None:
-    owner, org_id, _ = await team(env)
-    response = await owner.get(f"/organizations/{org_id}/plan")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("GET", "/plan", None, id="read_the_plan"),
+        pytest.param("PUT", "/plan/seats", {"seats": 3}, id="change_seats"),
+        pytest.param("DELETE", "/plan/{teams-monthly}", None, id="cancel"),
+    ],
+)
+async def test_organization_plan_routes_are_404_without_subscription(
+    env: Env, method: str, path: str, body: dict[str, int] | None
+) -> None:
+    owner, org_id, plans = await team(env)
+    path = path.replace("{teams-monthly}", plans["teams-monthly"])
+    response = await owner.request(method, f"/organizations/{org_id}{path}", json=body)
+    assert_refused(response, 404, "No plan found for organization")
 
 
 async def test_members_may_read_the_organization_plan(env: Env) -> None:
     owner, org_id, _plans = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     created = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     response = await member.get(f"/organizations/{org_id}/plan")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data == created
     assert data["plan"]["name"] == "teams-monthly" and data["seats"] == 3
@@ -296,8 +277,7 @@ async def test_change_seats_updates_subscription_and_history(env: Env) -> None:
     owner, org_id, _ = await subscribed(env, members=1, seats=3)
     first = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 7})
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data["seats"] == 7
     assert data["subscriptionId"] == first["subscriptionId"]
@@ -311,11 +291,7 @@ async def test_change_seats_updates_subscription_and_history(env: Env) -> None:
 async def test_change_seats_below_member_count_is_422(env: Env) -> None:
     owner, org_id, _ = await subscribed(env, members=2, seats=4)
     response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 2})
-    assert response.status_code == 422
-    assert response.json() == {
-        "success": False,
-        "error": "seats must be at least the number of members (3)",
-    }
+    assert_refused(response, 422, "seats must be at least the number of members (3)")
     current = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]
     assert current["seats"] == 4
     assert await history(env, org_id) == [("subscribed", 4)]
@@ -328,13 +304,6 @@ async def test_change_seats_to_same_count_records_nothing(env: Env) -> None:
     assert await history(env, org_id) == [("subscribed", 3)]
 
 
-async def test_change_seats_without_subscription_is_404(env: Env) -> None:
-    owner, org_id, _ = await team(env)
-    response = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 3})
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
-
-
 async def test_change_seats_invalid_is_400(env: Env) -> None:
     owner, org_id, _ = await subscribed(env)
     for body in ({"seats": 0}, {"seats": "5"}, {}):
@@ -345,8 +314,7 @@ async def test_change_seats_invalid_is_400(env: Env) -> None:
 
 async def test_members_may_not_change_seats(env: Env) -> None:
     _owner, org_id, _ = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.put(f"/organizations/{org_id}/plan/seats", json={"seats": 9})
     assert response.status_code == 403
 
@@ -357,8 +325,7 @@ async def test_members_may_not_change_seats(env: Env) -> None:
 async def test_cancel_sets_cancel_at_period_end(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == SUBSCRIPTION_KEYS
     assert data["cancelAt"] == data["currentPeriodEnd"]
     assert TS.match(data["canceledAt"])
@@ -383,17 +350,9 @@ async def test_cancel_other_plan_is_404(env: Env) -> None:
     assert response.json()["error"] == "The organization is not subscribed to this plan"
 
 
-async def test_cancel_without_subscription_is_404(env: Env) -> None:
-    owner, org_id, plans = await team(env)
-    response = await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for organization"}
-
-
 async def test_members_may_not_cancel(env: Env) -> None:
     _owner, org_id, plans = await subscribed(env)
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
     assert response.status_code == 403
     assert await history(env, org_id) == [("subscribed", 3)]
@@ -402,9 +361,7 @@ async def test_members_may_not_cancel(env: Env) -> None:
 async def test_pending_cancellation_still_blocks_a_second_subscription(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-yearly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-yearly"], 1)
     assert response.status_code == 409
 
 
@@ -415,11 +372,9 @@ async def test_plan_history_lists_newest_first_with_shape(env: Env) -> None:
     owner, org_id, plans = await subscribed(env, seats=2)
     await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 4})
     await owner.delete(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     response = await member.get(f"/organizations/{org_id}/plan/history")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert set(data) == {"items", "nextCursor"}
     assert data["nextCursor"] is None
     items = data["items"]
@@ -461,18 +416,8 @@ async def test_plan_history_is_empty_without_subscription(env: Env) -> None:
 async def test_plan_details_include_the_subscription_to_that_plan(env: Env) -> None:
     owner, org_id, plans = await subscribed(env)
     response = await owner.get(f"/organizations/{org_id}/plan/{plans['teams-monthly']}")
-    assert response.status_code == 200
-    data = response.json()["data"]
-    assert set(data) == {
-        "id",
-        "name",
-        "displayName",
-        "type",
-        "interval",
-        "pricePerSeatCents",
-        "features",
-        "subscription",
-    }
+    data = data_of(response)
+    assert set(data) == PLAN_KEYS | {"subscription"}
     assert data["id"] == plans["teams-monthly"]
     assert set(data["subscription"]) == SUBSCRIPTION_KEYS
     assert data["subscription"]["seats"] == 3
@@ -484,45 +429,30 @@ async def test_plan_details_include_the_subscription_to_that_plan(env: Env) -> N
 async def test_plan_details_of_unknown_plan_is_404(env: Env) -> None:
     owner, org_id, _ = await team(env)
     response = await owner.get(f"/organizations/{org_id}/plan/{UNKNOWN_PLAN}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Plan not found"}
+    assert_refused(response, 404, "Plan not found")
 
 
 # --- GET /users/me/plan and personal subscriptions -----------------------------------------
 
-SUBSCRIBE = """
-mutation($input: SubscribeToPlanInput!) {
-  subscribeToPlan(input: $input) {
-    errors { code message field }
-    clientSecret
+SUBSCRIBE = mutation(
+    "subscribeToPlan",
+    """clientSecret
     subscription {
       id seats status currentPeriodStart currentPeriodEnd cancelAt canceledAt
       plan { name type interval }
       organization { id }
-    }
-  }
-}"""
-CHANGE_SEATS = """
-mutation($input: ChangeSeatsInput!) {
-  changeSeats(input: $input) {
-    errors { code message field }
-    subscription { id seats }
-  }
-}"""
-CANCEL = """
-mutation($input: CancelSubscriptionInput!) {
-  cancelSubscription(input: $input) {
-    errors { code message field }
-    subscription { id status cancelAt canceledAt currentPeriodEnd }
-  }
-}"""
+    }""",
+)
+CHANGE_SEATS = mutation("changeSeats", "subscription { id seats }")
+CANCEL = mutation(
+    "cancelSubscription", "subscription { id status cancelAt canceledAt currentPeriodEnd }"
+)
 
 
 async def test_user_plan_is_404_with_exact_message(env: Env) -> None:
     alice = await env.user()
     response = await alice.get("/users/me/plan")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "No plan found for user"}
+    assert_refused(response, 404, "No plan found for user")
 
 
 async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
@@ -538,18 +468,8 @@ async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
         "interval": "MONTHLY",
     }
     response = await alice.get("/users/me/plan")
-    assert response.status_code == 200
-    plan = response.json()["data"]
-    assert set(plan) == {
-        "subscriptionId",
-        "planHistoryId",
-        "userId",
-        "plan",
-        "currentPeriodStart",
-        "currentPeriodEnd",
-        "cancelAt",
-        "canceledAt",
-    }
+    plan = data_of(response)
+    assert set(plan) == USER_PLAN_KEYS
     assert plan["subscriptionId"] == payload["subscription"]["id"]
     assert plan["userId"] == alice.user_id
     assert plan["plan"]["name"] == "pro-monthly"
@@ -557,9 +477,7 @@ async def test_user_plan_shows_the_individual_subscription(env: Env) -> None:
     assert plan["currentPeriodStart"] == payload["subscription"]["currentPeriodStart"]
     # an organization's plan is not the user's individual plan
     org_id = await env.organization(alice)
-    await alice.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    await subscribe(alice, org_id, plans["teams-monthly"], 1)
     assert (await alice.get("/users/me/plan")).json()["data"]["plan"]["name"] == "pro-monthly"
 
 
@@ -652,8 +570,7 @@ async def test_graphql_mutation_errors_are_typed(env: Env) -> None:
     ]
     invalid = await owner.gql_data(CHANGE_SEATS, {"input": {"organizationId": org_id, "seats": 0}})
     assert invalid["changeSeats"]["errors"][0]["code"] == "VALIDATION_FAILED"
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     forbidden = await member.gql_data(
         CANCEL, {"input": {"organizationId": org_id, "planId": plans["teams-monthly"]}}
     )
@@ -678,8 +595,7 @@ query($id: ID!) {
 async def test_graphql_organization_subscription_and_history(env: Env) -> None:
     owner, org_id, _plans = await subscribed(env, seats=2)
     await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 3})
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     data = await member.gql_data(ORG_PLAN, {"id": org_id})
     sub = data["organization"]["subscription"]
     assert sub["seats"] == 3 and sub["status"] == "ACTIVE"
@@ -727,8 +643,7 @@ async def test_graphql_subscription_node_is_visible_to_members_only(env: Env) ->
     owner, org_id, _ = await subscribed(env)
     sub_id = (await owner.get(f"/organizations/{org_id}/plan")).json()["data"]["subscriptionId"]
     query = "query($id: ID!) { node(id: $id) { id ... on Subscription { seats } } }"
-    member = await env.user()
-    await env.add_member(org_id, member)
+    member = await env.member(org_id)
     assert (await member.gql_data(query, {"id": sub_id}))["node"] == {"id": sub_id, "seats": 3}
     stranger = await env.user()
     assert (await stranger.gql_data(query, {"id": sub_id}))["node"] is None
@@ -751,9 +666,7 @@ async def test_organization_subscriptions_load_in_constant_queries(env: Env) -> 
 
     async def add_org() -> None:
         org_id = await env.organization(owner)
-        response = await owner.post(
-            f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-        )
+        response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
         assert response.status_code == 201
 
     await add_org()
@@ -1012,11 +925,7 @@ async def stripe_team(env: Env, url: str, *, card: bool = True) -> tuple[Client,
         plan = await session.get(models.Plan, plans["teams-monthly"])
         assert plan is not None
         plan.provider_price_id = await provider.ensure_plan(plan)
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.organization_id == org_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
         account.provider_customer_id = customer.id
         await session.commit()
     await provider.close()
@@ -1028,11 +937,8 @@ async def test_stripe_subscription_has_quantity_seats_and_stripe_periods(
     env: Env, localstripe: str
 ) -> None:
     owner, org_id, plan_id, customer_id = await stripe_team(env, localstripe)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 4}
-    )
-    assert response.status_code == 201, response.text
-    data = response.json()["data"]
+    response = await subscribe(owner, org_id, plan_id, 4)
+    data = data_of(response, 201)
     assert data["status"] == "active" and data["seats"] == 4
     row = await env.scalar(select(models.Subscription))
     assert row.provider_subscription_id.startswith("sub_")
@@ -1052,7 +958,7 @@ async def test_stripe_subscription_has_quantity_seats_and_stripe_periods(
 @on_stripe
 async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe: str) -> None:
     owner, org_id, plan_id, _ = await stripe_team(env, localstripe)
-    await owner.post(f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 2})
+    await subscribe(owner, org_id, plan_id, 2)
     changed = await owner.put(f"/organizations/{org_id}/plan/seats", json={"seats": 5})
     assert changed.status_code == 200, changed.text
     assert changed.json()["data"]["seats"] == 5
@@ -1061,8 +967,7 @@ async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe:
     remote = (await client.v1.subscriptions.retrieve_async(row.provider_subscription_id)).to_dict()
     assert remote["items"]["data"][0]["quantity"] == 5
     canceled = await owner.delete(f"/organizations/{org_id}/plan/{plan_id}")
-    assert canceled.status_code == 200, canceled.text
-    data = canceled.json()["data"]
+    data = data_of(canceled)
     assert data["cancelAt"] == data["currentPeriodEnd"] and data["canceledAt"] is not None
     remote = (await client.v1.subscriptions.retrieve_async(row.provider_subscription_id)).to_dict()
     assert remote["cancel_at_period_end"] is True
@@ -1077,9 +982,7 @@ async def test_stripe_seat_change_and_cancel_reach_stripe(env: Env, localstripe:
 @on_stripe
 async def test_stripe_refusal_is_422_and_writes_no_subscription(env: Env, localstripe: str) -> None:
     owner, org_id, plan_id, _ = await stripe_team(env, localstripe, card=False)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": 2}
-    )
+    response = await subscribe(owner, org_id, plan_id, 2)
     assert response.status_code == 422
     assert response.json()["error"].startswith("The payment provider refused the subscription")
     assert await subscription_count(env) == 0
@@ -1097,9 +1000,7 @@ async def test_stripe_creates_the_customer_when_missing(env: Env, localstripe: s
         await provider.close()
         await session.commit()
     # localstripe refuses a subscription without a card; the customer is kept for next time
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     customer_id = await env.scalar(
         select(models.Account.provider_customer_id).where(models.Account.organization_id == org_id)
@@ -1110,9 +1011,7 @@ async def test_stripe_creates_the_customer_when_missing(env: Env, localstripe: s
 @on_stripe
 async def test_stripe_plan_without_provider_id_is_422(env: Env, localstripe: str) -> None:
     owner, org_id, plans = await team(env)
-    response = await owner.post(
-        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 1}
-    )
+    response = await subscribe(owner, org_id, plans["teams-monthly"], 1)
     assert response.status_code == 422
     assert response.json()["error"] == "This plan cannot be purchased yet"
 

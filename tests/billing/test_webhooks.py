@@ -1,115 +1,29 @@
-"""Stripe webhooks: signature verified, events stored by id, payments credited exactly once.
-
-Payloads follow Stripe's recorded event shapes; the tests sign them with the endpoint secret
-(Stripe's scheme: `t=<ts>,v1=hex(hmac_sha256(secret, f"{t}.{payload}"))`).
-"""
+"""Stripe webhooks: signature verified, events stored by id, payments credited exactly once
+(events built and signed by `tests/billing/helpers.py`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
-import uuid
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from gateway.db import models
+from tests.billing.helpers import (
+    SECRET,
+    balance_of_payment,
+    deliver,
+    event,
+    intent,
+    payment_row,
+    pending_payment,
+    sign,
+)
 from tests.conftest import Env
 
-SECRET = "whsec_test_secret"
 pytestmark = pytest.mark.settings(stripe_webhook_secret=SECRET)
-
-
-def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "api_version": "2025-01-27.acacia",
-        "created": int(time.time()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {"object": obj},
-    }
-
-
-def intent(
-    intent_id: str,
-    payment_id: str | None,
-    *,
-    status: str,
-    amount: int,
-    error: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": intent_id,
-        "object": "payment_intent",
-        "amount": amount,
-        "amount_received": amount if status == "succeeded" else 0,
-        "currency": "usd",
-        "customer": "cus_test",
-        "status": status,
-        "metadata": {"payment_id": payment_id} if payment_id else {},
-        "last_payment_error": {"code": "card_declined", "message": error} if error else None,
-        "livemode": False,
-    }
-
-
-async def deliver(
-    env: Env, body: dict[str, Any], *, signature: str | None = None
-) -> httpx.Response:
-    payload = json.dumps(body)
-    headers = {"Content-Type": "application/json"}
-    headers["Stripe-Signature"] = signature if signature is not None else sign(payload)
-    return await env.http.post("/webhooks/stripe", content=payload, headers=headers)
-
-
-async def pending_payment(env: Env, *, amount_cents: int = 1000, intent_id: str = "pi_1") -> str:
-    alice = await env.user()
-    async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.user_id == alice.user_id)
-            )
-        ).scalar_one()
-        payment = models.Payment(
-            account_id=account.id,
-            kind="checkout",
-            amount_cents=amount_cents,
-            credits=amount_cents * 10_000,
-            provider="stripe",
-            provider_payment_id=intent_id,
-            creator_user_id=alice.user_id,
-        )
-        session.add(payment)
-        await session.commit()
-        return payment.id
-
-
-async def payment_row(env: Env, payment_id: str) -> models.Payment:
-    found: models.Payment = await env.scalar(
-        select(models.Payment).where(models.Payment.id == payment_id)
-    )
-    return found
-
-
-async def balance_of_payment(env: Env, payment_id: str) -> int:
-    payment = await payment_row(env, payment_id)
-    value: int = await env.scalar(
-        select(models.Account.balance).where(models.Account.id == payment.account_id)
-    )
-    return value
 
 
 async def test_bad_signature_is_400(env: Env) -> None:
@@ -260,11 +174,7 @@ async def test_metadata_of_another_intent_does_not_credit(env: Env) -> None:
 async def test_setup_intent_succeeded_sets_default_payment_method(env: Env) -> None:
     alice = await env.user()
     async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.user_id == alice.user_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(user_id=alice.user_id))
         account.provider_customer_id = "cus_alice"
         await session.commit()
     obj = {
@@ -289,11 +199,7 @@ async def test_subscription_event_updates_the_subscription(env: Env) -> None:
     owner = await env.user()
     org_id = await env.organization(owner)
     async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.organization_id == org_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
         plan = models.Plan(
             name="team-monthly",
             display_name="Team",

@@ -27,7 +27,7 @@ from gateway.jsoncodec import dump_json
 from schema.engine import projection
 from schema.payment import PaymentKind, PaymentStatus
 from tests.conftest import Client, Env
-from tests.usage.test_usage_helpers import event, ingest_ok
+from tests.usage.helpers import event, ingest_ok
 
 pytestmark = pytest.mark.settings(graphql_executor="compiled")
 

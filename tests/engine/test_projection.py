@@ -10,7 +10,7 @@ import pytest
 from schema import build_schema
 from schema.engine import projection
 from tests.conftest import Env
-from tests.usage.test_usage_helpers import event, ingest_ok
+from tests.usage.helpers import event, ingest_ok
 
 # Every field of each registered type, relations included.
 ALL_FIELDS = {

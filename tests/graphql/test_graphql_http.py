@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.app import GraphQLApp
+from tests.asgi import call_asgi
 from tests.conftest import Env
 
 TWO_OPERATIONS = (
@@ -109,30 +110,19 @@ async def test_a_body_json_cannot_read_is_400(env: Env, body: bytes) -> None:
 async def test_graphql_is_not_served_over_websockets(env: Env) -> None:
     """The schema has no subscriptions: `/graphql` is an HTTP route, and a websocket asking
     for a GraphQL subprotocol is closed before it is accepted."""
-    sent: list[dict[str, Any]] = []
-    incoming = iter([{"type": "websocket.connect"}])
-
-    async def receive() -> dict[str, Any]:
-        return next(incoming, {"type": "websocket.disconnect", "code": 1000})
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {
         "type": "websocket",
-        "asgi": {"version": "3.0"},
         "scheme": "ws",
         "path": "/graphql",
-        "raw_path": b"/graphql",
-        "root_path": "",
-        "query_string": b"",
         "headers": [(b"sec-websocket-protocol", b"graphql-transport-ws")],
         "subprotocols": ["graphql-transport-ws"],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
         "state": {},
     }
-    await env.app(scope, receive, send)
+    connect, disconnect = (
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1000},
+    )
+    sent = await call_asgi(env.app, scope, [connect], then=disconnect)
     assert [message["type"] for message in sent] == ["websocket.close"]
 
 

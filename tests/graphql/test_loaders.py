@@ -52,10 +52,11 @@ async def test_keys_are_batched_at_the_same_turns_as_aiodataloaders(
     assert ours == theirs
 
 
-async def test_a_batch_is_split_at_the_maximum_size() -> None:
+@pytest.mark.parametrize("method", ["load_many", "fetch_each"])
+async def test_a_batch_is_split_at_the_maximum_size(method: str) -> None:
     batches: list[list[str]] = []
     loader = _recording(batches)
-    assert await loader.load_many(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
+    assert await getattr(loader, method)(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
     assert batches == [["a", "b", "c"], ["d"]]
 
 
@@ -128,13 +129,6 @@ async def test_fetch_each_runs_one_batch_now_for_the_keys_not_cached() -> None:
     assert len(batches) == 2
 
 
-async def test_fetch_each_splits_at_the_maximum_size() -> None:
-    batches: list[list[str]] = []
-    loader = _recording(batches)
-    assert await loader.fetch_each(["a", "b", "c", "d"]) == ["A", "B", "C", "D"]
-    assert batches == [["a", "b", "c"], ["d"]]
-
-
 async def test_a_failed_fetch_each_fails_its_keys_and_is_not_cached() -> None:
     batches: list[list[str]] = []
     loader = _recording(batches, fail="x")
@@ -178,6 +172,17 @@ async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for() -> 
     assert batches == [["a"]]
 
 
+async def fetching_and_waiting(
+    loader: BatchLoader[str, str], started: asyncio.Event
+) -> tuple[asyncio.Future[str], asyncio.Future[str]]:
+    """A fetch of "a" under way (its batch has `started`) and a load of "a" waiting on it."""
+    fetching = asyncio.ensure_future(loader.fetch("a"))
+    await started.wait()
+    waiting = asyncio.ensure_future(loader.load("a"))
+    await asyncio.sleep(0)
+    return fetching, waiting
+
+
 async def test_a_cancelled_fetch_does_not_cancel_the_load_others_wait_for() -> None:
     started = asyncio.Event()
     release = asyncio.Event()
@@ -188,10 +193,7 @@ async def test_a_cancelled_fetch_does_not_cancel_the_load_others_wait_for() -> N
         return [key.upper() for key in keys]
 
     loader = BatchLoader(batch, max_batch_size=10)
-    first = asyncio.ensure_future(loader.fetch("a"))
-    await started.wait()
-    waiting = asyncio.ensure_future(loader.load("a"))
-    await asyncio.sleep(0)
+    first, waiting = await fetching_and_waiting(loader, started)
     waiting.cancel()
     release.set()
     assert await first == "A"
@@ -207,10 +209,7 @@ async def test_waiters_of_a_cancelled_fetch_get_an_error_not_a_hang() -> None:
         return keys
 
     loader = BatchLoader(batch, max_batch_size=10)
-    fetching = asyncio.ensure_future(loader.fetch("a"))
-    await started.wait()
-    waiting = asyncio.ensure_future(loader.load("a"))
-    await asyncio.sleep(0)
+    fetching, waiting = await fetching_and_waiting(loader, started)
     fetching.cancel()
     with pytest.raises(RuntimeError, match="cancelled"):
         await waiting

@@ -15,7 +15,7 @@ from gateway.db.models import UsageRecord
 from resolvers.loaders.usage import _IN_ORGANIZATION
 from resolvers.pagination import PageArgs, encode_cursor, pages_by_parent
 from tests.conftest import Env
-from tests.usage.test_usage_helpers import event, ingest_ok
+from tests.usage.helpers import event, ingest_ok
 
 
 def _shape(page: Any) -> tuple[list[str], bool, bool]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, Env
-from tests.usage.test_usage_helpers import event, ingest_ok
+from tests.usage.helpers import event, ingest_ok
 
 MEMBERS_WITH_USAGES = """query ($id: ID!) {
   organization(id: $id) {
@@ -53,8 +53,7 @@ async def _organization_with_members(env: Env, members: int) -> tuple[Client, st
     org_id = await env.organization(owner)
     people = [owner]
     for _ in range(members - 1):
-        person = await env.user()
-        await env.add_member(org_id, person)
+        person = await env.member(org_id)
         people.append(person)
     await ingest_ok(
         env,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import strawberry
-from strawberry.types import Info
+from strawberry.types import ExecutionResult, Info
 
 from gateway.errors import Conflict, Unauthenticated
 from resolvers.pagination import Page, PageArgs
@@ -182,21 +182,25 @@ async def test_a_domain_error_rolls_back_and_is_the_payloads_typed_error() -> No
     assert ctx.session.rollbacks == 1
 
 
+def original_error(result: ExecutionResult) -> Exception | None:
+    """The exception behind a result that failed as a whole (no data, a GraphQL error)."""
+    assert result.data is None
+    assert result.errors is not None
+    return result.errors[0].original_error
+
+
 async def test_a_refused_caller_rolls_back_and_stays_an_error() -> None:
     ctx = FakeContext()
     result = await SCHEMA.execute(MAKE, variable_values={"name": "anonymous"}, context_value=ctx)
-    assert result.data is None
-    assert result.errors is not None
-    assert isinstance(result.errors[0].original_error, Unauthenticated)
+    assert isinstance(original_error(result), Unauthenticated)
     assert ctx.session.rollbacks == 1
 
 
 async def test_an_unexpected_error_is_not_a_payload_error() -> None:
-    ctx = FakeContext()
-    result = await SCHEMA.execute(MAKE, variable_values={"name": "bug"}, context_value=ctx)
-    assert result.data is None
-    assert result.errors is not None
-    assert isinstance(result.errors[0].original_error, RuntimeError)  # masked by coded_error
+    result = await SCHEMA.execute(
+        MAKE, variable_values={"name": "bug"}, context_value=FakeContext()
+    )
+    assert isinstance(original_error(result), RuntimeError)  # masked by coded_error
 
 
 def test_a_mutation_without_info_is_refused_when_declared() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -45,6 +48,27 @@ class Team:
 
     def member_id(self, name: str) -> str:
         return self.people[name][1]
+
+    def rest_member(self, name: str, role: str) -> dict[str, str]:
+        """`name`'s membership with `role` as REST shows it, but for its creation time."""
+        return {
+            "id": self.member_id(name),
+            "userId": self.client(name).user_id,
+            "organizationId": self.org_id,
+            "email": f"{name}@example.com",
+            "displayName": name.title(),
+            "role": role,
+        }
+
+    async def change_role(self, actor: Client, member_id: str, role: str) -> Any:
+        """`actor` runs changeMemberRole on `member_id` in this organization: the data."""
+        variables = {"organizationId": self.org_id, "memberId": member_id, "role": role}
+        return await actor.gql_data(CHANGE, {"input": variables})
+
+    async def remove(self, actor: Client, *member_ids: str) -> Any:
+        """`actor` runs removeMembers on `member_ids` in this organization: the data."""
+        variables = {"organizationId": self.org_id, "memberIds": list(member_ids)}
+        return await actor.gql_data(REMOVE, {"input": variables})
 
 
 async def team(env: Env) -> Team:
@@ -106,10 +130,7 @@ async def test_member_listing_costs_the_same_statements_for_any_member_count(env
 
 async def test_change_member_role_by_the_owner_promotes_a_member(env: Env) -> None:
     t = await team(env)
-    data = await t.client("owner").gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
-    )
+    data = await t.change_role(t.client("owner"), t.member_id("member"), "ADMIN")
     assert data["changeMemberRole"] == {
         "errors": [],
         "member": {
@@ -121,60 +142,55 @@ async def test_change_member_role_by_the_owner_promotes_a_member(env: Env) -> No
     assert (await roles_by_member(env, t.org_id))[t.member_id("member")] == "admin"
 
 
-async def test_an_admin_cannot_make_an_owner(env: Env) -> None:
+@pytest.mark.parametrize(
+    ("actor", "target", "role", "error"),
+    [
+        pytest.param(
+            "admin",
+            "member",
+            "OWNER",
+            ("FORBIDDEN", "You cannot assign the role owner"),
+            id="an_admin_cannot_make_an_owner",
+        ),
+        pytest.param(
+            "admin",
+            "owner",
+            "MEMBER",
+            ("FORBIDDEN", "Admins cannot change an owner's role"),
+            id="an_admin_cannot_demote_an_owner",
+        ),
+        pytest.param(
+            "owner",
+            "owner",
+            "ADMIN",
+            ("CONFLICT", "An organization needs at least one owner"),
+            id="the_last_owner_cannot_be_demoted",
+        ),
+    ],
+)
+async def test_change_member_role_is_refused_and_changes_nothing(
+    env: Env, actor: str, target: str, role: str, error: tuple[str, str]
+) -> None:
     t = await team(env)
-    data = await t.client("admin").gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "OWNER"}},
-    )
-    assert data["changeMemberRole"]["errors"] == [
-        {"code": "FORBIDDEN", "message": "You cannot assign the role owner"}
-    ]
-    assert (await roles_by_member(env, t.org_id))[t.member_id("member")] == "member"
-
-
-async def test_an_admin_cannot_demote_an_owner(env: Env) -> None:
-    t = await team(env)
-    data = await t.client("admin").gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "MEMBER"}},
-    )
-    assert data["changeMemberRole"]["errors"][0]["code"] == "FORBIDDEN"
-    assert (await roles_by_member(env, t.org_id))[t.member_id("owner")] == "owner"
-
-
-async def test_the_last_owner_cannot_be_demoted(env: Env) -> None:
-    t = await team(env)
-    data = await t.client("owner").gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "ADMIN"}},
-    )
-    assert data["changeMemberRole"]["errors"] == [
-        {"code": "CONFLICT", "message": "An organization needs at least one owner"}
-    ]
+    before = await roles_by_member(env, t.org_id)
+    data = await t.change_role(t.client(actor), t.member_id(target), role)
+    code, message = error
+    assert data["changeMemberRole"]["errors"] == [{"code": code, "message": message}]
+    assert await roles_by_member(env, t.org_id) == before
 
 
 async def test_an_owner_may_step_down_when_another_owner_remains(env: Env) -> None:
     t = await team(env)
     owner = t.client("owner")
-    await owner.gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("admin"), "role": "OWNER"}},
-    )
-    data = await owner.gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("owner"), "role": "MEMBER"}},
-    )
+    await t.change_role(owner, t.member_id("admin"), "OWNER")
+    data = await t.change_role(owner, t.member_id("owner"), "MEMBER")
     assert data["changeMemberRole"]["errors"] == []
     assert (await roles_by_member(env, t.org_id))[t.member_id("owner")] == "member"
 
 
 async def test_change_member_role_by_a_member_is_forbidden(env: Env) -> None:
     t = await team(env)
-    data = await t.client("member").gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
-    )
+    data = await t.change_role(t.client("member"), t.member_id("member"), "ADMIN")
     assert data["changeMemberRole"]["errors"][0]["code"] == "FORBIDDEN"
 
 
@@ -183,17 +199,12 @@ async def test_change_member_role_of_another_organizations_member_is_not_found(e
     other_owner = await env.user()
     other_org = await env.organization(other_owner, "Other")
     outsider = await env.add_member(other_org, await env.user())
-    data = await t.client("owner").gql_data(
-        CHANGE, {"input": {"organizationId": t.org_id, "memberId": outsider, "role": "ADMIN"}}
-    )
+    data = await t.change_role(t.client("owner"), outsider, "ADMIN")
     assert data["changeMemberRole"]["errors"] == [
         {"code": "NOT_FOUND", "message": "Member not found"}
     ]
     stranger = await env.user()
-    data = await stranger.gql_data(
-        CHANGE,
-        {"input": {"organizationId": t.org_id, "memberId": t.member_id("member"), "role": "ADMIN"}},
-    )
+    data = await t.change_role(stranger, t.member_id("member"), "ADMIN")
     assert data["changeMemberRole"]["errors"][0]["code"] == "NOT_FOUND"
 
 
@@ -201,9 +212,7 @@ async def test_an_admin_removes_a_member_and_their_org_access_goes(env: Env) -> 
     t = await team(env)
     member = t.client("member")
     await member.put("/users/active-account", json={"organizationId": t.org_id})
-    data = await t.client("admin").gql_data(
-        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
-    )
+    data = await t.remove(t.client("admin"), t.member_id("member"))
     assert data["removeMembers"] == {"errors": [], "removedMemberIds": [t.member_id("member")]}
     assert t.member_id("member") not in await roles_by_member(env, t.org_id)
     active = await env.scalar(
@@ -215,15 +224,7 @@ async def test_an_admin_removes_a_member_and_their_org_access_goes(env: Env) -> 
 
 async def test_an_admin_cannot_remove_an_owner_and_nothing_is_removed(env: Env) -> None:
     t = await team(env)
-    data = await t.client("admin").gql_data(
-        REMOVE,
-        {
-            "input": {
-                "organizationId": t.org_id,
-                "memberIds": [t.member_id("member"), t.member_id("owner")],
-            }
-        },
-    )
+    data = await t.remove(t.client("admin"), t.member_id("member"), t.member_id("owner"))
     assert data["removeMembers"]["errors"] == [
         {"code": "FORBIDDEN", "message": "Admins cannot remove owners"}
     ]
@@ -232,26 +233,20 @@ async def test_an_admin_cannot_remove_an_owner_and_nothing_is_removed(env: Env) 
 
 async def test_a_member_may_leave(env: Env) -> None:
     t = await team(env)
-    data = await t.client("member").gql_data(
-        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
-    )
+    data = await t.remove(t.client("member"), t.member_id("member"))
     assert data["removeMembers"]["removedMemberIds"] == [t.member_id("member")]
 
 
 async def test_a_member_cannot_remove_someone_else(env: Env) -> None:
     t = await team(env)
-    data = await t.client("member").gql_data(
-        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("admin")]}}
-    )
+    data = await t.remove(t.client("member"), t.member_id("admin"))
     assert data["removeMembers"]["errors"][0]["code"] == "FORBIDDEN"
     assert len(await roles_by_member(env, t.org_id)) == 3
 
 
 async def test_the_last_owner_cannot_leave(env: Env) -> None:
     t = await team(env)
-    data = await t.client("owner").gql_data(
-        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("owner")]}}
-    )
+    data = await t.remove(t.client("owner"), t.member_id("owner"))
     assert data["removeMembers"]["errors"] == [
         {"code": "CONFLICT", "message": "An organization needs at least one owner"}
     ]
@@ -267,9 +262,7 @@ async def test_remove_members_revokes_the_removed_users_keys_for_that_organizati
             session, user_id=t.client("member").user_id, name="org", organization_id=t.org_id
         )
         await session.commit()
-    await t.client("owner").gql_data(
-        REMOVE, {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member")]}}
-    )
+    await t.remove(t.client("owner"), t.member_id("member"))
     live = await env.all(
         select(models.ApiKey).where(
             models.ApiKey.organization_id == t.org_id, models.ApiKey.revoked_at.is_(None)
@@ -280,10 +273,7 @@ async def test_remove_members_revokes_the_removed_users_keys_for_that_organizati
 
 async def test_remove_members_of_an_unknown_id_is_not_found(env: Env) -> None:
     t = await team(env)
-    data = await t.client("owner").gql_data(
-        REMOVE,
-        {"input": {"organizationId": t.org_id, "memberIds": [t.member_id("member"), "mbr-x"]}},
-    )
+    data = await t.remove(t.client("owner"), t.member_id("member"), "mbr-x")
     assert data["removeMembers"]["errors"][0]["code"] == "NOT_FOUND"
     assert len(await roles_by_member(env, t.org_id)) == 3
 
@@ -312,8 +302,7 @@ async def test_available_roles_for_a_stranger_is_not_found(env: Env) -> None:
 async def test_rest_list_members_is_newest_first_with_user_details(env: Env) -> None:
     t = await team(env)
     response = await t.client("member").get(f"/organizations/{t.org_id}/members")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert data["nextCursor"] is None
     assert [m["id"] for m in data["items"]] == [
         t.member_id("member"),
@@ -322,14 +311,7 @@ async def test_rest_list_members_is_newest_first_with_user_details(env: Env) -> 
     ]
     first = data["items"][0]
     assert TS.match(first.pop("createdAt"))
-    assert first == {
-        "id": t.member_id("member"),
-        "userId": t.client("member").user_id,
-        "organizationId": t.org_id,
-        "email": "member@example.com",
-        "displayName": "Member",
-        "role": "member",
-    }
+    assert first == t.rest_member("member", "member")
 
 
 async def test_rest_list_members_pages_with_limit_and_cursor(env: Env) -> None:
@@ -348,8 +330,7 @@ async def test_rest_list_members_pages_with_limit_and_cursor(env: Env) -> None:
 async def test_rest_list_members_for_a_stranger_is_404(env: Env) -> None:
     t = await team(env)
     response = await (await env.user()).get(f"/organizations/{t.org_id}/members")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 async def test_rest_list_members_with_a_bad_limit_is_400(env: Env) -> None:
@@ -375,11 +356,7 @@ async def test_rest_remove_the_last_owner_is_409(env: Env) -> None:
     response = await t.client("owner").delete(
         f"/organizations/{t.org_id}/members", json={"memberIds": [t.member_id("owner")]}
     )
-    assert response.status_code == 409
-    assert response.json() == {
-        "success": False,
-        "error": "An organization needs at least one owner",
-    }
+    assert_refused(response, 409, "An organization needs at least one owner")
 
 
 async def test_rest_admin_removing_an_owner_is_403(env: Env) -> None:
@@ -417,54 +394,52 @@ async def test_rest_change_role_returns_the_member(env: Env) -> None:
     response = await t.client("owner").put(
         f"/organizations/{t.org_id}/members/{t.member_id('member')}/role", json={"role": "admin"}
     )
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert TS.match(data.pop("createdAt"))
-    assert data == {
-        "id": t.member_id("member"),
-        "userId": t.client("member").user_id,
-        "organizationId": t.org_id,
-        "email": "member@example.com",
-        "displayName": "Member",
-        "role": "admin",
-    }
+    assert data == t.rest_member("member", "admin")
 
 
-async def test_rest_change_role_to_an_unknown_role_is_400(env: Env) -> None:
+@pytest.mark.parametrize(
+    ("actor", "target", "role", "status", "error"),
+    [
+        pytest.param(
+            "owner",
+            "member",
+            "boss",
+            400,
+            "role must be one of owner, admin, member",
+            id="to_an_unknown_role_is_400",
+        ),
+        pytest.param(
+            "member",
+            "admin",
+            "member",
+            403,
+            "Only organization owners and admins can do this",
+            id="by_a_member_is_403",
+        ),
+        pytest.param(
+            "owner", None, "member", 404, "Member not found", id="of_an_unknown_member_is_404"
+        ),
+        pytest.param(
+            "owner",
+            "owner",
+            "admin",
+            409,
+            "An organization needs at least one owner",
+            id="demoting_the_last_owner_is_409",
+        ),
+    ],
+)
+async def test_rest_change_role_is_refused(
+    env: Env, actor: str, target: str | None, role: str, status: int, error: str
+) -> None:
     t = await team(env)
-    response = await t.client("owner").put(
-        f"/organizations/{t.org_id}/members/{t.member_id('member')}/role", json={"role": "boss"}
+    member_id = t.member_id(target) if target else "mbr-unknown"
+    response = await t.client(actor).put(
+        f"/organizations/{t.org_id}/members/{member_id}/role", json={"role": role}
     )
-    assert response.status_code == 400
-    assert response.json() == {
-        "success": False,
-        "error": "role must be one of owner, admin, member",
-    }
-
-
-async def test_rest_change_role_by_a_member_is_403(env: Env) -> None:
-    t = await team(env)
-    response = await t.client("member").put(
-        f"/organizations/{t.org_id}/members/{t.member_id('admin')}/role", json={"role": "member"}
-    )
-    assert response.status_code == 403
-
-
-async def test_rest_change_role_of_an_unknown_member_is_404(env: Env) -> None:
-    t = await team(env)
-    response = await t.client("owner").put(
-        f"/organizations/{t.org_id}/members/mbr-unknown/role", json={"role": "member"}
-    )
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Member not found"}
-
-
-async def test_rest_demoting_the_last_owner_is_409(env: Env) -> None:
-    t = await team(env)
-    response = await t.client("owner").put(
-        f"/organizations/{t.org_id}/members/{t.member_id('owner')}/role", json={"role": "admin"}
-    )
-    assert response.status_code == 409
+    assert_refused(response, status, error)
 
 
 # --- the last owner, under concurrency -------------------------------------------------------

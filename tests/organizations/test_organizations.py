@@ -10,7 +10,10 @@ from sqlalchemy import func, select
 
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
-from tests.conftest import Client, Env
+from tests.conftest import Env
+from tests.documents import mutation
+from tests.envelopes import assert_refused, data_of
+from tests.organizations.helpers import team
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 ORG_ID = re.compile(r"^org-[0-9A-HJKMNP-TV-Z]{26}$")
@@ -19,31 +22,10 @@ CONFIG = '{"version": "1", "theme": "dark"}'
 ORG_FIELDS = (
     "id name remoteConfigEnabled defaultRemoteConfig externalOrganizationId memberCount viewerRole"
 )
-CREATE = f"""
-mutation($input: CreateOrganizationInput!) {{
-  createOrganization(input: $input) {{
-    errors {{ code message field }}
-    organization {{ {ORG_FIELDS} }}
-  }}
-}}"""
-UPDATE = f"""
-mutation($input: UpdateOrganizationInput!) {{
-  updateOrganization(input: $input) {{
-    errors {{ code message field }}
-    organization {{ {ORG_FIELDS} }}
-  }}
-}}"""
-DELETE = """
-mutation($input: DeleteOrganizationInput!) {
-  deleteOrganization(input: $input) { errors { code message } deletedOrganizationId }
-}"""
-REMOTE = """
-mutation($input: UpdateRemoteConfigInput!) {
-  updateRemoteConfig(input: $input) {
-    errors { code message field }
-    organization { remoteConfigEnabled defaultRemoteConfig }
-  }
-}"""
+CREATE = mutation("createOrganization", f"organization {{ {ORG_FIELDS} }}")
+UPDATE = mutation("updateOrganization", f"organization {{ {ORG_FIELDS} }}")
+DELETE = mutation("deleteOrganization", "deletedOrganizationId", errors="code message")
+REMOTE = mutation("updateRemoteConfig", "organization { remoteConfigEnabled defaultRemoteConfig }")
 ORG = f"query($id: ID!) {{ organization(id: $id) {{ {ORG_FIELDS} }} }}"
 VIEWER_CONFIG = """
 { viewerRemoteConfig { organizationId value enabled organizations { organizationId name } } }
@@ -55,17 +37,6 @@ async def org_row(env: Env, org_id: str) -> models.Organization:
         org = await session.get(models.Organization, org_id)
         assert org is not None
         return org
-
-
-async def team(env: Env) -> tuple[str, Client, Client, Client]:
-    """An organization with an owner, an admin and a member."""
-    owner = await env.user("owner@example.com", "Owner")
-    admin = await env.user("admin@example.com", "Admin")
-    member = await env.user("member@example.com", "Member")
-    org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member, "member")
-    return org_id, owner, admin, member
 
 
 # --- GraphQL ---------------------------------------------------------------------------------
@@ -295,10 +266,7 @@ def assert_organization_wire(data: dict[str, Any]) -> None:
 async def test_rest_post_organization_is_201_with_the_organization(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/organizations", json={"name": "Acme"})
-    assert response.status_code == 201
-    body = response.json()
-    assert body["success"] is True
-    data = body["data"]
+    data = data_of(response, 201)
     assert_organization_wire(data)
     assert data["name"] == "Acme"
     assert data["memberCount"] == 1
@@ -319,8 +287,7 @@ async def test_rest_post_organization_without_a_name_is_400(env: Env) -> None:
 async def test_rest_get_organization_for_a_member(env: Env) -> None:
     org_id, _, _, member = await team(env)
     response = await member.get(f"/organizations/{org_id}")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert_organization_wire(data)
     assert (data["id"], data["name"], data["memberCount"]) == (org_id, "Acme", 3)
 
@@ -329,8 +296,7 @@ async def test_rest_get_organization_for_a_stranger_is_404(env: Env) -> None:
     org_id, *_ = await team(env)
     stranger = await env.user()
     response = await stranger.get(f"/organizations/{org_id}")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 async def test_rest_put_organization_updates_it(env: Env) -> None:
@@ -339,8 +305,7 @@ async def test_rest_put_organization_updates_it(env: Env) -> None:
         f"/organizations/{org_id}",
         json={"name": "Renamed", "remoteConfigEnabled": True, "defaultRemoteConfig": CONFIG},
     )
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert_organization_wire(data)
     assert (data["name"], data["remoteConfigEnabled"], data["defaultRemoteConfig"]) == (
         "Renamed",
@@ -382,8 +347,7 @@ async def test_rest_delete_organization_is_204_and_then_404(env: Env) -> None:
 async def test_rest_delete_organization_by_an_admin_is_403(env: Env) -> None:
     org_id, _, admin, _ = await team(env)
     response = await admin.delete(f"/organizations/{org_id}")
-    assert response.status_code == 403
-    assert response.json() == {"success": False, "error": "Only organization owners can do this"}
+    assert_refused(response, 403, "Only organization owners can do this")
 
 
 async def test_rest_organization_remote_config_defaults_to_an_empty_object(env: Env) -> None:

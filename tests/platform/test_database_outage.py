@@ -26,11 +26,11 @@ from gateway.db import models
 from gateway.db.session import create_engine, unavailable
 from gateway.db.sqlalchemy_internals import AsyncAdapt_Error
 from gateway.errors import DatabaseUnavailable, ServiceBusy
-from tests.billing.test_webhooks import SECRET as WEBHOOK_SECRET
-from tests.billing.test_webhooks import balance_of_payment, deliver, intent, pending_payment
-from tests.billing.test_webhooks import event as webhook_event
+from tests.billing.helpers import SECRET as WEBHOOK_SECRET
+from tests.billing.helpers import balance_of_payment, deliver, intent, pending_payment
+from tests.billing.helpers import event as webhook_event
 from tests.conftest import PG_URL, Client, Env, base_settings, running_env
-from tests.usage.test_usage_helpers import account_id, balance, event, fund, ingest
+from tests.usage.helpers import balance, event, fund, ingest
 
 pg_only = pytest.mark.skipif(not PG_URL, reason="PostgreSQL behind a proxy")
 
@@ -186,6 +186,12 @@ async def wait_for_recovery(client: Client) -> None:
         await asyncio.sleep(0.05)
 
 
+async def back_and_recovered(proxy: Proxy, client: Client) -> None:
+    """The database is reachable again, and the gateway answers `client` again."""
+    await proxy.start()
+    await wait_for_recovery(client)
+
+
 async def test_requests_during_an_outage_answer_503_and_the_gateway_recovers_after(
     outage_env: Env, proxy: Proxy
 ) -> None:
@@ -201,8 +207,7 @@ async def test_requests_during_an_outage_answer_503_and_the_gateway_recovers_aft
     for response in await asyncio.gather(*(gql(alice, VIEWER) for _ in range(6))):
         assert_unavailable_on_graphql(response)
 
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)
     again = await asyncio.gather(*(alice.get("/users/me") for _ in range(12)))
     assert [r.status_code for r in again] == [200] * 12
     for response in await asyncio.gather(*(gql(alice, VIEWER) for _ in range(6))):
@@ -257,7 +262,7 @@ async def test_requests_in_flight_when_the_database_goes_away_answer_or_ask_to_r
     owner, member = await env.user(), await env.user()
     org_id = await env.organization(owner)
     await env.add_member(org_id, member)
-    account = await account_id(env, user_id=owner.user_id)
+    account = await env.account_id(user_id=owner.user_id)
     await fund(env, account, 10_000_000)
     events = [event(owner.user_id, credits=100 + i) for i in range(20)]
 
@@ -282,8 +287,7 @@ async def test_requests_in_flight_when_the_database_goes_away_answer_or_ask_to_r
     outcomes = [assert_ok_or_unavailable(response) for response in answers]
     assert True in outcomes and False in outcomes  # the outage was seen, mid-load
 
-    await proxy.start()
-    await wait_for_recovery(owner)
+    await back_and_recovered(proxy, owner)
     for response in await asyncio.gather(*(call(i) for i in range(80))):
         assert assert_ok_or_unavailable(response)
     # Nothing of ours logged as an error (strawberry's own logging of every GraphQL error is
@@ -327,8 +331,7 @@ async def test_graphql_reads_cut_mid_query_answer_service_unavailable_in_verify_
     answers = [task.result() for task in done] + list(await asyncio.gather(*pending))
     outcomes = [assert_ok_or_unavailable(response) for response in answers]
     assert True in outcomes and False in outcomes
-    await proxy.start()
-    await wait_for_recovery(owner)
+    await back_and_recovered(proxy, owner)
 
 
 async def test_readyz_answers_503_while_the_database_is_away_and_200_after(
@@ -366,8 +369,7 @@ async def test_a_connection_attempt_that_hangs_is_bounded_by_the_connect_timeout
     response = await alice.get("/users/me")
     assert_unavailable_on_rest(response)
     await proxy.stop()
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)
 
 
 async def test_a_mutation_during_an_outage_is_an_error_with_a_code(
@@ -386,8 +388,7 @@ async def test_a_mutation_during_an_outage_is_an_error_with_a_code(
     payload = (body.get("data") or {}).get("createOrganization") or {}
     codes += [e["code"] for e in payload.get("errors") or []]
     assert codes == ["SERVICE_UNAVAILABLE"]
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)
     assert await env.scalar(select(func.count()).select_from(models.Organization)) == 0
 
 
@@ -418,7 +419,7 @@ async def test_usage_retried_across_an_outage_is_debited_exactly_once(
 ) -> None:
     env = outage_env
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 1_000_000)
     events = [event(alice.user_id, credits=1_000 + i) for i in range(12)]
     before, during = events[:6], events[6:]
@@ -429,8 +430,7 @@ async def test_usage_retried_across_an_outage_is_debited_exactly_once(
     for response in await asyncio.gather(*(ingest(env, e) for e in during)):
         assert_unavailable_on_rest(response)
 
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)
     # The client retries everything it is unsure of: the failed ones and the first ones again.
     retried = await asyncio.gather(*(ingest(env, e) for e in events))
     assert [r.status_code for r in retried] == [200] * 12
@@ -459,14 +459,13 @@ async def test_a_checkout_retried_across_an_outage_with_its_key_credits_once(
     assert_unavailable_on_rest(
         await alice.post("/users/credits/checkout", json=body, headers=headers)
     )
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)
     first = await alice.post("/users/credits/checkout", json=body, headers=headers)
     again = await alice.post("/users/credits/checkout", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert await env.scalar(select(func.count()).select_from(models.Payment)) == 1
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     assert await balance(env, account) == 1000 * 10_000
     async with env.sessions() as session:
         assert await sum_of_entries(session, account) == 1000 * 10_000
@@ -735,5 +734,4 @@ async def test_a_database_that_stops_answering_mid_request_is_503_and_recovers(
         assert_unavailable_on_graphql(await asyncio.wait_for(gql(alice, VIEWER), 30))
     finally:
         await proxy.stop_and_thaw()
-    await proxy.start()
-    await wait_for_recovery(alice)
+    await back_and_recovered(proxy, alice)

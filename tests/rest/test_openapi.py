@@ -7,7 +7,6 @@ import re
 import warnings
 from typing import Any
 
-import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
@@ -16,31 +15,9 @@ from gateway.ids import new_id
 from gateway.rest.framework import Endpoint
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Client, Env
+from tests.rest.helpers import fetch_document, response_schema, validator_for
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-
-
-async def fetch_document(env: Env) -> dict[str, Any]:
-    response = await env.anonymous.get("/openapi.json")
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    document: dict[str, Any] = response.json()
-    return document
-
-
-def validator_for(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema.Validator:
-    """A 2020-12 validator for one schema of the document, with its components in reach."""
-    root = {**schema, "components": document["components"]}
-    return jsonschema.Draft202012Validator(root, format_checker=jsonschema.FormatChecker())
-
-
-def response_schema(
-    document: dict[str, Any], endpoint: Endpoint, status: int
-) -> dict[str, Any] | None:
-    responses = document["paths"][endpoint.path][endpoint.method.lower()]["responses"]
-    declared = responses.get(str(status)) or responses["default"]
-    content = declared.get("content")
-    return content["application/json"]["schema"] if content else None
 
 
 # --- the document ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,7 +18,10 @@ import uvicorn
 from gateway.app import ClosingContexts
 from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
 from gateway.rest.routes import ENDPOINTS
-from tests.conftest import Env
+from tests.asgi import call_asgi
+from tests.conftest import REDIS_URL, Env
+from tests.envelopes import assert_refused
+from tests.rest.helpers import FakeRedis
 
 CLIENT_HEADERS = {
     "Content-Type": "application/json",
@@ -91,8 +93,7 @@ async def test_unknown_route_is_404_envelope(env: Env, path: str) -> None:
 
 async def test_unknown_route_is_404_envelope_even_without_a_token(env: Env) -> None:
     response = await env.anonymous.get("/definitely/not/here")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Not found"}
+    assert_refused(response, 404, "Not found")
 
 
 async def test_wrong_method_is_405_with_allow_header_and_envelope(env: Env) -> None:
@@ -119,21 +120,17 @@ async def test_non_json_body_is_415(env: Env) -> None:
         content=b"name=ci",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 415
-    assert response.json() == {
-        "success": False,
-        "error": "Request body must be JSON (Content-Type: application/json)",
-    }
+    assert_refused(response, 415, "Request body must be JSON (Content-Type: application/json)")
 
 
 async def test_json_nested_too_deeply_is_400_not_500(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", content=b"[" * 100_000 + b"]" * 100_000)
-    assert response.status_code == 400
-    assert response.json() == {
-        "success": False,
-        "error": "Request body is not valid JSON (JSON nested too deeply: line 1 column 1 (char 0))",
-    }
+    assert_refused(
+        response,
+        400,
+        "Request body is not valid JSON (JSON nested too deeply: line 1 column 1 (char 0))",
+    )
 
 
 async def test_malformed_json_is_400_with_where_it_broke(env: Env) -> None:
@@ -148,8 +145,7 @@ async def test_malformed_json_is_400_with_where_it_broke(env: Env) -> None:
 async def test_json_that_is_not_an_object_is_400(env: Env) -> None:
     alice = await env.user()
     response = await alice.post("/api-keys", content=b'["name"]')
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "Request body must be a JSON object"}
+    assert_refused(response, 400, "Request body must be a JSON object")
 
 
 async def test_invalid_field_is_400_naming_the_field(env: Env) -> None:
@@ -232,8 +228,7 @@ async def test_url_encoded_ids_in_paths_are_accepted(env: Env) -> None:
 async def test_an_encoded_slash_stays_inside_one_path_parameter(env: Env) -> None:
     alice = await env.user()
     response = await alice.delete("/api-keys/key%2Fextra")
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "API key not found"}
+    assert_refused(response, 404, "API key not found")
 
 
 @pytest.mark.parametrize("path", ["/users/me/", "/api-keys/", "/users/me//"])
@@ -258,29 +253,16 @@ async def test_head_answers_like_get(env: Env) -> None:
 async def test_a_method_sent_in_lowercase_is_the_same_route(env: Env) -> None:
     """Straight to the ASGI app: httpx would send the method in capitals."""
     alice = await env.user()
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     scope = {
         "type": "http",
-        "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "get",
         "scheme": "http",
         "path": "/api/v1/users/me",
-        "raw_path": b"/api/v1/users/me",
-        "root_path": "",
-        "query_string": b"",
         "headers": [(b"authorization", f"Bearer {alice.token}".encode()), (b"host", b"t")],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
     }
-    await env.app(scope, receive, send)
+    request = {"type": "http.request", "body": b"", "more_body": False}
+    sent = await call_asgi(env.app, scope, [], then=request)
     assert sent[0]["status"] == 200
 
 
@@ -303,8 +285,7 @@ async def test_unexpected_error_is_a_500_envelope_without_details(env: Env) -> N
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/boom")
-    assert response.status_code == 500
-    assert response.json() == {"success": False, "error": "Internal server error"}
+    assert_refused(response, 500, "Internal server error")
 
 
 async def test_route_table_has_unique_method_and_path_pairs() -> None:
@@ -394,40 +375,6 @@ async def test_routing_finds_what_a_scan_of_the_table_finds() -> None:
 # --- rate limiting --------------------------------------------------------------------------
 
 
-class FakeRedis:
-    """Just enough of redis.asyncio for the limiter: INCR + EXPIRE in a pipeline."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.counts: Counter[str] = Counter()
-        self.fail = fail
-
-    def pipeline(self, transaction: bool = True) -> FakeRedis:
-        self._ops: list[str] = []
-        return self
-
-    async def __aenter__(self) -> FakeRedis:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def incr(self, key: str) -> None:
-        self._ops.append(key)
-
-    def expire(self, key: str, seconds: int) -> None:
-        return None
-
-    async def execute(self) -> list[Any]:
-        if self.fail:
-            raise ConnectionError("redis is down")
-        key = self._ops[0]
-        self.counts[key] += 1
-        return [self.counts[key], True]
-
-    async def aclose(self) -> None:
-        return None
-
-
 def limited_app(env: Env, limiter: RateLimiter) -> httpx.AsyncClient:
     app = ClosingContexts(RestApp(ENDPOINTS, env.state.authenticated_context, rate_limiter=limiter))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -472,9 +419,6 @@ async def test_rate_limiting_is_off_by_default(env: Env) -> None:
     alice = await env.user()
     for _ in range(5):
         assert (await alice.get("/users/me")).status_code == 200
-
-
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="GATEWAY_TEST_REDIS_URL not set")

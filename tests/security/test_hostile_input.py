@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from gateway.db import models
 from gateway.rest.routes import ENDPOINTS
 from gateway.rest.wire import WireIn
-from tests.api_keys.test_auth import make_jwt
+from tests.api_keys.helpers import make_jwt
 from tests.conftest import Client, Env
 
 INT64_MAX = 2**63 - 1

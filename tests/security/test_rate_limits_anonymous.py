@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from tests.conftest import Env
-from tests.rest.test_rest_framework import REDIS_URL
+from tests.conftest import REDIS_URL, Env
+from tests.envelopes import assert_refused
 
 TYPENAME = {"query": "{ __typename }"}
 BAD = {"Authorization": "Bearer gwk_not-a-key"}
@@ -24,11 +24,7 @@ async def test_anonymous_callers_are_limited_by_address_across_rest_and_graphql(
     assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     rest = await env.anonymous.get("/openapi.json")
-    assert rest.status_code == 429
-    assert rest.json() == {
-        "success": False,
-        "error": "Too many requests: slow down and retry later",
-    }
+    assert_refused(rest, 429, "Too many requests: slow down and retry later")
 
 
 @pytest.mark.settings(rate_limit_anonymous_per_minute=2)

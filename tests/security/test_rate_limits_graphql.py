@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.ratelimit import RateLimiter
-from tests.conftest import Env
-from tests.rest.test_rest_framework import REDIS_URL, FakeRedis
+from tests.conftest import REDIS_URL, Env
+from tests.rest.helpers import FakeRedis
 
 VIEWER = {"query": "{ viewer { id } }"}
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from tests.conftest import Client, Env
+from tests.envelopes import assert_refused
 
 
 async def org_key(env: Env, owner: Client, org_id: str) -> Client:
@@ -22,11 +23,7 @@ async def org_key(env: Env, owner: Client, org_id: str) -> Client:
 async def personal_rows(env: Env, user: Client) -> dict[str, str]:
     """A personal payment, a personal usage and a personal subscription of `user`: their ids."""
     async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.user_id == user.user_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(user_id=user.user_id))
         payment = models.Payment(
             account_id=account.id,
             kind="checkout",
@@ -132,11 +129,7 @@ async def test_usage_in_an_organization_left_does_not_show_that_organization(env
     org_id = await env.organization(owner, "Former")
     await env.add_member(org_id, alice)
     async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.organization_id == org_id)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
         session.add(
             models.UsageRecord(
                 generation_id="gen-left",
@@ -180,11 +173,9 @@ async def test_an_organization_key_cannot_change_its_creators_personal_account(
     scoped = await org_key(env, alice, org_id)
     before = (await alice.get("/users/me")).json()["data"]
     response = await scoped.request(method, path, json=body)
-    assert response.status_code == 403, response.text
-    assert response.json() == {
-        "success": False,
-        "error": "This API key belongs to an organization and cannot use a personal account",
-    }
+    assert_refused(
+        response, 403, "This API key belongs to an organization and cannot use a personal account"
+    )
     assert (await alice.get("/users/me")).json()["data"] == before
     assert (
         await env.scalar(select(models.Organization.id).where(models.Organization.name == "Escape"))
@@ -243,11 +234,7 @@ async def test_node_with_an_organization_key_hides_own_usage_in_another_organiza
     here = await env.organization(alice, "Here")
     elsewhere = await env.organization(alice, "Elsewhere")
     async with env.sessions() as session:
-        account = (
-            await session.execute(
-                select(models.Account).where(models.Account.organization_id == elsewhere)
-            )
-        ).scalar_one()
+        account = await session.get_one(models.Account, await env.account_id(org_id=elsewhere))
         usage = models.UsageRecord(
             generation_id="gen-elsewhere",
             account_id=account.id,
@@ -275,11 +262,7 @@ async def test_an_admin_cannot_replace_a_pending_owner_invite(env: Env) -> None:
     before = await env.all(select(models.Invite))
     again = {"invites": [{"email": "NEW@example.com", "role": "admin"}]}
     response = await admin.post(f"/organizations/{org_id}/invites", json=again)
-    assert response.status_code == 403
-    assert response.json() == {
-        "success": False,
-        "error": "You cannot replace an invite for the role owner",
-    }
+    assert_refused(response, 403, "You cannot replace an invite for the role owner")
     after = await env.all(select(models.Invite))
     assert [(i.role, i.token_hash, i.invited_by_user_id) for i in after] == [
         (i.role, i.token_hash, i.invited_by_user_id) for i in before

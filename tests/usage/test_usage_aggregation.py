@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Client, Env
-from tests.usage.test_usage_helpers import event, ingest_ok, member_id
+from tests.envelopes import data_of
+from tests.usage.helpers import event, ingest_ok, member_id
 
 MODELS = ["gpt-4o", "claude-sonnet", "llama-3", "mistral-large", "gemini-pro", "qwen", "phi"]
 
@@ -29,13 +30,10 @@ async def _world(env: Env, seed: int = 7, count: int = 300) -> World:
     """An org of four (one of whom leaves no trace), usage over 70 days, plus noise elsewhere."""
     rng = random.Random(seed)
     owner = await env.user()
-    admin = await env.user()
-    member = await env.user()
-    idle = await env.user()
     org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member)
-    await env.add_member(org_id, idle)
+    admin = await env.member(org_id, "admin")
+    member = await env.member(org_id)
+    await env.member(org_id)  # idle: a member who leaves no usage
     other_org = await env.organization(member, "Elsewhere")
     people = [owner, admin, member]
     now = datetime.now(UTC)
@@ -132,8 +130,7 @@ async def test_usage_by_day_model_and_member_matches_brute_force(env: Env) -> No
             response = await world.owner.get(
                 f"/organizations/{world.org_id}/usages?groupBy={group_by}{query}"
             )
-            assert response.status_code == 200, response.text
-            data = response.json()["data"]
+            data = data_of(response)
             assert data["groupBy"] == group_by
             if "2020" in query:
                 assert data["items"] == []
@@ -182,8 +179,7 @@ async def test_usage_defaults_to_the_last_30_days(env: Env) -> None:
 async def test_metrics_match_brute_force(env: Env) -> None:
     world = await _world(env, seed=3)
     response = await world.owner.get(f"/organizations/{world.org_id}/metrics")
-    assert response.status_code == 200
-    data = response.json()["data"]
+    data = data_of(response)
     assert list(data) == [
         "from",
         "to",
@@ -240,12 +236,10 @@ async def test_period_is_validated(env: Env) -> None:
 
 async def test_aggregates_are_for_owners_and_admins(env: Env) -> None:
     owner = await env.user()
-    admin = await env.user()
-    member = await env.user()
-    stranger = await env.user()
     org_id = await env.organization(owner)
-    await env.add_member(org_id, admin, "admin")
-    await env.add_member(org_id, member)
+    admin = await env.member(org_id, "admin")
+    member = await env.member(org_id)
+    stranger = await env.user()
     for route in ("usages", "metrics"):
         path = f"/organizations/{org_id}/{route}"
         assert (await owner.get(path)).status_code == 200

@@ -14,8 +14,7 @@ from gateway.db import models
 from resolvers import usage as usage_resolvers
 from resolvers.usage import ingestion as usage_ingestion
 from tests.conftest import Env
-from tests.usage.test_usage_helpers import (
-    account_id,
+from tests.usage.helpers import (
     balance,
     event,
     fund,
@@ -53,7 +52,7 @@ async def _rows(env: Env) -> tuple[list[models.UsageRecord], list[models.LedgerE
 
 async def test_event_is_recorded_and_debits_the_personal_account(env: Env) -> None:
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 10_000)
     sent = event(alice.user_id, credits=2_500, metadata={"app": "cli"})
     response = await ingest(env, sent)
@@ -96,8 +95,8 @@ async def test_single_event_object_body_is_a_batch_of_one(env: Env) -> None:
 async def test_organization_event_debits_the_organization_account(env: Env) -> None:
     alice = await env.user()
     org_id = await env.organization(alice)
-    personal = await account_id(env, user_id=alice.user_id)
-    org_account = await account_id(env, org_id=org_id)
+    personal = await env.account_id(user_id=alice.user_id)
+    org_account = await env.account_id(org_id=org_id)
     await ingest_ok(env, event(alice.user_id, organizationId=org_id, credits=700))
     [record], [entry] = await _rows(env)
     assert record.account_id == org_account and record.organization_id == org_id
@@ -108,7 +107,7 @@ async def test_organization_event_debits_the_organization_account(env: Env) -> N
 
 async def test_retried_event_is_recorded_and_debited_once(env: Env) -> None:
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 10_000)
     sent = event(alice.user_id, credits=1_000)
     first = (await ingest_ok(env, sent))["items"][0]
@@ -132,7 +131,7 @@ async def test_generation_id_repeated_in_one_batch_is_recorded_once(env: Env) ->
 
 async def test_event_overdrawing_the_balance_is_recorded_and_flagged(env: Env) -> None:
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 1_000)
     data = await ingest_ok(
         env, event(alice.user_id, credits=600), event(alice.user_id, credits=600)
@@ -150,9 +149,9 @@ async def test_batch_keeps_the_ledger_invariant_across_accounts(env: Env) -> Non
     org_id = await env.organization(alice)
     await env.add_member(org_id, bob)
     accounts = {
-        "alice": await account_id(env, user_id=alice.user_id),
-        "bob": await account_id(env, user_id=bob.user_id),
-        "org": await account_id(env, org_id=org_id),
+        "alice": await env.account_id(user_id=alice.user_id),
+        "bob": await env.account_id(user_id=bob.user_id),
+        "org": await env.account_id(org_id=org_id),
     }
     await fund(env, accounts["org"], 5_000)
     await ingest_ok(
@@ -273,7 +272,7 @@ async def test_failed_ingestion_leaves_neither_usage_row_nor_ledger_entry(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     await fund(env, account, 5_000)
     written: list[int] = []
 
@@ -338,7 +337,7 @@ async def test_graphql_record_usages_returns_typed_errors_and_writes_nothing(env
 
 async def test_concurrent_retries_record_and_debit_once(env: Env) -> None:
     alice = await env.user()
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     batch = [event(alice.user_id, credits=100) for _ in range(20)]
     responses = await asyncio.gather(*(ingest(env, *batch) for _ in range(4)))
     assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
@@ -356,7 +355,7 @@ async def test_debit_below_the_auto_top_up_threshold_starts_a_top_up(env: Env) -
     settings = {"enabled": True, "threshold": 5_000_000, "amountCents": 1000}
     assert (await alice.put(f"{base}/auto-top-up", json=settings)).status_code == 200
     await alice.post("/users/credits/checkout", json={"amountCents": 500})  # 5 USD
-    account = await account_id(env, user_id=alice.user_id)
+    account = await env.account_id(user_id=alice.user_id)
     assert await balance(env, account) == 5_000_000
     await ingest_ok(env, event(alice.user_id, credits=4_000_000))
     payments = await env.all(

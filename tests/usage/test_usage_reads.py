@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from gateway.rest.routes import ENDPOINTS
 from tests.conftest import Env
-from tests.rest.test_openapi import fetch_document, response_schema, validator_for
-from tests.usage.test_usage_helpers import event, ingest_ok, member_id, service
+from tests.envelopes import assert_refused
+from tests.rest.helpers import fetch_document, response_schema, validator_for
+from tests.usage.helpers import event, ingest_ok, member_id, service
 
 USAGE_KEYS = [
     "id",
@@ -163,8 +164,7 @@ async def test_member_usages_of_an_unknown_member_is_not_found(env: Env) -> None
     response = await owner.get(
         f"/organizations/{org_id}/members/mbr-01JUNKNOWN0000000000000000/usages"
     )
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Member not found"}
+    assert_refused(response, 404, "Member not found")
 
 
 async def test_member_usages_page_with_cursor(env: Env) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from tests.conftest import Env
+from tests.envelopes import assert_refused, data_of
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 ME_FIELDS = {
@@ -89,8 +90,7 @@ async def test_get_me_lists_every_membership_with_its_role(env: Env) -> None:
 
 async def test_get_me_without_a_token_is_401(env: Env) -> None:
     response = await env.anonymous.get("/users/me")
-    assert response.status_code == 401
-    assert response.json() == {"success": False, "error": "Authentication required"}
+    assert_refused(response, 401, "Authentication required")
 
 
 # --- PATCH /users/me ------------------------------------------------------------------------
@@ -102,8 +102,7 @@ async def test_patch_me_updates_name_and_photo_and_returns_me(env: Env) -> None:
     response = await alice.patch(
         "/users/me", json={"displayName": "  Alice B  ", "photoUrl": "https://img.test/a.png"}
     )
-    assert response.status_code == 200
-    me = response.json()["data"]
+    me = data_of(response)
     assert set(me) == ME_FIELDS
     assert me["displayName"] == "Alice B"
     assert me["photoUrl"] == "https://img.test/a.png"
@@ -121,8 +120,7 @@ async def test_patch_me_leaves_absent_fields_alone(env: Env) -> None:
 async def test_patch_me_rejects_a_photo_that_is_not_http(env: Env) -> None:
     alice = await env.user(name="Alice")
     response = await alice.patch("/users/me", json={"photoUrl": "javascript:alert(1)"})
-    assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "photoUrl must be an http(s) URL"}
+    assert_refused(response, 400, "photoUrl must be an http(s) URL")
 
 
 async def test_patch_me_rejects_a_too_long_name_naming_the_field(env: Env) -> None:
@@ -186,8 +184,7 @@ async def test_active_account_of_a_non_member_org_is_404(env: Env) -> None:
     alice, eve = await env.user(), await env.user()
     acme = await env.organization(alice)
     response = await eve.put("/users/active-account", json={"organizationId": acme})
-    assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "Organization not found"}
+    assert_refused(response, 404, "Organization not found")
 
 
 async def test_active_account_of_an_unknown_org_is_404(env: Env) -> None:

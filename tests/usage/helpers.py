@@ -50,12 +50,6 @@ async def ingest_ok(env: Env, *events: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def account_id(env: Env, *, user_id: str | None = None, org_id: str | None = None) -> str:
-    column = models.Account.user_id if user_id else models.Account.organization_id
-    found: str = await env.scalar(select(models.Account.id).where(column == (user_id or org_id)))
-    return found
-
-
 async def fund(env: Env, account: str, amount: int) -> None:
     async with env.sessions() as session:
         await post_entry(

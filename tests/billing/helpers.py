@@ -1,0 +1,123 @@
+"""Helpers of the billing tests (no tests here): the plan catalog seeded, Stripe webhook events
+signed and delivered, pending payments and their balances.
+
+Payloads follow Stripe's recorded event shapes, signed with the endpoint secret (Stripe's scheme:
+`t=<ts>,v1=hex(hmac_sha256(secret, f"{t}.{payload}"))`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from gateway.db import models
+from resolvers.plans import DEFAULT_PLANS, seed_plans
+from tests.conftest import Client, Env
+from tests.envelopes import data_of
+
+SECRET = "whsec_test_secret"
+PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
+
+
+async def rest_balance(client: Client) -> int:
+    """The caller's personal balance, as `GET /users/{id}/balance` answers it."""
+    balance: int = data_of(await client.get(f"/users/{client.user_id}/balance"))["balance"]
+    return balance
+
+
+async def seed(env: Env, specs: Any = DEFAULT_PLANS) -> dict[str, str]:
+    """The default catalog (or `specs`) in the test database: plan name → id."""
+    async with env.sessions() as session:
+        done = await seed_plans(session, specs)
+        await session.commit()
+        return {plan.name: plan.id for plan, _ in done}
+
+
+def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2025-01-27.acacia",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+def intent(
+    intent_id: str,
+    payment_id: str | None,
+    *,
+    status: str,
+    amount: int,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount if status == "succeeded" else 0,
+        "currency": "usd",
+        "customer": "cus_test",
+        "status": status,
+        "metadata": {"payment_id": payment_id} if payment_id else {},
+        "last_payment_error": {"code": "card_declined", "message": error} if error else None,
+        "livemode": False,
+    }
+
+
+async def deliver(
+    env: Env, body: dict[str, Any], *, signature: str | None = None
+) -> httpx.Response:
+    payload = json.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    headers["Stripe-Signature"] = signature if signature is not None else sign(payload)
+    return await env.http.post("/webhooks/stripe", content=payload, headers=headers)
+
+
+async def pending_payment(env: Env, *, amount_cents: int = 1000, intent_id: str = "pi_1") -> str:
+    alice = await env.user()
+    async with env.sessions() as session:
+        payment = models.Payment(
+            account_id=await env.account_id(user_id=alice.user_id),
+            kind="checkout",
+            amount_cents=amount_cents,
+            credits=amount_cents * 10_000,
+            provider="stripe",
+            provider_payment_id=intent_id,
+            creator_user_id=alice.user_id,
+        )
+        session.add(payment)
+        await session.commit()
+        return payment.id
+
+
+async def payment_row(env: Env, payment_id: str) -> models.Payment:
+    found: models.Payment = await env.scalar(
+        select(models.Payment).where(models.Payment.id == payment_id)
+    )
+    return found
+
+
+async def balance_of_payment(env: Env, payment_id: str) -> int:
+    payment = await payment_row(env, payment_id)
+    value: int = await env.scalar(
+        select(models.Account.balance).where(models.Account.id == payment.account_id)
+    )
+    return value
