@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 from gateway.context import Context
 from gateway.db.models import Member, Organization, Role
@@ -132,21 +134,93 @@ async def organization_memberships(
     return found
 
 
-async def require_member(
-    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
-) -> Member:
-    """The caller's membership with at least `role`; 404 for strangers, 403 for too low a role."""
+@dataclass(frozen=True)
+class OrgAccess:
+    """The caller's access to one live organization, already checked: the organization and the
+    caller's membership, both read-only rows read by one statement. A resolver that takes one
+    needs no check of its own; only `member_access` / `manager_access` / `owner_access` make
+    them (Polar's `authz: AuthorizeOrg…` parameter), and the class says the least role it
+    proves, which mypy then holds every caller to."""
+
+    minimum: ClassVar[str] = Role.MEMBER.value
+    refusal: ClassVar[str] = ""
+
+    ctx: Context
+    organization: Organization
+    member: Member
+
+    @property
+    def organization_id(self) -> str:
+        return self.organization.id
+
+    @property
+    def role(self) -> str:
+        return self.member.role
+
+    @property
+    def is_manager(self) -> bool:
+        return self.member.role in MANAGERS
+
+    async def organization_to_change(self) -> Organization:
+        """The organization as an ORM object, for a writer (`organization` is read-only)."""
+        org: Organization = await self.ctx.loaders.organization_by_id.load(self.organization_id)
+        return org
+
+
+@dataclass(frozen=True)
+class ManagerAccess(OrgAccess):
+    """An owner's or an admin's access."""
+
+    minimum: ClassVar[str] = Role.ADMIN.value
+    refusal: ClassVar[str] = "Only organization owners and admins can do this"
+
+
+@dataclass(frozen=True)
+class OwnerAccess(ManagerAccess):
+    """An owner's access."""
+
+    minimum: ClassVar[str] = Role.OWNER.value
+    refusal: ClassVar[str] = "Only organization owners can do this"
+
+
+A = TypeVar("A", bound=OrgAccess)
+
+
+async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
+    """`kind` of access to the organization: 404 for strangers (never confirm another
+    tenant's organization exists), 403 for a member whose role is below `kind.minimum`."""
     ctx.user_id  # noqa: B018  (raises Unauthenticated for the service and anonymous callers)
     member = await organization_membership(ctx, organization_id)
     if member is None:
         raise NotFound("Organization not found")
-    if ROLE_RANK[member.role] < ROLE_RANK[role]:
-        raise Forbidden(
-            "Only organization owners can do this"
-            if role == Role.OWNER.value
-            else "Only organization owners and admins can do this"
-        )
-    return member
+    if ROLE_RANK[member.role] < ROLE_RANK[kind.minimum]:
+        raise Forbidden(kind.refusal)
+    # Primed by the membership's statement, which reads the live organization with it.
+    org: Organization = await ctx.loaders.organization_row_by_id.load(organization_id)
+    return kind(ctx, org, member)
+
+
+async def member_access(ctx: Context, organization_id: str) -> OrgAccess:
+    """Any member's access to the organization."""
+    return await _access(ctx, organization_id, OrgAccess)
+
+
+async def manager_access(ctx: Context, organization_id: str) -> ManagerAccess:
+    """An owner's or admin's access to the organization; 403 for plain members."""
+    return await _access(ctx, organization_id, ManagerAccess)
+
+
+async def owner_access(ctx: Context, organization_id: str) -> OwnerAccess:
+    """An owner's access to the organization; 403 for admins and members."""
+    return await _access(ctx, organization_id, OwnerAccess)
+
+
+async def require_member(
+    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
+) -> Member:
+    """The caller's membership with at least `role`; 404 for strangers, 403 for too low a role."""
+    kinds = {Role.MEMBER.value: OrgAccess, Role.ADMIN.value: ManagerAccess}
+    return (await _access(ctx, organization_id, kinds.get(role, OwnerAccess))).member
 
 
 async def require_manager(ctx: Context, organization_id: str) -> Member:

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import accounts, api_keys, invites, members, organizations, plans
+from resolvers import accounts, api_keys, invites, members, organizations, permissions, plans
 from resolvers import payments as billing
 from resolvers import usage as metering
 from schema.api_key import ApiKey
@@ -49,13 +49,15 @@ class Organization(Node):
     members = connection(
         Member,
         members.members_page,
-        count=members.member_count,
+        count=members.members_total,
+        of=permissions.member_access,
         description="Members, oldest first.",
     )
     invites = connection(
         Invite,
         invites.invites_page,
         count=invites.invite_count,
+        of=permissions.manager_access,
         nullable=True,
         description="Pending invites, newest first (owners and admins only).",
     )
