@@ -203,9 +203,9 @@ class OrganizationMutation:
     async def update_organization(
         self, info: Info, input: UpdateOrganizationInput
     ) -> OrganizationPayload:
+        access = await permissions.manager_access(info.context, str(input.organization_id))
         org = await organizations.update_organization(
-            info.context,
-            str(input.organization_id),
+            access,
             name=input.name,
             remote_config_enabled=input.remote_config_enabled,
             default_remote_config=input.default_remote_config,
@@ -216,14 +216,16 @@ class OrganizationMutation:
     async def delete_organization(
         self, info: Info, input: DeleteOrganizationInput
     ) -> DeleteOrganizationPayload:
-        await organizations.delete_organization(info.context, str(input.organization_id))
+        access = await permissions.owner_access(info.context, str(input.organization_id))
+        await organizations.delete_organization(access)
         return DeleteOrganizationPayload(deleted_organization_id=input.organization_id)
 
     @mutation("Turn remote config distribution on or off (owner/admin).")
     async def update_remote_config(
         self, info: Info, input: UpdateRemoteConfigInput
     ) -> OrganizationPayload:
+        access = await permissions.manager_access(info.context, str(input.organization_id))
         org = await organizations.update_remote_config(
-            info.context, str(input.organization_id), enabled=input.enabled, value=input.value
+            access, enabled=input.enabled, value=input.value
         )
         return OrganizationPayload(organization=Organization.from_model(org))
