@@ -65,6 +65,7 @@ class Organization(Node):
         ApiKey,
         api_keys.organization_api_keys,
         count=api_keys.organization_api_key_count,
+        of=permissions.member_access,
         description="The organization's live API keys, newest first (members).",
     )
     usages = connection(
