@@ -114,7 +114,7 @@ async def prefetch_membership_and_member(
 ) -> None:
     """Read the caller's membership in the organization and a member (with its user) in one
     statement, for a route that checks the one and then shows the other. Nothing is decided
-    here: `require_member` still decides, from what this read."""
+    here: `member_access` still decides, from what this read."""
     key = _membership_key(ctx, organization_id)
     if key is not None:
         await ctx.loaders.prime_membership_and_member(key, member_id)
@@ -200,8 +200,14 @@ async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
     return kind(ctx, org, member)
 
 
-async def member_access(ctx: Context, organization_id: str) -> OrgAccess:
-    """Any member's access to the organization."""
+async def member_access(
+    ctx: Context, organization_id: str, *, showing_member: str | None = None
+) -> OrgAccess:
+    """Any member's access to the organization. `showing_member`: a member the caller is to be
+    shown next, read (with its user) by the membership's statement; nothing of it is shown
+    unless this access, and then the rule of what it shows, allow it."""
+    if showing_member is not None:
+        await prefetch_membership_and_member(ctx, organization_id, showing_member)
     return await _access(ctx, organization_id, OrgAccess)
 
 

@@ -71,6 +71,7 @@ class Organization(Node):
     usages = connection(
         Usage,
         metering.organization_usages_page,
+        of=permissions.manager_access,
         description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
