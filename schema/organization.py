@@ -8,14 +8,19 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import accounts, api_keys, invites, members, organizations, permissions, plans
+from resolvers import api_keys, invites, members, organizations, permissions, plans
 from resolvers import payments as billing
 from resolvers import usage as metering
 from schema.api_key import ApiKey
 from schema.errors import Payload, mutation
 from schema.invite import Invite
 from schema.member import Member, Role
-from schema.payment import Payment, organization_balance, organization_billing_account
+from schema.payment import (
+    Payment,
+    managed_organization_account,
+    organization_balance,
+    organization_billing_account,
+)
 from schema.plan import PlanHistoryEntry, organization_subscription
 from schema.relay import Node, connection
 from schema.rows import from_row
@@ -89,7 +94,7 @@ class Organization(Node):
         Payment,
         billing.payments_page,
         count=billing.payment_count,
-        of=accounts.organization_account,
+        of=managed_organization_account,
         nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
@@ -104,6 +109,7 @@ class Organization(Node):
     plan_history = connection(
         PlanHistoryEntry,
         plans.plan_history_page,
+        of=permissions.member_access,
         description="The organization's plan changes, newest first (members).",
     )
 

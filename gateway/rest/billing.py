@@ -22,13 +22,17 @@ from gateway.rest.wire import (
     WireIn,
     from_settings,
 )
-from resolvers import accounts, payments
+from resolvers import accounts, payments, permissions
 
 
-async def _account(call: Call, *, manage: bool = True) -> Account:
+async def _account(call: Call) -> Account:
+    """The account a route acts on: the organization's, for its owners and admins, or the
+    caller's personal one (`/users/{id}/…`: the caller's own id only)."""
     org_id = call.path.get("orgId")
     if org_id:
-        return await accounts.organization_account(call.ctx, org_id, manage=manage)
+        return await accounts.organization_account(
+            await permissions.manager_access(call.ctx, org_id)
+        )
     return await accounts.personal_account(call.ctx, call.path.get("id"))
 
 
@@ -189,7 +193,8 @@ async def get_user_balance(call: Call) -> UserBalanceOut:
 
 @rest(response=OrganizationBalanceOut)
 async def get_organization_balance(call: Call) -> OrganizationBalanceOut:
-    balance = await accounts.organization_balance(call.ctx, call.path["orgId"])
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    balance = await accounts.organization_balance(access)
     return OrganizationBalanceOut.of(balance)
 
 
