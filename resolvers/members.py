@@ -139,7 +139,7 @@ async def remove_members(access: OrgAccess, member_ids: list[str]) -> list[str]:
     if len(targets) != len(ids):
         raise NotFound("Member not found")
     for target in targets:
-        if target.id != actor.id and actor.role not in permissions.MANAGERS:
+        if target.id != actor.id and not access.is_manager:
             raise Forbidden("Only organization owners and admins can remove other members")
         if not permissions.may_manage_member(actor, target):
             raise Forbidden("Admins cannot remove owners")

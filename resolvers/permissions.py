@@ -221,26 +221,6 @@ async def owner_access(ctx: Context, organization_id: str) -> OwnerAccess:
     return await _access(ctx, organization_id, OwnerAccess)
 
 
-async def require_member(
-    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
-) -> Member:
-    """The caller's membership with at least `role`; 404 for strangers, 403 for too low a role."""
-    kinds = {Role.MEMBER.value: OrgAccess, Role.ADMIN.value: ManagerAccess}
-    return (await _access(ctx, organization_id, kinds.get(role, OwnerAccess))).member
-
-
-async def require_manager(ctx: Context, organization_id: str) -> Member:
-    return await require_member(ctx, organization_id, role=Role.ADMIN.value)
-
-
-async def require_organization(
-    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
-) -> Organization:
-    await require_member(ctx, organization_id, role=role)
-    org: Organization = await ctx.loaders.organization_by_id.load(organization_id)
-    return org
-
-
 def assignable_roles(actor_role: str) -> list[str]:
     """Roles an actor may give: owners any, admins admin or member, members none."""
     if actor_role == Role.OWNER.value:
