@@ -15,7 +15,7 @@ from sqlmodel import col
 from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Organization, User
 from resolvers import permissions
-from resolvers.permissions import OrgAccess
+from resolvers.permissions import OrgAccess, PersonalAccess
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,9 @@ async def _load_or_create(
     return account
 
 
-async def personal_account(ctx: Context, user_id: str | None = None) -> Account:
-    """The caller's personal account; another user's id is not found."""
-    own_id = permissions.require_self(ctx, user_id if user_id is not None else ctx.user_id)
-    return await _load_or_create(ctx, user_id=own_id, organization_id=None)
+async def personal_account(access: PersonalAccess) -> Account:
+    """The caller's personal account."""
+    return await _load_or_create(access.ctx, user_id=access.user_id, organization_id=None)
 
 
 async def organization_account(access: OrgAccess) -> Account:
@@ -75,7 +74,7 @@ async def billing_account(ctx: Context, *, organization_id: str | None = None) -
     and admins (`manager_access`), else the caller's personal one (`personal_account`)."""
     if organization_id:
         return await organization_account(await permissions.manager_access(ctx, organization_id))
-    return await personal_account(ctx)
+    return await personal_account(permissions.personal_access(ctx))
 
 
 def balance_of(account: Account) -> Balance:
@@ -89,8 +88,8 @@ def balance_of(account: Account) -> Balance:
     )
 
 
-async def user_balance(ctx: Context, user_id: str) -> Balance:
-    return balance_of(await personal_account(ctx, user_id))
+async def user_balance(access: PersonalAccess) -> Balance:
+    return balance_of(await personal_account(access))
 
 
 async def organization_balance(access: OrgAccess) -> Balance:
@@ -107,7 +106,11 @@ async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
     if not permissions.owns_personal_account(ctx, user_id):
         return None
     row: Account | None = await ctx.loaders.account_row_by_user_id.load(user_id)
-    return row if row is not None else await personal_account(ctx, user_id)
+    return (
+        row
+        if row is not None
+        else await personal_account(permissions.personal_access(ctx, user_id))
+    )
 
 
 @dataclass(frozen=True)
@@ -130,4 +133,4 @@ async def active_account(ctx: Context, user_id: str) -> ActiveAccount | None:
         # A member (just read): the access cannot be refused, and costs no statement.
         access = await permissions.member_access(ctx, org_id)
         return ActiveAccount(org, await organization_balance(access))
-    return ActiveAccount(None, await user_balance(ctx, user_id))
+    return ActiveAccount(None, await user_balance(permissions.personal_access(ctx, user_id)))

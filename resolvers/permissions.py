@@ -75,6 +75,21 @@ def require_self(ctx: Context, user_id: str) -> str:
     return require_personal_account(ctx)
 
 
+@dataclass(frozen=True)
+class PersonalAccess:
+    """The caller's access to their own personal account (balance, payments, usage, plan),
+    already checked: made only by `personal_access`."""
+
+    ctx: Context
+    user_id: str
+
+
+def personal_access(ctx: Context, user_id: str | None = None) -> PersonalAccess:
+    """The caller's personal account, named by `/users/{id}/…` (another id: 404) or, with no
+    id, the caller's own; an organization's API key never reaches it (403, `require_self`)."""
+    return PersonalAccess(ctx, require_self(ctx, user_id if user_id is not None else ctx.user_id))
+
+
 def _membership_key(ctx: Context, organization_id: str) -> tuple[str, str] | None:
     """(organization id, user id) to look the caller's membership up by, or None when the
     caller cannot be a member: no user, or an organization API key of another organization."""

@@ -39,7 +39,7 @@ from gateway.ids import new_id
 from resolvers import accounts, permissions
 from resolvers.pagination import Page, PageArgs
 from resolvers.payments import ProviderUnavailable
-from resolvers.permissions import ManagerAccess, OrgAccess
+from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
 
 MAX_SEATS = 10_000
 NO_ORGANIZATION_PLAN = "No plan found for organization"
@@ -119,20 +119,20 @@ async def require_organization_subscription(access: OrgAccess) -> Subscription:
     return found
 
 
-async def user_subscription(ctx: Context) -> Subscription | None:
+async def user_subscription(access: PersonalAccess) -> Subscription | None:
     """The caller's individual subscription (on their personal account), or None."""
-    return await current_subscription(ctx, await accounts.personal_account(ctx))
+    return await current_subscription(access.ctx, await accounts.personal_account(access))
 
 
 async def visible_user_subscription(ctx: Context, user_id: str) -> Subscription | None:
     """`User.subscription`: the caller's own individual subscription; None on anyone else."""
     if not permissions.owns_personal_account(ctx, user_id):
         return None
-    return await user_subscription(ctx)
+    return await user_subscription(permissions.personal_access(ctx, user_id))
 
 
-async def require_user_subscription(ctx: Context) -> Subscription:
-    found = await user_subscription(ctx)
+async def require_user_subscription(access: PersonalAccess) -> Subscription:
+    found = await user_subscription(access)
     if found is None:
         raise NotFound(NO_USER_PLAN)
     return found

@@ -33,7 +33,9 @@ async def _account(call: Call) -> Account:
         return await accounts.organization_account(
             await permissions.manager_access(call.ctx, org_id)
         )
-    return await accounts.personal_account(call.ctx, call.path.get("id"))
+    return await accounts.personal_account(
+        permissions.personal_access(call.ctx, call.path.get("id"))
+    )
 
 
 Balance = Annotated[
@@ -188,7 +190,8 @@ class PromotionsOut(Out):
 
 @rest(response=UserBalanceOut)
 async def get_user_balance(call: Call) -> UserBalanceOut:
-    return UserBalanceOut.of(await accounts.user_balance(call.ctx, call.path["id"]))
+    access = permissions.personal_access(call.ctx, call.path["id"])
+    return UserBalanceOut.of(await accounts.user_balance(access))
 
 
 @rest(response=OrganizationBalanceOut)

@@ -115,7 +115,7 @@ async def subscription_out(ctx: Context, subscription: Subscription) -> Subscrip
 @rest(response=UserPlanOut)
 async def get_user_plan(call: Call) -> UserPlanOut:
     ctx = call.ctx
-    subscription = await plans.require_user_subscription(ctx)
+    subscription = await plans.require_user_subscription(permissions.personal_access(ctx))
     return UserPlanOut.of(
         subscription,
         plan_history_id=await plans.latest_history_id(ctx, subscription),

@@ -84,7 +84,10 @@ class MemberUsageListOut(Wire):
 @rest(query=PageQuery, response=UsageListOut)
 async def list_user_usages(call: Call) -> Response:
     """The caller's usage history (personal and in organizations), newest first."""
-    page = await usage.user_usages_page(call.ctx, call.path["id"], call.query.page_args(call.ctx))
+    args = call.query.page_args(call.ctx)
+    page = await usage.user_usages_page(
+        permissions.personal_access(call.ctx, call.path["id"]), args
+    )
     items = [usage_item(record) for record in page.items]
     return envelope_ok(200, {"items": items, "nextCursor": page.next_cursor})
 

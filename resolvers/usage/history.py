@@ -12,14 +12,15 @@ from gateway.errors import Forbidden, NotFound
 from resolvers import permissions
 from resolvers.batching import load_each
 from resolvers.pagination import Page, PageArgs
-from resolvers.permissions import ManagerAccess, OrgAccess
+from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
 
 
-async def user_usages_page(ctx: Context, user_id: str, args: PageArgs) -> Page[UsageRecord]:
+async def user_usages_page(access: PersonalAccess, args: PageArgs) -> Page[UsageRecord]:
     """The caller's own usage (personal and in organizations), newest first."""
-    permissions.require_self(ctx, user_id)
     # Only ever the caller's own pages: nothing to batch with (`fetch`, not `load`).
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_user_id.fetch((user_id, args))
+    page: Page[UsageRecord] = await access.ctx.loaders.usage_pages_by_user_id.fetch(
+        (access.user_id, args)
+    )
     return page
 
 
@@ -29,7 +30,7 @@ async def visible_user_usages(
     """`User.usages`: the viewer's own history; None on anyone else."""
     if not permissions.owns_personal_account(ctx, user_id):
         return None
-    return await user_usages_page(ctx, user_id, args)
+    return await user_usages_page(permissions.personal_access(ctx, user_id), args)
 
 
 @dataclass

@@ -117,3 +117,18 @@ def test_the_least_role_is_the_access_type() -> None:
         "admin",
         "owner",
     ]
+
+
+def test_personal_access_is_the_callers_own_account() -> None:
+    assert permissions.personal_access(caller("member")).user_id == "usr-1"
+    assert permissions.personal_access(caller("member"), "usr-1").user_id == "usr-1"
+
+
+def test_personal_access_to_another_user_is_not_found() -> None:
+    with pytest.raises(NotFound, match=r"^User not found$"):
+        permissions.personal_access(caller("member"), "usr-2")
+
+
+def test_an_organizations_key_has_no_personal_access() -> None:
+    with pytest.raises(Forbidden, match="cannot use a personal account"):
+        permissions.personal_access(caller("owner", key_organization=ORG))
