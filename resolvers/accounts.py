@@ -93,7 +93,7 @@ async def user_balance(access: PersonalAccess) -> Balance:
 
 
 async def organization_balance(access: OrgAccess) -> Balance:
-    """Any member may read the organization's balance."""
+    """Every member may read the organization's balance."""
     return balance_of(await organization_account(access))
 
 

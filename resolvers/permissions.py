@@ -218,9 +218,9 @@ async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
 async def member_access(
     ctx: Context, organization_id: str, *, showing_member: str | None = None
 ) -> OrgAccess:
-    """Any member's access to the organization. `showing_member`: a member the caller is to be
-    shown next, read (with its user) by the membership's statement; nothing of it is shown
-    unless this access, and then the rule of what it shows, allow it."""
+    """A member's access (any role) to the organization. `showing_member`: a member the
+    caller is to be shown next, read (with its user) by the membership's statement; nothing
+    of it is shown unless this access, and then the rule of what it shows, allow it."""
     if showing_member is not None:
         await prefetch_membership_and_member(ctx, organization_id, showing_member)
     return await _access(ctx, organization_id, OrgAccess)
