@@ -15,6 +15,7 @@ from sqlmodel import col
 from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Organization, User
 from resolvers import permissions
+from resolvers.permissions import OrgAccess, PersonalAccess
 
 
 @dataclass(frozen=True)
@@ -57,34 +58,23 @@ async def _load_or_create(
     return account
 
 
-async def personal_account(ctx: Context, user_id: str | None = None) -> Account:
-    """The caller's personal account; another user's id is not found."""
-    own_id = permissions.require_self(ctx, user_id if user_id is not None else ctx.user_id)
-    return await _load_or_create(ctx, user_id=own_id, organization_id=None)
+async def personal_account(access: PersonalAccess) -> Account:
+    """The caller's personal account."""
+    return await _load_or_create(access.ctx, user_id=access.user_id, organization_id=None)
 
 
-async def organization_account(
-    ctx: Context, organization_id: str, *, manage: bool = True
-) -> Account:
-    """An organization's account: owners and admins, or any member when `manage` is False."""
-    if manage:
-        await permissions.require_manager(ctx, organization_id)
-    else:
-        await permissions.require_member(ctx, organization_id)
-    return await _load_or_create(ctx, user_id=None, organization_id=organization_id)
+async def organization_account(access: OrgAccess) -> Account:
+    """An organization's account, for the access the caller came with: a `ManagerAccess` to
+    pay, set up billing or change the plan; any member's to read the balance and the plan."""
+    return await _load_or_create(access.ctx, user_id=None, organization_id=access.organization_id)
 
 
-async def billing_account(
-    ctx: Context,
-    *,
-    user_id: str | None = None,
-    organization_id: str | None = None,
-    manage: bool = True,
-) -> Account:
-    """The account named by an organization id, else the caller's (or `user_id`'s) personal one."""
+async def billing_account(ctx: Context, *, organization_id: str | None = None) -> Account:
+    """A billing mutation's account, named by its input: the organization's, for its owners
+    and admins (`manager_access`), else the caller's personal one (`personal_account`)."""
     if organization_id:
-        return await organization_account(ctx, organization_id, manage=manage)
-    return await personal_account(ctx, user_id)
+        return await organization_account(await permissions.manager_access(ctx, organization_id))
+    return await personal_account(permissions.personal_access(ctx))
 
 
 def balance_of(account: Account) -> Balance:
@@ -98,12 +88,13 @@ def balance_of(account: Account) -> Balance:
     )
 
 
-async def user_balance(ctx: Context, user_id: str) -> Balance:
-    return balance_of(await personal_account(ctx, user_id))
+async def user_balance(access: PersonalAccess) -> Balance:
+    return balance_of(await personal_account(access))
 
 
-async def organization_balance(ctx: Context, organization_id: str) -> Balance:
-    return balance_of(await organization_account(ctx, organization_id, manage=False))
+async def organization_balance(access: OrgAccess) -> Balance:
+    """Every member may read the organization's balance."""
+    return balance_of(await organization_account(access))
 
 
 async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
@@ -115,7 +106,11 @@ async def own_personal_account(ctx: Context, user_id: str) -> Account | None:
     if not permissions.owns_personal_account(ctx, user_id):
         return None
     row: Account | None = await ctx.loaders.account_row_by_user_id.load(user_id)
-    return row if row is not None else await personal_account(ctx, user_id)
+    return (
+        row
+        if row is not None
+        else await personal_account(permissions.personal_access(ctx, user_id))
+    )
 
 
 @dataclass(frozen=True)
@@ -135,5 +130,7 @@ async def active_account(ctx: Context, user_id: str) -> ActiveAccount | None:
     org_id = user.active_organization_id if user is not None else None
     if org_id and await permissions.organization_membership(ctx, org_id) is not None:
         org: Organization = await ctx.loaders.organization_by_id.load(org_id)
-        return ActiveAccount(org, await organization_balance(ctx, org_id))
-    return ActiveAccount(None, await user_balance(ctx, user_id))
+        # A member (just read): the access cannot be refused, and costs no statement.
+        access = await permissions.member_access(ctx, org_id)
+        return ActiveAccount(org, await organization_balance(access))
+    return ActiveAccount(None, await user_balance(permissions.personal_access(ctx, user_id)))

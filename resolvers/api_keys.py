@@ -16,6 +16,7 @@ from gateway.db.models import ApiKey, utcnow
 from gateway.errors import Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
 from resolvers.pagination import Page, PageArgs, page_of
+from resolvers.permissions import OrgAccess
 
 MAX_NAME = 200
 _LIVE = col(ApiKey.revoked_at).is_(None)
@@ -110,25 +111,22 @@ async def my_api_keys(ctx: Context, args: PageArgs) -> Page[ApiKey]:
     return page
 
 
-async def organization_api_keys(ctx: Context, organization_id: str, args: PageArgs) -> Page[ApiKey]:
+async def organization_api_keys(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[ApiKey]:
     """An organization's live keys, newest first; any member may list them."""
-    await permissions.require_member(ctx, organization_id)
     page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_organization_id.load(
-        (organization_id, args)
+        (access.organization_id, args)
     )
     return page
 
 
-async def organization_api_key_count(ctx: Context, organization_id: str) -> int:
+async def organization_api_key_count(ctx: Context, access: OrgAccess) -> int:
     """How many live keys the organization has (members)."""
-    await permissions.require_member(ctx, organization_id)
-    return int(await ctx.loaders.api_key_count_by_organization_id.load(organization_id))
+    return int(await ctx.loaders.api_key_count_by_organization_id.load(access.organization_id))
 
 
-async def provider_api_keys(ctx: Context, organization_id: str) -> str:
+def provider_api_keys(access: OrgAccess) -> str:
     """The inference providers' keys handed to members' clients, as a JSON object string."""
-    await permissions.require_member(ctx, organization_id)
-    return json.dumps(ctx.settings.provider_api_key_map(), separators=(",", ":"))
+    return json.dumps(access.ctx.settings.provider_api_key_map(), separators=(",", ":"))
 
 
 async def get_api_key(ctx: Context, key_id: str) -> ApiKey | None:
@@ -165,7 +163,8 @@ async def create_api_key(
         # An organization key must not mint a key that reaches further than itself.
         raise Forbidden("An organization API key can only create keys for its organization")
     if organization_id:
-        await permissions.require_manager(ctx, organization_id)
+        # Checked here, after the inputs, since only an organization key needs it.
+        await permissions.manager_access(ctx, organization_id)
     key, secret = await insert_api_key(
         ctx.session,
         user_id=user_id,

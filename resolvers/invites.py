@@ -15,6 +15,7 @@ from gateway.db.models import Invite, InviteStatus, Member, Organization, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from resolvers import members, permissions, users
 from resolvers.pagination import Page, PageArgs
+from resolvers.permissions import ManagerAccess
 
 TOKEN_PREFIX = "gwi_"
 MAX_EMAIL = 320
@@ -51,19 +52,17 @@ async def get_invite(ctx: Context, invite_id: str) -> Invite | None:
     return invite
 
 
-async def invites_page(ctx: Context, organization_id: str, args: PageArgs) -> Page[Invite]:
+async def invites_page(ctx: Context, access: ManagerAccess, args: PageArgs) -> Page[Invite]:
     """Pending invites, newest first (owner/admin)."""
-    await permissions.require_manager(ctx, organization_id)
     page: Page[Invite] = await ctx.loaders.invite_pages_by_organization_id.load(
-        (organization_id, args)
+        (access.organization_id, args)
     )
     return page
 
 
-async def invite_count(ctx: Context, organization_id: str) -> int:
+async def invite_count(ctx: Context, access: ManagerAccess) -> int:
     """The number of pending invites (owner/admin)."""
-    await permissions.require_manager(ctx, organization_id)
-    return int(await ctx.loaders.invite_count_by_organization_id.load(organization_id))
+    return int(await ctx.loaders.invite_count_by_organization_id.load(access.organization_id))
 
 
 def _clean_email(value: str, index: int) -> str:
@@ -76,12 +75,10 @@ def _clean_email(value: str, index: int) -> str:
     return email
 
 
-async def send_invites(
-    ctx: Context, organization_id: str, requests: list[InviteRequest]
-) -> list[SentInvite]:
+async def send_invites(access: ManagerAccess, requests: list[InviteRequest]) -> list[SentInvite]:
     """Invite people (owner/admin): a pending invite to the same email gets a fresh token and
     expiry; a current member's email is a conflict. Every invite or none is written."""
-    actor = await permissions.require_manager(ctx, organization_id)
+    ctx, organization_id, actor = access.ctx, access.organization_id, access.member
     limit = ctx.settings.max_invites_per_request
     if not requests:
         raise ValidationFailed("invites must not be empty", field="invites")
@@ -147,9 +144,9 @@ async def _invite_of(ctx: Context, organization_id: str, invite_id: str) -> Invi
     return invite
 
 
-async def revoke_invite(ctx: Context, organization_id: str, invite_id: str) -> Invite:
+async def revoke_invite(access: ManagerAccess, invite_id: str) -> Invite:
     """Owner/admin withdraw a pending invite; revoking twice is harmless."""
-    actor = await permissions.require_manager(ctx, organization_id)
+    ctx, organization_id, actor = access.ctx, access.organization_id, access.member
     invite = await _invite_of(ctx, organization_id, invite_id)
     members.check_assignable(actor, invite.role)
     if invite.status == InviteStatus.ACCEPTED.value:

@@ -12,18 +12,23 @@ from gateway.db.models import ApiKey, Member, Role, User, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
 from resolvers.pagination import Page, PageArgs
+from resolvers.permissions import ManagerAccess, OrgAccess
 
 MAX_REMOVALS = 100
 ROLES = [r.value for r in Role]
 
 
-async def members_page(ctx: Context, organization_id: str, args: PageArgs) -> Page[Member]:
-    """A page of members, oldest first; only members of the organization may list them."""
-    await permissions.require_member(ctx, organization_id)
+async def members_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[Member]:
+    """A page of members, oldest first (for any member: `access`)."""
     page: Page[Member] = await ctx.loaders.member_pages_by_organization_id.load(
-        (organization_id, args)
+        (access.organization_id, args)
     )
     return page
+
+
+async def members_total(ctx: Context, access: OrgAccess) -> int:
+    """`member_count` for a caller who may list the members (a connection's totalCount)."""
+    return await member_count(ctx, access.organization_id)
 
 
 async def viewer_role(ctx: Context, organization_id: str) -> str | None:
@@ -32,10 +37,9 @@ async def viewer_role(ctx: Context, organization_id: str) -> str | None:
     return member.role if member is not None else None
 
 
-async def available_roles(ctx: Context, organization_id: str) -> list[str]:
+def available_roles(access: OrgAccess) -> list[str]:
     """The roles the caller may give to others (none for plain members)."""
-    actor = await permissions.require_member(ctx, organization_id)
-    return permissions.assignable_roles(actor.role)
+    return permissions.assignable_roles(access.role)
 
 
 def clean_role(role: str, field: str = "role") -> str:
@@ -89,12 +93,11 @@ def another_owner_stays(
     )
 
 
-async def change_member_role(
-    ctx: Context, organization_id: str, member_id: str, role: str
-) -> Member:
-    """Owner/admin: give a member a role the actor may assign; the last owner stays owner."""
+async def change_member_role(access: ManagerAccess, member_id: str, role: str) -> Member:
+    """Owner/admin: give a member a role the actor may assign; the last owner stays owner.
+    (REST checks `role` with `clean_role` before the caller's access, as it always has.)"""
     role = clean_role(role)
-    actor = await permissions.require_manager(ctx, organization_id)
+    ctx, organization_id, actor = access.ctx, access.organization_id, access.member
     target = await _member_of(ctx, organization_id, member_id)
     check_assignable(actor, role)
     if not permissions.may_manage_member(actor, target):
@@ -122,10 +125,10 @@ async def change_member_role(
     return target
 
 
-async def remove_members(ctx: Context, organization_id: str, member_ids: list[str]) -> list[str]:
+async def remove_members(access: OrgAccess, member_ids: list[str]) -> list[str]:
     """Owner/admin remove members (admins not owners); anyone may remove themself.
     The last owner cannot leave. Returns the removed member ids, in request order."""
-    actor = await permissions.require_member(ctx, organization_id)
+    ctx, organization_id, actor = access.ctx, access.organization_id, access.member
     ids = list(dict.fromkeys(member_ids))
     if not ids:
         raise ValidationFailed("memberIds must not be empty", field="memberIds")
@@ -136,7 +139,7 @@ async def remove_members(ctx: Context, organization_id: str, member_ids: list[st
     if len(targets) != len(ids):
         raise NotFound("Member not found")
     for target in targets:
-        if target.id != actor.id and actor.role not in permissions.MANAGERS:
+        if target.id != actor.id and not access.is_manager:
             raise Forbidden("Only organization owners and admins can remove other members")
         if not permissions.may_manage_member(actor, target):
             raise Forbidden("Admins cannot remove owners")

@@ -22,6 +22,7 @@ from gateway.db.models import (
 )
 from gateway.errors import ValidationFailed
 from resolvers import permissions, users
+from resolvers.permissions import ManagerAccess, OrgAccess, OwnerAccess
 
 MAX_NAME = 200
 MAX_REMOTE_CONFIG = 65_536
@@ -30,11 +31,6 @@ MAX_REMOTE_CONFIG = 65_536
 async def get_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization if the caller is a member, else None (never confirm it exists)."""
     return await permissions.visible_organization(ctx, organization_id)
-
-
-async def require_organization(ctx: Context, organization_id: str) -> Organization:
-    """The organization for one of its members; 404 for everyone else."""
-    return await permissions.require_organization(ctx, organization_id)
 
 
 def _clean_name(value: str) -> str:
@@ -78,15 +74,14 @@ async def create_organization(ctx: Context, *, name: str) -> Organization:
 
 
 async def update_organization(
-    ctx: Context,
-    organization_id: str,
+    access: ManagerAccess,
     *,
     name: str | None = None,
     remote_config_enabled: bool | None = None,
     default_remote_config: str | None = None,
 ) -> Organization:
     """Change settings (owner/admin); arguments left None stay as they are."""
-    org = await permissions.require_organization(ctx, organization_id, role=Role.ADMIN.value)
+    ctx, org = access.ctx, await access.organization_to_change()
     if name is not None:
         org.name = _clean_name(name)
     if default_remote_config is not None:
@@ -100,10 +95,10 @@ async def update_organization(
 
 
 async def update_remote_config(
-    ctx: Context, organization_id: str, *, enabled: bool, value: str | None = None
+    access: ManagerAccess, *, enabled: bool, value: str | None = None
 ) -> Organization:
     """Turn remote config distribution on or off, optionally with a new value (owner/admin)."""
-    org = await permissions.require_organization(ctx, organization_id, role=Role.ADMIN.value)
+    ctx, org = access.ctx, await access.organization_to_change()
     if value is not None:
         org.default_remote_config = clean_remote_config(value, field="value")
     org.remote_config_enabled = enabled
@@ -113,9 +108,9 @@ async def update_remote_config(
     return org
 
 
-async def delete_organization(ctx: Context, organization_id: str) -> None:
+async def delete_organization(access: OwnerAccess) -> None:
     """Soft delete (owner only): members lose access, pending invites die, the balance stays."""
-    org = await permissions.require_organization(ctx, organization_id, role=Role.OWNER.value)
+    ctx, org = access.ctx, await access.organization_to_change()
     now = utcnow()
     session = ctx.session
     org.deleted_at = now
@@ -143,9 +138,9 @@ class RemoteConfig:
     value: str
 
 
-async def remote_config(ctx: Context, organization_id: str) -> RemoteConfig:
+def remote_config(access: OrgAccess) -> RemoteConfig:
     """An organization's remote config, for any of its members."""
-    org = await permissions.require_organization(ctx, organization_id)
+    org = access.organization
     return RemoteConfig(enabled=org.remote_config_enabled, value=org.default_remote_config or "{}")
 
 

@@ -169,7 +169,7 @@ async def visible_payment(ctx: Context, payment_id: str) -> Payment | None:
         # As `User.payments`: the caller's own, not through an organization's API key.
         return payment if permissions.may_use_personal_account(ctx, account.user_id) else None
     try:
-        await permissions.require_manager(ctx, account.organization_id or "")
+        await permissions.manager_access(ctx, account.organization_id or "")
     except DomainError:
         return None
     return payment

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 from gateway.context import Context
 from gateway.db.models import Member, Organization, Role
@@ -73,6 +75,21 @@ def require_self(ctx: Context, user_id: str) -> str:
     return require_personal_account(ctx)
 
 
+@dataclass(frozen=True)
+class PersonalAccess:
+    """The caller's access to their own personal account (balance, payments, usage, plan),
+    already checked: made only by `personal_access`."""
+
+    ctx: Context
+    user_id: str
+
+
+def personal_access(ctx: Context, user_id: str | None = None) -> PersonalAccess:
+    """The caller's personal account, named by `/users/{id}/…` (another id: 404) or, with no
+    id, the caller's own; an organization's API key never reaches it (403, `require_self`)."""
+    return PersonalAccess(ctx, require_self(ctx, user_id if user_id is not None else ctx.user_id))
+
+
 def _membership_key(ctx: Context, organization_id: str) -> tuple[str, str] | None:
     """(organization id, user id) to look the caller's membership up by, or None when the
     caller cannot be a member: no user, or an organization API key of another organization."""
@@ -112,7 +129,7 @@ async def prefetch_membership_and_member(
 ) -> None:
     """Read the caller's membership in the organization and a member (with its user) in one
     statement, for a route that checks the one and then shows the other. Nothing is decided
-    here: `require_member` still decides, from what this read."""
+    here: `member_access` still decides, from what this read."""
     key = _membership_key(ctx, organization_id)
     if key is not None:
         await ctx.loaders.prime_membership_and_member(key, member_id)
@@ -132,33 +149,91 @@ async def organization_memberships(
     return found
 
 
-async def require_member(
-    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
-) -> Member:
-    """The caller's membership with at least `role`; 404 for strangers, 403 for too low a role."""
+@dataclass(frozen=True)
+class OrgAccess:
+    """The caller's access to one live organization, already checked: the organization and the
+    caller's membership, both read-only rows read by one statement. A resolver that takes one
+    needs no check of its own; only `member_access` / `manager_access` / `owner_access` make
+    them (Polar's `authz: AuthorizeOrg…` parameter), and the class says the least role it
+    proves, which mypy then holds every caller to."""
+
+    minimum: ClassVar[str] = Role.MEMBER.value
+    refusal: ClassVar[str] = ""
+
+    ctx: Context
+    organization: Organization
+    member: Member
+
+    @property
+    def organization_id(self) -> str:
+        return self.organization.id
+
+    @property
+    def role(self) -> str:
+        return self.member.role
+
+    @property
+    def is_manager(self) -> bool:
+        return self.member.role in MANAGERS
+
+    async def organization_to_change(self) -> Organization:
+        """The organization as an ORM object, for a writer (`organization` is read-only)."""
+        org: Organization = await self.ctx.loaders.organization_by_id.load(self.organization_id)
+        return org
+
+
+@dataclass(frozen=True)
+class ManagerAccess(OrgAccess):
+    """An owner's or an admin's access."""
+
+    minimum: ClassVar[str] = Role.ADMIN.value
+    refusal: ClassVar[str] = "Only organization owners and admins can do this"
+
+
+@dataclass(frozen=True)
+class OwnerAccess(ManagerAccess):
+    """An owner's access."""
+
+    minimum: ClassVar[str] = Role.OWNER.value
+    refusal: ClassVar[str] = "Only organization owners can do this"
+
+
+A = TypeVar("A", bound=OrgAccess)
+
+
+async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
+    """`kind` of access to the organization: 404 for strangers (never confirm another
+    tenant's organization exists), 403 for a member whose role is below `kind.minimum`."""
     ctx.user_id  # noqa: B018  (raises Unauthenticated for the service and anonymous callers)
     member = await organization_membership(ctx, organization_id)
     if member is None:
         raise NotFound("Organization not found")
-    if ROLE_RANK[member.role] < ROLE_RANK[role]:
-        raise Forbidden(
-            "Only organization owners can do this"
-            if role == Role.OWNER.value
-            else "Only organization owners and admins can do this"
-        )
-    return member
+    if ROLE_RANK[member.role] < ROLE_RANK[kind.minimum]:
+        raise Forbidden(kind.refusal)
+    # Primed by the membership's statement, which reads the live organization with it.
+    org: Organization = await ctx.loaders.organization_row_by_id.load(organization_id)
+    return kind(ctx, org, member)
 
 
-async def require_manager(ctx: Context, organization_id: str) -> Member:
-    return await require_member(ctx, organization_id, role=Role.ADMIN.value)
+async def member_access(
+    ctx: Context, organization_id: str, *, showing_member: str | None = None
+) -> OrgAccess:
+    """A member's access (any role) to the organization. `showing_member`: a member the
+    caller is to be shown next, read (with its user) by the membership's statement; nothing
+    of it is shown unless this access, and then the rule of what it shows, allow it."""
+    if showing_member is not None:
+        await prefetch_membership_and_member(ctx, organization_id, showing_member)
+    return await _access(ctx, organization_id, OrgAccess)
 
 
-async def require_organization(
-    ctx: Context, organization_id: str, *, role: str = Role.MEMBER.value
-) -> Organization:
-    await require_member(ctx, organization_id, role=role)
-    org: Organization = await ctx.loaders.organization_by_id.load(organization_id)
-    return org
+async def manager_access(ctx: Context, organization_id: str) -> ManagerAccess:
+    """An owner's or admin's access to the organization; 403 for plain members."""
+    return await _access(ctx, organization_id, ManagerAccess)
+
+
+async def owner_access(ctx: Context, organization_id: str) -> OwnerAccess:
+    """An owner's access to the organization; 403 for admins and members."""
+    return await _access(ctx, organization_id, OwnerAccess)
 
 
 def assignable_roles(actor_role: str) -> list[str]:

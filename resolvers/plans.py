@@ -40,6 +40,7 @@ from gateway.ids import new_id
 from resolvers import accounts, permissions
 from resolvers.pagination import Page, PageArgs
 from resolvers.payments import ProviderUnavailable
+from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
 
 MAX_SEATS = 10_000
 NO_ORGANIZATION_PLAN = "No plan found for organization"
@@ -107,33 +108,32 @@ async def current_subscription(ctx: Context, account: Account) -> Subscription |
     return found
 
 
-async def organization_subscription(ctx: Context, organization_id: str) -> Subscription | None:
+async def organization_subscription(access: OrgAccess) -> Subscription | None:
     """The organization's current subscription (any member reads it), or None."""
-    account = await accounts.organization_account(ctx, organization_id, manage=False)
-    return await current_subscription(ctx, account)
+    return await current_subscription(access.ctx, await accounts.organization_account(access))
 
 
-async def require_organization_subscription(ctx: Context, organization_id: str) -> Subscription:
-    found = await organization_subscription(ctx, organization_id)
+async def require_organization_subscription(access: OrgAccess) -> Subscription:
+    found = await organization_subscription(access)
     if found is None:
         raise NotFound(NO_ORGANIZATION_PLAN)
     return found
 
 
-async def user_subscription(ctx: Context) -> Subscription | None:
+async def user_subscription(access: PersonalAccess) -> Subscription | None:
     """The caller's individual subscription (on their personal account), or None."""
-    return await current_subscription(ctx, await accounts.personal_account(ctx))
+    return await current_subscription(access.ctx, await accounts.personal_account(access))
 
 
 async def visible_user_subscription(ctx: Context, user_id: str) -> Subscription | None:
     """`User.subscription`: the caller's own individual subscription; None on anyone else."""
     if not permissions.owns_personal_account(ctx, user_id):
         return None
-    return await user_subscription(ctx)
+    return await user_subscription(permissions.personal_access(ctx, user_id))
 
 
-async def require_user_subscription(ctx: Context) -> Subscription:
-    found = await user_subscription(ctx)
+async def require_user_subscription(access: PersonalAccess) -> Subscription:
+    found = await user_subscription(access)
     if found is None:
         raise NotFound(NO_USER_PLAN)
     return found
@@ -174,21 +174,19 @@ async def latest_history_id(ctx: Context, subscription: Subscription) -> str | N
     return found
 
 
-async def plan_history_page(
-    ctx: Context, organization_id: str, args: PageArgs
-) -> Page[PlanHistory]:
+async def plan_history_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[PlanHistory]:
     """The organization's plan changes, newest first (any member reads them)."""
-    account = await accounts.organization_account(ctx, organization_id, manage=False)
+    account = await accounts.organization_account(access)
     page: Page[PlanHistory] = await ctx.loaders.plan_history_pages_by_account_id.load(
         (account.id, args)
     )
     return page
 
 
-async def plan_details(ctx: Context, organization_id: str, plan_id: str) -> PlanDetails:
+async def plan_details(access: OrgAccess, plan_id: str) -> PlanDetails:
     """A plan, with the organization's subscription to it (or None)."""
-    current = await organization_subscription(ctx, organization_id)
-    plan = await _plan_or_404(ctx, plan_id)
+    current = await organization_subscription(access)
+    plan = await _plan_or_404(access.ctx, plan_id)
     return PlanDetails(
         plan, current if current is not None and current.plan_id == plan.id else None
     )
@@ -332,9 +330,9 @@ def _already_subscribed(account: Account) -> str:
     return "You already have a plan"
 
 
-async def change_seats(ctx: Context, *, organization_id: str, seats: int) -> Subscription:
+async def change_seats(access: ManagerAccess, *, seats: int) -> Subscription:
     """Set the organization's seat count (owner/admin); never fewer than its members."""
-    account = await accounts.organization_account(ctx, organization_id)
+    ctx, account = access.ctx, await accounts.organization_account(access)
     _check_seats(seats)
     if await current_subscription(ctx, account) is None:
         raise _not_subscribed(account)

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import invites, organizations
+from resolvers import invites, organizations, permissions
 from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
@@ -111,9 +111,9 @@ class AcceptInvitePayload(Payload):
 class InviteMutation:
     @mutation("Invite people by email (owner/admin); re-inviting refreshes a pending invite.")
     async def send_invites(self, info: Info, input: SendInvitesInput) -> SendInvitesPayload:
+        access = await permissions.manager_access(info.context, str(input.organization_id))
         sent = await invites.send_invites(
-            info.context,
-            str(input.organization_id),
+            access,
             [invites.InviteRequest(email=i.email, role=i.role.value) for i in input.invites],
         )
         return SendInvitesPayload(
@@ -125,9 +125,8 @@ class InviteMutation:
 
     @mutation("Withdraw a pending invite (owner/admin).")
     async def revoke_invite(self, info: Info, input: RevokeInviteInput) -> InvitePayload:
-        invite = await invites.revoke_invite(
-            info.context, str(input.organization_id), str(input.invite_id)
-        )
+        access = await permissions.manager_access(info.context, str(input.organization_id))
+        invite = await invites.revoke_invite(access, str(input.invite_id))
         return InvitePayload(invite=Invite.from_model(invite))
 
     @mutation("Join an organization with the token of an invite to you.")

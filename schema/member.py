@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import members, organizations
+from resolvers import members, organizations, permissions
 from resolvers import usage as metering
 from resolvers.batching import load_each
 from schema import declare
@@ -116,7 +116,8 @@ declare.node_type(
 class MemberQuery:
     @strawberry.field(description="The roles you may give to members of an organization.")
     async def available_roles(self, info: Info, organization_id: strawberry.ID) -> list[Role]:
-        roles = await members.available_roles(info.context, str(organization_id))
+        access = await permissions.member_access(info.context, str(organization_id))
+        roles = members.available_roles(access)
         return [Role(r) for r in roles]
 
 
@@ -147,14 +148,12 @@ class RemoveMembersPayload(Payload):
 class MemberMutation:
     @mutation("Give a member another role (owner/admin).")
     async def change_member_role(self, info: Info, input: ChangeMemberRoleInput) -> MemberPayload:
-        member = await members.change_member_role(
-            info.context, str(input.organization_id), str(input.member_id), input.role.value
-        )
+        access = await permissions.manager_access(info.context, str(input.organization_id))
+        member = await members.change_member_role(access, str(input.member_id), input.role.value)
         return MemberPayload(member=Member.from_model(member))
 
     @mutation("Remove members (owner/admin; admins not owners), or leave (your own id).")
     async def remove_members(self, info: Info, input: RemoveMembersInput) -> RemoveMembersPayload:
-        removed = await members.remove_members(
-            info.context, str(input.organization_id), [str(i) for i in input.member_ids]
-        )
+        access = await permissions.member_access(info.context, str(input.organization_id))
+        removed = await members.remove_members(access, [str(i) for i in input.member_ids])
         return RemoveMembersPayload(removed_member_ids=[strawberry.ID(i) for i in removed])

@@ -8,14 +8,19 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import accounts, api_keys, invites, members, organizations, plans
+from resolvers import api_keys, invites, members, organizations, permissions, plans
 from resolvers import payments as billing
 from resolvers import usage as metering
 from schema.api_key import ApiKey
 from schema.errors import Payload, mutation
 from schema.invite import Invite
 from schema.member import Member, Role
-from schema.payment import Payment, organization_balance, organization_billing_account
+from schema.payment import (
+    Payment,
+    managed_organization_account,
+    organization_balance,
+    organization_billing_account,
+)
 from schema.plan import PlanHistoryEntry, organization_subscription
 from schema.relay import Node, connection
 from schema.rows import from_row
@@ -49,13 +54,15 @@ class Organization(Node):
     members = connection(
         Member,
         members.members_page,
-        count=members.member_count,
+        count=members.members_total,
+        of=permissions.member_access,
         description="Members, oldest first.",
     )
     invites = connection(
         Invite,
         invites.invites_page,
         count=invites.invite_count,
+        of=permissions.manager_access,
         nullable=True,
         description="Pending invites, newest first (owners and admins only).",
     )
@@ -63,11 +70,13 @@ class Organization(Node):
         ApiKey,
         api_keys.organization_api_keys,
         count=api_keys.organization_api_key_count,
+        of=permissions.member_access,
         description="The organization's live API keys, newest first (members).",
     )
     usages = connection(
         Usage,
         metering.organization_usages_page,
+        of=permissions.manager_access,
         description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
@@ -85,7 +94,7 @@ class Organization(Node):
         Payment,
         billing.payments_page,
         count=billing.payment_count,
-        of=accounts.organization_account,
+        of=managed_organization_account,
         nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
@@ -100,6 +109,7 @@ class Organization(Node):
     plan_history = connection(
         PlanHistoryEntry,
         plans.plan_history_page,
+        of=permissions.member_access,
         description="The organization's plan changes, newest first (members).",
     )
 
@@ -201,9 +211,9 @@ class OrganizationMutation:
     async def update_organization(
         self, info: Info, input: UpdateOrganizationInput
     ) -> OrganizationPayload:
+        access = await permissions.manager_access(info.context, str(input.organization_id))
         org = await organizations.update_organization(
-            info.context,
-            str(input.organization_id),
+            access,
             name=input.name,
             remote_config_enabled=input.remote_config_enabled,
             default_remote_config=input.default_remote_config,
@@ -214,14 +224,16 @@ class OrganizationMutation:
     async def delete_organization(
         self, info: Info, input: DeleteOrganizationInput
     ) -> DeleteOrganizationPayload:
-        await organizations.delete_organization(info.context, str(input.organization_id))
+        access = await permissions.owner_access(info.context, str(input.organization_id))
+        await organizations.delete_organization(access)
         return DeleteOrganizationPayload(deleted_organization_id=input.organization_id)
 
     @mutation("Turn remote config distribution on or off (owner/admin).")
     async def update_remote_config(
         self, info: Info, input: UpdateRemoteConfigInput
     ) -> OrganizationPayload:
+        access = await permissions.manager_access(info.context, str(input.organization_id))
         org = await organizations.update_remote_config(
-            info.context, str(input.organization_id), enabled=input.enabled, value=input.value
+            access, enabled=input.enabled, value=input.value
         )
         return OrganizationPayload(organization=Organization.from_model(org))

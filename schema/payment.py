@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from gateway.context import Context
 from gateway.db import models
 from gateway.errors import NotFound
-from resolvers import accounts, payments
+from resolvers import accounts, payments, permissions
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
@@ -236,13 +237,21 @@ async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
 
 async def organization_balance(root: Any, info: Info) -> Balance:
     """The organization's balance (any member)."""
-    return from_row(Balance, await accounts.organization_balance(info.context, root._model.id))
+    access = await permissions.member_access(info.context, root._model.id)
+    return from_row(Balance, await accounts.organization_balance(access))
 
 
 async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:
     """The organization's billing account (owners and admins)."""
     return BillingAccount.from_model(
-        await accounts.organization_account(info.context, root._model.id)
+        await managed_organization_account(info.context, root._model.id)
+    )
+
+
+async def managed_organization_account(ctx: Context, organization_id: str) -> models.Account:
+    """The organization's account, for its owners and admins (its payments, its settings)."""
+    return await accounts.organization_account(
+        await permissions.manager_access(ctx, organization_id)
     )
 
 

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import organizations, plans
+from resolvers import organizations, permissions, plans
 from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.rows import from_row
@@ -134,7 +134,8 @@ class PlanHistoryEntry:
 
 async def organization_subscription(root: Any, info: Info) -> Subscription | None:
     """The organization's current subscription (members)."""
-    found = await plans.organization_subscription(info.context, root._model.id)
+    access = await permissions.member_access(info.context, root._model.id)
+    found = await plans.organization_subscription(access)
     return Subscription.from_model(found) if found is not None else None
 
 
@@ -214,9 +215,8 @@ class PlanMutation:
 
     @mutation("Set the organization's seats (at least its member count).")
     async def change_seats(self, info: Info, input: ChangeSeatsInput) -> SubscriptionPayload:
-        found = await plans.change_seats(
-            info.context, organization_id=str(input.organization_id), seats=input.seats
-        )
+        access = await permissions.manager_access(info.context, str(input.organization_id))
+        found = await plans.change_seats(access, seats=input.seats)
         return SubscriptionPayload(subscription=Subscription.from_model(found))
 
     @mutation("Cancel a subscription at the end of its current period.")

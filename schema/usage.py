@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import organizations
+from resolvers import organizations, permissions
 from resolvers import usage as metering
 from resolvers.usage import UsageEvent, measures
 from schema import declare
@@ -190,9 +190,9 @@ async def organization_usage_summary(
     group_by: UsageGroupBy = UsageGroupBy.DAY,
 ) -> UsageSummary:
     """Usage totals per day, model or member (owners and admins)."""
-    found = await metering.organization_usage_summary(
-        info.context, root._model.id, start=from_, end=to, group_by=group_by.value
-    )
+    period = metering.resolve_period(from_, to, info.context.now)
+    access = await permissions.manager_access(info.context, root._model.id)
+    found = await metering.organization_usage_summary(access, period, group_by=group_by.value)
     return UsageSummary(
         from_=found.start,
         to=found.end,
@@ -206,7 +206,9 @@ async def organization_metrics(
     root: Any, info: Info, from_: FromArg = None, to: ToArg = None
 ) -> UsageMetrics:
     """Requests, tokens, credits, cost, active members and top models (owners and admins)."""
-    found = await metering.organization_metrics(info.context, root._model.id, start=from_, end=to)
+    period = metering.resolve_period(from_, to, info.context.now)
+    access = await permissions.manager_access(info.context, root._model.id)
+    found = await metering.organization_metrics(access, period)
     return UsageMetrics(
         from_=found.start,
         to=found.end,

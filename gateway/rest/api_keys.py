@@ -6,7 +6,7 @@ from pydantic import Field
 
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Instant, Out, PageQuery, Timestamp, WireIn
-from resolvers import api_keys
+from resolvers import api_keys, permissions
 
 
 class ApiKeyOut(Out):
@@ -42,10 +42,10 @@ class CreateApiKeyIn(WireIn):
 
 @rest(query=PageQuery, response=OrganizationApiKeysOut)
 async def list_organization_api_keys(call: Call) -> OrganizationApiKeysOut:
-    org_id = call.path["orgId"]
-    page = await api_keys.organization_api_keys(call.ctx, org_id, call.query.page_args(call.ctx))
-    provider_keys = await api_keys.provider_api_keys(call.ctx, org_id)
-    return OrganizationApiKeysOut.of(page, provider_api_keys=provider_keys)
+    args = call.query.page_args(call.ctx)
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    page = await api_keys.organization_api_keys(call.ctx, access, args)
+    return OrganizationApiKeysOut.of(page, provider_api_keys=api_keys.provider_api_keys(access))
 
 
 @rest(query=PageQuery, response=ApiKeyListOut)

@@ -22,14 +22,20 @@ from gateway.rest.wire import (
     WireIn,
     from_settings,
 )
-from resolvers import accounts, payments
+from resolvers import accounts, payments, permissions
 
 
-async def _account(call: Call, *, manage: bool = True) -> Account:
+async def _account(call: Call) -> Account:
+    """The account a route acts on: the organization's, for its owners and admins, or the
+    caller's personal one (`/users/{id}/…`: the caller's own id only)."""
     org_id = call.path.get("orgId")
     if org_id:
-        return await accounts.organization_account(call.ctx, org_id, manage=manage)
-    return await accounts.personal_account(call.ctx, call.path.get("id"))
+        return await accounts.organization_account(
+            await permissions.manager_access(call.ctx, org_id)
+        )
+    return await accounts.personal_account(
+        permissions.personal_access(call.ctx, call.path.get("id"))
+    )
 
 
 Balance = Annotated[
@@ -184,12 +190,14 @@ class PromotionsOut(Out):
 
 @rest(response=UserBalanceOut)
 async def get_user_balance(call: Call) -> UserBalanceOut:
-    return UserBalanceOut.of(await accounts.user_balance(call.ctx, call.path["id"]))
+    access = permissions.personal_access(call.ctx, call.path["id"])
+    return UserBalanceOut.of(await accounts.user_balance(access))
 
 
 @rest(response=OrganizationBalanceOut)
 async def get_organization_balance(call: Call) -> OrganizationBalanceOut:
-    balance = await accounts.organization_balance(call.ctx, call.path["orgId"])
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    balance = await accounts.organization_balance(access)
     return OrganizationBalanceOut.of(balance)
 
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from gateway.rest.framework import Call, rest
 from gateway.rest.members import ROLES, MemberOut, members_out
 from gateway.rest.wire import Out, PageQuery, Timestamp, WireIn, from_settings
-from resolvers import invites
+from resolvers import invites, permissions
 
 
 class InviteOut(Out):
@@ -58,15 +58,17 @@ class AcceptInviteIn(WireIn):
 
 @rest(query=PageQuery, response=InviteListOut)
 async def list_invites(call: Call) -> InviteListOut:
-    page = await invites.invites_page(call.ctx, call.path["orgId"], call.query.page_args(call.ctx))
+    args = call.query.page_args(call.ctx)
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    page = await invites.invites_page(call.ctx, access, args)
     return InviteListOut.of(page)
 
 
 @rest(body=SendInvitesIn, response=SentInvitesOut, status=201)
 async def send_invites(call: Call) -> SentInvitesOut:
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
     sent = await invites.send_invites(
-        call.ctx,
-        call.path["orgId"],
+        access,
         [invites.InviteRequest(email=i.email, role=i.role) for i in call.body.invites],
     )
     return SentInvitesOut(
@@ -76,12 +78,14 @@ async def send_invites(call: Call) -> SentInvitesOut:
 
 @rest(response=InviteCountOut)
 async def count_invites(call: Call) -> InviteCountOut:
-    return InviteCountOut(count=await invites.invite_count(call.ctx, call.path["orgId"]))
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    return InviteCountOut(count=await invites.invite_count(call.ctx, access))
 
 
 @rest(status=204)
 async def revoke_invite(call: Call) -> None:
-    await invites.revoke_invite(call.ctx, call.path["orgId"], call.path["inviteId"])
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    await invites.revoke_invite(access, call.path["inviteId"])
 
 
 @rest(body=AcceptInviteIn, response=MemberOut)

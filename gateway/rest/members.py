@@ -10,7 +10,7 @@ from pydantic.json_schema import JsonDict
 from gateway.db.models import Member, User
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Out, PageQuery, Timestamp, WireIn
-from resolvers import members
+from resolvers import members, permissions
 
 # Roles are matched without regard to case; the document lists the canonical spelling.
 ROLES: JsonDict = {"enum": list(members.ROLES)}
@@ -64,12 +64,10 @@ class ChangeRoleIn(WireIn):
 
 @rest(query=PageQuery, response=MemberListOut)
 async def list_members(call: Call) -> MemberListOut:
-    page = await members.members_page(
-        # Members are stored oldest first; the contract pages newest first: read backwards.
-        call.ctx,
-        call.path["orgId"],
-        call.query.page_args(call.ctx, backward=True),
-    )
+    # Members are stored oldest first; the contract pages newest first: read backwards.
+    args = call.query.page_args(call.ctx, backward=True)
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    page = await members.members_page(call.ctx, access, args)
     newest_first = list(reversed(page.items))
     return MemberListOut(
         items=await members_out(call, newest_first),
@@ -79,18 +77,20 @@ async def list_members(call: Call) -> MemberListOut:
 
 @rest(body=RemoveMembersIn, response=RemovedMembersOut)
 async def remove_members(call: Call) -> RemovedMembersOut:
-    removed = await members.remove_members(call.ctx, call.path["orgId"], call.body.member_ids)
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    removed = await members.remove_members(access, call.body.member_ids)
     return RemovedMembersOut(removed_member_ids=removed)
 
 
 @rest(response=AvailableRolesOut)
 async def available_roles(call: Call) -> AvailableRolesOut:
-    return AvailableRolesOut(roles=await members.available_roles(call.ctx, call.path["orgId"]))
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    return AvailableRolesOut(roles=members.available_roles(access))
 
 
 @rest(body=ChangeRoleIn, response=MemberOut)
 async def change_role(call: Call) -> MemberOut:
-    member = await members.change_member_role(
-        call.ctx, call.path["orgId"], call.path["memberId"], call.body.role
-    )
+    role = members.clean_role(call.body.role)  # a bad role is 400 before the access check
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    member = await members.change_member_role(access, call.path["memberId"], role)
     return (await members_out(call, [member]))[0]

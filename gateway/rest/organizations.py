@@ -7,7 +7,7 @@ from pydantic import AliasPath, Field
 from gateway.db.models import Organization
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Out, Timestamp, WireIn
-from resolvers import members, organizations
+from resolvers import members, organizations, permissions
 
 
 class OrganizationOut(Out):
@@ -70,15 +70,15 @@ async def create_organization(call: Call) -> OrganizationOut:
 
 @rest(response=OrganizationOut)
 async def get_organization(call: Call) -> OrganizationOut:
-    org = await organizations.require_organization(call.ctx, call.path["orgId"])
-    return await organization_out(call, org)
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    return await organization_out(call, access.organization)
 
 
 @rest(body=UpdateOrganizationIn, response=OrganizationOut)
 async def update_organization(call: Call) -> OrganizationOut:
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
     org = await organizations.update_organization(
-        call.ctx,
-        call.path["orgId"],
+        access,
         name=call.body.name,
         remote_config_enabled=call.body.remote_config_enabled,
         default_remote_config=call.body.default_remote_config,
@@ -88,10 +88,12 @@ async def update_organization(call: Call) -> OrganizationOut:
 
 @rest(status=204)
 async def delete_organization(call: Call) -> None:
-    await organizations.delete_organization(call.ctx, call.path["orgId"])
+    access = await permissions.owner_access(call.ctx, call.path["orgId"])
+    await organizations.delete_organization(access)
 
 
 @rest(response=RemoteConfigOut)
 async def get_remote_config(call: Call) -> RemoteConfigOut:
-    found = await organizations.remote_config(call.ctx, call.path["orgId"])
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    found = organizations.remote_config(access)
     return RemoteConfigOut.of(found)

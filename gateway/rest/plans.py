@@ -10,7 +10,7 @@ from gateway.context import Context
 from gateway.db.models import Plan, Subscription
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Out, PageQuery, Timestamp, Wire, WireIn
-from resolvers import plans
+from resolvers import permissions, plans
 
 
 class FeaturesOut(Out):
@@ -115,7 +115,7 @@ async def subscription_out(ctx: Context, subscription: Subscription) -> Subscrip
 @rest(response=UserPlanOut)
 async def get_user_plan(call: Call) -> UserPlanOut:
     ctx = call.ctx
-    subscription = await plans.require_user_subscription(ctx)
+    subscription = await plans.require_user_subscription(permissions.personal_access(ctx))
     return UserPlanOut.of(
         subscription,
         plan_history_id=await plans.latest_history_id(ctx, subscription),
@@ -131,14 +131,17 @@ async def list_plans(call: Call) -> list[PlanOut]:
 
 @rest(response=SubscriptionOut)
 async def get_organization_plan(call: Call) -> SubscriptionOut:
-    found = await plans.require_organization_subscription(call.ctx, call.path["orgId"])
+    access = await permissions.member_access(call.ctx, call.path["orgId"])
+    found = await plans.require_organization_subscription(access)
     return await subscription_out(call.ctx, found)
 
 
 @rest(query=PageQuery, response=PlanHistoryOut)
 async def get_plan_history(call: Call) -> PlanHistoryOut:
     ctx = call.ctx
-    page = await plans.plan_history_page(ctx, call.path["orgId"], call.query.page_args(ctx))
+    args = call.query.page_args(ctx)
+    access = await permissions.member_access(ctx, call.path["orgId"])
+    page = await plans.plan_history_page(ctx, access, args)
     found = await ctx.loaders.plan_by_id.load_many([entry.plan_id for entry in page.items])
     items = [
         PlanHistoryItemOut.of(entry, plan=plan)
@@ -150,7 +153,8 @@ async def get_plan_history(call: Call) -> PlanHistoryOut:
 @rest(response=PlanDetailsOut)
 async def get_plan_details(call: Call) -> PlanDetailsOut:
     ctx = call.ctx
-    details = await plans.plan_details(ctx, call.path["orgId"], call.path["planId"])
+    access = await permissions.member_access(ctx, call.path["orgId"])
+    details = await plans.plan_details(access, call.path["planId"])
     subscription = (
         await subscription_out(ctx, details.subscription) if details.subscription else None
     )
@@ -172,9 +176,8 @@ async def subscribe(call: Call) -> SubscribedOut:
 
 @rest(body=SeatsIn, response=SubscriptionOut, idempotent=True)
 async def change_seats(call: Call) -> SubscriptionOut:
-    found = await plans.change_seats(
-        call.ctx, organization_id=call.path["orgId"], seats=call.body.seats
-    )
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    found = await plans.change_seats(access, seats=call.body.seats)
     return await subscription_out(call.ctx, found)
 
 

@@ -23,7 +23,7 @@ from gateway.rest.wire import (
     WireIn,
     row_writer,
 )
-from resolvers import usage
+from resolvers import permissions, usage
 from resolvers.usage import UsageEvent, UsageTotals, measures
 
 
@@ -87,7 +87,10 @@ class MemberUsageListOut(Wire):
 @rest(query=PageQuery, response=UsageListOut)
 async def list_user_usages(call: Call) -> Response:
     """The caller's usage history (personal and in organizations), newest first."""
-    page = await usage.user_usages_page(call.ctx, call.path["id"], call.query.page_args(call.ctx))
+    args = call.query.page_args(call.ctx)
+    page = await usage.user_usages_page(
+        permissions.personal_access(call.ctx, call.path["id"]), args
+    )
     items = [usage_item(record) for record in page.items]
     return envelope_ok(200, {"items": items, "nextCursor": page.next_cursor})
 
@@ -95,9 +98,10 @@ async def list_user_usages(call: Call) -> Response:
 @rest(query=PageQuery, response=MemberUsageListOut)
 async def list_member_usages(call: Call) -> Response:
     """A member's usage in the organization (owners, admins, and the member themself)."""
-    found = await usage.member_usages_page(
-        call.ctx, call.path["orgId"], call.path["memberId"], call.query.page_args(call.ctx)
-    )
+    args, member_id = call.query.page_args(call.ctx), call.path["memberId"]
+    # The caller's membership, and the member with its user, in one statement.
+    access = await permissions.member_access(call.ctx, call.path["orgId"], showing_member=member_id)
+    found = await usage.member_usages_page(access, member_id, args)
     user: User | None = found.user
     member = {
         "member_display_name": user.display_name if user is not None else "",
@@ -214,9 +218,9 @@ class OrganizationMetricsOut(Wire):
 async def get_organization_usage(call: Call) -> OrganizationUsageOut:
     """The organization's usage over [from, to), grouped by day, model or member."""
     start, end = call.query.period()
-    summary = await usage.organization_usage_summary(
-        call.ctx, call.path["orgId"], start=start, end=end, group_by=call.query.group_by
-    )
+    period = usage.resolve_period(start, end, call.ctx.now)
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    summary = await usage.organization_usage_summary(access, period, group_by=call.query.group_by)
     return OrganizationUsageOut(
         from_=summary.start,
         to=summary.end,
@@ -232,7 +236,9 @@ async def get_organization_usage(call: Call) -> OrganizationUsageOut:
 async def get_organization_metrics(call: Call) -> OrganizationMetricsOut:
     """Requests, tokens, credits, cost, active members and top models over [from, to)."""
     start, end = call.query.period()
-    metrics = await usage.organization_metrics(call.ctx, call.path["orgId"], start=start, end=end)
+    period = usage.resolve_period(start, end, call.ctx.now)
+    access = await permissions.manager_access(call.ctx, call.path["orgId"])
+    metrics = await usage.organization_metrics(access, period)
     return OrganizationMetricsOut(
         from_=metrics.start,
         to=metrics.end,

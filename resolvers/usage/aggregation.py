@@ -23,11 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import Member, UsageRecord, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import ValidationFailed
-from resolvers import permissions
+from resolvers.permissions import ManagerAccess
 from resolvers.usage.measures import MICRO, SUMMED, TOTALS
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -113,10 +112,14 @@ def _end_of(value: datetime | date) -> datetime:
     return datetime.combine(value + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+Period = tuple[datetime, datetime]
+
+
 def resolve_period(
     start: datetime | date | None, end: datetime | date | None, now: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """[from, to): by default the last 30 days; from ≤ to and at most one year apart."""
+) -> Period:
+    """[from, to): by default the last 30 days; from ≤ to and at most one year apart. Callers
+    resolve it before the caller's access is checked: a bad period is a 400 for anyone."""
     resolved_end = _end_of(end) if end is not None else (now or utcnow())
     resolved_start = _start_of(start) if start is not None else resolved_end - DEFAULT_PERIOD
     if resolved_start > resolved_end:
@@ -160,19 +163,13 @@ def _day_of(session: AsyncSession) -> ColumnElement[Any]:
 
 
 async def organization_usage_summary(
-    ctx: Context,
-    organization_id: str,
-    *,
-    start: datetime | date | None = None,
-    end: datetime | date | None = None,
-    group_by: str = "day",
+    access: ManagerAccess, period: Period, *, group_by: str = "day"
 ) -> UsageSummary:
-    """Totals per day, model or member over [from, to) (owners and admins)."""
+    """Totals per day, model or member over `period` (owners and admins)."""
     chosen = _GROUP_BY.get(group_by)
     if chosen is None:
         raise ValidationFailed("groupBy must be one of day, model, member", field="groupBy")
-    period = resolve_period(start, end, ctx.now)
-    await permissions.require_manager(ctx, organization_id)
+    ctx, organization_id = access.ctx, access.organization_id
     session = ctx.session
     key: SQLColumnExpression[Any] = {
         "day": _day_of(session),
@@ -214,16 +211,9 @@ async def organization_usage_summary(
     )
 
 
-async def organization_metrics(
-    ctx: Context,
-    organization_id: str,
-    *,
-    start: datetime | date | None = None,
-    end: datetime | date | None = None,
-) -> UsageMetrics:
+async def organization_metrics(access: ManagerAccess, period: Period) -> UsageMetrics:
     """Requests, tokens, credits, cost, active members and top models over a period."""
-    period = resolve_period(start, end, ctx.now)
-    await permissions.require_manager(ctx, organization_id)
+    ctx, organization_id = access.ctx, access.organization_id
     session = ctx.session
     in_period = _in_period(organization_id, *period)
     row = (

@@ -12,13 +12,15 @@ from gateway.errors import Forbidden, NotFound
 from resolvers import permissions
 from resolvers.batching import load_each
 from resolvers.pagination import Page, PageArgs
+from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
 
 
-async def user_usages_page(ctx: Context, user_id: str, args: PageArgs) -> Page[UsageRecord]:
+async def user_usages_page(access: PersonalAccess, args: PageArgs) -> Page[UsageRecord]:
     """The caller's own usage (personal and in organizations), newest first."""
-    permissions.require_self(ctx, user_id)
     # Only ever the caller's own pages: nothing to batch with (`fetch`, not `load`).
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_user_id.fetch((user_id, args))
+    page: Page[UsageRecord] = await access.ctx.loaders.usage_pages_by_user_id.fetch(
+        (access.user_id, args)
+    )
     return page
 
 
@@ -28,7 +30,7 @@ async def visible_user_usages(
     """`User.usages`: the viewer's own history; None on anyone else."""
     if not permissions.owns_personal_account(ctx, user_id):
         return None
-    return await user_usages_page(ctx, user_id, args)
+    return await user_usages_page(permissions.personal_access(ctx, user_id), args)
 
 
 @dataclass
@@ -38,13 +40,10 @@ class MemberUsages:
     page: Page[UsageRecord]
 
 
-async def member_usages_page(
-    ctx: Context, organization_id: str, member_id: str, args: PageArgs
-) -> MemberUsages:
-    """A member's usage in the organization: for owners, admins, and the member themself."""
-    # The caller's membership, and the member with its user, in one statement.
-    await permissions.prefetch_membership_and_member(ctx, organization_id, member_id)
-    viewer = await permissions.require_member(ctx, organization_id)
+async def member_usages_page(access: OrgAccess, member_id: str, args: PageArgs) -> MemberUsages:
+    """A member's usage in the organization: for owners, admins, and the member themself.
+    (Callers read the member with the access: `member_access(…, showing_member=member_id)`.)"""
+    ctx, organization_id, viewer = access.ctx, access.organization_id, access.member
     found: tuple[Member, User | None] | None = await ctx.loaders.member_with_user_by_id.fetch(
         member_id
     )
@@ -82,12 +81,11 @@ async def visible_member_usages(
 
 
 async def organization_usages_page(
-    ctx: Context, organization_id: str, args: PageArgs
+    ctx: Context, access: ManagerAccess, args: PageArgs
 ) -> Page[UsageRecord]:
     """Every usage billed in the organization, newest first (owners and admins)."""
-    await permissions.require_manager(ctx, organization_id)
     page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_organization_id.load(
-        (organization_id, args)
+        (access.organization_id, args)
     )
     return page
 

@@ -1,0 +1,134 @@
+"""The access objects resolvers take (resolvers/permissions.py): who gets which, and what a
+refusal says, decided from the caller's one membership read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gateway.auth import Principal
+from gateway.errors import Forbidden, NotFound, Unauthenticated
+from resolvers import permissions
+from resolvers.permissions import ManagerAccess, OrgAccess, OwnerAccess
+
+ORG = "org-1"
+OTHER_ORG = "org-2"
+
+
+@dataclass
+class Loader:
+    """A loader over a dict that counts its loads (each would be a statement, uncached)."""
+
+    found: dict[Any, Any]
+    keys: list[Any] = field(default_factory=list)
+
+    async def load(self, key: Any) -> Any:
+        self.keys.append(key)
+        return self.found.get(key)
+
+
+@dataclass
+class FakeContext:
+    principal: Principal | None
+    memberships: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        organization = SimpleNamespace(id=ORG, name="Acme")
+        self.loaders = SimpleNamespace(
+            live_member_by_organization_and_user=Loader(self.memberships),
+            organization_row_by_id=Loader({ORG: organization}),
+        )
+
+    @property
+    def user_id(self) -> str:
+        if self.principal is None or self.principal.user_id is None:
+            raise Unauthenticated("Authentication required")
+        return self.principal.user_id
+
+
+def caller(role: str | None, *, key_organization: str | None = None) -> FakeContext:
+    principal = Principal(user_id="usr-1", via="api_key", api_key_organization_id=key_organization)
+    member = SimpleNamespace(id="mbr-1", user_id="usr-1", organization_id=ORG, role=role)
+    return FakeContext(principal, {(ORG, "usr-1"): member} if role is not None else {})
+
+
+@pytest.mark.parametrize(
+    ("role", "make", "kind"),
+    [
+        ("member", permissions.member_access, OrgAccess),
+        ("admin", permissions.member_access, OrgAccess),
+        ("admin", permissions.manager_access, ManagerAccess),
+        ("owner", permissions.manager_access, ManagerAccess),
+        ("owner", permissions.owner_access, OwnerAccess),
+    ],
+)
+async def test_a_member_with_the_role_gets_the_organization_and_their_membership(
+    role: str, make: Any, kind: type[OrgAccess]
+) -> None:
+    ctx = caller(role)
+    access = await make(ctx, ORG)
+    assert type(access) is kind
+    assert (access.organization_id, access.organization.name) == (ORG, "Acme")
+    assert (access.member.id, access.role) == ("mbr-1", role)
+    assert access.is_manager == (role != "member")
+    assert ctx.loaders.live_member_by_organization_and_user.keys == [(ORG, "usr-1")]
+
+
+@pytest.mark.parametrize(
+    ("role", "make", "message"),
+    [
+        ("member", permissions.manager_access, "Only organization owners and admins can do this"),
+        ("member", permissions.owner_access, "Only organization owners can do this"),
+        ("admin", permissions.owner_access, "Only organization owners can do this"),
+    ],
+)
+async def test_too_low_a_role_is_forbidden(role: str, make: Any, message: str) -> None:
+    with pytest.raises(Forbidden, match=f"^{message}$"):
+        await make(caller(role), ORG)
+
+
+@pytest.mark.parametrize(
+    "make", [permissions.member_access, permissions.manager_access, permissions.owner_access]
+)
+async def test_a_stranger_is_told_the_organization_is_not_found(make: Any) -> None:
+    with pytest.raises(NotFound, match=r"^Organization not found$"):
+        await make(caller(None), ORG)
+
+
+async def test_another_organizations_key_is_a_stranger_without_a_read() -> None:
+    ctx = caller("owner", key_organization=OTHER_ORG)
+    with pytest.raises(NotFound):
+        await permissions.member_access(ctx, ORG)
+    assert ctx.loaders.live_member_by_organization_and_user.keys == []
+
+
+async def test_a_caller_without_a_user_is_unauthenticated() -> None:
+    with pytest.raises(Unauthenticated):
+        await permissions.member_access(FakeContext(None), ORG)
+
+
+def test_the_least_role_is_the_access_type() -> None:
+    assert issubclass(OwnerAccess, ManagerAccess) and issubclass(ManagerAccess, OrgAccess)
+    assert [k.minimum for k in (OrgAccess, ManagerAccess, OwnerAccess)] == [
+        "member",
+        "admin",
+        "owner",
+    ]
+
+
+def test_personal_access_is_the_callers_own_account() -> None:
+    assert permissions.personal_access(caller("member")).user_id == "usr-1"
+    assert permissions.personal_access(caller("member"), "usr-1").user_id == "usr-1"
+
+
+def test_personal_access_to_another_user_is_not_found() -> None:
+    with pytest.raises(NotFound, match=r"^User not found$"):
+        permissions.personal_access(caller("member"), "usr-2")
+
+
+def test_an_organizations_key_has_no_personal_access() -> None:
+    with pytest.raises(Forbidden, match="cannot use a personal account"):
+        permissions.personal_access(caller("owner", key_organization=ORG))
