@@ -195,7 +195,8 @@ class _Measurer:
         if isinstance(parent, GraphQLObjectType) and "pageInfo" in parent.fields:
             return 1  # a connection's nodes or edges: its page was counted on the connection
         for name, value in arguments.items():
-            if isinstance(get_nullable_type(declared[name].type), GraphQLList):
+            argument = declared.get(name)  # one it does not declare is validation's to report
+            if argument is not None and isinstance(get_nullable_type(argument.type), GraphQLList):
                 if isinstance(value, ListValueNode):
                     return len(value.values)
                 if isinstance(value, VariableNode):

@@ -198,3 +198,13 @@ async def test_graphiql_can_introspect_the_schema(env: Env) -> None:
 
     data = await env.anonymous.gql_data(get_introspection_query(descriptions=True))
     assert data["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_an_undeclared_argument_on_a_list_field_is_a_validation_error(env: Env) -> None:
+    """The cost is measured before validation: an argument the field does not declare is
+    validation's to report, not a 500 from the measure."""
+    alice = await env.user()
+    body = await alice.gql("{ viewer { organizations(first: 5, ids: [1, 2]) { id } } }")
+    (first, *_) = body["errors"]
+    assert first["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "first" in first["message"] or "ids" in first["message"]
