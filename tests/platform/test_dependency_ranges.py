@@ -14,8 +14,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
-# Read beyond their public API by schema/ (Strawberry, graphql-core), gateway/db
-# (SQLAlchemy) and resolvers/loaders.py (aiodataloader): issue 17.
+# Read beyond their public API, each by one adapter: schema/engine/internals.py (Strawberry,
+# graphql-core), gateway/db/sqlalchemy_internals.py (SQLAlchemy), resolvers/batching.py
+# (aiodataloader).
 READ_INTERNALS = {"strawberry-graphql", "graphql-core", "sqlalchemy", "aiodataloader"}
 
 
