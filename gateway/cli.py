@@ -163,9 +163,10 @@ def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from gateway.billing.subscriptions import StripeSubscriptions, build_subscription_provider
+    from gateway.billing.stripe_subscriptions import StripeSubscriptions
+    from gateway.billing.subscriptions import build_subscription_provider
     from gateway.errors import DomainError
-    from resolvers.plans import DEFAULT_PLANS, seed_plans
+    from resolvers.plan_catalog import DEFAULT_PLANS, seed_plans
 
     specs: Iterable[Mapping[str, object]] = DEFAULT_PLANS
     if args.file:

@@ -40,6 +40,12 @@ class Conflict(DomainError):
     status = 409
 
 
+class SeatsExhausted(Conflict):
+    """Every seat of the organization's plan is taken (a member cannot join)."""
+
+    code = "SEATS_EXHAUSTED"
+
+
 class Unprocessable(DomainError):
     code = "UNPROCESSABLE"
     status = 422

@@ -13,7 +13,7 @@ from sqlmodel import col
 from gateway.context import Context
 from gateway.db.models import Invite, InviteStatus, Member, Organization, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
-from resolvers import members, permissions, users
+from resolvers import members, permissions, plan_changes, users
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import ManagerAccess
 
@@ -189,6 +189,7 @@ async def accept_invite(ctx: Context, token: str) -> Member:
     )
     if existing:
         raise Conflict("You are already a member of this organization")
+    await plan_changes.hold_seat(ctx, invite.organization_id)
     # Only one acceptance wins, even when two requests race with the same token.
     claimed = await session.execute(
         update(Invite)

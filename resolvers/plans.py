@@ -7,33 +7,33 @@ with one seat. Writes are for owners and admins; any member reads the organizati
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Required, TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.billing.payments import ensure_customer
 from gateway.billing.providers import ProviderError
 from gateway.billing.subscriptions import (
-    INTERVAL_MONTHS,
     PLAN_TYPES,
     SUBSCRIBED,
     NewSubscription,
     SubscriptionProvider,
     apply_state,
+    settle_sandbox_periods,
     subscription_provider,
 )
 from gateway.context import Context
 from gateway.db.models import (
     Account,
+    Member,
     Plan,
     PlanHistory,
     Subscription,
     SubscriptionStatus,
     User,
+    utcnow,
 )
 from gateway.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
@@ -62,7 +62,7 @@ class PlanDetails:
     subscription: Subscription | None
 
 
-def _provider(ctx: Context) -> SubscriptionProvider:
+def provider(ctx: Context) -> SubscriptionProvider:
     return subscription_provider(ctx.settings, ctx.services)
 
 
@@ -91,7 +91,7 @@ async def get_plan(ctx: Context, plan_id: str) -> Plan | None:
     return plan
 
 
-async def _plan_or_404(ctx: Context, plan_id: str) -> Plan:
+async def plan_or_404(ctx: Context, plan_id: str) -> Plan:
     plan = await get_plan(ctx, plan_id)
     if plan is None:
         raise NotFound(PLAN_NOT_FOUND)
@@ -186,7 +186,7 @@ async def plan_history_page(ctx: Context, access: OrgAccess, args: PageArgs) -> 
 async def plan_details(access: OrgAccess, plan_id: str) -> PlanDetails:
     """A plan, with the organization's subscription to it (or None)."""
     current = await organization_subscription(access)
-    plan = await _plan_or_404(access.ctx, plan_id)
+    plan = await plan_or_404(access.ctx, plan_id)
     return PlanDetails(
         plan, current if current is not None and current.plan_id == plan.id else None
     )
@@ -195,26 +195,40 @@ async def plan_details(access: OrgAccess, plan_id: str) -> PlanDetails:
 # --- writes ----------------------------------------------------------------------------------
 
 
-def _check_seats(seats: int) -> None:
+def check_seats(seats: int) -> None:
     if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
         raise ValidationFailed(f"seats must be between 1 and {MAX_SEATS}", field="seats")
 
 
-async def _check_members_fit(ctx: Context, account: Account, seats: int) -> None:
+async def member_count_now(session: AsyncSession, organization_id: str) -> int:
+    """The organization's members as committed now (under `locked_current`, no loader)."""
+    count = await session.scalar(
+        select(func.count()).where(col(Member.organization_id) == organization_id)
+    )
+    return int(count or 0)
+
+
+async def check_members_fit(ctx: Context, account: Account, seats: int) -> None:
+    """Refuse fewer seats than members (422); counted afresh, so under `locked_current` no
+    member can join in between (joining takes the same lock: `plan_changes.hold_seat`)."""
     if account.organization_id is None:
         if seats != 1:
             raise Unprocessable("An individual plan has exactly one seat", field="seats")
         return
-    members = int(await ctx.loaders.member_count_by_organization_id.load(account.organization_id))
+    members = await member_count_now(ctx.session, account.organization_id)
     if seats < members:
         raise Unprocessable(
             f"seats must be at least the number of members ({members})", field="seats"
         )
 
 
-async def _locked_current(session: AsyncSession, account_id: str) -> Subscription | None:
+async def locked_current(ctx: Context, account_id: str) -> Subscription | None:
     """The account's current subscription, read under a lock on the account row so concurrent
-    subscribes / seat changes / cancels of one account run one after the other."""
+    subscribes / seat or plan changes / cancels / joins of one account run one after the other.
+
+    On the sandbox, periods that are over end first (`settle_sandbox_periods`): a cancellation
+    that took effect leaves no current subscription."""
+    session = ctx.session
     # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite.
     await session.execute(
         update(Account)
@@ -233,12 +247,16 @@ async def _locked_current(session: AsyncSession, account_id: str) -> Subscriptio
         .execution_options(populate_existing=True)
     )
     found: Subscription | None = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None and provider(ctx).name == "sandbox":
+        await settle_sandbox_periods(session, found, utcnow())
+        if found.status == SubscriptionStatus.CANCELED.value:
+            return None
     return found
 
 
 async def _customer_id(ctx: Context, account: Account) -> str | None:
     """The account's customer at the payment provider (Stripe only; created on first need)."""
-    if _provider(ctx).name != "stripe":
+    if provider(ctx).name != "stripe":
         return None
     payments = getattr(ctx.services, "payments", None)
     if payments is None:
@@ -253,7 +271,7 @@ async def _customer_id(ctx: Context, account: Account) -> str | None:
         raise ProviderUnavailable(f"The payment provider refused the request: {exc}") from exc
 
 
-def _not_subscribed(account: Account) -> NotFound:
+def not_subscribed(account: Account) -> NotFound:
     return NotFound(NO_ORGANIZATION_PLAN if account.organization_id else NO_USER_PLAN)
 
 
@@ -265,28 +283,20 @@ async def subscribe(
     409 when the account already has a plan (change its seats instead).
     """
     account = await accounts.billing_account(ctx, organization_id=organization_id)
-    _check_seats(seats)
-    plan = await _plan_or_404(ctx, plan_id)
-    if not plan.active:
-        raise Unprocessable("This plan is no longer offered", field="planId")
-    wanted = "teams" if account.organization_id else "individual"
-    if plan.type != wanted:
-        raise Unprocessable(
-            "Organizations subscribe to teams plans"
-            if wanted == "teams"
-            else "Personal accounts subscribe to individual plans",
-            field="planId",
-        )
-    if await current_subscription(ctx, account) is not None:
+    check_seats(seats)
+    plan = await offered_plan(ctx, account, plan_id)
+    current = await current_subscription(ctx, account)
+    # One whose period is over may have ended (a cancellation took effect): the lock decides.
+    if current is not None and not _period_over(current):
         raise Conflict(_already_subscribed(account))
-    await _check_members_fit(ctx, account, seats)
     customer_id = await _customer_id(ctx, account)  # may commit the new customer id
     session = ctx.session
-    if await _locked_current(session, account.id) is not None:
+    if await locked_current(ctx, account.id) is not None:
         raise Conflict(_already_subscribed(account))
+    await check_members_fit(ctx, account, seats)
     subscription_id = new_id("sub")
     try:
-        state = await _provider(ctx).create(
+        state = await provider(ctx).create(
             NewSubscription(
                 account=account,
                 customer_id=customer_id,
@@ -324,6 +334,27 @@ async def subscribe(
     return Subscribed(subscription, state.client_secret)
 
 
+def _period_over(subscription: Subscription) -> bool:
+    end = subscription.current_period_end
+    return end is not None and end <= utcnow()
+
+
+async def offered_plan(ctx: Context, account: Account, plan_id: str) -> Plan:
+    """A plan the account may move to: still offered, and of its kind (teams or individual)."""
+    plan = await plan_or_404(ctx, plan_id)
+    if not plan.active:
+        raise Unprocessable("This plan is no longer offered", field="planId")
+    wanted = "teams" if account.organization_id else "individual"
+    if plan.type != wanted:
+        raise Unprocessable(
+            "Organizations subscribe to teams plans"
+            if wanted == "teams"
+            else "Personal accounts subscribe to individual plans",
+            field="planId",
+        )
+    return plan
+
+
 def _already_subscribed(account: Account) -> str:
     if account.organization_id:
         return "The organization already has a plan: change its seats instead"
@@ -333,19 +364,20 @@ def _already_subscribed(account: Account) -> str:
 async def change_seats(access: ManagerAccess, *, seats: int) -> Subscription:
     """Set the organization's seat count (owner/admin); never fewer than its members."""
     ctx, account = access.ctx, await accounts.organization_account(access)
-    _check_seats(seats)
+    check_seats(seats)
     if await current_subscription(ctx, account) is None:
-        raise _not_subscribed(account)
-    await _check_members_fit(ctx, account, seats)
+        raise not_subscribed(account)
     session = ctx.session
-    subscription = await _locked_current(session, account.id)
+    subscription = await locked_current(ctx, account.id)
     if subscription is None:
-        raise _not_subscribed(account)
+        raise not_subscribed(account)
+    await check_members_fit(ctx, account, seats)
     if subscription.seats == seats:
+        await session.commit()  # what settling the sandbox's periods wrote, if anything
         return subscription
-    plan = await _plan_or_404(ctx, subscription.plan_id)
+    plan = await plan_or_404(ctx, subscription.plan_id)
     try:
-        state = await _provider(ctx).change_seats(subscription=subscription, plan=plan, seats=seats)
+        state = await provider(ctx).change_seats(subscription=subscription, plan=plan, seats=seats)
     except ProviderError as exc:
         raise ProviderUnavailable(f"The payment provider refused the request: {exc}") from exc
     await apply_state(session, subscription, state)
@@ -363,7 +395,7 @@ async def cancel_subscription(
     account = await accounts.billing_account(ctx, organization_id=organization_id)
     current = await current_subscription(ctx, account)
     if current is None:
-        raise _not_subscribed(account)
+        raise not_subscribed(account)
     if current.plan_id != plan_id:
         raise NotFound(
             "The organization is not subscribed to this plan"
@@ -373,124 +405,15 @@ async def cancel_subscription(
     if current.cancel_at is not None:
         return current
     session = ctx.session
-    subscription = await _locked_current(session, account.id)
+    subscription = await locked_current(ctx, account.id)
     if subscription is None or subscription.id != current.id:
-        raise _not_subscribed(account)
+        raise not_subscribed(account)
     if subscription.cancel_at is not None:
         return subscription
     try:
-        state = await _provider(ctx).cancel_at_period_end(subscription=subscription)
+        state = await provider(ctx).cancel_at_period_end(subscription=subscription)
     except ProviderError as exc:
         raise ProviderUnavailable(f"The payment provider refused the request: {exc}") from exc
     await apply_state(session, subscription, state)
     await session.commit()
     return subscription
-
-
-# --- seeding ---------------------------------------------------------------------------------
-
-
-class PlanSpec(TypedDict, total=False):
-    """A plan to seed, by name: the `Plan` fields a seed may set."""
-
-    name: Required[str]
-    display_name: Required[str]
-    type: Required[str]
-    interval: Required[str]
-    price_per_seat_cents: Required[int]
-    features: list[str]
-    provider_price_id: str | None
-    active: bool
-
-
-DEFAULT_PLANS: tuple[PlanSpec, ...] = (
-    {
-        "name": "pro-monthly",
-        "display_name": "Pro",
-        "type": "individual",
-        "interval": "Monthly",
-        "price_per_seat_cents": 2_000,
-        "features": ["All models", "Web search", "Priority support"],
-    },
-    {
-        "name": "pro-yearly",
-        "display_name": "Pro (yearly)",
-        "type": "individual",
-        "interval": "Yearly",
-        "price_per_seat_cents": 20_000,
-        "features": ["All models", "Web search", "Priority support", "Two months free"],
-    },
-    {
-        "name": "teams-monthly",
-        "display_name": "Teams",
-        "type": "teams",
-        "interval": "Monthly",
-        "price_per_seat_cents": 3_000,
-        "features": ["All models", "Web search", "Shared billing", "Usage by member"],
-    },
-    {
-        "name": "teams-yearly",
-        "display_name": "Teams (yearly)",
-        "type": "teams",
-        "interval": "Yearly",
-        "price_per_seat_cents": 30_000,
-        "features": ["All models", "Web search", "Shared billing", "Usage by member"],
-    },
-)
-
-
-def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A seed's plan checked against `PlanSpec` (a seed file's JSON: untyped until here)."""
-    keys = {
-        "name",
-        "display_name",
-        "type",
-        "interval",
-        "price_per_seat_cents",
-        "features",
-        "provider_price_id",
-        "active",
-    }
-    unknown = set(spec) - keys
-    if unknown:
-        raise ValidationFailed(f"Unknown plan fields: {', '.join(sorted(unknown))}")
-    for required in ("name", "display_name", "type", "interval", "price_per_seat_cents"):
-        if required not in spec:
-            raise ValidationFailed(f"A plan needs {required}", field=required)
-    if spec["type"] not in PLAN_TYPES:
-        raise ValidationFailed("type must be individual or teams", field="type")
-    if spec["interval"] not in INTERVAL_MONTHS:
-        raise ValidationFailed("interval must be Monthly or Yearly", field="interval")
-    price = spec["price_per_seat_cents"]
-    if isinstance(price, bool) or not isinstance(price, int) or price < 0:
-        raise ValidationFailed("price_per_seat_cents must be an integer >= 0")
-    features = spec.get("features", [])
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        raise ValidationFailed("features must be a list of strings", field="features")
-    return spec
-
-
-async def seed_plans(
-    session: AsyncSession, specs: Iterable[Mapping[str, object]] = DEFAULT_PLANS
-) -> list[tuple[Plan, bool]]:
-    """Create or update plans by name (CLI `gateway seed-plans`); (plan, created) each.
-
-    Fields not given keep their value, so a provider price id set by hand survives a re-seed.
-    Does not commit.
-    """
-    done: list[tuple[Plan, bool]] = []
-    for raw in specs:
-        spec = _validated_plan_spec(dict(raw))
-        plan = (
-            await session.execute(select(Plan).where(col(Plan.name) == spec["name"]))
-        ).scalar_one_or_none()
-        created = plan is None
-        if plan is None:
-            plan = Plan(**spec)
-        else:
-            for key, value in spec.items():
-                setattr(plan, key, value)
-        session.add(plan)
-        await session.flush()
-        done.append((plan, created))
-    return done

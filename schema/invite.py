@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import invites, organizations, permissions
+from resolvers import invites, organizations, permissions, plan_changes
 from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
@@ -84,6 +84,11 @@ class SendInvitesInput:
 @strawberry.type
 class SendInvitesPayload(Payload):
     invites: list[SentInvite] | None = None
+    seats_available: int | None = strawberry.field(
+        default=None,
+        description="Seats of the organization's plan still free (each acceptance takes one; "
+        "one past the last is refused with SEATS_EXHAUSTED); null without a plan.",
+    )
 
 
 @strawberry.input
@@ -120,7 +125,8 @@ class InviteMutation:
             invites=[
                 SentInvite(invite=Invite.from_model(s.invite), accept_token=s.accept_token)
                 for s in sent
-            ]
+            ],
+            seats_available=await plan_changes.organization_seats_available(access),
         )
 
     @mutation("Withdraw a pending invite (owner/admin).")

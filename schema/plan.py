@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.db import models
-from resolvers import organizations, permissions, plans
+from resolvers import organizations, permissions, plan_changes, plans
 from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.rows import from_row
@@ -45,6 +45,7 @@ class PlanHistoryAction(enum.Enum):
     SEATS_CHANGED = "seats_changed"
     CANCELED = "canceled"
     RENEWED = "renewed"
+    PLAN_CHANGED = "plan_changed"
 
 
 @strawberry.type(description="A plan of the catalog, priced per seat.")
@@ -97,6 +98,20 @@ class Subscription(Node):
     @strawberry.field
     async def plan(self, info: Info) -> Plan:
         return await _plan(info, self._model.plan_id)
+
+    @strawberry.field(
+        description="The plan a downgrade moves to at the end of the period; null otherwise."
+    )
+    async def pending_plan(self, info: Info) -> Plan | None:
+        pending = self._model.pending_plan_id
+        return await _plan(info, pending) if pending is not None else None
+
+    @strawberry.field(
+        description="Seats no member takes (a member joins only into a free seat); "
+        "null for a personal subscription."
+    )
+    async def seats_available(self, info: Info) -> int | None:
+        return await plan_changes.seats_available(info.context, self._model)
 
     @strawberry.field(description="The organization billed; null for a personal subscription.")
     async def organization(
@@ -191,9 +206,36 @@ class CancelSubscriptionInput:
     plan_id: strawberry.ID
 
 
+@strawberry.input
+class ChangePlanInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="null for your personal subscription"
+    )
+    plan_id: strawberry.ID
+    seats: int | None = strawberry.field(
+        default=None, description="Kept when null; at least the organization's member count"
+    )
+
+
+@strawberry.input
+class ResumeSubscriptionInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="null for your personal subscription"
+    )
+
+
 @strawberry.type
 class SubscriptionPayload(Payload):
     subscription: Subscription | None = None
+
+
+def _organization_id(value: strawberry.ID | None) -> str | None:
+    """An input's organization, or None (also for "") for the caller's personal account."""
+    return str(value) if value else None
+
+
+def _payload(found: models.Subscription) -> SubscriptionPayload:
+    return SubscriptionPayload(subscription=Subscription.from_model(found))
 
 
 @strawberry.type
@@ -204,7 +246,7 @@ class PlanMutation:
     ) -> SubscribeToPlanPayload:
         done = await plans.subscribe(
             info.context,
-            organization_id=str(input.organization_id) if input.organization_id else None,
+            organization_id=_organization_id(input.organization_id),
             plan_id=str(input.plan_id),
             seats=input.seats,
         )
@@ -217,7 +259,7 @@ class PlanMutation:
     async def change_seats(self, info: Info, input: ChangeSeatsInput) -> SubscriptionPayload:
         access = await permissions.manager_access(info.context, str(input.organization_id))
         found = await plans.change_seats(access, seats=input.seats)
-        return SubscriptionPayload(subscription=Subscription.from_model(found))
+        return _payload(found)
 
     @mutation("Cancel a subscription at the end of its current period.")
     async def cancel_subscription(
@@ -225,7 +267,31 @@ class PlanMutation:
     ) -> SubscriptionPayload:
         found = await plans.cancel_subscription(
             info.context,
-            organization_id=str(input.organization_id) if input.organization_id else None,
+            organization_id=_organization_id(input.organization_id),
             plan_id=str(input.plan_id),
         )
-        return SubscriptionPayload(subscription=Subscription.from_model(found))
+        return _payload(found)
+
+    @mutation(
+        "Move to another plan: an upgrade (more per seat per month) at once and prorated, a "
+        "downgrade at the end of the period (`pendingPlan` until then). Withdraws a pending "
+        "cancellation."
+    )
+    async def change_plan(self, info: Info, input: ChangePlanInput) -> SubscriptionPayload:
+        found = await plan_changes.change_plan(
+            info.context,
+            organization_id=_organization_id(input.organization_id),
+            plan_id=str(input.plan_id),
+            seats=input.seats,
+        )
+        return _payload(found)
+
+    @mutation("Undo a cancellation or a downgrade that has not taken effect yet.")
+    async def resume_subscription(
+        self, info: Info, input: ResumeSubscriptionInput
+    ) -> SubscriptionPayload:
+        found = await plan_changes.resume_subscription(
+            info.context,
+            organization_id=_organization_id(input.organization_id),
+        )
+        return _payload(found)

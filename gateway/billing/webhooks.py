@@ -26,7 +26,8 @@ from gateway.billing.providers.stripe import (
     payment_event_from_checkout_session,
     payment_event_from_intent,
 )
-from gateway.billing.subscriptions import apply_subscription_event
+from gateway.billing.stripe_subscriptions import apply_subscription_event
+from gateway.billing.subscriptions import SubscriptionProvider, subscription_provider
 from gateway.db.models import WebhookEvent
 from gateway.errors import ServiceBusy
 from gateway.inputs import NUL_MESSAGE, nul_path
@@ -53,6 +54,7 @@ class WebhookContext:
     provider: PaymentProvider | None
     settings: Settings
     event: StripeJSON
+    subscriptions: SubscriptionProvider | None = None
 
 
 Handler = Callable[[WebhookContext, StripeJSON], Awaitable[None]]
@@ -158,7 +160,9 @@ async def _setup_succeeded(ctx: WebhookContext, intent: StripeJSON) -> None:
     "customer.subscription.deleted",
 )
 async def _subscription_changed(ctx: WebhookContext, subscription: StripeJSON) -> None:
-    await apply_subscription_event(ctx.session, subscription)
+    # The provider moves a renewed subscription to its pending downgrade at Stripe.
+    provider = ctx.subscriptions or subscription_provider(ctx.settings)
+    await apply_subscription_event(ctx.session, subscription, provider)
 
 
 # The columns an event is recorded in (`WebhookEvent.id`, `.type`).
@@ -228,6 +232,7 @@ async def stripe_webhook(state: WebhookState, request: Request) -> Response:
                 provider=state.services.payments,
                 settings=state.settings,
                 event=data,
+                subscriptions=state.services.subscriptions,
             )
             try:
                 await handler(ctx, obj)

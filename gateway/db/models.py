@@ -241,6 +241,8 @@ class Subscription(SQLModel, table=True):
     id: str = _id("sub")
     account_id: str = _fk("accounts.id")
     plan_id: str = _fk("plans.id", index=False)
+    # A downgrade waiting for the end of the current period (plan changes, resolvers/plans).
+    pending_plan_id: str | None = _fk("plans.id", nullable=True, index=False)
     seats: int = Field(default=1)
     status: str = Field(default=SubscriptionStatus.INCOMPLETE.value, sa_type=String(16))
     current_period_start: datetime | None = _ts()

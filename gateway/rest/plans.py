@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
+from gateway.billing.subscriptions import PLAN_CHANGED, SUBSCRIBED
 from gateway.context import Context
 from gateway.db.models import Plan, Subscription
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Out, PageQuery, Timestamp, Wire, WireIn
-from resolvers import permissions, plans
+from resolvers import permissions, plan_changes, plans
 
 
 class FeaturesOut(Out):
@@ -58,12 +59,27 @@ class UserPlanOut(Out):
     canceled_at: Timestamp | None
 
 
+class ChangedPlanOut(SubscriptionOut):
+    pending_plan: PlanOut | None = Field(
+        description="The plan a downgrade moves to at the end of the period, else null"
+    )
+
+
+# CONTRACT.md's history actions are a closed list that clients may switch on: a plan change
+# is shown as what it is to them, the new plan subscribed (GraphQL has PLAN_CHANGED).
+_WIRE_ACTIONS = {PLAN_CHANGED: SUBSCRIBED}
+
+
 class PlanHistoryItemOut(Out):
     id: str
     plan_id: str
     plan: PlanOut
     seats: int
-    action: str = Field(description='"subscribed", "seats_changed", "canceled" or "renewed"')
+    action: Annotated[str, BeforeValidator(lambda action: _WIRE_ACTIONS.get(action, action))] = (
+        Field(
+            description='"subscribed" (also a change of plan), "seats_changed", "canceled" or "renewed"'
+        )
+    )
     created_at: Timestamp
 
 
@@ -92,6 +108,11 @@ class SubscribeIn(WireIn):
 
 class SeatsIn(WireIn):
     seats: Seats
+
+
+class ChangePlanIn(WireIn):
+    plan_id: str = Field(min_length=1, max_length=64)
+    seats: Seats | None = Field(default=None, description="Kept when absent")
 
 
 async def _plan(ctx: Context, plan_id: str) -> PlanOut:
@@ -186,4 +207,20 @@ async def cancel_plan(call: Call) -> SubscriptionOut:
     found = await plans.cancel_subscription(
         call.ctx, organization_id=call.path["orgId"], plan_id=call.path["planId"]
     )
+    return await subscription_out(call.ctx, found)
+
+
+@rest(body=ChangePlanIn, response=ChangedPlanOut, idempotent=True)
+async def change_plan(call: Call) -> ChangedPlanOut:
+    ctx = call.ctx
+    found = await plan_changes.change_plan(
+        ctx, organization_id=call.path["orgId"], plan_id=call.body.plan_id, seats=call.body.seats
+    )
+    pending = await _plan(ctx, found.pending_plan_id) if found.pending_plan_id else None
+    return ChangedPlanOut.of(found, **await _subscription_values(ctx, found), pending_plan=pending)
+
+
+@rest(response=SubscriptionOut)
+async def resume_plan(call: Call) -> SubscriptionOut:
+    found = await plan_changes.resume_subscription(call.ctx, organization_id=call.path["orgId"])
     return await subscription_out(call.ctx, found)

@@ -185,7 +185,19 @@ ENDPOINTS: list[Endpoint] = [
         "Subscribe the organization to a plan",
     ),
     Endpoint(
+        "PUT",
+        "/organizations/{orgId}/plan",
+        plans.change_plan,
+        "Move to another plan (upgrade now, downgrade at period end)",
+    ),
+    Endpoint(
         "PUT", "/organizations/{orgId}/plan/seats", plans.change_seats, "Change the number of seats"
+    ),
+    Endpoint(
+        "POST",
+        "/organizations/{orgId}/plan/resume",
+        plans.resume_plan,
+        "Undo a cancellation or downgrade not yet in effect",
     ),
     Endpoint(
         "DELETE",

@@ -1,5 +1,6 @@
-"""Helpers of the billing tests (no tests here): the plan catalog seeded, Stripe webhook events
-signed and delivered, pending payments and their balances.
+"""Helpers of the billing tests (no tests here): the plan catalog seeded, organizations
+subscribed and their plan history, Stripe webhook events signed and delivered, pending payments
+and their balances.
 
 Payloads follow Stripe's recorded event shapes, signed with the endpoint secret (Stripe's scheme:
 `t=<ts>,v1=hex(hmac_sha256(secret, f"{t}.{payload}"))`).
@@ -15,14 +16,17 @@ import uuid
 from typing import Any
 
 import httpx
+import stripe
 from sqlalchemy import select
 
+from gateway.billing.stripe_subscriptions import StripeSubscriptions
 from gateway.db import models
-from resolvers.plans import DEFAULT_PLANS, seed_plans
+from resolvers.plan_catalog import DEFAULT_PLANS, seed_plans
 from tests.conftest import Client, Env
 from tests.envelopes import data_of
 
 SECRET = "whsec_test_secret"
+STRIPE_KEY = "sk_test_gateway_subscriptions"
 PLAN_KEYS = {"id", "name", "displayName", "type", "interval", "pricePerSeatCents", "features"}
 
 
@@ -121,3 +125,85 @@ async def balance_of_payment(env: Env, payment_id: str) -> int:
         select(models.Account.balance).where(models.Account.id == payment.account_id)
     )
     return value
+
+
+async def team(env: Env, members: int = 0) -> tuple[Client, str, dict[str, str]]:
+    """An owner, their organization with `members` extra members, and the seeded catalog."""
+    plans = await seed(env)
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    for _ in range(members):
+        await env.add_member(org_id, await env.user())
+    return owner, org_id, plans
+
+
+async def subscribed(env: Env, members: int = 0, seats: int = 3) -> tuple[Client, str, dict]:
+    owner, org_id, plans = await team(env, members)
+    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
+    assert response.status_code == 201, response.text
+    return owner, org_id, plans
+
+
+async def subscribe(
+    client: Client, org_id: str, plan_id: str, seats: object, **kw: Any
+) -> httpx.Response:
+    """`POST /organizations/{org_id}/plan` with this plan and seat count."""
+    return await client.post(
+        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": seats}, **kw
+    )
+
+
+async def history(env: Env, org_id: str) -> list[tuple[str, int]]:
+    """(action, seats) of the organization's plan history, oldest first."""
+    account_id = await env.scalar(
+        select(models.Account.id).where(models.Account.organization_id == org_id)
+    )
+    rows = await env.all(
+        select(models.PlanHistory)
+        .where(models.PlanHistory.account_id == account_id)
+        .order_by(models.PlanHistory.created_at, models.PlanHistory.id)
+    )
+    return [(row.action, row.seats) for row in rows]
+
+
+def stripe_client(url: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        STRIPE_KEY, base_addresses={"api": url}, http_client=stripe.HTTPXClient()
+    )
+
+
+async def stripe_team(
+    env: Env, url: str, *, card: bool = True, plan_names: tuple[str, ...] = ("teams-monthly",)
+) -> tuple[Client, str, str, str]:
+    """An organization with a Stripe customer (with a default card unless `card` is False)
+    and the plans named on Stripe (the catalog as `team` seeds it): (owner, org id, the first
+    plan's id, customer id)."""
+    owner, org_id, plans = await team(env)
+    client = stripe_client(url)
+    provider = StripeSubscriptions(STRIPE_KEY, url)
+    customer = await client.v1.customers.create_async(params={"metadata": {"org": org_id}})
+    if card:
+        method = await client.v1.payment_methods.create_async(
+            params={
+                "type": "card",
+                "card": {
+                    "number": "4242424242424242",
+                    "exp_month": 12,
+                    "exp_year": 2034,
+                    "cvc": "123",
+                },
+            }
+        )
+        await client.v1.payment_methods.attach_async(method.id, params={"customer": customer.id})
+        await client.v1.customers.update_async(
+            customer.id, params={"invoice_settings": {"default_payment_method": method.id}}
+        )
+    async with env.sessions() as session:
+        for name in plan_names:
+            plan = await session.get_one(models.Plan, plans[name])
+            plan.provider_price_id = await provider.ensure_plan(plan)
+        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
+        account.provider_customer_id = customer.id
+        await session.commit()
+    await provider.close()
+    return owner, org_id, plans[plan_names[0]], customer.id

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.db import models
 from gateway.errors import ValidationFailed
-from resolvers.plans import DEFAULT_PLANS, seed_plans
+from resolvers.plan_catalog import DEFAULT_PLANS, seed_plans
 from tests.billing.helpers import PLAN_KEYS, seed
 from tests.conftest import Env
 

@@ -8,19 +8,27 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-import stripe
 from sqlalchemy import func, select
 
-from gateway.billing.subscriptions import (
+from gateway.billing.stripe_subscriptions import (
     StripeSubscriptions,
-    add_months,
     apply_subscription_event,
     state_from_stripe,
 )
+from gateway.billing.subscriptions import add_months
 from gateway.db import models
-from tests.billing.helpers import PLAN_KEYS, seed
+from tests.billing.helpers import (
+    PLAN_KEYS,
+    STRIPE_KEY,
+    history,
+    seed,
+    stripe_client,
+    stripe_team,
+    subscribe,
+    subscribed,
+    team,
+)
 from tests.conftest import Client, Env
 from tests.documents import mutation
 from tests.envelopes import assert_refused, data_of
@@ -46,45 +54,6 @@ UNKNOWN_PLAN = "pln-01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-async def team(env: Env, members: int = 0) -> tuple[Client, str, dict[str, str]]:
-    """An owner, their organization with `members` extra members, and the seeded catalog."""
-    plans = await seed(env)
-    owner = await env.user()
-    org_id = await env.organization(owner)
-    for _ in range(members):
-        await env.add_member(org_id, await env.user())
-    return owner, org_id, plans
-
-
-async def subscribed(env: Env, members: int = 0, seats: int = 3) -> tuple[Client, str, dict]:
-    owner, org_id, plans = await team(env, members)
-    response = await subscribe(owner, org_id, plans["teams-monthly"], seats)
-    assert response.status_code == 201, response.text
-    return owner, org_id, plans
-
-
-async def subscribe(
-    client: Client, org_id: str, plan_id: str, seats: object, **kw: Any
-) -> httpx.Response:
-    """`POST /organizations/{org_id}/plan` with this plan and seat count."""
-    return await client.post(
-        f"/organizations/{org_id}/plan", json={"planId": plan_id, "seats": seats}, **kw
-    )
-
-
-async def history(env: Env, org_id: str) -> list[tuple[str, int]]:
-    """(action, seats) of the organization's plan history, oldest first."""
-    account_id = await env.scalar(
-        select(models.Account.id).where(models.Account.organization_id == org_id)
-    )
-    rows = await env.all(
-        select(models.PlanHistory)
-        .where(models.PlanHistory.account_id == account_id)
-        .order_by(models.PlanHistory.created_at, models.PlanHistory.id)
-    )
-    return [(row.action, row.seats) for row in rows]
 
 
 async def subscription_count(env: Env) -> int:
@@ -876,9 +845,6 @@ def test_add_months_clamps_to_month_end() -> None:
 # --- the stripe implementation against localstripe -----------------------------------------
 
 
-STRIPE_KEY = "sk_test_gateway_subscriptions"
-
-
 @pytest.fixture
 def stripe_at_localstripe(monkeypatch: pytest.MonkeyPatch, localstripe: str) -> str:
     # Read by Settings for the env fixture (the server's URL is only known at run time).
@@ -890,46 +856,6 @@ def on_stripe(test: Any) -> Any:
     """Run `test` with the stripe provider pointed at the tests' localstripe server."""
     test = pytest.mark.usefixtures("stripe_at_localstripe")(test)
     return pytest.mark.settings(payments_provider="stripe", stripe_api_key=STRIPE_KEY)(test)
-
-
-def stripe_client(url: str) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        STRIPE_KEY, base_addresses={"api": url}, http_client=stripe.HTTPXClient()
-    )
-
-
-async def stripe_team(env: Env, url: str, *, card: bool = True) -> tuple[Client, str, str, str]:
-    """An organization with a Stripe customer (with a default card unless `card` is False)
-    and the teams plan on Stripe: (owner, org id, plan id, customer id)."""
-    owner, org_id, plans = await team(env)
-    client = stripe_client(url)
-    provider = StripeSubscriptions(STRIPE_KEY, url)
-    customer = await client.v1.customers.create_async(params={"metadata": {"org": org_id}})
-    if card:
-        method = await client.v1.payment_methods.create_async(
-            params={
-                "type": "card",
-                "card": {
-                    "number": "4242424242424242",
-                    "exp_month": 12,
-                    "exp_year": 2034,
-                    "cvc": "123",
-                },
-            }
-        )
-        await client.v1.payment_methods.attach_async(method.id, params={"customer": customer.id})
-        await client.v1.customers.update_async(
-            customer.id, params={"invoice_settings": {"default_payment_method": method.id}}
-        )
-    async with env.sessions() as session:
-        plan = await session.get(models.Plan, plans["teams-monthly"])
-        assert plan is not None
-        plan.provider_price_id = await provider.ensure_plan(plan)
-        account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
-        account.provider_customer_id = customer.id
-        await session.commit()
-    await provider.close()
-    return owner, org_id, plans["teams-monthly"], customer.id
 
 
 @on_stripe

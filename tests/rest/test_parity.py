@@ -151,7 +151,7 @@ async def test_user_usages_equal_graphql_usages(world: dict[str, Any]) -> None:
 
 
 async def test_plans_equal_graphql_plans(env: Env) -> None:
-    from resolvers.plans import seed_plans
+    from resolvers.plan_catalog import seed_plans
 
     async with env.sessions() as session:
         await seed_plans(session)

@@ -28,7 +28,7 @@ from gateway.db import models
 from gateway.rest.routes import ENDPOINTS
 from resolvers.api_keys import insert_api_key
 from resolvers.invites import hash_token, new_token
-from resolvers.plans import seed_plans
+from resolvers.plan_catalog import seed_plans
 from resolvers.users import create_user
 from schema import NODE_TYPES
 from tests.conftest import BACKENDS, PG_URL, base_settings, create_migrated_schema, drop_schema
@@ -483,6 +483,13 @@ REST: dict[tuple[str, str], Rest] = {
         lambda w, c: {"planId": w.plan_id, "seats": 5},
     ),
     ("PUT", "/organizations/{orgId}/plan/seats"): Rest(ORG_MANAGERS, {"seats": 6}),
+    # To the plan it is on, and with nothing pending: whoever may change reaches the 409.
+    ("PUT", "/organizations/{orgId}/plan"): Rest(
+        ORG_MANAGERS.but(admin=409, owner=409, org_key_same=409), lambda w, c: {"planId": w.plan_id}
+    ),
+    ("POST", "/organizations/{orgId}/plan/resume"): Rest(
+        ORG_MANAGERS.but(admin=409, owner=409, org_key_same=409)
+    ),
     ("DELETE", "/organizations/{orgId}/plan/{planId}"): Rest(ORG_MANAGERS),
     ("GET", "/organizations/{orgId}/usages"): Rest(ORG_MANAGERS),
     ("GET", "/api-keys"): Rest(ANY_USER),
@@ -803,6 +810,22 @@ GRAPHQL: dict[tuple[str, str], list[Gql]] = {
     ],
     ("mutation", "changeSeats"): [
         _mutation("changeSeats", "{organizationId: $org, seats: 6}", G_ORG_MANAGERS, _org)
+    ],
+    ("mutation", "changePlan"): [
+        _mutation(
+            "changePlan",
+            "{organizationId: $org, planId: $plan}",
+            G_ORG_MANAGERS.but(admin=CONFLICT, owner=CONFLICT, org_key_same=CONFLICT),
+            lambda w, c: {"org": w.org_id, "plan": w.plan_id},
+        )
+    ],
+    ("mutation", "resumeSubscription"): [
+        _mutation(
+            "resumeSubscription",
+            "{organizationId: $org}",
+            G_ORG_MANAGERS.but(admin=CONFLICT, owner=CONFLICT, org_key_same=CONFLICT),
+            _org,
+        )
     ],
     ("mutation", "cancelSubscription"): [
         _mutation(
