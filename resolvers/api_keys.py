@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.auth import issue_api_key
-from gateway.context import Context
 from gateway.db.models import ApiKey, utcnow
 from gateway.errors import Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
-from resolvers.pagination import Page, PageArgs, page_of
+from resolvers.context import Context
+from resolvers.keyset import page_of
+from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import OrgAccess
 
 MAX_NAME = 200

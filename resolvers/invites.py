@@ -10,10 +10,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import Invite, InviteStatus, Member, Organization, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from resolvers import members, permissions, users
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import ManagerAccess
 

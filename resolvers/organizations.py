@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     AccountKind,
@@ -22,6 +21,7 @@ from gateway.db.models import (
 )
 from gateway.errors import ValidationFailed
 from resolvers import permissions, users
+from resolvers.context import Context
 from resolvers.permissions import ManagerAccess, OrgAccess, OwnerAccess
 
 MAX_NAME = 200

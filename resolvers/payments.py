@@ -30,7 +30,6 @@ from gateway.billing.providers import (
     ProviderError,
     ProviderPayment,
 )
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     Payment,
@@ -44,6 +43,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
 from gateway.inputs import INT64_MAX, range_message
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 
 NO_DEFAULT_METHOD = "No default payment method"

@@ -26,7 +26,6 @@ from gateway.billing.subscriptions import (
     apply_state,
     subscription_provider,
 )
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     Plan,
@@ -38,6 +37,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
 from resolvers import accounts, permissions
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.payments import ProviderUnavailable
 from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess

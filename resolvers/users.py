@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.auth import ensure_personal_account
-from gateway.context import Context
 from gateway.db.models import (
     ApiKey,
     Member,
@@ -20,6 +19,7 @@ from gateway.db.models import (
 )
 from gateway.errors import Conflict, NotFound, ValidationFailed
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.members import another_owner_stays, lock_owner_ids
 
 MAX_DISPLAY_NAME = 200

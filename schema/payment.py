@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from gateway.context import Context
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments, permissions
+from resolvers.context import Context
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node

@@ -20,7 +20,6 @@ from sqlmodel import SQLModel, col
 
 from gateway.billing import ledger
 from gateway.billing.payments import maybe_auto_top_up
-from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Member, Organization, UsageRecord, User, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import Conflict, Unprocessable, ValidationFailed
@@ -28,6 +27,7 @@ from gateway.ids import new_id
 from gateway.inputs import range_message
 from gateway.jsoncodec import dump_json
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.usage.measures import MAX_COUNT, MICRO, TOKEN_COUNTS, camel
 
 log = logging.getLogger("gateway.usage")
