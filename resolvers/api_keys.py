@@ -13,6 +13,7 @@ from sqlmodel import col
 from gateway.auth import issue_api_key
 from gateway.db.models import ApiKey, utcnow
 from gateway.errors import Forbidden, NotFound, ValidationFailed
+from gateway.inputs import trimmed
 from resolvers import permissions
 from resolvers.context import Context
 from resolvers.keyset import page_of
@@ -55,11 +56,9 @@ class CreatedApiKey:
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
+    name = trimmed(name, "name", MAX_NAME)
     if not name:
         raise ValidationFailed("name must not be empty", field="name")
-    if len(name) > MAX_NAME:
-        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
     return name
 
 

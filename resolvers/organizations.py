@@ -20,6 +20,7 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.errors import ValidationFailed
+from gateway.inputs import trimmed
 from resolvers import permissions, users
 from resolvers.context import Context
 from resolvers.permissions import ManagerAccess, OrgAccess, OwnerAccess
@@ -34,11 +35,9 @@ async def get_organization(ctx: Context, organization_id: str) -> Organization |
 
 
 def _clean_name(value: str) -> str:
-    value = value.strip()
+    value = trimmed(value, "name", MAX_NAME)
     if not value:
         raise ValidationFailed("name must not be blank", field="name")
-    if len(value) > MAX_NAME:
-        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
     return value
 
 
