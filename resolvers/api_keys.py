@@ -113,10 +113,8 @@ async def my_api_keys(ctx: Context, args: PageArgs) -> Page[ApiKey]:
 
 async def organization_api_keys(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[ApiKey]:
     """An organization's live keys, newest first; any member may list them."""
-    page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_organization_id.load(
-        (access.organization_id, args)
-    )
-    return page
+    loader = ctx.loaders.api_key_pages_by_organization_id
+    return await loader.load((access.organization_id, args))
 
 
 async def organization_api_key_count(ctx: Context, access: OrgAccess) -> int:

@@ -54,10 +54,7 @@ async def get_invite(ctx: Context, invite_id: str) -> Invite | None:
 
 async def invites_page(ctx: Context, access: ManagerAccess, args: PageArgs) -> Page[Invite]:
     """Pending invites, newest first (owner/admin)."""
-    page: Page[Invite] = await ctx.loaders.invite_pages_by_organization_id.load(
-        (access.organization_id, args)
-    )
-    return page
+    return await ctx.loaders.invite_pages_by_organization_id.load((access.organization_id, args))
 
 
 async def invite_count(ctx: Context, access: ManagerAccess) -> int:
