@@ -111,6 +111,20 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
     return member
 
 
+async def may_read_account(ctx: Context, account_id: str, *, managers_only: bool) -> bool:
+    """Whether the caller may see what belongs to a billing account (a payment, a
+    subscription): a personal account's only with its owner's own token (as `User.payments`,
+    not through an organization's key), an organization's by its members, or by its owners
+    and admins alone with `managers_only`."""
+    account = await ctx.loaders.account_by_id.load(account_id)
+    if account is None:
+        return False
+    if account.user_id is not None:
+        return may_use_personal_account(ctx, account.user_id)
+    member = await organization_membership(ctx, account.organization_id or "")
+    return member is not None and (not managers_only or member.role in MANAGERS)
+
+
 async def visible_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization (a read-only row) if the caller is a member, else None: what every
     field that leads to an organization shows (`organization(id:)`, `node(id:)`,
