@@ -22,7 +22,8 @@ import sys
 
 from sqlalchemy import literal_column, select
 
-from gateway.db.session import RequestDatabase, create_engine, create_session_factory, fetch_rows
+from gateway.db.engine import create_engine
+from gateway.db.session import RequestDatabase, create_session_factory, fetch_rows
 
 CYCLES = 400
 

@@ -400,8 +400,8 @@ async def migrate_bench_schema(url: str) -> str:
     sys.path.insert(0, str(ROOT))
     from sqlalchemy import text
 
+    from gateway.db.engine import create_engine
     from gateway.db.migrate import upgrade
-    from gateway.db.session import create_engine
 
     engine = create_engine(url, search_path=SCHEMA)
     try:

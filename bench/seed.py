@@ -34,8 +34,8 @@ import asyncpg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from gateway.auth import issue_api_key  # noqa: E402
+from gateway.db.engine import create_engine  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
-from gateway.db.session import create_engine  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCHEMA = "bench"

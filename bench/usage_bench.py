@@ -37,12 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 import bench.seed as seed  # noqa: E402
 from gateway.auth import Principal  # noqa: E402
-from gateway.context import Context  # noqa: E402
+from gateway.db.engine import create_engine  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
-from gateway.db.session import create_engine, create_session_factory  # noqa: E402
+from gateway.db.session import create_session_factory  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from resolvers import usage  # noqa: E402
-from resolvers.loaders import Loaders  # noqa: E402
+from resolvers.context import Context  # noqa: E402
 from resolvers.pagination import PageArgs  # noqa: E402
 
 SCHEMA = "bench_usage"
@@ -105,9 +105,7 @@ class Captured:
 
 
 def context(settings: Settings, factory: Any, principal: Principal) -> Context:
-    return Context(
-        settings=settings, session_factory=factory, loaders_factory=Loaders, principal=principal
-    )
+    return Context(settings=settings, session_factory=factory, principal=principal)
 
 
 async def explain(engine: AsyncEngine, title: str, statement: str, parameters: Any) -> str:

@@ -27,12 +27,8 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from gateway.auth import Authenticator, strip_bearer
-from gateway.context import Context
-from gateway.db.session import (
-    create_engine,
-    create_session_factory,
-    dialect_name,
-)
+from gateway.db.engine import create_engine
+from gateway.db.session import create_session_factory, dialect_name
 from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
 from gateway.http_limits import BodySizeLimit
 from gateway.jsoncodec import dump_json, loads_exactly
@@ -42,7 +38,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
-from resolvers.loaders import Loaders
+from resolvers.context import Context
 from schema import build_schema
 
 log = logging.getLogger("gateway")
@@ -64,7 +60,7 @@ class AppState:
             search_path=settings.database_schema,
         )
         # Requests take PostgreSQL connections first come, first served, through the pool's
-        # gate (gateway/db/session.py `GatedPool`).
+        # gate (gateway/db/pool.py `GatedPool`).
         self.session_factory = create_session_factory(self.engine)
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
@@ -84,7 +80,6 @@ class AppState:
         return Context(
             settings=self.settings,
             session_factory=self.session_factory,
-            loaders_factory=Loaders,
             services=self.services,
             request_id=request_id,
             request=request,

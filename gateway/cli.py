@@ -21,7 +21,8 @@ _T = TypeVar("_T")
 
 
 async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
-    from gateway.db.session import create_engine, create_session_factory
+    from gateway.db.engine import create_engine
+    from gateway.db.session import create_session_factory
 
     engine = create_engine(settings.database_url, search_path=settings.database_schema)
     try:
@@ -32,8 +33,8 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
 
 
 async def _migrate(settings: Settings) -> None:
+    from gateway.db.engine import create_engine
     from gateway.db.migrate import upgrade
-    from gateway.db.session import create_engine
 
     engine = create_engine(settings.database_url, search_path=settings.database_schema)
     try:

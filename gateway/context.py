@@ -1,10 +1,10 @@
-"""The per-request Context: settings, one database session, the caller, and fresh loaders."""
+"""What every request carries: settings, its database, the caller (resolvers/context.py adds
+the loaders)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -19,15 +19,15 @@ from gateway.services import Services
 from gateway.settings import Settings
 
 
-class Context:
-    """Built per request by the app; GraphQL fields and REST handlers both receive it."""
+class RequestContext:
+    """The request's own state, below the resolvers: what the services layer (billing, the
+    database) may read. Requests get `resolvers.context.Context`, which adds the loaders."""
 
     def __init__(
         self,
         *,
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
-        loaders_factory: Callable[[Context], Any],
         services: Services | None = None,
         principal: Principal | None = None,
         request_id: str = "",
@@ -40,10 +40,6 @@ class Context:
         self.request = request
         # The request's connection and (when needed) ORM session: gateway/db/session.py.
         self.db = RequestDatabase(session_factory)
-        self._loaders_factory = loaders_factory
-        # The loaders are `resolvers.loaders.Loaders`, a layer above this one: left untyped
-        # here rather than imported upwards.
-        self._loaders: Any = None
         # Payloads of mutations may need this (e.g. a response header from GraphQL).
         self.response: Response | WebSocket | None = None
         # Why a presented token was refused; raised when an operation needs a caller.
@@ -70,26 +66,6 @@ class Context:
         return self.db.session
 
     @property
-    def loaders(self) -> Any:
-        if self._loaders is None:
-            self._loaders = self._loaders_factory(self)
-        return self._loaders
-
-    def reset_loaders(self) -> None:
-        """Forget cached loads, e.g. after a mutation changed what they returned."""
-        self._release_loaders()
-
-    def _release_loaders(self) -> None:
-        # Loaders, their batch closures and their cached futures refer to each other: emptied
-        # here, a request's rows are freed by reference counting when it ends instead of
-        # waiting for (and lengthening) the cyclic garbage collector's passes.
-        if self._loaders is not None:
-            release = getattr(self._loaders, "release", None)
-            if release is not None:
-                release()
-            self._loaders = None
-
-    @property
     def user_id(self) -> str:
         """The calling user's id; the service principal and anonymous callers have none."""
         if self.principal is None or self.principal.user_id is None:
@@ -101,7 +77,6 @@ class Context:
         return self.principal.user_id
 
     async def close(self) -> None:
-        self._release_loaders()
         self.request = None
         self.response = None
         await self.db.close()

@@ -72,7 +72,7 @@ class DatabaseUnavailable(ServiceBusy):
     """The database cannot be reached (refused, cut, timed out, shutting down): retry.
 
     Raised in place of the driver's connection-level errors by the database layer
-    (`gateway.db.session.unavailable`), so both protocols map it like any `ServiceBusy`."""
+    (`gateway.db.outage.unavailable`), so both protocols map it like any `ServiceBusy`."""
 
     def __init__(self, message: str = "The database is unavailable; retry later") -> None:
         super().__init__(message)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from gateway.errors import ValidationFailed
+
 # What a BigInteger column holds.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -24,6 +26,15 @@ YEAR_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
 
 NUL = "\x00"
 NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def trimmed(value: str, field: str, maximum: int) -> str:
+    """`value` without surrounding whitespace, refused when still longer than `maximum`
+    characters (a column's length)."""
+    value = value.strip()
+    if len(value) > maximum:
+        raise ValidationFailed(f"{field} must be at most {maximum} characters", field=field)
+    return value
 
 
 def range_message(name: str, low: int = INT64_MIN, high: int = INT64_MAX) -> str:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Organization, User
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.permissions import OrgAccess, PersonalAccess
 
 
@@ -129,7 +129,7 @@ async def active_account(ctx: Context, user_id: str) -> ActiveAccount | None:
     user: User | None = await ctx.loaders.user_by_id.load(user_id)
     org_id = user.active_organization_id if user is not None else None
     if org_id and await permissions.organization_membership(ctx, org_id) is not None:
-        org: Organization = await ctx.loaders.organization_by_id.load(org_id)
+        org = await ctx.loaders.organization_by_id.load(org_id)
         # A member (just read): the access cannot be refused, and costs no statement.
         access = await permissions.member_access(ctx, org_id)
         return ActiveAccount(org, await organization_balance(access))

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.auth import issue_api_key
-from gateway.context import Context
 from gateway.db.models import ApiKey, utcnow
 from gateway.errors import Forbidden, NotFound, ValidationFailed
+from gateway.inputs import trimmed
 from resolvers import permissions
-from resolvers.pagination import Page, PageArgs, page_of
+from resolvers.context import Context
+from resolvers.keyset import page_of
+from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import OrgAccess
 
 MAX_NAME = 200
@@ -54,11 +56,9 @@ class CreatedApiKey:
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
+    name = trimmed(name, "name", MAX_NAME)
     if not name:
         raise ValidationFailed("name must not be empty", field="name")
-    if len(name) > MAX_NAME:
-        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
     return name
 
 
@@ -113,10 +113,8 @@ async def my_api_keys(ctx: Context, args: PageArgs) -> Page[ApiKey]:
 
 async def organization_api_keys(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[ApiKey]:
     """An organization's live keys, newest first; any member may list them."""
-    page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_organization_id.load(
-        (access.organization_id, args)
-    )
-    return page
+    loader = ctx.loaders.api_key_pages_by_organization_id
+    return await loader.load((access.organization_id, args))
 
 
 async def organization_api_key_count(ctx: Context, access: OrgAccess) -> int:

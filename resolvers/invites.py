@@ -10,10 +10,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import Invite, InviteStatus, Member, Organization, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from resolvers import members, permissions, plan_changes, users
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import ManagerAccess
 
@@ -54,10 +54,7 @@ async def get_invite(ctx: Context, invite_id: str) -> Invite | None:
 
 async def invites_page(ctx: Context, access: ManagerAccess, args: PageArgs) -> Page[Invite]:
     """Pending invites, newest first (owner/admin)."""
-    page: Page[Invite] = await ctx.loaders.invite_pages_by_organization_id.load(
-        (access.organization_id, args)
-    )
-    return page
+    return await ctx.loaders.invite_pages_by_organization_id.load((access.organization_id, args))
 
 
 async def invite_count(ctx: Context, access: ManagerAccess) -> int:

@@ -7,10 +7,10 @@ from sqlalchemy.orm import Mapped, aliased
 from sqlalchemy.sql.expression import Exists
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import ApiKey, Member, Role, User, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import ManagerAccess, OrgAccess
 

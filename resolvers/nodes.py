@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway.context import Context
 from gateway.db.models import Member
 from gateway.ids import prefix_of
 from resolvers import (
@@ -17,6 +16,7 @@ from resolvers import (
     usage,
     users,
 )
+from resolvers.context import Context
 
 
 async def _member(ctx: Context, member_id: str) -> Member | None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import col
 
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     AccountKind,
@@ -21,7 +20,9 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.errors import ValidationFailed
+from gateway.inputs import trimmed
 from resolvers import permissions, users
+from resolvers.context import Context
 from resolvers.permissions import ManagerAccess, OrgAccess, OwnerAccess
 
 MAX_NAME = 200
@@ -34,11 +35,9 @@ async def get_organization(ctx: Context, organization_id: str) -> Organization |
 
 
 def _clean_name(value: str) -> str:
-    value = value.strip()
+    value = trimmed(value, "name", MAX_NAME)
     if not value:
         raise ValidationFailed("name must not be blank", field="name")
-    if len(value) > MAX_NAME:
-        raise ValidationFailed(f"name must be at most {MAX_NAME} characters", field="name")
     return value
 
 

@@ -30,7 +30,6 @@ from gateway.billing.providers import (
     ProviderError,
     ProviderPayment,
 )
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     Payment,
@@ -44,6 +43,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
 from gateway.inputs import INT64_MAX, range_message
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 
 NO_DEFAULT_METHOD = "No default payment method"
@@ -159,20 +159,11 @@ async def get_payment(ctx: Context, account: Account, payment_id: str) -> Paymen
 
 async def visible_payment(ctx: Context, payment_id: str) -> Payment | None:
     """A payment of the caller's personal account or of an organization they manage."""
-    payment: Payment | None = await ctx.loaders.payment_by_id.load(payment_id)
+    payment = await ctx.loaders.payment_by_id.load(payment_id)
     if payment is None:
         return None
-    account: Account | None = await ctx.loaders.account_by_id.load(payment.account_id)
-    if account is None:
-        return None
-    if account.user_id is not None:
-        # As `User.payments`: the caller's own, not through an organization's API key.
-        return payment if permissions.may_use_personal_account(ctx, account.user_id) else None
-    try:
-        await permissions.manager_access(ctx, account.organization_id or "")
-    except DomainError:
-        return None
-    return payment
+    seen = await permissions.may_read_account(ctx, payment.account_id, managers_only=True)
+    return payment if seen else None
 
 
 async def provider_payment(ctx: Context, account: Account, payment_id: str) -> ProviderPayment:

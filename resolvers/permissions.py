@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
-from gateway.context import Context
 from gateway.db.models import Member, Organization, Role
 from gateway.errors import Forbidden, NotFound, Unauthenticated
 from resolvers.batching import load_each
+from resolvers.context import Context
 
 ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
 MANAGERS = (Role.OWNER.value, Role.ADMIN.value)
@@ -111,6 +111,20 @@ async def organization_membership(ctx: Context, organization_id: str) -> Member 
     return member
 
 
+async def may_read_account(ctx: Context, account_id: str, *, managers_only: bool) -> bool:
+    """Whether the caller may see what belongs to a billing account (a payment, a
+    subscription): a personal account's only with its owner's own token (as `User.payments`,
+    not through an organization's key), an organization's by its members, or by its owners
+    and admins alone with `managers_only`."""
+    account = await ctx.loaders.account_by_id.load(account_id)
+    if account is None:
+        return False
+    if account.user_id is not None:
+        return may_use_personal_account(ctx, account.user_id)
+    member = await organization_membership(ctx, account.organization_id or "")
+    return member is not None and (not managers_only or member.role in MANAGERS)
+
+
 async def visible_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization (a read-only row) if the caller is a member, else None: what every
     field that leads to an organization shows (`organization(id:)`, `node(id:)`,
@@ -142,7 +156,8 @@ async def organization_memberships(
     found: dict[str, Member | None] = dict.fromkeys(organization_ids)
     keys = [key for org_id in found if (key := _membership_key(ctx, org_id)) is not None]
     loader = ctx.loaders.live_member_by_organization_and_user
-    for (org_id, _), member in zip(keys, await load_each(loader, keys), strict=True):
+    members = await load_each(loader, keys)
+    for (org_id, _), member in zip(keys, members, strict=True):
         if isinstance(member, Exception):
             raise member
         found[org_id] = member
@@ -178,7 +193,9 @@ class OrgAccess:
 
     async def organization_to_change(self) -> Organization:
         """The organization as an ORM object, for a writer (`organization` is read-only)."""
-        org: Organization = await self.ctx.loaders.organization_by_id.load(self.organization_id)
+        org = await self.ctx.loaders.organization_by_id.load(self.organization_id)
+        if org is None:  # deleted since the access was granted, earlier in this request
+            raise NotFound("Organization not found")
         return org
 
 
@@ -211,7 +228,9 @@ async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
     if ROLE_RANK[member.role] < ROLE_RANK[kind.minimum]:
         raise Forbidden(kind.refusal)
     # Primed by the membership's statement, which reads the live organization with it.
-    org: Organization = await ctx.loaders.organization_row_by_id.load(organization_id)
+    org = await ctx.loaders.organization_row_by_id.load(organization_id)
+    if org is None:  # deleted between the two reads
+        raise NotFound("Organization not found")
     return kind(ctx, org, member)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from gateway.billing.providers import ProviderError
 from gateway.billing.subscriptions import apply_state, is_upgrade
-from gateway.context import Context
 from gateway.db.models import Account, Plan, Subscription
 from gateway.errors import Conflict, SeatsExhausted, Unprocessable
 from resolvers import accounts
+from resolvers.context import Context
 from resolvers.payments import ProviderUnavailable
 from resolvers.permissions import OrgAccess
 from resolvers.plans import (

@@ -24,7 +24,6 @@ from gateway.billing.subscriptions import (
     settle_sandbox_periods,
     subscription_provider,
 )
-from gateway.context import Context
 from gateway.db.models import (
     Account,
     Member,
@@ -38,6 +37,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
 from resolvers import accounts, permissions
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.payments import ProviderUnavailable
 from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
@@ -142,18 +142,11 @@ async def require_user_subscription(access: PersonalAccess) -> Subscription:
 async def visible_subscription(ctx: Context, subscription_id: str) -> Subscription | None:
     """A subscription the caller may read (their own, or their organization's), else None."""
     ctx.user_id  # noqa: B018
-    found: Subscription | None = await ctx.loaders.subscription_by_id.load(subscription_id)
+    found = await ctx.loaders.subscription_by_id.load(subscription_id)
     if found is None:
         return None
-    account: Account | None = await ctx.loaders.account_by_id.load(found.account_id)
-    if account is None:
-        return None
-    if account.user_id is not None:
-        # As `User.subscription`: the caller's own, not through an organization's API key.
-        return found if permissions.may_use_personal_account(ctx, account.user_id) else None
-    if await permissions.organization_membership(ctx, account.organization_id or "") is None:
-        return None
-    return found
+    seen = await permissions.may_read_account(ctx, found.account_id, managers_only=False)
+    return found if seen else None
 
 
 async def organization_of(ctx: Context, subscription: Subscription) -> str | None:

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.auth import ensure_personal_account
-from gateway.context import Context
 from gateway.db.models import (
     ApiKey,
     Member,
@@ -19,7 +18,9 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.errors import Conflict, NotFound, ValidationFailed
+from gateway.inputs import trimmed
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.members import another_owner_stays, lock_owner_ids
 
 MAX_DISPLAY_NAME = 200
@@ -89,12 +90,7 @@ async def memberships(ctx: Context, user_id: str) -> list[Membership]:
 
 
 def _clean_display_name(value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_DISPLAY_NAME:
-        raise ValidationFailed(
-            f"displayName must be at most {MAX_DISPLAY_NAME} characters", field="displayName"
-        )
-    return value
+    return trimmed(value, "displayName", MAX_DISPLAY_NAME)
 
 
 def _clean_photo_url(value: str) -> str:

@@ -13,7 +13,7 @@ import strawberry
 from graphql import GraphQLError, GraphQLErrorExtensions
 from strawberry.types.field import StrawberryField
 
-from gateway.db.session import unavailable
+from gateway.db.outage import unavailable
 from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 
 log = logging.getLogger("gateway.graphql")
@@ -113,7 +113,7 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     as INTERNAL_SERVER_ERROR when unexpected."""
     original = error.original_error
     if original is not None and not isinstance(original, DomainError) and unavailable(original):
-        original = DatabaseUnavailable()  # the database went away (gateway/db/session.py)
+        original = DatabaseUnavailable()  # the database went away (gateway/db/outage.py)
     if isinstance(original, DomainError):
         extensions: GraphQLErrorExtensions = {**(error.extensions or {}), "code": original.code}
         if original.field:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -18,7 +18,7 @@ from schema import declare
 from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
 from schema.relay import Node, connections
-from schema.rows import from_readers
+from schema.rows import FromReaders
 from schema.scalars import enum_of
 from schema.usage import Usage
 
@@ -45,17 +45,12 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
 
 
 @strawberry.type
-class Member(Node):
+class Member(Node, FromReaders[models.Member]):
     id: strawberry.ID
     role: Role
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[models.Member]
-
-    @classmethod
-    def from_model(cls, member: models.Member | Any) -> Member:
-        """From an ORM instance or a read-only row (`from_readers`)."""
-        return from_readers(cls, _MEMBER_READERS, member)
 
     @strawberry.field
     def organization_id(self) -> strawberry.ID:
@@ -93,7 +88,7 @@ def _role(value: str) -> Role:
     return enum_of(Role, value)
 
 
-_MEMBER_READERS = declare.RecordReaders(
+Member.readers = declare.RecordReaders(
     [
         ("id", "id", None),
         ("role", "role", _role),
@@ -105,7 +100,7 @@ _MEMBER_READERS = declare.RecordReaders(
 # ids, which every row has.
 declare.node_type(
     "Member",
-    _MEMBER_READERS,
+    Member.readers,
     always=("id", "organization_id", "user_id", "role"),
     others={"organizationId": (), "userId": (), "user": (), "organization": (), "usages": ()},
     related={"user": "user"},  # a members page may read their users in the same statement

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from gateway.context import Context
 from gateway.db import models
 from gateway.errors import NotFound
 from resolvers import accounts, payments, permissions
+from resolvers.context import Context
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_readers, from_row
+from schema.rows import FromReaders, from_row
 from schema.scalars import BigInt, enum_of
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class ProviderPaymentDetails:
 
 
 @strawberry.type
-class Payment(Node):
+class Payment(Node, FromReaders[models.Payment]):
     id: strawberry.ID
     status: PaymentStatus
     kind: PaymentKind
@@ -85,11 +85,6 @@ class Payment(Node):
     updated_at: datetime
     paid_at: datetime | None
     _model: strawberry.Private[models.Payment]
-
-    @classmethod
-    def from_model(cls, payment: models.Payment | Any) -> Payment:
-        """From an ORM instance or a read-only row (`from_readers`)."""
-        return from_readers(cls, _PAYMENT_READERS, payment)
 
     @strawberry.field(description="The payment provider's record of it (asks the provider).")
     async def provider_details(self, info: Info) -> ProviderPaymentDetails:
@@ -110,7 +105,7 @@ def _creator(user_id: str | None) -> strawberry.ID | None:
     return strawberry.ID(user_id) if user_id else None
 
 
-_PAYMENT_READERS = declare.RecordReaders(
+Payment.readers = declare.RecordReaders(
     [
         ("id", "id", None),
         ("status", "status", _status),
@@ -129,7 +124,7 @@ _PAYMENT_READERS = declare.RecordReaders(
 # the whole row.
 declare.node_type(
     "Payment",
-    _PAYMENT_READERS,
+    Payment.readers,
     always=("id", "account_id"),
     others={"providerDetails": None},
     model=models.Payment,

@@ -13,7 +13,7 @@ from orjson import Fragment
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
-from gateway.context import Context
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from schema.declare import batched, page_selection, resolve_one
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 if TYPE_CHECKING:
     from schema.declare import RecordReaders
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 # Per strawberry type: the names its constructor takes (resolver fields take none), and
 # whether it keeps its row (`_model`).
@@ -49,3 +50,16 @@ def from_readers(cls: type[T], readers: RecordReaders, record: object, /) -> T:
     found = cls.__new__(cls)
     found.__dict__ = readers[type(record)](record)
     return found
+
+
+class FromReaders(Generic[M]):
+    """A node type on hot pages, built from an ORM instance or a read-only (possibly projected)
+    row of `M` by its `readers`, declared below the type because they read its fields:
+    `Member.readers = declare.RecordReaders([...])`."""
+
+    readers: ClassVar[RecordReaders]
+
+    @classmethod
+    def from_model(cls, record: M | Any) -> Self:
+        """From an ORM instance or a read-only row (`from_readers`)."""
+        return from_readers(cls, cls.readers, record)

@@ -16,7 +16,7 @@ from resolvers.usage import UsageEvent, measures
 from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_readers
+from schema.rows import FromReaders
 from schema.scalars import JSON, BigInt
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @strawberry.type(
     description="One recorded inference, billed to a personal or organization account."
 )
-class Usage(Node):
+class Usage(Node, FromReaders[models.UsageRecord]):
     id: strawberry.ID
     generation_id: str = strawberry.field(description="The inference's generation id.")
     provider_name: str
@@ -43,11 +43,6 @@ class Usage(Node):
     metadata: JSON
     created_at: datetime
     _model: strawberry.Private[models.UsageRecord]
-
-    @classmethod
-    def from_model(cls, record: models.UsageRecord | Any) -> Usage:
-        """From an ORM instance or a read-only row (`from_readers`)."""
-        return from_readers(cls, _USAGE_READERS, record)
 
     @strawberry.field
     def user_id(self) -> strawberry.ID:
@@ -86,7 +81,7 @@ def _metadata(value: object) -> object:
     return value or {}
 
 
-_USAGE_READERS = declare.RecordReaders(
+Usage.readers = declare.RecordReaders(
     [
         *(
             (name, name, None)
@@ -115,7 +110,7 @@ _USAGE_READERS = declare.RecordReaders(
 # the ids, which every row has.
 declare.node_type(
     "Usage",
-    _USAGE_READERS,
+    Usage.readers,
     always=("id", "user_id", "organization_id"),
     others={"userId": (), "organizationId": (), "user": (), "organization": ()},
     model=models.UsageRecord,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -23,7 +23,7 @@ from schema.payment import (
 )
 from schema.plan import user_subscription
 from schema.relay import Node, connection
-from schema.rows import from_readers, stored_fields
+from schema.rows import FromReaders, stored_fields
 from schema.usage import Usage
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _PERSONAL = " FORBIDDEN through an organization's API key."
 
 
 @strawberry.type
-class User(Node):
+class User(Node, FromReaders[models.User]):
     id: strawberry.ID
     email: str
     display_name: str
@@ -45,11 +45,6 @@ class User(Node):
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[models.User]
-
-    @classmethod
-    def from_model(cls, user: models.User | Any) -> User:
-        """From an ORM instance or a read-only row (`from_readers`)."""
-        return from_readers(cls, _USER_READERS, user)
 
     @classmethod
     def unless_deleted(cls, user: models.User | None) -> User | None:
@@ -114,7 +109,7 @@ class User(Node):
 
 
 # Every stored field of User is its row's attribute of the same name, unconverted.
-_USER_READERS = declare.RecordReaders([(name, name, None) for name in stored_fields(User)])
+User.readers = declare.RecordReaders([(name, name, None) for name in stored_fields(User)])
 
 
 @strawberry.type

@@ -20,8 +20,9 @@ from sqlmodel import SQLModel
 
 from gateway.app import create_app
 from gateway.db import models
+from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
-from gateway.db.session import create_engine, create_session_factory
+from gateway.db.session import create_session_factory
 from gateway.settings import Settings
 from resolvers.api_keys import insert_api_key
 from resolvers.users import create_user

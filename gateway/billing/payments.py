@@ -22,7 +22,7 @@ from gateway.db.models import Account, Payment, PaymentKind, PaymentStatus, utcn
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from gateway.context import Context
+    from gateway.context import RequestContext
 
 log = logging.getLogger("gateway.billing")
 
@@ -274,7 +274,7 @@ async def charge_default_method(
 
 
 async def maybe_auto_top_up(
-    target: Context | AsyncSession,
+    target: RequestContext | AsyncSession,
     account_id: str,
     *,
     provider: PaymentProvider | None = None,

@@ -8,13 +8,13 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from gateway.context import Context
 from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import Call, Endpoint, RestApp, rest
 from gateway.rest.idempotency import idempotency_hook
 from gateway.rest.openapi import build_openapi
 from gateway.rest.routes import ENDPOINTS
 from gateway.settings import Settings
+from resolvers.context import Context
 
 
 class RestState(Protocol):

@@ -18,12 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.context import Context
-from gateway.db.session import unavailable
+from gateway.db.outage import unavailable
 from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 from gateway.inputs import NUL, NUL_MESSAGE, nul_path
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import RateLimiter
+from resolvers.context import Context
 
 if TYPE_CHECKING:  # pydantic's own annotation for what TypeAdapter takes (typing_extensions)
     from typing_extensions import TypeForm
@@ -181,7 +181,7 @@ async def error_envelope(request: Request, error: Exception, where: str) -> Resp
     anything else a 500 without details. The session is rolled back: nothing half-written."""
     await _rollback(request)
     if not isinstance(error, DomainError):
-        if not unavailable(error):  # the database went away: retry (gateway/db/session.py)
+        if not unavailable(error):  # the database went away: retry (gateway/db/outage.py)
             log.exception("unexpected error in %s", where)
             return envelope_error(500, "Internal server error")
         error = DatabaseUnavailable()

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from gateway.billing.subscriptions import PLAN_CHANGED, SUBSCRIBED
-from gateway.context import Context
-from gateway.db.models import Plan, Subscription
+from gateway.db.models import Subscription
+from gateway.errors import NotFound
 from gateway.rest.framework import Call, rest
 from gateway.rest.wire import Out, PageQuery, Timestamp, Wire, WireIn
 from resolvers import permissions, plan_changes, plans
+from resolvers.context import Context
 
 
 class FeaturesOut(Out):
@@ -116,7 +117,9 @@ class ChangePlanIn(WireIn):
 
 
 async def _plan(ctx: Context, plan_id: str) -> PlanOut:
-    plan: Plan = await ctx.loaders.plan_by_id.load(plan_id)
+    plan = await ctx.loaders.plan_by_id.load(plan_id)
+    if plan is None:  # a subscription's plan is kept (a foreign key); never seen
+        raise NotFound("Plan not found")
     return PlanOut.of(plan)
 
 

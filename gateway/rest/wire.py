@@ -20,9 +20,9 @@ from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import WithJsonSchema
 
-from gateway.context import Context
 from gateway.inputs import INT64_MAX, YEAR_PATTERN, timestamp_in_range
 from gateway.timestamps import format_datetime
+from resolvers.context import Context
 from resolvers.pagination import PageArgs, decode_cursor
 
 # RFC 3339 UTC with microseconds and `Z` (CONTRACT.md "Casing"), e.g. 2025-12-01T22:34:35.355099Z.

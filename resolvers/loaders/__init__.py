@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from gateway.context import Context
+from gateway.context import RequestContext
 from gateway.db.session import RequestDatabase
 from resolvers.batching import BatchLoader
 from resolvers.loaders import (
@@ -27,7 +27,7 @@ class Loaders:
     is built on first use (`cached_property` over its domain's declaration, which takes this
     object: its database, its context, the loaders it primes) and kept for the request."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: RequestContext) -> None:
         self.context = context
 
     def release(self) -> None:

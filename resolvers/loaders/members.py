@@ -13,8 +13,8 @@ from gateway.db.expressions import one_of
 from gateway.db.models import Member, Organization, User
 from gateway.db.session import fetch_rows
 from resolvers.batching import BatchLoader
+from resolvers.keyset import Joined, attribute, plain_columns, plain_row_type
 from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, RowsByKey
-from resolvers.pagination import Joined, attribute, plain_columns, plain_row_type
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders

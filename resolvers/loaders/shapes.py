@@ -14,15 +14,8 @@ from sqlmodel import SQLModel
 from gateway.db.expressions import one_of
 from gateway.db.session import fetch_rows, orm_session
 from resolvers.batching import BatchLoader
-from resolvers.pagination import (
-    Joined,
-    Page,
-    PageArgs,
-    ParentOf,
-    attribute,
-    pages_by_parent,
-    plain_columns,
-)
+from resolvers.keyset import Joined, ParentOf, attribute, pages_by_parent, plain_columns
+from resolvers.pagination import Page, PageArgs
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders

@@ -12,8 +12,9 @@ from sqlmodel import col
 
 from gateway.db.models import UsageRecord
 from resolvers.batching import BatchLoader
+from resolvers.keyset import attribute, pages_by_parent
 from resolvers.loaders.shapes import PageByParent, RowByKey
-from resolvers.pagination import Page, PageArgs, attribute, pages_by_parent
+from resolvers.pagination import Page, PageArgs
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders

@@ -8,8 +8,8 @@ from sqlmodel import col
 
 from gateway.db.models import User
 from resolvers.batching import BatchLoader
+from resolvers.keyset import plain_row_type
 from resolvers.loaders.shapes import PlainRowByKey, RowByKey
-from resolvers.pagination import plain_row_type
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.context import Context
 from gateway.db.models import Member, UsageRecord, User
 from gateway.errors import Forbidden, NotFound
 from resolvers import permissions
 from resolvers.batching import load_each
+from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.permissions import ManagerAccess, OrgAccess, PersonalAccess
 
@@ -67,16 +67,13 @@ async def visible_member_usages(
         ctx, [member.organization_id for member in members]
     )
     visible = [permissions.may_see_member_usage(viewers[m.organization_id], m) for m in members]
-    pages = iter(
-        await load_each(
-            ctx.loaders.usage_pages_by_member,
-            [
-                (m.organization_id, m.user_id, args)
-                for m, seen in zip(members, visible, strict=True)
-                if seen
-            ],
-        )
-    )
+    keys = [
+        (m.organization_id, m.user_id, args)
+        for m, seen in zip(members, visible, strict=True)
+        if seen
+    ]
+    found = await load_each(ctx.loaders.usage_pages_by_member, keys)
+    pages = iter(found)
     return [next(pages) if seen else None for seen in visible]
 
 

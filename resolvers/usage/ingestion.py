@@ -20,14 +20,14 @@ from sqlmodel import SQLModel, col
 
 from gateway.billing import ledger
 from gateway.billing.payments import maybe_auto_top_up
-from gateway.context import Context
 from gateway.db.models import Account, AccountKind, Member, Organization, UsageRecord, User, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import Conflict, Unprocessable, ValidationFailed
 from gateway.ids import new_id
-from gateway.inputs import range_message
+from gateway.inputs import range_message, trimmed
 from gateway.jsoncodec import dump_json
 from resolvers import permissions
+from resolvers.context import Context
 from resolvers.usage.measures import MAX_COUNT, MICRO, TOKEN_COUNTS, camel
 
 log = logging.getLogger("gateway.usage")
@@ -163,11 +163,9 @@ def _where(prefix: str, name: str) -> str:
 def _text(value: object, where: str, *, maximum: int, required: bool = True) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{where} must be a string", field=where)
-    value = value.strip()
+    value = trimmed(value, where, maximum)
     if required and not value:
         raise ValidationFailed(f"{where} is required", field=where)
-    if len(value) > maximum:
-        raise ValidationFailed(f"{where} must be at most {maximum} characters", field=where)
     return value
 
 

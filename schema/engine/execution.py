@@ -32,7 +32,7 @@ from graphql.execution import Executor
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from orjson import Fragment
 
-from gateway.db.session import unavailable
+from gateway.db.outage import unavailable
 from gateway.errors import ServiceBusy
 from gateway.jsoncodec import parse_fragment
 from schema.engine.compiler import plan_for
@@ -270,7 +270,7 @@ def _capture(
 
 def _database_lost(run: Captured, errors: list[GraphQLError]) -> bool:
     """Whether a run failed for want of the database (`ServiceBusy`, or an error that
-    `gateway.db.session.unavailable` recognizes)."""
+    `gateway.db.outage.unavailable` recognizes)."""
     _, raised = run
     for error in [*errors, *([raised] if raised is not None else [])]:
         original = getattr(error, "original_error", None) or error

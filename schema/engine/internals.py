@@ -149,7 +149,7 @@ def field_exception_handlers(
 # Where each name is needed, for the test's messages: name -> the engine's function.
 USES: dict[str, str] = {
     "collect_subfields": "compiler._Compiler.subfields (a field's sub-selection)",
-    "invalid_return_type_error": "run.Run.complete_object (an object of the wrong type)",
+    "invalid_return_type_error": "completion.Completion.complete_object (an object of the wrong type)",
     "coerce_argument": "compiler._Compiler.arguments (literal arguments coerced once)",
     "CollectedErrors": "execution.ExecutionContext._verify (each run's errors)",
     "FieldDetailsList": "execution.ExecutionContext.execute_field (its signature)",
@@ -161,7 +161,7 @@ USES: dict[str, str] = {
     "convert_arguments": "run.Run.convert_arguments (strawberry's argument conversion)",
     "StrawberryMaybe": "compiler._Compiler.plain_scalar (arguments passed as they are)",
     "StrawberryOptional": "compiler._Compiler.plain_scalar",
-    "TYPE_CAST_ATTRIBUTE": "run.Run.complete_object (strawberry.cast objects)",
+    "TYPE_CAST_ATTRIBUTE": "completion.Completion.complete_object (strawberry.cast objects)",
     "ExecutionResult": "prepared.PreparedSchema.execute (its result)",
     "PreExecutionError": "prepared.PreparedSchema.execute (a refused document)",
     "LazyType": "compiler._Compiler.plain_scalar",

@@ -49,7 +49,7 @@ from schema.engine.json_sql import JsonNodes
 if TYPE_CHECKING:
     from strawberry.types.field import StrawberryField
 
-    from schema.engine.run import Run
+    from schema.engine.completion import Completion
 
 # Field kinds.
 ATTRIBUTE, RESOLVER, TYPENAME = 0, 1, 2
@@ -193,7 +193,7 @@ NULLABLE: Final = 3
 TYPENAME_OF: Final = 4
 
 # (run, source object, its data, its position) -> None.
-ExecuteFields: TypeAlias = "Callable[[Run, object, Data, Pos | None], None]"
+ExecuteFields: TypeAlias = "Callable[[Completion, object, Data, Pos | None], None]"
 
 
 @overload
@@ -221,7 +221,7 @@ def generate_fields(plan: ObjectPlan) -> ExecuteFields:
     name and serializer as constants, instead of a loop that reads them from the field plans
     for every object (graphql-jit's approach). The common case of a plain attribute, a value
     that is its own serialization or serializes without error, is written inline; anything
-    else (errors, nulls, lists, objects, resolvers) calls the same `Run` methods as before.
+    else (errors, nulls, lists, objects, resolvers) calls the same run methods as before (completion.py, run.py).
     """
     name = f"<compiled plan {plan.type.name} {id(plan):x}>"
     namespace: dict[str, object] = {"Undefined": Undefined}

@@ -22,7 +22,7 @@ compiled executor collected it, can be written as JSON by PostgreSQL itself
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from operator import is_
@@ -228,36 +228,24 @@ def _connection_fields(
     selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
 ) -> None:
     """Node fields selected under `nodes { … }` and `edges { node { … } }`."""
+    for field in _fields(selection_set, fragments):
+        name = field.name.value
+        if name == "nodes":
+            out.update(node.name.value for node in _fields(field.selection_set, fragments))
+        elif name == "edges":
+            for edge_field in _fields(field.selection_set, fragments):
+                if edge_field.name.value == "node":
+                    nodes = _fields(edge_field.selection_set, fragments)
+                    out.update(node.name.value for node in nodes)
+
+
+def _fields(selection_set: SelectionSetNode | None, fragments: Fragments) -> Iterator[FieldNode]:
+    """The fields of a selection set, with those of its fragments (inline or spread) in."""
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            name = selection.name.value
-            if name == "nodes":
-                _node_fields(selection.selection_set, fragments, out)
-            elif name == "edges":
-                _edge_fields(selection.selection_set, fragments, out)
+            yield selection
         else:
-            _connection_fields(_fragment(selection, fragments), fragments, out)
-
-
-def _edge_fields(
-    selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
-) -> None:
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            if selection.name.value == "node":
-                _node_fields(selection.selection_set, fragments, out)
-        else:
-            _edge_fields(_fragment(selection, fragments), fragments, out)
-
-
-def _node_fields(
-    selection_set: SelectionSetNode | None, fragments: Fragments, out: set[str]
-) -> None:
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            out.add(selection.name.value)
-        else:
-            _node_fields(_fragment(selection, fragments), fragments, out)
+            yield from _fields(_fragment(selection, fragments), fragments)
 
 
 def _fragment(selection: SelectionNode, fragments: Fragments) -> SelectionSetNode | None:

@@ -1,60 +1,37 @@
 """One run of a compiled plan (plans.py) against a root value: a level of resolvers at a time,
-their errors located and propagated to the nearest nullable ancestor as graphql-core does."""
+their arguments and Info prepared once per request, batch forms called once per level; the
+values are completed by completion.py."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 
-from graphql import GraphQLError, GraphQLResolveInfo, located_error
+from graphql import GraphQLResolveInfo
 from graphql.execution import Executor, get_argument_values
-from graphql.pyutils import Path, Undefined, is_iterable
+from graphql.pyutils import Path
 from graphql.pyutils import inspect as describe
-from orjson import Fragment
 from strawberry import Info, Schema
 
 from schema.engine.compiler import recipe_arguments
+from schema.engine.completion import Call, Completion
 from schema.engine.internals import (
-    TYPE_CAST_ATTRIBUTE,
     convert_arguments,
-    invalid_return_type_error,
     make_info,
     strawberry_schema_of,
 )
 from schema.engine.json_sql import JsonNodes
 from schema.engine.plans import (
-    CONTAINER,
-    KEY,
-    LEAF,
-    LIST,
-    NULLABLE,
-    OBJECT,
-    PARENT,
-    TYPENAME_OF,
     Container,
     Data,
     FieldPlan,
     ObjectPlan,
     Pos,
-    ValuePlan,
     path_of,
 )
 
 _CONVERTED_PER_FIELD = 64  # argument values remembered per field plan (ids vary per request)
-
-
-class _Call:
-    """A resolver field's per-request inputs: converted arguments and its `Info`."""
-
-    __slots__ = ("error", "info", "kwargs")
-
-    def __init__(
-        self, kwargs: dict[str, object], info: GraphQLResolveInfo, error: Exception | None
-    ) -> None:
-        self.kwargs = kwargs
-        self.info = info
-        self.error = error
 
 
 _Parent = tuple[object, Data, "Pos | None"]  # source object, its data, its position
@@ -66,17 +43,14 @@ _BATCH: Pos = object()  # type: ignore[assignment]
 _Pending = tuple[Awaitable[object], FieldPlan, "Container", "Pos | None"]
 
 
-class Run:
-    """One execution of a plan against a root value."""
+class Run(Completion):
+    """One execution of a plan against a root value: a level of resolvers at a time."""
 
     def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-        self.errors = executor.collected_errors
+        super().__init__(executor)
         self.pending: list[_Pending] = []
         # Batched resolver fields of the current level: field id -> (field, call, parents).
-        self.batches: dict[int, tuple[FieldPlan, _Call, list[_Parent]]] = {}
-        self.calls: dict[int, _Call] = {}
-        self.root_error: GraphQLError | None = None
+        self.batches: dict[int, tuple[FieldPlan, Call, list[_Parent]]] = {}
         # A plan exists: the compiler found the strawberry schema.
         strawberry_schema: Schema = strawberry_schema_of(executor.schema)  # type: ignore[assignment]
         self.info_class = strawberry_schema.config.info_class
@@ -151,19 +125,6 @@ class Run:
 
     # -- objects and fields ------------------------------------------------------------------
 
-    def attribute_value(self, field: FieldPlan, value: object, data: Data, pos: Pos | None) -> None:
-        """A plain attribute's value that is not its own serialization (see `generate_fields`)."""
-        serialize = field.leaf
-        if serialize is not None and value is not None and value is not Undefined:
-            try:
-                completed = serialize(value)
-            except Exception:
-                completed = None
-            if completed is not None and completed is not Undefined:
-                data[field.key] = completed
-                return
-        self.complete(field.value, value, field, data, field.key, pos)  # type: ignore[arg-type]
-
     def resolver_field(self, field: FieldPlan, source: object, data: Data, pos: Pos | None) -> None:
         """A field with a resolver: called now, or queued with its level's batch."""
         key = field.key
@@ -192,7 +153,7 @@ class Run:
         else:
             self.complete(value_plan, result, field, data, key, pos)  # type: ignore[arg-type]
 
-    def prepare(self, field: FieldPlan, pos: Pos | None) -> _Call:
+    def prepare(self, field: FieldPlan, pos: Pos | None) -> Call:
         """Arguments and Info of a resolver field, once per request (they do not depend on
         the parent object; the Info's path is that of the first parent)."""
         executor = self.executor
@@ -224,7 +185,7 @@ class Run:
             kwargs[field.info_name] = info
         if field.json_nodes is not None and self.json_fragments:
             self.offer(raw_info, field.json_nodes)
-        call = self.calls[id(field)] = _Call(kwargs, raw_info, error)
+        call = self.calls[id(field)] = Call(kwargs, raw_info, error)
         return call
 
     def convert_arguments(
@@ -255,7 +216,7 @@ class Run:
         return kwargs
 
     @staticmethod
-    def call(field: FieldPlan, call: _Call, source: object) -> object:
+    def call(field: FieldPlan, call: Call, source: object) -> object:
         kwargs = call.kwargs
         if field.root_names:
             kwargs = dict(kwargs)
@@ -298,186 +259,6 @@ class Run:
         for _, data, pos in parents:
             self.field_error(result, field, data, field.key, pos, field.value)
 
-    # -- completion --------------------------------------------------------------------------
-
-    def complete(
-        self,
-        plan: ValuePlan,
-        value: object,
-        field: FieldPlan,
-        container: Container,
-        key: str | int,
-        pos: Pos | None,
-    ) -> None:
-        """Write the completed `value` at `container[key]` (or handle its error there)."""
-        if value is None or value is Undefined:
-            if plan.nullable:
-                container[key] = None
-                return
-            message = (
-                "Cannot return null for non-nullable field"
-                f" {field.parent_type.name}.{field.field_name}."
-            )
-            self.field_error(TypeError(message), field, container, key, pos, plan)
-            return
-        kind = plan.kind
-        try:
-            if kind == LEAF:
-                if plan.passthrough and type(value) is str:
-                    container[key] = value
-                    return
-                completed = plan.serialize(value)
-                if completed is Undefined or completed is None:
-                    raise TypeError(
-                        f"Expected `{describe(plan.type)}.coerce_output_value("
-                        f"{describe(value)})` to return non-nullable value, returned:"
-                        f" {describe(completed)}"
-                    )
-                container[key] = completed
-            elif kind == LIST:
-                if isinstance(value, str | bytes) or not is_iterable(value):
-                    raise GraphQLError(
-                        "Expected Iterable, but did not find one for field"
-                        f" '{field.parent_type.name}.{field.field_name}'."
-                    )
-                self.complete_list(plan, value, field, container, key, pos)
-            elif kind == OBJECT:
-                self.complete_object(plan.objects, plan, value, field, container, key, pos)
-            else:
-                self.complete_abstract(plan, value, field, container, key, pos)
-        except Exception as error:
-            self.field_error(error, field, container, key, pos, plan)
-
-    def complete_list(
-        self,
-        plan: ValuePlan,
-        value: Iterable[object],
-        field: FieldPlan,
-        container: Container,
-        key: str | int,
-        pos: Pos | None,
-    ) -> None:
-        if type(value) is list and value and type(value[0]) is Fragment:
-            # A page read as JSON (`_json_nodes`): every node's object as PostgreSQL wrote it.
-            container[key] = value
-            return
-        items: list[object] = []
-        container[key] = items
-        list_pos = (pos, key, container, plan.nullable, _typename(pos, key, field))
-        item_plan: ValuePlan = plan.item  # type: ignore[assignment]
-        complete = self.complete
-        if item_plan.kind == OBJECT:  # lists of objects: straight to `complete_object`
-            complete_object = self.complete_object
-            objects: ObjectPlan = item_plan.objects
-            exact, execute, nullable = objects.exact, objects.execute, item_plan.nullable
-            for index, item in enumerate(value):
-                try:
-                    # `complete_object` inline for an instance of the type's own class.
-                    if type(item) is exact and TYPE_CAST_ATTRIBUTE not in getattr(
-                        item, "__dict__", (TYPE_CAST_ATTRIBUTE,)
-                    ):
-                        data: Data = {}
-                        items.append(data)
-                        execute(self, item, data, (list_pos, index, items, nullable, None))
-                        continue
-                    items.append(None)
-                    if item is None:
-                        complete(item_plan, item, field, items, index, list_pos)
-                        continue
-                    complete_object(objects, item_plan, item, field, items, index, list_pos)
-                except Exception as error:
-                    self.field_error(error, field, items, index, list_pos, item_plan)
-            return
-        for index, item in enumerate(value):
-            items.append(None)
-            complete(item_plan, item, field, items, index, list_pos)
-
-    def complete_object(
-        self,
-        object_plan: ObjectPlan,
-        plan: ValuePlan,
-        value: object,
-        field: FieldPlan,
-        container: Container,
-        key: str | int,
-        pos: Pos | None,
-    ) -> None:
-        is_type_of = object_plan.is_type_of
-        if (
-            is_type_of is not None
-            and not (
-                type(value) is object_plan.exact
-                and TYPE_CAST_ATTRIBUTE not in getattr(value, "__dict__", (TYPE_CAST_ATTRIBUTE,))
-            )
-            and not is_type_of(value, None)  # type: ignore[arg-type]  # strawberry's reads no info
-        ):
-            raise invalid_return_type_error(object_plan.type, value, field.details)
-        data: Data = {}
-        container[key] = data
-        typename = None if type(key) is int else field.parent_type.name  # as `_typename`
-        object_plan.execute(self, value, data, (pos, key, container, plan.nullable, typename))
-
-    def complete_abstract(
-        self,
-        plan: ValuePlan,
-        value: object,
-        field: FieldPlan,
-        container: Container,
-        key: str | int,
-        pos: Pos | None,
-    ) -> None:
-        call = self.calls.get(id(field))
-        if call is not None:
-            info = call.info
-        else:  # a plain attribute of an abstract type: resolve_type still gets an Info
-            info = self.executor.build_resolve_info(
-                field.field_def,
-                field.nodes,
-                field.parent_type,
-                path_of(pos, key, _typename(pos, key, field)),
-            )
-        abstract, objects = plan.possible
-        resolve_type = abstract.resolve_type or self.executor.type_resolver
-        runtime_name = resolve_type(value, info, abstract)
-        if inspect.isawaitable(runtime_name):
-            if inspect.iscoroutine(runtime_name):
-                runtime_name.close()
-            raise GraphQLError(f"Asynchronous resolve_type of '{abstract}' is not supported.")
-        runtime = self.executor.ensure_valid_runtime_type(
-            runtime_name, abstract, field.details, info, value
-        )
-        self.complete_object(objects[runtime.name], plan, value, field, container, key, pos)
-
-    # -- errors ------------------------------------------------------------------------------
-
-    def field_error(
-        self,
-        raw: Exception,
-        field: FieldPlan,
-        container: Container,
-        key: str | int,
-        pos: Pos | None,
-        plan: ValuePlan | None,
-    ) -> None:
-        """A field error at `container[key]`: null it if nullable, else the nearest nullable
-        ancestor (or the whole `data`), and record the error once, as graphql-core does."""
-        path = path_of(pos, key, _typename(pos, key, field))
-        error = located_error(raw, field.nodes, path.as_list())
-        if plan is None or plan.nullable:
-            container[key] = None
-            self.errors.add(error, path)
-            return
-        target = pos
-        while target is not None and not target[NULLABLE]:
-            target = target[PARENT]
-        if target is None:
-            if self.root_error is None:
-                self.root_error = error
-            self.errors.add(error, None)
-            return
-        target[CONTAINER][target[KEY]] = None
-        self.errors.add(error, path_of(target[PARENT], target[KEY], target[TYPENAME_OF]))
-
 
 async def _settle(awaitables: list[Awaitable[object]]) -> list[object]:
     """Each awaitable's result or exception, run concurrently: `gather(return_exceptions=True)`
@@ -495,8 +276,3 @@ async def _settle(awaitables: list[Awaitable[object]]) -> list[object]:
             task.cancel()
         raise
     return results
-
-
-def _typename(pos: Pos | None, key: str | int, field: FieldPlan) -> str | None:
-    """graphql-core's Path typename: the parent type for a field key, None for a list index."""
-    return None if isinstance(key, int) else field.parent_type.name

@@ -44,6 +44,20 @@ async def seed(env: Env, specs: Any = DEFAULT_PLANS) -> dict[str, str]:
         return {plan.name: plan.id for plan, _ in done}
 
 
+def plan_row(
+    name: str, display_name: str, type_: str, price_per_seat_cents: int, **columns: Any
+) -> models.Plan:
+    """A monthly plan of a test's own (not added to a session yet)."""
+    return models.Plan(
+        name=name,
+        display_name=display_name,
+        type=type_,
+        interval="Monthly",
+        price_per_seat_cents=price_per_seat_cents,
+        **columns,
+    )
+
+
 def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()

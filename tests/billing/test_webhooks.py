@@ -19,6 +19,7 @@ from tests.billing.helpers import (
     intent,
     payment_row,
     pending_payment,
+    plan_row,
     sign,
 )
 from tests.conftest import Env
@@ -200,14 +201,7 @@ async def test_subscription_event_updates_the_subscription(env: Env) -> None:
     org_id = await env.organization(owner)
     async with env.sessions() as session:
         account = await session.get_one(models.Account, await env.account_id(org_id=org_id))
-        plan = models.Plan(
-            name="team-monthly",
-            display_name="Team",
-            type="teams",
-            interval="Monthly",
-            price_per_seat_cents=1000,
-            provider_price_id="plan_team",
-        )
+        plan = plan_row("team-monthly", "Team", "teams", 1000, provider_price_id="plan_team")
         session.add(plan)
         await session.flush()
         row = models.Subscription(

@@ -431,7 +431,7 @@ def test_usage_from_model_equals_the_constructor() -> None:
     from datetime import UTC, datetime
 
     from gateway.db.models import UsageRecord
-    from resolvers.pagination import plain_row_type
+    from resolvers.keyset import plain_row_type
     from schema.scalars import JSON, BigInt
     from schema.usage import Usage
 
@@ -481,7 +481,7 @@ def test_member_and_payment_from_model_equal_the_constructor() -> None:
     from datetime import UTC, datetime
 
     from gateway.db import models
-    from resolvers.pagination import plain_row_type
+    from resolvers.keyset import plain_row_type
     from schema.member import Member, Role
     from schema.payment import Payment, PaymentKind, PaymentStatus
 
@@ -538,7 +538,7 @@ def test_user_from_model_equals_the_constructor() -> None:
     from datetime import UTC, datetime
 
     from gateway.db import models
-    from resolvers.pagination import plain_row_type
+    from resolvers.keyset import plain_row_type
     from schema.user import User
 
     now = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)

@@ -123,12 +123,17 @@ def _read_as_json(statements: list[str]) -> bool:
     return any("AS node_json" in s for s in statements)
 
 
+async def _alices_usages(env: Env, standard: httpx.AsyncClient) -> tuple[list[Any], list[str]]:
+    """Alice's own usage page (every awkward value, `NODES`), and the statements it took."""
+    alice, _, _ = await _world(env)
+    body, statements = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
+    return body["data"]["user"]["usages"]["nodes"], statements
+
+
 async def test_a_page_of_plain_columns_is_read_as_json_on_postgresql(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
-    alice, _, _ = await _world(env)
-    body, statements = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
-    nodes = body["data"]["user"]["usages"]["nodes"]
+    nodes, statements = await _alices_usages(env, standard)
     assert len(nodes) == 4
     assert _read_as_json(statements) == (env.backend == "postgresql")
 
@@ -136,9 +141,7 @@ async def test_a_page_of_plain_columns_is_read_as_json_on_postgresql(
 async def test_awkward_values_are_written_as_python_writes_them(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
-    alice, _, _ = await _world(env)
-    body, _ = await _both(env, standard, alice, USER_PAGE % NODES, {"u": alice.user_id})
-    nodes = body["data"]["user"]["usages"]["nodes"]
+    nodes, _ = await _alices_usages(env, standard)
     models_ = {n["modelName"] for n in nodes}
     assert 'quote " backslash \\ slash /' in models_
     assert "tab\tnewline\ncontrol\x01 é 😀 </script>" in models_

@@ -32,7 +32,11 @@ VERSIONS = {
 IMPORTED = [
     ("graphql.execution.collect_fields", "collect_subfields", "compiler._Compiler.subfields"),
     ("graphql.execution.collect_fields", "FieldDetailsList", "execution.execute_field"),
-    ("graphql.execution.executor", "invalid_return_type_error", "run.Run.complete_object"),
+    (
+        "graphql.execution.executor",
+        "invalid_return_type_error",
+        "completion.Completion.complete_object",
+    ),
     ("graphql.execution.executor", "CollectedErrors", "execution.ExecutionContext._verify"),
     ("graphql.execution.values", "coerce_argument", "compiler._Compiler.arguments"),
     ("strawberry.execution", "optimized_is_awaitable", "prepared.PreparedSchema.execute"),
@@ -44,7 +48,7 @@ IMPORTED = [
     ("strawberry.types.arguments", "convert_arguments", "run.Run.convert_arguments"),
     ("strawberry.types.base", "StrawberryMaybe", "compiler._Compiler.plain_scalar"),
     ("strawberry.types.base", "StrawberryOptional", "compiler._Compiler.plain_scalar"),
-    ("strawberry.types.cast", "TYPE_CAST_ATTRIBUTE", "run.Run.complete_object"),
+    ("strawberry.types.cast", "TYPE_CAST_ATTRIBUTE", "completion.Completion.complete_object"),
     ("strawberry.types.execution", "ExecutionResult", "prepared.PreparedSchema.execute"),
     ("strawberry.types.execution", "PreExecutionError", "prepared.PreparedSchema.execute"),
     ("strawberry.types.graphql", "OperationType", "prepared.PreparedSchema.execute"),
@@ -209,7 +213,9 @@ def test_strawberry_field_and_info_internals() -> None:
 
     cast = strawberry.cast(Item, Plain())
     assert TYPE_CAST_ATTRIBUTE in vars(cast), _missing(
-        "strawberry", "strawberry.cast's TYPE_CAST_ATTRIBUTE mark", "run.Run.complete_object"
+        "strawberry",
+        "strawberry.cast's TYPE_CAST_ATTRIBUTE mark",
+        "completion.Completion.complete_object",
     )
 
 
@@ -231,7 +237,7 @@ EXECUTOR_METHODS = {
     ),
     "ensure_valid_runtime_type": (
         ("runtime_type_name", "return_type", "field_details_list", "info", "result"),
-        "run.Run.complete_abstract",
+        "completion.Completion.complete_abstract",
     ),
     "handle_field_error": (
         ("raw_error", "return_type", "field_details_list", "path"),

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.db.models import UsageRecord
+from resolvers.keyset import pages_by_parent
 from resolvers.loaders.usage import _IN_ORGANIZATION
-from resolvers.pagination import PageArgs, encode_cursor, pages_by_parent
+from resolvers.pagination import PageArgs, encode_cursor
 from tests.conftest import Env
 from tests.usage.helpers import event, ingest_ok
 
@@ -87,7 +88,7 @@ async def test_pages_of_several_parents_equal_each_parents_own_page(env: Env) ->
 
 def test_a_joined_row_is_read_from_the_end_of_an_item_and_none_when_missing() -> None:
     from gateway.db.models import Member, User
-    from resolvers.pagination import Joined, plain_row_type
+    from resolvers.keyset import Joined, plain_row_type
 
     joined = Joined(User, Member.user_id, "user")
     user_fields = plain_row_type(User)._fields

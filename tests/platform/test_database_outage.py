@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from gateway.billing.ledger import sum_of_entries
 from gateway.db import models
-from gateway.db.session import create_engine, unavailable
+from gateway.db.engine import create_engine
+from gateway.db.outage import unavailable
 from gateway.db.sqlalchemy_internals import AsyncAdapt_Error
 from gateway.errors import DatabaseUnavailable, ServiceBusy
 from tests.billing.helpers import SECRET as WEBHOOK_SECRET
@@ -479,7 +480,8 @@ async def test_a_connection_cut_under_a_statement_is_unavailable_and_replaced(
     connection (the dead one is never handed out again)."""
     from sqlalchemy import literal_column, text
 
-    from gateway.db.session import RequestDatabase, fetch_rows, unavailable
+    from gateway.db.outage import unavailable
+    from gateway.db.session import RequestDatabase, fetch_rows
     from gateway.errors import DatabaseUnavailable
 
     env = outage_env

@@ -16,16 +16,10 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from gateway.db.engine import create_engine, decode_timestamptz
 from gateway.db.models import Organization
-from gateway.db.session import (
-    ConnectionGate,
-    RequestDatabase,
-    _Compiled,
-    create_engine,
-    create_session_factory,
-    decode_timestamptz,
-    fetch_rows,
-)
+from gateway.db.pool import ConnectionGate
+from gateway.db.session import RequestDatabase, _Compiled, create_session_factory, fetch_rows
 from gateway.errors import DatabaseUnavailable, ServiceBusy
 from gateway.jsoncodec import load_json
 from gateway.settings import Settings
@@ -91,7 +85,7 @@ def test_a_bc_timestamp_is_refused_as_asyncpg_refused_it() -> None:
 async def test_timestamps_round_trip_through_postgresql_as_utc(
     pg_schema: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.db.session as db_session
+    import gateway.db.engine as db_engine
 
     decoded: list[str] = []
 
@@ -99,7 +93,7 @@ async def test_timestamps_round_trip_through_postgresql_as_utc(
         decoded.append(text_value)
         return decode_timestamptz(text_value)
 
-    monkeypatch.setattr(db_session, "decode_timestamptz", counting)  # read as text, by us
+    monkeypatch.setattr(db_engine, "decode_timestamptz", counting)  # read as text, by us
     engine = create_engine(PG_URL or "", pool_size=1, search_path=pg_schema)
     sessions = create_session_factory(engine)
     values = [

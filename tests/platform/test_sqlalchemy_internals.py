@@ -17,7 +17,7 @@ from sqlalchemy.orm.session import SessionTransactionState
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeEngine
 
-from gateway.db.session import create_engine
+from gateway.db.engine import create_engine
 from gateway.db.sqlalchemy_internals import CompiledForDriver
 from tests.conftest import PG_URL
 
@@ -84,8 +84,8 @@ async def test_the_asyncpg_adapter_has_what_fetch_on_driver_reads() -> None:
 @pytest.mark.parametrize(
     ("module", "name", "needed_by"),
     [
-        ("sqlalchemy.connectors.asyncio", "AsyncAdapt_Error", "session.unavailable"),
-        ("sqlalchemy.util.concurrency", "await_", "session.GatedPool"),
+        ("sqlalchemy.connectors.asyncio", "AsyncAdapt_Error", "outage.unavailable"),
+        ("sqlalchemy.util.concurrency", "await_", "pool.GatedPool"),
         ("sqlalchemy.util.concurrency", "greenlet_spawn", "fetch_on_driver"),
     ],
 )

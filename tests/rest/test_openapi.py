@@ -14,6 +14,7 @@ from gateway.db import models
 from gateway.ids import new_id
 from gateway.rest.framework import Endpoint
 from gateway.rest.routes import ENDPOINTS
+from tests.billing.helpers import plan_row
 from tests.conftest import Client, Env
 from tests.rest.helpers import fetch_document, response_schema, validator_for
 
@@ -162,14 +163,8 @@ async def smoke_world(env: Env) -> tuple[Client, dict[str, str]]:
     owner = await env.user()
     org_id = await env.organization(owner)
     async with env.sessions() as session:
-        plan = models.Plan(
-            name=f"teams-{new_id('pln')[-8:].lower()}",
-            display_name="Teams",
-            type="teams",
-            interval="Monthly",
-            price_per_seat_cents=2000,
-            features=["Everything"],
-        )
+        name = f"teams-{new_id('pln')[-8:].lower()}"
+        plan = plan_row(name, "Teams", "teams", 2000, features=["Everything"])
         session.add(plan)
         await session.commit()
         plan_id = plan.id

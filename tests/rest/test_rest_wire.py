@@ -15,7 +15,7 @@ from gateway.rest.usage import (
     member_usage_item,
     usage_item,
 )
-from resolvers.pagination import plain_row_type
+from resolvers.keyset import plain_row_type
 
 
 def _records() -> list[Any]:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db import models
+from tests.billing.helpers import plan_row
 from tests.conftest import Client, Env
 from tests.envelopes import assert_refused
 
@@ -40,13 +41,7 @@ async def personal_rows(env: Env, user: Client) -> dict[str, str]:
             user_id=user.user_id,
             model_name="m",
         )
-        plan = models.Plan(
-            name=f"solo-{account.id}",
-            display_name="Solo",
-            type="individual",
-            interval="Monthly",
-            price_per_seat_cents=1000,
-        )
+        plan = plan_row(f"solo-{account.id}", "Solo", "individual", 1000)
         session.add_all([payment, usage, plan])
         await session.flush()
         subscription = models.Subscription(account_id=account.id, plan_id=plan.id, status="active")
