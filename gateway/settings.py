@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     # mapping provider name to key, e.g. {"litellm": "sk-..."}.
     provider_api_keys: SecretStr = SecretStr("{}")
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.partition(":")[0].partition("+")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"{scheme or 'this'} databases are not supported; use SQLite "
+                "(sqlite:///path/to/file.db) or PostgreSQL (postgresql://user@host/db)"
+            )
+        return value
+
     @field_validator("provider_api_keys")
     @classmethod
     def _provider_keys_are_an_object(cls, value: SecretStr) -> SecretStr:
