@@ -77,6 +77,10 @@ def cmd_new_migration(_: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from schema import query_limits, trusted_documents
+
+    # Settings only the app factory reads are checked here, where a mistake is one line.
+    trusted_documents(settings, query_limits(settings))
     if settings.migrate_on_start:
         asyncio.run(_migrate(settings))
     if asyncio.run(_user_count(settings)) == 0:

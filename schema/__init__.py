@@ -140,11 +140,7 @@ def query_limits(settings: Settings) -> QueryLimits:
 def persisted_documents(settings: Settings, limits: QueryLimits) -> PersistedDocuments:
     """Automatic persisted queries and trusted documents; ConfigurationError when the
     manifest cannot be used."""
-    trusted = (
-        TrustedDocuments.load(settings.trusted_documents, limits)
-        if settings.trusted_documents
-        else None
-    )
+    trusted = trusted_documents(settings, limits)
     return PersistedDocuments(
         limits,
         PersistedSettings(
@@ -157,3 +153,11 @@ def persisted_documents(settings: Settings, limits: QueryLimits) -> PersistedDoc
             trusted_only=settings.trusted_documents_only,
         ),
     )
+
+
+def trusted_documents(settings: Settings, limits: QueryLimits) -> TrustedDocuments | None:
+    """The manifest `GATEWAY_TRUSTED_DOCUMENTS` names, read and checked (ConfigurationError
+    when it cannot be used: `gateway serve` asks before it starts any process)."""
+    if not settings.trusted_documents:
+        return None
+    return TrustedDocuments.load(settings.trusted_documents, limits)

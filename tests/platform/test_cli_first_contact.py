@@ -57,6 +57,15 @@ def test_a_secret_setting_is_named_but_never_shown(tmp_path: Path) -> None:
     assert "sk-secret" not in line
 
 
+def test_a_trusted_documents_manifest_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-manifest.json"
+    result = run(tmp_path, "serve", GATEWAY_TRUSTED_DOCUMENTS=str(missing))
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"error: GATEWAY_TRUSTED_DOCUMENTS: cannot read {missing}: "
+    )
+
+
 @pytest.mark.skipif(not PG_URL, reason="GATEWAY_TEST_DATABASE_URL not set")
 def test_a_missing_postgresql_database_is_one_line(tmp_path: Path) -> None:
     assert PG_URL is not None
