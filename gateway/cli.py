@@ -25,6 +25,8 @@ from gateway.errors import ConfigurationError, DatabaseUnavailable
 from gateway.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+# Rows an operator listing prints at most (`keys list`, `users list`).
+LISTING_LIMIT = 1000
 
 _T = TypeVar("_T")
 
@@ -161,7 +163,11 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
     if output == "-":
         sys.stdout.write(sdl)
     else:
-        Path(output).write_text(sdl)
+        try:
+            Path(output).write_text(sdl)
+        except OSError as error:
+            print(f"error: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+            return 1
         print(f"wrote {output}", file=sys.stderr)
     return 0
 
@@ -226,7 +232,9 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.api_keys import all_api_keys
 
     async def work(session: AsyncSession) -> list[list[str]]:
-        found = await all_api_keys(session, email=args.email, revoked=args.revoked)
+        found = await all_api_keys(
+            session, email=args.email, revoked=args.revoked, limit=LISTING_LIMIT
+        )
         return [
             [
                 k.key.id,
@@ -243,7 +251,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
         ]
 
     header = ["id", "prefix", "user", "organization", "created", "last used", "expires", "state"]
-    _print_table([[*header, "name"], *asyncio.run(_with_session(settings, work))])
+    _print_table([[*header, "name"], *asyncio.run(_with_session(settings, work))], "--email")
     return 0
 
 
@@ -268,7 +276,7 @@ def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers.users import all_users
 
     async def work(session: AsyncSession) -> list[list[str]]:
-        found = await all_users(session, deleted=args.deleted)
+        found = await all_users(session, deleted=args.deleted, limit=LISTING_LIMIT)
         return [
             [
                 u.id,
@@ -289,12 +297,16 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
 
 
-def _print_table(rows: list[list[str]]) -> None:
-    """Columns padded to their widest cell; the last one left as it is (a free-text name)."""
+def _print_table(rows: list[list[str]], narrower: str = "") -> None:
+    """Columns padded to their widest cell; the last one left as it is (a free-text name).
+    A listing cut at `LISTING_LIMIT` rows says so (on stderr, so the table stays parseable)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[-1]]).rstrip())
+    if len(rows) - 1 >= LISTING_LIMIT:
+        hint = f"; narrow it with {narrower}" if narrower else ""
+        print(f"(the newest {LISTING_LIMIT} only{hint})", file=sys.stderr)
 
 
 def command_prefix() -> str:

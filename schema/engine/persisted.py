@@ -59,6 +59,7 @@ def requested_id(extensions: object) -> str | None:
     found = asked.get("sha256Hash") if isinstance(asked, dict) else None
     if (
         not isinstance(asked, dict)
+        or type(asked.get("version")) is not int
         or asked.get("version") != 1
         or not isinstance(found, str)
         or _MANIFEST_ID.fullmatch(found) is None

@@ -107,6 +107,7 @@ async def test_a_query_that_is_not_its_hash_is_refused_and_not_registered(env: E
     "extension",
     [
         {"version": 2, "sha256Hash": "0" * 64},
+        {"version": True, "sha256Hash": "0" * 64},
         {"version": 1},
         {"version": 1, "sha256Hash": "x" * 10_000},
         {"version": 1, "sha256Hash": "ABC" + "0" * 61},

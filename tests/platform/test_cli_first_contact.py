@@ -116,6 +116,13 @@ def test_export_schema_dash_writes_the_sdl_to_stdout(tmp_path: Path) -> None:
     assert not (tmp_path / "-").exists()
 
 
+def test_export_schema_to_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "schema.graphql"
+    result = run(tmp_path, "export-schema", str(target))
+    assert result.returncode == 1
+    assert one_line(result.stderr) == f"error: cannot write {target}: No such file or directory"
+
+
 def test_first_start_hint_is_a_command_that_works_from_here(migrated: Path) -> None:
     # Run as `make serve` runs it (`.venv/bin/gateway`, not on PATH), on a port already taken
     # so that it stops right after the hint.
