@@ -18,7 +18,7 @@ import pytest
 from gateway.errors import ConfigurationError
 from schema import build_schema
 from schema.engine import compiler
-from schema.engine.prepared import source_digest
+from schema.engine.prepared import Documents, source_digest
 from tests.conftest import REDIS_URL, Env, base_settings, running_env
 
 VIEWER = "query Viewer { viewer { id email } }"
@@ -175,6 +175,22 @@ def trusted_env(
     template: Path, tmp_path: Path, path: str, only: bool = True
 ) -> contextlib.AbstractAsyncContextManager[Env]:
     return app_on(template, tmp_path, trusted_documents=path, trusted_documents_only=only)
+
+
+async def test_a_document_parsed_again_finds_its_plan_by_sha256() -> None:
+    schema = build_schema(base_settings(graphql_executor="compiled"))
+    query = unique("{ plans { name } }")
+
+    def plans() -> list[object]:
+        mine = [k for k in compiler._PLANS.keys() if k[0] == id(schema.graphql_schema)]
+        return [entry[2] for entry in map(compiler._PLANS.get, mine) if entry is not None]
+
+    await schema.execute(query)
+    first = plans()
+    schema.documents = Documents(schema.documents.limits)  # the parsed document forgotten
+    await schema.execute(query)
+    assert len(first) == 1 and first[0] is not None
+    assert plans() == first
 
 
 def manifest(tmp_path: Path, documents: dict[str, str]) -> str:
