@@ -383,11 +383,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         write(f"{count} skipped: {reason}")
     for line in missing:
         write(line)
-    write(
-        "Everything (a PostgreSQL server and a Redis server running): "
-        "GATEWAY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
-        "GATEWAY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 make test"
-    )
+    if missing:
+        write(
+            "Everything (a PostgreSQL server and a Redis server running): "
+            "GATEWAY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
+            "GATEWAY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 make test"
+        )
 
 
 __all__ = ["Client", "Env", "base_settings", "create_session_factory"]
