@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from cross_web import HTTPException
@@ -76,6 +76,9 @@ class AppState:
             else None
         )
 
+        # What else the app holds for the process and lets go of with it.
+        self.closing: list[Callable[[], Awaitable[None]]] = []
+
     def new_context(self, request: HTTPConnection | None = None, request_id: str = "") -> Context:
         return Context(
             settings=self.settings,
@@ -104,6 +107,8 @@ class AppState:
         return ctx
 
     async def close(self) -> None:
+        for close in self.closing:
+            await close()
         if self.rate_limiter is not None:
             await self.rate_limiter.close()
         await self.services.close()
@@ -175,9 +180,10 @@ class GraphQLApp(GraphQL[Context, None]):
             data.get("variables"),
             data.get("extensions"),
         )
-        if type(query) is not str or not isinstance(variables, dict | None):
+        if not isinstance(variables, dict | None) or not isinstance(extensions, dict | None):
             return None
-        if not isinstance(extensions, dict | None):
+        # No query: a persisted query's hash in the extensions stands for it (the engine's).
+        if type(query) is not str and not (query is None and extensions):
             return None
         return GraphQLRequestData(
             query=query,
@@ -357,10 +363,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    schema = build_schema(settings)  # first: a manifest it cannot use leaves nothing open
     state = AppState(settings)
+    state.closing.append(schema.close)  # persisted queries' Redis
     graphql = GraphQLApp(
         state,
-        schema=build_schema(settings),
+        schema=schema,
         graphql_ide="graphiql" if settings.exploration(settings.graphiql) else None,
         allow_queries_via_get=True,
     )

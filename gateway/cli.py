@@ -1,21 +1,32 @@
-"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
+"""`gateway serve | migrate | new-migration | create-user | create-api-key | keys | users |
+export-schema | seed-demo | seed-plans`: the service's command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_args
 
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from gateway.errors import ConfigurationError, DatabaseUnavailable
 from gateway.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+# Rows an operator listing prints at most (`keys list`, `users list`).
+LISTING_LIMIT = 1000
 
 _T = TypeVar("_T")
 
@@ -69,12 +80,16 @@ def cmd_new_migration(_: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from schema import query_limits, trusted_documents
+
+    # Settings only the app factory reads are checked here, where a mistake is one line.
+    trusted_documents(settings, query_limits(settings))
     if settings.migrate_on_start:
         asyncio.run(_migrate(settings))
     if asyncio.run(_user_count(settings)) == 0:
         print(
-            "No users yet. Create one and its first API key with:\n"
-            "  gateway create-user --email you@example.com --name 'Your Name'\n"
+            "No users yet. In another terminal, create one and its first API key with:\n"
+            f"  {command_prefix()} create-user --email you@example.com --name 'Your Name'\n"
             "then call the API with 'Authorization: Bearer <key>'.",
             file=sys.stderr,
         )
@@ -145,11 +160,16 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
     from schema import build_schema
 
     sdl = build_schema(settings).as_str() + "\n"
-    if args.output == "-":
+    output = args.output or args.output_option or str(SCHEMA_FILE)
+    if output == "-":
         sys.stdout.write(sdl)
     else:
-        Path(args.output).write_text(sdl)
-        print(f"wrote {args.output}", file=sys.stderr)
+        try:
+            Path(output).write_text(sdl)
+        except OSError as error:
+            print(f"error: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        print(f"wrote {output}", file=sys.stderr)
     return 0
 
 
@@ -210,12 +230,163 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.api_keys import all_api_keys
+
+    async def work(session: AsyncSession) -> list[list[str]]:
+        found = await all_api_keys(
+            session, email=args.email, revoked=args.revoked, limit=LISTING_LIMIT
+        )
+        return [
+            [
+                k.key.id,
+                f"{k.key.prefix}…",
+                k.email,
+                k.key.organization_id or "-",
+                _when(k.key.created_at),
+                _when(k.key.last_used_at),
+                _when(k.key.expires_at),
+                "revoked " + _when(k.key.revoked_at) if k.key.revoked_at else "live",
+                k.key.name,
+            ]
+            for k in found
+        ]
+
+    header = ["id", "prefix", "user", "organization", "created", "last used", "expires", "state"]
+    _print_table([[*header, "name"], *asyncio.run(_with_session(settings, work))], "--email")
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.db.models import ApiKey
+    from gateway.errors import NotFound
+    from resolvers.api_keys import revoke_api_key
+
+    async def work(session: AsyncSession) -> None:
+        await revoke_api_key(session, [col(ApiKey.id) == args.key_id])
+
+    try:
+        asyncio.run(_with_session(settings, work))
+    except NotFound:
+        print(f"error: no live API key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}: it no longer authenticates")
+    return 0
+
+
+def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers.users import all_users
+
+    async def work(session: AsyncSession) -> list[list[str]]:
+        found = await all_users(session, deleted=args.deleted, limit=LISTING_LIMIT)
+        return [
+            [
+                u.id,
+                u.email,
+                _when(u.created_at),
+                "deleted " + _when(u.deleted_at) if u.deleted_at else "active",
+                u.display_name,
+            ]
+            for u in found
+        ]
+
+    header = ["id", "email", "created", "state", "name"]
+    _print_table([header, *asyncio.run(_with_session(settings, work))])
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+def _print_table(rows: list[list[str]], narrower: str = "") -> None:
+    """Columns padded to their widest cell; the last one left as it is (a free-text name).
+    A listing cut at `LISTING_LIMIT` rows says so (on stderr, so the table stays parseable)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+    if len(rows) - 1 >= LISTING_LIMIT:
+        hint = f"; narrow it with {narrower}" if narrower else ""
+        print(f"(the newest {LISTING_LIMIT} only{hint})", file=sys.stderr)
+
+
+def command_prefix() -> str:
+    """How to run this command again from here: `gateway` when PATH finds this very script,
+    else its path (`.venv/bin/gateway` after `make serve`, whose virtualenv is not on PATH)."""
+    script = Path(sys.argv[0])
+    if script.name != "gateway":
+        return f"{sys.executable} -m gateway.cli"
+    found = shutil.which("gateway")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "gateway"
+    relative = os.path.relpath(script)
+    return str(script.resolve()) if relative.startswith("..") else relative
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """pydantic's report of the environment's settings as one line: the variable, the value
+    (unless it is a secret) and what is wrong with it."""
+    fields = Settings.model_fields
+    problems = []
+    for item in error.errors(include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # a rule across settings: its message names them
+            problems.append(message)
+            continue
+        name = str(item["loc"][0])
+        variable = f"GATEWAY_{name.upper()}"
+        field = fields.get(name)
+        # Secrets and URLs (which may hold a password) are named, never shown.
+        hidden = name.endswith("_url") or (
+            field is not None and SecretStr in (field.annotation, *get_args(field.annotation))
+        )
+        shown = "" if hidden else f"={str(item.get('input'))[:80]!r}"
+        problems.append(f"{variable}{shown}: {message}")
+    return "; ".join(problems)
+
+
+def describe_database_error(settings: Settings, error: BaseException) -> str:
+    """A database that cannot be used (unreachable, missing, refusing us) as one line: where
+    it is (without its password) and the driver's own words."""
+    try:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        where = "GATEWAY_DATABASE_URL"
+    cause: BaseException = error
+    # The deepest error that says something: the driver's, under SQLAlchemy's and ours.
+    while True:
+        inner = getattr(cause, "orig", None) or cause.__cause__
+        if inner is None or not str(inner).strip():
+            break
+        cause = inner
+    words = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"cannot use the database {where} (GATEWAY_DATABASE_URL): {words}"
+
+
+def package_version() -> str:
+    try:
+        return version("account-gateway")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description=__doc__,
+        epilog="Settings are GATEWAY_* environment variables (README, .env.example).",
+    )
+    parser.add_argument("--version", action="version", version=f"gateway {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="apply migrations and serve HTTP")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = sub.add_parser(
+        "serve",
+        help="apply migrations and serve HTTP",
+        description="Apply the migrations (unless GATEWAY_MIGRATE_ON_START=false) and serve "
+        "GraphQL at /graphql and REST at /api/v1 with uvicorn, GATEWAY_WORKERS processes.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: GATEWAY_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: GATEWAY_PORT, 8000)")
     sub.add_parser("migrate", help="upgrade the database to the latest migration")
     revision = sub.add_parser(
         "new-migration", help="write the migration from the latest one to the models"
@@ -227,27 +398,76 @@ def main(argv: list[str] | None = None) -> int:
     key = sub.add_parser("create-api-key", help="print a new API key for an existing user")
     key.add_argument("--email", required=True)
     key.add_argument("--name", default="cli key")
+    keys = sub.add_parser("keys", help="list or revoke API keys (never shows their secrets)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_list = keys_sub.add_parser("list", help="API keys, newest first")
+    keys_list.add_argument("--email", help="only this user's keys")
+    keys_list.add_argument("--revoked", action="store_true", help="revoked keys too")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key: it stops authenticating")
+    keys_revoke.add_argument("key_id", help="the key's id (key-…), as `keys list` shows it")
+    users = sub.add_parser("users", help="list users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    users_list = users_sub.add_parser("list", help="users, newest first")
+    users_list.add_argument("--deleted", action="store_true", help="deleted users too")
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
-    export.add_argument("--output", default=str(SCHEMA_FILE))
+    export.add_argument(
+        "output",
+        nargs="?",
+        help="file to write, or - for stdout (default: schema.graphql in the source tree)",
+    )
+    export.add_argument("--output", dest="output_option", help=argparse.SUPPRESS)
     sub.add_parser("seed-demo", help="create a demo user, organization and members")
     plans = sub.add_parser("seed-plans", help="create or update the plan catalog by name")
     plans.add_argument("--file", help="JSON list of plans (default: the built-in catalog)")
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
-    args = parser.parse_args(argv)
-    settings = Settings()
-    handlers = {
-        "serve": cmd_serve,
-        "migrate": cmd_migrate,
-        "new-migration": cmd_new_migration,
-        "create-user": cmd_create_user,
-        "create-api-key": cmd_create_api_key,
-        "export-schema": cmd_export_schema,
-        "seed-demo": cmd_seed_demo,
-        "seed-plans": cmd_seed_plans,
-    }
-    return handlers[args.command](settings, args)
+    return parser
+
+
+HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "new-migration": cmd_new_migration,
+    "create-user": cmd_create_user,
+    "create-api-key": cmd_create_api_key,
+    "keys list": cmd_keys_list,
+    "keys revoke": cmd_keys_revoke,
+    "users list": cmd_users_list,
+    "export-schema": cmd_export_schema,
+    "seed-demo": cmd_seed_demo,
+    "seed-plans": cmd_seed_plans,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = " ".join(
+        part
+        for part in (
+            args.command,
+            getattr(args, "keys_command", None),
+            getattr(args, "users_command", None),
+        )
+        if part
+    )
+    # A mistake in the environment or an unusable database is the operator's to fix: one
+    # line saying what and where, not a traceback (exit 2 and 1).
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: {describe_settings_error(error)}", file=sys.stderr)
+        return 2
+    try:
+        return HANDLERS[command](settings, args)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, DatabaseUnavailable, OSError) as error:
+        print(f"error: {describe_database_error(settings, error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

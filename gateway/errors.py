@@ -81,3 +81,8 @@ class DatabaseUnavailable(ServiceBusy):
 class NotImplementedYet(DomainError):
     code = "NOT_IMPLEMENTED"
     status = 501
+
+
+class ConfigurationError(ValueError):
+    """A setting's value that cannot be used as it is (a file it names missing or malformed),
+    found when the service is built: the command line prints it as one line and exits."""

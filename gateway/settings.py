@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     graphiql: bool | None = None
     graphql_introspection: bool | None = None
     graphql_suggestions: bool | None = None
+    # Automatic persisted queries (Apollo's protocol): documents by sha256, least recently
+    # used first out in each process, and in Redis (with this lifetime) when configured.
+    graphql_persisted_queries: bool = True
+    graphql_persisted_queries_max_entries: int = Field(default=5_000, ge=1)
+    graphql_persisted_queries_max_characters: int = Field(default=8_388_608, ge=1)
+    graphql_persisted_queries_ttl_seconds: int = Field(default=604_800, ge=1)
+    # A manifest of trusted documents ({id: document}, e.g. graphql-codegen's persisted
+    # documents); with `trusted_documents_only` no other document runs (production).
+    trusted_documents: str | None = None
+    trusted_documents_only: bool = False
     invite_ttl_hours: int = 168
     max_invites_per_request: int = 50
 
@@ -95,6 +105,17 @@ class Settings(BaseSettings):
     # Inference providers' keys handed to organization members' clients: a JSON object
     # mapping provider name to key, e.g. {"litellm": "sk-..."}.
     provider_api_keys: SecretStr = SecretStr("{}")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.partition(":")[0].partition("+")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"{scheme or 'this'} databases are not supported; use SQLite "
+                "(sqlite:///path/to/file.db) or PostgreSQL (postgresql://user@host/db)"
+            )
+        return value
 
     @field_validator("provider_api_keys")
     @classmethod
@@ -126,6 +147,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_PAYMENTS_PROVIDER=sandbox is refused in production; "
                 "set it to stripe or GATEWAY_ALLOW_SANDBOX_IN_PRODUCTION=true"
+            )
+        if self.trusted_documents_only and not self.trusted_documents:
+            raise ValueError(
+                "GATEWAY_TRUSTED_DOCUMENTS_ONLY=true needs GATEWAY_TRUSTED_DOCUMENTS "
+                "(the manifest's path)"
             )
         if self.payments_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("GATEWAY_PAYMENTS_PROVIDER=stripe needs GATEWAY_STRIPE_API_KEY")

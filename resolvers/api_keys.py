@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.auth import issue_api_key
-from gateway.db.models import ApiKey, utcnow
+from gateway.db.models import ApiKey, User, utcnow
 from gateway.errors import Forbidden, NotFound, ValidationFailed
 from gateway.inputs import trimmed
 from resolvers import permissions
@@ -178,14 +178,49 @@ async def create_api_key(
 async def delete_api_key(ctx: Context, key_id: str) -> str:
     """Revoke one of the caller's keys; it stops authenticating at once."""
     user_id = ctx.user_id
-    mine = [col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id, _LIVE]
+    mine = [col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id]
     scope = _key_scope(ctx)
     if scope is not None:
         mine.append(col(ApiKey.organization_id) == scope)
-    result = await ctx.session.execute(update(ApiKey).where(*mine).values(revoked_at=utcnow()))
-    if getattr(result, "rowcount", 0) != 1:
-        await ctx.session.rollback()
-        raise NotFound("API key not found")
-    await ctx.session.commit()
+    await revoke_api_key(ctx.session, mine)
     ctx.reset_loaders()
     return key_id
+
+
+async def revoke_api_key(session: AsyncSession, which: list[ColumnElement[bool]]) -> None:
+    """Revoke the one live key `which` selects (committed); NotFound when there is none. The
+    caller's own keys (`delete_api_key`) and any key by id for operators (`gateway keys
+    revoke`)."""
+    statement = update(ApiKey).where(*which, _LIVE).values(revoked_at=utcnow())
+    result = await session.execute(statement)
+    if getattr(result, "rowcount", 0) != 1:
+        await session.rollback()
+        raise NotFound("API key not found")
+    await session.commit()
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """An API key as operators see it: never its secret or its hash."""
+
+    key: ApiKey
+    email: str
+
+
+async def all_api_keys(
+    session: AsyncSession, *, email: str | None = None, revoked: bool = False, limit: int = 1000
+) -> list[KeyListing]:
+    """Operators' view of keys, newest first (`gateway keys list`): every user's, or one
+    user's by email; live ones unless `revoked`."""
+    statement = (
+        select(ApiKey, col(User.email))
+        .join(User, col(User.id) == col(ApiKey.user_id))
+        .order_by(col(ApiKey.id).desc())
+        .limit(limit)
+    )
+    if email is not None:
+        statement = statement.where(col(User.email) == email.strip().lower())
+    if not revoked:
+        statement = statement.where(_LIVE)
+    rows = (await session.execute(statement)).all()
+    return [KeyListing(key=key, email=key_email) for key, key_email in rows]

@@ -242,3 +242,14 @@ async def create_user(session: AsyncSession, *, email: str, display_name: str = 
     await ensure_personal_account(session, user.id)
     await session.flush()
     return user
+
+
+async def all_users(
+    session: AsyncSession, *, deleted: bool = False, limit: int = 1000
+) -> list[User]:
+    """Operators' view of users, newest first (`gateway users list`); deleted ones (their
+    personal data already erased) only when asked."""
+    statement = select(User).order_by(col(User.id).desc()).limit(limit)
+    if not deleted:
+        statement = statement.where(col(User.deleted_at).is_(None))
+    return list((await session.execute(statement)).scalars())

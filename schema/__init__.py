@@ -17,6 +17,7 @@ from gateway.settings import Settings
 from resolvers import nodes
 from schema.api_key import ApiKey, ApiKeyMutation
 from schema.engine.execution import ExecutionContext
+from schema.engine.persisted import PersistedDocuments, PersistedSettings, TrustedDocuments
 from schema.engine.prepared import PreparedOperations, PreparedSchema
 from schema.inputs import NoNulInStrings
 from schema.invite import Invite, InviteMutation
@@ -89,7 +90,7 @@ MUTATION_TYPES: tuple[type, ...] = (
 )
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> PreparedSchema:
     settings = settings or Settings()
     Query = merge_types("Query", QUERY_TYPES)
     Mutation = merge_types("Mutation", MUTATION_TYPES)
@@ -102,6 +103,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ),
     )
     suggestions = settings.exploration(settings.graphql_suggestions)
+    limits = query_limits(settings)
     return PreparedSchema(
         query=Query,
         mutation=Mutation,
@@ -109,8 +111,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Parsing within the limits and validation once per query text, errors coded: one hook.
         extensions=[lambda: PreparedOperations(rules)],
         prepared_rules=rules,
-        limits=query_limits(settings),
+        limits=limits,
         hide_suggestions=not suggestions,
+        persisted=persisted_documents(settings, limits),
         execution_context_class=type(
             "ExecutionContext", (ExecutionContext,), {"executor_mode": settings.graphql_executor}
         ),
@@ -132,3 +135,29 @@ def query_limits(settings: Settings) -> QueryLimits:
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
     )
+
+
+def persisted_documents(settings: Settings, limits: QueryLimits) -> PersistedDocuments:
+    """Automatic persisted queries and trusted documents; ConfigurationError when the
+    manifest cannot be used."""
+    trusted = trusted_documents(settings, limits)
+    return PersistedDocuments(
+        limits,
+        PersistedSettings(
+            enabled=settings.graphql_persisted_queries,
+            max_entries=settings.graphql_persisted_queries_max_entries,
+            max_characters=settings.graphql_persisted_queries_max_characters,
+            redis_url=settings.redis_url,
+            ttl_seconds=settings.graphql_persisted_queries_ttl_seconds,
+            trusted=trusted,
+            trusted_only=settings.trusted_documents_only,
+        ),
+    )
+
+
+def trusted_documents(settings: Settings, limits: QueryLimits) -> TrustedDocuments | None:
+    """The manifest `GATEWAY_TRUSTED_DOCUMENTS` names, read and checked (ConfigurationError
+    when it cannot be used: `gateway serve` asks before it starts any process)."""
+    if not settings.trusted_documents:
+        return None
+    return TrustedDocuments.load(settings.trusted_documents, limits)

@@ -42,6 +42,7 @@ from graphql import (
     ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Source,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -74,14 +75,20 @@ def limit_error(code: str, message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
-def parse_limited(query: str, limits: QueryLimits) -> DocumentNode:
-    """The document of a query text within the length and token limits; a GraphQLError with
-    `QUERY_TOO_LARGE` past them, graphql-core's syntax error for a text that does not parse."""
+def check_length(query: str, limits: QueryLimits) -> None:
+    """`QUERY_TOO_LARGE` for a text past the length limit: checked before any work on it
+    (hashing it included)."""
     if len(query) > limits.max_length:
         raise limit_error(
             "QUERY_TOO_LARGE",
             f"The query has {len(query)} characters; at most {limits.max_length} are accepted",
         )
+
+
+def parse_limited(query: str | Source, limits: QueryLimits) -> DocumentNode:
+    """The document of a query text within the length and token limits; a GraphQLError with
+    `QUERY_TOO_LARGE` past them, graphql-core's syntax error for a text that does not parse."""
+    check_length(query.body if isinstance(query, Source) else query, limits)
     try:
         return parse(
             query,

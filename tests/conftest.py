@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,6 +357,39 @@ def localstripe() -> Iterator[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**kw): Settings overrides for the env fixture")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """After `make test`: what did not run and why, and how to run all of it."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            reasons[str(longrepr[2]).removeprefix("Skipped: ")] += 1
+    missing = []
+    if not PG_URL:
+        missing.append(
+            "PostgreSQL: GATEWAY_TEST_DATABASE_URL is not set, so the database tests ran on "
+            "SQLite only"
+        )
+    if not REDIS_URL:
+        missing.append(
+            "Redis: GATEWAY_TEST_REDIS_URL is not set (shared rate limits, persisted queries)"
+        )
+    if not reasons and not missing:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("what did not run")
+    for reason, count in reasons.most_common():
+        write(f"{count} skipped: {reason}")
+    for line in missing:
+        write(line)
+    if missing:
+        write(
+            "Everything (a PostgreSQL server and a Redis server running): "
+            "GATEWAY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test "
+            "GATEWAY_TEST_REDIS_URL=redis://127.0.0.1:6379/0 make test"
+        )
 
 
 __all__ = ["Client", "Env", "base_settings", "create_session_factory"]

@@ -64,8 +64,9 @@ from schema.engine.plans import (
     ValuePlan,
     generate_fields,
 )
-from schema.engine.prepared import SizedCache, text_size
+from schema.engine.prepared import source_digest, text_size
 from schema.engine.projection import JsonField, json_nodes
+from schema.engine.sized_cache import SizedCache
 
 if TYPE_CHECKING:
     from strawberry.types.field import StrawberryField
@@ -76,10 +77,13 @@ PLAN_CACHE_SIZE = 256
 PLAN_CACHE_CHARACTERS = 1 << 20
 
 
-# (schema id, operation id, directive variables' values) -> (schema, operation, plan): the
-# objects are kept so that their ids stay theirs.
+# (schema id, the document's sha256, operation name, directive variables' values) -> (schema,
+# operation, plan): the document's identity is the one prepared documents and persisted queries
+# use (prepared.py `DigestedSource`), so a document parsed again finds its plan. A document
+# that was not prepared there is known by its operation's id instead. The objects are kept so
+# that their ids stay theirs.
 _PLANS: SizedCache[
-    tuple[int, int, tuple[object, ...]],
+    tuple[int, str | int, str | None, tuple[object, ...]],
     tuple[GraphQLSchema, OperationDefinitionNode, ObjectPlan | None],
 ] = SizedCache(PLAN_CACHE_SIZE, PLAN_CACHE_CHARACTERS)
 _DIRECTIVE_VARIABLES: SizedCache[int, tuple[OperationDefinitionNode, tuple[str, ...]]] = SizedCache(
@@ -119,9 +123,11 @@ def plan_for(
     schema = executor.schema
     coerced = executor.variable_values.coerced
     signature = tuple(coerced.get(name) for name in _directive_variables(executor))
-    key = (id(schema), id(operation), signature)
+    digest = source_digest(operation)
+    name = operation.name.value if operation.name else None
+    key = (id(schema), digest or id(operation), name, signature)
     found = _PLANS.get(key)
-    if found is not None and found[0] is schema and found[1] is operation:
+    if found is not None and found[0] is schema and (digest or found[1] is operation):
         return found[2]
     plan: ObjectPlan | None
     try:

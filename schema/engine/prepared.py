@@ -6,7 +6,8 @@ One schema extension with one hook does what four did (strawberry's `ParserCache
 per hook of every extension for every request (a wrapper function, a generator, their entry
 and exit), which was a fifth of the cost of `{ __typename }`.
 
-- Parsing and limits (`Documents`): one `DocumentNode` per query text, parsed within the length
+- Parsing and limits (`Documents`): one `DocumentNode` per query text (kept by the text's
+  sha256, the identity persisted queries and the plans share), parsed within the length
   and token limits and measured against depth, aliases and cost (schema/limits.py) before
   anything else; kept least recently used first out, bounded by count and by the characters
   of the texts held. A text that does not parse or exceeds a limit is refused by
@@ -31,9 +32,8 @@ extensions) takes strawberry's own `execute`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, NamedTuple, TypeAlias, TypeGuard, TypeVar, cast
+from typing import Any, NamedTuple, TypeAlias, TypeGuard, cast
 
 import strawberry
 from graphql import (
@@ -44,6 +44,7 @@ from graphql import (
     MiddlewareManager,
     Node,
     OperationDefinitionNode,
+    Source,
     execute,
     specified_rules,
     validate,
@@ -64,53 +65,36 @@ from schema.engine.internals import (
     optimized_is_awaitable,
     strawberry_process_errors,
 )
+from schema.engine.persisted import EXTENSION as PERSISTED_QUERY
+from schema.engine.persisted import PersistedDocuments, Resolved, document_digest
 from schema.engine.projection import page_selection
+from schema.engine.sized_cache import SizedCache
 from schema.errors import coded_error, log_errors
-from schema.limits import QueryLimits, check_document, parse_limited
+from schema.limits import QueryLimits, check_document, check_length, parse_limited
 
-K = TypeVar("K")
-V = TypeVar("V")
 Rules: TypeAlias = tuple[type[ASTValidationRule], ...]
-
-
-class SizedCache(Generic[K, V]):
-    """Least recently used first out, bounded by its number of entries and by their sizes
-    added up (for parsed documents: the characters of their texts)."""
-
-    def __init__(self, max_entries: int, max_size: int) -> None:
-        self.max_entries = max_entries
-        self.max_size = max_size
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._size = 0
-
-    def get(self, key: K) -> V | None:
-        found = self._entries.get(key)
-        if found is None:
-            return None
-        self._entries.move_to_end(key)
-        return found[0]
-
-    def put(self, key: K, value: V, size: int) -> None:
-        entries = self._entries
-        previous = entries.pop(key, None)
-        if previous is not None:
-            self._size -= previous[1]
-        entries[key] = (value, size)
-        self._size += size
-        while len(entries) > self.max_entries or (self._size > self.max_size and len(entries) > 1):
-            self._size -= entries.popitem(last=False)[1][1]
-
-    def keys(self) -> list[K]:
-        return list(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def text_size(node: Node) -> int:
     """The characters of the text a parsed node came from (0 if it has no location)."""
     loc = getattr(node, "loc", None)
     return len(loc.source.body) if loc is not None else 0
+
+
+class DigestedSource(Source):
+    """A document's text with its sha256, the identity of the document wherever it goes:
+    prepared documents, persisted queries and the compiled plans (`source_digest`)."""
+
+    def __init__(self, body: str, digest: str) -> None:
+        super().__init__(body)
+        self.sha256 = digest
+
+
+def source_digest(node: Node) -> str | None:
+    """The sha256 of the text a node was parsed from, if it was prepared here."""
+    loc = node.loc
+    source = loc.source if loc is not None else None
+    return source.sha256 if isinstance(source, DigestedSource) else None
 
 
 class PreparedDocument:
@@ -139,18 +123,24 @@ class Documents:
         self.limits = limits
         self._entries: SizedCache[str, PreparedDocument] = SizedCache(max_entries, max_characters)
 
-    def prepare(self, schema: GraphQLSchema, query: str) -> PreparedDocument:
-        """The text's prepared document; a GraphQLError (coded) when it does not parse or
-        exceeds a limit (`schema` is graphql-core's, for the cost of its fields)."""
-        found = self._entries.get(query)
+    def prepare(
+        self, schema: GraphQLSchema, query: str, digest: str | None = None
+    ) -> PreparedDocument:
+        """The text's prepared document, by its sha256 (`digest` when the caller knows it);
+        a GraphQLError (coded) when it does not parse or exceeds a limit (`schema` is
+        graphql-core's, for the cost of its fields). The length is checked before hashing."""
+        if digest is None:
+            check_length(query, self.limits)
+            digest = document_digest(query)
+        found = self._entries.get(digest)
         if found is not None:
             return found
-        document = parse_limited(query, self.limits)
+        document = parse_limited(DigestedSource(query, digest), self.limits)
         exceeded = check_document(schema, document, self.limits)
         if exceeded:
             raise _Refused(exceeded)
         found = PreparedDocument(document)
-        self._entries.put(query, found, len(query))
+        self._entries.put(digest, found, len(query))
         return found
 
     def validated(
@@ -249,12 +239,16 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         prepared_rules: Sequence[type[ASTValidationRule]] = (),
         limits: QueryLimits | None = None,
         hide_suggestions: bool = False,
+        persisted: PersistedDocuments | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.graphql_schema = graphql_schema_of(self)
         self._rules = (*specified_rules, *prepared_rules)
-        self.documents = Documents(limits or QueryLimits())
+        limits = limits or QueryLimits()
+        self.documents = Documents(limits)
+        # Automatic persisted queries and trusted documents (schema/engine/persisted.py).
+        self.persisted = persisted or PersistedDocuments(limits)
         self.hide_suggestions = hide_suggestions
         # Only while the one extension is PreparedOperations with these rules (it is built by
         # a factory: one instance tells) and nothing streams.
@@ -271,6 +265,10 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
 
     # What `declare.page_selection` asks of every connection field: the engine's function.
     page_selection = staticmethod(page_selection)
+
+    async def close(self) -> None:
+        """Let go of what the schema holds outside the process (persisted queries' Redis)."""
+        await self.persisted.close()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -302,16 +300,32 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, object] | None = None,
     ) -> ExecutionResult:
-        # Within the limits before anything else; a refusal is the client's mistake: answered,
-        # not logged (schema/limits.py).
+        # The text a persisted query's hash stands for, and whether it may run at all (only
+        # trusted documents in production); then within the limits before anything else. A
+        # refusal is the client's mistake: answered, not logged (schema/limits.py).
+        persisted = self.persisted
+        resolved: Resolved | None = None
+        if persisted.trusted_only or (
+            operation_extensions is not None and PERSISTED_QUERY in operation_extensions
+        ):
+            try:
+                resolved = await persisted.resolve(query, operation_extensions)
+            except GraphQLError as error:
+                return PreExecutionError(data=None, errors=[coded_error(error)], extensions={})
+            if resolved is not None:
+                query = resolved.query
         document = None
         if query:
             try:
-                document = self.documents.prepare(self.graphql_schema, query)
+                document = self.documents.prepare(
+                    self.graphql_schema, query, resolved.digest if resolved else None
+                )
             except GraphQLError as error:
                 return PreExecutionError(
                     data=None, errors=[coded_error(e) for e in refusal(error)], extensions={}
                 )
+            if resolved is not None and resolved.register and resolved.digest is not None:
+                await persisted.register(resolved.digest, query)
         prepared = (
             self.prepared(document, operation_name)
             if document is not None and self._shortcut and self.prepared_execution

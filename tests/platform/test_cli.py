@@ -13,13 +13,18 @@ from gateway.app import create_app
 from tests.conftest import base_settings
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, command: list[str] | None = None, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """The real command line in a subprocess, on a SQLite file in `tmp_path` unless
+    `variables` (environment variables) say otherwise."""
     env = {
         "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
         "PATH": "/usr/bin:/bin",
+        **variables,
     }
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [*(command or [sys.executable, "-m", "gateway.cli"]), *args],
         capture_output=True,
         text=True,
         env=env,
