@@ -1,4 +1,4 @@
-"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
+"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans | payments refund`."""
 
 from __future__ import annotations
 
@@ -208,6 +208,36 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.billing.providers import ProviderError, build_payment_provider
+    from gateway.billing.refunds import refund_payment
+    from gateway.db.models import Payment
+    from gateway.errors import DomainError
+
+    async def work(session: AsyncSession) -> Payment:
+        provider = build_payment_provider(settings)
+        try:
+            return await refund_payment(
+                session, provider, args.payment_id, amount_cents=args.amount_cents
+            )
+        finally:
+            await provider.close()
+
+    try:
+        payment = asyncio.run(_with_session(settings, work))
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except ProviderError as exc:
+        print(f"error: the payment provider refused the refund: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{payment.id}: {payment.status}, {payment.refunded_cents} of {payment.amount_cents}"
+        f" cents refunded, {payment.refunded_credits} of {payment.credits} credits taken back"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
+    payments = sub.add_parser("payments", help="operate on payments").add_subparsers(
+        dest="payments_command", required=True
+    )
+    refund = payments.add_parser(
+        "refund", help="refund a succeeded payment (all that is left, or --amount-cents)"
+    )
+    refund.add_argument("payment_id", help="pay-…")
+    refund.add_argument("--amount-cents", type=int, help="a partial refund's amount")
     args = parser.parse_args(argv)
     settings = Settings()
     handlers = {
@@ -244,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "export-schema": cmd_export_schema,
         "seed-demo": cmd_seed_demo,
         "seed-plans": cmd_seed_plans,
+        "payments": cmd_payments_refund,
     }
     return handlers[args.command](settings, args)
 

@@ -281,6 +281,9 @@ class Payment(SQLModel, table=True):
     client_secret: str | None = Field(default=None, sa_type=String(255))
     checkout_url: str | None = Field(default=None, sa_type=String(2048))
     failure_reason: str | None = Field(default=None, sa_type=String(500))
+    # What refunds gave back so far, and the credits they took (gateway/billing/refunds.py).
+    refunded_cents: int = Field(default=0, sa_type=BigInteger)
+    refunded_credits: int = Field(default=0, sa_type=BigInteger)
     paid_at: datetime | None = _ts()
     created_at: datetime = _created()
     updated_at: datetime = _created()
