@@ -1,4 +1,4 @@
-"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans | payments refund`."""
+"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans | mail-worker | payments refund`."""
 
 from __future__ import annotations
 
@@ -208,6 +208,31 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail_worker(settings: Settings, _: argparse.Namespace) -> int:
+    import signal
+
+    from gateway.db.session import create_engine, create_session_factory
+    from gateway.logging import configure_logging
+    from gateway.mail.worker import MailWorker
+
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def work() -> None:
+        engine = create_engine(settings.database_url, search_path=settings.database_schema)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await MailWorker(settings, create_session_factory(engine)).run(stop)
+        finally:
+            await engine.dispose()
+
+    print("delivering the mail outbox; stop with Ctrl-C or SIGTERM", file=sys.stderr)
+    asyncio.run(work())
+    return 0
+
+
 def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.billing.providers import ProviderError, build_payment_provider
     from gateway.billing.refunds import refund_payment
@@ -263,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
+    sub.add_parser("mail-worker", help="deliver queued e-mails (outside `gateway serve`)")
     payments = sub.add_parser("payments", help="operate on payments").add_subparsers(
         dest="payments_command", required=True
     )
@@ -282,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "export-schema": cmd_export_schema,
         "seed-demo": cmd_seed_demo,
         "seed-plans": cmd_seed_plans,
+        "mail-worker": cmd_mail_worker,
         "payments": cmd_payments_refund,
     }
     return handlers[args.command](settings, args)
