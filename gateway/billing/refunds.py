@@ -27,6 +27,8 @@ log = logging.getLogger("gateway.billing")
 
 # The ledger's idempotency key column holds `refund:` and the id.
 MAX_REFUND_ID = 200
+# Reads of a payment that another refund changed in between (the row lock makes it rare).
+_TRIES = 5
 _REFUNDABLE = (PaymentStatus.SUCCEEDED.value, PaymentStatus.REFUNDED.value)
 
 
@@ -62,7 +64,7 @@ async def apply_refund(session: AsyncSession, event: RefundEvent) -> Payment | N
     if event.amount_cents <= 0:
         raise ValueError("a refund's amount is positive")
     key = refund_ledger_key(event.refund_id)
-    while True:
+    for _ in range(_TRIES):
         payment = await _locked_payment(session, event.provider_payment_id)
         if payment is None or payment.status not in _REFUNDABLE or payment.amount_cents <= 0:
             log.info("refund %s of no refundable payment of ours ignored", event.refund_id)
@@ -106,6 +108,7 @@ async def apply_refund(session: AsyncSession, event: RefundEvent) -> Payment | N
         )
         await session.refresh(payment)
         return payment
+    raise RuntimeError(f"payment of refund {event.refund_id} kept changing under it")
 
 
 async def refund_payment(
