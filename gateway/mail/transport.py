@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -74,16 +75,19 @@ class SmtpTransport:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.hostname,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.use_tls,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            # aiosmtplib's timeout is per command; the whole exchange gets twice it, so that a
+            # worker's claim (its lease, gateway/mail/worker.py) outlasts every send it holds.
+            async with asyncio.timeout(self.timeout * 2):
+                await aiosmtplib.send(
+                    message,
+                    hostname=self.hostname,
+                    port=self.port,
+                    username=self.username,
+                    password=self.password,
+                    use_tls=self.use_tls,
+                    start_tls=self.start_tls,
+                    timeout=self.timeout,
+                )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refusal.code for refusal in error.recipients]
             raise DeliveryError(
@@ -93,7 +97,7 @@ class SmtpTransport:
             raise DeliveryError(
                 f"SMTP {error.code}: {error.message}", permanent=500 <= error.code < 600
             ) from error
-        except (aiosmtplib.SMTPException, OSError) as error:
+        except (aiosmtplib.SMTPException, OSError) as error:  # TimeoutError is an OSError
             raise DeliveryError(f"{type(error).__name__}: {error}") from error
 
 

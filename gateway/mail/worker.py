@@ -39,9 +39,12 @@ class MailWorker:
         self.settings = settings
         self.session_factory = session_factory
         self.transport = transport or build_transport(settings)
-        # A claimed mail is someone else's to retry once this passes without an outcome: longer
-        # than any one send may take.
-        self.lease = timedelta(seconds=settings.smtp_timeout_seconds * 4 + 60)
+        # A claimed mail is another worker's to retry once this passes without an outcome: a
+        # batch is sent one mail after the other, each within twice the SMTP timeout, so the
+        # lease outlasts the whole batch (a crashed worker's mails wait that long).
+        self.lease = timedelta(
+            seconds=settings.smtp_timeout_seconds * 2 * settings.mail_batch_size + 60
+        )
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Attempt every mail due at `now` (default: the present), a batch at a time; returns
