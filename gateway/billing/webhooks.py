@@ -131,6 +131,7 @@ async def _charge_refunded(ctx: WebhookContext, charge: StripeJSON) -> None:
     elif ctx.provider is not None and ctx.provider.name == "stripe":
         events = list(await ctx.provider.refunds_of_charge(str(charge["id"])))
     else:
+        log.warning("charge.refunded for %s lists no refunds and Stripe is not configured", intent)
         events = []
     for event in events:
         if event is not None:
