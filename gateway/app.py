@@ -359,6 +359,7 @@ def _describe(error: BaseException) -> str:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     from gateway.billing.webhooks import stripe_webhook
+    from gateway.mail.worker import running_worker
     from gateway.rest import create_rest_app
 
     settings = settings or Settings()
@@ -417,7 +418,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tune_collector()
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.mail_worker_in_serve:
+                await stack.enter_async_context(running_worker(settings, state.session_factory))
+            yield
         await state.close()
 
     app = Starlette(

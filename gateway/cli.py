@@ -1,5 +1,6 @@
 """`gateway serve | migrate | new-migration | create-user | create-api-key | keys | users |
-export-schema | seed-demo | seed-plans`: the service's command line."""
+export-schema | seed-demo | seed-plans | mail-worker | payments refund`: the service's command
+line."""
 
 from __future__ import annotations
 
@@ -371,6 +372,62 @@ def package_version() -> str:
         return "unknown"
 
 
+def cmd_mail_worker(settings: Settings, _: argparse.Namespace) -> int:
+    import signal
+
+    from gateway.db.engine import create_engine
+    from gateway.db.session import create_session_factory
+    from gateway.logging import configure_logging
+    from gateway.mail.worker import MailWorker
+
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def work() -> None:
+        engine = create_engine(settings.database_url, search_path=settings.database_schema)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await MailWorker(settings, create_session_factory(engine)).run(stop)
+        finally:
+            await engine.dispose()
+
+    print("delivering the mail outbox; stop with Ctrl-C or SIGTERM", file=sys.stderr)
+    asyncio.run(work())
+    return 0
+
+
+def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.billing.providers import ProviderError, build_payment_provider
+    from gateway.billing.refunds import refund_payment
+    from gateway.db.models import Payment
+    from gateway.errors import DomainError
+
+    async def work(session: AsyncSession) -> Payment:
+        provider = build_payment_provider(settings)
+        try:
+            return await refund_payment(
+                session, provider, args.payment_id, amount_cents=args.amount_cents
+            )
+        finally:
+            await provider.close()
+
+    try:
+        payment = asyncio.run(_with_session(settings, work))
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except ProviderError as exc:
+        print(f"error: the payment provider refused the refund: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{payment.id}: {payment.status}, {payment.refunded_cents} of {payment.amount_cents}"
+        f" cents refunded, {payment.refunded_credits} of {payment.credits} credits taken back"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -422,6 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
+    sub.add_parser("mail-worker", help="deliver queued e-mails (outside `gateway serve`)")
+    payments = sub.add_parser("payments", help="operate on payments").add_subparsers(
+        dest="payments_command", required=True
+    )
+    refund = payments.add_parser(
+        "refund", help="refund a succeeded payment (all that is left, or --amount-cents)"
+    )
+    refund.add_argument("payment_id", help="pay-…")
+    refund.add_argument("--amount-cents", type=int, help="a partial refund's amount")
     return parser
 
 
@@ -437,6 +503,8 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "export-schema": cmd_export_schema,
     "seed-demo": cmd_seed_demo,
     "seed-plans": cmd_seed_plans,
+    "mail-worker": cmd_mail_worker,
+    "payments refund": cmd_payments_refund,
 }
 
 
@@ -448,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             args.command,
             getattr(args, "keys_command", None),
             getattr(args, "users_command", None),
+            getattr(args, "payments_command", None),
         )
         if part
     )

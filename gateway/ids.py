@@ -21,6 +21,7 @@ PREFIXES = {
     "led": "LedgerEntry",
     "plh": "PlanHistory",
     "prm": "Promotion",
+    "eml": "OutboxEmail",
 }
 
 _ID_RE = re.compile(r"^([a-z]{3})-([0-9A-HJKMNP-TV-Z]{26})$")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 
 
 class Settings(BaseSettings):
@@ -92,6 +95,24 @@ class Settings(BaseSettings):
     invite_ttl_hours: int = 168
     max_invites_per_request: int = 50
 
+    # Invite e-mails (gateway/mail/): queued in the outbox with the invite, sent by a worker.
+    # Unset SMTP: mails are written to the log instead (development). `smtp://` uses STARTTLS
+    # when the server offers it, `smtp+starttls://` requires it, `smtps://` is TLS from the start.
+    smtp_url: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from: str = "Account gateway <no-reply@localhost>"
+    # Where people open the accept link: `<public_url>/invites/accept?token=…`.
+    public_url: str = "http://127.0.0.1:8000"
+    # Run the delivery worker inside `gateway serve`; false when `gateway mail-worker` runs apart.
+    mail_worker_in_serve: bool = True
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    mail_batch_size: int = Field(default=20, ge=1, le=1000)
+    # A failed attempt waits base * 2^(attempts-1) seconds, at most the maximum, before the
+    # next; after `mail_max_attempts` the mail is marked failed and logged.
+    mail_max_attempts: int = Field(default=8, ge=1, le=100)
+    mail_retry_base_seconds: float = Field(default=30.0, ge=0)
+    mail_retry_max_seconds: float = Field(default=3600.0, ge=0)
+
     # Bearer token that /metrics asks for; unset: /metrics is open, except in production
     # where it is not served at all.
     metrics_token: SecretStr | None = None
@@ -127,6 +148,25 @@ class Settings(BaseSettings):
         if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
             raise ValueError("GATEWAY_PROVIDER_API_KEYS must map provider names to string keys")
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_is_one_we_speak(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parsed = urlsplit(value.get_secret_value())
+        if parsed.scheme not in SMTP_SCHEMES or not parsed.hostname:
+            raise ValueError(
+                "GATEWAY_SMTP_URL must be smtp://, smtp+starttls:// or smtps://[user:pass@]host[:port]"
+            )
+        return value
+
+    @field_validator("mail_from", "public_url")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line of text")
+        return value.strip()
 
     def exploration(self, setting: bool | None) -> bool:
         """A schema-exploration setting (GraphiQL, introspection, suggestions): as set, or on

@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from gateway.db.models import Invite, InviteStatus, Member, Organization, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
+from gateway.mail import outbox
 from resolvers import members, permissions, plan_changes, users
 from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
@@ -65,7 +66,12 @@ async def invite_count(ctx: Context, access: ManagerAccess) -> int:
 def _clean_email(value: str, index: int) -> str:
     email = value.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > MAX_EMAIL or " " in email:
+    if (
+        not local
+        or "." not in domain
+        or len(email) > MAX_EMAIL
+        or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email)
+    ):
         raise ValidationFailed(
             f"invites[{index}].email is not a valid email address", field="email"
         )
@@ -128,6 +134,18 @@ async def send_invites(access: ManagerAccess, requests: list[InviteRequest]) -> 
         invite.expires_at = expires_at
         invite.updated_at = now
         session.add(invite)
+        await session.flush()  # the invite's id, for its mail
+        # Same transaction as the invite: committed together, or neither.
+        outbox.queue_invite(
+            session,
+            ctx.settings,
+            invite_id=invite.id,
+            email=email,
+            organization_name=access.organization.name,
+            role=role,
+            token=token,
+            expires_at=expires_at,
+        )
         sent.append(SentInvite(invite=invite, accept_token=token))
     await session.commit()
     ctx.reset_loaders()

@@ -73,6 +73,15 @@ class Organization(Node):
         of=permissions.member_access,
         description="The organization's live API keys, newest first (members).",
     )
+
+    @strawberry.field(
+        description="Inference providers' keys for your clients: a JSON object as a string, "
+        "mapping provider name to key (members)."
+    )
+    async def provider_api_keys(self, info: Info) -> str:
+        access = await permissions.member_access(info.context, self._model.id)
+        return api_keys.provider_api_keys(access)
+
     usages = connection(
         Usage,
         metering.organization_usages_page,

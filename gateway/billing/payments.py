@@ -117,35 +117,6 @@ async def apply_payment_event(session: AsyncSession, event: PaymentEvent) -> Pay
     return payment
 
 
-async def apply_refund(session: AsyncSession, provider_payment_id: str) -> Payment | None:
-    """A fully refunded payment: its credits leave the account once (key `refund:<id>`).
-
-    Runs in the caller's transaction. The balance may go negative if the credits were spent;
-    the ledger records that honestly rather than refusing the provider's fact.
-    """
-    payment = (
-        await session.execute(
-            select(Payment)
-            .where(col(Payment.provider_payment_id) == provider_payment_id)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if payment is None:
-        log.info("refund for unknown payment %s ignored", provider_payment_id)
-        return None
-    await _move_and_post(
-        session,
-        payment,
-        col(Payment.status) == PaymentStatus.SUCCEEDED.value,
-        {"status": PaymentStatus.REFUNDED.value, "updated_at": utcnow()},
-        amount=-payment.credits,
-        reason="refund",
-        idempotency_key=f"refund:{payment.id}",
-    )
-    await session.refresh(payment)
-    return payment
-
-
 async def _move_and_post(
     session: AsyncSession,
     payment: Payment,

@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.billing.payments import apply_payment_event, apply_refund, apply_setup_event
+from gateway.billing.payments import apply_payment_event, apply_setup_event
 from gateway.billing.providers import Outcome, PaymentEvent, PaymentProvider, SetupEvent
 from gateway.billing.providers.stripe import (
     StripeJSON,
     payment_event_from_checkout_session,
     payment_event_from_intent,
+    refund_event,
 )
+from gateway.billing.refunds import apply_refund
 from gateway.billing.stripe_subscriptions import apply_subscription_event
 from gateway.billing.subscriptions import SubscriptionProvider, subscription_provider
 from gateway.db.models import WebhookEvent
@@ -120,19 +122,29 @@ async def _checkout_session(ctx: WebhookContext, session: StripeJSON) -> None:
 
 @on("charge.refunded")
 async def _charge_refunded(ctx: WebhookContext, charge: StripeJSON) -> None:
+    """Each succeeded refund the charge lists; a charge that lists none (Stripe's API versions
+    since 2022-11-15 leave `refunds` out) has them asked of the provider."""
     intent = charge.get("payment_intent")
     if isinstance(intent, dict):
         intent = intent.get("id")
-    fully = bool(charge.get("refunded")) or (
-        int(charge.get("amount_refunded") or 0) >= int(charge.get("amount") or 0) > 0
-    )
-    if not intent:
-        return
-    if not fully:
-        # Partial refunds keep the credits; support staff adjust by hand if needed.
-        log.info("partial refund of %s left the credits in place", intent)
-        return
-    await apply_refund(ctx.session, str(intent))
+    listed = charge.get("refunds")
+    if isinstance(listed, dict) and isinstance(listed.get("data"), list):
+        events = [refund_event(refund, intent) for refund in listed["data"]]
+    elif ctx.provider is not None and ctx.provider.name == "stripe":
+        events = list(await ctx.provider.refunds_of_charge(str(charge["id"])))
+    else:
+        log.warning("charge.refunded for %s lists no refunds and Stripe is not configured", intent)
+        events = []
+    for event in events:
+        if event is not None:
+            await apply_refund(ctx.session, event)
+
+
+@on("refund.created", "refund.updated", "charge.refund.updated")
+async def _refund(ctx: WebhookContext, refund: StripeJSON) -> None:
+    event = refund_event(refund)
+    if event is not None:
+        await apply_refund(ctx.session, event)
 
 
 @on("setup_intent.succeeded")

@@ -283,6 +283,9 @@ class Payment(SQLModel, table=True):
     client_secret: str | None = Field(default=None, sa_type=String(255))
     checkout_url: str | None = Field(default=None, sa_type=String(2048))
     failure_reason: str | None = Field(default=None, sa_type=String(500))
+    # What refunds gave back so far, and the credits they took (gateway/billing/refunds.py).
+    refunded_cents: int = Field(default=0, sa_type=BigInteger)
+    refunded_credits: int = Field(default=0, sa_type=BigInteger)
     paid_at: datetime | None = _ts()
     created_at: datetime = _created()
     updated_at: datetime = _created()
@@ -387,3 +390,32 @@ class IdempotencyRecord(SQLModel, table=True):
     response_status: int | None = Field(default=None)
     response_body: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _created()
+
+
+class OutboxEmailStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxEmail(SQLModel, table=True):
+    """An e-mail to send, written in the transaction of what it tells (gateway/mail/)."""
+
+    __tablename__ = "outbox_emails"
+    # The worker's claim: pending rows whose next attempt is due, oldest due first.
+    __table_args__ = (Index("ix_outbox_emails_due", "status", "next_attempt_at"),)
+
+    id: str = _id("eml")
+    kind: str = Field(sa_type=String(32))
+    reference_id: str | None = Field(default=None, sa_type=String(64))
+    recipient: str = Field(sa_type=String(320))
+    subject: str = Field(sa_type=String(500))
+    # Holds secrets (an invite's accept link): emptied once the mail is sent or given up.
+    body: str = Field(sa_type=Text)
+    status: str = Field(default=OutboxEmailStatus.PENDING.value, sa_type=String(16))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _created()
+    last_error: str | None = Field(default=None, sa_type=String(1000))
+    sent_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

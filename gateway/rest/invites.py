@@ -24,7 +24,10 @@ class InviteOut(Out):
 
 
 class SentInviteOut(InviteOut):
-    accept_token: str = Field(description="Deliver to the invitee: shown only in this response")
+    accept_token: str = Field(
+        description="Deliver to the invitee (also e-mailed when GATEWAY_SMTP_URL is set):"
+        " shown only in this response"
+    )
 
 
 class InviteListOut(Out):

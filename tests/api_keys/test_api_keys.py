@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -197,6 +198,26 @@ async def test_provider_api_keys_default_to_an_empty_object_string(env: Env) -> 
     org_id = await env.organization(alice)
     data = (await alice.get(f"/organizations/{org_id}/api-keys")).json()["data"]
     assert data == {"providerApiKeys": "{}", "items": [], "nextCursor": None}
+
+
+@pytest.mark.settings(provider_api_keys='{"litellm": "sk-provider", "openai": "sk-\\u00e9"}')
+async def test_graphql_provider_api_keys_equal_the_route(env: Env) -> None:
+    alice = await env.user()
+    org_id = await env.organization(alice)
+    bob = await env.member(org_id, "member")
+    rest = data_of(await bob.get(f"/organizations/{org_id}/api-keys"))["providerApiKeys"]
+    query = "query($id: ID!) { organization(id: $id) { providerApiKeys } }"
+    gql = (await bob.gql_data(query, {"id": org_id}))["organization"]["providerApiKeys"]
+    assert gql == rest
+    assert json.loads(gql) == {"litellm": "sk-provider", "openai": "sk-\u00e9"}
+
+
+@pytest.mark.settings(provider_api_keys='{"litellm": "sk-provider"}')
+async def test_graphql_provider_api_keys_are_not_shown_to_a_stranger(env: Env) -> None:
+    alice, eve = await env.user(), await env.user()
+    org_id = await env.organization(alice)
+    query = "query($id: ID!) { organization(id: $id) { providerApiKeys } }"
+    assert (await eve.gql_data(query, {"id": org_id}))["organization"] is None
 
 
 async def test_organization_api_keys_of_a_stranger_is_404(env: Env) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from gateway.billing.payments import maybe_auto_top_up
 from gateway.billing.providers import build_payment_provider
+from gateway.billing.refunds import refund_payment
 from gateway.db import models
 from tests.billing.helpers import SECRET, deliver, event, rest_balance
 from tests.conftest import Client, Env
@@ -308,3 +309,32 @@ async def test_unreachable_stripe_is_502_and_moves_no_money(env: Env) -> None:
     assert response.status_code == 502
     assert response.json()["success"] is False
     assert await env.all(select(models.LedgerEntry)) == []
+
+
+async def test_refunds_at_stripe_take_their_share_once(env: Env, sdk: stripe.StripeClient) -> None:
+    alice = await env.user()
+    await save_card(env, sdk, alice)
+    purchase = f"/users/{alice.user_id}/credits/purchase"
+    payment_id = data_of(await alice.post(purchase, json={"amountCents": 1500}), 201)["id"]
+    provider = build_payment_provider(env.settings)
+    try:
+        async with env.sessions() as session:
+            refunded = await refund_payment(session, provider, payment_id, amount_cents=500)
+    finally:
+        await provider.close()
+    assert (refunded.status, refunded.refunded_cents) == ("succeeded", 500)
+    intent = await sdk.v1.payment_intents.retrieve_async(str(refunded.provider_payment_id))
+    latest = intent.latest_charge
+    charge_id = latest if isinstance(latest, str) else str(latest.id)
+    # Stripe's event for the operator's refund finds it applied.
+    charge = (await sdk.v1.charges.retrieve_async(charge_id)).to_dict()
+    assert (await deliver(env, event("charge.refunded", charge))).status_code == 200
+    assert await rest_balance(alice) == 1000 * 10_000
+    # The rest refunded at Stripe (its dashboard), reported by an event that lists no refunds.
+    await sdk.v1.refunds.create_async({"payment_intent": intent.id})
+    charge = (await sdk.v1.charges.retrieve_async(charge_id)).to_dict()
+    charge.pop("refunds", None)
+    assert (await deliver(env, event("charge.refunded", charge))).status_code == 200
+    assert await rest_balance(alice) == 0
+    shown = data_of(await alice.get(f"/users/{alice.user_id}/payments/{payment_id}"))
+    assert shown["status"] == "refunded"

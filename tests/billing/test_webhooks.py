@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -230,38 +229,3 @@ async def test_subscription_event_updates_the_subscription(env: Env) -> None:
         select(models.Subscription).where(models.Subscription.id == subscription_id)
     )
     assert found.status == "past_due"
-
-
-def charge(intent_id: str, *, amount: int, refunded: int) -> dict[str, Any]:
-    return {
-        "id": "ch_1",
-        "object": "charge",
-        "amount": amount,
-        "amount_refunded": refunded,
-        "refunded": refunded >= amount,
-        "payment_intent": intent_id,
-        "currency": "usd",
-        "status": "succeeded",
-    }
-
-
-async def test_full_refund_takes_the_credits_back_once(env: Env) -> None:
-    payment_id = await pending_payment(env)
-    ok = intent("pi_1", payment_id, status="succeeded", amount=1000)
-    await deliver(env, event("payment_intent.succeeded", ok))
-    refund = charge("pi_1", amount=1000, refunded=1000)
-    await deliver(env, event("charge.refunded", refund))
-    await deliver(env, event("charge.refunded", refund))  # another event for the same refund
-    assert (await payment_row(env, payment_id)).status == "refunded"
-    assert await balance_of_payment(env, payment_id) == 0
-    keys = sorted(e.idempotency_key for e in await env.all(select(models.LedgerEntry)))
-    assert keys == [f"payment:{payment_id}", f"refund:{payment_id}"]
-
-
-async def test_partial_refund_keeps_the_credits(env: Env) -> None:
-    payment_id = await pending_payment(env)
-    ok = intent("pi_1", payment_id, status="succeeded", amount=1000)
-    await deliver(env, event("payment_intent.succeeded", ok))
-    await deliver(env, event("charge.refunded", charge("pi_1", amount=1000, refunded=300)))
-    assert (await payment_row(env, payment_id)).status == "succeeded"
-    assert await balance_of_payment(env, payment_id) == 1000 * 10_000

@@ -80,3 +80,28 @@ def test_export_schema_writes_sdl(tmp_path: Path) -> None:
     result = run(tmp_path, "export-schema", "--output", "-")
     assert result.returncode == 0, result.stderr
     assert "type Query" in result.stdout
+
+
+async def test_payments_refund_gives_back_part_then_the_rest(migrated: Path) -> None:
+    created = run(migrated, "create-user", "--email", "buyer@example.com")
+    token = created.stdout.split("api key:")[1].split()[0]
+    app = create_app(base_settings(database_url=f"sqlite:///{migrated}/cli.db"))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t/api/v1", headers=headers
+    ) as http:
+        bought = await http.post("/users/credits/checkout", json={"amountCents": 1000})
+        payment_id = bought.json()["data"]["paymentId"]
+        part = run(migrated, "payments", "refund", payment_id, "--amount-cents", "250")
+        rest = run(migrated, "payments", "refund", payment_id)
+        again = run(migrated, "payments", "refund", payment_id)
+        me = (await http.get("/users/me")).json()["data"]["id"]
+        balance = (await http.get(f"/users/{me}/balance")).json()["data"]["balance"]
+    await app.state.gateway.close()
+    assert part.returncode == 0, part.stderr
+    assert f"{payment_id}: succeeded, 250 of 1000 cents refunded" in part.stdout
+    assert rest.returncode == 0, rest.stderr
+    assert f"{payment_id}: refunded, 1000 of 1000 cents refunded" in rest.stdout
+    assert again.returncode == 1
+    assert "Only a succeeded payment can be refunded" in again.stderr
+    assert balance == 0

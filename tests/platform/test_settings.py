@@ -59,3 +59,19 @@ def test_json_logs_are_one_object_per_line_with_request_id() -> None:
     assert line["request_id"] == "req-1"
     assert line["amount_cents"] == 500
     assert line["level"] == "warning"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://mail.example.com", "smtp://", "mail.example.com:587"],
+    ids=["other-scheme", "no-host", "no-scheme"],
+)
+def test_smtp_url_must_be_one_the_worker_speaks(url: str) -> None:
+    with pytest.raises(ValidationError, match="GATEWAY_SMTP_URL must be smtp://"):
+        Settings(_env_file=None, smtp_url=url)
+
+
+@pytest.mark.parametrize("field", ["mail_from", "public_url"])
+def test_mail_headers_and_links_refuse_line_breaks(field: str) -> None:
+    with pytest.raises(ValidationError, match="must be one line of text"):
+        Settings(_env_file=None, **{field: "x@example.com\r\nBcc: evil@example.net"})

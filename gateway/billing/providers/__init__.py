@@ -33,6 +33,15 @@ class PaymentEvent:
 
 
 @dataclass(frozen=True)
+class RefundEvent:
+    """Money given back on one payment: one refund, named by the provider's refund id."""
+
+    provider_payment_id: str
+    refund_id: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
 class SetupEvent:
     """A payment method saved for a customer (a succeeded SetupIntent on Stripe)."""
 
@@ -119,6 +128,14 @@ class PaymentProvider(Protocol):
 
     async def retrieve_payment(self, payment: Payment) -> ProviderPayment:
         """The provider's record of one of our payments (it has `provider_payment_id`)."""
+        ...
+
+    async def refund(self, *, payment: Payment, amount_cents: int) -> RefundEvent:
+        """Give `amount_cents` of a succeeded payment back to the card (an operator's refund)."""
+        ...
+
+    async def refunds_of_charge(self, charge_id: str) -> list[RefundEvent]:
+        """A charge's succeeded refunds, for a `charge.refunded` event that does not list them."""
         ...
 
     async def close(self) -> None: ...

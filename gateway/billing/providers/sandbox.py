@@ -15,6 +15,7 @@ from gateway.billing.providers import (
     CheckoutRequest,
     PaymentEvent,
     ProviderPayment,
+    RefundEvent,
     SetupEvent,
     SetupSession,
 )
@@ -105,6 +106,16 @@ class SandboxProvider:
             card_last4=SANDBOX_CARD.last4,
             receipt_url=None,
         )
+
+    async def refund(self, *, payment: Payment, amount_cents: int) -> RefundEvent:
+        return RefundEvent(
+            provider_payment_id=payment.provider_payment_id or f"sbx_pi_{payment.id}",
+            refund_id=f"sbx_re_{secrets.token_hex(12)}",
+            amount_cents=amount_cents,
+        )
+
+    async def refunds_of_charge(self, charge_id: str) -> list[RefundEvent]:
+        return []  # the sandbox has no charges apart from its payments, and sends no events
 
     async def close(self) -> None:
         return None

@@ -25,6 +25,7 @@ from gateway.billing.providers import (
     PaymentEvent,
     ProviderError,
     ProviderPayment,
+    RefundEvent,
     SetupSession,
 )
 from gateway.db.models import Payment
@@ -98,6 +99,20 @@ def payment_event_from_intent(intent: StripeJSON) -> PaymentEvent:
         payment_id=(_dict(intent.get("metadata")).get("payment_id") or None),
         amount_received_cents=int(received) if received is not None else None,
         failure_reason=failure,
+    )
+
+
+def refund_event(refund: StripeJSON, payment_intent: str | None = None) -> RefundEvent | None:
+    """A succeeded Refund object as our event; None for one pending, failed or not ours."""
+    intent = refund.get("payment_intent") or payment_intent
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if refund.get("status") != "succeeded" or not intent:
+        return None
+    return RefundEvent(
+        provider_payment_id=str(intent),
+        refund_id=str(refund["id"]),
+        amount_cents=int(refund["amount"]),
     )
 
 
@@ -296,6 +311,38 @@ class StripeProvider:
             card_last4=last4,
             receipt_url=charge.get("receipt_url"),
         )
+
+    async def refund(self, *, payment: Payment, amount_cents: int) -> RefundEvent:
+        if not payment.provider_payment_id:
+            raise ProviderError("This payment has no provider record yet")
+        try:
+            refund = await self.client.v1.refunds.create_async(
+                {"payment_intent": payment.provider_payment_id, "amount": amount_cents}
+            )
+        except stripe.StripeError as exc:
+            raise ProviderError(str(exc.user_message or exc)) from exc
+        return RefundEvent(
+            provider_payment_id=payment.provider_payment_id,
+            refund_id=str(refund.id),
+            amount_cents=int(refund.amount),
+        )
+
+    async def refunds_of_charge(self, charge_id: str) -> list[RefundEvent]:
+        try:
+            charge = (await self.client.v1.charges.retrieve_async(charge_id)).to_dict()
+            listed = await self.client.v1.refunds.list_async({"charge": charge_id, "limit": 100})
+        except stripe.StripeError as exc:
+            raise ProviderError(str(exc.user_message or exc)) from exc
+        intent = charge.get("payment_intent")
+        if isinstance(intent, dict):
+            intent = intent.get("id")
+        if not intent:
+            return []
+        return [
+            event
+            for refund in listed.data
+            if (event := refund_event(refund.to_dict(), str(intent))) is not None
+        ]
 
     async def close(self) -> None:
         await self._http.close_async()
