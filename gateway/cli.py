@@ -1,4 +1,4 @@
-"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans`."""
+"""`gateway serve | migrate | new-migration | create-user | create-api-key | export-schema | seed-demo | seed-plans | promotions`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.context import Context
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 
@@ -28,6 +32,28 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
         async with create_session_factory(engine)() as session:
             return await work(session)
     finally:
+        await engine.dispose()
+
+
+async def _as_service(settings: Settings, work: Callable[[Context], Awaitable[_T]]) -> _T:
+    """Run `work` as the service token would over the API: the same resolvers, the same
+    authorization (`permissions.require_service`), a request's Context of its own."""
+    from gateway.auth import Principal
+    from gateway.context import Context
+    from gateway.db.session import create_engine, create_session_factory
+    from resolvers.loaders import Loaders
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    ctx = Context(
+        settings=settings,
+        session_factory=create_session_factory(engine),
+        loaders_factory=Loaders,
+        principal=Principal(user_id=None, via="service"),
+    )
+    try:
+        return await work(ctx)
+    finally:
+        await ctx.close()
         await engine.dispose()
 
 
@@ -208,6 +234,87 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(value: str) -> datetime:
+    """An RFC 3339 time (`2027-01-31T00:00:00Z`) or a date (midnight UTC)."""
+    from gateway.inputs import timestamp_in_range
+
+    try:
+        parsed = datetime.fromisoformat(value)
+        if len(value) == 10:  # a date alone
+            parsed = parsed.replace(tzinfo=UTC)
+        return timestamp_in_range(parsed)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
+def cmd_promotions(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.db.models import Promotion
+    from gateway.errors import DomainError
+    from resolvers import promotions
+
+    async def create(ctx: Context) -> Promotion:
+        return await promotions.create_promotion(
+            ctx,
+            promotions.NewPromotion(
+                code=args.code,
+                credits=args.credits,
+                description=args.description,
+                starts_at=args.starts,
+                expires_at=args.expires,
+                max_redemptions=args.max_redemptions,
+                organization_id=args.organization,
+                user_id=args.user,
+            ),
+        )
+
+    async def end(ctx: Context) -> Promotion:
+        return await promotions.end_promotion(ctx, args.id)
+
+    async def expire(ctx: Context) -> promotions.Sweep:
+        return await promotions.expire_due(ctx)
+
+    try:
+        if args.action == "expire":
+            sweep = asyncio.run(_as_service(settings, expire))
+            print(f"settled {sweep.accounts} accounts; {sweep.expired} micro-credits expired")
+            return 0
+        promotion = asyncio.run(_as_service(settings, create if args.action == "create" else end))
+    except DomainError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"error{where}: {exc.message}", file=sys.stderr)
+        return 1
+    cap = promotion.max_redemptions if promotion.max_redemptions is not None else "no cap"
+    print(f"promotion: {promotion.id}  code: {promotion.code}  credits: {promotion.credits}")
+    print(f"runs: {promotion.starts_at.isoformat()} to {promotion.expires_at.isoformat()}")
+    print(f"redemptions: {promotion.redemption_count} of {cap}")
+    return 0
+
+
+def _promotions_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    promotions = sub.add_parser("promotions", help="create, end and expire promotions")
+    actions = promotions.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a promotion and print it")
+    create.add_argument("--code", required=True, help="3-64 letters, digits, '-' or '_'")
+    create.add_argument("--credits", required=True, type=int, help="micro-USD per redemption")
+    create.add_argument("--description", default="")
+    create.add_argument("--starts", type=_instant, help="RFC 3339 time or date (default: now)")
+    create.add_argument(
+        "--expires",
+        type=_instant,
+        help="RFC 3339 time or date; redeemed credits expire then too "
+        "(default: GATEWAY_PROMOTION_DEFAULT_DAYS from now)",
+    )
+    create.add_argument("--max-redemptions", type=int, help="how many accounts may redeem it")
+    target = create.add_mutually_exclusive_group()
+    target.add_argument("--organization", help="offer it to this organization id only")
+    target.add_argument("--user", help="offer it to this user id's personal account only")
+    end = actions.add_parser("end", help="end a promotion now (redeemed credits keep expiry)")
+    end.add_argument("id", help="the promotion's id (prm-...)")
+    actions.add_parser(
+        "expire", help="expire every account's promotional credits that are past due"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
+    _promotions_parser(sub)
     args = parser.parse_args(argv)
     settings = Settings()
     handlers = {
@@ -244,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "export-schema": cmd_export_schema,
         "seed-demo": cmd_seed_demo,
         "seed-plans": cmd_seed_plans,
+        "promotions": cmd_promotions,
     }
     return handlers[args.command](settings, args)
 

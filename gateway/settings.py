@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     graphql_introspection: bool | None = None
     graphql_suggestions: bool | None = None
     invite_ttl_hours: int = 168
+    # Promotions (resolvers/promotions.py): how long one runs when its creator gives no expiry
+    # (its credits expire with it), and the most micro-credits one may give (1,000 USD).
+    promotion_default_days: int = Field(default=90, ge=1, le=3650)
+    promotion_max_credits: int = Field(default=1_000_000_000, ge=1, le=2**62)
     max_invites_per_request: int = 50
 
     # Bearer token that /metrics asks for; unset: /metrics is open, except in production
