@@ -315,7 +315,7 @@ def _promotions_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="apply migrations and serve HTTP")
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     _promotions_parser(sub)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     handlers = {
         "serve": cmd_serve,
         "migrate": cmd_migrate,

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # (its credits expire with it), and the most micro-credits one may give (1,000 USD).
     promotion_default_days: int = Field(default=90, ge=1, le=3650)
     promotion_max_credits: int = Field(default=1_000_000_000, ge=1, le=2**62)
+    # Seconds between the sweeps that expire promotional credits past due (in every `gateway
+    # serve` process; 0 = off, leaving it to balance reads and `gateway promotions expire`).
+    promotion_sweep_seconds: float = Field(default=300.0, ge=0)
     max_invites_per_request: int = 50
 
     # Bearer token that /metrics asks for; unset: /metrics is open, except in production

@@ -13,7 +13,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlmodel import col
 
 from gateway.billing import promotions as credits
-from gateway.billing.ledger import post_entry
+from gateway.billing.ledger import lock_account, post_entry
 from gateway.context import Context
 from gateway.db.models import (
     Account,
@@ -254,6 +254,9 @@ async def redeem_promotion(ctx: Context, account: Account, *, code: str) -> Paym
     ).scalar_one_or_none()
     if promotion is None:
         raise NotFound(NOT_FOUND)
+    # One redemption at a time per account, and on SQLite the transaction begins here, with
+    # a write: a SAVEPOINT that began it would commit at its RELEASE (pysqlite's way).
+    await lock_account(session, account.id)
     # Spending so far is settled before these credits join, so it is never charged to them.
     await credits.settle(session, account.id, now, write=True)
     payment = Payment(
