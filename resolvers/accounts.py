@@ -88,10 +88,13 @@ async def settled_balance(ctx: Context, account: Account) -> Balance:
     due (gateway/billing/promotions.py): a balance never shows credits past their expiry."""
     # Most accounts hold no promotional credits: known for a whole level in one statement.
     live = int(await ctx.loaders.live_redemption_count_by_account_id.load(account.id))
-    part = await promotions.settle(ctx.session, account.id, ctx.now) if live else promotions.NONE
-    amount = int(account.balance)
-    if part.wrote:
-        await ctx.session.commit()
+    if not live:
+        part, amount = promotions.NONE, int(account.balance)
+    else:
+        part = await promotions.settle(ctx.session, account.id, ctx.now)
+        if part.wrote:
+            await ctx.session.commit()
+        # As stored now: `account` may be a row read before this or another settlement.
         amount = await stored_balance(ctx.session, account.id)
     return Balance(
         account_id=account.id,

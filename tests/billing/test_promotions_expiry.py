@@ -163,6 +163,23 @@ async def test_graphql_balances_show_the_promotional_part(env: Env) -> None:
     assert data["organization"]["balance"] == expected
 
 
+async def test_a_graphql_balance_read_settles_expired_credits(env: Env) -> None:
+    alice = await env.user()
+    account_id = await env.account_id(user_id=alice.user_id)
+    await buy(alice)
+    await create(env, "GQLFADE", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await redeem(alice, "GQLFADE")
+    await rewind(env, account_id, timedelta(days=2))
+    fields = "amount promotionalAmount promotionalExpiresAt"
+    data = await alice.gql_data(
+        f"{{ viewer {{ balance {{ {fields} }} billingAccount {{ balance {{ {fields} }} }} }} }}"
+    )
+    expected = {"amount": PAID, "promotionalAmount": 0, "promotionalExpiresAt": None}
+    assert data["viewer"]["balance"] == expected
+    assert data["viewer"]["billingAccount"]["balance"] == expected
+    assert await expiry_entries(env, account_id) == [-3_000_000]
+
+
 @pytest.mark.settings(database_pool_size=8)
 async def test_two_concurrent_settlements_post_one_entry(env: Env) -> None:
     alice = await env.user()
