@@ -26,7 +26,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from gateway.auth import Authenticator, strip_bearer
+from gateway.auth import Authenticator, Principal, strip_bearer
 from gateway.db.engine import create_engine
 from gateway.db.session import create_session_factory, dialect_name
 from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
@@ -38,6 +38,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from resolvers import promotions
 from resolvers.context import Context
 from schema import build_schema
 
@@ -113,6 +114,35 @@ class AppState:
             await self.rate_limiter.close()
         await self.services.close()
         await self.engine.dispose()
+
+
+async def sweep_promotions(state: AppState, stop: asyncio.Event) -> None:
+    """Every GATEWAY_PROMOTION_SWEEP_SECONDS until `stop` is set, expire the promotional
+    credits past due of the accounts nobody has read since (a balance read or a redemption
+    settles its own account), so that no operator's cron is needed. Safe in every process at
+    once: a settlement holds the account's lock and its ledger entry has its own idempotency
+    key. Stopping waits for a sweep under way: cancelled mid-statement, it would leave its
+    connection busy."""
+    interval = state.settings.promotion_sweep_seconds
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        ctx = state.new_context()
+        ctx.principal = Principal(user_id=None, via="service")
+        try:
+            swept = await promotions.expire_due(ctx)
+            if swept.accounts:
+                log.info(
+                    "promotions sweep: %d accounts settled, %d micro-credits expired",
+                    swept.accounts,
+                    swept.expired,
+                )
+        except Exception:
+            log.exception("the promotions sweep failed; it runs again in %s s", interval)
+        finally:
+            await ctx.close()
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -418,10 +448,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tune_collector()
+        stop = asyncio.Event()
+        sweeper = (
+            asyncio.create_task(sweep_promotions(state, stop))
+            if settings.promotion_sweep_seconds > 0
+            else None
+        )
         async with contextlib.AsyncExitStack() as stack:
             if settings.mail_worker_in_serve:
                 await stack.enter_async_context(running_worker(settings, state.session_factory))
             yield
+            stop.set()
+            if sweeper is not None:
+                await sweeper
         await state.close()
 
     app = Starlette(

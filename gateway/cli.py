@@ -1,6 +1,6 @@
 """`gateway serve | migrate | new-migration | create-user | create-api-key | keys | users |
-export-schema | seed-demo | seed-plans | mail-worker | payments refund`: the service's command
-line."""
+export-schema | seed-demo | seed-plans | mail-worker | payments refund | promotions`: the
+service's command line."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TypeVar, get_args
+from typing import TYPE_CHECKING, TypeVar, get_args
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from sqlmodel import col
 
 from gateway.errors import ConfigurationError, DatabaseUnavailable
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 # Rows an operator listing prints at most (`keys list`, `users list`).
@@ -41,6 +44,27 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
         async with create_session_factory(engine)() as session:
             return await work(session)
     finally:
+        await engine.dispose()
+
+
+async def _as_service(settings: Settings, work: Callable[[Context], Awaitable[_T]]) -> _T:
+    """Run `work` as the service token would over the API: the same resolvers, the same
+    authorization (`permissions.require_service`), a request's Context of its own."""
+    from gateway.auth import Principal
+    from gateway.db.engine import create_engine
+    from gateway.db.session import create_session_factory
+    from resolvers.context import Context
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    ctx = Context(
+        settings=settings,
+        session_factory=create_session_factory(engine),
+        principal=Principal(user_id=None, via="service"),
+    )
+    try:
+        return await work(ctx)
+    finally:
+        await ctx.close()
         await engine.dispose()
 
 
@@ -428,6 +452,87 @@ def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(value: str) -> datetime:
+    """An RFC 3339 time (`2027-01-31T00:00:00Z`) or a date (midnight UTC)."""
+    from gateway.inputs import timestamp_in_range
+
+    try:
+        parsed = datetime.fromisoformat(value)
+        if len(value) == 10:  # a date alone
+            parsed = parsed.replace(tzinfo=UTC)
+        return timestamp_in_range(parsed)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
+def cmd_promotions(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.db.models import Promotion
+    from gateway.errors import DomainError
+    from resolvers import promotions
+
+    async def create(ctx: Context) -> Promotion:
+        return await promotions.create_promotion(
+            ctx,
+            promotions.NewPromotion(
+                code=args.code,
+                credits=args.credits,
+                description=args.description,
+                starts_at=args.starts,
+                expires_at=args.expires,
+                max_redemptions=args.max_redemptions,
+                organization_id=args.organization,
+                user_id=args.user,
+            ),
+        )
+
+    async def end(ctx: Context) -> Promotion:
+        return await promotions.end_promotion(ctx, args.id)
+
+    async def expire(ctx: Context) -> promotions.Sweep:
+        return await promotions.expire_due(ctx)
+
+    try:
+        if args.action == "expire":
+            sweep = asyncio.run(_as_service(settings, expire))
+            print(f"settled {sweep.accounts} accounts; {sweep.expired} micro-credits expired")
+            return 0
+        promotion = asyncio.run(_as_service(settings, create if args.action == "create" else end))
+    except DomainError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        print(f"error{where}: {exc.message}", file=sys.stderr)
+        return 1
+    cap = promotion.max_redemptions if promotion.max_redemptions is not None else "no cap"
+    print(f"promotion: {promotion.id}  code: {promotion.code}  credits: {promotion.credits}")
+    print(f"runs: {promotion.starts_at.isoformat()} to {promotion.expires_at.isoformat()}")
+    print(f"redemptions: {promotion.redemption_count} of {cap}")
+    return 0
+
+
+def _promotions_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    promotions = sub.add_parser("promotions", help="create, end and expire promotions")
+    actions = promotions.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a promotion and print it")
+    create.add_argument("--code", required=True, help="3-64 letters, digits, '-' or '_'")
+    create.add_argument("--credits", required=True, type=int, help="micro-USD per redemption")
+    create.add_argument("--description", default="")
+    create.add_argument("--starts", type=_instant, help="RFC 3339 time or date (default: now)")
+    create.add_argument(
+        "--expires",
+        type=_instant,
+        help="RFC 3339 time or date; redeemed credits expire then too "
+        "(default: GATEWAY_PROMOTION_DEFAULT_DAYS from now)",
+    )
+    create.add_argument("--max-redemptions", type=int, help="how many accounts may redeem it")
+    target = create.add_mutually_exclusive_group()
+    target.add_argument("--organization", help="offer it to this organization id only")
+    target.add_argument("--user", help="offer it to this user id's personal account only")
+    end = actions.add_parser("end", help="end a promotion now (redeemed credits keep expiry)")
+    end.add_argument("id", help="the promotion's id (prm-...)")
+    actions.add_parser(
+        "expire", help="expire every account's promotional credits that are past due"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -488,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refund.add_argument("payment_id", help="pay-…")
     refund.add_argument("--amount-cents", type=int, help="a partial refund's amount")
+    _promotions_parser(sub)
     return parser
 
 
@@ -505,10 +611,11 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "seed-plans": cmd_seed_plans,
     "mail-worker": cmd_mail_worker,
     "payments refund": cmd_payments_refund,
+    "promotions": cmd_promotions,
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(
         part
@@ -523,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     # A mistake in the environment or an unusable database is the operator's to fix: one
     # line saying what and where, not a traceback (exit 2 and 1).
     try:
-        settings = Settings()
+        settings = settings or Settings()
     except ValidationError as error:
         print(f"error: {describe_settings_error(error)}", file=sys.stderr)
         return 2

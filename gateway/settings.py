@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     trusted_documents: str | None = None
     trusted_documents_only: bool = False
     invite_ttl_hours: int = 168
+    # Promotions (resolvers/promotions.py): how long one runs when its creator gives no expiry
+    # (its credits expire with it), and the most micro-credits one may give (1,000 USD).
+    promotion_default_days: int = Field(default=90, ge=1, le=3650)
+    promotion_max_credits: int = Field(default=1_000_000_000, ge=1, le=2**62)
+    # Seconds between the sweeps that expire promotional credits past due (in every `gateway
+    # serve` process; 0 = off, leaving it to balance reads and `gateway promotions expire`).
+    promotion_sweep_seconds: float = Field(default=300.0, ge=0)
     max_invites_per_request: int = 50
 
     # Invite e-mails (gateway/mail/): queued in the outbox with the invite, sent by a worker.

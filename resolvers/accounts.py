@@ -7,11 +7,14 @@ organization's account is for its owners and admins, except its balance, which a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from gateway.billing import promotions
+from gateway.billing.ledger import balance_of as stored_balance
 from gateway.db.models import Account, AccountKind, Organization, User
 from resolvers import permissions
 from resolvers.context import Context
@@ -25,6 +28,9 @@ class Balance:
     currency: str
     user_id: str | None = None
     organization_id: str | None = None
+    # The part of `amount` that expires (promotional credits) and when the next of it does.
+    promotional_amount: int = 0
+    promotional_expires_at: datetime | None = None
 
 
 async def _load_or_create(
@@ -77,24 +83,45 @@ async def billing_account(ctx: Context, *, organization_id: str | None = None) -
     return await personal_account(permissions.personal_access(ctx))
 
 
-def balance_of(account: Account) -> Balance:
-    """The stored balance: one indexed row, never a sum over history."""
+async def settled_balance(ctx: Context, account: Account) -> Balance:
+    """The balance with its promotional part, after expiring the promotional credits that are
+    due (gateway/billing/promotions.py): a balance never shows credits past their expiry."""
+    # Most accounts hold no promotional credits: known for a whole level in one statement.
+    live = int(await ctx.loaders.live_redemption_count_by_account_id.load(account.id))
+    if not live:
+        part, amount = promotions.NONE, int(account.balance)
+    else:
+        part = await promotions.settle(ctx.session, account.id, ctx.now)
+        if part.wrote:
+            await ctx.session.commit()
+        # As stored now: `account` may be a row read before this or another settlement.
+        amount = await stored_balance(ctx.session, account.id)
     return Balance(
         account_id=account.id,
-        amount=int(account.balance),
+        amount=amount,
         currency=account.currency,
         user_id=account.user_id,
         organization_id=account.organization_id,
+        promotional_amount=min(part.amount, max(amount, 0)),
+        promotional_expires_at=part.expires_at,
     )
 
 
 async def user_balance(access: PersonalAccess) -> Balance:
-    return balance_of(await personal_account(access))
+    return await settled_balance(access.ctx, await personal_account(access))
 
 
 async def organization_balance(access: OrgAccess) -> Balance:
     """Every member may read the organization's balance."""
-    return balance_of(await organization_account(access))
+    return await settled_balance(access.ctx, await organization_account(access))
+
+
+async def owner_account(
+    ctx: Context, *, user_id: str | None, organization_id: str | None
+) -> Account:
+    """The account of a user or an organization, for a caller already allowed to act on it
+    (the service creating a promotion for it)."""
+    return await _load_or_create(ctx, user_id=user_id, organization_id=organization_id)
 
 
 async def own_personal_account(ctx: Context, user_id: str) -> Account | None:

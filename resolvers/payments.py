@@ -1,20 +1,16 @@
-"""Payment operations on a billing account: history, checkout, purchase, payment methods,
-auto top-up and promotions. Each takes an Account already resolved (and authorized) by
+"""Payment operations on a billing account: history, checkout, purchase, payment methods and
+auto top-up (promotions: resolvers/promotions.py). Each takes an Account already resolved (and authorized) by
 `resolvers.accounts`, so user-level and organization-level routes share one implementation."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy import update
 from sqlmodel import col
 
 from gateway.billing import idempotency
-from gateway.billing.ledger import post_entry
 from gateway.billing.payments import (
     apply_payment_event,
     apply_setup_event,
@@ -34,13 +30,10 @@ from gateway.db.models import (
     Account,
     Payment,
     PaymentKind,
-    PaymentStatus,
-    Promotion,
-    PromotionRedemption,
     User,
     utcnow,
 )
-from gateway.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
+from gateway.errors import DomainError, NotFound, Unprocessable, ValidationFailed
 from gateway.inputs import INT64_MAX, range_message
 from resolvers import permissions
 from resolvers.context import Context
@@ -412,86 +405,3 @@ async def update_auto_top_up(
     ctx.session.add(account)
     await ctx.session.commit()
     return auto_top_up(account)
-
-
-# --- promotions ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PromotionView:
-    promotion: Promotion
-    redeemed_at: datetime | None
-
-
-def _offered_to(account: Account, now: datetime) -> list[ColumnElement[bool]]:
-    return [
-        (col(Promotion.account_id).is_(None)) | (col(Promotion.account_id) == account.id),
-        col(Promotion.starts_at) <= now,
-        col(Promotion.expires_at) > now,
-    ]
-
-
-async def promotions(ctx: Context, account: Account) -> list[PromotionView]:
-    """Active promotions offered to the account, soonest expiry first, with redemption time."""
-    now = utcnow()
-    rows = (
-        await ctx.session.execute(
-            select(Promotion, col(PromotionRedemption.redeemed_at))
-            .outerjoin(
-                PromotionRedemption,
-                (col(PromotionRedemption.promotion_id) == col(Promotion.id))
-                & (col(PromotionRedemption.account_id) == account.id),
-            )
-            .where(*_offered_to(account, now))
-            .order_by(col(Promotion.expires_at), col(Promotion.id))
-        )
-    ).all()
-    return [PromotionView(promotion=p, redeemed_at=r) for p, r in rows]
-
-
-async def redeem_promotion(ctx: Context, account: Account, *, code: str) -> Payment:
-    """Credit an active promotion to the account, once: a `promotion` payment on the ledger."""
-    code = code.strip()
-    if not code:
-        raise ValidationFailed("code is required", field="code")
-    session = ctx.session
-    now = utcnow()
-    promotion = (
-        await session.execute(
-            select(Promotion).where(col(Promotion.code) == code, *_offered_to(account, now))
-        )
-    ).scalar_one_or_none()
-    if promotion is None:
-        raise NotFound("Promotion not found or no longer active")
-    payment = Payment(
-        account_id=account.id,
-        kind=PaymentKind.PROMOTION.value,
-        status=PaymentStatus.SUCCEEDED.value,
-        amount_cents=0,
-        credits=int(promotion.credits),
-        currency=account.currency,
-        creator_user_id=ctx.user_id,
-        provider="promotion",
-        paid_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(PromotionRedemption(promotion_id=promotion.id, account_id=account.id))
-            session.add(payment)
-            await session.flush()
-    except IntegrityError:
-        raise Conflict("This promotion was already redeemed") from None
-    posted = await post_entry(
-        session,
-        account_id=account.id,
-        amount=int(promotion.credits),
-        reason=PaymentKind.PROMOTION.value,
-        idempotency_key=f"promotion:{promotion.id}:{account.id}",
-        reference_id=payment.id,
-    )
-    if not posted.applied:
-        await session.rollback()
-        raise Conflict("This promotion was already redeemed")
-    await session.commit()
-    await session.refresh(payment)
-    return payment

@@ -26,6 +26,7 @@ from schema.member import Member, MemberMutation, MemberQuery
 from schema.organization import Organization, OrganizationMutation, OrganizationQuery
 from schema.payment import Payment, PaymentMutation
 from schema.plan import Plan, PlanMutation, PlanQuery, Subscription
+from schema.promotion import PromotionMutation
 from schema.relay import Node
 from schema.scalars import SCALAR_MAP
 from schema.usage import Usage, UsageMutation
@@ -86,6 +87,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     ApiKeyMutation,
     UsageMutation,
     PaymentMutation,
+    PromotionMutation,
     PlanMutation,
 )
 

@@ -13,11 +13,12 @@ from strawberry.types import Info
 
 from gateway.db import models
 from gateway.errors import NotFound
-from resolvers import accounts, payments, permissions
+from resolvers import accounts, payments, permissions, promotions
 from resolvers.context import Context
 from schema import declare
 from schema.errors import Payload, mutation
-from schema.relay import Node
+from schema.promotion import Promotion
+from schema.relay import Node, connection
 from schema.rows import FromReaders, from_row
 from schema.scalars import BigInt, enum_of
 
@@ -46,6 +47,13 @@ class PaymentKind(enum.Enum):
 class Balance:
     amount: BigInt
     currency: str
+    promotional_amount: BigInt = strawberry.field(
+        description="The part of `amount` that is promotional credits: spent first, and "
+        "what is left of them expires."
+    )
+    promotional_expires_at: datetime | None = strawberry.field(
+        description="When the next promotional credits expire; null when none are left."
+    )
 
 
 @strawberry.type(description="A payment card, as the provider describes it (never its number).")
@@ -139,36 +147,21 @@ class AutoTopUp:
     amount_cents: int
 
 
-@strawberry.type(description="Promotional credits offered to an account.")
-class Promotion:
-    id: strawberry.ID
-    code: str
-    description: str
-    credits: BigInt
-    starts_at: datetime
-    expires_at: datetime
-    redeemed_at: datetime | None
-
-    @classmethod
-    def of(cls, view: payments.PromotionView) -> Promotion:
-        return from_row(cls, view.promotion, redeemed_at=view.redeemed_at)
-
-
 @strawberry.type(description="A billing account (personal or an organization's) and its settings.")
 class BillingAccount:
     id: strawberry.ID
-    balance: Balance
     auto_top_up: AutoTopUp
     _model: strawberry.Private[models.Account]
 
     @classmethod
     def from_model(cls, account: models.Account) -> BillingAccount:
         return from_row(
-            cls,
-            account,
-            balance=from_row(Balance, accounts.balance_of(account)),
-            auto_top_up=from_row(AutoTopUp, payments.auto_top_up(account)),
+            cls, account, auto_top_up=from_row(AutoTopUp, payments.auto_top_up(account))
         )
+
+    @strawberry.field(description="The balance, with its promotional part.")
+    async def balance(self, info: Info) -> Balance:
+        return from_row(Balance, await accounts.settled_balance(info.context, self._model))
 
     @strawberry.field(description="The saved card charged off-session; null if none.")
     async def default_payment_method(self, info: Info) -> PaymentMethod | None:
@@ -179,9 +172,11 @@ class BillingAccount:
         except NotFound:
             return None
 
-    @strawberry.field(description="Active promotions, soonest expiry first.")
-    async def promotions(self, info: Info) -> list[Promotion]:
-        return [Promotion.of(v) for v in await payments.promotions(info.context, self._model)]
+    promotions = connection(
+        Promotion,
+        promotions.promotions_page,
+        description="Active promotions offered to this account, newest first.",
+    )
 
     @strawberry.field(description="One of this account's payments.")
     async def payment(self, info: Info, id: strawberry.ID) -> Payment | None:
@@ -218,7 +213,9 @@ async def user_active_account(root: Any, info: Info) -> ActiveAccount | None:
 async def user_balance(root: Any, info: Info) -> Balance | None:
     """Your personal balance; null on other users."""
     account = await accounts.own_personal_account(info.context, root._model.id)
-    return from_row(Balance, accounts.balance_of(account)) if account is not None else None
+    if account is None:
+        return None
+    return from_row(Balance, await accounts.settled_balance(info.context, account))
 
 
 async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
@@ -390,5 +387,5 @@ class PaymentMutation:
     @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:
         account = await _account(info, input.organization_id)
-        payment = await payments.redeem_promotion(info.context, account, code=input.code)
+        payment = await promotions.redeem_promotion(info.context, account, code=input.code)
         return PaymentPayload(payment=Payment.from_model(payment))

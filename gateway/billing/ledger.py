@@ -103,6 +103,28 @@ async def post_entry(
     return Posted(entry, applied=True)
 
 
+async def lock_account(session: AsyncSession, account_id: str) -> None:
+    """Take the account's row lock in the caller's transaction, the lock every balance change
+    takes: on PostgreSQL `SELECT … FOR UPDATE`; SQLite has no row locks but runs one write
+    transaction at a time, so a write (that changes nothing) makes this transaction the
+    writer, and its later reads see the latest data."""
+    if _is_postgres(session):
+        stmt = select(col(Account.id)).where(col(Account.id) == account_id).with_for_update()
+        found = (await session.execute(stmt)).scalar_one_or_none()
+    else:
+        found = (
+            await session.execute(
+                update(Account)
+                .where(col(Account.id) == account_id)
+                .values(balance=col(Account.balance))
+                .returning(col(Account.id))
+                .execution_options(synchronize_session=False)
+            )
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Account not found")
+
+
 async def balance_of(session: AsyncSession, account_id: str) -> int:
     """The stored balance: one indexed row, never a sum over history."""
     value = await session.scalar(select(col(Account.balance)).where(col(Account.id) == account_id))
@@ -166,8 +188,11 @@ async def post_debits(
     totals: dict[str, int] = defaultdict(int)
     for debit in debits:
         totals[debit.account_id] += debit.amount
+    balances, below = await _subtract(session, dict(totals), utcnow())
+    # Stamped once the rows are locked (their UPDATE), as `post_entry` stamps its entry: an
+    # entry never carries a time before another writer's lock on its account was released,
+    # which the promotions' settlement relies on (gateway/billing/promotions.py).
     now = utcnow()
-    balances, below = await _subtract(session, dict(totals), now)
     # Walk each account's debits in input order from its balance before this batch.
     running = {account_id: balances[account_id] + total for account_id, total in totals.items()}
     balances_after: list[int] = []

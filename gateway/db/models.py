@@ -300,12 +300,19 @@ class Promotion(SQLModel, table=True):
     credits: int = Field(sa_type=BigInteger)
     # None: offered to every account; else only to this one.
     account_id: str | None = _fk("accounts.id", nullable=True)
+    # Redemptions end here; the credits of each redemption expire then too.
     starts_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    # None: no cap. `redemption_count` is claimed by a conditional UPDATE (resolvers/promotions.py).
+    max_redemptions: int | None = Field(default=None, sa_type=BigInteger)
+    redemption_count: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime = _created()
 
 
 class PromotionRedemption(SQLModel, table=True):
+    """A promotion credited to an account, and what is left of its credits: spent first, the
+    rest leaves the balance at `expires_at` (gateway/billing/promotions.py)."""
+
     __tablename__ = "promotion_redemptions"
     __table_args__ = (
         UniqueConstraint("promotion_id", "account_id", name="uq_redemptions_promotion_account"),
@@ -315,6 +322,13 @@ class PromotionRedemption(SQLModel, table=True):
     promotion_id: str = _fk("promotions.id", index=False)
     account_id: str = _fk("accounts.id")
     redeemed_at: datetime = _created()
+    credits: int = Field(default=0, sa_type=BigInteger)
+    # Unspent credits as of `settled_at` (spending after it is replayed from the ledger).
+    remaining: int = Field(default=0, sa_type=BigInteger)
+    expires_at: datetime | None = _ts()
+    settled_at: datetime | None = _ts()
+    # When the unspent rest left the balance (null while it has not).
+    expired_at: datetime | None = _ts()
 
 
 class UsageRecord(SQLModel, table=True):

@@ -22,7 +22,7 @@ from gateway.rest.wire import (
     WireIn,
     from_settings,
 )
-from resolvers import accounts, payments, permissions
+from resolvers import accounts, payments, permissions, promotions
 
 
 async def _account(call: Call) -> Account:
@@ -43,14 +43,35 @@ Balance = Annotated[
 ]
 
 
+PromotionalBalance = Annotated[
+    int,
+    Field(
+        validation_alias="promotional_amount",
+        description="Micro-USD of `balance` that are promotional credits (spent first; they "
+        "expire)",
+    ),
+]
+PromotionalExpiresAt = Annotated[
+    Timestamp | None,
+    Field(
+        validation_alias="promotional_expires_at",
+        description="When the next promotional credits expire; null when none are left",
+    ),
+]
+
+
 class UserBalanceOut(Out):
     balance: Balance
     user_id: EmptyIfNone
+    promotional_balance: PromotionalBalance
+    promotional_expires_at: PromotionalExpiresAt
 
 
 class OrganizationBalanceOut(Out):
     balance: Balance
     organization_id: EmptyIfNone
+    promotional_balance: PromotionalBalance
+    promotional_expires_at: PromotionalExpiresAt
 
 
 class PaymentTransactionOut(Out):
@@ -186,6 +207,11 @@ class PromotionOut(Out):
 
 class PromotionsOut(Out):
     items: list[PromotionOut]
+    next_cursor: str | None
+
+
+class RedeemPromotionIn(WireIn):
+    code: str = Field(min_length=1, max_length=promotions.CODE_MAX)
 
 
 @rest(response=UserBalanceOut)
@@ -286,9 +312,17 @@ async def start_payment_method_setup(call: Call) -> SetupSessionOut:
     return SetupSessionOut.of(setup)
 
 
-@rest(response=PromotionsOut)
+@rest(query=PageQuery, response=PromotionsOut)
 async def list_promotions(call: Call) -> PromotionsOut:
-    found = await payments.promotions(call.ctx, await _account(call))
+    account = await _account(call)
+    page = await promotions.promotions_page(call.ctx, account.id, call.query.page_args(call.ctx))
     return PromotionsOut(
-        items=[PromotionOut.of(v.promotion, redeemed_at=v.redeemed_at) for v in found]
+        items=[PromotionOut.of(v.promotion, redeemed_at=v.redeemed_at) for v in page.items],
+        next_cursor=page.next_cursor,
     )
+
+
+@rest(body=RedeemPromotionIn, response=PaymentOut, status=201, idempotent=True)
+async def redeem_promotion(call: Call) -> PaymentOut:
+    payment = await promotions.redeem_promotion(call.ctx, await _account(call), code=call.body.code)
+    return PaymentOut.of(payment)

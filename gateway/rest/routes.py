@@ -56,6 +56,12 @@ def billing_routes(account: str, *, checkout: str | None = None) -> list[Endpoin
             "Start saving a payment method",
         ),
         Endpoint("GET", f"{account}/promotions", billing.list_promotions, "Active promotions"),
+        Endpoint(
+            "POST",
+            f"{account}/promotions/redeem",
+            billing.redeem_promotion,
+            "Redeem a promotion code",
+        ),
     ]
 
 

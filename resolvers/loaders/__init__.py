@@ -16,6 +16,7 @@ from resolvers.loaders import (
     organizations,
     payments,
     plans,
+    promotions,
     usage,
     users,
 )
@@ -100,6 +101,10 @@ class Loaders:
     personal_payment_count_by_user_id = cached_property(payments.personal_payment_count_by_user_id)
     succeeded_personal_payment_count_by_user_id = cached_property(
         payments.succeeded_personal_payment_count_by_user_id
+    )
+
+    live_redemption_count_by_account_id = cached_property(
+        promotions.live_redemption_count_by_account_id
     )
 
     usage_by_id = cached_property(usage.usage_by_id)

@@ -67,7 +67,15 @@ async def test_user_balance_has_contract_shape(env: Env) -> None:
     alice = await env.user()
     response = await alice.get(f"/users/{alice.user_id}/balance")
     assert response.status_code == 200
-    assert response.json() == {"success": True, "data": {"balance": 0, "userId": alice.user_id}}
+    assert response.json() == {
+        "success": True,
+        "data": {
+            "balance": 0,
+            "userId": alice.user_id,
+            "promotionalBalance": 0,
+            "promotionalExpiresAt": None,
+        },
+    }
 
 
 async def test_another_users_balance_is_not_found(env: Env) -> None:
@@ -83,7 +91,12 @@ async def test_organization_balance_is_readable_by_any_member(env: Env) -> None:
     await env.add_member(org_id, member, "member")
     response = await member.get(f"/organizations/{org_id}/balance")
     assert response.status_code == 200
-    assert response.json()["data"] == {"balance": 0, "organizationId": org_id}
+    assert response.json()["data"] == {
+        "balance": 0,
+        "organizationId": org_id,
+        "promotionalBalance": 0,
+        "promotionalExpiresAt": None,
+    }
 
 
 async def test_organization_balance_is_not_found_for_strangers(env: Env) -> None:

@@ -22,7 +22,7 @@ query {
       id
       autoTopUp { enabled threshold amountCents }
       defaultPaymentMethod { brand last4 expMonth expYear }
-      promotions { code }
+      promotions(first: 10) { nodes { code } }
     }
   }
 }

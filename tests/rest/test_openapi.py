@@ -78,9 +78,12 @@ async def test_bearer_auth_is_the_security_scheme(env: Env) -> None:
     assert document["security"] == [{"bearerAuth": []}]
 
 
-async def test_list_routes_document_limit_and_cursor_query_parameters(env: Env) -> None:
+@pytest.mark.parametrize(
+    "path", ["/api-keys", "/users/{id}/promotions", "/organizations/{orgId}/promotions"]
+)
+async def test_list_routes_document_limit_and_cursor_query_parameters(env: Env, path: str) -> None:
     document = await fetch_document(env)
-    parameters = document["paths"]["/api-keys"]["get"]["parameters"]
+    parameters = [p for p in document["paths"][path]["get"]["parameters"] if p["in"] == "query"]
     assert {p["name"]: p["schema"] for p in parameters} == {
         "limit": {"type": "integer", "minimum": 1, "maximum": 100},
         "cursor": {"type": "string", "maxLength": 200},

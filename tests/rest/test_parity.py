@@ -106,14 +106,20 @@ async def test_balances_equal_graphql_balances(world: dict[str, Any]) -> None:
     personal = data_of(await owner.get(f"/users/{owner.user_id}/balance"))
     organization = data_of(await owner.get(f"/organizations/{org_id}/balance"))
     gql = await owner.gql_data(
-        "query($id: ID!) { viewer { balance { amount } } organization(id: $id) { balance { amount } } }",
+        "query($id: ID!) { viewer { balance { ...B } } organization(id: $id) { balance { ...B } } }"
+        " fragment B on Balance { amount promotionalAmount promotionalExpiresAt }",
         {"id": org_id},
     )
-    assert personal == {"balance": gql["viewer"]["balance"]["amount"], "userId": owner.user_id}
-    assert organization == {
-        "balance": gql["organization"]["balance"]["amount"],
-        "organizationId": org_id,
-    }
+
+    def rest(balance: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "balance": balance["amount"],
+            "promotionalBalance": balance["promotionalAmount"],
+            "promotionalExpiresAt": balance["promotionalExpiresAt"],
+        }
+
+    assert personal == {**rest(gql["viewer"]["balance"]), "userId": owner.user_id}
+    assert organization == {**rest(gql["organization"]["balance"]), "organizationId": org_id}
     assert personal["balance"] == 3_500 * 10_000 - 1_000
 
 

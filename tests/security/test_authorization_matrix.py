@@ -434,6 +434,10 @@ REST: dict[tuple[str, str], Rest] = {
     ("GET", "/users/{id}/payment-method/default"): Rest(PAYMENT_METHOD_PERSONAL),
     ("POST", "/users/{id}/payment-method/setup-session"): Rest(PERSONAL, {}),
     ("GET", "/users/{id}/promotions"): Rest(PERSONAL),
+    # An unknown code: whoever may redeem reaches "Promotion not found".
+    ("POST", "/users/{id}/promotions/redeem"): Rest(
+        PERSONAL.but(**dict.fromkeys(USERS, 404)), {"code": "NOPE"}
+    ),
     ("GET", "/organizations/{orgId}/balance"): Rest(ORG_MEMBERS),
     ("GET", "/organizations/{orgId}/payments"): Rest(ORG_MANAGERS),
     ("GET", "/organizations/{orgId}/payments/provider/{paymentId}"): Rest(ORG_MANAGERS),
@@ -446,6 +450,9 @@ REST: dict[tuple[str, str], Rest] = {
     ("GET", "/organizations/{orgId}/payment-method/default"): Rest(PAYMENT_METHOD_ORG),
     ("POST", "/organizations/{orgId}/payment-method/setup-session"): Rest(ORG_MANAGERS, {}),
     ("GET", "/organizations/{orgId}/promotions"): Rest(ORG_MANAGERS),
+    ("POST", "/organizations/{orgId}/promotions/redeem"): Rest(
+        ORG_MANAGERS.but(admin=404, owner=404, org_key_same=404), {"code": "NOPE"}
+    ),
     ("POST", "/organizations"): Rest(PERSONAL, {"name": "New"}),
     ("GET", "/organizations/{orgId}"): Rest(ORG_MEMBERS),
     ("PUT", "/organizations/{orgId}"): Rest(ORG_MANAGERS, {"name": "Renamed"}),
@@ -798,6 +805,22 @@ GRAPHQL: dict[tuple[str, str], list[Gql]] = {
         _mutation(
             "redeemPromotion", '{code: "NOPE"}', G_PERSONAL.but(**dict.fromkeys(USERS, NOT_FOUND))
         ),
+    ],
+    ("mutation", "createPromotion"): [
+        _mutation(
+            "createPromotion",
+            "{code: $code, credits: 1}",
+            G_SERVICE_ONLY,
+            lambda w, c: {"code": f"M-{uuid.uuid4().hex}"},
+        )
+    ],
+    # An unknown promotion: the service reaches "Promotion not found".
+    ("mutation", "endPromotion"): [
+        _mutation(
+            "endPromotion",
+            '{id: "prm-01KZZZZZZZZZZZZZZZZZZZZZZZ"}',
+            G_SERVICE_ONLY.but(service=NOT_FOUND),
+        )
     ],
     ("mutation", "subscribeToPlan"): [
         # The organization is subscribed already: whoever may subscribe reaches the conflict.
