@@ -9,11 +9,10 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, get_args
+from typing import TYPE_CHECKING, get_args
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
@@ -22,50 +21,15 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from gateway.cli_operator import OPERATOR_HANDLERS, add_operator_parsers
+from gateway.cli_support import with_session
 from gateway.errors import ConfigurationError, DatabaseUnavailable
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
+    pass
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
-# Rows an operator listing prints at most (`keys list`, `users list`).
-LISTING_LIMIT = 1000
-
-_T = TypeVar("_T")
-
-
-async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
-    from gateway.db.engine import create_engine
-    from gateway.db.session import create_session_factory
-
-    engine = create_engine(settings.database_url, search_path=settings.database_schema)
-    try:
-        async with create_session_factory(engine)() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
-
-
-async def _as_service(settings: Settings, work: Callable[[Context], Awaitable[_T]]) -> _T:
-    """Run `work` as the service token would over the API: the same resolvers, the same
-    authorization (`permissions.require_service`), a request's Context of its own."""
-    from gateway.auth import Principal
-    from gateway.db.engine import create_engine
-    from gateway.db.session import create_session_factory
-    from resolvers.context import Context
-
-    engine = create_engine(settings.database_url, search_path=settings.database_schema)
-    ctx = Context(
-        settings=settings,
-        session_factory=create_session_factory(engine),
-        principal=Principal(user_id=None, via="service"),
-    )
-    try:
-        return await work(ctx)
-    finally:
-        await ctx.close()
-        await engine.dispose()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -85,7 +49,7 @@ async def _user_count(settings: Settings) -> int:
     async def count(session: AsyncSession) -> int:
         return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
-    return await _with_session(settings, count)
+    return await with_session(settings, count)
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -150,7 +114,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
         return user.id, token
 
     try:
-        user_id, token = asyncio.run(_with_session(settings, work))
+        user_id, token = asyncio.run(with_session(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -173,7 +137,7 @@ def cmd_create_api_key(settings: Settings, args: argparse.Namespace) -> int:
         await session.commit()
         return token
 
-    token = asyncio.run(_with_session(settings, work))
+    token = asyncio.run(with_session(settings, work))
     if token is None:
         print(f"error: no user with email {args.email}", file=sys.stderr)
         return 1
@@ -201,7 +165,7 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> int:
     from gateway.seed import seed_demo
 
-    summary = asyncio.run(_with_session(settings, seed_demo))
+    summary = asyncio.run(with_session(settings, seed_demo))
     print(summary)
     return 0
 
@@ -247,93 +211,12 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
         return lines
 
     try:
-        lines = asyncio.run(_with_session(settings, work))
+        lines = asyncio.run(with_session(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     print("\n".join(lines))
     return 0
-
-
-def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
-    from resolvers.api_keys import all_api_keys
-
-    async def work(session: AsyncSession) -> list[list[str]]:
-        found = await all_api_keys(
-            session, email=args.email, revoked=args.revoked, limit=LISTING_LIMIT
-        )
-        return [
-            [
-                k.key.id,
-                f"{k.key.prefix}…",
-                k.email,
-                k.key.organization_id or "-",
-                _when(k.key.created_at),
-                _when(k.key.last_used_at),
-                _when(k.key.expires_at),
-                "revoked " + _when(k.key.revoked_at) if k.key.revoked_at else "live",
-                k.key.name,
-            ]
-            for k in found
-        ]
-
-    header = ["id", "prefix", "user", "organization", "created", "last used", "expires", "state"]
-    _print_table([[*header, "name"], *asyncio.run(_with_session(settings, work))], "--email")
-    return 0
-
-
-def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.db.models import ApiKey
-    from gateway.errors import NotFound
-    from resolvers.api_keys import revoke_api_key
-
-    async def work(session: AsyncSession) -> None:
-        await revoke_api_key(session, [col(ApiKey.id) == args.key_id])
-
-    try:
-        asyncio.run(_with_session(settings, work))
-    except NotFound:
-        print(f"error: no live API key {args.key_id}", file=sys.stderr)
-        return 1
-    print(f"revoked {args.key_id}: it no longer authenticates")
-    return 0
-
-
-def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
-    from resolvers.users import all_users
-
-    async def work(session: AsyncSession) -> list[list[str]]:
-        found = await all_users(session, deleted=args.deleted, limit=LISTING_LIMIT)
-        return [
-            [
-                u.id,
-                u.email,
-                _when(u.created_at),
-                "deleted " + _when(u.deleted_at) if u.deleted_at else "active",
-                u.display_name,
-            ]
-            for u in found
-        ]
-
-    header = ["id", "email", "created", "state", "name"]
-    _print_table([header, *asyncio.run(_with_session(settings, work))])
-    return 0
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
-
-
-def _print_table(rows: list[list[str]], narrower: str = "") -> None:
-    """Columns padded to their widest cell; the last one left as it is (a free-text name).
-    A listing cut at `LISTING_LIMIT` rows says so (on stderr, so the table stays parseable)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]).rstrip())
-    if len(rows) - 1 >= LISTING_LIMIT:
-        hint = f"; narrow it with {narrower}" if narrower else ""
-        print(f"(the newest {LISTING_LIMIT} only{hint})", file=sys.stderr)
 
 
 def command_prefix() -> str:
@@ -396,143 +279,6 @@ def package_version() -> str:
         return "unknown"
 
 
-def cmd_mail_worker(settings: Settings, _: argparse.Namespace) -> int:
-    import signal
-
-    from gateway.db.engine import create_engine
-    from gateway.db.session import create_session_factory
-    from gateway.logging import configure_logging
-    from gateway.mail.worker import MailWorker
-
-    configure_logging(settings.log_level, settings.log_format)
-
-    async def work() -> None:
-        engine = create_engine(settings.database_url, search_path=settings.database_schema)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await MailWorker(settings, create_session_factory(engine)).run(stop)
-        finally:
-            await engine.dispose()
-
-    print("delivering the mail outbox; stop with Ctrl-C or SIGTERM", file=sys.stderr)
-    asyncio.run(work())
-    return 0
-
-
-def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.billing.providers import ProviderError, build_payment_provider
-    from gateway.billing.refunds import refund_payment
-    from gateway.db.models import Payment
-    from gateway.errors import DomainError
-
-    async def work(session: AsyncSession) -> Payment:
-        provider = build_payment_provider(settings)
-        try:
-            return await refund_payment(
-                session, provider, args.payment_id, amount_cents=args.amount_cents
-            )
-        finally:
-            await provider.close()
-
-    try:
-        payment = asyncio.run(_with_session(settings, work))
-    except DomainError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
-    except ProviderError as exc:
-        print(f"error: the payment provider refused the refund: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"{payment.id}: {payment.status}, {payment.refunded_cents} of {payment.amount_cents}"
-        f" cents refunded, {payment.refunded_credits} of {payment.credits} credits taken back"
-    )
-    return 0
-
-
-def _instant(value: str) -> datetime:
-    """An RFC 3339 time (`2027-01-31T00:00:00Z`) or a date (midnight UTC)."""
-    from gateway.inputs import timestamp_in_range
-
-    try:
-        parsed = datetime.fromisoformat(value)
-        if len(value) == 10:  # a date alone
-            parsed = parsed.replace(tzinfo=UTC)
-        return timestamp_in_range(parsed)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
-
-
-def cmd_promotions(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.db.models import Promotion
-    from gateway.errors import DomainError
-    from resolvers import promotions
-
-    async def create(ctx: Context) -> Promotion:
-        return await promotions.create_promotion(
-            ctx,
-            promotions.NewPromotion(
-                code=args.code,
-                credits=args.credits,
-                description=args.description,
-                starts_at=args.starts,
-                expires_at=args.expires,
-                max_redemptions=args.max_redemptions,
-                organization_id=args.organization,
-                user_id=args.user,
-            ),
-        )
-
-    async def end(ctx: Context) -> Promotion:
-        return await promotions.end_promotion(ctx, args.id)
-
-    async def expire(ctx: Context) -> promotions.Sweep:
-        return await promotions.expire_due(ctx)
-
-    try:
-        if args.action == "expire":
-            sweep = asyncio.run(_as_service(settings, expire))
-            print(f"settled {sweep.accounts} accounts; {sweep.expired} micro-credits expired")
-            return 0
-        promotion = asyncio.run(_as_service(settings, create if args.action == "create" else end))
-    except DomainError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        print(f"error{where}: {exc.message}", file=sys.stderr)
-        return 1
-    cap = promotion.max_redemptions if promotion.max_redemptions is not None else "no cap"
-    print(f"promotion: {promotion.id}  code: {promotion.code}  credits: {promotion.credits}")
-    print(f"runs: {promotion.starts_at.isoformat()} to {promotion.expires_at.isoformat()}")
-    print(f"redemptions: {promotion.redemption_count} of {cap}")
-    return 0
-
-
-def _promotions_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    promotions = sub.add_parser("promotions", help="create, end and expire promotions")
-    actions = promotions.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a promotion and print it")
-    create.add_argument("--code", required=True, help="3-64 letters, digits, '-' or '_'")
-    create.add_argument("--credits", required=True, type=int, help="micro-USD per redemption")
-    create.add_argument("--description", default="")
-    create.add_argument("--starts", type=_instant, help="RFC 3339 time or date (default: now)")
-    create.add_argument(
-        "--expires",
-        type=_instant,
-        help="RFC 3339 time or date; redeemed credits expire then too "
-        "(default: GATEWAY_PROMOTION_DEFAULT_DAYS from now)",
-    )
-    create.add_argument("--max-redemptions", type=int, help="how many accounts may redeem it")
-    target = create.add_mutually_exclusive_group()
-    target.add_argument("--organization", help="offer it to this organization id only")
-    target.add_argument("--user", help="offer it to this user id's personal account only")
-    end = actions.add_parser("end", help="end a promotion now (redeemed credits keep expiry)")
-    end.add_argument("id", help="the promotion's id (prm-...)")
-    actions.add_parser(
-        "expire", help="expire every account's promotional credits that are past due"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -560,17 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("create-api-key", help="print a new API key for an existing user")
     key.add_argument("--email", required=True)
     key.add_argument("--name", default="cli key")
-    keys = sub.add_parser("keys", help="list or revoke API keys (never shows their secrets)")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_list = keys_sub.add_parser("list", help="API keys, newest first")
-    keys_list.add_argument("--email", help="only this user's keys")
-    keys_list.add_argument("--revoked", action="store_true", help="revoked keys too")
-    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key: it stops authenticating")
-    keys_revoke.add_argument("key_id", help="the key's id (key-…), as `keys list` shows it")
-    users = sub.add_parser("users", help="list users")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
-    users_list = users_sub.add_parser("list", help="users, newest first")
-    users_list.add_argument("--deleted", action="store_true", help="deleted users too")
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument(
         "output",
@@ -584,16 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     plans.add_argument(
         "--stripe", action="store_true", help="also create missing Stripe Products and Plans"
     )
-    sub.add_parser("mail-worker", help="deliver queued e-mails (outside `gateway serve`)")
-    payments = sub.add_parser("payments", help="operate on payments").add_subparsers(
-        dest="payments_command", required=True
-    )
-    refund = payments.add_parser(
-        "refund", help="refund a succeeded payment (all that is left, or --amount-cents)"
-    )
-    refund.add_argument("payment_id", help="pay-…")
-    refund.add_argument("--amount-cents", type=int, help="a partial refund's amount")
-    _promotions_parser(sub)
+    add_operator_parsers(sub)
     return parser
 
 
@@ -603,15 +329,10 @@ HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "new-migration": cmd_new_migration,
     "create-user": cmd_create_user,
     "create-api-key": cmd_create_api_key,
-    "keys list": cmd_keys_list,
-    "keys revoke": cmd_keys_revoke,
-    "users list": cmd_users_list,
     "export-schema": cmd_export_schema,
     "seed-demo": cmd_seed_demo,
     "seed-plans": cmd_seed_plans,
-    "mail-worker": cmd_mail_worker,
-    "payments refund": cmd_payments_refund,
-    "promotions": cmd_promotions,
+    **OPERATOR_HANDLERS,
 }
 
 

@@ -1,0 +1,49 @@
+"""What the command line's commands share: a database session, or a service-token Context,
+for the length of one command."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+_T = TypeVar("_T")
+
+
+async def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
+    from gateway.db.engine import create_engine
+    from gateway.db.session import create_session_factory
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    try:
+        async with create_session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def as_service(settings: Settings, work: Callable[[Context], Awaitable[_T]]) -> _T:
+    """Run `work` as the service token would over the API: the same resolvers, the same
+    authorization (`permissions.require_service`), a request's Context of its own."""
+    from gateway.auth import Principal
+    from gateway.db.engine import create_engine
+    from gateway.db.session import create_session_factory
+    from resolvers.context import Context
+
+    engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    ctx = Context(
+        settings=settings,
+        session_factory=create_session_factory(engine),
+        principal=Principal(user_id=None, via="service"),
+    )
+    try:
+        return await work(ctx)
+    finally:
+        await ctx.close()
+        await engine.dispose()
