@@ -13,6 +13,7 @@ import pytest
 
 import gateway
 from gateway.web import CONTENT_SECURITY_POLICY
+from tests.asgi import call_asgi
 from tests.conftest import Env
 
 PACKAGE = Path(gateway.__file__).parent
@@ -135,3 +136,12 @@ def test_package_data_ships_every_page_and_static_file() -> None:
         if path.is_file()
     }
     assert served - shipped == set()
+
+
+async def test_landing_page_shows_no_markup_from_the_host_header(env: Env) -> None:
+    hostile = b'x"><script>alert(1)</script>'
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", hostile)]}
+    sent = await call_asgi(env.app, scope, [{"type": "http.request", "body": b""}], then={})
+    page = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert b"<script>" not in page  # neither echoed as it came nor run
+    assert b"curl -s http://testserver/api/v1/users/me" in page
