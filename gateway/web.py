@@ -16,7 +16,9 @@ from starlette.types import Scope
 
 from gateway.settings import Settings
 
-STATIC = Path(__file__).with_name("static")
+# Resolved, as StaticFiles resolves the paths it serves (a symlinked install included).
+STATIC = Path(__file__).with_name("static").resolve()
+VENDORED = STATIC / "vendor"
 PAGES = Path(__file__).with_name("pages")
 
 # Every page loads its scripts, styles and data from the gateway itself and nothing else
@@ -51,7 +53,7 @@ class StaticAssets(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        vendored = Path(full_path).is_relative_to(STATIC / "vendor")
+        vendored = Path(full_path).is_relative_to(VENDORED)
         response.headers["Cache-Control"] = VENDORED_CACHE if vendored else OWN_CACHE
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
