@@ -76,7 +76,10 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
+def chromium(served: ServedGateway) -> Iterator[Any]:
+    """A browser per served gateway: Playwright's sync API runs an event loop in this thread
+    while it is open, and the gateway's PostgreSQL schema is made and dropped by `asyncio.run`
+    around it, never inside."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
