@@ -18,8 +18,9 @@ RUN pip install --no-compile . \
     && useradd --create-home --uid 10001 gateway \
     && mkdir -p /data && chown gateway /data
 
-USER gateway
+USER 10001
 ENV GATEWAY_DATABASE_URL=sqlite+aiosqlite:////data/gateway.db
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
+HEALTHCHECK --interval=30s --timeout=3s \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3).status != 200)"]
 CMD ["gateway", "serve"]

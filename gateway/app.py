@@ -38,6 +38,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.web import graphiql_page, web_routes
 from resolvers import promotions
 from resolvers.context import Context
 from schema import build_schema
@@ -239,6 +240,10 @@ class GraphQLApp(GraphQL[Context, None]):
         if result.errors:
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the gateway's own files (gateway/web.py), not from a CDN."""
+        return graphiql_page(request)
 
     def process_result(
         self, request: Request, result: ExecutionResult
@@ -470,6 +475,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
             Route("/webhooks/stripe", webhook, methods=["POST"]),
+            *web_routes(settings),  # before /api/v1's mount: its index and docs are pages
             Mount("/api/v1", app=ClosingContexts(create_rest_app(state))),
         ],
         lifespan=lifespan,

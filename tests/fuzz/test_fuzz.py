@@ -10,13 +10,8 @@ handlers behind them run, not just their 404s.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, PG_URL, create_migrated_schema, drop_schema, stop_process
+from tests.conftest import BACKENDS
+from tests.served import BIN, served_gateway
 
 EXAMPLES = os.environ.get("GATEWAY_FUZZ_EXAMPLES", "10")
 SEED = "20261206"
-BIN = Path(sys.executable).parent
 CHECKS = Path(__file__).with_name("checks.py")
 
 
@@ -41,62 +36,16 @@ class Served:
     ids: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """`gateway serve` on a free loopback port, on a fresh database with the demo data."""
+    """`gateway serve` on a fresh database with the demo data, and a world around it."""
     folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_ENVIRONMENT": "development",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_SERVICE_TOKEN": "service-token-for-fuzzing",
-        "GATEWAY_RATE_LIMIT_ANONYMOUS_PER_MINUTE": "0",
-        "GATEWAY_LOG_LEVEL": "warning",
-    }
-    schema = None
-    if request.param == "sqlite":
-        env["GATEWAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder}/gateway.db"
-    else:
-        schema = asyncio.run(create_migrated_schema("gw_fuzz"))
-        env["GATEWAY_DATABASE_URL"] = PG_URL or ""
-        env["GATEWAY_DATABASE_SCHEMA"] = schema
-    gateway = str(BIN / "gateway")
-    subprocess.run([gateway, "migrate"], env=env, check=True, capture_output=True, cwd=folder)
-    subprocess.run([gateway, "seed-plans"], env=env, check=True, capture_output=True, cwd=folder)
-    seeded = subprocess.run(
-        [gateway, "seed-demo"], env=env, check=True, capture_output=True, text=True, cwd=folder
-    ).stdout
-    key = re.search(r"api key:\s+(\S+)", seeded)
-    user = re.search(r"user:\s+(usr-\S+)", seeded)
-    assert key and user, seeded
-    log = folder / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([gateway, "serve"], env=env, stdout=out, stderr=out, cwd=folder)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield Served(url, key[1], log, world(url, key[1], user[1]))
-    finally:
-        stop_process(process, timeout=20)
-        if schema is not None:
-            asyncio.run(drop_schema(schema))
+    env = {"GATEWAY_SERVICE_TOKEN": "service-token-for-fuzzing"}
+    with served_gateway(request.param, folder, env) as gateway:
+        ids = world(gateway.url, gateway.key, gateway.user_id)
+        yield Served(gateway.url, gateway.key, gateway.log, ids)
 
 
 def world(url: str, key: str, user_id: str) -> dict[str, str]:
