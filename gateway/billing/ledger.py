@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import SQLModel, col
 
 from gateway.db.models import Account, LedgerEntry, utcnow
@@ -49,14 +49,17 @@ def _posted(session: AsyncSession, reason: str, count: int = 1) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _count_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released (`post_entry`'s): not yet
+        return
     posted: Counter[str] | None = session.info.pop(_UNCOMMITTED, None)
     for reason, count in (posted or {}).items():
         LEDGER_POSTINGS.labels(reason).inc(count)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_UNCOMMITTED, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost ended: what it committed is counted
+        session.info.pop(_UNCOMMITTED, None)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.billing.ledger import post_entry
 from tests.billing.helpers import SECRET, event, sign
 from tests.conftest import Env
 from tests.usage.helpers import event as usage_event
@@ -127,6 +128,31 @@ async def test_usage_events_and_their_ledger_postings_are_counted_once_committed
         ("gateway_ledger_postings_total", {"reason": "usage"}, 1),
     ]:
         assert grew(before, after, name, **labels) == added, name
+
+
+async def test_ledger_postings_count_when_their_transaction_commits_not_a_savepoint(
+    env: Env,
+) -> None:
+    account = await env.account_id(user_id=(await env.user()).user_id)
+    before = await scrape(env)
+    for keep in (False, True):
+        async with env.sessions() as session:
+            for n in range(2):  # each in a savepoint, released before the next
+                await post_entry(
+                    session,
+                    account_id=account,
+                    amount=5,
+                    reason="promotion",
+                    idempotency_key=f"metrics:{keep}:{n}",
+                )
+            if keep:
+                await session.commit()
+            else:
+                await session.rollback()
+        counted = grew(
+            before, await scrape(env), "gateway_ledger_postings_total", reason="promotion"
+        )
+        assert counted == (2 if keep else 0)
 
 
 @pytest.mark.settings(stripe_webhook_secret=SECRET)
