@@ -35,11 +35,13 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
 
     def __init__(self, batch_load_fn: BatchFn[K, V], max_batch_size: int = 1000) -> None:
         self.loop = asyncio.get_running_loop()
-        # What the spans of its batches are called: `Loaders` names it after its attribute.
-        self.name = batch_load_fn.__qualname__.partition(".<locals>")[0]
+        self.name = ""  # what its batches' spans say: `Loaders` names it after its attribute
         tracer = tracing.tracer()
         if tracer is not None:  # one span per batch (gateway/tracing.py); none when off
-            batch_load_fn = tracing.traced_batch(tracer, lambda: self.name, batch_load_fn)
+            function = getattr(batch_load_fn, "__qualname__", "batch").partition(".<locals>")[0]
+            batch_load_fn = tracing.traced_batch(
+                tracer, lambda: self.name or function, batch_load_fn
+            )
         # aiodataloader declares a coroutine function; any function returning an awaitable does.
         self.batch_load_fn = batch_load_fn  # type: ignore[assignment]
         self.max_batch_size = max_batch_size
