@@ -19,13 +19,14 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from gateway import metrics, tracing
 from gateway.auth import Authenticator, Principal, strip_bearer
 from gateway.db.engine import create_engine
 from gateway.db.session import create_session_factory, dialect_name
@@ -33,11 +34,11 @@ from gateway.errors import RateLimited, ServiceBusy, Unauthenticated
 from gateway.http_limits import BodySizeLimit
 from gateway.jsoncodec import dump_json, loads_exactly
 from gateway.logging import configure_logging, request_id_var
-from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 from gateway.web import graphiql_page, web_routes
 from resolvers import promotions
 from resolvers.context import Context
@@ -49,8 +50,9 @@ log = logging.getLogger("gateway")
 class AppState:
     """Process-wide pieces, created on startup and shared by every request."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.engine = create_engine(
             settings.database_url,
             echo=settings.database_echo,
@@ -66,7 +68,8 @@ class AppState:
         self.session_factory = create_session_factory(self.engine)
         self.authenticator = Authenticator(settings)
         self.services: Services = build_services(settings)
-        self.metrics = Metrics()
+        if tracing is not None:  # the engine's statements and HTTPX calls become spans
+            tracing.start(self.engine)
         # Per-caller limits (REST and GraphQL): users' need Redis, shared by all processes;
         # those of callers without a valid token use it when configured (gateway/ratelimit.py).
         per_user = settings.rate_limit_per_minute if settings.redis_url else 0
@@ -115,6 +118,8 @@ class AppState:
             await self.rate_limiter.close()
         await self.services.close()
         await self.engine.dispose()
+        if self.tracing is not None:
+            self.tracing.stop()
 
 
 async def sweep_promotions(state: AppState, stop: asyncio.Event) -> None:
@@ -313,22 +318,26 @@ class ClosingContexts:
 
 
 class RequestIdMiddleware:
-    """Tags every request with an id (client's X-Request-Id or a new one), logs and counts it."""
+    """Tags every request with an id (client's X-Request-Id or a new one; the trace id when
+    tracing is on), logs it and observes it for /metrics, labelled with its route template."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, traced: bool = False) -> None:
         self.app = app
-        self.metrics = metrics
+        self.traced = traced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = incoming if incoming.isprintable() and incoming else _new_request_id()
+        request_id = (tracing.current_trace_id() if self.traced else None) or _client_request_id(
+            scope
+        )
         token = request_id_var.set(request_id)
+        labels, labels_token = metrics.start_request()
         started = time.perf_counter()
         status_holder = {"status": 500}
+
+        method = scope.get("method", "")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -338,21 +347,46 @@ class RequestIdMiddleware:
                     *message["headers"],
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
+                if self.traced:  # routed by now; the span ends with the response's last bytes
+                    tracing.name_request(
+                        method, labels.route or _route_template(scope.get("route"))
+                    )
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe(scope, status_holder["status"], elapsed)
+            route = labels.route or _route_template(scope.get("route"))
+            metrics.observe_request(
+                route, method, labels.operation, status_holder["status"], elapsed
+            )
             log.debug(
                 "%s %s %s %.1fms",
-                scope.get("method"),
+                method,
                 scope.get("path"),
                 status_holder["status"],
                 elapsed * 1000,
             )
+            metrics.end_request(labels_token)
             request_id_var.reset(token)
+
+
+def _client_request_id(scope: Scope) -> str:
+    """The client's X-Request-Id (printable, at most 64 characters), else a new one."""
+    headers = dict(scope.get("headers") or [])
+    incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+    return incoming if incoming.isprintable() and incoming else _new_request_id()
+
+
+def _route_template(route: BaseRoute | None) -> str:
+    """The template of the app's route that took the request (the REST router names its own
+    more precisely: `metrics.name_route`); `other` when none did."""
+    if isinstance(route, Mount):
+        return f"{route.path}/{{path}}"
+    if isinstance(route, Route):
+        return route.path
+    return metrics.OTHER
 
 
 # Young-generation collections every 10,000 net container allocations instead of 700: a
@@ -392,15 +426,19 @@ def _describe(error: BaseException) -> str:
     return f"{text} (from {type(cause).__name__}: {cause})" if cause is not None else text
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, traces: Tracing | None = None) -> Starlette:
+    """The app; `traces` exports its spans (the tests' in-memory exporter), else they go to
+    `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set, and nothing is traced without it."""
     from gateway.billing.webhooks import stripe_webhook
     from gateway.mail.worker import running_worker
     from gateway.rest import create_rest_app
 
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    metrics.configure(settings.metrics_max_operations)
+    traces = traces or Tracing.for_endpoint(settings.otel_exporter_otlp_endpoint)
     schema = build_schema(settings)  # first: a manifest it cannot use leaves nothing open
-    state = AppState(settings)
+    state = AppState(settings, traces)
     state.closing.append(schema.close)  # persisted queries' Redis
     graphql = GraphQLApp(
         state,
@@ -424,7 +462,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def metrics(request: Request) -> Response:
+    async def metrics_page(request: Request) -> Response:
         # Operators' numbers: behind a token when one is set, not served in production without.
         token = settings.metrics_token
         if token is None and settings.environment == "production":
@@ -438,7 +476,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     async def webhook(request: Request) -> Response:
         try:
@@ -467,12 +506,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if sweeper is not None:
                 await sweeper
         await state.close()
+        metrics.process_exited()
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
             Route("/webhooks/stripe", webhook, methods=["POST"]),
             *web_routes(settings),  # before /api/v1's mount: its index and docs are pages
@@ -485,5 +525,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.gateway = state
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware, metrics=state.metrics)  # the outermost
+    app.add_middleware(RequestIdMiddleware, traced=traces is not None)
+    if traces is not None:  # outside the request id, which is then the trace's id
+        traces.install_middleware(app)
     return app

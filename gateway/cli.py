@@ -66,25 +66,39 @@ def cmd_new_migration(_: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _announcer(settings: Settings) -> Callable[[str], None]:
+    """How `serve` tells what it does before uvicorn starts: lines for a person, or log lines
+    in JSON like every other line when GATEWAY_LOG_FORMAT=json."""
+    if settings.log_format != "json":
+        return lambda message: print(message, file=sys.stderr)
+    import logging
+
+    from gateway.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return logging.getLogger("gateway.cli").info
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.logging import uvicorn_log_config
     from schema import query_limits, trusted_documents
 
+    say = _announcer(settings)
     # Settings only the app factory reads are checked here, where a mistake is one line.
     trusted_documents(settings, query_limits(settings))
     if settings.migrate_on_start:
         asyncio.run(_migrate(settings))
     if asyncio.run(_user_count(settings)) == 0:
-        print(
+        say(
             "No users yet. In another terminal, create one and its first API key with:\n"
             f"  {command_prefix()} create-user --email you@example.com --name 'Your Name'\n"
-            "then call the API with 'Authorization: Bearer <key>'.",
-            file=sys.stderr,
+            "then call the API with 'Authorization: Bearer <key>'."
         )
     host = args.host or settings.host
     port = args.port or settings.port
-    print(f"serving on http://{host}:{port}  (GraphiQL at /graphql)", file=sys.stderr)
+    say(f"serving on http://{host}:{port}  (GraphiQL at /graphql)")
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -92,7 +106,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=False,
+        # Every process's lines, uvicorn's included, in GATEWAY_LOG_FORMAT (gateway/logging.py).
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+        access_log=settings.access_log,
         proxy_headers=True,
         # Request headers that do not arrive in time close the connection (uvicorn's httptools
         # protocol with a timer: gateway/http_limits.py).

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # uvicorn's line per request (client, method, path, status; with the request id in JSON).
+    access_log: bool = False
 
     # Identity-provider JWTs: verified against a JWKS URL (RS256/ES256) or an HS256 secret.
     jwt_issuer: str | None = None
@@ -123,6 +125,14 @@ class Settings(BaseSettings):
     # Bearer token that /metrics asks for; unset: /metrics is open, except in production
     # where it is not served at all.
     metrics_token: SecretStr | None = None
+    # GraphQL operation names that label request metrics, per process: the first this many
+    # seen; anonymous operations, invalid ones and any further names share the label `other`.
+    metrics_max_operations: int = Field(default=100, ge=0, le=10_000)
+    # Traces go to this OTLP/HTTP collector (OpenTelemetry's own variable, no GATEWAY_ prefix);
+    # unset, nothing is traced and no instrumentation is installed.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
 
     redis_url: str | None = None
     rate_limit_per_minute: int = 0

@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 from asyncio import Future
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from functools import cached_property
+from typing import Any, Generic, TypeVar, overload
 
 from aiodataloader import DataLoader, dispatch_queue_batch
 from aiodataloader import Loader as QueuedLoad
 
+from gateway import tracing
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+L = TypeVar("L")
 
 # A batch function: the values (or an exception per key) of its keys, in their order.
 BatchFn = Callable[[list[K]], Awaitable[list[V]]]
@@ -31,6 +35,13 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
 
     def __init__(self, batch_load_fn: BatchFn[K, V], max_batch_size: int = 1000) -> None:
         self.loop = asyncio.get_running_loop()
+        self.name = ""  # what its batches' spans say: `Loaders` names it after its attribute
+        tracer = tracing.tracer()
+        if tracer is not None:  # one span per batch (gateway/tracing.py); none when off
+            function = getattr(batch_load_fn, "__qualname__", "batch").partition(".<locals>")[0]
+            batch_load_fn = tracing.traced_batch(
+                tracer, lambda: self.name or function, batch_load_fn
+            )
         # aiodataloader declares a coroutine function; any function returning an awaitable does.
         self.batch_load_fn = batch_load_fn  # type: ignore[assignment]
         self.max_batch_size = max_batch_size
@@ -150,6 +161,23 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             task = self.loop.create_task(dispatch_queue_batch(self, queue[start : start + size]))
             self._running.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(self._running.discard)
+
+
+class loader(cached_property[L]):
+    """`cached_property` for the loaders of a request (`resolvers.loaders.Loaders`): made on
+    first use and kept, and named after the attribute, which their batches' spans show."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> loader[L]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> L: ...
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> L | loader[L]:
+        if instance is None:
+            return self
+        made: L = super().__get__(instance, owner)
+        if isinstance(made, BatchLoader) and self.attrname is not None:
+            made.name = self.attrname
+        return made
 
 
 async def load_each(loader: DataLoader[K, V], keys: Sequence[K]) -> list[V | Exception]:

@@ -25,6 +25,7 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.db.session import create_session_factory
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 from resolvers.api_keys import insert_api_key
 from resolvers.users import create_user
 
@@ -281,6 +282,20 @@ async def env(
     sqlite_template: Path,
     pg_schema: str | None,
 ) -> AsyncIterator[Env]:
+    settings = env_settings(request, tmp_path, sqlite_template, pg_schema)
+    truncate = settings if request.param == "postgresql" else None
+    async with running_env(settings, truncate=truncate) as env:
+        yield env
+
+
+def env_settings(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_schema: str | None,
+) -> Settings:
+    """The settings of a test's app on its backend (`request.param`): a copy of the migrated
+    SQLite file, or the session's PostgreSQL schema; with the test's `settings` marker."""
     overrides = getattr(request, "param_overrides", {})
     marker = request.node.get_closest_marker("settings")
     if marker is not None:
@@ -288,22 +303,22 @@ async def env(
     if request.param == "sqlite":
         db = tmp_path / "test.db"
         shutil.copy(sqlite_template, db)
-        settings = base_settings(database_url=f"sqlite+aiosqlite:///{db}", **overrides)
-    else:
-        assert PG_URL and pg_schema
-        settings = base_settings(database_url=PG_URL, database_schema=pg_schema, **overrides)
-    truncate = settings if request.param == "postgresql" else None
-    async with running_env(settings, truncate=truncate) as env:
-        yield env
+        return base_settings(database_url=f"sqlite+aiosqlite:///{db}", **overrides)
+    assert PG_URL and pg_schema
+    return base_settings(database_url=PG_URL, database_schema=pg_schema, **overrides)
 
 
 @contextlib.asynccontextmanager
 async def running_env(
-    settings: Settings, *, truncate: Settings | None = None, raise_app_exceptions: bool = True
+    settings: Settings,
+    *,
+    truncate: Settings | None = None,
+    raise_app_exceptions: bool = True,
+    traces: Tracing | None = None,
 ) -> AsyncIterator[Env]:
     """The app on these settings behind an HTTP client; its PostgreSQL tables emptied after,
-    on `truncate`'s database and schema."""
-    app = create_app(settings)
+    on `truncate`'s database and schema. `traces` receives its spans."""
+    app = create_app(settings, traces=traces)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
         env = Env(settings, app, http)
@@ -315,6 +330,15 @@ async def running_env(
                 await _truncate_pg(truncate)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (a server the test starts takes it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def localstripe() -> Iterator[str]:
     """A localstripe server (a stateful fake Stripe) on a free 127.0.0.1 port: its base URL."""
@@ -324,9 +348,7 @@ def localstripe() -> Iterator[str]:
     import time
 
     def start() -> tuple[subprocess.Popen[bytes], int] | None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.stripe_server", str(port)],
             cwd=Path(__file__).resolve().parent.parent,

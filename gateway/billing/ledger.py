@@ -7,7 +7,7 @@ write a no-op that returns the first entry.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,7 @@ from sqlalchemy import (
     any_,
     case,
     column,
+    event,
     func,
     insert,
     literal,
@@ -29,12 +30,36 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import SQLModel, col
 
 from gateway.db.models import Account, LedgerEntry, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import NotFound
 from gateway.ids import new_id
+from gateway.metrics import LEDGER_POSTINGS
+
+# Entries a session has posted, by reason, counted for /metrics once it commits.
+_UNCOMMITTED = "gateway.ledger.uncommitted_postings"
+
+
+def _posted(session: AsyncSession, reason: str, count: int = 1) -> None:
+    session.info.setdefault(_UNCOMMITTED, Counter())[reason] += count
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released (`post_entry`'s): not yet
+        return
+    posted: Counter[str] | None = session.info.pop(_UNCOMMITTED, None)
+    for reason, count in (posted or {}).items():
+        LEDGER_POSTINGS.labels(reason).inc(count)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost ended: what it committed is counted
+        session.info.pop(_UNCOMMITTED, None)
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,7 @@ async def post_entry(
         if existing is None:
             raise
         return Posted(existing, applied=False)
+    _posted(session, reason)
     return Posted(entry, applied=True)
 
 
@@ -214,6 +240,7 @@ async def post_debits(
         )
     if entries:
         await session.execute(insert(SQLModel.metadata.tables[LedgerEntry.__tablename__]), entries)
+        _posted(session, reason, len(entries))
     return PostedDebits(balances_after, below)
 
 

@@ -34,6 +34,7 @@ from gateway.db.models import WebhookEvent
 from gateway.errors import ServiceBusy
 from gateway.inputs import NUL_MESSAGE, nul_path
 from gateway.jsoncodec import loads_exactly
+from gateway.metrics import WEBHOOK_EVENTS
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -206,9 +207,25 @@ def _error(status: int, message: str) -> Response:
 
 
 async def stripe_webhook(state: WebhookState, request: Request) -> Response:
+    """Verify, record once and apply a Stripe event; its outcome is counted for /metrics."""
+    try:
+        outcome, response = await _deliver(state, request)
+    except ServiceBusy:
+        WEBHOOK_EVENTS.labels("stripe", "unavailable").inc()
+        raise
+    except Exception:
+        WEBHOOK_EVENTS.labels("stripe", "failed").inc()
+        raise
+    WEBHOOK_EVENTS.labels("stripe", outcome).inc()
+    return response
+
+
+async def _deliver(state: WebhookState, request: Request) -> tuple[str, Response]:
+    """The delivery's outcome (`applied`, `ignored`: a type without a handler, `duplicate`,
+    `invalid`, `bad_signature`, `failed`, `unconfigured`) and the answer to Stripe."""
     secret = state.settings.stripe_webhook_secret
     if secret is None:
-        return _error(503, "Stripe webhooks are not configured")
+        return "unconfigured", _error(503, "Stripe webhooks are not configured")
     payload = (await request.body()).decode("utf-8", errors="replace")
     try:
         stripe.WebhookSignature.verify_header(
@@ -218,25 +235,26 @@ async def stripe_webhook(state: WebhookState, request: Request) -> Response:
             stripe.Webhook.DEFAULT_TOLERANCE,
         )
     except stripe.SignatureVerificationError:
-        return _error(400, "Invalid Stripe signature")
+        return "bad_signature", _error(400, "Invalid Stripe signature")
     try:
         data = loads_exactly(payload)
     except ValueError:
-        return _error(400, "Invalid webhook payload")
+        return "invalid", _error(400, "Invalid webhook payload")
     problem = _shape_problem(data)
     if problem is not None:
         # Signed, so Stripe's (or a leaked secret's): refused before anything is written.
         log.warning("stripe webhook refused: %s", problem)
-        return _error(400, f"Invalid webhook payload: {problem}")
+        return "invalid", _error(400, f"Invalid webhook payload: {problem}")
     event_id, event_type = data["id"], data["type"]
     obj = data["data"]["object"]
+    duplicate = JSONResponse({"received": True, "duplicate": True})
     async with state.session_factory() as session:
         try:
             async with session.begin_nested():
                 session.add(WebhookEvent(id=event_id, provider="stripe", type=event_type))
                 await session.flush()
         except IntegrityError:
-            return JSONResponse({"received": True, "duplicate": True})
+            return "duplicate", duplicate
         handler = HANDLERS.get(event_type)
         if handler is not None:
             ctx = WebhookContext(
@@ -254,16 +272,18 @@ async def stripe_webhook(state: WebhookState, request: Request) -> Response:
                 # The object lacks what its event type needs: a retry would fail the same way.
                 log.warning("stripe event %s (%s) is malformed: %r", event_id, event_type, error)
                 await session.rollback()
-                return _error(400, "Invalid webhook payload: the event's object is incomplete")
+                return "invalid", _error(
+                    400, "Invalid webhook payload: the event's object is incomplete"
+                )
             except Exception:
                 # Not recorded: Stripe retries, and the retry applies it.
                 log.exception("stripe event %s (%s) failed", event_id, event_type)
                 await session.rollback()
-                return _error(500, "The event could not be applied; retry later")
+                return "failed", _error(500, "The event could not be applied; retry later")
         try:
             await session.commit()
         except IntegrityError:
             # The same event delivered concurrently: the other delivery applied it.
             await session.rollback()
-            return JSONResponse({"received": True, "duplicate": True})
-    return JSONResponse({"received": True})
+            return "duplicate", duplicate
+    return ("applied" if handler is not None else "ignored"), JSONResponse({"received": True})

@@ -13,6 +13,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from gateway.db.outage import connection_lost, unavailable
 from gateway.db.sqlalchemy_internals import HookedQueuePool, await_
 from gateway.errors import DatabaseUnavailable, ServiceBusy
+from gateway.metrics import DB_POOL_IN_USE, DB_POOL_WAITING
 
 
 class _Expired(Exception):
@@ -35,6 +36,7 @@ class ConnectionGate:
     passes this gate, a FIFO semaphore of the pool's size, and every return leaves it
     (`GatedPool`), so the pool never has waiters and the gate serves them in order. A slot
     that is freed goes to the first waiter directly: nobody arriving later takes it first.
+    Connections taken and requests waiting are counted for /metrics as they change.
     """
 
     def __init__(self, size: int, timeout: float) -> None:
@@ -46,6 +48,7 @@ class ConnectionGate:
         """Take a free slot if there is one and nobody is waiting for it (no await)."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            DB_POOL_IN_USE.inc()
             return True
         return False
 
@@ -55,6 +58,7 @@ class ConnectionGate:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
+        DB_POOL_WAITING.inc()
         timer = loop.call_later(self._timeout, _expire, waiter)
         try:
             await waiter
@@ -76,14 +80,17 @@ class ConnectionGate:
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
+            DB_POOL_WAITING.dec()
             if not waiter.done():
                 waiter.set_result(None)  # the slot passes to it directly
                 return
         self._free += 1
+        DB_POOL_IN_USE.dec()
 
     def _discard(self, waiter: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
+            DB_POOL_WAITING.dec()
 
 
 class GatedPool(HookedQueuePool):

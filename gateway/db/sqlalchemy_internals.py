@@ -66,8 +66,10 @@ async def fetch_on_driver(sync: Connection, sql: str, args: list[Any]) -> list[A
     statements share the connection at once), and an error comes out as SQLAlchemy's own
     execution would raise it (a DBAPI error wrapped in `sqlalchemy.exc`, a connection that
     died invalidated, the engine's `handle_error` listeners run)."""
-    if sync._has_events or sync.engine._has_events:
-        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    listened = sync._has_events or sync.engine._has_events
+    statement = DriverStatement() if listened else None
+    if listened:
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, statement, False)
         if sync._echo:
             sync._log_info("%s %r", sql, args)
     adapter: Any = sync.connection.dbapi_connection  # the pooled connection, held: no I/O
@@ -77,7 +79,16 @@ async def fetch_on_driver(sync: Connection, sql: str, args: list[Any]) -> list[A
     except Exception as error:
         await greenlet_spawn(_raise_as_sqlalchemy, sync, adapter, error, sql, args)
         raise
+    finally:
+        if listened:  # what began with the statement ends with it (a tracing span)
+            sync.dispatch.after_cursor_execute(sync, None, sql, args, statement, False)
     return records
+
+
+class DriverStatement:
+    """The execution context statement listeners get for a statement sent straight to the
+    driver, where SQLAlchemy made none: a listener may keep what it needs on it between
+    `before_cursor_execute` and `after_cursor_execute` (OpenTelemetry keeps its span)."""
 
 
 def _raise_as_sqlalchemy(

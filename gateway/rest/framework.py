@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from gateway import metrics
 from gateway.db.outage import unavailable
 from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 from gateway.inputs import NUL, NUL_MESSAGE, nul_path
@@ -185,6 +186,14 @@ async def error_envelope(request: Request, error: Exception, where: str) -> Resp
             log.exception("unexpected error in %s", where)
             return envelope_error(500, "Internal server error")
         error = DatabaseUnavailable()
+    # The client's mistake (4xx) or a busy service (503): one line, no traceback.
+    log.log(
+        logging.INFO if error.status < 500 else logging.WARNING,
+        "rest %s %s: %s",
+        error.status,
+        where,
+        error.message,
+    )
     retry_after = getattr(error, "retry_after", None)  # RateLimited, ServiceBusy
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return envelope_error(error.status, error.message, headers)
@@ -256,6 +265,7 @@ class Resource:
 
     def __init__(self, endpoints: Sequence[Endpoint], app: RestApp) -> None:
         self.endpoints = {endpoint.method: endpoint for endpoint in endpoints}
+        self.path = endpoints[0].path  # the table's template, which metrics are labelled with
         self.app = app
 
     def endpoint(self, method: str) -> Endpoint:
@@ -343,6 +353,8 @@ class RestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"].upper()
         found, route, child = self.match(method, _raw_path(scope))
+        if route is not None and isinstance(route.endpoint, Resource):
+            metrics.name_route(_mount_path(scope) + route.endpoint.path)
         if route is None:
             response = envelope_error(404, "Not found")
         elif found is Match.PARTIAL:
@@ -397,11 +409,18 @@ class RestApp:
             return await error_envelope(request, error, f"{request.method} {endpoint.path}")
 
 
+def _mount_path(scope: Scope) -> str:
+    """Where the app is mounted (`/api/v1`), below the server's own root path."""
+    root = scope.get("root_path", "")
+    app_root = scope.get("app_root_path", "")
+    return root[len(app_root) :] if app_root and root.startswith(app_root) else root
+
+
 def _raw_path(scope: Scope) -> str:
     """The request path below the mount, still percent-encoded (ids may arrive encoded)."""
     root = scope.get("root_path", "")
     app_root = scope.get("app_root_path", "")
-    mount = root[len(app_root) :] if app_root and root.startswith(app_root) else root
+    mount = _mount_path(scope)
     raw = scope.get("raw_path")
     if raw:
         path = raw.decode("latin-1").split("?", 1)[0]

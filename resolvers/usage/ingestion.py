@@ -26,6 +26,7 @@ from gateway.errors import Conflict, Unprocessable, ValidationFailed
 from gateway.ids import new_id
 from gateway.inputs import range_message, trimmed
 from gateway.jsoncodec import dump_json
+from gateway.metrics import USAGE_EVENTS
 from resolvers import permissions
 from resolvers.context import Context
 from resolvers.usage.measures import MAX_COUNT, MICRO, TOKEN_COUNTS, camel
@@ -279,6 +280,9 @@ async def _ingest(
                     "These usage events conflict with a concurrent write; retry the call"
                 ) from None
             continue
+        duplicates = sum(result.duplicate for result in results)
+        USAGE_EVENTS.labels("recorded").inc(len(results) - duplicates)
+        USAGE_EVENTS.labels("duplicate").inc(duplicates)
         await _start_auto_top_ups(ctx, low)
         return results
     raise AssertionError("unreachable")

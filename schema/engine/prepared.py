@@ -53,6 +53,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from gateway import metrics, tracing
 from schema.declare import SelectionSource
 from schema.engine.internals import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -142,6 +143,13 @@ class Documents:
         found = PreparedDocument(document)
         self._entries.put(digest, found, len(query))
         return found
+
+    def cached(self, query: str) -> PreparedDocument | None:
+        """The text's prepared document if it is kept (never parsed here; a text past the
+        length limit was refused unhashed, and is not hashed here either)."""
+        if len(query) > self.limits.max_length:
+            return None
+        return self._entries.get(document_digest(query))
 
     def validated(
         self,
@@ -299,6 +307,52 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, object] | None = None,
+    ) -> ExecutionResult:
+        """An operation, whichever way it runs (prepared or strawberry's, compiled plans or
+        graphql-core's executor), observed: named in the request's metrics and, when tracing
+        is on, inside one span (gateway/metrics.py, gateway/tracing.py)."""
+        args = (
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        tracer = tracing.tracer()
+        if tracer is None:
+            result = await self._execute(*args)
+            metrics.name_operation(self.operation_name(query, operation_name))
+            return result
+        with tracing.operation_span(tracer) as span:
+            result = await self._execute(*args)
+            operation = self.operation_of(query, operation_name)
+            name = operation.operation_name if operation is not None else None
+            kind = operation.operation_type.value if operation is not None else None
+            tracing.name_operation(span, kind, name)
+        metrics.name_operation(name)
+        return result
+
+    def operation_of(self, query: str | None, operation_name: str | None) -> _Prepared | None:
+        """The valid operation a request ran (None for one that did not parse or validate), as
+        the document cache already knows it: nothing is parsed or validated again."""
+        document = self.documents.cached(query) if query else None
+        return self.prepared(document, operation_name) if document is not None else None
+
+    def operation_name(self, query: str | None, operation_name: str | None) -> str | None:
+        operation = self.operation_of(query, operation_name)
+        return operation.operation_name if operation is not None else None
+
+    async def _execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, object] | None,
+        context_value: object | None,
+        root_value: object | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, object] | None,
     ) -> ExecutionResult:
         # The text a persisted query's hash stands for, and whether it may run at all (only
         # trusted documents in production); then within the limits before anything else. A
