@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^#? ?(GATEWAY_[A-Z0-9_]+)=(.*)$")
+LINE = re.compile(r"^#? ?((?:GATEWAY|OTEL)_[A-Z0-9_]+)=(.*)$")
 
 
 def example() -> dict[str, str]:
@@ -18,8 +18,18 @@ def example() -> dict[str, str]:
     return {m[1]: m[2] for m in map(LINE.match, lines) if m}
 
 
+def by_variable() -> dict[str, str]:
+    """Each setting's environment variable (GATEWAY_<NAME>, or the alias it is read by, as
+    OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT) → the setting's name."""
+    found = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        found[alias if isinstance(alias, str) else f"GATEWAY_{name.upper()}"] = name
+    return found
+
+
 def variables() -> set[str]:
-    return {f"GATEWAY_{name.upper()}" for name in Settings.model_fields}
+    return set(by_variable())
 
 
 def plain(value: object) -> object:
@@ -31,8 +41,9 @@ def test_env_example_names_every_setting_and_nothing_else() -> None:
 
 
 def test_env_example_shows_each_settings_default() -> None:
+    names = by_variable()
     for variable, shown in example().items():
-        name = variable.removeprefix("GATEWAY_").lower()
+        name = names[variable]
         default = Settings.model_fields[name].default
         if shown == "":
             assert default is None, variable
