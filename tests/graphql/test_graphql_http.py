@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import GraphQLApp
+from gateway.graphql_http import GraphQLApp
 from tests.asgi import call_asgi
 from tests.conftest import Env
 
@@ -147,5 +147,5 @@ def test_the_view_still_has_what_the_short_way_calls(name: str) -> None:
 
     assert hasattr(GraphQLApp, name), (
         f"strawberry-graphql {strawberry.__version__}: the ASGI view no longer has {name!r}, "
-        "which gateway/app.GraphQLApp.execute_plain_post calls"
+        "which gateway/graphql_http.GraphQLApp.execute_plain_post calls"
     )

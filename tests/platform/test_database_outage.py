@@ -624,7 +624,7 @@ def _lost_connection_error() -> Exception:
 async def test_rest_answers_503_for_a_lost_connection_error_raised_past_the_engine(
     env: Env,
 ) -> None:
-    from gateway.app import ClosingContexts
+    from gateway.graphql_http import ClosingContexts
     from gateway.rest.framework import Call, Endpoint, RestApp, rest
 
     @rest(auth="none")

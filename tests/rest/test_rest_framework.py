@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.app import ClosingContexts
+from gateway.graphql_http import ClosingContexts
 from gateway.rest.framework import Call, Endpoint, RateLimiter, RestApp, rest
 from gateway.rest.routes import ENDPOINTS
 from tests.asgi import call_asgi
