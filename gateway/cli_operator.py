@@ -131,27 +131,17 @@ def cmd_mail_worker(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.billing.providers import ProviderError, build_payment_provider
-    from gateway.billing.refunds import refund_payment
     from gateway.db.models import Payment
     from gateway.errors import DomainError
+    from resolvers import payments
 
-    async def work(session: AsyncSession) -> Payment:
-        provider = build_payment_provider(settings)
-        try:
-            return await refund_payment(
-                session, provider, args.payment_id, amount_cents=args.amount_cents
-            )
-        finally:
-            await provider.close()
+    async def work(ctx: Context) -> Payment:
+        return await payments.refund_payment(ctx, args.payment_id, args.amount_cents)
 
     try:
-        payment = asyncio.run(with_session(settings, work))
+        payment = asyncio.run(as_service(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 1
-    except ProviderError as exc:
-        print(f"error: the payment provider refused the refund: {exc}", file=sys.stderr)
         return 1
     print(
         f"{payment.id}: {payment.status}, {payment.refunded_cents} of {payment.amount_cents}"

@@ -34,16 +34,20 @@ async def as_service(settings: Settings, work: Callable[[Context], Awaitable[_T]
     from gateway.auth import Principal
     from gateway.db.engine import create_engine
     from gateway.db.session import create_session_factory
+    from gateway.services import build_services
     from resolvers.context import Context
 
     engine = create_engine(settings.database_url, search_path=settings.database_schema)
+    services = build_services(settings)  # the payment provider, for a refund
     ctx = Context(
         settings=settings,
         session_factory=create_session_factory(engine),
+        services=services,
         principal=Principal(user_id=None, via="service"),
     )
     try:
         return await work(ctx)
     finally:
         await ctx.close()
+        await services.close()
         await engine.dispose()

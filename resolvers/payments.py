@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import col
 
-from gateway.billing import idempotency
+from gateway.billing import idempotency, refunds
 from gateway.billing.payments import (
     apply_payment_event,
     apply_setup_event,
@@ -405,3 +405,21 @@ async def update_auto_top_up(
     ctx.session.add(account)
     await ctx.session.commit()
     return auto_top_up(account)
+
+
+# --- refunds (operators) ---------------------------------------------------------------------
+
+
+async def refund_payment(ctx: Context, payment_id: str, amount_cents: int | None = None) -> Payment:
+    """An operator's refund (the service token; `gateway payments refund` runs this too): all
+    that is left of a succeeded payment, or `amount_cents` of it, through its provider, and its
+    share of the credits taken back as Stripe's refund webhooks would (gateway/billing/refunds)."""
+    permissions.require_service(ctx)
+    if amount_cents is not None and not 0 < amount_cents <= INT64_MAX:
+        raise ValidationFailed(range_message("amountCents", 1, INT64_MAX), field="amountCents")
+    try:
+        return await refunds.refund_payment(
+            ctx.session, _provider(ctx), payment_id, amount_cents=amount_cents
+        )
+    except ProviderError as exc:
+        raise ProviderUnavailable(f"The payment provider refused the refund: {exc}") from exc

@@ -297,6 +297,14 @@ class PaymentPayload(Payload):
 
 
 @strawberry.input
+class RefundPaymentInput:
+    payment_id: strawberry.ID
+    amount_cents: int | None = strawberry.field(
+        default=None, description="A partial refund's amount; all that is left when absent."
+    )
+
+
+@strawberry.input
 class StartPaymentMethodSetupInput:
     organization_id: strawberry.ID | None = None
     return_url: str | None = None
@@ -383,6 +391,16 @@ class PaymentMutation:
             amount_cents=input.amount_cents,
         )
         return UpdateAutoTopUpPayload(auto_top_up=from_row(AutoTopUp, value))
+
+    @mutation(
+        "Refund a succeeded payment (service token): all that is left of it, or amountCents; "
+        "its share of the credits leaves the balance, which may go negative."
+    )
+    async def refund_payment(self, info: Info, input: RefundPaymentInput) -> PaymentPayload:
+        payment = await payments.refund_payment(
+            info.context, str(input.payment_id), input.amount_cents
+        )
+        return PaymentPayload(payment=Payment.from_model(payment))
 
     @mutation("Add an active promotion's credits to an account, once.")
     async def redeem_promotion(self, info: Info, input: RedeemPromotionInput) -> PaymentPayload:

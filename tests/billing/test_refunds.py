@@ -23,6 +23,7 @@ from tests.billing.helpers import (
 )
 from tests.conftest import Client, Env
 from tests.envelopes import data_of
+from tests.usage.helpers import service
 
 pytestmark = pytest.mark.settings(stripe_webhook_secret=SECRET)
 CREDITS = 1000 * 10_000
@@ -226,3 +227,42 @@ async def test_operator_refund_of_a_refunded_payment_is_refused(env: Env) -> Non
     await operator_refund(env, payment_id)
     with pytest.raises(Unprocessable, match="this one is refunded"):
         await operator_refund(env, payment_id)
+
+
+REFUND = """mutation ($input: RefundPaymentInput!) {
+  refundPayment(input: $input) {
+    payment { id status }
+    errors { code field }
+  }
+}"""
+
+
+async def test_the_service_token_refunds_through_graphql_as_the_operator_does(env: Env) -> None:
+    alice, payment_id = await sandbox_purchase(env)
+    variables = {"input": {"paymentId": payment_id, "amountCents": 250}}
+    payload = (await service(env).gql_data(REFUND, variables))["refundPayment"]
+    assert payload == {"payment": {"id": payment_id, "status": "SUCCEEDED"}, "errors": []}
+    assert await rest_balance(alice) == CREDITS - 2_500_000
+    payload = await service(env).gql_data(REFUND, {"input": {"paymentId": payment_id}})
+    assert payload["refundPayment"]["payment"]["status"] == "REFUNDED"
+    assert await rest_balance(alice) == 0
+
+
+async def test_a_graphql_refund_beyond_what_is_left_is_a_typed_error(env: Env) -> None:
+    alice, payment_id = await sandbox_purchase(env)
+    variables = {"input": {"paymentId": payment_id, "amountCents": 1001}}
+    payload = (await service(env).gql_data(REFUND, variables))["refundPayment"]
+    assert payload == {
+        "payment": None,
+        "errors": [{"code": "VALIDATION_FAILED", "field": "amountCents"}],
+    }
+    assert await rest_balance(alice) == CREDITS
+
+
+async def test_a_user_cannot_refund_their_own_payment(env: Env) -> None:
+    """Operators' mutations need the service token, as createPromotion does."""
+    alice, payment_id = await sandbox_purchase(env)
+    body = await alice.gql(REFUND, {"input": {"paymentId": payment_id}})
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+    assert await rest_balance(alice) == CREDITS

@@ -822,6 +822,14 @@ GRAPHQL: dict[tuple[str, str], list[Gql]] = {
             G_SERVICE_ONLY.but(service=NOT_FOUND),
         )
     ],
+    # An unknown payment: the service reaches "Payment not found".
+    ("mutation", "refundPayment"): [
+        _mutation(
+            "refundPayment",
+            '{paymentId: "pay-01KZZZZZZZZZZZZZZZZZZZZZZZ"}',
+            G_SERVICE_ONLY.but(service=NOT_FOUND),
+        )
+    ],
     ("mutation", "subscribeToPlan"): [
         # The organization is subscribed already: whoever may subscribe reaches the conflict.
         _mutation(
