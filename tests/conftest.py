@@ -3,9 +3,11 @@ GATEWAY_TEST_DATABASE_URL is set), authenticated clients per role, statement cou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -415,3 +417,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 __all__ = ["Client", "Env", "base_settings", "create_session_factory"]
+
+
+@pytest.fixture
+async def one_rate_window() -> None:
+    """Rate limits count in fixed windows of a wall-clock minute (gateway/ratelimit.py): a test
+    whose requests must all fall in one window starts with 15 s of its minute left at least,
+    else a minute's turn mid-test resets the counts (it did, once in a while)."""
+    left = 60 - time.time() % 60
+    if left < 15:
+        await asyncio.sleep(left + 0.05)

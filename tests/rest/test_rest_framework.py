@@ -380,6 +380,7 @@ def limited_app(env: Env, limiter: RateLimiter) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_over_the_limit_is_429_with_retry_after(env: Env) -> None:
     alice = await env.user()
     headers = {"Authorization": f"Bearer {alice.token}"}
@@ -394,6 +395,7 @@ async def test_over_the_limit_is_429_with_retry_after(env: Env) -> None:
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_rate_limit_counts_per_principal(env: Env) -> None:
     alice, bob = await env.user(), await env.user()
     async with limited_app(env, RateLimiter(FakeRedis(), per_minute=1)) as http:
@@ -423,6 +425,7 @@ async def test_rate_limiting_is_off_by_default(env: Env) -> None:
 
 @pytest.mark.skipif(not REDIS_URL, reason="GATEWAY_TEST_REDIS_URL not set")
 @pytest.mark.settings(redis_url=REDIS_URL, rate_limit_per_minute=3)
+@pytest.mark.usefixtures("one_rate_window")
 async def test_rate_limit_with_real_redis(env: Env) -> None:
     alice, bob = await env.user(), await env.user()
     try:

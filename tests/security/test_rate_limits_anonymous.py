@@ -10,6 +10,9 @@ from gateway.app import create_app
 from tests.conftest import REDIS_URL, Env
 from tests.envelopes import assert_refused
 
+# Each test's requests fall in one rate-limit window (a wall-clock minute).
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
 TYPENAME = {"query": "{ __typename }"}
 BAD = {"Authorization": "Bearer gwk_not-a-key"}
 

@@ -8,6 +8,9 @@ from gateway.ratelimit import RateLimiter
 from tests.conftest import REDIS_URL, Env
 from tests.rest.helpers import FakeRedis
 
+# Each test's requests fall in one rate-limit window (a wall-clock minute).
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
 VIEWER = {"query": "{ viewer { id } }"}
 
 
