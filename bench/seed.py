@@ -111,7 +111,9 @@ class Data:
             acc = new_id(rng, "acc", at)
             self.user_account[uid] = acc
             balance = rng.randrange(0, 50_000_000)
-            self.accounts.append((acc, "user", uid, None, balance, "usd", False, 0, 0, at, at))
+            self.accounts.append(
+                (acc, "user", uid, None, balance, "usd", False, 0, 0, at, at, False)
+            )
 
         # Organizations with 20 distinct members each: one owner, two admins, the rest members.
         org_times = sorted(self._time_before(95, 100) for _ in range(a.orgs))
@@ -127,7 +129,7 @@ class Data:
             self.org_account[oid] = acc
             balance = rng.randrange(0, 500_000_000)
             self.accounts.append(
-                (acc, "organization", None, oid, balance, "usd", False, 0, 0, at, at)
+                (acc, "organization", None, oid, balance, "usd", False, 0, 0, at, at, False)
             )
             picked = rng.sample(self.user_ids, a.members_per_org)
             rows = []
@@ -365,6 +367,7 @@ COLUMNS: dict[str, list[str]] = {
         "auto_top_up_amount_cents",
         "created_at",
         "updated_at",
+        "holds_promotions",
     ],
     "members": ["id", "organization_id", "user_id", "role", "created_at", "updated_at"],
     "usage_records": [

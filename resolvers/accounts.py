@@ -86,9 +86,8 @@ async def billing_account(ctx: Context, *, organization_id: str | None = None) -
 async def settled_balance(ctx: Context, account: Account) -> Balance:
     """The balance with its promotional part, after expiring the promotional credits that are
     due (gateway/billing/promotions.py): a balance never shows credits past their expiry."""
-    # Most accounts hold no promotional credits: known for a whole level in one statement.
-    live = int(await ctx.loaders.live_redemption_count_by_account_id.load(account.id))
-    if not live:
+    # Most accounts hold no promotional credits, which their row says: no statement more.
+    if not account.holds_promotions:
         part, amount = promotions.NONE, int(account.balance)
     else:
         part = await promotions.settle(ctx.session, account.id, ctx.now)

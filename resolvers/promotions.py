@@ -316,6 +316,7 @@ async def redeem_promotion(ctx: Context, account: Account, *, code: str) -> Paym
     )
     if not posted.applied:
         raise Conflict(ALREADY_REDEEMED)
+    await credits.holds_promotions(session, account.id)
     await session.commit()
     await session.refresh(payment)
     return payment

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.billing.ledger import lock_account, post_entry
-from gateway.db.models import LedgerEntry, PromotionRedemption
+from gateway.db.models import Account, LedgerEntry, PromotionRedemption
 
 EXPIRY_REASON = "promotion_expiry"
 
@@ -151,6 +151,7 @@ async def settle(
         await lock_account(session, account_id)
         live = await _live(session, account_id)
         if not live:
+            await _holds_promotions(session, account_id, False)
             return PromotionalPart(0, None, wrote=True)
     since = min(_aware(r.settled_at) for r in live)
     bounds = sorted({_aware(r.expires_at) for r in live if _aware(r.expires_at) <= now})
@@ -177,7 +178,24 @@ async def settle(
         await _record(session, redemption, remaining=0, now=now, expired=True)
     for redemption in alive:
         await _record(session, redemption, remaining=replay.left[_id(redemption)], now=now)
+    if not any(replay.left[_id(r)] > 0 for r in alive):
+        await _holds_promotions(session, account_id, False)
     return PromotionalPart(part.amount, part.expires_at, wrote=True, expired=expired_total)
+
+
+async def holds_promotions(session: AsyncSession, account_id: str) -> None:
+    """Mark the account as holding promotional credits: in the transaction of the redemption
+    that grants them, under the account's lock (`Account.holds_promotions`)."""
+    await _holds_promotions(session, account_id, True)
+
+
+async def _holds_promotions(session: AsyncSession, account_id: str, value: bool) -> None:
+    await session.execute(
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(holds_promotions=value)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _record(

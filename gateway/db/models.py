@@ -198,6 +198,10 @@ class Account(SQLModel, table=True):
     provider_customer_id: str | None = Field(default=None, sa_type=String(255))
     default_payment_method_id: str | None = Field(default=None, sa_type=String(255))
     auto_top_up_enabled: bool = Field(default=False)
+    # Whether promotional credits may be live (gateway/billing/promotions.py): set with a
+    # redemption, cleared by the settlement that finds none left, both under the account's
+    # lock. False spares every balance read a look at the redemptions.
+    holds_promotions: bool = Field(default=False)
     auto_top_up_threshold: int = Field(default=0, sa_type=BigInteger)
     auto_top_up_amount_cents: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime = _created()

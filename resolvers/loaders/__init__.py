@@ -16,7 +16,6 @@ from resolvers.loaders import (
     organizations,
     payments,
     plans,
-    promotions,
     usage,
     users,
 )
@@ -97,8 +96,6 @@ class Loaders:
     succeeded_personal_payment_count_by_user_id = loader(
         payments.succeeded_personal_payment_count_by_user_id
     )
-
-    live_redemption_count_by_account_id = loader(promotions.live_redemption_count_by_account_id)
 
     usage_by_id = loader(usage.usage_by_id)
     usage_pages_by_user_id = loader(usage.usage_pages_by_user_id)

@@ -110,6 +110,44 @@ async def test_unspent_promotional_credits_expire_through_one_ledger_entry(env: 
     assert await ledger_is_exact(env, account_id)
 
 
+async def holds_promotions(env: Env, account_id: str) -> bool:
+    flag: bool = await env.scalar(
+        select(models.Account.holds_promotions).where(models.Account.id == account_id)
+    )
+    return flag
+
+
+async def test_an_account_holds_promotions_from_redemption_to_expiry(env: Env) -> None:
+    """The account's flag spares balance reads the redemptions: set by the redemption,
+    cleared by the settlement that expires the last of its credits."""
+    alice = await env.user()
+    account_id = await env.account_id(user_id=alice.user_id)
+    assert not await holds_promotions(env, account_id)
+    await create(env, "FLAG", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await redeem(alice, "FLAG")
+    assert await holds_promotions(env, account_id)
+    await rewind(env, account_id, timedelta(days=2))
+    assert (await balance(alice))["promotionalBalance"] == 0
+    assert not await holds_promotions(env, account_id)
+    with env.counter.counting() as statements:
+        await balance(alice)
+    assert not [s for s in statements if "promotion_redemptions" in s]
+
+
+async def test_an_account_whose_promotional_credits_are_spent_stops_holding_them(
+    env: Env,
+) -> None:
+    alice = await env.user()
+    account_id = await env.account_id(user_id=alice.user_id)
+    await create(env, "SPENT", 1_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await redeem(alice, "SPENT")
+    await spend(env, alice, 1_000_000)
+    await rewind(env, account_id, timedelta(days=2))
+    assert (await balance(alice))["balance"] == 0
+    assert not await holds_promotions(env, account_id)
+    assert await expiry_entries(env, account_id) == []
+
+
 async def test_spending_after_the_expiry_is_not_charged_to_expired_credits(env: Env) -> None:
     alice = await env.user()
     account_id = await env.account_id(user_id=alice.user_id)
