@@ -8,7 +8,8 @@ Each operation is a pair of files in bench/corpus/: `<name>.graphql` for the gat
 opens with comment lines: a description, `# as: owner|self` (who sends it: the owner of the
 organization `$org`, or the user `$user` themself) and `# levels: N` (how deep its object
 fields go, the root field counting 1: the most round trips to the database the operation may
-cost, siblings included; tests/graphql/test_corpus.py holds the gateway to it).
+cost, siblings included; tests/graphql/test_corpus.py holds the gateway to it). An optional
+`# orgs: large` draws `$org` from the seed's large organizations (120 members each) instead.
 
 Variables, drawn per request from bench/results/tokens.json by a seeded RNG: `$org` (an
 organization the key's user owns), `$member` (a member of it), `$user` (the key's user).
@@ -34,7 +35,7 @@ from typing import Any
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 RESULTS = Path(__file__).resolve().parent / "results"
-_HEADER = re.compile(r"^#\s*(as|levels):\s*(\S+)\s*$")
+_HEADER = re.compile(r"^#\s*(as|levels|orgs):\s*(\S+)\s*$")
 _VARIABLE = re.compile(r"\$(\w+)\s*:")
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -47,6 +48,7 @@ class Operation:
     levels: int
     gateway: str
     postgraphile: str
+    orgs: str = "all"  # or "large": the seed's large organizations
 
     @property
     def operation_name(self) -> str:
@@ -82,6 +84,7 @@ def load(names: list[str] | None = None) -> list[Operation]:
                 levels=int(header["levels"]),
                 gateway=text,
                 postgraphile=twin.read_text(),
+                orgs=header.get("orgs", "all"),
             )
         )
     unknown = set(names or ()) - {o.name for o in operations}
@@ -108,6 +111,13 @@ def draws(
     owners = [(k, m["orgId"]) for k in keys for m in k["memberships"] if m["role"] == "owner"]
     out = []
     for _ in range(count):
+        if operation.orgs == "large":
+            org = rng.choice(sorted(tokens["largeOrganizations"]))
+            large = tokens["largeOrganizations"][org]
+            member = rng.choice(large["members"])["memberId"]
+            values = {"org": org, "member": member, "user": large["userId"]}
+            out.append((large["token"], values))
+            continue
         if operation.caller == "owner":
             key, org = rng.choice(owners)
             member = rng.choice(tokens["organizations"][org])["memberId"]

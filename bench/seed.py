@@ -7,7 +7,10 @@ runs), then COPYs: 10,000 users with personal accounts, 1,000 organizations x 20
 with organization accounts, 1,000,000 usage records over 90 days and 50,000 payments; then
 what the query corpus (bench/corpus/) reads beyond them: three team plans, a subscription
 (with its history) for 70 % of the organizations, 0 to 8 invites and 1 to 3 organization
-API keys per organization (drawn from a second RNG, so the rows above stay as they were).
+API keys per organization (drawn from a second RNG, so the rows above stay as they were);
+then, from a third RNG, 10 large organizations of 120 members with 25 usage records each in
+the organization, for the corpus's large pages (`# orgs: large`; their owners' keys are listed
+apart in tokens.json, so the other operations draw exactly as before).
 Every id is `<prefix>-<ULID>` whose time part is the row's created_at, so id order is time
 order. Rows come from one seeded RNG and a fixed anchor time: the same arguments give the
 same rows. API keys (for every organization owner and for as many other users) are made
@@ -90,6 +93,7 @@ class Data:
         self.plan_history: list[tuple[Any, ...]] = []
         self.invites: list[tuple[Any, ...]] = []
         self.tokens: list[dict[str, Any]] = []
+        self.large: dict[str, dict[str, Any]] = {}  # large org -> its owner's key and members
 
     def _time_before(self, lo_days: float, hi_days: float) -> datetime:
         seconds = self.rng.uniform(lo_days * 86400, hi_days * 86400)
@@ -146,6 +150,7 @@ class Data:
         self._build_payments()
         self._build_api_keys()
         self._build_corpus_rows(random.Random(a.seed + 1))
+        self._build_large_orgs(random.Random(a.seed + 2))
 
     def _build_usages(self) -> None:
         a, rng = self.args, self.rng
@@ -336,6 +341,56 @@ class Data:
                     )
                 )
 
+    def _build_large_orgs(self, rng: random.Random) -> None:
+        """Organizations of `large_members` members, each with `large_usages` usage records in
+        it (Q1-large: `members(first: 100) { usages(first: 20) }`), and a key for each owner."""
+        a = self.args
+        span = 90 * 86400 * 1_000_000  # microseconds
+        usages = []
+        for j in range(a.large_orgs):
+            at = self.anchor - timedelta(days=rng.uniform(95, 100))
+            oid = new_id(rng, "org", at)
+            self.orgs.append((oid, f"Bench Large Org {j:02d}", False, "{}", at, at))
+            account = new_id(rng, "acc", at)
+            self.accounts.append(
+                (account, "organization", None, oid, 0, "usd", False, 0, 0, at, at, False)
+            )
+            members = []
+            for k, uid in enumerate(rng.sample(self.user_ids, a.large_members)):
+                mid = new_id(rng, "mbr", at)
+                role = "owner" if k == 0 else "admin" if k < 3 else "member"
+                self.members.append((mid, oid, uid, role, at, at))
+                members.append({"memberId": mid, "userId": uid, "role": role})
+                for _ in range(a.large_usages):
+                    used = self.anchor - timedelta(microseconds=rng.randrange(span))
+                    provider, model, kind = MODELS[rng.randrange(len(MODELS))]
+                    prompt = rng.randrange(10, 4000)
+                    completion = 0 if kind == "embedding" else rng.randrange(0, 2000)
+                    cost = (prompt * 3 + completion * 12) // 10
+                    row = (new_id(rng, "usg", used), account, uid, oid, provider, model, kind)
+                    total, credits = prompt + completion, cost * 12 // 10
+                    usages.append((*row, None, prompt, completion, total, cost, credits, used))
+            owner = members[0]["userId"]
+            created = self.anchor - timedelta(days=1)
+            issued = issue_api_key()
+            self.api_keys.append(
+                (
+                    new_id(rng, "key", created),
+                    owner,
+                    None,
+                    "bench-large",
+                    issued.lookup,
+                    issued.prefix,
+                    issued.secret_hash,
+                    created,
+                )
+            )
+            self.large[oid] = {"userId": owner, "token": issued.token, "members": members}
+        usages.sort(key=lambda r: r[0])
+        self.usages += [
+            (r[0], f"gen_large_{n:07d}", *r[1:13], "{}", False, r[13]) for n, r in enumerate(usages)
+        ]
+
 
 COLUMNS: dict[str, list[str]] = {
     "users": [
@@ -519,6 +574,7 @@ def write_tokens(data: Data, url: str) -> Path:
             for oid, rows in data.org_members.items()
         },
         "keys": data.tokens,
+        "largeOrganizations": data.large,
     }
     path.write_text(json.dumps(payload))
     return path
@@ -536,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--org-share", type=float, default=0.6, help="share of org usage")
     parser.add_argument("--payments", type=int, default=50_000)
     parser.add_argument("--other-keys", type=int, default=1_000, help="keys beyond org owners")
+    parser.add_argument("--large-orgs", type=int, default=10, help="organizations for large pages")
+    parser.add_argument("--large-members", type=int, default=120, help="members of each")
+    parser.add_argument("--large-usages", type=int, default=25, help="usage records per member")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
