@@ -10,7 +10,9 @@ value (`JSON_LEAVES`); which selections qualify is decided by schema/engine/proj
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from collections.abc import Iterator
 from typing import NamedTuple, TypeAlias
 
 from sqlalchemy import (
@@ -27,8 +29,10 @@ from sqlalchemy import (
     func,
     literal_column,
     or_,
+    select,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import aliased
 
 from gateway.db.models import UTCDateTime
 
@@ -39,17 +43,18 @@ Sql: TypeAlias = ColumnElement[object]
 class JsonNodes(NamedTuple):
     """A connection's nodes as JSON that PostgreSQL builds (`PageArgs.extra`): the node type's
     name, and per response key, in response order, the model attribute whose column gives its
-    value (None: the key is `__typename`, the type's name). Made from a compiled plan
-    (compiler.py) by `projection.json_nodes`, only for a selection whose every
-    field is a plain column that serializes in SQL exactly as in Python: no node can have an
-    error. Two kinds of field hold only for some values, and are checked row by row: `enums`
-    (attribute -> (column value, GraphQL name) pairs) are written by a CASE, and `int32`
-    attributes are 64-bit columns shown as GraphQL `Int`s; a row with a value outside them
-    has no JSON, and its page is read again as objects, which report the field's error as
-    before (`pages_by_parent`)."""
+    value (None: the key is `__typename`, the type's name; a `JsonObject`: a to-one object
+    written inside). Made from a compiled plan (compiler.py) by `projection.json_nodes`, only
+    for a selection whose every field is a plain column that serializes in SQL exactly as in
+    Python, or such an object: no node can have an error. Two kinds of field hold only for
+    some values, and are checked row by row: `enums` (attribute -> (column value, GraphQL
+    name) pairs) are written by a CASE, and `int32` attributes are 64-bit columns shown as
+    GraphQL `Int`s; a row with a value outside them (its own or its objects') has no JSON, and
+    its page is read again as objects, which report the field's error as before
+    (`pages_by_parent`)."""
 
     type_name: str
-    fields: tuple[tuple[str, str | None], ...]
+    fields: tuple[tuple[str, str | JsonObject | None], ...]
     enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     int32: tuple[str, ...] = ()
 
@@ -61,6 +66,25 @@ class JsonNodes(NamedTuple):
     def column(self, model: type) -> Label[object]:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
         return json_column(model, self)
+
+    @property
+    def checked(self) -> bool:
+        """Whether a row's JSON may be missing (NULL) because a value is outside `enums` or
+        `int32`, here or in an object inside."""
+        return bool(self.enums or self.int32) or any(
+            isinstance(source, JsonObject) and source.nodes.checked for _, source in self.fields
+        )
+
+
+class JsonObject(NamedTuple):
+    """A to-one object inside a node's JSON (schema/declare.py `ToOne`): the `model` row whose
+    `id` is the node's `foreign_key` attribute, written as `nodes`; null when there is none,
+    or when one of its `unless` columns is set."""
+
+    model: type
+    foreign_key: str
+    unless: tuple[str, ...]
+    nodes: JsonNodes
 
 
 # SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
@@ -101,7 +125,13 @@ def json_column(model: type, nodes: JsonNodes) -> Label[object]:
     (the same bytes as the objects' response). Values as their GraphQL types serialize them
     (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
     `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
-    which is what they are read as)."""
+    which is what they are read as); to-one objects as their own JSON, or null."""
+    return _object_json(model, nodes, itertools.count(1)).label(NODE_JSON)
+
+
+def _object_json(source: object, nodes: JsonNodes, aliases: Iterator[int]) -> Sql:
+    """The JSON text of `nodes` on `source` (the page's model, or an alias of a related
+    model inside a subquery); NULL when a checked value is outside its range."""
     parts: list[Sql] = []
     enums = dict(nodes.enums)
     for i, (key, attribute) in enumerate(nodes.fields):
@@ -109,20 +139,21 @@ def json_column(model: type, nodes: JsonNodes) -> Label[object]:
         parts.append(_sql_text(f'{opening}"{_checked(key)}":'))
         if attribute is None:
             parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
-            continue
-        column = getattr(model, attribute)
-        parts.append(_json_value(column, enums.get(attribute)))
+        elif isinstance(attribute, JsonObject):
+            parts.append(_related_json(source, attribute, aliases))
+        else:
+            parts.append(_json_value(getattr(source, attribute), enums.get(attribute)))
     parts.append(_sql_text("}"))
     written: Sql = functools.reduce(lambda a, b: a.op("||")(b), parts)
     guards = [
         *(
-            _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
+            _or_null(getattr(source, a), getattr(source, a).in_([_sql_name(v) for v, _ in t]))
             for a, t in nodes.enums
         ),
         *(
             _or_null(
-                getattr(model, a),
-                getattr(model, a).between(
+                getattr(source, a),
+                getattr(source, a).between(
                     literal_column(str(-(2**31))), literal_column(str(2**31 - 1))
                 ),
             )
@@ -131,7 +162,35 @@ def json_column(model: type, nodes: JsonNodes) -> Label[object]:
     ]
     if guards:
         written = case((and_(*guards), written))
-    return written.label(NODE_JSON)
+    return written
+
+
+def _related_json(source: object, related: JsonObject, aliases: Iterator[int]) -> Sql:
+    """A to-one object's JSON, by a subquery correlated to the node's row (one index lookup
+    per row, as a LEFT JOIN LATERAL would): `null` when no row matches. Its JSON is never
+    empty, so an object whose checked value is out of range, NULL, is read as '' inside and
+    NULL outside, where no row is `null`: the node has no JSON either."""
+    # The related model's attributes, on an alias of its table (read by name: `getattr`).
+    alias: object = aliased(related.model, name=f"_json_{next(aliases)}")
+    inner = _object_json(alias, related.nodes, aliases)
+    if related.nodes.checked:
+        inner = func.coalesce(inner, _sql_text(""))
+    found = (
+        select(inner)
+        .where(
+            _column(alias, "id") == _column(source, related.foreign_key),
+            *(getattr(alias, column).is_(None) for column in related.unless),
+        )
+        .scalar_subquery()
+    )
+    value: Sql = func.coalesce(found, _sql_text("null"))
+    return func.nullif(value, _sql_text("")) if related.nodes.checked else value
+
+
+def _column(source: object, attribute: str) -> Sql:
+    """A model's (or alias's) attribute as SQL."""
+    found: Sql = getattr(source, attribute)
+    return found
 
 
 def _or_null(column: Sql, condition: ColumnElement[bool]) -> ColumnElement[bool]:
