@@ -29,10 +29,11 @@ from sqlalchemy import (
     func,
     literal_column,
     or_,
-    select,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause
 
 from gateway.db.models import UTCDateTime
 
@@ -65,15 +66,11 @@ class JsonNodes(NamedTuple):
 
     def column(self, model: type) -> Label[object]:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
-        return json_column(model, self)
+        return json_page(model, self)[1]
 
-    @property
-    def checked(self) -> bool:
-        """Whether a row's JSON may be missing (NULL) because a value is outside `enums` or
-        `int32`, here or in an object inside."""
-        return bool(self.enums or self.int32) or any(
-            isinstance(source, JsonObject) and source.nodes.checked for _, source in self.fields
-        )
+    def source(self, model: type) -> FromClause:
+        """What the page reads from: `model`'s table, its objects' rows LEFT JOINed."""
+        return json_page(model, self)[0]
 
 
 class JsonObject(NamedTuple):
@@ -119,19 +116,35 @@ NODE_JSON = "node_json"
 
 
 @functools.lru_cache(maxsize=256)
-def json_column(model: type, nodes: JsonNodes) -> Label[object]:
-    """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
+def json_page(model: type, nodes: JsonNodes) -> tuple[FromClause, Label[object]]:
+    """What a page of `model` rows reads `nodes` from (the model's table, with a LEFT JOIN per
+    to-one object), and their response objects as JSON text built by PostgreSQL, labelled
     `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
     (the same bytes as the objects' response). Values as their GraphQL types serialize them
     (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
     `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
     which is what they are read as); to-one objects as their own JSON, or null."""
-    return _object_json(model, nodes, itertools.count(1)).label(NODE_JSON)
+    joins: list[tuple[object, ColumnElement[bool]]] = []
+    written = _object_json(model, nodes, itertools.count(1), joins)
+    source: FromClause = sa_inspect(model).local_table
+    for alias, condition in joins:
+        source = source.outerjoin(sa_inspect(alias).selectable, condition)
+    return source, written.label(NODE_JSON)
 
 
-def _object_json(source: object, nodes: JsonNodes, aliases: Iterator[int]) -> Sql:
+def json_column(model: type, nodes: JsonNodes) -> Label[object]:
+    """`json_page`'s column (it reads from `json_page`'s source)."""
+    return json_page(model, nodes)[1]
+
+
+def _object_json(
+    source: object,
+    nodes: JsonNodes,
+    aliases: Iterator[int],
+    joins: list[tuple[object, ColumnElement[bool]]],
+) -> Sql:
     """The JSON text of `nodes` on `source` (the page's model, or an alias of a related
-    model inside a subquery); NULL when a checked value is outside its range."""
+    model joined to it: `joins` gets those); NULL when a checked value is outside its range."""
     parts: list[Sql] = []
     enums = dict(nodes.enums)
     for i, (key, attribute) in enumerate(nodes.fields):
@@ -140,7 +153,7 @@ def _object_json(source: object, nodes: JsonNodes, aliases: Iterator[int]) -> Sq
         if attribute is None:
             parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
         elif isinstance(attribute, JsonObject):
-            parts.append(_related_json(source, attribute, aliases))
+            parts.append(_related_json(source, attribute, aliases, joins))
         else:
             parts.append(_json_value(getattr(source, attribute), enums.get(attribute)))
     parts.append(_sql_text("}"))
@@ -165,26 +178,25 @@ def _object_json(source: object, nodes: JsonNodes, aliases: Iterator[int]) -> Sq
     return written
 
 
-def _related_json(source: object, related: JsonObject, aliases: Iterator[int]) -> Sql:
-    """A to-one object's JSON, by a subquery correlated to the node's row (one index lookup
-    per row, as a LEFT JOIN LATERAL would): `null` when no row matches. Its JSON is never
-    empty, so an object whose checked value is out of range, NULL, is read as '' inside and
-    NULL outside, where no row is `null`: the node has no JSON either."""
+def _related_json(
+    source: object,
+    related: JsonObject,
+    aliases: Iterator[int],
+    joins: list[tuple[object, ColumnElement[bool]]],
+) -> Sql:
+    """A to-one object's JSON, from its row LEFT JOINed to the node's (by primary key, and
+    only while its `unless` columns are NULL): `null` when no row joined. An object whose
+    checked value is out of range is NULL, and so is the node's JSON."""
     # The related model's attributes, on an alias of its table (read by name: `getattr`).
     alias: object = aliased(related.model, name=f"_json_{next(aliases)}")
-    inner = _object_json(alias, related.nodes, aliases)
-    if related.nodes.checked:
-        inner = func.coalesce(inner, _sql_text(""))
-    found = (
-        select(inner)
-        .where(
-            _column(alias, "id") == _column(source, related.foreign_key),
-            *(getattr(alias, column).is_(None) for column in related.unless),
-        )
-        .scalar_subquery()
+    key = _column(alias, "id")
+    condition = and_(
+        key == _column(source, related.foreign_key),
+        *(_column(alias, column).is_(None) for column in related.unless),
     )
-    value: Sql = func.coalesce(found, _sql_text("null"))
-    return func.nullif(value, _sql_text("")) if related.nodes.checked else value
+    joins.append((alias, condition))
+    inner = _object_json(alias, related.nodes, aliases, joins)
+    return case((key.is_(None), _sql_text("null")), else_=inner)
 
 
 def _column(source: object, attribute: str) -> Sql:
