@@ -4,7 +4,8 @@
 `ExtraColumn`): the page selects each row's keys and this expression instead of the node's
 columns, and the connection puts the text in the response as it is (`orjson.Fragment`). The
 text is the bytes orjson writes for the objects, built by the cheapest exact expression per
-value (`JSON_LEAVES`); which selections qualify is decided by schema/engine/projection.py.
+value (`JSON_LEAVES`), with a node's to-one objects (`JsonObject`) LEFT JOINed to the page and
+written inside; which selections qualify is decided by schema/engine/projection.py.
 """
 
 from __future__ import annotations
