@@ -169,6 +169,9 @@ async def page_of(
     extra = plain and _reads_extra(session, args)
     if plain:
         columns = select(*_columns(model, args, extra, "id"))
+        if extra:
+            assert args.extra is not None
+            columns = columns.select_from(args.extra.source(model))
         stmt = columns.where(*where, *conditions).order_by(order).limit(args.limit + 1)
         rows: list[M] = await fetch_rows(session, stmt)
         if extra and not _written(rows):
@@ -323,6 +326,9 @@ def _page_statement(
     # A plain page selects its columns, an ORM page the model.
     selected: tuple[PlainColumn | type[SQLModel], ...] = columns if plain else (model,)
     source: type[SQLModel] | FromClause = model
+    if extra:
+        assert args.extra is not None
+        source = args.extra.source(model)
     if joined is not None:
         assert plain, "joined rows are read as plain rows"
         columns = (*columns, *joined.columns)

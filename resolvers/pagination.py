@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Label
+from sqlalchemy.sql import FromClause
 from sqlmodel import SQLModel
 
 from gateway.errors import ValidationFailed
@@ -56,6 +57,11 @@ class ExtraColumn(Hashable, Protocol):
 
     def column(self, model: type[SQLModel]) -> PlainColumn:
         """The column for `model`'s rows (an SQL expression)."""
+        ...
+
+    def source(self, model: type[SQLModel]) -> FromClause:
+        """What the page reads from for the column: `model`'s table, or it joined to what the
+        column reads."""
         ...
 
 

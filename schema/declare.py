@@ -7,9 +7,10 @@ the engine may use to read less and do less, and the engine reads these declarat
 - `RecordReaders`: how a GraphQL object's attributes come from a record (an ORM instance, a
   whole row, or a row of only the columns a query selects), for the type's `from_model`.
 - `node_type`: which columns each GraphQL field of a node type reads, which relation a field
-  reads (a page loader may join it), the model, and its enum attributes. From these the engine
-  projects a connection's page onto the columns the query selects, or has PostgreSQL write the
-  nodes as JSON (schema/engine/projection.py).
+  reads (a page loader may join it), the model, its enum attributes, and its to-one object
+  fields that are a plain join (`ToOne`). From these the engine projects a connection's page
+  onto the columns the query selects, or has PostgreSQL write the nodes as JSON, their to-one
+  objects inside (schema/engine/projection.py).
 - `batched` / `resolve_one`: the batch form of a relation field under a list.
 - `page_selection(info)`: what a connection field's page should read for this query, answered
   by the engine through the schema it built (a `SelectionSource`); any other schema reads
@@ -92,6 +93,20 @@ class RecordReaders(dict[type, Reader]):
 # -- node types ---------------------------------------------------------------------------------
 
 
+class ToOne(NamedTuple):
+    """A to-one object field that is nothing but a join (`node_type(objects=…)`): its value is
+    the `type_name` object (a node type declared with its model) of the row whose `id` is this
+    row's `foreign_key`, or null when there is no such row or when any of its `unless` columns
+    is set (a soft-deleted row: `User.unless_deleted`). The declaration is a promise about the
+    field's resolver: it checks no permission and shows nothing else, so PostgreSQL may write
+    the object inside the node's JSON (a correlated subquery) instead of calling it. A field
+    whose resolver decides who may see it must not be declared."""
+
+    type_name: str
+    foreign_key: str
+    unless: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class NodeType:
     """A node type's declaration (`node_type`)."""
@@ -102,6 +117,7 @@ class NodeType:
     related: Mapping[str, str] = field(default_factory=dict)
     model: type | None = None
     enums: Mapping[str, type] = field(default_factory=dict)
+    objects: Mapping[str, ToOne] = field(default_factory=dict)
 
 
 # GraphQL type name -> its declaration; read by schema/engine/projection.py.
@@ -116,6 +132,7 @@ def node_type(
     related: Mapping[str, str] | None = None,
     model: type | None = None,
     enums: Mapping[str, type] | None = None,
+    objects: Mapping[str, ToOne] | None = None,
 ) -> None:
     """Declare how the GraphQL type's fields map to its rows' attributes: each field its
     `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
@@ -124,9 +141,16 @@ def node_type(
     field to the relation it reads for every node (`PageArgs.related`). With the `model`, the
     attributes that are a column's value unconverted may be written as JSON by PostgreSQL; so
     may the attributes in `enums`, which their readers convert to that enum by value
-    (`scalars.enum_of`)."""
+    (`scalars.enum_of`), and the to-one object fields in `objects` (by GraphQL name,
+    `ToOne`)."""
     NODE_TYPES[type_name] = NodeType(
-        readers, tuple(always), dict(others), dict(related or {}), model, dict(enums or {})
+        readers,
+        tuple(always),
+        dict(others),
+        dict(related or {}),
+        model,
+        dict(enums or {}),
+        dict(objects or {}),
     )
 
 

@@ -104,6 +104,10 @@ declare.node_type(
     always=("id", "organization_id", "user_id", "role"),
     others={"organizationId": (), "userId": (), "user": (), "organization": (), "usages": ()},
     related={"user": "user"},  # a members page may read their users in the same statement
+    model=models.Member,
+    enums={"role": Role},
+    # `user` (`users_of`) shows the row (null for a deleted user) and checks nothing.
+    objects={"user": declare.ToOne("User", "user_id", unless=("deleted_at",))},
 )
 
 

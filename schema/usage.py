@@ -114,6 +114,9 @@ declare.node_type(
     always=("id", "user_id", "organization_id"),
     others={"userId": (), "organizationId": (), "user": (), "organization": ()},
     model=models.UsageRecord,
+    # `user` shows the row (null for a deleted user) and checks nothing; `organization`
+    # checks who may see it, and stays a resolver.
+    objects={"user": declare.ToOne("User", "user_id", unless=("deleted_at",))},
 )
 
 

@@ -110,6 +110,9 @@ class User(Node, FromReaders[models.User]):
 
 # Every stored field of User is its row's attribute of the same name, unconverted.
 User.readers = declare.RecordReaders([(name, name, None) for name in stored_fields(User)])
+# With its model: a node's user (`Usage.user`, `Member.user`, declared `ToOne`) may be written
+# inside the node's JSON. Its other fields are resolvers that read the whole row.
+declare.node_type("User", User.readers, always=("id",), others={}, model=models.User)
 
 
 @strawberry.type

@@ -65,7 +65,7 @@ from schema.engine.plans import (
     generate_fields,
 )
 from schema.engine.prepared import source_digest, text_size
-from schema.engine.projection import JsonField, json_nodes
+from schema.engine.projection import JsonChild, JsonField, json_nodes
 from schema.engine.sized_cache import SizedCache
 
 if TYPE_CHECKING:
@@ -332,8 +332,8 @@ def _leaf(type_: GraphQLInputType) -> bool:
 
 def _json_nodes(value: ValuePlan) -> JsonNodes | None:
     """A connection whose `nodes` (selected once, and no `edges`) are objects of plain columns
-    only, which its page may read as JSON that PostgreSQL writes (projection.py): the
-    nodes' response keys and attributes, or None."""
+    only, or of to-one objects of plain columns, which its page may read as JSON that
+    PostgreSQL writes (projection.py): the nodes' response keys and attributes, or None."""
     if value.kind != OBJECT:
         return None
     nodes = None
@@ -347,21 +347,37 @@ def _json_nodes(value: ValuePlan) -> JsonNodes | None:
     items = nodes.value.item
     if nodes.value.kind != LIST or items is None or items.kind != OBJECT or items.nullable:
         return None
-    plan: ObjectPlan = items.objects
+    fields = _json_fields(items.objects, nested=True)
+    return json_nodes(items.objects.type.name, fields) if fields is not None else None
+
+
+def _json_fields(plan: ObjectPlan, nested: bool) -> list[JsonField] | None:
+    """An object plan's fields as `JsonField`s: plain leaf attributes, `__typename` and, when
+    `nested`, resolver fields of an object type without arguments (which the node type may
+    have declared a plain join: projection.py decides), one level down; or None."""
     fields: list[JsonField] = []
     for field in plan.fields:
         if field.kind == TYPENAME:
             fields.append((field.key, None, "", True, None))
             continue
         value_plan = field.value
-        if field.kind != ATTRIBUTE or value_plan is None or value_plan.kind != LEAF:
+        if value_plan is None:
+            return None
+        if field.kind == RESOLVER and nested and value_plan.kind == OBJECT and not field.args:
+            inner = _json_fields(value_plan.objects, nested=False)
+            if inner is None:
+                return None
+            child = JsonChild(field.field_name, value_plan.objects.type.name, tuple(inner))
+            fields.append((field.key, child, "", value_plan.nullable, None))
+            continue
+        if field.kind != ATTRIBUTE or value_plan.kind != LEAF:
             return None
         leaf_type = value_plan.type
         if not is_leaf_type(leaf_type):  # a LEAF plan's type always is
             return None
         leaf = leaf_type.name
         fields.append((field.key, field.python_name, leaf, value_plan.nullable, field.leaf_enum))
-    return json_nodes(plan.type.name, fields)
+    return fields
 
 
 def _enum_names(enum_type: CustomGraphQLEnumType) -> EnumNames:

@@ -4,13 +4,16 @@
 `ExtraColumn`): the page selects each row's keys and this expression instead of the node's
 columns, and the connection puts the text in the response as it is (`orjson.Fragment`). The
 text is the bytes orjson writes for the objects, built by the cheapest exact expression per
-value (`JSON_LEAVES`); which selections qualify is decided by schema/engine/projection.py.
+value (`JSON_LEAVES`), with a node's to-one objects (`JsonObject`) LEFT JOINed to the page and
+written inside; which selections qualify is decided by schema/engine/projection.py.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from collections.abc import Iterator
 from typing import NamedTuple, TypeAlias
 
 from sqlalchemy import (
@@ -29,6 +32,9 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause
 
 from gateway.db.models import UTCDateTime
 
@@ -39,17 +45,18 @@ Sql: TypeAlias = ColumnElement[object]
 class JsonNodes(NamedTuple):
     """A connection's nodes as JSON that PostgreSQL builds (`PageArgs.extra`): the node type's
     name, and per response key, in response order, the model attribute whose column gives its
-    value (None: the key is `__typename`, the type's name). Made from a compiled plan
-    (compiler.py) by `projection.json_nodes`, only for a selection whose every
-    field is a plain column that serializes in SQL exactly as in Python: no node can have an
-    error. Two kinds of field hold only for some values, and are checked row by row: `enums`
-    (attribute -> (column value, GraphQL name) pairs) are written by a CASE, and `int32`
-    attributes are 64-bit columns shown as GraphQL `Int`s; a row with a value outside them
-    has no JSON, and its page is read again as objects, which report the field's error as
-    before (`pages_by_parent`)."""
+    value (None: the key is `__typename`, the type's name; a `JsonObject`: a to-one object
+    written inside). Made from a compiled plan (compiler.py) by `projection.json_nodes`, only
+    for a selection whose every field is a plain column that serializes in SQL exactly as in
+    Python, or such an object: no node can have an error. Two kinds of field hold only for
+    some values, and are checked row by row: `enums` (attribute -> (column value, GraphQL
+    name) pairs) are written by a CASE, and `int32` attributes are 64-bit columns shown as
+    GraphQL `Int`s; a row with a value outside them (its own or its objects') has no JSON, and
+    its page is read again as objects, which report the field's error as before
+    (`pages_by_parent`)."""
 
     type_name: str
-    fields: tuple[tuple[str, str | None], ...]
+    fields: tuple[tuple[str, str | JsonObject | None], ...]
     enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     int32: tuple[str, ...] = ()
 
@@ -60,7 +67,22 @@ class JsonNodes(NamedTuple):
 
     def column(self, model: type) -> Label[object]:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
-        return json_column(model, self)
+        return json_page(model, self)[1]
+
+    def source(self, model: type) -> FromClause:
+        """What the page reads from: `model`'s table, its objects' rows LEFT JOINed."""
+        return json_page(model, self)[0]
+
+
+class JsonObject(NamedTuple):
+    """A to-one object inside a node's JSON (schema/declare.py `ToOne`): the `model` row whose
+    `id` is the node's `foreign_key` attribute, written as `nodes`; null when there is none,
+    or when one of its `unless` columns is set."""
+
+    model: type
+    foreign_key: str
+    unless: tuple[str, ...]
+    nodes: JsonNodes
 
 
 # SQL kinds of the columns a node's JSON may read, and the GraphQL leaf types each gives
@@ -95,13 +117,35 @@ NODE_JSON = "node_json"
 
 
 @functools.lru_cache(maxsize=256)
-def json_column(model: type, nodes: JsonNodes) -> Label[object]:
-    """`nodes`' response object of a `model` row as JSON text built by PostgreSQL, labelled
+def json_page(model: type, nodes: JsonNodes) -> tuple[FromClause, Label[object]]:
+    """What a page of `model` rows reads `nodes` from (the model's table, with a LEFT JOIN per
+    to-one object), and their response objects as JSON text built by PostgreSQL, labelled
     `node_json`: the keys in order, each value by `to_json`, the text as compact as orjson's
     (the same bytes as the objects' response). Values as their GraphQL types serialize them
     (`JSON_LEAVES`): text, numbers and booleans as they are, enums by name, timestamps as
     `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
-    which is what they are read as)."""
+    which is what they are read as); to-one objects as their own JSON, or null."""
+    joins: list[tuple[object, ColumnElement[bool]]] = []
+    written = _object_json(model, nodes, itertools.count(1), joins)
+    source: FromClause = sa_inspect(model).local_table
+    for alias, condition in joins:
+        source = source.outerjoin(sa_inspect(alias).selectable, condition)
+    return source, written.label(NODE_JSON)
+
+
+def json_column(model: type, nodes: JsonNodes) -> Label[object]:
+    """`json_page`'s column (it reads from `json_page`'s source)."""
+    return json_page(model, nodes)[1]
+
+
+def _object_json(
+    source: object,
+    nodes: JsonNodes,
+    aliases: Iterator[int],
+    joins: list[tuple[object, ColumnElement[bool]]],
+) -> Sql:
+    """The JSON text of `nodes` on `source` (the page's model, or an alias of a related
+    model joined to it: `joins` gets those); NULL when a checked value is outside its range."""
     parts: list[Sql] = []
     enums = dict(nodes.enums)
     for i, (key, attribute) in enumerate(nodes.fields):
@@ -109,20 +153,21 @@ def json_column(model: type, nodes: JsonNodes) -> Label[object]:
         parts.append(_sql_text(f'{opening}"{_checked(key)}":'))
         if attribute is None:
             parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
-            continue
-        column = getattr(model, attribute)
-        parts.append(_json_value(column, enums.get(attribute)))
+        elif isinstance(attribute, JsonObject):
+            parts.append(_related_json(source, attribute, aliases, joins))
+        else:
+            parts.append(_json_value(getattr(source, attribute), enums.get(attribute)))
     parts.append(_sql_text("}"))
     written: Sql = functools.reduce(lambda a, b: a.op("||")(b), parts)
     guards = [
         *(
-            _or_null(getattr(model, a), getattr(model, a).in_([_sql_name(v) for v, _ in t]))
+            _or_null(getattr(source, a), getattr(source, a).in_([_sql_name(v) for v, _ in t]))
             for a, t in nodes.enums
         ),
         *(
             _or_null(
-                getattr(model, a),
-                getattr(model, a).between(
+                getattr(source, a),
+                getattr(source, a).between(
                     literal_column(str(-(2**31))), literal_column(str(2**31 - 1))
                 ),
             )
@@ -131,7 +176,34 @@ def json_column(model: type, nodes: JsonNodes) -> Label[object]:
     ]
     if guards:
         written = case((and_(*guards), written))
-    return written.label(NODE_JSON)
+    return written
+
+
+def _related_json(
+    source: object,
+    related: JsonObject,
+    aliases: Iterator[int],
+    joins: list[tuple[object, ColumnElement[bool]]],
+) -> Sql:
+    """A to-one object's JSON, from its row LEFT JOINed to the node's (by primary key, and
+    only while its `unless` columns are NULL): `null` when no row joined. An object whose
+    checked value is out of range is NULL, and so is the node's JSON."""
+    # The related model's attributes, on an alias of its table (read by name: `getattr`).
+    alias: object = aliased(related.model, name=f"_json_{next(aliases)}")
+    key = _column(alias, "id")
+    condition = and_(
+        key == _column(source, related.foreign_key),
+        *(_column(alias, column).is_(None) for column in related.unless),
+    )
+    joins.append((alias, condition))
+    inner = _object_json(alias, related.nodes, aliases, joins)
+    return case((key.is_(None), _sql_text("null")), else_=inner)
+
+
+def _column(source: object, attribute: str) -> Sql:
+    """A model's (or alias's) attribute as SQL."""
+    found: Sql = getattr(source, attribute)
+    return found
 
 
 def _or_null(column: Sql, condition: ColumnElement[bool]) -> ColumnElement[bool]:

@@ -15,9 +15,10 @@ variables say, every fragment counts whatever its type condition, and a field th
 register (or anything else unexpected) means every column.
 
 One step further (`json_nodes`): a type declared with its `model` says which attributes are
-a column's value as it is (or an enum of it); a selection of nodes made only of those, as the
-compiled executor collected it, can be written as JSON by PostgreSQL itself
-(json_sql.py), exactly as the objects would have been.
+a column's value as it is (or an enum of it), and which to-one object fields are a plain join
+(`ToOne`); a selection of nodes made only of those (objects of such columns inside), as the
+compiled executor collected it, can be written as JSON by PostgreSQL itself (json_sql.py),
+exactly as the objects would have been.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from operator import is_
+from typing import NamedTuple
 
 from graphql import (
     FieldNode,
@@ -46,7 +48,7 @@ from strawberry import Info
 
 from schema.declare import EVERYTHING, NODE_TYPES, NodeSelection, NodeType
 from schema.engine.internals import raw_info, to_camel_case
-from schema.engine.json_sql import JSON_LEAVES, SQL_NAME, JsonNodes, sql_kind
+from schema.engine.json_sql import JSON_LEAVES, SQL_NAME, JsonNodes, JsonObject, sql_kind
 
 
 @dataclass(frozen=True)
@@ -122,23 +124,48 @@ def registered(type_name: str) -> RowColumns | None:
 
 
 # A wider selection (say, one field under a hundred aliases) keeps the objects: the statement's
-# expression grows with it.
+# expression grows with it. Fields of objects inside count.
 MAX_JSON_FIELDS = 64
-JsonField = tuple[str, str | None, str, bool, "tuple[type, Mapping[Enum, str]] | None"]
+JsonField = tuple[
+    str, "str | JsonChild | None", str, bool, "tuple[type, Mapping[Enum, str]] | None"
+]
 Fragments = dict[str, FragmentDefinitionNode]
+
+
+class JsonChild(NamedTuple):
+    """A node's to-one object field in a `JsonField`: the field's GraphQL name on the node
+    type, the object's type name, and its selection's fields."""
+
+    field_name: str
+    type_name: str
+    fields: tuple[JsonField, ...]
 
 
 def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     """The `JsonNodes` of a node selection, or None when one of its fields cannot be read as
-    JSON exactly: `fields` are (response key, attribute or None for `__typename`, GraphQL leaf
-    type name, whether the field is nullable, and for an enum its class and {member: GraphQL
-    name}), in response order. A non-null field needs a NOT NULL column: a null would be a
-    field error, which JSON built in SQL cannot report."""
+    JSON exactly: `fields` are (response key, attribute or None for `__typename` or a
+    `JsonChild` for a to-one object, GraphQL leaf type name, whether the field is nullable,
+    and for an enum its class and {member: GraphQL name}), in response order. A non-null
+    field needs a NOT NULL column: a null would be a field error, which JSON built in SQL
+    cannot report. An object needs its field declared as a plain join (`ToOne`) of its type,
+    and to be nullable (a missing or hidden row is null)."""
+    if _field_count(fields) > MAX_JSON_FIELDS:
+        return None
+    return _json_nodes(type_name, fields)
+
+
+def _field_count(fields: Sequence[JsonField]) -> int:
+    return sum(
+        1 + (_field_count(f[1].fields) if isinstance(f[1], JsonChild) else 0) for f in fields
+    )
+
+
+def _json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     derived = _derived(type_name)
     columns = derived[2] if derived is not None else None
-    if columns is None or not fields or len(fields) > MAX_JSON_FIELDS:
+    if derived is None or columns is None or not fields:
         return None
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | JsonObject | None]] = []
     enums: dict[str, tuple[tuple[str, str], ...]] = {}
     int32: set[str] = set()
     for key, attribute, leaf, nullable, enum_names in fields:
@@ -146,6 +173,12 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
             return None
         if attribute is None:
             out.append((key, None))
+            continue
+        if isinstance(attribute, JsonChild):
+            child = _json_object(derived[0], attribute, nullable)
+            if child is None:
+                return None
+            out.append((key, child))
             continue
         column = columns.get(attribute)
         if column is None or (column.nullable and not nullable):
@@ -165,6 +198,28 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
     return JsonNodes(type_name, tuple(out), tuple(sorted(enums.items())), tuple(sorted(int32)))
 
 
+def _json_object(parent: NodeType, child: JsonChild, nullable: bool) -> JsonObject | None:
+    """A to-one object of a node as JSON: its field declared as a plain join (`ToOne`) to its
+    type, nullable, and its own selection written as JSON."""
+    declared = parent.objects.get(child.field_name)
+    if declared is None or declared.type_name != child.type_name or not nullable:
+        return None
+    target = _derived(child.type_name)
+    if target is None or target[0].model is None:
+        return None
+    model = target[0].model
+    missing = [
+        *([] if hasattr(parent.model, declared.foreign_key) else [declared.foreign_key]),
+        *(column for column in declared.unless if not hasattr(model, column)),
+    ]
+    if missing or not hasattr(model, "id"):
+        raise ValueError(f"{child.field_name}: a ToOne of unknown attributes {missing}")
+    nodes = _json_nodes(child.type_name, child.fields)
+    if nodes is None:
+        return None
+    return JsonObject(model, declared.foreign_key, declared.unless, nodes)
+
+
 def page_selection(info: Info) -> NodeSelection:
     """What the page of this connection field reads (schema/declare.py `page_selection`): the
     columns and relations its nodes' selection needs, and the nodes as JSON when the compiled
@@ -176,7 +231,9 @@ def page_selection(info: Info) -> NodeSelection:
         # graphql-core's Path, a named tuple: hashed and compared by value, in C.
         offered = notes.get(raw.path)
         if isinstance(offered, JsonNodes):
-            return NodeSelection(selection.columns, selection.related, offered)
+            # The JSON holds the relations the nodes show (`JsonObject`): none to join. (A
+            # page read again as objects loads them by their loaders.)
+            return NodeSelection(selection.columns, (), offered)
     return selection
 
 

@@ -21,12 +21,12 @@ import orjson
 import pytest
 from sqlalchemy import select, text, update
 
-from gateway.app import create_app
 from gateway.db import models
 from gateway.jsoncodec import dump_json
 from schema.engine import projection
 from schema.payment import PaymentKind, PaymentStatus
 from tests.conftest import Client, Env
+from tests.engine.helpers import both, read_as_json, standard_app
 from tests.usage.helpers import event, ingest_ok
 
 pytestmark = pytest.mark.settings(graphql_executor="compiled")
@@ -82,45 +82,11 @@ async def _world(env: Env) -> tuple[Client, str, list[str]]:
 
 @pytest.fixture
 async def standard(env: Env) -> AsyncIterator[httpx.AsyncClient]:
-    """A second app on the same database, on the standard executor."""
-    app = create_app(env.settings.model_copy(update={"graphql_executor": "standard"}))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-            yield http
-    finally:
-        await app.state.gateway.close()
+    async with standard_app(env) as http:
+        yield http
 
 
-def _ordered(body: bytes) -> Any:
-    """The JSON with every object as its list of pairs: key order counts."""
-    return json.loads(body, object_pairs_hook=list)
-
-
-async def _both(
-    env: Env,
-    standard: httpx.AsyncClient,
-    client: Client,
-    query: str,
-    variables: Any,
-    errors: bool = False,
-) -> tuple[Any, list[str]]:
-    """The response of the app under test (and its statements), held equal to the standard
-    executor's; `errors`: whether it has errors."""
-    payload = {"query": query, "variables": variables}
-    headers = client._headers(None)
-    with env.counter.counting() as statements:
-        got = await env.http.post("/graphql", json=payload, headers=headers)
-    expected = await standard.post("/graphql", json=payload, headers=headers)
-    assert got.status_code == expected.status_code == 200
-    assert ("errors" in got.json()) == errors, got.json()
-    assert _ordered(got.content) == _ordered(expected.content)
-    assert got.content == expected.content  # the same bytes, even
-    return got.json(), statements
-
-
-def _read_as_json(statements: list[str]) -> bool:
-    return any("AS node_json" in s for s in statements)
+_both, _read_as_json = both, read_as_json
 
 
 async def _alices_usages(env: Env, standard: httpx.AsyncClient) -> tuple[list[Any], list[str]]:
@@ -222,7 +188,8 @@ async def test_members_and_organization_pages(env: Env, standard: httpx.AsyncCli
         pytest.param("id costUsd", id="a-converted-attribute"),
         pytest.param("id metadata", id="json"),
         pytest.param("id userId", id="a-resolver"),
-        pytest.param("id user { email }", id="an-object"),
+        pytest.param("id organization { id }", id="an-object-its-resolver-checks"),
+        pytest.param("id user { email organizations { id } }", id="an-object-with-a-resolver"),
     ],
 )
 async def test_other_fields_keep_the_objects(

@@ -161,13 +161,15 @@ async def test_a_members_page_reads_their_users_in_its_statement_when_shown(env:
         data = await alice.gql_data(query % "role user { email }", {"o": org_id})
     users = [n["user"]["email"] for n in data["organization"]["members"]["nodes"]]
     assert len(users) == 2 and all(users)
-    (page,) = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
-    assert "JOIN users" in page
+    # Joined to the page (objects), or inside its JSON (PostgreSQL, compiled executor; `verify`
+    # runs both).
+    pages = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
+    assert pages and all("JOIN users" in p or "JOIN users AS _json_1" in p for p in pages)
     assert not [s for s in statements if "FROM users" in s and "members" not in s]
     with env.counter.counting() as statements:
         await alice.gql_data(query % "role", {"o": org_id})
-    (page,) = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
-    assert "JOIN users" not in page
+    pages = [s for s in statements if "FROM members" in s and "ORDER BY" in s]
+    assert pages and not [p for p in pages if "users" in p]
 
 
 async def test_a_field_the_type_did_not_register_reads_whole_rows(
