@@ -41,22 +41,23 @@ from gateway.db.engine import create_engine  # noqa: E402
 from gateway.db.migrate import upgrade  # noqa: E402
 from gateway.db.session import create_session_factory  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
-from resolvers import usage  # noqa: E402
+from resolvers import permissions, usage  # noqa: E402
 from resolvers.context import Context  # noqa: E402
 from resolvers.pagination import PageArgs  # noqa: E402
+from resolvers.usage import rollups  # noqa: E402
 
 SCHEMA = "bench_usage"
 
 
-def seed_schema(url: str, schema: str) -> None:
+def seed_schema(url: str, schema: str, *, rows: int = 1_000_000, orgs: int = 1_000) -> None:
     """bench/seed.py's rows (no payments, keys for owners only) COPYed into `schema`."""
     args = argparse.Namespace(
         seed=20261125,
         anchor=seed.DEFAULT_ANCHOR,
         users=10_000,
-        orgs=1_000,
+        orgs=orgs,
         members_per_org=20,
-        usages=1_000_000,
+        usages=rows,
         org_share=0.6,
         payments=0,
         other_keys=0,
@@ -71,6 +72,33 @@ def seed_schema(url: str, schema: str) -> None:
     print(f"seeded schema {schema!r} in {time.perf_counter() - started:.1f}s")
 
 
+async def copy_usages(url: str, schema: str, copies: int) -> None:
+    """Make the seeded usage rows `copies` times as many: each copy repeats every row at the
+    same time, user, organization and model with a new id (the first character of its random
+    part set to a lowercase letter, which no ULID holds: a, b, ... for copy 1, 2, ...) and
+    generation id. Faster than generating and COPYing 10 M rows."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    columns = ", ".join(
+        c if c != "metadata" else '"metadata"' for c in seed.COLUMNS["usage_records"]
+    )
+    picked = columns.replace(
+        "id, generation_id,",
+        "left(id, 14) || chr(96 + k) || substr(id, 16), generation_id || '_c' || k::text,",
+        1,
+    )
+    try:
+        for k in range(1, copies):
+            started = time.perf_counter()
+            await conn.execute(
+                f"INSERT INTO usage_records ({columns}) SELECT {picked} FROM usage_records, "
+                f"(SELECT {k} AS k) AS copy WHERE generation_id NOT LIKE '%\\_c%'"
+            )
+            print(f"  copy {k} of the usage rows  {time.perf_counter() - started:6.1f}s")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def migrate(url: str, schema: str) -> None:
     """Bring a reused seed to the current migrations (e.g. a new index)."""
     engine = create_engine(url, search_path=schema)
@@ -78,6 +106,20 @@ async def migrate(url: str, schema: str) -> None:
         await upgrade(engine)
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE usage_records"))
+    finally:
+        await engine.dispose()
+
+
+async def rebuild_rollups(url: str, schema: str) -> None:
+    engine = create_engine(url, search_path=schema)
+    try:
+        started = time.perf_counter()
+        async with create_session_factory(engine)() as session:
+            await rollups.rebuild(session)
+            await session.commit()
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE usage_daily"))
+        print(f"  rebuilt the daily roll-ups in {time.perf_counter() - started:.1f}s")
     finally:
         await engine.dispose()
 
@@ -109,6 +151,8 @@ def context(settings: Settings, factory: Any, principal: Principal) -> Context:
 
 
 async def explain(engine: AsyncEngine, title: str, statement: str, parameters: Any) -> str:
+    if isinstance(parameters, list):  # one statement's positional parameters, not many
+        parameters = tuple(parameters)
     async with engine.connect() as conn:
         # Warm once so the plan shows steady-state buffers, as a busy server would see them.
         await conn.exec_driver_sql(statement, parameters)
@@ -124,8 +168,15 @@ async def explain(engine: AsyncEngine, title: str, statement: str, parameters: A
     return out
 
 
-async def plans(url: str, schema: str) -> list[str]:
-    settings = Settings(database_url=url, database_schema=schema, environment="test")
+async def plans(url: str, schema: str, *, runs: int) -> list[str]:
+    """The plans of the hot usage reads; the aggregations on raw rows and on roll-ups, each
+    with its median time over `runs` calls (through the resolver, statements included)."""
+    settings = {
+        mode: Settings(
+            database_url=url, database_schema=schema, environment="test", usage_aggregation=mode
+        )
+        for mode in ("raw", "rollups")
+    }
     engine = create_engine(url, search_path=schema)
     factory = create_session_factory(engine)
     captured = Captured(engine)
@@ -150,96 +201,114 @@ async def plans(url: str, schema: str) -> list[str]:
                     )
                 )
             ).one()
-            member_row = (
+            member_id = (
                 await conn.execute(
                     text(
-                        "SELECT m.id, count(*) FROM members m JOIN usage_records u "
+                        "SELECT m.id FROM members m JOIN usage_records u "
                         "ON u.organization_id = m.organization_id AND u.user_id = m.user_id "
-                        "WHERE m.organization_id = :org GROUP BY m.id ORDER BY 2 DESC LIMIT 1"
+                        "WHERE m.organization_id = :org GROUP BY m.id ORDER BY count(*) DESC "
+                        "LIMIT 1"
                     ),
                     {"org": heavy_org},
                 )
-            ).one()
+            ).scalar_one()
+            # The aggregation's 30 days end at the seed's newest usage (a midnight: whole days
+            # only), or at 18:00 the day before (partial days at both edges).
+            end = datetime.fromisoformat(seed.DEFAULT_ANCHOR).astimezone(UTC)
+            periods = {
+                "whole days": (end - timedelta(days=30), end),
+                "edges at 18:00": (end - timedelta(days=30, hours=6), end - timedelta(hours=6)),
+            }
             counts = (
                 await conn.execute(
                     text(
                         "SELECT (SELECT count(*) FROM usage_records), "
                         "(SELECT count(*) FROM usage_records WHERE user_id = :u), "
-                        "(SELECT count(*) FROM usage_records WHERE organization_id = :o)"
+                        "(SELECT count(*) FROM usage_records WHERE organization_id = :o), "
+                        "(SELECT count(*) FROM usage_records WHERE organization_id = :o "
+                        "AND created_at >= :s AND created_at < :e), "
+                        "(SELECT count(*) FROM usage_daily), "
+                        "(SELECT count(*) FROM usage_daily WHERE organization_id = :o "
+                        "AND day >= :s AND day < :e)"
                     ),
-                    {"u": heavy_user, "o": heavy_org},
+                    {"u": heavy_user, "o": heavy_org, "s": end - timedelta(days=30), "e": end},
                 )
             ).one()
-        print(
-            f"usage_records: {counts[0]:,} rows; user {heavy_user}: {counts[1]:,} rows; "
-            f"org {heavy_org}: {counts[2]:,} rows; member {member_row[0]}: {member_row[1]:,}\n"
+        report = (
+            f"Table: {counts[0]:,} usage rows, {counts[4]:,} daily roll-ups. Busiest user: "
+            f"{counts[1]:,} rows; busiest organization: {counts[2]:,} rows, {counts[3]:,} of "
+            f"them in the 30 days ({counts[5]:,} roll-ups).\n"
         )
-        out.append(
-            f"Table: {counts[0]:,} usage rows. Busiest user: {counts[1]:,} rows; busiest "
-            f"organization: {counts[2]:,} rows (its busiest member: {member_row[1]:,}).\n"
-        )
-        as_user = context(settings, factory, Principal(user_id=heavy_user, via="api_key"))
-        as_owner = context(settings, factory, Principal(user_id=owner, via="api_key"))
+        print(report)
+        out.append(report)
+
+        def as_(principal: Principal, mode: str = "rollups") -> Context:
+            return context(settings[mode], factory, principal)
+
+        as_user = as_(Principal(user_id=heavy_user, via="api_key"))
         first = PageArgs(first=50)
-        page = await usage.user_usages_page(as_user, heavy_user, first)
-        as_user.reset_loaders()
-        as_owner.reset_loaders()
-        # Anchor the aggregation's 30 days at the seed's newest usage, so the period is full.
-        end = datetime.fromisoformat(seed.DEFAULT_ANCHOR).astimezone(UTC)
-        start = end - timedelta(days=30)
+
+        async def member_page() -> Any:
+            access = await permissions.member_access(owner_ctx, heavy_org, showing_member=member_id)
+            return await usage.member_usages_page(access, member_id, first)
+
+        owner_ctx = as_(Principal(user_id=owner, via="api_key"))
         cases: list[tuple[str, Context, Callable[[], Awaitable[Any]], int]] = [
             (
                 "User history, first page (GET /users/{id}/usages)",
                 as_user,
-                lambda: usage.user_usages_page(as_user, heavy_user, first),
+                lambda: usage.user_usages_page(permissions.personal_access(as_user), first),
                 -1,
             ),
-            (
-                "User history, next page (?cursor=)",
-                as_user,
-                lambda: usage.user_usages_page(
-                    as_user, heavy_user, PageArgs(first=50, after=page.items[-1].id)
-                ),
-                -1,
-            ),
-            (
-                "Member's usage page (GET /organizations/{orgId}/members/{memberId}/usages)",
-                as_owner,
-                lambda: usage.member_usages_page(as_owner, heavy_org, member_row[0], first),
-                -2,
-            ),
-            *[
-                (
-                    f"Organization 30-day aggregation, groupBy={group_by}",
-                    as_owner,
-                    (
-                        lambda group_by=group_by: usage.organization_usage_summary(
-                            as_owner, heavy_org, start=start, end=end, group_by=group_by
-                        )
-                    ),
-                    -1 if group_by != "member" else -2,
-                )
-                for group_by in ("day", "model", "member")
-            ],
-            (
-                "Organization metrics, 30 days (totals and active members)",
-                as_owner,
-                lambda: usage.organization_metrics(as_owner, heavy_org, start=start, end=end),
-                -2,
-            ),
-            (
-                "Organization metrics, 30 days (top models)",
-                as_owner,
-                lambda: usage.organization_metrics(as_owner, heavy_org, start=start, end=end),
-                -1,
-            ),
+            ("Member's usage page", owner_ctx, member_page, -1),
         ]
+        timings: list[str] = []
+        for mode in ("raw", "rollups"):
+            ctx = as_(Principal(user_id=owner, via="api_key"), mode)
+            for label, (start, stop) in periods.items():
+                for group_by in ("day", "model", "member"):
+
+                    async def summary(
+                        ctx: Context = ctx, g: str = group_by, p: Any = (start, stop)
+                    ) -> Any:
+                        access = await permissions.manager_access(ctx, heavy_org)
+                        return await usage.organization_usage_summary(access, p, group_by=g)
+
+                    title = f"30-day summary by {group_by}, {label}, {mode}"
+                    which = -2 if group_by == "member" else -1
+                    cases.append((title, ctx, summary, which))
+
+                async def metrics(ctx: Context = ctx, p: Any = (start, stop)) -> Any:
+                    access = await permissions.manager_access(ctx, heavy_org)
+                    return await usage.organization_metrics(access, p)
+
+                cases.append(
+                    (f"30-day metrics (totals, active members), {label}, {mode}", ctx, metrics, -2)
+                )
+                cases.append((f"30-day metrics (top models), {label}, {mode}", ctx, metrics, -1))
         for title, ctx, action, which in cases:
             ctx.reset_loaders()
             statements = await captured.run(action)
             await ctx.close()
             statement, parameters = statements[which]
             out.append(await explain(engine, title, statement, parameters))
+            if "summary" in title or "top models" in title:
+                elapsed = []
+                for _ in range(runs):
+                    ctx.reset_loaders()
+                    started = time.perf_counter()
+                    await action()
+                    elapsed.append((time.perf_counter() - started) * 1000)
+                    await ctx.close()
+                name = title.replace(" (top models)", "")
+                timings.append(
+                    f"| {name} | {statistics.median(elapsed):.2f} | {min(elapsed):.2f} |"
+                )
+        table = "\n".join(
+            [f"| call (median of {runs}) | ms | min ms |", "|---|---:|---:|", *timings]
+        )
+        print(table)
+        out.append(table + "\n")
     finally:
         await engine.dispose()
     return out
@@ -333,6 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=seed.DEFAULT_URL)
     parser.add_argument("--schema", default=SCHEMA)
     parser.add_argument("--reuse", action="store_true", help="skip seeding")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="usage rows to generate")
+    parser.add_argument("--orgs", type=int, default=1_000, help="organizations (20 members each)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="repeat the generated usage rows this many times"
+    )
+    parser.add_argument("--seed-only", action="store_true", help="seed, measure nothing")
+    parser.add_argument(
+        "--rebuild-rollups", action="store_true", help="recompute the daily roll-ups"
+    )
+    parser.add_argument("--runs", type=int, default=15, help="timed calls per aggregation")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--singles", type=int, default=500)
@@ -341,19 +420,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse:
         asyncio.run(migrate(args.url, args.schema))
     else:
-        seed_schema(args.url, args.schema)
-    sections = asyncio.run(plans(args.url, args.schema))
-    sections.append(
-        asyncio.run(
-            ingestion(
-                args.url,
-                args.schema,
-                batches=args.batches,
-                batch_size=args.batch_size,
-                singles=args.singles,
+        seed_schema(args.url, args.schema, rows=args.rows, orgs=args.orgs)
+    if args.copies > 1:
+        asyncio.run(copy_usages(args.url, args.schema, args.copies))
+    if not args.reuse or args.copies > 1 or args.rebuild_rollups:
+        # COPY bypasses ingestion, which keeps the roll-ups: compute them from the rows.
+        asyncio.run(rebuild_rollups(args.url, args.schema))
+    if args.seed_only:
+        return 0
+    sections = asyncio.run(plans(args.url, args.schema, runs=args.runs))
+    if args.batches:
+        sections.append(
+            asyncio.run(
+                ingestion(
+                    args.url,
+                    args.schema,
+                    batches=args.batches,
+                    batch_size=args.batch_size,
+                    singles=args.singles,
+                )
             )
         )
-    )
     if args.out:
         args.out.write_text("\n".join(sections))
     return 0
