@@ -383,8 +383,8 @@ class UsageDaily(SQLModel, table=True):
     prompt_tokens: int = Field(default=0, sa_type=BigInteger)
     completion_tokens: int = Field(default=0, sa_type=BigInteger)
     total_tokens: int = Field(default=0, sa_type=BigInteger)
-    cost_micro_usd: int = Field(default=0, sa_type=BigInteger)
     credits_used: int = Field(default=0, sa_type=BigInteger)
+    cost_micro_usd: int = Field(default=0, sa_type=BigInteger)
 
 
 class ApiKey(SQLModel, table=True):

@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 # The measures as of this revision (resolvers/usage/measures.py's SUMMED then); a later
 # measure adds its column and backfill in its own migration.
-_SUMMED = ('prompt_tokens', 'completion_tokens', 'total_tokens', 'cost_micro_usd', 'credits_used')
+_SUMMED = ('prompt_tokens', 'completion_tokens', 'total_tokens', 'credits_used', 'cost_micro_usd')
 
 
 def upgrade() -> None:
