@@ -76,7 +76,8 @@ async def copy_usages(url: str, schema: str, copies: int) -> None:
     """Make the seeded usage rows `copies` times as many: each copy repeats every row at the
     same time, user, organization and model with a new id (the first character of its random
     part set to a lowercase letter, which no ULID holds: a, b, ... for copy 1, 2, ...) and
-    generation id. Faster than generating and COPYing 10 M rows."""
+    generation id. One INSERT with the table's indexes and foreign-key checks off, then the
+    indexes rebuilt: far faster than generating and COPYing 10 M rows."""
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     columns = ", ".join(
         c if c != "metadata" else '"metadata"' for c in seed.COLUMNS["usage_records"]
@@ -87,13 +88,36 @@ async def copy_usages(url: str, schema: str, copies: int) -> None:
         1,
     )
     try:
-        for k in range(1, copies):
-            started = time.perf_counter()
+        started = time.perf_counter()
+        constraints = await conn.fetch(
+            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+            "WHERE conrelid = 'usage_records'::regclass AND contype IN ('p', 'u')"
+        )
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 "
+            "AND tablename = 'usage_records' AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint WHERE conrelid = 'usage_records'::regclass)",
+            schema,
+        )
+        for row in constraints:
+            await conn.execute(f'ALTER TABLE usage_records DROP CONSTRAINT "{row["conname"]}"')
+        for row in indexes:
+            await conn.execute(f'DROP INDEX "{row["indexname"]}"')
+        await conn.execute("SET session_replication_role = replica")  # no foreign-key checks
+        await conn.execute("DELETE FROM usage_records WHERE generation_id LIKE '%\\_c%'")
+        await conn.execute(
+            f"INSERT INTO usage_records ({columns}) SELECT {picked} FROM usage_records, "
+            f"generate_series(1, {copies - 1}) AS k"
+        )
+        await conn.execute("SET session_replication_role = DEFAULT")
+        print(f"  {copies - 1} copies of the usage rows  {time.perf_counter() - started:6.1f}s")
+        for row in constraints:
             await conn.execute(
-                f"INSERT INTO usage_records ({columns}) SELECT {picked} FROM usage_records, "
-                f"(SELECT {k} AS k) AS copy WHERE generation_id NOT LIKE '%\\_c%'"
+                f'ALTER TABLE usage_records ADD CONSTRAINT "{row["conname"]}" {row["def"]}'
             )
-            print(f"  copy {k} of the usage rows  {time.perf_counter() - started:6.1f}s")
+        for row in indexes:
+            await conn.execute(row["indexdef"])
+        print(f"  and their indexes  {time.perf_counter() - started:6.1f}s")
         await conn.execute("ANALYZE")
     finally:
         await conn.close()

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import select, update
 
 from gateway.auth import Principal
 from gateway.db import models
+from gateway.db.migrate import alembic_config
 from resolvers import permissions, usage
 from resolvers.context import Context
 from resolvers.usage import rollups
@@ -139,6 +141,24 @@ async def test_ingestion_keeps_the_roll_ups_that_a_rebuild_computes(env: Env) ->
         await rollups.rebuild(session)
         await session.commit()
     assert sorted(tuple(row) for row in await _rows(env, columns)) == kept
+
+
+async def test_the_migration_backfills_the_roll_ups_from_the_usage_rows(env: Env) -> None:
+    await _world(env, random.Random(24))
+    columns = [getattr(models.UsageDaily, name) for name in (*rollups.KEY, *TOTALS)]
+    kept = sorted(tuple(row) for row in await _rows(env, columns))
+    assert kept
+    for revision in ("0007", "head"):
+        async with env.state.engine.begin() as conn:
+            await conn.run_sync(_migrate, revision)
+    assert sorted(tuple(row) for row in await _rows(env, columns)) == kept
+
+
+def _migrate(connection: Any, revision: str) -> None:
+    if revision == "head":
+        command.upgrade(alembic_config(connection), revision)
+    else:
+        command.downgrade(alembic_config(connection), revision)
 
 
 async def _rows(env: Env, columns: list[Any]) -> list[Any]:
