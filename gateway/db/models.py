@@ -374,6 +374,25 @@ class UsageDaily(SQLModel, table=True):
     the usage rows (resolvers/usage/rollups.py), so a period's totals read days, not rows."""
 
     __tablename__ = "usage_daily"
+    __table_args__ = (
+        # A period's roll-ups by an index-only scan on PostgreSQL: rows of one organization and
+        # day arrive all day long, between everyone else's, so their heap pages are scattered.
+        Index(
+            "ix_usage_daily_org_day",
+            "organization_id",
+            "day",
+            postgresql_include=[
+                "user_id",
+                "model_name",
+                "requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "credits_used",
+                "cost_micro_usd",
+            ],
+        ),
+    )
 
     organization_id: str = Field(primary_key=True, sa_type=ID)
     day: date = Field(primary_key=True, sa_type=Date)

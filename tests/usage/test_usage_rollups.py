@@ -189,3 +189,5 @@ async def test_verify_mode_fails_a_read_when_roll_ups_and_rows_differ(env: Env) 
 def test_roll_ups_keep_every_usage_total() -> None:
     table = models.UsageDaily.__table__  # type: ignore[attr-defined]
     assert [c.name for c in table.columns] == [*rollups.KEY, *TOTALS]
+    (covering,) = table.indexes
+    assert covering.dialect_options["postgresql"]["include"] == ["user_id", "model_name", *TOTALS]

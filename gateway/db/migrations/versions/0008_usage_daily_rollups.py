@@ -31,6 +31,13 @@ def upgrade() -> None:
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in _SUMMED),
         sa.PrimaryKeyConstraint('organization_id', 'day', 'user_id', 'model_name'),
     )
+    # A period's roll-ups by an index-only scan on PostgreSQL (their heap pages are scattered).
+    op.create_index(
+        'ix_usage_daily_org_day',
+        'usage_daily',
+        ['organization_id', 'day'],
+        postgresql_include=['user_id', 'model_name', 'requests', *_SUMMED],
+    )
     day = (
         "CAST(timezone('UTC', created_at) AS DATE)"
         if op.get_bind().dialect.name == 'postgresql'
