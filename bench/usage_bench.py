@@ -2,15 +2,19 @@
 
     .venv/bin/python bench/usage_bench.py                 # seed (about a minute), then measure
     .venv/bin/python bench/usage_bench.py --reuse         # migrate the existing seed, measure
+    .venv/bin/python bench/usage_bench.py --schema bench_rollup_10m --orgs 100 --copies 10
+                                                          # 10 M rows (bench/README.md, Roll-ups)
 
 Seeds its own schema (`bench_usage`, so the load benchmark's `bench` schema is left alone)
 with bench/seed.py's generator: 10,000 users, 1,000 organizations x 20 members and
 1,000,000 usage records over 90 days, by COPY. Then, through the real resolvers (the SQL they
 send is captured from the engine and replayed under EXPLAIN (ANALYZE, BUFFERS)), it prints
-the plans of: a user's history page (first and next page), a member's page in an
-organization, an organization's 30-day aggregation by day, model and member, and its metrics.
+the plans of: a user's history page (first page), a member's page in an
+organization, an organization's 30-day aggregation by day, model and member, and its metrics,
+each from raw rows and from the daily roll-ups (`usage_aggregation`), with their median times.
 Last it measures ingestion through `resolvers.usage.record_usages` (batches of 1,000 events,
-one transaction each, with their debits) and through `record_usage` one event at a time.
+one transaction each, with their debits; half of them without the roll-ups' upsert, for its
+cost) and through `record_usage` one event at a time.
 Nothing here is asserted: the figures go to stdout and bench/README.md.
 """
 
@@ -132,17 +136,23 @@ async def migrate(url: str, schema: str) -> None:
             await conn.execute(text("ANALYZE usage_records"))
     finally:
         await engine.dispose()
+    await vacuum_rollups(url, schema)
+
+
+async def vacuum_rollups(url: str, schema: str) -> None:
+    """VACUUM sets the visibility map, so the roll-ups' reads are index-only scans (what
+    autovacuum does on a live server; a transaction older than the rows holds it back)."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        await conn.execute("VACUUM ANALYZE usage_daily")
+    finally:
+        await conn.close()
 
 
 async def rebuild_rollups(url: str, schema: str) -> None:
     started = time.perf_counter()
     await seed.rebuild_rollups(url, schema)
-    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
-    try:
-        # Sets the visibility map too, so the roll-ups' reads are index-only (autovacuum's work).
-        await conn.execute("VACUUM ANALYZE usage_daily")
-    finally:
-        await conn.close()
+    await vacuum_rollups(url, schema)
     print(f"  rebuilt the daily roll-ups in {time.perf_counter() - started:.1f}s")
 
 
