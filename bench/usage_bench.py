@@ -80,8 +80,7 @@ async def copy_usages(url: str, schema: str, copies: int) -> None:
     """Make the seeded usage rows `copies` times as many: each copy repeats every row at the
     same time, user, organization and model with a new id (the first character of its random
     part set to a lowercase letter, which no ULID holds: a, b, ... for copy 1, 2, ...) and
-    generation id. One INSERT with the table's indexes and foreign-key checks off, then the
-    indexes rebuilt: far faster than generating and COPYing 10 M rows."""
+    generation id. One INSERT with indexes and foreign-key checks off, then the indexes."""
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     columns = ", ".join(
         c if c != "metadata" else '"metadata"' for c in seed.COLUMNS["usage_records"]
@@ -140,8 +139,7 @@ async def migrate(url: str, schema: str) -> None:
 
 
 async def vacuum_rollups(url: str, schema: str) -> None:
-    """VACUUM sets the visibility map, so the roll-ups' reads are index-only scans (what
-    autovacuum does on a live server; a transaction older than the rows holds it back)."""
+    """Set the visibility map, for index-only reads of the roll-ups (autovacuum's work)."""
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         await conn.execute("VACUUM ANALYZE usage_daily")
