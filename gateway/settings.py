@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Query operations run on compiled plans (schema/engine/); `standard` uses graphql-core's
     # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
     graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
+    # An organization's usage summary and metrics read the daily roll-ups for whole UTC days
+    # (raw rows for the partial days at the edges); `raw` sums usage rows only; `verify` does
+    # both and fails a read whose answers differ (tests, canaries).
+    usage_aggregation: Literal["rollups", "raw", "verify"] = "rollups"
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None
     graphql_introspection: bool | None = None

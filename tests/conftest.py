@@ -269,6 +269,8 @@ def base_settings(**overrides: Any) -> Settings:
         "migrate_on_start": False,
         # Every GraphQL query of the suite runs on both executors and fails on any difference.
         "graphql_executor": "verify",
+        # Every usage summary and metrics read sums the roll-ups and the raw rows, and compares.
+        "usage_aggregation": "verify",
         # Tests call anonymously from one address far more often than a client would;
         # tests/security/test_rate_limits_anonymous.py turns the limit on.
         "rate_limit_anonymous_per_minute": 0,

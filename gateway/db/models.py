@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     Index,
     String,
     Text,
@@ -365,6 +366,44 @@ class UsageRecord(SQLModel, table=True):
     )
     overdrawn: bool = Field(default=False)
     created_at: datetime = _created()
+
+
+class UsageDaily(SQLModel, table=True):
+    """An organization's usage per UTC day, user and model: rows counted and the measures
+    summed (`resolvers.usage.measures.TOTALS`), kept by ingestion in the same transaction as
+    the usage rows (resolvers/usage/rollups.py), so a period's totals read days, not rows."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        # A period's roll-ups by an index-only scan on PostgreSQL: rows of one organization and
+        # day arrive all day long, between everyone else's, so their heap pages are scattered.
+        Index(
+            "ix_usage_daily_org_day",
+            "organization_id",
+            "day",
+            postgresql_include=[
+                "user_id",
+                "model_name",
+                "requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "credits_used",
+                "cost_micro_usd",
+            ],
+        ),
+    )
+
+    organization_id: str = Field(primary_key=True, sa_type=ID)
+    day: date = Field(primary_key=True, sa_type=Date)
+    user_id: str = Field(primary_key=True, sa_type=ID)
+    model_name: str = Field(primary_key=True, sa_type=String(200))
+    requests: int = Field(default=0, sa_type=BigInteger)
+    prompt_tokens: int = Field(default=0, sa_type=BigInteger)
+    completion_tokens: int = Field(default=0, sa_type=BigInteger)
+    total_tokens: int = Field(default=0, sa_type=BigInteger)
+    credits_used: int = Field(default=0, sa_type=BigInteger)
+    cost_micro_usd: int = Field(default=0, sa_type=BigInteger)
 
 
 class ApiKey(SQLModel, table=True):

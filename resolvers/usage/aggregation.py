@@ -10,24 +10,23 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
     Label,
     Row,
+    Select,
     SQLColumnExpression,
-    cast,
+    Subquery,
     distinct,
     func,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from gateway.db.models import Member, UsageRecord, utcnow
-from gateway.db.session import dialect_name
 from gateway.errors import ValidationFailed
 from resolvers.permissions import ManagerAccess
 from resolvers.usage.measures import MICRO, SUMMED, TOTALS
+from resolvers.usage.rollups import day_of, period_rows
 
 DEFAULT_PERIOD = timedelta(days=30)
 # "At most one year": 366 days, so a leap year's 1 January..31 December fits.
@@ -37,6 +36,8 @@ TOP_MODELS = 5
 GroupBy = Literal["day", "model", "member"]
 GROUP_BYS: tuple[GroupBy, ...] = ("day", "model", "member")
 _GROUP_BY: dict[str, GroupBy] = {name: name for name in GROUP_BYS}
+# The roll-up column each grouping reads (`rollups.GROUPABLE`).
+_GROUPED_BY: dict[GroupBy, str] = {"day": "day", "model": "model_name", "member": "user_id"}
 
 
 class UsageTotals:
@@ -155,11 +156,17 @@ def _in_period(organization_id: str, start: datetime, end: datetime) -> list[Col
     ]
 
 
-def _day_of(session: AsyncSession) -> ColumnElement[Any]:
-    """The UTC calendar day of `created_at`: SQLite stores UTC text, PostgreSQL a timestamptz."""
-    if dialect_name(session) == "postgresql":
-        return cast(func.timezone("UTC", col(UsageRecord.created_at)), Date)
-    return func.date(col(UsageRecord.created_at))
+class AggregationMismatch(RuntimeError):
+    """`usage_aggregation = verify`: the roll-ups and the raw rows gave different answers."""
+
+
+def _mode(access: ManagerAccess) -> str:
+    return access.ctx.settings.usage_aggregation
+
+
+def _summed(rows: Subquery) -> list[Label[int]]:
+    """`TOTALS` summed over `rollups.period_rows` (whose requests are counts already)."""
+    return [func.coalesce(func.sum(rows.c[name]), 0).label(name) for name in TOTALS]
 
 
 async def organization_usage_summary(
@@ -169,15 +176,44 @@ async def organization_usage_summary(
     chosen = _GROUP_BY.get(group_by)
     if chosen is None:
         raise ValidationFailed("groupBy must be one of day, model, member", field="groupBy")
+    mode = _mode(access)
+    if mode == "verify":
+        raw = await _summary(access, period, chosen, rollups=False)
+        found = await _summary(access, period, chosen, rollups=True)
+        if _summary_answer(raw) != _summary_answer(found):
+            raise AggregationMismatch(
+                f"usage summary by {chosen} over {period}: roll-ups {_summary_answer(found)}"
+                f" != raw rows {_summary_answer(raw)}"
+            )
+        return found
+    return await _summary(access, period, chosen, rollups=mode == "rollups")
+
+
+def _summary_answer(summary: UsageSummary) -> list[tuple[str, dict[str, int]]]:
+    return [(b.key, b.totals.sums) for b in summary.items] + [("", summary.totals.sums)]
+
+
+async def _summary(
+    access: ManagerAccess, period: Period, chosen: GroupBy, *, rollups: bool
+) -> UsageSummary:
     ctx, organization_id = access.ctx, access.organization_id
     session = ctx.session
-    key: SQLColumnExpression[Any] = {
-        "day": _day_of(session),
-        "model": col(UsageRecord.model_name),
-        "member": col(UsageRecord.user_id),
-    }[chosen]
-    columns = [key.label("key"), *_sums()]
-    stmt = select(*columns).where(*_in_period(organization_id, *period)).group_by(key)
+    stmt: Select[*tuple[Any, ...]]
+    if rollups:
+        name = _GROUPED_BY[chosen]
+        rows = period_rows(session, organization_id, *period, [name])
+        stmt = select(rows.c[name].label("key"), *_summed(rows)).group_by(rows.c[name])
+    else:
+        key: SQLColumnExpression[Any] = {
+            "day": day_of(session),
+            "model": col(UsageRecord.model_name),
+            "member": col(UsageRecord.user_id),
+        }[chosen]
+        stmt = (
+            select(key.label("key"), *_sums())
+            .where(*_in_period(organization_id, *period))
+            .group_by(key)
+        )
     items = [
         UsageBucket(key=str(row.key), totals=_totals(row))
         for row in (await session.execute(stmt)).all()
@@ -213,26 +249,55 @@ async def organization_usage_summary(
 
 async def organization_metrics(access: ManagerAccess, period: Period) -> UsageMetrics:
     """Requests, tokens, credits, cost, active members and top models over a period."""
+    mode = _mode(access)
+    if mode == "verify":
+        raw = await _metrics(access, period, rollups=False)
+        found = await _metrics(access, period, rollups=True)
+        if _metrics_answer(raw) != _metrics_answer(found):
+            raise AggregationMismatch(
+                f"usage metrics over {period}: roll-ups {_metrics_answer(found)}"
+                f" != raw rows {_metrics_answer(raw)}"
+            )
+        return found
+    return await _metrics(access, period, rollups=mode == "rollups")
+
+
+def _metrics_answer(metrics: UsageMetrics) -> tuple[object, ...]:
+    return (metrics.totals.sums, metrics.active_members, metrics.top_models)
+
+
+async def _metrics(access: ManagerAccess, period: Period, *, rollups: bool) -> UsageMetrics:
     ctx, organization_id = access.ctx, access.organization_id
     session = ctx.session
-    in_period = _in_period(organization_id, *period)
-    row = (
-        await session.execute(
-            select(*_sums(), func.count(distinct(col(UsageRecord.user_id))).label("active")).where(
-                *in_period
-            )
+    totals_stmt: Select[*tuple[Any, ...]]
+    top_stmt: Select[*tuple[Any, ...]]
+    if rollups:
+        by_user = period_rows(session, organization_id, *period, ["user_id"])
+        totals_stmt = select(
+            *_summed(by_user), func.count(distinct(by_user.c.user_id)).label("active")
         )
-    ).one()
-    requests = func.count().label("requests")
-    credits = func.coalesce(func.sum(col(UsageRecord.credits_used)), 0).label("credits_used")
-    model_name = col(UsageRecord.model_name)
-    top = await session.execute(
+        by_model = period_rows(session, organization_id, *period, ["model_name"])
+        model_name: SQLColumnExpression[str] = by_model.c.model_name
+        requests = func.coalesce(func.sum(by_model.c.requests), 0).label("requests")
+        credits = func.coalesce(func.sum(by_model.c.credits_used), 0).label("credits_used")
+        top_from: list[ColumnElement[bool]] = []
+    else:
+        top_from = _in_period(organization_id, *period)
+        totals_stmt = select(
+            *_sums(), func.count(distinct(col(UsageRecord.user_id))).label("active")
+        ).where(*top_from)
+        model_name = col(UsageRecord.model_name)
+        requests = func.count().label("requests")
+        credits = func.coalesce(func.sum(col(UsageRecord.credits_used)), 0).label("credits_used")
+    row = (await session.execute(totals_stmt)).one()
+    top_stmt = (
         select(model_name, requests, credits)
-        .where(*in_period)
+        .where(*top_from)
         .group_by(model_name)
         .order_by(requests.desc(), credits.desc(), model_name)
         .limit(TOP_MODELS)
     )
+    top = await session.execute(top_stmt)
     return UsageMetrics(
         start=period[0],
         end=period[1],

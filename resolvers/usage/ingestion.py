@@ -29,6 +29,7 @@ from gateway.jsoncodec import dump_json
 from gateway.metrics import USAGE_EVENTS
 from resolvers import permissions
 from resolvers.context import Context
+from resolvers.usage import rollups
 from resolvers.usage.measures import MAX_COUNT, MICRO, TOKEN_COUNTS, camel
 
 log = logging.getLogger("gateway.usage")
@@ -448,6 +449,7 @@ async def _debit_and_insert(session: AsyncSession, rows: list[UsageValues]) -> l
     for row, balance_after in zip(charged, posted.balances_after, strict=True):
         row["overdrawn"] = balance_after < 0
     await _insert_usage_rows(session, rows)
+    await rollups.add_usage(session, rows)
     return posted.below_threshold
 
 
