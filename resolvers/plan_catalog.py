@@ -65,17 +65,7 @@ DEFAULT_PLANS: tuple[PlanSpec, ...] = (
 
 def _validated_plan_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """A seed's plan checked against `PlanSpec` (a seed file's JSON: untyped until here)."""
-    keys = {
-        "name",
-        "display_name",
-        "type",
-        "interval",
-        "price_per_seat_cents",
-        "features",
-        "provider_price_id",
-        "active",
-    }
-    unknown = set(spec) - keys
+    unknown = set(spec) - set(PlanSpec.__annotations__)
     if unknown:
         raise ValidationFailed(f"Unknown plan fields: {', '.join(sorted(unknown))}")
     for required in ("name", "display_name", "type", "interval", "price_per_seat_cents"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,7 @@ from gateway.errors import Conflict, NotFound, ValidationFailed
 from gateway.ids import prefix_of
 from gateway.inputs import INT64_MAX
 from resolvers import accounts, permissions
+from resolvers.batching import BatchLoader
 from resolvers.context import Context
 from resolvers.keyset import page_of
 from resolvers.pagination import Page, PageArgs
@@ -35,6 +37,9 @@ from resolvers.pagination import Page, PageArgs
 NOT_FOUND = "Promotion not found"
 ALREADY_REDEEMED = "Promotion already redeemed"
 FULLY_REDEEMED = "Promotion fully redeemed"
+
+# What a promotion can be offered to: a user or an organization (neither when deleted).
+Owner = TypeVar("Owner", Organization, User)
 
 # Codes are typed by people: letters, digits, `-` and `_`, compared in upper case.
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
@@ -117,28 +122,27 @@ def _instant(value: datetime, field: str) -> datetime:
     return value.astimezone(UTC)
 
 
+async def _live(
+    loader: BatchLoader[str, Owner | None], owner_id: str, prefix: str, name: str
+) -> Owner:
+    """The live user or organization `owner_id` names (an id of another kind names none)."""
+    owner = await loader.load(owner_id) if prefix_of(owner_id) == prefix else None
+    if owner is None or owner.deleted_at is not None:
+        raise NotFound(f"{name} not found")
+    return owner
+
+
 async def _target(ctx: Context, new: NewPromotion) -> str | None:
     """The account a promotion is offered to, or None for every account."""
     if new.organization_id and new.user_id:
         raise ValidationFailed("Give organizationId or userId, not both", field="organizationId")
     if new.organization_id:
-        org: Organization | None = (
-            await ctx.loaders.organization_by_id.load(new.organization_id)
-            if prefix_of(new.organization_id) == "org"
-            else None
+        org = await _live(
+            ctx.loaders.organization_by_id, new.organization_id, "org", "Organization"
         )
-        if org is None or org.deleted_at is not None:
-            raise NotFound("Organization not found")
-        account = await accounts.owner_account(ctx, user_id=None, organization_id=org.id)
-        return account.id
+        return (await accounts.owner_account(ctx, user_id=None, organization_id=org.id)).id
     if new.user_id:
-        user: User | None = (
-            await ctx.loaders.user_by_id.load(new.user_id)
-            if prefix_of(new.user_id) == "usr"
-            else None
-        )
-        if user is None or user.deleted_at is not None:
-            raise NotFound("User not found")
+        user = await _live(ctx.loaders.user_by_id, new.user_id, "usr", "User")
         return (await accounts.owner_account(ctx, user_id=user.id, organization_id=None)).id
     return None
 

@@ -76,6 +76,11 @@ async def _plan(info: Info, plan_id: str) -> Plan:
     return Plan.from_model(found)
 
 
+async def _plan_of(root: Subscription | PlanHistoryEntry, info: Info) -> Plan:
+    """The `plan` of a subscription and of a history entry: the plan its row names."""
+    return await _plan(info, root._model.plan_id)
+
+
 @strawberry.type(description="An account's subscription to a plan, with its seats.")
 class Subscription(Node):
     id: strawberry.ID
@@ -95,9 +100,7 @@ class Subscription(Node):
     def from_model(cls, subscription: models.Subscription) -> Subscription:
         return from_row(cls, subscription, status=SubscriptionStatus(subscription.status))
 
-    @strawberry.field
-    async def plan(self, info: Info) -> Plan:
-        return await _plan(info, self._model.plan_id)
+    plan: Plan = strawberry.field(resolver=_plan_of)
 
     @strawberry.field(
         description="The plan a downgrade moves to at the end of the period; null otherwise."
@@ -139,9 +142,7 @@ class PlanHistoryEntry:
     def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
         return from_row(cls, entry, action=PlanHistoryAction(entry.action))
 
-    @strawberry.field
-    async def plan(self, info: Info) -> Plan:
-        return await _plan(info, self._model.plan_id)
+    plan: Plan = strawberry.field(resolver=_plan_of)
 
 
 # Fields of Organization and User, declared there with `strawberry.field(resolver=...)`.

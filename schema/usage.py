@@ -145,10 +145,16 @@ class UsageBucket:
     totals: UsageTotals
 
 
-@strawberry.type(description="Usage over [from, to), bucketed.")
-class UsageSummary:
+@strawberry.type
+class UsagePeriod:
+    """The period a summary or the metrics cover: [from, to)."""
+
     from_: datetime = strawberry.field(name="from")
     to: datetime
+
+
+@strawberry.type(description="Usage over [from, to), bucketed.")
+class UsageSummary(UsagePeriod):
     group_by: UsageGroupBy
     buckets: list[UsageBucket]
     totals: UsageTotals
@@ -162,9 +168,7 @@ class ModelUsage:
 
 
 @strawberry.type(description="Activity over [from, to).")
-class UsageMetrics:
-    from_: datetime = strawberry.field(name="from")
-    to: datetime
+class UsageMetrics(UsagePeriod):
     totals: UsageTotals
     active_members: int = strawberry.field(description="Distinct users with usage.")
     top_models: list[ModelUsage] = strawberry.field(description="At most 5, by requests.")

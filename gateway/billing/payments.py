@@ -282,14 +282,7 @@ async def maybe_auto_top_up(
     if wanted is None:  # the common case, decided without taking the account's row lock
         await session.commit()
         return None
-    account = (
-        await session.execute(
-            select(Account)
-            .where(col(Account.id) == account_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    account = await session.get(Account, account_id, with_for_update=True, populate_existing=True)
     if (
         account is None
         or not account.auto_top_up_enabled

@@ -49,6 +49,21 @@ async def spend(env: Env, client: Client, credits: int) -> None:
     assert response.status_code == 200, response.text
 
 
+async def create_expiring(env: Env, code: str, credits: int) -> None:
+    """A promotion whose credits expire a day after now."""
+    await create(env, code, credits, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+
+
+async def outlived(env: Env, client: Client, code: str) -> str:
+    """The client's account after it redeemed 3,000,000 credits of a new promotion and two
+    days passed: the credits expired a day ago, not settled yet."""
+    await create_expiring(env, code, 3_000_000)
+    await redeem(client, code)
+    account_id = await env.account_id(user_id=client.user_id)
+    await rewind(env, account_id, timedelta(days=2))
+    return account_id
+
+
 async def expiry_entries(env: Env, account_id: str) -> list[int]:
     entries = await env.all(
         select(models.LedgerEntry).where(
@@ -96,7 +111,7 @@ async def test_unspent_promotional_credits_expire_through_one_ledger_entry(env: 
     alice = await env.user()
     account_id = await env.account_id(user_id=alice.user_id)
     await buy(alice)
-    await create(env, "FADES", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await create_expiring(env, "FADES", 3_000_000)
     await redeem(alice, "FADES")
     await spend(env, alice, 1_000_000)
     await rewind(env, account_id, timedelta(days=2))
@@ -123,7 +138,7 @@ async def test_an_account_holds_promotions_from_redemption_to_expiry(env: Env) -
     alice = await env.user()
     account_id = await env.account_id(user_id=alice.user_id)
     assert not await holds_promotions(env, account_id)
-    await create(env, "FLAG", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await create_expiring(env, "FLAG", 3_000_000)
     await redeem(alice, "FLAG")
     assert await holds_promotions(env, account_id)
     await rewind(env, account_id, timedelta(days=2))
@@ -139,7 +154,7 @@ async def test_an_account_whose_promotional_credits_are_spent_stops_holding_them
 ) -> None:
     alice = await env.user()
     account_id = await env.account_id(user_id=alice.user_id)
-    await create(env, "SPENT", 1_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await create_expiring(env, "SPENT", 1_000_000)
     await redeem(alice, "SPENT")
     await spend(env, alice, 1_000_000)
     await rewind(env, account_id, timedelta(days=2))
@@ -150,11 +165,8 @@ async def test_an_account_whose_promotional_credits_are_spent_stops_holding_them
 
 async def test_spending_after_the_expiry_is_not_charged_to_expired_credits(env: Env) -> None:
     alice = await env.user()
-    account_id = await env.account_id(user_id=alice.user_id)
     await buy(alice)
-    await create(env, "LATE", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
-    await redeem(alice, "LATE")
-    await rewind(env, account_id, timedelta(days=2))
+    account_id = await outlived(env, alice, "LATE")
     # Expired a day ago, not settled yet: this spending comes from the paid credits.
     await spend(env, alice, 1_000_000)
     shown = await balance(alice)
@@ -203,11 +215,8 @@ async def test_graphql_balances_show_the_promotional_part(env: Env) -> None:
 
 async def test_a_graphql_balance_read_settles_expired_credits(env: Env) -> None:
     alice = await env.user()
-    account_id = await env.account_id(user_id=alice.user_id)
     await buy(alice)
-    await create(env, "GQLFADE", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
-    await redeem(alice, "GQLFADE")
-    await rewind(env, account_id, timedelta(days=2))
+    account_id = await outlived(env, alice, "GQLFADE")
     fields = "amount promotionalAmount promotionalExpiresAt"
     data = await alice.gql_data(
         f"{{ viewer {{ balance {{ {fields} }} billingAccount {{ balance {{ {fields} }} }} }} }}"
@@ -221,10 +230,7 @@ async def test_a_graphql_balance_read_settles_expired_credits(env: Env) -> None:
 @pytest.mark.settings(database_pool_size=8)
 async def test_two_concurrent_settlements_post_one_entry(env: Env) -> None:
     alice = await env.user()
-    account_id = await env.account_id(user_id=alice.user_id)
-    await create(env, "RACE", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
-    await redeem(alice, "RACE")
-    await rewind(env, account_id, timedelta(days=2))
+    account_id = await outlived(env, alice, "RACE")
     now = utcnow()
 
     async def settle() -> int:
@@ -286,7 +292,7 @@ async def test_cli_sweep_expires_due_credits_once(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alice, bob = await env.user(), await env.user()
-    await create(env, "SWEPT", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
+    await create_expiring(env, "SWEPT", 3_000_000)
     for client in (alice, bob):
         await redeem(client, "SWEPT")
         await rewind(env, await env.account_id(user_id=client.user_id), timedelta(days=2))
@@ -315,10 +321,7 @@ async def test_cli_ends_a_promotion(env: Env, capsys: pytest.CaptureFixture[str]
 @pytest.mark.settings(promotion_sweep_seconds=0.01)
 async def test_the_servers_periodic_sweep_expires_credits_nobody_reads(env: Env) -> None:
     alice = await env.user()
-    account_id = await env.account_id(user_id=alice.user_id)
-    await create(env, "UNREAD", 3_000_000, expiresAt=(utcnow() + timedelta(days=1)).isoformat())
-    await redeem(alice, "UNREAD")
-    await rewind(env, account_id, timedelta(days=2))
+    account_id = await outlived(env, alice, "UNREAD")
     stop = asyncio.Event()
     sweeper = asyncio.create_task(sweep_promotions(env.state, stop))
     try:
