@@ -269,6 +269,8 @@ def base_settings(**overrides: Any) -> Settings:
         "migrate_on_start": False,
         # Every GraphQL query of the suite runs on both executors and fails on any difference.
         "graphql_executor": "verify",
+        # Every key served from the verified-key cache is read again and compared.
+        "auth_cache_verify": True,
         # Tests call anonymously from one address far more often than a client would;
         # tests/security/test_rate_limits_anonymous.py turns the limit on.
         "rate_limit_anonymous_per_minute": 0,
