@@ -5,12 +5,15 @@ in this process or (PostgreSQL) in any other."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlmodel import col
 
 from gateway import auth
@@ -19,6 +22,7 @@ from gateway.db.models import ApiKey, utcnow
 from resolvers.api_keys import revoke_api_key
 from tests.conftest import Client, Env, running_env
 
+ROOT = Path(__file__).resolve().parents[2]
 VIEWER = "{ viewer { id displayName } }"
 # The cache serves hits without reading the key again (tests elsewhere verify every hit).
 pytestmark = pytest.mark.settings(auth_cache_verify=False)
@@ -182,6 +186,27 @@ async def test_a_key_revoked_by_another_process_stops_within_a_second(env: Env) 
     async with running_env(env.settings) as other:  # another app: its own engine and cache
         async with other.sessions() as session:
             await revoke_api_key(session, [col(ApiKey.user_id) == alice.user_id])
+    assert await refused_within(alice, 1.0)
+
+
+@pytest.mark.settings(auth_cache_seconds=60)
+async def test_a_key_revoked_by_the_command_line_stops_within_a_second(env: Env) -> None:
+    postgresql_only(env)
+    alice = await env.user()
+    await listening(env)
+    assert (await alice.get("/users/me")).status_code == 200  # cached here, for a minute
+    (key_id,) = await env.all(select(col(ApiKey.id)).where(col(ApiKey.user_id) == alice.user_id))
+    variables = {
+        "GATEWAY_DATABASE_URL": env.settings.database_url,
+        "GATEWAY_DATABASE_SCHEMA": str(env.settings.database_schema),
+        "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [sys.executable, "-m", "gateway.cli", "keys", "revoke", key_id]
+    revoked = await asyncio.to_thread(
+        subprocess.run, command, env=variables, capture_output=True, text=True, timeout=60
+    )
+    assert revoked.returncode == 0, revoked.stderr
     assert await refused_within(alice, 1.0)
 
 
