@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics, tracing
-from gateway.auth import Authenticator, Principal, strip_bearer
+from gateway.auth import Authenticator, Principal, open_key_cache, strip_bearer
 from gateway.db.engine import create_engine
 from gateway.db.session import create_session_factory
 from gateway.errors import ServiceBusy, Unauthenticated
@@ -59,7 +59,9 @@ class AppState:
         # Requests take PostgreSQL connections first come, first served, through the pool's
         # gate (gateway/db/pool.py `GatedPool`).
         self.session_factory = create_session_factory(self.engine)
-        self.authenticator = Authenticator(settings)
+        # Verified API keys, kept for a few seconds (gateway/auth.py `VerifiedKeyCache`).
+        self.key_cache = open_key_cache(settings, self.engine)
+        self.authenticator = Authenticator(settings, self.key_cache)
         self.services: Services = build_services(settings)
         if tracing is not None:  # the engine's statements and HTTPX calls become spans
             tracing.start(self.engine)
@@ -107,6 +109,8 @@ class AppState:
     async def close(self) -> None:
         for close in self.closing:
             await close()
+        if self.key_cache is not None:
+            await self.key_cache.close()
         if self.rate_limiter is not None:
             await self.rate_limiter.close()
         await self.services.close()

@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from gateway.db.auth_changes import AUTH_UNCHANGED, EVERYONE, Changed, ChangeListener, subscribe
 from gateway.db.models import Account, AccountKind, ApiKey, User, utcnow
 from gateway.db.session import RequestDatabase, fetch_rows, orm_session
 from gateway.errors import Unauthenticated
 from gateway.inputs import NUL
 from gateway.settings import Settings
+
+log = logging.getLogger("gateway.auth")
 
 API_KEY_SCHEME = "gwk"
 # Refresh `last_used_at` at most this often, so authentication is not a write per request.
@@ -120,11 +125,136 @@ def _claim(value: str, name: str, maximum: int | None) -> str:
     return value
 
 
+class AuthCacheMismatch(RuntimeError):
+    """`auth_cache_verify`: a cached principal is not what the database says (a change that
+    did not reach the cache)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: datetime | None  # the key's own expiry, honoured on every hit
+    deadline: float  # time.monotonic() past which the entry is not served
+
+
+class VerifiedKeyCache:
+    """API keys this process verified (by the hash of the whole token) and their principals,
+    for `seconds` at most, `max_entries` of them (the oldest goes first).
+
+    It serves only while it hears of every change (`serving`: on SQLite from the start, the
+    process being the only writer; on PostgreSQL while `ChangeListener` listens): a change
+    drops the changed users' entries (`invalidate`), losing the listener drops them all. A read
+    that began before a change may not enter its result afterwards (`generation`)."""
+
+    def __init__(self, seconds: float, max_entries: int) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self.serving = False
+        self.generation = 0
+        self._entries: dict[str, _Verified] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self.listener: ChangeListener | None = None
+        self.unsubscribe: Callable[[], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: str, now: datetime) -> Principal | None:
+        if not self.serving:
+            return None
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry.deadline <= time.monotonic() or (
+            entry.expires_at is not None and entry.expires_at <= now
+        ):
+            self._drop(digest)
+            return None
+        return entry.principal
+
+    def put(
+        self, digest: str, principal: Principal, expires_at: datetime | None, generation: int
+    ) -> None:
+        if not self.serving or generation != self.generation or principal.user_id is None:
+            return
+        self._drop(digest)
+        while len(self._entries) >= self.max_entries:
+            self._drop(next(iter(self._entries)))
+        self._entries[digest] = _Verified(principal, expires_at, time.monotonic() + self.seconds)
+        self._by_user.setdefault(principal.user_id, set()).add(digest)
+
+    def invalidate(self, changed: Changed) -> None:
+        """Forget the keys of these users (`EVERYONE`: all keys)."""
+        self.generation += 1
+        if changed is EVERYONE:
+            self._entries.clear()
+            self._by_user.clear()
+            return
+        for user_id in changed:
+            for digest in self._by_user.pop(user_id, ()):
+                self._entries.pop(digest, None)
+
+    def listening(self) -> None:
+        self.invalidate(EVERYONE)
+        self.serving = True
+
+    def deaf(self) -> None:
+        self.serving = False
+        self.invalidate(EVERYONE)
+
+    def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+
+    async def close(self) -> None:
+        self.deaf()
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+        if self.listener is not None:
+            await self.listener.close()
+
+    def _drop(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None and entry.principal.user_id is not None:
+            digests = self._by_user.get(entry.principal.user_id)
+            if digests is not None:
+                digests.discard(digest)
+                if not digests:
+                    del self._by_user[entry.principal.user_id]
+
+
+def open_key_cache(settings: Settings, engine: AsyncEngine) -> VerifiedKeyCache | None:
+    """The process's verified-key cache on `engine` (None when `auth_cache_seconds` is 0): it
+    hears this process's commits at once and, on PostgreSQL, every process's through its
+    listener, which starts with the first key presented."""
+    if settings.auth_cache_seconds <= 0:
+        return None
+    cache = VerifiedKeyCache(settings.auth_cache_seconds, settings.auth_cache_max_entries)
+    cache.unsubscribe = subscribe(engine, cache.invalidate)
+    if engine.dialect.name == "postgresql":
+        cache.listener = ChangeListener(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            schema=settings.database_schema,
+            on_change=cache.invalidate,
+            on_up=cache.listening,
+            on_down=cache.deaf,
+            connect_timeout=settings.database_connect_timeout,
+        )
+    else:
+        cache.listening()  # SQLite: this process is the only writer, and tells it directly
+    return cache
+
+
+def _same(cached: Principal, fresh: Principal) -> bool:
+    return cached == fresh and cached.user_row == fresh.user_row
+
+
 class Authenticator:
     """Turns a bearer token into a Principal; one instance per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: VerifiedKeyCache | None = None) -> None:
         self.settings = settings
+        self.cache = cache
         self._jwks_client: jwt.PyJWKClient | None = (
             jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=3600)
             if settings.jwt_jwks_url
@@ -156,11 +286,46 @@ class Authenticator:
         parts = token.split("_", 2)
         if len(parts) != 3:
             raise Unauthenticated("Invalid API key")
-        found = await fetch_rows(db, _API_KEY_BY_LOOKUP, {"lookup": parts[1]})
+        digest = hash_secret(token)
+        cache = self.cache
+        if cache is None:
+            return (await self._read_api_key(db, parts[1], digest, touch=True))[0]
+        cache.start()
+        cached = cache.get(digest, utcnow())
+        if cached is not None:
+            if self.settings.auth_cache_verify:
+                await self._verify(db, parts[1], digest, cached)
+            return cached
+        generation = cache.generation
+        principal, expires_at = await self._read_api_key(db, parts[1], digest, touch=True)
+        cache.put(digest, principal, expires_at, generation)
+        return principal
+
+    async def _verify(
+        self, db: AsyncSession | RequestDatabase, lookup: str, digest: str, cached: Principal
+    ) -> None:
+        try:
+            fresh: Principal | Unauthenticated = (
+                await self._read_api_key(db, lookup, digest, touch=False)
+            )[0]
+        except Unauthenticated as refused:
+            fresh = refused
+        if not isinstance(fresh, Principal) or not _same(cached, fresh):
+            log.error(
+                "auth cache: key %s cached as %r, the database says %r", lookup, cached, fresh
+            )
+            raise AuthCacheMismatch(f"the cached principal of key {lookup} is out of date")
+
+    async def _read_api_key(
+        self, db: AsyncSession | RequestDatabase, lookup: str, digest: str, *, touch: bool
+    ) -> tuple[Principal, datetime | None]:
+        """The key's principal and expiry as the database has them (`touch`: and its
+        `last_used_at` brought up to date)."""
+        found = await fetch_rows(db, _API_KEY_BY_LOOKUP, {"lookup": lookup})
         key = found[0] if found else None
         # Compare even when the lookup missed, so timing does not reveal which lookups exist.
         expected = key.secret_hash if key else "0" * 64
-        if not hmac.compare_digest(expected, hash_secret(token)) or key is None:
+        if not hmac.compare_digest(expected, digest) or key is None:
             raise Unauthenticated("Invalid API key")
         user_deleted_at = key.user__deleted_at
         now = utcnow()
@@ -168,19 +333,23 @@ class Authenticator:
             raise Unauthenticated("API key revoked")
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthenticated("API key expired")
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+        if touch and (key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY):
             session = orm_session(db)
             await session.execute(
-                update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now)
+                update(ApiKey)
+                .where(col(ApiKey.id) == key.id)
+                .values(last_used_at=now)
+                .execution_options(**{AUTH_UNCHANGED: True})
             )
             await session.commit()
-        return Principal(
+        principal = Principal(
             user_id=key.user_id,
             via="api_key",
             api_key_id=key.id,
             api_key_organization_id=key.organization_id,
             user_row=tuple(key[_USER_VALUES]),
         )
+        return principal, key.expires_at
 
     def _decode(self, token: str) -> dict[str, Any]:
         """The token's verified claims: JSON the identity provider wrote, untyped."""

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     jwt_hs256_secret: SecretStr | None = None
     jwt_leeway_seconds: int = 30
 
+    # Verified API keys kept in each process for this many seconds (0: every request reads its
+    # key), at most `auth_cache_max_entries` of them; a revoked key, a deleted user, a changed
+    # one leave every process's cache at the commit (PostgreSQL LISTEN/NOTIFY), and no process
+    # serves from its cache while it is not listening. `auth_cache_verify` reads the key on
+    # every hit too and fails the request when the two differ (tests, canaries).
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    auth_cache_max_entries: int = Field(default=10_000, ge=1)
+    auth_cache_verify: bool = False
+
     # Service-to-service token for usage ingestion (never a user key).
     service_token: SecretStr | None = None
 

@@ -271,6 +271,8 @@ def base_settings(**overrides: Any) -> Settings:
         "graphql_executor": "verify",
         # Every usage summary and metrics read sums the roll-ups and the raw rows, and compares.
         "usage_aggregation": "verify",
+        # Every key served from the verified-key cache is read again and compared.
+        "auth_cache_verify": True,
         # Tests call anonymously from one address far more often than a client would;
         # tests/security/test_rate_limits_anonymous.py turns the limit on.
         "rate_limit_anonymous_per_minute": 0,
