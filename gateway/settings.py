@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Query operations run on compiled plans (schema/engine/); `standard` uses graphql-core's
     # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
     graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
+    # Plain reads sent in one event-loop turn (a query level's sibling fields) go to PostgreSQL
+    # as one statement (gateway/db/coalesce.py); `off` sends each alone; `verify` sends both
+    # and fails a request whose answers differ (tests).
+    read_coalescing: Literal["on", "off", "verify"] = "on"
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None
     graphql_introspection: bool | None = None
