@@ -74,10 +74,12 @@ class Loaders:
     account_by_user_id = loader(accounts.account_by_user_id)
     account_row_by_user_id = loader(accounts.account_row_by_user_id)
     account_by_organization_id = loader(accounts.account_by_organization_id)
+    account_row_by_organization_id = loader(accounts.account_row_by_organization_id)
 
     plan_by_id = loader(plans.plan_by_id)
     subscription_by_id = loader(plans.subscription_by_id)
     current_subscription_by_account_id = loader(plans.current_subscription_by_account_id)
+    current_subscription_row_by_account_id = loader(plans.current_subscription_row_by_account_id)
     plan_history_pages_by_account_id = loader(plans.plan_history_pages_by_account_id)
     latest_plan_history_id_by_subscription_id = loader(
         plans.latest_plan_history_id_by_subscription_id
