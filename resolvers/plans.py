@@ -111,10 +111,10 @@ async def current_subscription(ctx: Context, account: Account) -> Subscription |
 async def organization_subscription(access: OrgAccess) -> Subscription | None:
     """The organization's current subscription (any member reads it), or None: a read-only
     row (writers: `current_subscription`)."""
-    account = await accounts.organization_account_row(access)
-    found: (
-        Subscription | None
-    ) = await access.ctx.loaders.current_subscription_row_by_account_id.load(account.id)
+    loaders = access.ctx.loaders
+    found: Subscription | None = await loaders.current_subscription_row_by_organization_id.load(
+        access.organization_id
+    )
     return found
 
 

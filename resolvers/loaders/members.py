@@ -14,7 +14,7 @@ from gateway.db.models import Member, Organization, User
 from gateway.db.session import fetch_rows
 from resolvers.batching import BatchLoader
 from resolvers.keyset import Joined, attribute, plain_columns, plain_row_type
-from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, RowsByKey
+from resolvers.loaders.shapes import CountByKey, PageByParent, PlainRowByKey, RowByKey, RowsByKey
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -28,6 +28,8 @@ def _user_rows(loaders: Loaders) -> BatchLoader[str, User | None]:
 
 
 member_by_id = RowByKey(Member, col(Member.id))
+# Read-only rows, for members that are only shown (`node(id:)`; writers: `member_by_id`).
+member_row_by_id = PlainRowByKey(Member, col(Member.id))
 members_by_user_id = RowsByKey(Member, col(Member.user_id), col(Member.id))
 member_count_by_organization_id = CountByKey(Member, col(Member.organization_id))
 # Read-only rows (`plain`): listed members are shown and checked, never modified here. A

@@ -63,11 +63,18 @@ class RowByKey(Generic[K, M]):
 class PlainRowByKey(Generic[K, M]):
     """key → the row of `model` whose `column` equals it, as a read-only named tuple with the
     model's attribute names (typed as the model), or None: for rows that are only shown
-    (several times cheaper to load than ORM instances)."""
+    (several times cheaper to load than ORM instances).
+
+    `column` may be of another table that `where` joins (an account's organization for its
+    subscription): the row then carries the key as `by_key` too."""
 
     def __init__(self, model: type[M], column: Mapped[K], where: Where = ()) -> None:
-        self.key = attribute_name(column)
         columns = plain_columns(model)
+        if attribute(column).class_ is model:
+            self.key = attribute_name(column)
+        else:
+            self.key = "by_key"
+            columns = (*columns, attribute(column).label(self.key))
         self.one = select(*columns).where(column == bindparam("_key"), *where)
         self.many = select(*columns).where(one_of(column, "_keys"), *where)
 
