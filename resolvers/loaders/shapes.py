@@ -92,31 +92,6 @@ class PlainRowByKey(Generic[K, M]):
         return BatchLoader(batch)
 
 
-class RowsByKey(Generic[K, M]):
-    """key → every row whose `column` equals it, in `order_by` order (small, bounded lists), as
-    read-only named tuples with the model's attribute names (typed as the model): for rows
-    that are only shown or checked."""
-
-    def __init__(
-        self, model: type[M], column: Mapped[K], order_by: Mapped[object], where: Where = ()
-    ) -> None:
-        self.key = attribute_name(column)
-        self.many = (
-            select(*plain_columns(model)).where(one_of(column, "_keys"), *where).order_by(order_by)
-        )
-
-    def __call__(self, loaders: Loaders) -> BatchLoader[K, list[M]]:
-        db = loaders.db
-
-        async def batch(keys: list[K]) -> list[list[M]]:
-            grouped: dict[K, list[M]] = defaultdict(list)
-            for row in await fetch_rows(db, self.many, {"_keys": keys}):
-                grouped[getattr(row, self.key)].append(row)
-            return [grouped.get(key, []) for key in keys]
-
-        return BatchLoader(batch)
-
-
 class CountByKey(Generic[K]):
     """key → how many rows of `model` (matching `where`) have it in `column`."""
 
