@@ -39,7 +39,7 @@ class RequestContext:
         self.request_id = request_id
         self.request = request
         # The request's connection and (when needed) ORM session: gateway/db/session.py.
-        self.db = RequestDatabase(session_factory)
+        self.db = RequestDatabase(session_factory, coalesce=settings.read_coalescing)
         # Payloads of mutations may need this (e.g. a response header from GraphQL).
         self.response: Response | WebSocket | None = None
         # Why a presented token was refused; raised when an operation needs a caller.

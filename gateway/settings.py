@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # (raw rows for the partial days at the edges); `raw` sums usage rows only; `verify` does
     # both and fails a read whose answers differ (tests, canaries).
     usage_aggregation: Literal["rollups", "raw", "verify"] = "rollups"
+    # Plain reads sent in one event-loop turn (a query level's sibling fields) go to PostgreSQL
+    # as one statement (gateway/db/coalesce.py); `off` sends each alone; `verify` sends both
+    # and fails a request whose answers differ (tests).
+    read_coalescing: Literal["on", "off", "verify"] = "on"
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None
     graphql_introspection: bool | None = None

@@ -75,6 +75,15 @@ async def organization_account(access: OrgAccess) -> Account:
     return await _load_or_create(access.ctx, user_id=None, organization_id=access.organization_id)
 
 
+async def organization_account_row(access: OrgAccess) -> Account:
+    """The organization's account as a read-only row, for what only shows it (its balance,
+    plan, plan history, billing settings): a plain read, which shares a statement with its
+    siblings'. Created if missing, as `organization_account` (writers) does."""
+    loaders = access.ctx.loaders
+    row: Account | None = await loaders.account_row_by_organization_id.load(access.organization_id)
+    return row if row is not None else await organization_account(access)
+
+
 async def billing_account(ctx: Context, *, organization_id: str | None = None) -> Account:
     """A billing mutation's account, named by its input: the organization's, for its owners
     and admins (`manager_access`), else the caller's personal one (`personal_account`)."""
@@ -112,7 +121,7 @@ async def user_balance(access: PersonalAccess) -> Balance:
 
 async def organization_balance(access: OrgAccess) -> Balance:
     """Every member may read the organization's balance."""
-    return await settled_balance(access.ctx, await organization_account(access))
+    return await settled_balance(access.ctx, await organization_account_row(access))
 
 
 async def owner_account(

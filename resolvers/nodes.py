@@ -20,7 +20,7 @@ from resolvers.context import Context
 
 
 async def _member(ctx: Context, member_id: str) -> Member | None:
-    member: Member | None = await ctx.loaders.member_by_id.load(member_id)
+    member: Member | None = await ctx.loaders.member_row_by_id.load(member_id)
     if (
         member is None
         or await permissions.organization_membership(ctx, member.organization_id) is None

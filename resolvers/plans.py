@@ -109,8 +109,13 @@ async def current_subscription(ctx: Context, account: Account) -> Subscription |
 
 
 async def organization_subscription(access: OrgAccess) -> Subscription | None:
-    """The organization's current subscription (any member reads it), or None."""
-    return await current_subscription(access.ctx, await accounts.organization_account(access))
+    """The organization's current subscription (any member reads it), or None: a read-only
+    row (writers: `current_subscription`)."""
+    loaders = access.ctx.loaders
+    found: Subscription | None = await loaders.current_subscription_row_by_organization_id.load(
+        access.organization_id
+    )
+    return found
 
 
 async def require_organization_subscription(access: OrgAccess) -> Subscription:
@@ -169,7 +174,7 @@ async def latest_history_id(ctx: Context, subscription: Subscription) -> str | N
 
 async def plan_history_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[PlanHistory]:
     """The organization's plan changes, newest first (any member reads them)."""
-    account = await accounts.organization_account(access)
+    account = await accounts.organization_account_row(access)
     page: Page[PlanHistory] = await ctx.loaders.plan_history_pages_by_account_id.load(
         (account.id, args)
     )

@@ -74,13 +74,14 @@ async def memberships(ctx: Context, user_id: str) -> list[Membership]:
     """The user's memberships in live organizations the caller may see, oldest first: all of
     the caller's own; of a colleague, only organizations the caller belongs to too; with an
     organization's API key, only that organization (`permissions.visible_organization_ids`)."""
-    user: User | None = await ctx.loaders.user_by_id.load(user_id)
+    # Read-only rows: the caller's own user row costs no statement (authentication read it).
+    user: User | None = await ctx.loaders.user_row_by_id.load(user_id)
     members: list[Member] = await ctx.loaders.members_by_user_id.load(user_id)
     visible = await permissions.visible_organization_ids(
         ctx, user_id, [m.organization_id for m in members]
     )
     members = [m for m in members if m.organization_id in visible]
-    orgs = await ctx.loaders.organization_by_id.load_many([m.organization_id for m in members])
+    orgs = await ctx.loaders.organization_row_by_id.load_many([m.organization_id for m in members])
     active_id = user.active_organization_id if user else None
     return [
         Membership(member=m, organization=org, active=org.id == active_id)

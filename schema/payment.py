@@ -242,7 +242,7 @@ async def organization_billing_account(root: Any, info: Info) -> BillingAccount 
 
 async def managed_organization_account(ctx: Context, organization_id: str) -> models.Account:
     """The organization's account, for its owners and admins (its payments, its settings)."""
-    return await accounts.organization_account(
+    return await accounts.organization_account_row(
         await permissions.manager_access(ctx, organization_id)
     )
 

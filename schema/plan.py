@@ -72,7 +72,7 @@ class Plan(Node):
 
 
 async def _plan(info: Info, plan_id: str) -> Plan:
-    found: models.Plan = await info.context.loaders.plan_by_id.load(plan_id)
+    found: models.Plan = await info.context.loaders.plan_row_by_id.load(plan_id)
     return Plan.from_model(found)
 
 

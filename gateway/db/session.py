@@ -7,18 +7,22 @@ import functools
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, DateTime, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
 
+from gateway.db.coalesce import ReadCoalescer, Shape
 from gateway.db.models import UTCDateTime
 from gateway.db.sqlalchemy_internals import CompiledForDriver, fetch_on_driver, held_connection
+
+# `Settings.read_coalescing`: plain reads of one turn as one statement, each alone, or both.
+CoalesceMode = Literal["on", "off", "verify"]
 
 # A driver record made into a row: a named tuple of the statement's column labels (asyncpg
 # ships no type hints, so its Record is untyped to mypy).
@@ -28,7 +32,7 @@ RowMaker = Callable[[asyncpg.Record], tuple[object, ...]]
 class _Compiled:
     """A statement compiled for asyncpg (`CompiledForDriver`) and how to make its rows."""
 
-    __slots__ = ("binds", "defaults", "make", "sql", "statement")
+    __slots__ = ("binds", "defaults", "make", "shape", "sql", "statement")
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = CompiledForDriver(statement, dialect)
@@ -37,6 +41,12 @@ class _Compiled:
         self.binds = compiled.binds
         self.defaults = compiled.defaults
         columns = compiled.columns
+        self.shape = Shape(
+            self.sql,
+            len(self.binds),
+            len(columns),
+            tuple(i for i, (_, type_, _) in enumerate(columns) if _is_timestamptz(type_, dialect)),
+        )
         row_type = _row_type(tuple(name for name, _, _ in columns))
         conversions = [(i, convert) for i, (_, _, convert) in enumerate(columns) if convert]
         new = tuple.__new__
@@ -76,6 +86,13 @@ class _Compiled:
         return make
 
 
+def _is_timestamptz(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """A column PostgreSQL sends as `timestamptz` (what the engine decodes from text)."""
+    impl = type_.dialect_impl(dialect)
+    impl = getattr(impl, "impl_instance", impl)
+    return isinstance(impl, DateTime) and bool(impl.timezone)
+
+
 def _utc_passthrough(type_: TypeEngine[Any], dialect: Dialect) -> bool:
     """A UTC timestamp column whose driver value needs no processing of its own (asyncpg's
     timestamptz): its converter only normalizes to UTC, which asyncpg's values already are."""
@@ -103,12 +120,23 @@ class RequestDatabase:
     (`GatedPool`) whichever way it is taken, and given back by `close`.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        coalesce: CoalesceMode = "off",
+    ) -> None:
         self._factory = session_factory
         self._engine: AsyncEngine = session_factory.kw["bind"]
         self._direct = self._engine.dialect.driver == "asyncpg"
         self._session: AsyncSession | None = None
         self._connection: AsyncConnection | None = None
+        # The plain reads of one event-loop turn as one statement (gateway/db/coalesce.py).
+        self._coalescer = (
+            ReadCoalescer(self._reading_connection, verify=coalesce == "verify")
+            if self._direct and coalesce != "off"
+            else None
+        )
 
     @property
     def has_session(self) -> bool:
@@ -171,20 +199,33 @@ async def fetch_rows(
     if isinstance(source, RequestDatabase):
         if not source._direct:
             return await _core_rows(source.session, statement, params)
+        coalescer = source._coalescer
+        if coalescer is not None:
+            compiled = _compiled(statement, source._engine.dialect)
+            records = await coalescer.fetch(compiled.shape, _args(compiled, params))
+            return list(map(compiled.make, records))
         sync = await source._reading_connection()
     else:
         if source.sync_session.bind.dialect.driver != "asyncpg":  # type: ignore[union-attr]
             return await _core_rows(source, statement, params)
         sync = await _session_connection(source)
+    compiled = _compiled(statement, sync.dialect)
+    records = await fetch_on_driver(sync, compiled.sql, _args(compiled, params))
+    return list(map(compiled.make, records))
+
+
+def _compiled(statement: Executable, dialect: Dialect) -> _Compiled:
     compiled = _COMPILED.get(id(statement))
     if compiled is None or compiled.statement is not statement:
-        compiled = _COMPILED[id(statement)] = _Compiled(statement, sync.dialect)
+        compiled = _COMPILED[id(statement)] = _Compiled(statement, dialect)
         if len(_COMPILED) > 1024:
             _COMPILED.clear()
+    return compiled
+
+
+def _args(compiled: _Compiled, params: Mapping[str, object] | None) -> list[object]:
     values = {**compiled.defaults, **(params or {})} if compiled.defaults else (params or {})
-    args = [convert(values[name]) if convert else values[name] for name, convert in compiled.binds]
-    records = await fetch_on_driver(sync, compiled.sql, args)
-    return list(map(compiled.make, records))
+    return [convert(values[name]) if convert else values[name] for name, convert in compiled.binds]
 
 
 async def _core_rows(

@@ -50,6 +50,7 @@ class Loaders:
     organization_row_by_id = loader(organizations.organization_row_by_id)
 
     member_by_id = loader(members.member_by_id)
+    member_row_by_id = loader(members.member_row_by_id)
     members_by_user_id = loader(members.members_by_user_id)
     live_member_by_organization_and_user = loader(members.live_member_by_organization_and_user)
     member_with_user_by_id = loader(members.member_with_user_by_id)
@@ -74,10 +75,15 @@ class Loaders:
     account_by_user_id = loader(accounts.account_by_user_id)
     account_row_by_user_id = loader(accounts.account_row_by_user_id)
     account_by_organization_id = loader(accounts.account_by_organization_id)
+    account_row_by_organization_id = loader(accounts.account_row_by_organization_id)
 
     plan_by_id = loader(plans.plan_by_id)
+    plan_row_by_id = loader(plans.plan_row_by_id)
     subscription_by_id = loader(plans.subscription_by_id)
     current_subscription_by_account_id = loader(plans.current_subscription_by_account_id)
+    current_subscription_row_by_organization_id = loader(
+        plans.current_subscription_row_by_organization_id
+    )
     plan_history_pages_by_account_id = loader(plans.plan_history_pages_by_account_id)
     latest_plan_history_id_by_subscription_id = loader(
         plans.latest_plan_history_id_by_subscription_id

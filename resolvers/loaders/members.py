@@ -14,7 +14,7 @@ from gateway.db.models import Member, Organization, User
 from gateway.db.session import fetch_rows
 from resolvers.batching import BatchLoader
 from resolvers.keyset import Joined, attribute, plain_columns, plain_row_type
-from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, RowsByKey
+from resolvers.loaders.shapes import CountByKey, PageByParent, PlainRowByKey, RowByKey
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
@@ -28,7 +28,8 @@ def _user_rows(loaders: Loaders) -> BatchLoader[str, User | None]:
 
 
 member_by_id = RowByKey(Member, col(Member.id))
-members_by_user_id = RowsByKey(Member, col(Member.user_id), col(Member.id))
+# Read-only rows, for members that are only shown (`node(id:)`; writers: `member_by_id`).
+member_row_by_id = PlainRowByKey(Member, col(Member.id))
 member_count_by_organization_id = CountByKey(Member, col(Member.organization_id))
 # Read-only rows (`plain`): listed members are shown and checked, never modified here. A
 # query that shows the members' users reads them in the same statement.
@@ -94,6 +95,48 @@ def live_member_by_organization_and_user(
             found[(member.organization_id, member.user_id)] = member
             organizations.prime(member.organization_id, organization_row(row[split:]))
         return [found.get(key) for key in keys]
+
+    return BatchLoader(batch)
+
+
+# A user's memberships with their organizations (was two statements, one after the other).
+_MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS = (
+    select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS)
+    .outerjoin_from(
+        Member,
+        Organization,
+        (col(Organization.id) == col(Member.organization_id))
+        & col(Organization.deleted_at).is_(None),
+    )
+    .where(one_of(Member.user_id, "_keys"))
+    .order_by(col(Member.id))
+)
+
+
+def members_by_user_id(loaders: Loaders) -> BatchLoader[str, list[Member]]:
+    """user id → the user's members (read-only rows), oldest first, in live organizations or
+    not. Their live organizations come in the same statement and prime what their own loaders
+    would read: `organization_row_by_id` (None for a deleted one) and the membership of
+    (organization, user), `live_member_by_organization_and_user`."""
+    db = loaders.db
+    member_row = plain_row_type(Member)._make
+    organization_row = plain_row_type(Organization)._make
+    split = len(_MEMBER_COLUMNS)
+
+    async def batch(keys: list[str]) -> list[list[Member]]:
+        rows = await fetch_rows(db, _MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS, {"_keys": keys})
+        grouped: dict[str, list[Member]] = {key: [] for key in keys}
+        organizations = loaders.organization_row_by_id
+        memberships = loaders.live_member_by_organization_and_user
+        for row in rows:
+            member = member_row(row[:split])
+            grouped[member.user_id].append(member)
+            live = row[split] is not None  # the organization's id: None when deleted
+            organizations.prime(
+                member.organization_id, organization_row(row[split:]) if live else None
+            )
+            memberships.prime((member.organization_id, member.user_id), member if live else None)
+        return [grouped[key] for key in keys]
 
     return BatchLoader(batch)
 

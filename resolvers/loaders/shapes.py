@@ -63,11 +63,18 @@ class RowByKey(Generic[K, M]):
 class PlainRowByKey(Generic[K, M]):
     """key → the row of `model` whose `column` equals it, as a read-only named tuple with the
     model's attribute names (typed as the model), or None: for rows that are only shown
-    (several times cheaper to load than ORM instances)."""
+    (several times cheaper to load than ORM instances).
+
+    `column` may be of another table that `where` joins (an account's organization for its
+    subscription): the row then carries the key as `by_key` too."""
 
     def __init__(self, model: type[M], column: Mapped[K], where: Where = ()) -> None:
-        self.key = attribute_name(column)
         columns = plain_columns(model)
+        if attribute(column).class_ is model:
+            self.key = attribute_name(column)
+        else:
+            self.key = "by_key"
+            columns = (*columns, attribute(column).label(self.key))
         self.one = select(*columns).where(column == bindparam("_key"), *where)
         self.many = select(*columns).where(one_of(column, "_keys"), *where)
 
@@ -85,49 +92,23 @@ class PlainRowByKey(Generic[K, M]):
         return BatchLoader(batch)
 
 
-class RowsByKey(Generic[K, M]):
-    """key → every ORM row whose `column` equals it, in `order_by` order (small, bounded lists)."""
-
-    def __init__(
-        self, model: type[M], column: Mapped[K], order_by: Mapped[object], where: Where = ()
-    ) -> None:
-        self.model, self.column, self.order_by, self.where = model, column, order_by, where
-        self.key = attribute_name(column)
-
-    def __call__(self, loaders: Loaders) -> BatchLoader[K, list[M]]:
-        db = loaders.db
-
-        async def batch(keys: list[K]) -> list[list[M]]:
-            stmt = (
-                select(self.model).where(self.column.in_(keys), *self.where).order_by(self.order_by)
-            )
-            grouped: dict[K, list[M]] = defaultdict(list)
-            for row in (await orm_session(db).execute(stmt)).scalars():
-                grouped[getattr(row, self.key)].append(row)
-            return [grouped.get(key, []) for key in keys]
-
-        return BatchLoader(batch)
-
-
 class CountByKey(Generic[K]):
     """key → how many rows of `model` (matching `where`) have it in `column`."""
 
     def __init__(self, model: type[SQLModel], column: Mapped[K], where: Where = ()) -> None:
-        self.model, self.column, self.where = model, column, where
+        self.stmt = (
+            select(column, func.count())
+            .select_from(model)
+            .where(one_of(column, "_keys"), *where)
+            .group_by(column)
+        )
 
     def __call__(self, loaders: Loaders) -> BatchLoader[K, int]:
         db = loaders.db
 
         async def batch(keys: list[K]) -> list[int]:
-            stmt = (
-                select(self.column, func.count())
-                .select_from(self.model)
-                .where(self.column.in_(keys), *self.where)
-                .group_by(self.column)
-            )
-            counts: dict[K, int] = {
-                key: n for key, n in (await orm_session(db).execute(stmt)).all()
-            }
+            rows = await fetch_rows(db, self.stmt, {"_keys": keys})
+            counts: dict[K, int] = {key: n for key, n in rows}
             return [int(counts.get(key, 0)) for key in keys]
 
         return BatchLoader(batch)
@@ -138,20 +119,16 @@ class LatestIdByKey(Generic[K]):
     None; `id_column` is that table's id."""
 
     def __init__(self, column: Mapped[K], id_column: Mapped[str]) -> None:
-        self.column, self.id_column = column, id_column
+        self.stmt = (
+            select(column, func.max(id_column)).where(one_of(column, "_keys")).group_by(column)
+        )
 
     def __call__(self, loaders: Loaders) -> BatchLoader[K, str | None]:
         db = loaders.db
 
         async def batch(keys: list[K]) -> list[str | None]:
-            stmt = (
-                select(self.column, func.max(self.id_column))
-                .where(self.column.in_(keys))
-                .group_by(self.column)
-            )
-            latest: dict[K, str] = {
-                key: found for key, found in (await orm_session(db).execute(stmt)).all()
-            }
+            rows = await fetch_rows(db, self.stmt, {"_keys": keys})
+            latest: dict[K, str] = {key: found for key, found in rows}
             return [latest.get(key) for key in keys]
 
         return BatchLoader(batch)

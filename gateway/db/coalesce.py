@@ -1,0 +1,154 @@
+"""The reads of one event-loop turn as one statement (`ReadCoalescer`, PostgreSQL).
+
+The loaders of one query level dispatch together (resolvers/batching.py: their batches start
+in the same turn, and the compiled executor awaits a level with one `gather`), so the plain
+reads (`fetch_rows`) that sibling fields send arrive in the same turn. The first waits that
+turn out; the others join it, and the turn's reads go as one statement,
+
+    SELECT ARRAY(SELECT ROW(t.*) FROM (<read 1>) AS t), ARRAY(SELECT ROW(t.*) FROM (<read 2>) AS t)
+
+with each read's bind parameters renumbered after the previous one's. asyncpg decodes each
+array's anonymous records into tuples of the same values (same types, same codecs) as the read
+alone would return, so each part's rows are made exactly as its own read's. A read alone in its
+turn is sent as it is. `verify` runs each read alone as well and fails when a part differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection
+
+from gateway.db.engine import decode_timestamptz
+from gateway.db.sqlalchemy_internals import fetch_on_driver
+
+# A bind parameter of asyncpg's SQL (`$3`), or a string literal (skipped when renumbering).
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
+_COMBINED: dict[tuple[Shape, ...], str] = {}
+
+
+class Shape(NamedTuple):
+    """A read as the coalescer needs it: its SQL, how many parameters and result columns it
+    has, and which of those are `timestamptz`. The engine decodes those from text
+    (gateway/db/engine.py), which asyncpg cannot do inside a record (it reads a record's
+    fields in binary): in a combined statement they are sent as text and decoded here."""
+
+    sql: str
+    params: int
+    columns: int
+    timestamps: tuple[int, ...]
+
+
+def combined_sql(shapes: Sequence[Shape]) -> str:
+    """One statement answering each read as an array of records, its parameters renumbered
+    after the previous reads' and its timestamps as text."""
+    key = tuple(shapes)
+    found = _COMBINED.get(key)
+    if found is not None:
+        return found
+    selects: list[str] = []
+    offset = 0
+    for shape in shapes:
+        shift = offset
+
+        def renumber(match: re.Match[str], shift: int = shift) -> str:
+            number = match.group(1)
+            return match.group(0) if number is None else f"${int(number) + shift}"
+
+        sql = _PLACEHOLDER.sub(renumber, shape.sql) if shift else shape.sql
+        names = [f"c{i}" for i in range(shape.columns)]
+        fields = [
+            f"t.c{i}::text" if i in shape.timestamps else f"t.c{i}" for i in range(shape.columns)
+        ]
+        selects.append(
+            f"ARRAY(SELECT ROW({', '.join(fields)}) FROM ({sql}) AS t({', '.join(names)}))"
+        )
+        offset += shape.params
+    found = "SELECT " + ", ".join(selects)
+    if len(_COMBINED) > 1024:
+        _COMBINED.clear()
+    _COMBINED[key] = found
+    return found
+
+
+def _decoded(shape: Shape, records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    if not shape.timestamps or not records:
+        return records
+    positions = shape.timestamps
+    rows = []
+    for record in records:
+        values = list(record)
+        for i in positions:
+            if values[i] is not None:
+                values[i] = decode_timestamptz(values[i])
+        rows.append(tuple(values))
+    return rows
+
+
+class _Read:
+    __slots__ = ("args", "future", "shape")
+
+    def __init__(
+        self, shape: Shape, args: list[Any], future: asyncio.Future[list[Any]] | None
+    ) -> None:
+        self.shape, self.args, self.future = shape, args, future
+
+
+class ReadCoalescer:
+    """A request's plain reads on PostgreSQL, gathered per event-loop turn (module docstring).
+
+    `connection` gives the connection to read on when the turn's reads go (the session's if the
+    request has one by then, so a read sees what the request wrote before it)."""
+
+    __slots__ = ("_connection", "_turn", "verify")
+
+    def __init__(self, connection: Callable[[], Awaitable[Connection]], *, verify: bool) -> None:
+        self._connection = connection
+        self._turn: list[_Read] | None = None
+        self.verify = verify
+
+    async def fetch(self, shape: Shape, args: list[Any]) -> list[Any]:
+        """The driver's records of the read (tuples when read with others)."""
+        turn = self._turn
+        if turn is not None:  # another read of this turn waits for it: go with it
+            future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+            turn.append(_Read(shape, args, future))
+            return await future
+        turn = self._turn = [_Read(shape, args, None)]
+        try:
+            await asyncio.sleep(0)  # the turn's other reads (siblings started with this one)
+        finally:
+            self._turn = None
+        try:
+            sync = await self._connection()
+            if len(turn) == 1:
+                return await fetch_on_driver(sync, shape.sql, args)
+            answers = await self._together(sync, turn)
+        except BaseException as error:
+            failure = error if isinstance(error, Exception) else RuntimeError("read cancelled")
+            for read in turn[1:]:
+                if read.future is not None and not read.future.done():
+                    read.future.set_exception(failure)
+            raise
+        for read, records in zip(turn[1:], answers[1:], strict=True):
+            if read.future is not None and not read.future.done():
+                read.future.set_result(records)
+        return answers[0]
+
+    async def _together(self, sync: Connection, turn: list[_Read]) -> list[list[Any]]:
+        shapes = [read.shape for read in turn]
+        args = [arg for read in turn for arg in read.args]
+        (record,) = await fetch_on_driver(sync, combined_sql(shapes), args)
+        answers = [_decoded(shape, part) for shape, part in zip(shapes, record, strict=True)]
+        if self.verify:
+            for shape, read, records in zip(shapes, turn, answers, strict=True):
+                alone = [tuple(r) for r in await fetch_on_driver(sync, shape.sql, read.args)]
+                if alone != records:
+                    raise AssertionError(
+                        f"coalesced read differs from the read alone:\n{shape.sql}\n"
+                        f"together: {records!r}\nalone: {alone!r}"
+                    )
+        return answers
