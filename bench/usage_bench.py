@@ -245,6 +245,17 @@ async def plans(url: str, schema: str) -> list[str]:
     return out
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a PostgreSQL backend on this host has used so far; 0 when
+    its /proc entry is not readable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); the text after ")" starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, singles: int) -> str:
     settings = Settings(database_url=url, database_schema=schema, environment="test")
     engine = create_engine(url, search_path=schema)
@@ -283,6 +294,9 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
 
     service = Principal(user_id=None, via="service")
     rates = []
+    # CPU seconds of this process (Python, SQLAlchemy, asyncpg) and of the PostgreSQL backend
+    # that served each batch, summed over the measured batches.
+    client_cpu = server_cpu = 0.0
     try:
         # One warm-up batch (connections, statement caches), not counted.
         ctx = context(settings, factory, service)
@@ -291,9 +305,15 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
         for _ in range(batches):
             events = [make_event() for _ in range(batch_size)]
             ctx = context(settings, factory, service)
+            # Asked in the batch's own transaction, so it names the connection the batch uses.
+            backend = (await ctx.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            server_before = backend_cpu(backend)
+            client_before = time.process_time()
             started = time.perf_counter()
             results = await usage.record_usages(ctx, events)
             elapsed = time.perf_counter() - started
+            client_cpu += time.process_time() - client_before
+            server_cpu += backend_cpu(backend) - server_before
             await ctx.close()
             assert not any(r.duplicate for r in results)
             rates.append(batch_size / elapsed)
@@ -320,6 +340,9 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
         f"{total:,} events, 60% organization usage, each batch one transaction with its "
         f"debits): median {statistics.median(rates):,.0f} events/s "
         f"(min {min(rates):,.0f}, max {max(rates):,.0f}).\n"
+        f"CPU per 1,000 events: {client_cpu / batches * 1000:,.0f} ms in this process "
+        f"(Python, SQLAlchemy, asyncpg), {server_cpu / batches * 1000:,.0f} ms in the "
+        f"PostgreSQL backend{'' if server_cpu else ' (not readable: server on another host?)'}.\n"
         f"Replaying a whole batch (all duplicates): {replay_rate:,.0f} events/s.\n"
         f"One event per call through `record_usage` ({singles} calls, one transaction "
         f"each): {single_rate:,.0f} events/s.\n"
@@ -336,13 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--singles", type=int, default=500)
+    parser.add_argument("--skip-plans", action="store_true", help="measure ingestion only")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args(argv)
     if args.reuse:
         asyncio.run(migrate(args.url, args.schema))
     else:
         seed_schema(args.url, args.schema)
-    sections = asyncio.run(plans(args.url, args.schema))
+    sections = [] if args.skip_plans else asyncio.run(plans(args.url, args.schema))
     sections.append(
         asyncio.run(
             ingestion(

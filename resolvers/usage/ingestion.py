@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, String, any_, insert, literal, select
+from sqlalchemy import ColumnElement, String, any_, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from sqlmodel import SQLModel, col
 
 from gateway.billing import ledger
 from gateway.billing.payments import maybe_auto_top_up
+from gateway.db.bulk import insert_rows
 from gateway.db.models import Account, AccountKind, Member, Organization, UsageRecord, User, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import Conflict, Unprocessable, ValidationFailed
@@ -301,7 +302,10 @@ async def _start_auto_top_ups(ctx: Context, account_ids: list[str]) -> None:
             await ctx.session.rollback()
 
 
-def _chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:
+def _chunks(session: AsyncSession, values: Sequence[T]) -> list[Sequence[T]]:
+    """`values` in lists that fit one statement's parameters: all of them on PostgreSQL (one
+    array parameter, `_one_of`), 500 elsewhere."""
+    size = max(len(values), 1) if dialect_name(session) == "postgresql" else 500
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
@@ -325,13 +329,13 @@ async def _write(
         first_index.setdefault(row["generation_id"], i)
     # Ids first (cheap, and usually none match); whole rows only for the duplicates.
     seen: list[str] = []
-    for chunk in _chunks(list(first_index)):
+    for chunk in _chunks(session, list(first_index)):
         ids = select(col(UsageRecord.generation_id)).where(
             _one_of(session, col(UsageRecord.generation_id), chunk)
         )
         seen += (await session.execute(ids)).scalars()
     existing: dict[str, UsageRecord] = {}
-    for chunk in _chunks(seen):
+    for chunk in _chunks(session, seen):
         stmt = select(UsageRecord).where(_one_of(session, col(UsageRecord.generation_id), chunk))
         for record in (await session.execute(stmt)).scalars():
             existing[record.generation_id] = record
@@ -366,7 +370,7 @@ async def _attach_accounts(
     org_ids = list({row["organization_id"] for _, row in fresh if row["organization_id"]})
     # live user or organization id -> its account id (None when it has none yet)
     user_accounts: dict[str, str | None] = {}
-    for chunk in _chunks(user_ids):
+    for chunk in _chunks(session, user_ids):
         found = await session.execute(
             select(col(User.id), col(Account.id))
             .outerjoin(Account, col(Account.user_id) == col(User.id))
@@ -375,7 +379,7 @@ async def _attach_accounts(
         user_accounts.update(found.all())
     org_accounts: dict[str, str | None] = {}
     memberships: set[tuple[str, str]] = set()
-    for chunk in _chunks(org_ids):
+    for chunk in _chunks(session, org_ids):
         found = await session.execute(
             select(col(Organization.id), col(Account.id))
             .outerjoin(Account, col(Account.organization_id) == col(Organization.id))
@@ -451,12 +455,11 @@ async def _debit_and_insert(session: AsyncSession, rows: list[UsageValues]) -> l
     return posted.below_threshold
 
 
-# Core inserts of whole batches: one multi-row statement per 1,000 rows. (The ORM's bulk insert
-# would split the batch wherever a nullable column switches between NULL and a value.)
-_COLUMN_OF = {"metadata_": "metadata"}
+# A usage row's keys are UsageRecord's attribute names; a column named otherwise by its key.
+_KEY_OF_COLUMN = {"metadata": "metadata_"}
 
 
 async def _insert_usage_rows(session: AsyncSession, rows: list[UsageValues]) -> None:
+    """One statement for the whole batch (`insert_rows`: arrays on PostgreSQL)."""
     table = SQLModel.metadata.tables[UsageRecord.__tablename__]
-    columns = [{_COLUMN_OF.get(key, key): value for key, value in row.items()} for row in rows]
-    await session.execute(insert(table), columns)
+    await insert_rows(session, table, rows, keys=_KEY_OF_COLUMN)
