@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/usage_bench.py                 # seed (about a minute), then measure
     .venv/bin/python bench/usage_bench.py --reuse         # migrate the existing seed, measure
+    .venv/bin/python bench/usage_bench.py --reuse --skip-plans --schema bench_usage_ingest
+                                                          # ingestion only, in another schema
 
 Seeds its own schema (`bench_usage`, so the load benchmark's `bench` schema is left alone)
 with bench/seed.py's generator: 10,000 users, 1,000 organizations x 20 members and
@@ -10,7 +12,9 @@ send is captured from the engine and replayed under EXPLAIN (ANALYZE, BUFFERS)),
 the plans of: a user's history page (first and next page), a member's page in an
 organization, an organization's 30-day aggregation by day, model and member, and its metrics.
 Last it measures ingestion through `resolvers.usage.record_usages` (batches of 1,000 events,
-one transaction each, with their debits) and through `record_usage` one event at a time.
+one transaction each, with their debits) and through `record_usage` one event at a time, with
+the CPU each batch costs this process and its PostgreSQL backend (read from /proc, so with the
+server on this host), the backend's split by statement.
 Nothing here is asserted: the figures go to stdout and bench/README.md.
 """
 
@@ -256,9 +260,37 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class BackendCpuByStatement:
+    """PostgreSQL backend CPU per statement (its first words) while `backend` is set: read
+    from /proc around each statement, so only with the server on this host (10 ms ticks:
+    meaningful summed over many batches)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.backend: int | None = None
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _before(*_: Any) -> None:
+            if self.backend is not None:
+                self._started = backend_cpu(self.backend)
+
+        @event.listens_for(engine.sync_engine, "after_cursor_execute")
+        def _after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if self.backend is not None:
+                key = " ".join(statement.split())[:60]
+                spent = backend_cpu(self.backend) - self._started
+                self.seconds[key] = self.seconds.get(key, 0.0) + spent
+
+    def report(self, batches: int) -> str:
+        rows = sorted(self.seconds.items(), key=lambda item: -item[1])
+        return "".join(f"  {s / batches * 1000:6.1f} ms  {key}\n" for key, s in rows)
+
+
 async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, singles: int) -> str:
     settings = Settings(database_url=url, database_schema=schema, environment="test")
     engine = create_engine(url, search_path=schema)
+    by_statement = BackendCpuByStatement(engine)
     factory = create_session_factory(engine)
     rng = random.Random(7)
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
@@ -308,12 +340,14 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
             # Asked in the batch's own transaction, so it names the connection the batch uses.
             backend = (await ctx.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             server_before = backend_cpu(backend)
+            by_statement.backend = backend
             client_before = time.process_time()
             started = time.perf_counter()
             results = await usage.record_usages(ctx, events)
             elapsed = time.perf_counter() - started
             client_cpu += time.process_time() - client_before
             server_cpu += backend_cpu(backend) - server_before
+            by_statement.backend = None
             await ctx.close()
             assert not any(r.duplicate for r in results)
             rates.append(batch_size / elapsed)
@@ -342,7 +376,9 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
         f"(min {min(rates):,.0f}, max {max(rates):,.0f}).\n"
         f"CPU per 1,000 events: {client_cpu / batches * 1000:,.0f} ms in this process "
         f"(Python, SQLAlchemy, asyncpg), {server_cpu / batches * 1000:,.0f} ms in the "
-        f"PostgreSQL backend{'' if server_cpu else ' (not readable: server on another host?)'}.\n"
+        f"PostgreSQL backend{'' if server_cpu else ' (not readable: server on another host?)'}"
+        f", by statement per 1,000 events (the commit is not a statement):\n"
+        f"{by_statement.report(batches)}"
         f"Replaying a whole batch (all duplicates): {replay_rate:,.0f} events/s.\n"
         f"One event per call through `record_usage` ({singles} calls, one transaction "
         f"each): {single_rate:,.0f} events/s.\n"
