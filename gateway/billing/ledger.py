@@ -253,7 +253,7 @@ async def _subtract(
     below: list[str] = []
     postgres = _is_postgres(session)
     # PostgreSQL takes the ids as one array parameter, so the whole batch is one chunk there.
-    for chunk in _chunks(sorted(totals), len(totals) if postgres else 500):
+    for chunk in _chunks(sorted(totals), max(len(totals), 1) if postgres else 500):
         if postgres:
             if len(chunk) > 1:
                 # Lock the rows in id order first, so concurrent batches queue, never deadlock.

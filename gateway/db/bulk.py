@@ -26,7 +26,8 @@ async def insert_rows(
     values travel as one array per column (asyncpg encodes each array in one go) instead of
     one bound parameter per value. Each array is typed by its column's SQLAlchemy type, so a
     value is converted exactly as a row-by-row insert converts it (JSON through the dialect's
-    serializer). Elsewhere SQLAlchemy's executemany insert.
+    serializer). Elsewhere SQLAlchemy's executemany insert. Python-side column defaults are not
+    applied on PostgreSQL: give every column that has one.
     """
     if not rows:
         return

@@ -101,3 +101,13 @@ async def test_insert_rows_writes_what_a_row_by_row_insert_writes(env: Env) -> N
 async def _rows(env: Env, statement: object) -> list[object]:
     async with env.sessions() as session:
         return list(await session.execute(statement))  # type: ignore[call-overload]
+
+
+async def test_a_batch_without_credits_is_recorded_with_no_ledger_entry(env: Env) -> None:
+    alice = await env.user()
+    account = await env.account_id(user_id=alice.user_id)
+    data = await ingest_ok(env, event(alice.user_id, credits=0), event(alice.user_id, credits=0))
+    assert (data["recorded"], data["overdrawn"]) == (2, 0)
+    entries = await env.all(select(models.LedgerEntry).where(models.LedgerEntry.reason == "usage"))
+    assert entries == []
+    assert await _balance(env, account) == 0 == await _sum(env, account)
