@@ -78,13 +78,13 @@ async def memberships_of(
         stmt = select(org_of, user_of).join(
             pairs, and_(org_of == pairs.c.organization_id, user_of == pairs.c.user_id)
         )
-        found += (await core(session, stmt)).all()
+        found += [(org, user) for org, user in await core(session, stmt)]
         return found
     for chunk in chunks(session, sorted(set(orgs))):
         stmt = select(org_of, user_of).where(
             org_of.in_(chunk), one_of(session, user_of, sorted(set(users)))
         )
-        found += (await core(session, stmt)).all()
+        found += [(org, user) for org, user in await core(session, stmt)]
     return found
 
 
