@@ -4,6 +4,8 @@
     .venv/bin/python bench/usage_bench.py --reuse         # migrate the existing seed, measure
     .venv/bin/python bench/usage_bench.py --schema bench_rollup_10m --orgs 100 --copies 10
                                                           # 10 M rows (bench/README.md, Roll-ups)
+    .venv/bin/python bench/usage_bench.py --reuse --skip-plans --schema bench_usage_ingest
+                                                          # ingestion only, in another schema
 
 Seeds its own schema (`bench_usage`, so the load benchmark's `bench` schema is left alone)
 with bench/seed.py's generator: 10,000 users, 1,000 organizations x 20 members and
@@ -14,7 +16,9 @@ organization, an organization's 30-day aggregation by day, model and member, and
 each from raw rows and from the daily roll-ups (`usage_aggregation`), with their median times.
 Last it measures ingestion through `resolvers.usage.record_usages` (batches of 1,000 events,
 one transaction each, with their debits; half of them without the roll-ups' upsert, for its
-cost) and through `record_usage` one event at a time.
+cost) and through `record_usage` one event at a time, with the CPU each batch costs this
+process and its PostgreSQL backend (read from /proc, so with the server on this host), the
+backend's split by statement.
 Nothing here is asserted: the figures go to stdout and bench/README.md.
 """
 
@@ -348,9 +352,48 @@ async def plans(url: str, schema: str, *, runs: int) -> list[str]:
     return out
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a PostgreSQL backend on this host has used so far; 0 when
+    its /proc entry is not readable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); the text after ")" starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class BackendCpuByStatement:
+    """PostgreSQL backend CPU per statement (its first words) while `backend` is set: read
+    from /proc around each statement, so only with the server on this host (10 ms ticks:
+    meaningful summed over many batches)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.backend: int | None = None
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _before(*_: Any) -> None:
+            if self.backend is not None:
+                self._started = backend_cpu(self.backend)
+
+        @event.listens_for(engine.sync_engine, "after_cursor_execute")
+        def _after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if self.backend is not None:
+                key = " ".join(statement.split())[:60]
+                spent = backend_cpu(self.backend) - self._started
+                self.seconds[key] = self.seconds.get(key, 0.0) + spent
+
+    def report(self, batches: int) -> str:
+        rows = sorted(self.seconds.items(), key=lambda item: -item[1])
+        return "".join(f"  {s / batches * 1000:6.1f} ms  {key}\n" for key, s in rows)
+
+
 async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, singles: int) -> str:
     settings = Settings(database_url=url, database_schema=schema, environment="test")
     engine = create_engine(url, search_path=schema)
+    by_statement = BackendCpuByStatement(engine)
     factory = create_session_factory(engine)
     rng = random.Random(7)
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
@@ -387,6 +430,9 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
     service = Principal(user_id=None, via="service")
     rates: list[float] = []
     rates_without: list[float] = []
+    # CPU seconds of this process (Python, SQLAlchemy, asyncpg) and of the PostgreSQL backend
+    # that served each batch, summed over the measured batches.
+    client_cpu = server_cpu = 0.0
     try:
         # One warm-up batch (connections, statement caches), not counted.
         ctx = context(settings, factory, service)
@@ -403,12 +449,20 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
             rollups.add_usage = no_rollups if without else kept_by_ingestion  # type: ignore[assignment]
             events = [make_event() for _ in range(batch_size)]
             ctx = context(settings, factory, service)
+            # Asked in the batch's own transaction, so it names the connection the batch uses.
+            backend = (await ctx.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            server_before = backend_cpu(backend)
+            by_statement.backend = backend
+            client_before = time.process_time()
             started = time.perf_counter()
             try:
                 results = await usage.record_usages(ctx, events)
             finally:
                 rollups.add_usage = kept_by_ingestion  # type: ignore[method-assign]
             elapsed = time.perf_counter() - started
+            client_cpu += time.process_time() - client_before
+            server_cpu += backend_cpu(backend) - server_before
+            by_statement.backend = None
             await ctx.close()
             assert not any(r.duplicate for r in results)
             (rates_without if without else rates).append(batch_size / elapsed)
@@ -439,6 +493,11 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
         f"The batches taking turns without the roll-ups' upsert: median "
         f"{statistics.median(rates_without):,.0f} events/s "
         f"(min {min(rates_without):,.0f}, max {max(rates_without):,.0f}).\n"
+        f"CPU per 1,000 events: {client_cpu / batches * 1000:,.0f} ms in this process "
+        f"(Python, SQLAlchemy, asyncpg), {server_cpu / batches * 1000:,.0f} ms in the "
+        f"PostgreSQL backend{'' if server_cpu else ' (not readable: server on another host?)'}"
+        f", by statement per 1,000 events (the commit is not a statement):\n"
+        f"{by_statement.report(batches)}"
         f"Replaying a whole batch (all duplicates): {replay_rate:,.0f} events/s.\n"
         f"One event per call through `record_usage` ({singles} calls, one transaction "
         f"each): {single_rate:,.0f} events/s.\n"
@@ -465,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--singles", type=int, default=500)
+    parser.add_argument("--skip-plans", action="store_true", help="measure ingestion only")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args(argv)
     if args.reuse:
@@ -478,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(rebuild_rollups(args.url, args.schema))
     if args.seed_only:
         return 0
-    sections = asyncio.run(plans(args.url, args.schema, runs=args.runs))
+    sections = [] if args.skip_plans else asyncio.run(plans(args.url, args.schema, runs=args.runs))
     if args.batches:
         sections.append(
             asyncio.run(

@@ -22,7 +22,6 @@ from sqlalchemy import (
     column,
     event,
     func,
-    insert,
     literal,
     select,
     update,
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import SQLModel, col
 
+from gateway.db.bulk import insert_rows
 from gateway.db.models import Account, LedgerEntry, utcnow
 from gateway.db.session import dialect_name
 from gateway.errors import NotFound
@@ -239,7 +239,7 @@ async def post_debits(
             }
         )
     if entries:
-        await session.execute(insert(SQLModel.metadata.tables[LedgerEntry.__tablename__]), entries)
+        await insert_rows(session, SQLModel.metadata.tables[LedgerEntry.__tablename__], entries)
         _posted(session, reason, len(entries))
     return PostedDebits(balances_after, below)
 
@@ -252,7 +252,8 @@ async def _subtract(
     balances: dict[str, int] = {}
     below: list[str] = []
     postgres = _is_postgres(session)
-    for chunk in _chunks(sorted(totals)):
+    # PostgreSQL takes the ids as one array parameter, so the whole batch is one chunk there.
+    for chunk in _chunks(sorted(totals), max(len(totals), 1) if postgres else 500):
         if postgres:
             if len(chunk) > 1:
                 # Lock the rows in id order first, so concurrent batches queue, never deadlock.

@@ -9,20 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, String, any_, insert, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel, col
 
 from gateway.billing import ledger
 from gateway.billing.payments import maybe_auto_top_up
-from gateway.db.models import Account, AccountKind, Member, Organization, UsageRecord, User, utcnow
-from gateway.db.session import dialect_name
-from gateway.errors import Conflict, Unprocessable, ValidationFailed
+from gateway.db.bulk import insert_rows
+from gateway.db.models import UsageRecord, utcnow
+from gateway.errors import Conflict, ValidationFailed
 from gateway.ids import new_id
 from gateway.inputs import range_message, trimmed
 from gateway.jsoncodec import dump_json
@@ -31,6 +29,7 @@ from resolvers import permissions
 from resolvers.context import Context
 from resolvers.usage import rollups
 from resolvers.usage.measures import MAX_COUNT, MICRO, TOKEN_COUNTS, camel
+from resolvers.usage.payers import attach_accounts, chunks, core, one_of
 
 log = logging.getLogger("gateway.usage")
 
@@ -44,7 +43,6 @@ MAX_GENERATION_ID = 255 - len("usage:")
 # Concurrent batches carrying the same new generation id: the loser retries and sees a duplicate.
 _INGEST_ATTEMPTS = 3
 
-T = TypeVar("T")
 # Each token count's name in the event and in its errors (`events[0].promptTokens`).
 _TOKEN_KEYS = tuple((name, camel(name)) for name in TOKEN_COUNTS)
 
@@ -302,20 +300,6 @@ async def _start_auto_top_ups(ctx: Context, account_ids: list[str]) -> None:
             await ctx.session.rollback()
 
 
-def _chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def _one_of(
-    session: AsyncSession, column: Mapped[str] | Mapped[str | None], values: Sequence[str]
-) -> ColumnElement[bool]:
-    """`column IN (…)`; on PostgreSQL `= ANY($1)` with one array parameter, so the statement's
-    text (and its prepared plan) is the same for any number of values."""
-    if dialect_name(session) == "postgresql":
-        return column == any_(literal(list(values), ARRAY(String())))
-    return col(column).in_(values)
-
-
 async def _write(
     session: AsyncSession, rows: list[UsageValues], now: datetime, *, single: bool
 ) -> tuple[list[RecordedUsage], list[str]]:
@@ -326,20 +310,20 @@ async def _write(
         first_index.setdefault(row["generation_id"], i)
     # Ids first (cheap, and usually none match); whole rows only for the duplicates.
     seen: list[str] = []
-    for chunk in _chunks(list(first_index)):
+    for chunk in chunks(session, list(first_index)):
         ids = select(col(UsageRecord.generation_id)).where(
-            _one_of(session, col(UsageRecord.generation_id), chunk)
+            one_of(session, col(UsageRecord.generation_id), chunk)
         )
-        seen += (await session.execute(ids)).scalars()
+        seen += (await core(session, ids)).scalars()
     existing: dict[str, UsageRecord] = {}
-    for chunk in _chunks(seen):
-        stmt = select(UsageRecord).where(_one_of(session, col(UsageRecord.generation_id), chunk))
+    for chunk in chunks(session, seen):
+        stmt = select(UsageRecord).where(one_of(session, col(UsageRecord.generation_id), chunk))
         for record in (await session.execute(stmt)).scalars():
             existing[record.generation_id] = record
     fresh = [(i, rows[i]) for gen, i in first_index.items() if gen not in existing]
     low: list[str] = []
     if fresh:
-        await _attach_accounts(session, fresh, single=single)
+        await attach_accounts(session, fresh, single=single)
         low = await _debit_and_insert(session, [row for _, row in fresh])
     recorded: dict[str, UsageRecord | UsageValues] = dict(existing)
     for _, row in fresh:
@@ -352,80 +336,6 @@ async def _write(
         for i, row in enumerate(rows)
     ]
     return results, low
-
-
-async def _attach_accounts(
-    session: AsyncSession, fresh: list[tuple[int, UsageValues]], *, single: bool
-) -> None:
-    """Set each row's paying account: the organization's (the user must be a member of it) or
-    the user's own. Users, organizations and their accounts come in one query each."""
-
-    def where(i: int, name: str) -> str:
-        return name if single else f"events[{i}].{name}"
-
-    user_ids = list({row["user_id"] for _, row in fresh})
-    org_ids = list({row["organization_id"] for _, row in fresh if row["organization_id"]})
-    # live user or organization id -> its account id (None when it has none yet)
-    user_accounts: dict[str, str | None] = {}
-    for chunk in _chunks(user_ids):
-        found = await session.execute(
-            select(col(User.id), col(Account.id))
-            .outerjoin(Account, col(Account.user_id) == col(User.id))
-            .where(_one_of(session, col(User.id), chunk), col(User.deleted_at).is_(None))
-        )
-        user_accounts.update(found.all())
-    org_accounts: dict[str, str | None] = {}
-    memberships: set[tuple[str, str]] = set()
-    for chunk in _chunks(org_ids):
-        found = await session.execute(
-            select(col(Organization.id), col(Account.id))
-            .outerjoin(Account, col(Account.organization_id) == col(Organization.id))
-            .where(
-                _one_of(session, col(Organization.id), chunk),
-                col(Organization.deleted_at).is_(None),
-            )
-        )
-        org_accounts.update(found.all())
-        pairs = await session.execute(
-            select(col(Member.organization_id), col(Member.user_id)).where(
-                _one_of(session, col(Member.organization_id), chunk),
-                _one_of(session, col(Member.user_id), user_ids),
-            )
-        )
-        memberships.update((org, user) for org, user in pairs.all())
-    for i, row in fresh:
-        if row["user_id"] not in user_accounts:
-            raise Unprocessable(f"{where(i, 'userId')}: user not found", field=where(i, "userId"))
-        org_id = row["organization_id"]
-        if org_id is not None:
-            if org_id not in org_accounts:
-                raise Unprocessable(
-                    f"{where(i, 'organizationId')}: organization not found",
-                    field=where(i, "organizationId"),
-                )
-            if (org_id, row["user_id"]) not in memberships:
-                raise Unprocessable(
-                    f"{where(i, 'organizationId')}: the user is not a member of this organization",
-                    field=where(i, "organizationId"),
-                )
-    opened = False
-    for _, row in fresh:
-        org_id = row["organization_id"]
-        accounts = org_accounts if org_id else user_accounts
-        owner = org_id or row["user_id"]
-        if accounts[owner] is None:
-            # A payer without a billing account yet (created outside the usual paths): open it.
-            account = (
-                Account(kind=AccountKind.ORGANIZATION.value, organization_id=owner)
-                if org_id
-                else Account(kind=AccountKind.USER.value, user_id=owner)
-            )
-            session.add(account)
-            accounts[owner] = account.id
-            opened = True
-        row["account_id"] = accounts[owner]
-    if opened:
-        await session.flush()
 
 
 async def _debit_and_insert(session: AsyncSession, rows: list[UsageValues]) -> list[str]:
@@ -453,12 +363,11 @@ async def _debit_and_insert(session: AsyncSession, rows: list[UsageValues]) -> l
     return posted.below_threshold
 
 
-# Core inserts of whole batches: one multi-row statement per 1,000 rows. (The ORM's bulk insert
-# would split the batch wherever a nullable column switches between NULL and a value.)
-_COLUMN_OF = {"metadata_": "metadata"}
+# A usage row's keys are UsageRecord's attribute names; a column named otherwise by its key.
+_KEY_OF_COLUMN = {"metadata": "metadata_"}
 
 
 async def _insert_usage_rows(session: AsyncSession, rows: list[UsageValues]) -> None:
+    """One statement for the whole batch (`insert_rows`: arrays on PostgreSQL)."""
     table = SQLModel.metadata.tables[UsageRecord.__tablename__]
-    columns = [{_COLUMN_OF.get(key, key): value for key, value in row.items()} for row in rows]
-    await session.execute(insert(table), columns)
+    await insert_rows(session, table, rows, keys=_KEY_OF_COLUMN)
