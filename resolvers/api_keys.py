@@ -87,7 +87,7 @@ async def user_api_keys(ctx: Context, user_id: str, args: PageArgs) -> Page[ApiK
     scope = _key_scope(ctx)
     if scope is not None:
         live_here = [col(ApiKey.user_id) == user_id, col(ApiKey.organization_id) == scope]
-        return await page_of(ctx.session, ApiKey, args, where=[*live_here, _LIVE])
+        return await page_of(ctx.session, ApiKey, args, where=[*live_here, _LIVE], plain=True)
     page: Page[ApiKey] = await ctx.loaders.api_key_pages_by_user_id.load((user_id, args))
     return page
 

@@ -9,13 +9,14 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import api_keys
+from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_row
+from schema.rows import FromReaders
 
 
 @strawberry.type(description="An API key; its secret is only shown by createApiKey.")
-class ApiKey(Node):
+class ApiKey(Node, FromReaders[models.ApiKey]):
     id: strawberry.ID
     name: str
     prefix: str = strawberry.field(description="The first characters of the key, to recognise it.")
@@ -27,9 +28,21 @@ class ApiKey(Node):
     expires_at: datetime | None
     _model: strawberry.Private[models.ApiKey]
 
-    @classmethod
-    def from_model(cls, key: models.ApiKey) -> ApiKey:
-        return from_row(cls, key, organization_id=key.organization_id or None)
+
+def _organization_id(value: str | None) -> str | None:
+    return value or None  # an empty string is no organization
+
+
+ApiKey.readers = declare.RecordReaders(
+    [
+        *((name, name, None) for name in ("id", "name", "prefix")),
+        # A conversion: a selection with `organizationId` stays on the object path.
+        ("organization_id", "organization_id", _organization_id),
+        *((name, name, None) for name in ("created_at", "last_used_at", "expires_at")),
+    ]
+)
+# What each ApiKey field reads of its row (schema/declare.py); no field has a resolver.
+declare.node_type("ApiKey", ApiKey.readers, always=("id",), others={}, model=models.ApiKey)
 
 
 @strawberry.input

@@ -11,10 +11,12 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import invites, organizations, permissions, plan_changes
+from schema import declare
 from schema.errors import Payload, mutation
 from schema.member import Member, Role
 from schema.relay import Node
-from schema.rows import from_row
+from schema.rows import FromReaders
+from schema.scalars import enum_of
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -29,7 +31,7 @@ class InviteStatus(enum.Enum):
 
 
 @strawberry.type
-class Invite(Node):
+class Invite(Node, FromReaders[models.Invite]):
     id: strawberry.ID
     email: str
     role: Role
@@ -37,10 +39,6 @@ class Invite(Node):
     created_at: datetime
     expires_at: datetime
     _model: strawberry.Private[models.Invite]
-
-    @classmethod
-    def from_model(cls, invite: models.Invite) -> Invite:
-        return from_row(cls, invite, role=Role(invite.role), status=InviteStatus(invite.status))
 
     @strawberry.field(description="The user who sent (or last refreshed) the invite.")
     async def invited_by(
@@ -59,6 +57,39 @@ class Invite(Node):
 
         org = await organizations.get_organization(info.context, self._model.organization_id)
         return Organization.from_model(org) if org is not None else None
+
+
+def _role(value: str) -> Role:
+    return enum_of(Role, value)
+
+
+def _status(value: str) -> InviteStatus:
+    return enum_of(InviteStatus, value)
+
+
+Invite.readers = declare.RecordReaders(
+    [
+        ("id", "id", None),
+        ("email", "email", None),
+        ("role", "role", _role),
+        ("status", "status", _status),
+        ("created_at", "created_at", None),
+        ("expires_at", "expires_at", None),
+    ]
+)
+# What each Invite field reads of its row (schema/declare.py): the relation fields read the
+# ids, which every row has.
+declare.node_type(
+    "Invite",
+    Invite.readers,
+    always=("id", "organization_id", "invited_by_user_id"),
+    others={"invitedBy": (), "organization": ()},
+    model=models.Invite,
+    enums={"role": Role, "status": InviteStatus},
+    # `invitedBy` shows the row (null for a deleted user) and checks nothing; `organization`
+    # checks who may see it, and stays a resolver.
+    objects={"invitedBy": declare.ToOne("User", "invited_by_user_id", unless=("deleted_at",))},
+)
 
 
 @strawberry.type(description="A sent invite and its token, shown only here.")

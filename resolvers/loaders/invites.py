@@ -10,7 +10,8 @@ from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey
 _PENDING = (col(Invite.status) == InviteStatus.PENDING.value,)
 
 invite_by_id = RowByKey(Invite, col(Invite.id))
+# Read-only rows (`plain`): listed invites are shown, never modified here.
 invite_pages_by_organization_id = PageByParent(
-    Invite, col(Invite.organization_id), newest_first=True, where=_PENDING
+    Invite, col(Invite.organization_id), newest_first=True, where=_PENDING, plain=True
 )
 invite_count_by_organization_id = CountByKey(Invite, col(Invite.organization_id), _PENDING)
