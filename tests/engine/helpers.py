@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from gateway.app import create_app
+from gateway.db import models
 from tests.conftest import Client, Env
 
 
@@ -55,3 +58,19 @@ async def both(
 
 def read_as_json(statements: list[str]) -> bool:
     return any("AS node_json" in s for s in statements)
+
+
+async def delete_user(env: Env, user: Client) -> None:
+    """Soft-delete the user (`deleted_at` set), as account deletion does."""
+    async with env.sessions() as session:
+        await session.execute(
+            update(models.User)
+            .where(models.User.id == user.user_id)
+            .values(deleted_at=datetime.now(UTC))
+        )
+        await session.commit()
+
+
+def users_read(statements: list[str]) -> int:
+    """How many of the statements read users on their own (not inside a page's JSON)."""
+    return len([s for s in statements if s.lstrip().startswith("SELECT users.")])

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from gateway.db import models
 from resolvers.api_keys import insert_api_key
 from tests.conftest import Client, Env
-from tests.engine.helpers import both, read_as_json, standard_app
+from tests.engine.helpers import both, delete_user, read_as_json, standard_app, users_read
 
 pytestmark = pytest.mark.settings(graphql_executor="compiled")
 
@@ -38,10 +38,6 @@ KEY_NODES = "__typename id name prefix createdAt lastUsedAt expiresAt"
 async def standard(env: Env) -> AsyncIterator[httpx.AsyncClient]:
     async with standard_app(env) as http:
         yield http
-
-
-def _users_read(statements: list[str]) -> int:
-    return len([s for s in statements if s.lstrip().startswith("SELECT users.")])
 
 
 async def _invites(env: Env) -> tuple[Client, str, Client]:
@@ -70,16 +66,6 @@ async def _invites(env: Env) -> tuple[Client, str, Client]:
     return alice, org_id, bob
 
 
-async def _delete(env: Env, user: Client) -> None:
-    async with env.sessions() as session:
-        await session.execute(
-            update(models.User)
-            .where(models.User.id == user.user_id)
-            .values(deleted_at=datetime.now(UTC))
-        )
-        await session.commit()
-
-
 async def test_invite_nodes_with_their_inviters_are_one_statement_of_json(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
@@ -92,14 +78,14 @@ async def test_invite_nodes_with_their_inviters_are_one_statement_of_json(
     assert "0999-12-31T23:59:59.999999Z" in {n["expiresAt"] for n in nodes}
     postgresql = env.backend == "postgresql"
     assert read_as_json(statements) == postgresql
-    assert _users_read(statements) == (0 if postgresql else 1)
+    assert users_read(statements) == (0 if postgresql else 1)
 
 
 async def test_a_deleted_inviter_is_null_as_in_the_objects(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
     alice, org_id, bob = await _invites(env)
-    await _delete(env, bob)
+    await delete_user(env, bob)
     body, statements = await both(env, standard, alice, INVITES % INVITE_NODES, {"o": org_id})
     inviters = [n["invitedBy"] for n in body["data"]["organization"]["invites"]["nodes"]]
     assert inviters.count(None) == 3

@@ -18,7 +18,7 @@ from gateway.db import models
 from schema.engine import projection
 from schema.engine.json_sql import JsonNodes, JsonObject, json_page
 from tests.conftest import Client, Env
-from tests.engine.helpers import both, read_as_json, standard_app
+from tests.engine.helpers import both, delete_user, read_as_json, standard_app, users_read
 from tests.usage.helpers import event, ingest_ok
 
 pytestmark = pytest.mark.settings(graphql_executor="compiled")
@@ -62,20 +62,6 @@ async def _world(env: Env) -> tuple[Client, str, Client]:
     return alice, org_id, carol
 
 
-async def _delete(env: Env, user: Client) -> None:
-    async with env.sessions() as session:
-        await session.execute(
-            update(models.User)
-            .where(models.User.id == user.user_id)
-            .values(deleted_at=datetime.now(UTC))
-        )
-        await session.commit()
-
-
-def _users_read(statements: list[str]) -> int:
-    return len([s for s in statements if s.lstrip().startswith("SELECT users.")])
-
-
 async def test_usage_nodes_with_their_users_are_one_statement_of_json(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
@@ -87,14 +73,14 @@ async def test_usage_nodes_with_their_users_are_one_statement_of_json(
     assert "0999-12-31T23:59:59.999999Z" in {n["user"]["termsAcceptedAt"] for n in nodes}
     postgresql = env.backend == "postgresql"
     assert read_as_json(statements) == postgresql
-    assert _users_read(statements) == (0 if postgresql else 1)
+    assert users_read(statements) == (0 if postgresql else 1)
 
 
 async def test_a_deleted_users_object_is_null_as_in_the_objects(
     env: Env, standard: httpx.AsyncClient
 ) -> None:
     alice, org_id, carol = await _world(env)
-    await _delete(env, carol)
+    await delete_user(env, carol)
     body, statements = await both(env, standard, alice, ORGANIZATION_USAGES % USER, {"o": org_id})
     users = [n["user"] for n in body["data"]["organization"]["usages"]["nodes"]]
     assert users.count(None) == 1
@@ -129,7 +115,7 @@ async def test_member_nodes_with_their_users_keep_graphql_semantics(
         query += " fragment F on Member { id role user { displayName } }"
     _, statements = await both(env, standard, alice, query, variables)
     assert read_as_json(statements) == (env.backend == "postgresql")
-    assert _users_read(statements) == 0  # inside the JSON, or joined to the page
+    assert users_read(statements) == 0  # inside the JSON, or joined to the page
 
 
 async def test_a_members_role_the_enum_lacks_reads_the_page_again_as_objects(
@@ -158,7 +144,7 @@ async def test_usage_with_users_below_members_is_json_too(
     query = MEMBERS % "role usages(first: 3) { nodes { modelName creditsUsed user { email } } }"
     _, statements = await both(env, standard, alice, query, {"o": org_id})
     assert read_as_json(statements) == (env.backend == "postgresql")
-    assert _users_read(statements) == (0 if env.backend == "postgresql" else 1)
+    assert users_read(statements) == (0 if env.backend == "postgresql" else 1)
 
 
 def test_an_object_needs_its_field_declared_a_plain_join_and_nullable() -> None:
@@ -188,7 +174,7 @@ async def test_an_objects_value_out_of_range_leaves_its_node_without_json(env: E
     if env.backend != "postgresql":
         pytest.skip("JSON written by PostgreSQL")
     alice, org_id, carol = await _world(env)
-    await _delete(env, carol)
+    await delete_user(env, carol)
     only_alice = JsonNodes(
         "User", (("name", "display_name"),), (("display_name", (("Alice", "A"),)),)
     )
