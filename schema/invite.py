@@ -13,7 +13,7 @@ from gateway.db import models
 from resolvers import invites, organizations, permissions, plan_changes
 from schema import declare
 from schema.errors import Payload, mutation
-from schema.member import Member, Role
+from schema.member import Member, Role, role_of
 from schema.relay import Node
 from schema.rows import FromReaders
 from schema.scalars import enum_of
@@ -59,10 +59,6 @@ class Invite(Node, FromReaders[models.Invite]):
         return Organization.from_model(org) if org is not None else None
 
 
-def _role(value: str) -> Role:
-    return enum_of(Role, value)
-
-
 def _status(value: str) -> InviteStatus:
     return enum_of(InviteStatus, value)
 
@@ -71,7 +67,7 @@ Invite.readers = declare.RecordReaders(
     [
         ("id", "id", None),
         ("email", "email", None),
-        ("role", "role", _role),
+        ("role", "role", role_of),
         ("status", "status", _status),
         ("created_at", "created_at", None),
         ("expires_at", "expires_at", None),

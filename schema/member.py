@@ -84,14 +84,15 @@ class Member(Node, FromReaders[models.Member]):
     )
 
 
-def _role(value: str) -> Role:
+def role_of(value: str) -> Role:
+    """A stored role as the GraphQL enum (members' and invites' readers)."""
     return enum_of(Role, value)
 
 
 Member.readers = declare.RecordReaders(
     [
         ("id", "id", None),
-        ("role", "role", _role),
+        ("role", "role", role_of),
         ("created_at", "created_at", None),
         ("updated_at", "updated_at", None),
     ]
