@@ -88,6 +88,10 @@ def _decoded(shape: Shape, records: list[tuple[Any, ...]]) -> list[tuple[Any, ..
     return rows
 
 
+class _Abandoned(Exception):
+    """The read that was to send its turn's reads was cancelled before they were answered."""
+
+
 class _Read:
     __slots__ = ("args", "future", "shape")
 
@@ -116,19 +120,24 @@ class ReadCoalescer:
         if turn is not None:  # another read of this turn waits for it: go with it
             future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
             turn.append(_Read(shape, args, future))
-            return await future
+            try:
+                return await future
+            except _Abandoned:  # the read that was to send the turn's was cancelled
+                return await fetch_on_driver(await self._connection(), shape.sql, args)
         turn = self._turn = [_Read(shape, args, None)]
         try:
-            await asyncio.sleep(0)  # the turn's other reads (siblings started with this one)
-        finally:
-            self._turn = None
-        try:
+            try:
+                await asyncio.sleep(0)  # the turn's other reads (siblings started with this one)
+            finally:
+                self._turn = None  # reads from here on start the next turn
             sync = await self._connection()
             if len(turn) == 1:
                 return await fetch_on_driver(sync, shape.sql, args)
             answers = await self._together(sync, turn)
         except BaseException as error:
-            failure = error if isinstance(error, Exception) else RuntimeError("read cancelled")
+            # A failed statement fails each of its reads; a cancelled sender leaves the others
+            # to read alone (their own tasks were not cancelled).
+            failure = error if isinstance(error, Exception) else _Abandoned()
             for read in turn[1:]:
                 if read.future is not None and not read.future.done():
                     read.future.set_exception(failure)

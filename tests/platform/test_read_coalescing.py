@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from gateway.db.coalesce import Shape, combined_sql
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from gateway.db.coalesce import ReadCoalescer, Shape, combined_sql
+from gateway.db.engine import create_engine
+from tests.conftest import PG_URL
 
 
 def test_coalesced_reads_renumber_each_reads_parameters_after_the_previous_ones() -> None:
@@ -26,3 +34,48 @@ def test_coalesced_reads_leave_a_dollar_inside_a_string_literal_alone() -> None:
         ]
     )
     assert "'$1 it''s $2' WHERE b = $2" in sql
+
+
+async def _readers() -> tuple[Any, ReadCoalescer]:
+    assert PG_URL
+    engine = create_engine(PG_URL)
+    connection = await engine.connect()
+    sync = connection.sync_connection
+    assert sync is not None
+
+    async def held() -> Connection:
+        return sync
+
+    return (engine, connection), ReadCoalescer(held, verify=False)
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+async def test_reads_that_joined_a_cancelled_read_are_answered_alone() -> None:
+    (engine, connection), coalescer = await _readers()
+    try:
+        shape = Shape("SELECT $1::int + 1", 1, 1, ())
+        first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
+        await asyncio.sleep(0)  # all three in the turn; the first waits it out
+        first.cancel()
+        answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
+        assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
+        assert first.cancelled()
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+async def test_reads_whose_statement_was_cancelled_in_flight_are_answered_alone() -> None:
+    (engine, connection), coalescer = await _readers()
+    try:
+        shape = Shape("SELECT $1::int + 1 FROM pg_sleep(0.2)", 1, 1, ())
+        first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
+        await asyncio.sleep(0.05)  # the three sent together, their statement running
+        first.cancel()
+        answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
+        assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
+        assert first.cancelled()
+    finally:
+        await connection.close()
+        await engine.dispose()
