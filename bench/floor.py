@@ -21,6 +21,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -432,14 +433,25 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    uvicorn.run(
-        create_app(args.url),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(args.url), **options)
+    else:  # each worker imports this module and makes its own app (and pool)
+        os.environ["BENCH_DATABASE_URL"] = args.url
+        uvicorn.run(
+            "floor:create_app",
+            factory=True,
+            workers=args.workers,
+            app_dir=str(Path(__file__).resolve().parent),
+            **options,
+        )
     return 0
 
 

