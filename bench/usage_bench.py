@@ -494,6 +494,8 @@ async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, sin
         f"debits and, in {len(rates)} of them, the roll-ups' upsert): median "
         f"{statistics.median(rates):,.0f} events/s "
         f"(min {min(rates):,.0f}, max {max(rates):,.0f}).\n"
+        f"All {batches} batches: median {statistics.median(rates + rates_without):,.0f} "
+        f"events/s.\n"
         f"The batches taking turns without the roll-ups' upsert: median "
         f"{statistics.median(rates_without):,.0f} events/s "
         f"(min {min(rates_without):,.0f}, max {max(rates_without):,.0f}).\n"
