@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Query operations run on compiled plans (schema/engine/); `standard` uses graphql-core's
     # executor only; `verify` runs both and fails a query whose results differ (tests, canaries).
     graphql_executor: Literal["compiled", "standard", "verify"] = "compiled"
+    # The compiled executor has PostgreSQL write a node's declared connections (`Member.usages`)
+    # inside the nodes' JSON, in their page's statement; `off` reads them as objects, one
+    # statement per level (`graphql_executor=verify` compares either with the standard path).
+    graphql_nested_pages: Literal["on", "off"] = "on"
     # An organization's usage summary and metrics read the daily roll-ups for whole UTC days
     # (raw rows for the partial days at the edges); `raw` sums usage rows only; `verify` does
     # both and fails a read whose answers differ (tests, canaries).

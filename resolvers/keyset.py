@@ -166,7 +166,7 @@ async def page_of(
     conditions, order = _keyset(model, args, newest_first)
     if args.limit == 0:
         return Page([])
-    extra = plain and _reads_extra(session, args)
+    extra = plain and reads_extra(session, args)
     if plain:
         columns = select(*_columns(model, args, extra, "id"))
         if extra:
@@ -189,9 +189,12 @@ async def page_of(
     return Page.of_rows(rows, args, extra)
 
 
-def _reads_extra(session: AsyncSession | RequestDatabase, args: PageArgs) -> bool:
-    """Whether a plain page reads the extra column (`PageArgs.extra`): on its dialect."""
-    return args.extra is not None and dialect_name(session) == args.extra.dialect
+def reads_extra(session: AsyncSession | RequestDatabase, args: PageArgs) -> bool:
+    """Whether a plain page reads the extra column (`PageArgs.extra`): on its dialect, once
+    the rules it shows things by are decided."""
+    return (
+        args.extra is not None and args.extra.ready and dialect_name(session) == args.extra.dialect
+    )
 
 
 async def pages_by_parent(
@@ -220,7 +223,7 @@ async def pages_by_parent(
     if parent_of is not None and many:
         raise ValueError("pages by a parent expression are one parent's at a time")
     lateral = many and dialect_name(session) == "postgresql"
-    extra = plain and joined is None and _reads_extra(session, args)
+    extra = plain and joined is None and reads_extra(session, args)
     stmt = _page_statement(
         model,
         parent_column,

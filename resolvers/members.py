@@ -19,9 +19,13 @@ ROLES = [r.value for r in Role]
 
 
 async def members_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[Member]:
-    """A page of members, oldest first (for any member: `access`)."""
+    """A page of members, oldest first (for any member: `access`). Whose usage the page may
+    show (`Member.usages`) is decided here for all of them when it is everyone's or no one's."""
+    decided = args.deciding(
+        permissions.MEMBER_USAGE, permissions.may_see_every_member_usage(access.member)
+    )
     page: Page[Member] = await ctx.loaders.member_pages_by_organization_id.load(
-        (access.organization_id, args)
+        (access.organization_id, decided)
     )
     return page
 

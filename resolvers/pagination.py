@@ -64,6 +64,17 @@ class ExtraColumn(Hashable, Protocol):
         column reads."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """Whether the column may be read: every rule it shows things by is decided
+        (`decide`); a page whose column is not ready reads its columns as usual."""
+        ...
+
+    def decide(self, rule: str, allowed: bool) -> ExtraColumn:
+        """The column with `rule` decided for every row of this page: what it guards is shown
+        (`allowed`) or null. A column that does not use the rule is itself."""
+        ...
+
 
 class PageArgs(NamedTuple):
     """Relay arguments, validated; hashable so a loader can batch parents sharing them (a
@@ -119,6 +130,13 @@ class PageArgs(NamedTuple):
             related=related,
             extra=extra,
         )
+
+    def deciding(self, rule: str, allowed: bool | None) -> PageArgs:
+        """These arguments with the extra column's `rule` decided for every row of the page
+        (`ExtraColumn.decide`); None (it depends on the row) leaves it undecided."""
+        if self.extra is None or allowed is None:
+            return self
+        return self._replace(extra=self.extra.decide(rule, allowed))
 
     @property
     def limit(self) -> int:

@@ -15,9 +15,27 @@ ROLE_RANK = {Role.MEMBER.value: 0, Role.ADMIN.value: 1, Role.OWNER.value: 2}
 MANAGERS = (Role.OWNER.value, Role.ADMIN.value)
 
 
+# The rule of `Member.usages` for a page of an organization's members (`PageArgs.deciding`).
+MEMBER_USAGE = "member_usage"
+
+
+def may_see_every_member_usage(viewer: Member | None) -> bool | None:
+    """Whether the viewer (their membership in the organization) may see every member's usage
+    there (owners and admins), no one's (not a member), or only their own: None, it depends
+    on the member (`may_see_member_usage`)."""
+    if viewer is None:
+        return False
+    if viewer.role in MANAGERS:
+        return True
+    return None
+
+
 def may_see_member_usage(viewer: Member | None, member: Member) -> bool:
     """A member's usage: theirs to see, and the organization's owners' and admins'."""
-    return viewer is not None and (viewer.id == member.id or viewer.role in MANAGERS)
+    every = may_see_every_member_usage(viewer)
+    if every is not None:
+        return every
+    return viewer is not None and viewer.id == member.id
 
 
 def require_service(ctx: Context) -> None:

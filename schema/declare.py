@@ -8,9 +8,10 @@ the engine may use to read less and do less, and the engine reads these declarat
   whole row, or a row of only the columns a query selects), for the type's `from_model`.
 - `node_type`: which columns each GraphQL field of a node type reads, which relation a field
   reads (a page loader may join it), the model, its enum attributes, and its to-one object
-  fields that are a plain join (`ToOne`). From these the engine projects a connection's page
-  onto the columns the query selects, or has PostgreSQL write the nodes as JSON, their to-one
-  objects inside (schema/engine/projection.py).
+  fields that are a plain join (`ToOne`) and connection fields that are a plain page
+  (`ToMany`). From these the engine projects a connection's page onto the columns the query
+  selects, or has PostgreSQL write the nodes as JSON, their to-one objects and their pages
+  inside (schema/engine/projection.py).
 - `batched` / `resolve_one`: the batch form of a relation field under a list.
 - `page_selection(info)`: what a connection field's page should read for this query, answered
   by the engine through the schema it built (a `SelectionSource`); any other schema reads
@@ -107,6 +108,23 @@ class ToOne(NamedTuple):
     unless: tuple[str, ...] = ()
 
 
+class ToMany(NamedTuple):
+    """A connection field of a node type that is nothing but a keyset page of `type_name`
+    nodes (a node type declared with its model) whose `keys` attributes equal the node's
+    (pairs of (the page's row attribute, the node's row attribute)), by id, newest first or
+    oldest first (`newest_first`), as the field's page loader reads it. Who may see the page
+    is `rule`'s decision (None: anyone who sees the node), made for a page of nodes by the
+    loader of that page, before its statement (`PageArgs.deciding`): the engine may then have
+    PostgreSQL write the page inside the node's JSON, and keeps the objects where the rule is
+    not decided. The declaration is a promise about the field's resolver: it shows that page,
+    or null where the rule refuses it, and checks nothing else."""
+
+    type_name: str
+    keys: tuple[tuple[str, str], ...]
+    newest_first: bool
+    rule: str | None = None
+
+
 @dataclass(frozen=True)
 class NodeType:
     """A node type's declaration (`node_type`)."""
@@ -118,6 +136,7 @@ class NodeType:
     model: type | None = None
     enums: Mapping[str, type] = field(default_factory=dict)
     objects: Mapping[str, ToOne] = field(default_factory=dict)
+    pages: Mapping[str, ToMany] = field(default_factory=dict)
 
 
 # GraphQL type name -> its declaration; read by schema/engine/projection.py.
@@ -133,6 +152,7 @@ def node_type(
     model: type | None = None,
     enums: Mapping[str, type] | None = None,
     objects: Mapping[str, ToOne] | None = None,
+    pages: Mapping[str, ToMany] | None = None,
 ) -> None:
     """Declare how the GraphQL type's fields map to its rows' attributes: each field its
     `readers` fill reads the columns they fill it from; `others` (by GraphQL name) are the
@@ -141,8 +161,8 @@ def node_type(
     field to the relation it reads for every node (`PageArgs.related`). With the `model`, the
     attributes that are a column's value unconverted may be written as JSON by PostgreSQL; so
     may the attributes in `enums`, which their readers convert to that enum by value
-    (`scalars.enum_of`), and the to-one object fields in `objects` (by GraphQL name,
-    `ToOne`)."""
+    (`scalars.enum_of`), the to-one object fields in `objects` (by GraphQL name,
+    `ToOne`), and the connection fields in `pages` (`ToMany`)."""
     NODE_TYPES[type_name] = NodeType(
         readers,
         tuple(always),
@@ -151,6 +171,7 @@ def node_type(
         model,
         dict(enums or {}),
         dict(objects or {}),
+        dict(pages or {}),
     )
 
 

@@ -109,6 +109,16 @@ declare.node_type(
     enums={"role": Role},
     # `user` (`users_of`) shows the row (null for a deleted user) and checks nothing.
     objects={"user": declare.ToOne("User", "user_id", unless=("deleted_at",))},
+    # `usages` (`visible_member_usages`): the member's usage in the organization, newest first,
+    # as `usage_pages_by_member` reads it, where `may_see_member_usage` allows it.
+    pages={
+        "usages": declare.ToMany(
+            "Usage",
+            keys=(("organization_id", "organization_id"), ("user_id", "user_id")),
+            newest_first=True,
+            rule=permissions.MEMBER_USAGE,
+        )
+    },
 )
 
 

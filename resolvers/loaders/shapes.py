@@ -14,7 +14,14 @@ from sqlmodel import SQLModel
 from gateway.db.expressions import one_of
 from gateway.db.session import fetch_rows, orm_session
 from resolvers.batching import BatchLoader
-from resolvers.keyset import Joined, ParentOf, attribute, pages_by_parent, plain_columns
+from resolvers.keyset import (
+    Joined,
+    ParentOf,
+    attribute,
+    pages_by_parent,
+    plain_columns,
+    reads_extra,
+)
 from resolvers.pagination import Page, PageArgs
 
 if TYPE_CHECKING:
@@ -172,9 +179,14 @@ class PageByParent(Generic[M]):
                 by_args[args].append(parent_id)
             results: dict[PageKey, Page[M]] = {}
             for args, parent_ids in by_args.items():
-                joined, prime = next(
-                    (self.related[name] for name in args.related if name in self.related),
-                    (None, None),
+                # A page read as the caller's JSON (`PageArgs.extra`) holds what it shows.
+                joined, prime = (
+                    (None, None)
+                    if self.plain and reads_extra(db, args)
+                    else next(
+                        (self.related[name] for name in args.related if name in self.related),
+                        (None, None),
+                    )
                 )
                 groups = (
                     [[p] for p in dict.fromkeys(parent_ids)] if self.parent_of else [parent_ids]

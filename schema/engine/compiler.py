@@ -20,6 +20,7 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     GraphQLString,
+    IntValueNode,
     OperationDefinitionNode,
     OperationType,
     is_abstract_type,
@@ -65,7 +66,7 @@ from schema.engine.plans import (
     generate_fields,
 )
 from schema.engine.prepared import source_digest, text_size
-from schema.engine.projection import JsonChild, JsonField, json_nodes
+from schema.engine.projection import JsonChild, JsonField, JsonPageChild, json_nodes
 from schema.engine.sized_cache import SizedCache
 
 if TYPE_CHECKING:
@@ -332,29 +333,52 @@ def _leaf(type_: GraphQLInputType) -> bool:
 
 def _json_nodes(value: ValuePlan) -> JsonNodes | None:
     """A connection whose `nodes` (selected once, and no `edges`) are objects of plain columns
-    only, or of to-one objects of plain columns, which its page may read as JSON that
-    PostgreSQL writes (projection.py): the nodes' response keys and attributes, or None."""
+    only, of to-one objects of plain columns, or of connections of those (`_json_page`),
+    which its page may read as JSON that PostgreSQL writes (projection.py): the nodes'
+    response keys and attributes, or None."""
+    found = _json_connection(value, pages=True)
+    if found is None:
+        return None
+    _, type_name, fields = found
+    return json_nodes(type_name, fields)
+
+
+def _json_connection(
+    value: ValuePlan, pages: bool
+) -> tuple[tuple[tuple[str, str | None], ...], str, list[JsonField]] | None:
+    """A connection's selection that may be JSON: its own fields ((response key, "nodes", or
+    None for `__typename`; only with `pages`, a connection inside a node), its nodes' type
+    name and their fields; or None."""
     if value.kind != OBJECT:
         return None
     nodes = None
+    own: list[tuple[str, str | None]] = []
     for field in value.objects.fields:
         if field.field_name == "edges" or (field.field_name == "nodes" and nodes is not None):
             return None
         if field.field_name == "nodes":
             nodes = field
+            own.append((field.key, "nodes"))
+        elif field.kind == TYPENAME and not pages:
+            own.append((field.key, None))
+        elif not pages:  # pageInfo, totalCount: the objects
+            return None
     if nodes is None or nodes.kind != ATTRIBUTE or nodes.value is None:
         return None
     items = nodes.value.item
     if nodes.value.kind != LIST or items is None or items.kind != OBJECT or items.nullable:
         return None
-    fields = _json_fields(items.objects, nested=True)
-    return json_nodes(items.objects.type.name, fields) if fields is not None else None
+    fields = _json_fields(items.objects, objects=True, pages=pages)
+    if fields is None:
+        return None
+    return tuple(own), items.objects.type.name, fields
 
 
-def _json_fields(plan: ObjectPlan, nested: bool) -> list[JsonField] | None:
+def _json_fields(plan: ObjectPlan, objects: bool, pages: bool) -> list[JsonField] | None:
     """An object plan's fields as `JsonField`s: plain leaf attributes, `__typename` and, when
-    `nested`, resolver fields of an object type without arguments (which the node type may
-    have declared a plain join: projection.py decides), one level down; or None."""
+    `objects`, resolver fields of an object type without arguments (which the node type may
+    have declared a plain join: projection.py decides), one level down, and when `pages`,
+    connection fields given a literal `first` alone (`_json_page`); or None."""
     fields: list[JsonField] = []
     for field in plan.fields:
         if field.kind == TYPENAME:
@@ -363,12 +387,18 @@ def _json_fields(plan: ObjectPlan, nested: bool) -> list[JsonField] | None:
         value_plan = field.value
         if value_plan is None:
             return None
-        if field.kind == RESOLVER and nested and value_plan.kind == OBJECT and not field.args:
-            inner = _json_fields(value_plan.objects, nested=False)
+        if field.kind == RESOLVER and objects and value_plan.kind == OBJECT and not field.args:
+            inner = _json_fields(value_plan.objects, objects=False, pages=False)
             if inner is None:
                 return None
             child = JsonChild(field.field_name, value_plan.objects.type.name, tuple(inner))
             fields.append((field.key, child, "", value_plan.nullable, None))
+            continue
+        if field.kind == RESOLVER and pages and value_plan.kind == OBJECT:
+            page = _json_page(field, value_plan)
+            if page is None:
+                return None
+            fields.append((field.key, page, "", value_plan.nullable, None))
             continue
         if field.kind != ATTRIBUTE or value_plan.kind != LEAF:
             return None
@@ -378,6 +408,30 @@ def _json_fields(plan: ObjectPlan, nested: bool) -> list[JsonField] | None:
         leaf = leaf_type.name
         fields.append((field.key, field.python_name, leaf, value_plan.nullable, field.leaf_enum))
     return fields
+
+
+def _json_page(field: FieldPlan, value: ValuePlan) -> JsonPageChild | None:
+    """A connection field inside a node (`JsonPageChild`): given `first` as a literal and no
+    other argument, its selection `nodes` (of plain columns or to-one objects) and
+    `__typename` (which node type declared it a plain page: projection.py decides)."""
+    limit = None
+    for node in field.nodes:
+        arguments = node.arguments or ()
+        if len(arguments) != 1 or arguments[0].name.value != "first":
+            return None
+        literal = arguments[0].value
+        if not isinstance(literal, IntValueNode):
+            return None
+        if limit is not None and int(literal.value) != limit:
+            return None
+        limit = int(literal.value)
+    found = _json_connection(value, pages=False)
+    if limit is None or found is None:
+        return None
+    own, node_type, nodes = found
+    return JsonPageChild(
+        field.field_name, limit, value.objects.type.name, own, node_type, tuple(nodes)
+    )
 
 
 def _enum_names(enum_type: CustomGraphQLEnumType) -> EnumNames:

@@ -5,7 +5,9 @@
 columns, and the connection puts the text in the response as it is (`orjson.Fragment`). The
 text is the bytes orjson writes for the objects, built by the cheapest exact expression per
 value (`JSON_LEAVES`), with a node's to-one objects (`JsonObject`) LEFT JOINed to the page and
-written inside; which selections qualify is decided by schema/engine/projection.py.
+written inside, and its connections (`JsonPage`) as a correlated LATERAL page aggregated inside
+(null where the page's loader decided its rule against the viewer); which selections qualify
+is decided by schema/engine/projection.py.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from sqlalchemy import (
     func,
     literal_column,
     or_,
+    select,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import FromClause
 
@@ -56,14 +60,31 @@ class JsonNodes(NamedTuple):
     (`pages_by_parent`)."""
 
     type_name: str
-    fields: tuple[tuple[str, str | JsonObject | None], ...]
+    fields: tuple[tuple[str, str | JsonObject | JsonPage | None], ...]
     enums: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     int32: tuple[str, ...] = ()
+    # The rules of the pages inside (`JsonPage.rule`) decided for every node: (rule, allowed).
+    decisions: tuple[tuple[str, bool], ...] = ()
 
     @property
     def dialect(self) -> str:
         """The SQL is PostgreSQL's (`to_json`, `to_char`, `isfinite`)."""
         return "postgresql"
+
+    @property
+    def ready(self) -> bool:
+        """Every rule of the pages inside is decided (resolvers/pagination.py `ExtraColumn`)."""
+        decided = {rule for rule, _ in self.decisions}
+        return all(rule in decided for rule in _rules(self))
+
+    def decide(self, rule: str, allowed: bool) -> JsonNodes:
+        return _decided(self, rule, allowed)
+
+    @property
+    def limits(self) -> tuple[int, ...]:
+        """The page sizes (`first`) of the pages inside, checked against the page-size limits
+        before they are offered (run.py)."""
+        return tuple(page.limit for page in _pages(self))
 
     def column(self, model: type) -> Label[object]:
         """The page's extra column (resolvers/pagination.py `ExtraColumn`)."""
@@ -74,6 +95,29 @@ class JsonNodes(NamedTuple):
         return json_page(model, self)[0]
 
 
+def _pages(nodes: JsonNodes) -> Iterator[JsonPage]:
+    for _, value in nodes.fields:
+        if isinstance(value, JsonObject):
+            yield from _pages(value.nodes)
+        elif isinstance(value, JsonPage):
+            yield value
+            yield from _pages(value.nodes)
+
+
+@functools.lru_cache(maxsize=256)
+def _rules(nodes: JsonNodes) -> frozenset[str]:
+    return frozenset(page.rule for page in _pages(nodes) if page.rule is not None)
+
+
+@functools.lru_cache(maxsize=256)
+def _decided(nodes: JsonNodes, rule: str, allowed: bool) -> JsonNodes:
+    """`JsonNodes.decide`, once per plan and decision (a page's loader decides per request)."""
+    if rule not in _rules(nodes):
+        return nodes
+    kept = tuple((r, a) for r, a in nodes.decisions if r != rule)
+    return nodes._replace(decisions=tuple(sorted((*kept, (rule, allowed)))))
+
+
 class JsonObject(NamedTuple):
     """A to-one object inside a node's JSON (schema/declare.py `ToOne`): the `model` row whose
     `id` is the node's `foreign_key` attribute, written as `nodes`; null when there is none,
@@ -82,6 +126,24 @@ class JsonObject(NamedTuple):
     model: type
     foreign_key: str
     unless: tuple[str, ...]
+    nodes: JsonNodes
+
+
+class JsonPage(NamedTuple):
+    """A connection inside a node's JSON (schema/declare.py `ToMany`): the first `limit` rows
+    of `model` whose `keys` attributes equal the node's ((row attribute, node attribute)
+    pairs), by id (`newest_first` or oldest first), written as the connection object
+    `fields` (response key, "nodes" or None for `__typename`, the connection's `type_name`),
+    its nodes as `nodes`; null where its `rule` is decided against (`JsonNodes.decisions`).
+    NULL when a node's checked value is out of range."""
+
+    model: type
+    keys: tuple[tuple[str, str], ...]
+    newest_first: bool
+    limit: int
+    rule: str | None
+    type_name: str
+    fields: tuple[tuple[str, str | None], ...]
     nodes: JsonNodes
 
 
@@ -126,7 +188,7 @@ def json_page(model: type, nodes: JsonNodes) -> tuple[FromClause, Label[object]]
     `format_datetime` writes them (infinite ones as Python's largest and smallest datetimes,
     which is what they are read as); to-one objects as their own JSON, or null."""
     joins: list[tuple[object, ColumnElement[bool]]] = []
-    written = _object_json(model, nodes, itertools.count(1), joins)
+    written = _object_json(model, nodes, itertools.count(1), joins, dict(nodes.decisions))
     source: FromClause = sa_inspect(model).local_table
     for alias, condition in joins:
         source = source.outerjoin(sa_inspect(alias).selectable, condition)
@@ -143,9 +205,11 @@ def _object_json(
     nodes: JsonNodes,
     aliases: Iterator[int],
     joins: list[tuple[object, ColumnElement[bool]]],
+    decisions: dict[str, bool],
 ) -> Sql:
     """The JSON text of `nodes` on `source` (the page's model, or an alias of a related
-    model joined to it: `joins` gets those); NULL when a checked value is outside its range."""
+    model joined to it: `joins` gets those); NULL when a checked value is outside its range.
+    `decisions`: the rules of the pages inside (`JsonNodes.decisions`)."""
     parts: list[Sql] = []
     enums = dict(nodes.enums)
     for i, (key, attribute) in enumerate(nodes.fields):
@@ -154,7 +218,9 @@ def _object_json(
         if attribute is None:
             parts.append(_sql_text(f'"{_checked(nodes.type_name)}"'))
         elif isinstance(attribute, JsonObject):
-            parts.append(_related_json(source, attribute, aliases, joins))
+            parts.append(_related_json(source, attribute, aliases, joins, decisions))
+        elif isinstance(attribute, JsonPage):
+            parts.append(_page_json(source, attribute, aliases, decisions))
         else:
             parts.append(_json_value(getattr(source, attribute), enums.get(attribute)))
     parts.append(_sql_text("}"))
@@ -184,6 +250,7 @@ def _related_json(
     related: JsonObject,
     aliases: Iterator[int],
     joins: list[tuple[object, ColumnElement[bool]]],
+    decisions: dict[str, bool],
 ) -> Sql:
     """A to-one object's JSON, from its row LEFT JOINed to the node's (by primary key, and
     only while its `unless` columns are NULL): `null` when no row joined. An object whose
@@ -196,8 +263,55 @@ def _related_json(
         *(_column(alias, column).is_(None) for column in related.unless),
     )
     joins.append((alias, condition))
-    inner = _object_json(alias, related.nodes, aliases, joins)
+    inner = _object_json(alias, related.nodes, aliases, joins, decisions)
     return case((key.is_(None), _sql_text("null")), else_=inner)
+
+
+def _page_json(
+    source: object, page: JsonPage, aliases: Iterator[int], decisions: dict[str, bool]
+) -> Sql:
+    """A connection's JSON inside its node's: its rows' JSON (their own objects LEFT JOINed)
+    in a LATERAL subquery correlated to the node's row, ordered and limited as the page
+    loader reads them, aggregated in that order; `null` where its rule is decided against,
+    NULL when a row's JSON is NULL (a checked value out of range)."""
+    if page.rule is not None and not decisions[page.rule]:
+        return _sql_text("null")
+    alias: object = aliased(page.model, name=f"_json_{next(aliases)}")
+    joins: list[tuple[object, ColumnElement[bool]]] = []
+    node = _object_json(alias, page.nodes, aliases, joins, decisions)
+    rows: FromClause = sa_inspect(alias).selectable
+    for joined, condition in joins:
+        rows = rows.outerjoin(sa_inspect(joined).selectable, condition)
+    ids = _column(alias, "id")
+    order = ids.desc() if page.newest_first else ids.asc()
+    listed = (
+        select(node.label("node"), ids.label("id"))
+        .select_from(rows)
+        .where(*(_column(alias, row) == _column(source, parent) for row, parent in page.keys))
+        .order_by(order)
+        .limit(page.limit)
+        # The node's row is the enclosing page's (two levels up: not correlated by default).
+        .correlate(sa_inspect(source).selectable)
+        .lateral(f"_json_{next(aliases)}")
+    )
+    listed_order = listed.c.id.desc() if page.newest_first else listed.c.id.asc()
+    nodes: Sql = func.coalesce(
+        func.string_agg(listed.c.node, aggregate_order_by(literal_column("','"), listed_order)),
+        _sql_text(""),
+    )
+    parts: list[Sql] = []
+    for i, (key, field) in enumerate(page.fields):
+        parts.append(_sql_text(f'{"{" if i == 0 else ","}"{_checked(key)}":'))
+        if field is None:
+            parts.append(_sql_text(f'"{_checked(page.type_name)}"'))
+        else:
+            parts.extend((_sql_text("["), nodes, _sql_text("]")))
+    parts.append(_sql_text("}"))
+    written: Sql = functools.reduce(lambda a, b: a.op("||")(b), parts)
+    # A NULL node (out of range) is skipped by string_agg: the count tells.
+    whole = case((func.count() == func.count(listed.c.node), written))
+    found: Sql = select(whole).select_from(listed).scalar_subquery()
+    return found
 
 
 def _column(source: object, attribute: str) -> Sql:

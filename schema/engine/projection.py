@@ -18,7 +18,10 @@ One step further (`json_nodes`): a type declared with its `model` says which att
 a column's value as it is (or an enum of it), and which to-one object fields are a plain join
 (`ToOne`); a selection of nodes made only of those (objects of such columns inside), as the
 compiled executor collected it, can be written as JSON by PostgreSQL itself (json_sql.py),
-exactly as the objects would have been.
+exactly as the objects would have been. So may a node's connection field declared a plain page
+(`ToMany`), selected with a literal `first` alone and only `nodes` (and `__typename`) of such
+columns: its page is written inside the node's JSON, where the page's loader decided the
+field's rule for the viewer (`PageArgs.deciding`; undecided, the objects).
 """
 
 from __future__ import annotations
@@ -48,7 +51,14 @@ from strawberry import Info
 
 from schema.declare import EVERYTHING, NODE_TYPES, NodeSelection, NodeType
 from schema.engine.internals import raw_info, to_camel_case
-from schema.engine.json_sql import JSON_LEAVES, SQL_NAME, JsonNodes, JsonObject, sql_kind
+from schema.engine.json_sql import (
+    JSON_LEAVES,
+    SQL_NAME,
+    JsonNodes,
+    JsonObject,
+    JsonPage,
+    sql_kind,
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,11 @@ def registered(type_name: str) -> RowColumns | None:
 # expression grows with it. Fields of objects inside count.
 MAX_JSON_FIELDS = 64
 JsonField = tuple[
-    str, "str | JsonChild | None", str, bool, "tuple[type, Mapping[Enum, str]] | None"
+    str,
+    "str | JsonChild | JsonPageChild | None",
+    str,
+    bool,
+    "tuple[type, Mapping[Enum, str]] | None",
 ]
 Fragments = dict[str, FragmentDefinitionNode]
 
@@ -139,6 +153,20 @@ class JsonChild(NamedTuple):
     field_name: str
     type_name: str
     fields: tuple[JsonField, ...]
+
+
+class JsonPageChild(NamedTuple):
+    """A node's connection field in a `JsonField`, selected as `first: <limit>` alone: the
+    field's GraphQL name on the node type, the connection's type name and its selection
+    ((response key, "nodes" or None for `__typename`)), the nodes' type name and their
+    selection's fields."""
+
+    field_name: str
+    limit: int
+    type_name: str
+    fields: tuple[tuple[str, str | None], ...]
+    node_type: str
+    nodes: tuple[JsonField, ...]
 
 
 def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
@@ -155,9 +183,15 @@ def json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
 
 
 def _field_count(fields: Sequence[JsonField]) -> int:
-    return sum(
-        1 + (_field_count(f[1].fields) if isinstance(f[1], JsonChild) else 0) for f in fields
-    )
+    return sum(1 + _inner_count(f[1]) for f in fields)
+
+
+def _inner_count(value: object) -> int:
+    if isinstance(value, JsonChild):
+        return _field_count(value.fields)
+    if isinstance(value, JsonPageChild):
+        return len(value.fields) + _field_count(value.nodes)
+    return 0
 
 
 def _json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None:
@@ -165,7 +199,7 @@ def _json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None
     columns = derived[2] if derived is not None else None
     if derived is None or columns is None or not fields:
         return None
-    out: list[tuple[str, str | JsonObject | None]] = []
+    out: list[tuple[str, str | JsonObject | JsonPage | None]] = []
     enums: dict[str, tuple[tuple[str, str], ...]] = {}
     int32: set[str] = set()
     for key, attribute, leaf, nullable, enum_names in fields:
@@ -179,6 +213,12 @@ def _json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None
             if child is None:
                 return None
             out.append((key, child))
+            continue
+        if isinstance(attribute, JsonPageChild):
+            page = _json_page(derived[0], attribute, nullable)
+            if page is None:
+                return None
+            out.append((key, page))
             continue
         column = columns.get(attribute)
         if column is None or (column.nullable and not nullable):
@@ -220,6 +260,43 @@ def _json_object(parent: NodeType, child: JsonChild, nullable: bool) -> JsonObje
     return JsonObject(model, declared.foreign_key, declared.unless, nodes)
 
 
+def _json_page(parent: NodeType, child: JsonPageChild, nullable: bool) -> JsonPage | None:
+    """A connection of a node as JSON: its field declared as a plain page (`ToMany`) of its
+    node type, nullable if a rule decides who sees it, and its nodes' selection written as
+    JSON."""
+    declared = parent.pages.get(child.field_name)
+    if declared is None or declared.type_name != child.node_type:
+        return None
+    names = (child.type_name, *(key for key, _ in child.fields))
+    if not all(SQL_NAME.fullmatch(name) for name in names):
+        return None
+    if declared.rule is not None and not nullable:
+        return None
+    target = _derived(child.node_type)
+    if target is None or target[0].model is None:
+        return None
+    model = target[0].model
+    missing = [
+        *(row for row, _ in declared.keys if not hasattr(model, row)),
+        *(node for _, node in declared.keys if not hasattr(parent.model, node)),
+    ]
+    if missing or not hasattr(model, "id") or not declared.keys:
+        raise ValueError(f"{child.field_name}: a ToMany of unknown attributes {missing}")
+    nodes = _json_nodes(child.node_type, child.nodes)
+    if nodes is None:
+        return None
+    return JsonPage(
+        model,
+        declared.keys,
+        declared.newest_first,
+        child.limit,
+        declared.rule,
+        child.type_name,
+        child.fields,
+        nodes,
+    )
+
+
 def page_selection(info: Info) -> NodeSelection:
     """What the page of this connection field reads (schema/declare.py `page_selection`): the
     columns and relations its nodes' selection needs, and the nodes as JSON when the compiled
@@ -231,9 +308,11 @@ def page_selection(info: Info) -> NodeSelection:
         # graphql-core's Path, a named tuple: hashed and compared by value, in C.
         offered = notes.get(raw.path)
         if isinstance(offered, JsonNodes):
-            # The JSON holds the relations the nodes show (`JsonObject`): none to join. (A
-            # page read again as objects loads them by their loaders.)
-            return NodeSelection(selection.columns, (), offered)
+            # A page read as JSON holds the relations the nodes show (`JsonObject`) and joins
+            # none (its loader drops them); they serve a page that does not read the JSON (a
+            # rule its loader left undecided: `ExtraColumn.ready`). (A page read again as
+            # objects, for a value out of range, loads them by their loaders.)
+            return NodeSelection(selection.columns, selection.related, offered)
     return selection
 
 

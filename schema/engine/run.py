@@ -72,6 +72,17 @@ class Run(Completion):
         self.executor.context_value.field_notes[path] = nodes
         self.offered.append(path)
 
+    def offers(self, nodes: JsonNodes) -> bool:
+        """Whether nodes with pages inside may be read as JSON: the setting is on, and each
+        page's size is within the limits (else the objects report the argument's error)."""
+        limits = nodes.limits
+        if not limits:
+            return True
+        settings = self.executor.context_value.settings
+        if settings.graphql_nested_pages != "on":
+            return False
+        return all(0 <= limit <= settings.max_page_size for limit in limits)
+
     def withdraw(self) -> None:
         if self.offered:
             notes = self.executor.context_value.field_notes
@@ -183,7 +194,7 @@ class Run(Completion):
                 error = exc
         if field.info_name is not None:
             kwargs[field.info_name] = info
-        if field.json_nodes is not None and self.json_fragments:
+        if field.json_nodes is not None and self.json_fragments and self.offers(field.json_nodes):
             self.offer(raw_info, field.json_nodes)
         call = self.calls[id(field)] = Call(kwargs, raw_info, error)
         return call
