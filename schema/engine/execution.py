@@ -305,8 +305,15 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             data = cast("Data", result)
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self.finish(self.build_response(None))
-        return self.finish(self.build_response(data))
+            return self._response(None)
+        # No abort signal here: graphql-core's `finish` would return the response as it is.
+        return self._response(data)
+
+    def _response(self, data: Data | None) -> ExecutionResult:
+        """graphql-core's response of a prepared operation: its plain executor's, as the
+        incremental one's is when there is no deferred work, which there never is here (a
+        schema with `@defer`/`@stream` has no setup: `OperationSetup.of`)."""
+        return Executor.build_response(self, data)  # type: ignore[return-value]  # no @defer
 
     async def _await_root_fields(self, result: Awaitable[Data]) -> Any:
         """graphql-core's `execute_operation` awaiting its root fields (no abort signal)."""
@@ -314,12 +321,12 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             data = await result
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self.build_response(None)
+            return self._response(None)
         except Exception:
             await self.cancel_incremental_work()
             self.run_async_work_finished_hook()
             raise
-        return self.build_response(data)
+        return self._response(data)
 
     def _verify_root_fields(self, kept: GroupedFields) -> GroupedFields:
         """The root fields collected again by graphql-core, which must be the kept ones."""
