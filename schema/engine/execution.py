@@ -1,9 +1,14 @@
-"""graphql-core's executor with two shortcuts: compiled query plans, and plain leaf fields.
+"""graphql-core's executor with three shortcuts: prepared operations' executors, compiled query
+plans, and plain leaf fields.
 
-Query operations run on compiled plans (plans.py, compiler.py, run.py) unless
-`executor_mode` (the setting `graphql_executor`) says otherwise or the operation cannot be
-compiled; in `verify` mode both executors run and a difference fails the query. What follows is the shortcut the standard
-executor keeps for plain leaf fields.
+A prepared operation (prepared.py) gets its executor from what graphql-core's `build` and root
+field collection find in it whatever the request, found once (`OperationSetup`): per request,
+only its variables are refused (a NUL) and coerced, and the executor made. Query operations
+run on compiled plans (plans.py, compiler.py, run.py) unless `executor_mode` (the setting
+`graphql_executor`) says otherwise or the operation cannot be compiled; in `standard` mode
+graphql-core's `execute` does everything; in `verify` mode both executors run, the setup and
+the kept root fields are checked against graphql-core's, and a difference fails the query.
+What follows is the shortcut the standard executor keeps for plain leaf fields.
 
 Most fields of a dashboard are plain attributes holding a scalar (`email`, `promptTokens`, …):
 strawberry resolves them with a default resolver that ignores `info` and takes no arguments.
@@ -72,8 +77,10 @@ Captured: TypeAlias = tuple[Data | None, GraphQLError | None]
 # fields, graphql-core's defer usages (not exported: as they come), and the compiled plan (None
 # when there is none: a mutation, something the compiler does not handle, the standard mode).
 RootFields: TypeAlias = tuple[GroupedFields, Sequence[Any], ObjectPlan | None]
-# Root fields kept per operation, one entry per value of its directives' variables.
-ROOT_FIELDS_PER_OPERATION = 16
+# Root fields kept per operation, one entry per value of its directives' variables; past that,
+# collected per request. An entry keeps a plan, so a document (bounded by prepared.Documents)
+# holds at most this many plans per operation beside the plan cache's (compiler.py).
+ROOT_FIELDS_PER_OPERATION = 4
 
 
 class OperationSetup:
