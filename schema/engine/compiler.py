@@ -6,11 +6,13 @@ of plans.py); anything else raises `Unsupported` and runs on graphql-core's exec
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
     GraphQLID,
@@ -98,6 +100,15 @@ def _directive_variables(executor: Executor) -> tuple[str, ...]:
     found = _DIRECTIVE_VARIABLES.get(id(operation))
     if found is not None and found[0] is operation:
         return found[1]
+    result = directive_variables(operation, executor.fragment_definitions.values())
+    _DIRECTIVE_VARIABLES.put(id(operation), (operation, result), text_size(operation))
+    return result
+
+
+def directive_variables(
+    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """The variables that directives of the operation or of its fragments take, sorted."""
     names: set[str] = set()
 
     class Directives(Visitor):
@@ -107,11 +118,9 @@ def _directive_variables(executor: Executor) -> tuple[str, ...]:
                     names.add(argument.value.name.value)
 
     visit(operation, Directives())
-    for fragment in executor.fragment_definitions.values():
+    for fragment in fragments:
         visit(fragment, Directives())
-    result = tuple(sorted(names))
-    _DIRECTIVE_VARIABLES.put(id(operation), (operation, result), text_size(operation))
-    return result
+    return tuple(sorted(names))
 
 
 def plan_for(

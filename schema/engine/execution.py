@@ -1,9 +1,14 @@
-"""graphql-core's executor with two shortcuts: compiled query plans, and plain leaf fields.
+"""graphql-core's executor with three shortcuts: prepared operations' executors, compiled query
+plans, and plain leaf fields.
 
-Query operations run on compiled plans (plans.py, compiler.py, run.py) unless
-`executor_mode` (the setting `graphql_executor`) says otherwise or the operation cannot be
-compiled; in `verify` mode both executors run and a difference fails the query. What follows is the shortcut the standard
-executor keeps for plain leaf fields.
+A prepared operation (prepared.py) gets its executor from what graphql-core's `build` and root
+field collection find in it whatever the request, found once (`OperationSetup`): per request,
+only its variables are refused (a NUL) and coerced, and the executor made. Query operations
+run on compiled plans (plans.py, compiler.py, run.py) unless `executor_mode` (the setting
+`graphql_executor`) says otherwise or the operation cannot be compiled; in `standard` mode
+graphql-core's `execute` does everything; in `verify` mode both executors run, the setup and
+the kept root fields are checked against graphql-core's, and a difference fails the query.
+What follows is the shortcut the standard executor keeps for plain leaf fields.
 
 Most fields of a dashboard are plain attributes holding a scalar (`email`, `promptTokens`, …):
 strawberry resolves them with a default resolver that ignores `info` and takes no arguments.
@@ -18,28 +23,43 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, TypeVar, cast
 
 from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLFormattedError,
     GraphQLObjectType,
+    GraphQLSchema,
     MiddlewareManager,
+    OperationDefinitionNode,
+    OperationType,
+    assert_valid_schema,
     is_leaf_type,
     is_non_null_type,
 )
-from graphql.execution import Executor
+from graphql.execution import (
+    Executor,
+    default_field_resolver,
+    default_type_resolver,
+    execute,
+    get_variable_values,
+)
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from orjson import Fragment
 
 from gateway.db.outage import unavailable
 from gateway.errors import ServiceBusy
 from gateway.jsoncodec import parse_fragment
-from schema.engine.compiler import plan_for
+from schema.engine.compiler import directive_variables, plan_for
 from schema.engine.internals import (
     CollectedErrors,
     FieldDetailsList,
+    FragmentDetails,
     StrawberryGraphQLCoreExecutionContext,
+    collect_fields,
     is_default_resolver,
 )
 from schema.engine.plans import Data, GroupedFields, ObjectPlan
@@ -53,10 +73,284 @@ log = logging.getLogger("gateway.graphql")
 T = TypeVar("T")
 # A run's data and the GraphQLError it raised: one of the two (None, error) when it raised.
 Captured: TypeAlias = tuple[Data | None, GraphQLError | None]
+# An operation's root fields collected for one value of its directives' variables: the grouped
+# fields, graphql-core's defer usages (not exported: as they come), and the compiled plan (None
+# when there is none: a mutation, something the compiler does not handle, the standard mode).
+RootFields: TypeAlias = tuple[GroupedFields, Sequence[Any], ObjectPlan | None]
+# Root fields kept per operation, one entry per value of its directives' variables; past that,
+# collected per request. An entry keeps a plan, so a document (bounded by prepared.Documents)
+# holds at most this many plans per operation beside the plan cache's (compiler.py).
+ROOT_FIELDS_PER_OPERATION = 4
+
+
+class OperationSetup:
+    """What graphql-core's `Executor.build` and `execute_operation` find in one valid operation
+    of a prepared document whatever the request: the operation, its fragments, its root type,
+    the variables its directives take, and its root fields (with their plan) per value of
+    those variables. Found once per prepared operation (prepared.py), where graphql-core
+    finds them again on every request (assert the schema valid, scan the document, collect
+    the root fields, look the plan up)."""
+
+    __slots__ = (
+        "directive_variables",
+        "fragment_definitions",
+        "fragments",
+        "operation",
+        "root_fields",
+        "root_type",
+        "schema",
+    )
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        operation: OperationDefinitionNode,
+        fragment_definitions: dict[str, FragmentDefinitionNode],
+        root_type: GraphQLObjectType,
+    ) -> None:
+        self.schema = schema
+        self.operation = operation
+        self.fragment_definitions = fragment_definitions
+        self.fragments = {
+            name: FragmentDetails(definition, None)
+            for name, definition in fragment_definitions.items()
+        }
+        self.root_type = root_type
+        self.directive_variables = directive_variables(operation, fragment_definitions.values())
+        self.root_fields: dict[tuple[object, ...], RootFields] = {}
+
+    @classmethod
+    def of(
+        cls, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    ) -> OperationSetup | None:
+        """The setup of the named operation (None: the only one), found as graphql-core's
+        `build` finds it; None where `build` would refuse (no such operation, several without
+        a name), for fragments with variables, and for a schema with `@defer`/`@stream` (which
+        graphql-core's `execute` refuses): graphql-core's own way answers those."""
+        assert_valid_schema(schema)  # as `build` does: a TypeError for an invalid schema
+        if schema.get_directive("defer") or schema.get_directive("stream"):
+            return None
+        operation: OperationDefinitionNode | None = None
+        fragments: dict[str, FragmentDefinitionNode] = {}
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                if operation_name is None:
+                    if operation is not None:
+                        return None
+                    operation = definition
+                elif definition.name and definition.name.value == operation_name:
+                    operation = definition
+            elif isinstance(definition, FragmentDefinitionNode):
+                if definition.variable_definitions:
+                    return None
+                fragments[definition.name.value] = definition
+        if operation is None:
+            return None
+        root_type = schema.get_root_type(operation.operation)
+        if root_type is None:
+            return None
+        return cls(schema, operation, fragments, root_type)
+
+    def signature(self, coerced: dict[str, Any]) -> tuple[object, ...] | None:
+        """The values of the directives' variables (None when one is not hashable)."""
+        names = self.directive_variables
+        if not names:
+            return ()
+        signature = tuple(coerced.get(name) for name in names)
+        try:
+            hash(signature)
+        except TypeError:
+            return None
+        return signature
+
+    def remember(self, signature: tuple[object, ...], root_fields: RootFields) -> None:
+        if len(self.root_fields) < ROOT_FIELDS_PER_OPERATION:
+            self.root_fields[signature] = root_fields
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     executor_mode = "compiled"
+    # A prepared operation's setup (`execute_prepared`), and the value of its directives'
+    # variables while its root fields are not kept yet (then collected and kept).
+    setup: OperationSetup | None = None
+    signature: tuple[object, ...] | None = None
+
+    @classmethod
+    def execute_prepared(
+        cls,
+        holder: Any,  # prepared.py's operation, with a `setup` slot this class fills
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        *,
+        root_value: object,
+        context_value: object,
+        variable_values: dict[str, Any] | None,
+        middleware: MiddlewareManager,
+        hide_suggestions: bool,
+        is_awaitable: Callable[[Any], TypeGuard[Awaitable[Any]]],
+        operation_extensions: dict[str, object] | None,
+    ) -> AwaitableOrValue[ExecutionResult]:
+        """graphql-core's `execute` of a prepared operation (prepared.py), without what it
+        redoes on every request: the executor is made from the operation's setup, found once
+        (`OperationSetup`), and a query's root fields and plan are looked up by the value of
+        its directives' variables instead of collected. Variables are refused (a NUL) and
+        coerced per request as `build` does. In `standard` mode, and for what the setup does
+        not cover, graphql-core's `execute` itself. In `verify` mode, the executor graphql-core's
+        `build` makes and the root fields it collects are compared with these."""
+        setup = holder.setup if cls.executor_mode != "standard" else None
+        if setup is None and cls.executor_mode != "standard" and not holder.setup_tried:
+            holder.setup_tried = True
+            setup = holder.setup = OperationSetup.of(schema, document, operation_name)
+        if setup is None or setup.schema is not schema:
+            return execute(
+                schema,
+                document,
+                root_value=root_value,
+                middleware=middleware,
+                variable_values=variable_values,
+                operation_name=operation_name,
+                hide_suggestions=hide_suggestions,
+                context_value=context_value,
+                is_awaitable=is_awaitable,
+                executor_class=cls,
+                operation_extensions=operation_extensions,
+            )
+        refused = nul_in_variables(variable_values)
+        if refused is not None:
+            return ExecutionResult(None, [refused])
+        operation = setup.operation
+        coerced = get_variable_values(
+            schema,
+            operation.variable_definitions or (),
+            variable_values or {},
+            hide_suggestions=hide_suggestions,
+        )
+        if isinstance(coerced, list):
+            return ExecutionResult(None, coerced)
+        executor = cls(
+            schema=schema,
+            fragment_definitions=setup.fragment_definitions,
+            fragments=setup.fragments,
+            root_value=root_value,
+            context_value=context_value,
+            operation=operation,
+            variable_values=coerced,
+            field_resolver=default_field_resolver,
+            type_resolver=default_type_resolver,
+            subscribe_field_resolver=default_field_resolver,
+            middleware_manager=middleware,
+            is_awaitable=is_awaitable,
+            hide_suggestions=hide_suggestions,
+            operation_extensions=operation_extensions,
+        )
+        executor.setup = setup
+        if cls.executor_mode == "verify":
+            executor.verify_build(document, operation_name, variable_values)
+        return executor.execute_operation()  # type: ignore[return-value]  # no @defer: one result
+
+    def verify_build(
+        self, document: DocumentNode, operation_name: str | None, raw: dict[str, Any] | None
+    ) -> None:
+        """Fail loudly if graphql-core's `build` makes another executor than the setup's."""
+        built = super().build(
+            self.schema,
+            document,
+            raw_variable_values=raw,
+            operation_name=operation_name,
+            hide_suggestions=self.hide_suggestions,
+        )
+        got = (self.operation, self.fragment_definitions, self.variable_values.coerced)
+        expected = (
+            (built.operation, built.fragment_definitions, built.variable_values.coerced)
+            if isinstance(built, Executor)
+            else built
+        )
+        fragments_differ = isinstance(built, Executor) and {
+            name: (details.definition, details.variable_signatures)
+            for name, details in built.fragments.items()
+        } != {
+            name: (details.definition, details.variable_signatures)
+            for name, details in self.fragments.items()
+        }
+        if got != expected or fragments_differ:
+            log.error("prepared executor differs: prepared=%r graphql-core=%r", got, expected)
+            msg = f"Prepared and graphql-core executors differ: {got!r} != {expected!r}"
+            raise GraphQLError(msg)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """graphql-core's `execute_operation`, with the root fields of a prepared operation
+        (`execute_prepared`) kept per value of its directives' variables: collected (by
+        graphql-core, then kept by `execute_collected_root_fields`) only the first time."""
+        setup = self.setup
+        if (
+            setup is None
+            or serially is not None
+            or self.abort_signal is not None
+            or self.hooks is not None
+        ):
+            return super().execute_operation(serially)
+        signature = setup.signature(self.variable_values.coerced)
+        root_fields = setup.root_fields.get(signature) if signature is not None else None
+        if root_fields is None:
+            self.signature = signature
+            return super().execute_operation(serially)
+        grouped, defer_usages, plan = root_fields
+        if self.executor_mode == "verify":
+            grouped = self._verify_root_fields(grouped)
+        try:
+            result = self._execute_root_fields(
+                setup.root_type,
+                self.root_value,
+                grouped,
+                setup.operation.operation == OperationType.MUTATION,
+                defer_usages,
+                plan,
+            )
+            if self.is_awaitable(result):
+                return self._await_root_fields(result)
+            data = cast("Data", result)
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self._response(None)
+        # No abort signal here: graphql-core's `finish` would return the response as it is.
+        return self._response(data)
+
+    def _response(self, data: Data | None) -> ExecutionResult:
+        """graphql-core's response of a prepared operation: its plain executor's, as the
+        incremental one's is when there is no deferred work, which there never is here (a
+        schema with `@defer`/`@stream` has no setup: `OperationSetup.of`)."""
+        return Executor.build_response(self, data)  # type: ignore[return-value]  # no @defer
+
+    async def _await_root_fields(self, result: Awaitable[Data]) -> Any:
+        """graphql-core's `execute_operation` awaiting its root fields (no abort signal)."""
+        try:
+            data = await result
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self._response(None)
+        except Exception:
+            await self.cancel_incremental_work()
+            self.run_async_work_finished_hook()
+            raise
+        return self._response(data)
+
+    def _verify_root_fields(self, kept: GroupedFields) -> GroupedFields:
+        """The root fields collected again by graphql-core, which must be the kept ones."""
+        setup: OperationSetup = self.setup  # type: ignore[assignment]  # set by the caller
+        collected = collect_fields(
+            self.schema,
+            self.fragments,
+            self.variable_values,
+            setup.root_type,
+            self.operation,
+            self.hide_suggestions,
+        ).grouped_field_set
+        if list(collected.items()) != list(kept.items()):
+            log.error("kept root fields differ: kept=%r collected=%r", kept, collected)
+            msg = f"Kept and collected root fields differ: {kept!r} != {collected!r}"
+            raise GraphQLError(msg)
+        return collected
 
     async def with_abort_signal(self, awaitable: Awaitable[T]) -> T:
         """A resolver's result, awaited to its end even when graphql-core cancels the field.
@@ -104,6 +398,24 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         plan = None
         if mode != "standard" and not serially and not new_defer_usages:
             plan = plan_for(self, root_type, grouped_field_set)
+        if self.signature is not None and self.setup is not None:
+            self.setup.remember(self.signature, (grouped_field_set, new_defer_usages, plan))
+        return self._execute_root_fields(
+            root_type, root_value, grouped_field_set, serially, new_defer_usages, plan
+        )
+
+    def _execute_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: object,
+        grouped_field_set: GroupedFields,
+        serially: bool,
+        new_defer_usages: Sequence[Any],
+        plan: ObjectPlan | None,
+    ) -> AwaitableOrValue[Data]:
+        """The root fields on their plan (`compiled`), on both (`verify`) or, without a plan,
+        on graphql-core's executor."""
+        mode = self.executor_mode
         if plan is None:
             return super().execute_collected_root_fields(
                 root_type, root_value, grouped_field_set, serially, new_defer_usages

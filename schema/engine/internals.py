@@ -18,7 +18,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
-from graphql.execution.collect_fields import FieldDetailsList, collect_subfields
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
 from graphql.execution.executor import CollectedErrors, invalid_return_type_error
 from graphql.execution.values import coerce_argument
 from strawberry import Info, Schema
@@ -53,6 +58,7 @@ __all__ = [
     "CustomGraphQLEnumType",
     "ExecutionResult",
     "FieldDetailsList",
+    "FragmentDetails",
     "LazyType",
     "OperationType",
     "PreExecutionError",
@@ -60,6 +66,7 @@ __all__ = [
     "StrawberryMaybe",
     "StrawberryOptional",
     "coerce_argument",
+    "collect_fields",
     "collect_subfields",
     "convert_arguments",
     "create_execution_context",
@@ -149,6 +156,8 @@ def field_exception_handlers(
 # Where each name is needed, for the test's messages: name -> the engine's function.
 USES: dict[str, str] = {
     "collect_subfields": "compiler._Compiler.subfields (a field's sub-selection)",
+    "collect_fields": "execution.ExecutionContext.execute_operation (root fields, verify mode)",
+    "FragmentDetails": "execution.OperationSetup (an operation's fragments, as `build` makes them)",
     "invalid_return_type_error": "completion.Completion.complete_object (an object of the wrong type)",
     "coerce_argument": "compiler._Compiler.arguments (literal arguments coerced once)",
     "CollectedErrors": "execution.ExecutionContext._verify (each run's errors)",
@@ -180,4 +189,6 @@ USES: dict[str, str] = {
     "ExecutionContext.execute_collected_root_fields": "execution.ExecutionContext (the hook)",
     "ExecutionContext.execute_field": "execution.ExecutionContext.execute_field (the hook)",
     "ExecutionContext.build": "execution.ExecutionContext.build (NUL in variables)",
+    "ExecutionContext.execute_operation": "execution.ExecutionContext.execute_operation",
+    "ExecutionContext.__init__": "execution.ExecutionContext.execute_prepared (built directly)",
 }

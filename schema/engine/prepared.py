@@ -33,7 +33,7 @@ extensions) takes strawberry's own `execute`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeAlias, TypeGuard, cast
+from typing import Any, TypeAlias, TypeGuard, cast
 
 import strawberry
 from graphql import (
@@ -228,10 +228,21 @@ class PreparedOperations(SchemaExtension):
             result.errors = [coded_error(error) for error in result.errors]
 
 
-class _Prepared(NamedTuple):
-    document: DocumentNode
-    operation_name: str | None  # as strawberry resolves it: the first operation's, if not given
-    operation_type: OperationType
+class _Prepared:
+    """A valid operation of a prepared document, as a request names it."""
+
+    __slots__ = ("document", "operation_name", "operation_type", "setup", "setup_tried")
+
+    def __init__(
+        self, document: DocumentNode, operation_name: str | None, operation_type: OperationType
+    ) -> None:
+        self.document = document
+        self.operation_name = operation_name  # as strawberry resolves it: the first's if none
+        self.operation_type = operation_type
+        # What the executor finds in the operation whatever the request, found by it once
+        # (execution.py `ExecutionContext.execute_prepared`).
+        self.setup: object | None = None
+        self.setup_tried = False
 
 
 class PreparedSchema(strawberry.Schema, SelectionSource):
@@ -322,27 +333,34 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         )
         tracer = tracing.tracer()
         if tracer is None:
-            result = await self._execute(*args)
-            metrics.name_operation(self.operation_name(query, operation_name))
+            result, ran = await self._execute(*args)
+            operation = self.operation_run(query, operation_name, ran)
+            metrics.name_operation(operation.operation_name if operation is not None else None)
             return result
         with tracing.operation_span(tracer) as span:
-            result = await self._execute(*args)
-            operation = self.operation_of(query, operation_name)
+            result, ran = await self._execute(*args)
+            operation = self.operation_run(query, operation_name, ran)
             name = operation.operation_name if operation is not None else None
             kind = operation.operation_type.value if operation is not None else None
             tracing.name_operation(span, kind, name)
         metrics.name_operation(name)
         return result
 
+    def operation_run(
+        self, query: str | None, operation_name: str | None, ran: _Prepared | None
+    ) -> _Prepared | None:
+        """The valid operation a request with this text ran: the one `_execute` ran, if it
+        says (no second look-up), or as `operation_of` finds it. A request without a text (a
+        persisted query's hash) is not named, as before."""
+        if not query:
+            return None
+        return ran if ran is not None else self.operation_of(query, operation_name)
+
     def operation_of(self, query: str | None, operation_name: str | None) -> _Prepared | None:
         """The valid operation a request ran (None for one that did not parse or validate), as
         the document cache already knows it: nothing is parsed or validated again."""
         document = self.documents.cached(query) if query else None
         return self.prepared(document, operation_name) if document is not None else None
-
-    def operation_name(self, query: str | None, operation_name: str | None) -> str | None:
-        operation = self.operation_of(query, operation_name)
-        return operation.operation_name if operation is not None else None
 
     async def _execute(
         self,
@@ -353,7 +371,9 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
         operation_name: str | None,
         allowed_operation_types: Iterable[OperationType] | None,
         operation_extensions: dict[str, object] | None,
-    ) -> ExecutionResult:
+    ) -> tuple[ExecutionResult, _Prepared | None]:
+        """The result, and the prepared operation it ran (None: not run that way; the
+        request's text then finds it, if it was prepared: `operation_of`)."""
         # The text a persisted query's hash stands for, and whether it may run at all (only
         # trusted documents in production); then within the limits before anything else. A
         # refusal is the client's mistake: answered, not logged (schema/limits.py).
@@ -365,7 +385,8 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
             try:
                 resolved = await persisted.resolve(query, operation_extensions)
             except GraphQLError as error:
-                return PreExecutionError(data=None, errors=[coded_error(error)], extensions={})
+                refused = PreExecutionError(data=None, errors=[coded_error(error)], extensions={})
+                return refused, None
             if resolved is not None:
                 query = resolved.query
         document = None
@@ -375,9 +396,8 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
                     self.graphql_schema, query, resolved.digest if resolved else None
                 )
             except GraphQLError as error:
-                return PreExecutionError(
-                    data=None, errors=[coded_error(e) for e in refusal(error)], extensions={}
-                )
+                coded = [coded_error(e) for e in refusal(error)]
+                return PreExecutionError(data=None, errors=coded, extensions={}), None
             if resolved is not None and resolved.register and resolved.digest is not None:
                 await persisted.register(resolved.digest, query)
         prepared = (
@@ -391,7 +411,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
             else allowed_operation_types
         )
         if prepared is None or prepared.operation_type not in allowed:
-            return await super().execute(
+            answer = await super().execute(
                 query,
                 variable_values,
                 context_value,
@@ -400,6 +420,7 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
                 allowed_operation_types,
                 operation_extensions,
             )
+            return answer, None
 
         def logged(errors: list[GraphQLError]) -> None:
             """strawberry's `_process_errors`, with its execution context made only now."""
@@ -416,19 +437,37 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
             strawberry_process_errors(self, errors, context)
 
         try:
-            outcome = execute(
-                self.graphql_schema,
-                prepared.document,
-                root_value=root_value,
-                middleware=self._no_middleware,
-                variable_values=variable_values,
-                operation_name=prepared.operation_name,
-                hide_suggestions=self.hide_suggestions,
-                context_value=context_value,
-                is_awaitable=_IS_AWAITABLE,
-                executor_class=self.execution_context_class,
-                operation_extensions=operation_extensions,
-            )
+            # The engine's executor runs a prepared operation its own way (execution.py
+            # `execute_prepared`); any other, through graphql-core's `execute`.
+            execute_prepared = getattr(self.execution_context_class, "execute_prepared", None)
+            if execute_prepared is not None:
+                outcome = execute_prepared(
+                    prepared,
+                    self.graphql_schema,
+                    prepared.document,
+                    prepared.operation_name,
+                    root_value=root_value,
+                    context_value=context_value,
+                    variable_values=variable_values,
+                    middleware=self._no_middleware,
+                    hide_suggestions=self.hide_suggestions,
+                    is_awaitable=_IS_AWAITABLE,
+                    operation_extensions=operation_extensions,
+                )
+            else:
+                outcome = execute(
+                    self.graphql_schema,
+                    prepared.document,
+                    root_value=root_value,
+                    middleware=self._no_middleware,
+                    variable_values=variable_values,
+                    operation_name=prepared.operation_name,
+                    hide_suggestions=self.hide_suggestions,
+                    context_value=context_value,
+                    is_awaitable=_IS_AWAITABLE,
+                    executor_class=self.execution_context_class,
+                    operation_extensions=operation_extensions,
+                )
             if optimized_is_awaitable(outcome):
                 outcome = await cast("Awaitable[GraphQLExecutionResult]", outcome)
             result = cast(GraphQLExecutionResult, outcome)  # awaited above when it was not yet
@@ -439,13 +478,13 @@ class PreparedSchema(strawberry.Schema, SelectionSource):
                 else GraphQLError(str(error), original_error=error)
             )
             logged([coerced])
-            return PreExecutionError(data=None, errors=[coerced], extensions={})
+            return PreExecutionError(data=None, errors=[coerced], extensions={}), prepared
         errors = result.errors
         if errors:
             # Logged as they came, then coded for the client (PreparedOperations' hook).
             logged(errors)
             errors = [coded_error(error) for error in errors]
-        return ExecutionResult(data=result.data, errors=errors, extensions={})
+        return ExecutionResult(data=result.data, errors=errors, extensions={}), prepared
 
 
 def _operation(document: DocumentNode, operation_name: str | None) -> _Prepared | None:

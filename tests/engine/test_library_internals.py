@@ -32,6 +32,12 @@ VERSIONS = {
 IMPORTED = [
     ("graphql.execution.collect_fields", "collect_subfields", "compiler._Compiler.subfields"),
     ("graphql.execution.collect_fields", "FieldDetailsList", "execution.execute_field"),
+    ("graphql.execution.collect_fields", "FragmentDetails", "execution.OperationSetup"),
+    (
+        "graphql.execution.collect_fields",
+        "collect_fields",
+        "execution.ExecutionContext._verify_root_fields",
+    ),
     (
         "graphql.execution.executor",
         "invalid_return_type_error",
@@ -245,6 +251,30 @@ EXECUTOR_METHODS = {
     ),
     "complete_leaf_value": (("return_type", "result"), "execution.execute_field"),
     "build": (("raw_variable_values",), "execution.ExecutionContext.build"),
+    "execute_operation": (("serially",), "execution.ExecutionContext.execute_operation"),
+    "finish": (("result",), "execution.ExecutionContext.execute_operation"),
+    "build_response": (("data",), "execution.ExecutionContext.execute_operation"),
+    "cancel_incremental_work": ((), "execution.ExecutionContext._await_root_fields"),
+    "run_async_work_finished_hook": ((), "execution.ExecutionContext._await_root_fields"),
+    # The executor made from a prepared operation's setup, by keyword.
+    "__init__": (
+        (
+            "schema",
+            "fragment_definitions",
+            "fragments",
+            "root_value",
+            "context_value",
+            "operation",
+            "variable_values",
+            "field_resolver",
+            "type_resolver",
+            "subscribe_field_resolver",
+            "middleware_manager",
+            "is_awaitable",
+            "hide_suggestions",
+        ),
+        "execution.ExecutionContext.execute_prepared",
+    ),
 }
 # Attributes of a live execution context that the compiled run reads.
 EXECUTOR_ATTRIBUTES = (
@@ -260,13 +290,17 @@ EXECUTOR_ATTRIBUTES = (
     "type_resolver",
     "abort_signal",
     "is_awaitable",
+    "hooks",
+    "root_value",
 )
 
 
 @pytest.mark.parametrize("method", sorted(EXECUTOR_METHODS))
 def test_graphql_core_executor_methods(method: str) -> None:
     parameters, user = EXECUTOR_METHODS[method]
-    found = _has(_core_executor(), method, "graphql", user)
+    # strawberry's `__init__` takes (*args, **kwargs) and passes them on to graphql-core's.
+    owner = graphql.execution.Executor if method == "__init__" else _core_executor()
+    found = _has(owner, method, "graphql", user)
     signature = inspect.signature(found).parameters
     for name in parameters:
         assert name in signature, _missing("graphql", f"ExecutionContext.{method}({name}=)", user)

@@ -8,11 +8,12 @@ import logging
 from typing import Any
 
 import pytest
+from graphql.execution import executor as graphql_executor
 from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from schema.engine.execution import ExecutionContext
+from schema.engine.execution import ExecutionContext, OperationSetup
 from schema.engine.prepared import PreparedOperations, PreparedSchema
 from tests.engine.test_graphql_execution import Mutation, Query
 
@@ -42,6 +43,9 @@ def _everything(result: Any) -> tuple[Any, ...]:
 async def _both(schema: PreparedSchema, query: str, **kwargs: Any) -> tuple[Any, Any]:
     schema.prepared_execution = True
     prepared = await schema.execute(query, **kwargs)
+    # Again, now that the operation's setup and root fields are kept: the same answer.
+    again = await schema.execute(query, **kwargs)
+    assert _everything(again) == _everything(prepared)
     schema.prepared_execution = False
     try:
         standard = await schema.execute(query, **kwargs)
@@ -70,6 +74,21 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("{ things { siblings { siblings { siblings { siblings { name } } } } } }", {}),
     # A mutation is prepared too.
     ('mutation { rename(name: "x") { name count } }', {}),
+    # A variable holding a NUL: refused as a coercion error.
+    ("query($n: String!) { thing(name: $n) { name } }", {"n": "a\x00b"}),
+    # Root fields that directives' variables select (kept per value of those variables).
+    (
+        "query($y: Boolean!) { a: things @include(if: $y) { name } b: things { count } }",
+        {"y": True},
+    ),
+    (
+        "query($y: Boolean!) { a: things @include(if: $y) { name } b: things { count } }",
+        {"y": False},
+    ),
+    (
+        "query($y: Boolean!) { ...F @skip(if: $y) things { name } } fragment F on Query { things { count } }",
+        {"y": False},
+    ),
 ]
 
 
@@ -180,3 +199,88 @@ def test_a_rule_set_unlike_the_extensions_turns_the_shortcut_off() -> None:
         query=Query, extensions=[lambda: PreparedOperations([DEPTH_RULE])], prepared_rules=[]
     )
     assert schema._shortcut is False
+
+
+async def test_root_fields_are_collected_once_per_value_of_the_directives_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[object] = []
+    original = graphql_executor.collect_fields
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        collected.append(args[4])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(graphql_executor, "collect_fields", counting)
+    schema = _schema()
+    query = (
+        'query($y: Boolean!) { a: thing(name: "g") @include(if: $y) { name }'
+        ' b: thing(name: "g") { nick } }'
+    )
+    for y in (True, False, True, False, True):
+        result = await schema.execute(query, variable_values={"y": y})
+        assert result.errors is None
+        assert list(result.data) == (["a", "b"] if y else ["b"])
+    assert len(collected) == 2
+    # A mutation's root fields are kept too.
+    for _ in range(3):
+        result = await schema.execute('mutation { rename(name: "x") { name } }')
+        assert result.errors is None
+    assert len(collected) == 3
+
+
+async def test_the_standard_mode_collects_root_fields_on_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[object] = []
+    original = graphql_executor.collect_fields
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        collected.append(args[4])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(graphql_executor, "collect_fields", counting)
+    standard = type("Standard", (ExecutionContext,), {"executor_mode": "standard"})
+    schema = _schema(execution_context_class=standard)
+    for _ in range(3):
+        assert (await schema.execute('{ thing(name: "g") { name } }')).errors is None
+    assert len(collected) == 3
+
+
+def _verify_schema() -> PreparedSchema:
+    verify = type("Verify", (ExecutionContext,), {"executor_mode": "verify"})
+    return _schema(execution_context_class=verify)
+
+
+async def test_verify_mode_fails_loudly_when_kept_root_fields_differ() -> None:
+    schema = _verify_schema()
+    query = '{ a: thing(name: "g") { name } b: thing(name: "g") { nick } }'
+    assert (await schema.execute(query)).errors is None
+    setup = _setup(schema, query)
+    grouped, usages, plan = setup.root_fields[()]
+    setup.root_fields[()] = ({"a": grouped["a"]}, usages, plan)
+    result = await schema.execute(query)
+    assert result.data is None
+    assert result.errors is not None
+    assert result.errors[0].message.startswith("Kept and collected root fields differ")
+
+
+async def test_verify_mode_fails_loudly_when_the_setup_differs_from_graphql_cores_build() -> None:
+    schema = _verify_schema()
+    query = '{ ...F } fragment F on Query { thing(name: "g") { name } }'
+    assert (await schema.execute(query)).errors is None
+    setup = _setup(schema, query)
+    setup.fragment_definitions = {}
+    result = await schema.execute(query)
+    assert result.data is None
+    assert result.errors is not None
+    assert result.errors[0].message.startswith("Prepared and graphql-core executors differ")
+
+
+def _setup(schema: PreparedSchema, query: str) -> OperationSetup:
+    document = schema.documents.cached(query)
+    assert document is not None
+    operation = document.operations[None]
+    assert operation is not None
+    assert isinstance(operation.setup, OperationSetup)
+    return operation.setup
