@@ -11,9 +11,11 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import organizations, permissions, plan_changes, plans
+from schema import declare
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_row
+from schema.rows import FromReaders, stored_fields
+from schema.scalars import enum_of
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -49,7 +51,7 @@ class PlanHistoryAction(enum.Enum):
 
 
 @strawberry.type(description="A plan of the catalog, priced per seat.")
-class Plan(Node):
+class Plan(Node, FromReaders[models.Plan]):
     id: strawberry.ID
     name: str
     display_name: str
@@ -59,16 +61,6 @@ class Plan(Node):
     features: list[str]
     active: bool = strawberry.field(description="Offered to new subscribers.")
     created_at: datetime
-
-    @classmethod
-    def from_model(cls, plan: models.Plan) -> Plan:
-        return from_row(
-            cls,
-            plan,
-            type=PlanType(plan.type),
-            interval=PlanInterval(plan.interval),
-            features=list(plan.features or []),
-        )
 
 
 async def _plan(info: Info, plan_id: str) -> Plan:
@@ -82,7 +74,7 @@ async def _plan_of(root: Subscription | PlanHistoryEntry, info: Info) -> Plan:
 
 
 @strawberry.type(description="An account's subscription to a plan, with its seats.")
-class Subscription(Node):
+class Subscription(Node, FromReaders[models.Subscription]):
     id: strawberry.ID
     seats: int
     status: SubscriptionStatus
@@ -95,10 +87,6 @@ class Subscription(Node):
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[models.Subscription]
-
-    @classmethod
-    def from_model(cls, subscription: models.Subscription) -> Subscription:
-        return from_row(cls, subscription, status=SubscriptionStatus(subscription.status))
 
     plan: Plan = strawberry.field(resolver=_plan_of)
 
@@ -130,7 +118,7 @@ class Subscription(Node):
 
 
 @strawberry.type(description="One change of an account's plan.")
-class PlanHistoryEntry:
+class PlanHistoryEntry(FromReaders[models.PlanHistory]):
     id: strawberry.ID
     subscription_id: strawberry.ID
     seats: int
@@ -138,11 +126,52 @@ class PlanHistoryEntry:
     created_at: datetime
     _model: strawberry.Private[models.PlanHistory]
 
-    @classmethod
-    def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
-        return from_row(cls, entry, action=PlanHistoryAction(entry.action))
-
     plan: Plan = strawberry.field(resolver=_plan_of)
+
+
+# Built by generated readers (schema/declare.py `RecordReaders`): one dict per object, the
+# enums by a dictionary lookup, instead of the dataclass constructor and the enum calls.
+def _plan_type(value: str) -> PlanType:
+    return enum_of(PlanType, value)
+
+
+def _plan_interval(value: str) -> PlanInterval:
+    return enum_of(PlanInterval, value)
+
+
+def _features(value: list[str] | None) -> list[str]:
+    return list(value or [])
+
+
+def _subscription_status(value: str) -> SubscriptionStatus:
+    return enum_of(SubscriptionStatus, value)
+
+
+def _history_action(value: str) -> PlanHistoryAction:
+    return enum_of(PlanHistoryAction, value)
+
+
+def _same(names: tuple[str, ...], **converted: declare.Conversion) -> declare.RecordReaders:
+    """Readers of the fields `names`, each its row's attribute of the same name, converted
+    where `converted` says."""
+    return declare.RecordReaders([(name, name, converted.get(name)) for name in names])
+
+
+Plan.readers = _same(
+    stored_fields(Plan), type=_plan_type, interval=_plan_interval, features=_features
+)
+Subscription.readers = _same(stored_fields(Subscription), status=_subscription_status)
+PlanHistoryEntry.readers = _same(stored_fields(PlanHistoryEntry), action=_history_action)
+# A plan history page may be written as JSON by PostgreSQL (schema/declare.py): its fields are
+# columns, `action` an enum of one; `plan` reads the row's plan id.
+declare.node_type(
+    "PlanHistoryEntry",
+    PlanHistoryEntry.readers,
+    always=("id", "plan_id"),
+    others={"plan": ("plan_id",)},
+    model=models.PlanHistory,
+    enums={"action": PlanHistoryAction},
+)
 
 
 # Fields of Organization and User, declared there with `strawberry.field(resolver=...)`.
