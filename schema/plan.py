@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +12,9 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import organizations, permissions, plan_changes, plans
+from resolvers.batching import load_each
 from schema import declare
+from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
 from schema.relay import Node
 from schema.rows import FromReaders, stored_fields
@@ -68,9 +71,26 @@ async def _plan(info: Info, plan_id: str) -> Plan:
     return Plan.from_model(found)
 
 
+async def _plans_of(
+    roots: Sequence[Subscription | PlanHistoryEntry], info: Info
+) -> list[Plan | Exception]:
+    """`_plan_of` of a level's subscriptions or history entries at once (schema/declare.py):
+    one load for all."""
+    rows = await load_each(info.context.loaders.plan_row_by_id, [r._model.plan_id for r in roots])
+    plans: list[Plan | Exception] = []
+    for row in rows:
+        try:
+            plans.append(row if isinstance(row, Exception) else Plan.from_model(row))
+        except Exception as error:  # no such plan: that parent's error, as `_plan`'s
+            plans.append(error)
+    return plans
+
+
+@batched(_plans_of)
 async def _plan_of(root: Subscription | PlanHistoryEntry, info: Info) -> Plan:
     """The `plan` of a subscription and of a history entry: the plan its row names."""
-    return await _plan(info, root._model.plan_id)
+    plan: Plan = await resolve_one(_plans_of, root, info)
+    return plan
 
 
 @strawberry.type(description="An account's subscription to a plan, with its seats.")
@@ -177,11 +197,25 @@ declare.node_type(
 # Fields of Organization and User, declared there with `strawberry.field(resolver=...)`.
 
 
+async def organization_subscriptions(
+    roots: Sequence[Any], info: Info
+) -> list[Subscription | Exception | None]:
+    """`Organization.subscription` of a level's organizations at once (schema/declare.py):
+    their accesses in one load, their subscriptions in one more."""
+    ctx = info.context
+    accesses = await permissions.member_accesses(ctx, [root._model.id for root in roots])
+    found = await plans.organization_subscriptions(accesses)
+    return [
+        row if row is None or isinstance(row, Exception) else Subscription.from_model(row)
+        for row in found
+    ]
+
+
+@batched(organization_subscriptions)
 async def organization_subscription(root: Any, info: Info) -> Subscription | None:
     """The organization's current subscription (members)."""
-    access = await permissions.member_access(info.context, root._model.id)
-    found = await plans.organization_subscription(access)
-    return Subscription.from_model(found) if found is not None else None
+    found: Subscription | None = await resolve_one(organization_subscriptions, root, info)
+    return found
 
 
 async def user_subscription(root: Any, info: Info) -> Subscription | None:
