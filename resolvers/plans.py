@@ -126,11 +126,13 @@ async def organization_subscriptions(
     """`organization_subscription` of several organizations at once, in order; an error
     (an access refused) stays that organization's."""
     granted = [access for access in accesses if not isinstance(access, Exception)]
-    if not granted:
-        return list(accesses)
-    loader = granted[0].ctx.loaders.current_subscription_row_by_organization_id
-    found = iter(await load_each(loader, [access.organization_id for access in granted]))
-    return [access if isinstance(access, Exception) else next(found) for access in accesses]
+    found: list[Subscription | Exception | None] = []
+    if granted:
+        loader = granted[0].ctx.loaders.current_subscription_row_by_organization_id
+        loaded = await load_each(loader, [access.organization_id for access in granted])
+        found.extend(loaded)
+    rows = iter(found)
+    return [access if isinstance(access, Exception) else next(rows) for access in accesses]
 
 
 async def require_organization_subscription(access: OrgAccess) -> Subscription:

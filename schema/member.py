@@ -44,9 +44,7 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
 
 
-async def organizations_of(
-    members: Sequence[Member], info: Info
-) -> list[Organization | None]:
+async def organizations_of(members: Sequence[Member], info: Info) -> list[Organization | None]:
     """`Member.organization` of a level's members at once: each shown if the caller is a
     member of it (`organizations.get_organizations`), in one load for all."""
     from schema.organization import Organization
