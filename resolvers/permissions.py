@@ -251,6 +251,8 @@ async def visible_organizations(
     ctx: Context, organization_ids: Sequence[str]
 ) -> list[Organization | None]:
     """`visible_organization` of several organizations at once, in order."""
+    if len(organization_ids) == 1:  # a level of one: no dictionaries to make
+        return [await visible_organization(ctx, organization_ids[0])]
     found = await _memberships_with_organizations(ctx, organization_ids)
     organizations: list[Organization | None] = []
     for org_id in organization_ids:
@@ -266,6 +268,11 @@ async def member_accesses(
 ) -> list[OrgAccess | Exception]:
     """`member_access` of several organizations at once, in order: each one's access, or the
     error `member_access` raises for it (404 for strangers)."""
+    if len(organization_ids) == 1:  # a level of one: no dictionaries to make
+        try:
+            return [await _access(ctx, organization_ids[0], OrgAccess)]
+        except (NotFound, Forbidden) as error:
+            return [error]
     found = await _memberships_with_organizations(ctx, organization_ids)
     accesses: list[OrgAccess | Exception] = []
     for org_id in organization_ids:
