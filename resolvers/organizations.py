@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -32,6 +33,13 @@ MAX_REMOTE_CONFIG = 65_536
 async def get_organization(ctx: Context, organization_id: str) -> Organization | None:
     """The organization if the caller is a member, else None (never confirm it exists)."""
     return await permissions.visible_organization(ctx, organization_id)
+
+
+async def get_organizations(
+    ctx: Context, organization_ids: Sequence[str]
+) -> list[Organization | None]:
+    """`get_organization` of several organizations at once, in order."""
+    return await permissions.visible_organizations(ctx, organization_ids)
 
 
 def _clean_name(value: str) -> str:

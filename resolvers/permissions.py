@@ -252,6 +252,58 @@ async def _access(ctx: Context, organization_id: str, kind: type[A]) -> A:
     return kind(ctx, org, member)
 
 
+async def _memberships_with_organizations(
+    ctx: Context, organization_ids: Sequence[str]
+) -> dict[str, tuple[Member, Organization | Exception | None]]:
+    """The caller's membership and the organization (a read-only row, primed by the
+    memberships' statement) of each of these organizations the caller is a member of: one
+    load of the memberships, one of the organizations."""
+    ctx.user_id  # noqa: B018  (raises Unauthenticated, as `visible_organization` does)
+    memberships = await organization_memberships(ctx, organization_ids)
+    shown = [(org_id, member) for org_id, member in memberships.items() if member is not None]
+    rows = await load_each(ctx.loaders.organization_row_by_id, [org_id for org_id, _ in shown])
+    return {org_id: (member, row) for (org_id, member), row in zip(shown, rows, strict=True)}
+
+
+async def visible_organizations(
+    ctx: Context, organization_ids: Sequence[str]
+) -> list[Organization | None]:
+    """`visible_organization` of several organizations at once, in order."""
+    if len(organization_ids) == 1:  # a level of one: no dictionaries to make
+        return [await visible_organization(ctx, organization_ids[0])]
+    found = await _memberships_with_organizations(ctx, organization_ids)
+    organizations: list[Organization | None] = []
+    for org_id in organization_ids:
+        org = found[org_id][1] if org_id in found else None
+        if isinstance(org, Exception):
+            raise org
+        organizations.append(org)
+    return organizations
+
+
+async def member_accesses(
+    ctx: Context, organization_ids: Sequence[str]
+) -> list[OrgAccess | Exception]:
+    """`member_access` of several organizations at once, in order: each one's access, or the
+    error `member_access` raises for it (404 for strangers)."""
+    if len(organization_ids) == 1:  # a level of one: no dictionaries to make
+        try:
+            return [await _access(ctx, organization_ids[0], OrgAccess)]
+        except (NotFound, Forbidden) as error:
+            return [error]
+    found = await _memberships_with_organizations(ctx, organization_ids)
+    accesses: list[OrgAccess | Exception] = []
+    for org_id in organization_ids:
+        member, org = found.get(org_id, (None, None))
+        if isinstance(org, Exception):
+            accesses.append(org)
+        elif member is None or org is None:  # a stranger, or deleted between the two reads
+            accesses.append(NotFound("Organization not found"))
+        else:  # any role is at least a member's (`_access` with `OrgAccess`)
+            accesses.append(OrgAccess(ctx, org, member))
+    return accesses
+
+
 async def member_access(
     ctx: Context, organization_id: str, *, showing_member: str | None = None
 ) -> OrgAccess:

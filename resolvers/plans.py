@@ -7,6 +7,7 @@ with one seat. Writes are for owners and admins; any member reads the organizati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -37,6 +38,7 @@ from gateway.db.models import (
 from gateway.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from gateway.ids import new_id
 from resolvers import accounts, permissions
+from resolvers.batching import load_each
 from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
 from resolvers.payments import ProviderUnavailable
@@ -116,6 +118,21 @@ async def organization_subscription(access: OrgAccess) -> Subscription | None:
         access.organization_id
     )
     return found
+
+
+async def organization_subscriptions(
+    accesses: Sequence[OrgAccess | Exception],
+) -> list[Subscription | Exception | None]:
+    """`organization_subscription` of several organizations at once, in order; an error
+    (an access refused) stays that organization's."""
+    granted = [access for access in accesses if not isinstance(access, Exception)]
+    found: list[Subscription | Exception | None] = []
+    if granted:
+        loader = granted[0].ctx.loaders.current_subscription_row_by_organization_id
+        loaded = await load_each(loader, [access.organization_id for access in granted])
+        found.extend(loaded)
+    rows = iter(found)
+    return [access if isinstance(access, Exception) else next(rows) for access in accesses]
 
 
 async def require_organization_subscription(access: OrgAccess) -> Subscription:

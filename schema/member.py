@@ -44,6 +44,17 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
 
 
+async def organizations_of(members: Sequence[Member], info: Info) -> list[Organization | None]:
+    """`Member.organization` of a level's members at once: each shown if the caller is a
+    member of it (`organizations.get_organizations`), in one load for all."""
+    from schema.organization import Organization
+
+    rows = await organizations.get_organizations(
+        info.context, [member._model.organization_id for member in members]
+    )
+    return [Organization.from_model(row) if row is not None else None for row in rows]
+
+
 @strawberry.type
 class Member(Node, FromReaders[models.Member]):
     id: strawberry.ID
@@ -67,13 +78,12 @@ class Member(Node, FromReaders[models.Member]):
         return user
 
     @strawberry.field
+    @batched(organizations_of)
     async def organization(
         self, info: Info
     ) -> Annotated[Organization, strawberry.lazy("schema.organization")] | None:
-        from schema.organization import Organization
-
-        org = await organizations.get_organization(info.context, self._model.organization_id)
-        return Organization.from_model(org) if org is not None else None
+        org: Organization | None = await resolve_one(organizations_of, self, info)
+        return org
 
     usages = connections(
         Usage,

@@ -11,6 +11,7 @@ from gateway.db import models
 from resolvers import api_keys, invites, members, organizations, permissions, plans
 from resolvers import payments as billing
 from resolvers import usage as metering
+from schema import declare
 from schema.api_key import ApiKey
 from schema.errors import Payload, mutation
 from schema.invite import Invite
@@ -23,12 +24,12 @@ from schema.payment import (
 )
 from schema.plan import PlanHistoryEntry, organization_subscription
 from schema.relay import Node, connection
-from schema.rows import from_row
+from schema.rows import FromReaders, stored_fields
 from schema.usage import Usage, organization_metrics, organization_usage_summary
 
 
 @strawberry.type
-class Organization(Node):
+class Organization(Node, FromReaders[models.Organization]):
     id: strawberry.ID
     name: str
     remote_config_enabled: bool
@@ -37,10 +38,6 @@ class Organization(Node):
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[models.Organization]
-
-    @classmethod
-    def from_model(cls, org: models.Organization) -> Organization:
-        return from_row(cls, org)
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:
@@ -121,6 +118,13 @@ class Organization(Node):
         of=permissions.member_access,
         description="The organization's plan changes, newest first (members).",
     )
+
+
+# Every stored field of Organization is its row's attribute of the same name, unconverted: an
+# object is one generated dict (schema/declare.py `RecordReaders`), not the constructor's call.
+Organization.readers = declare.RecordReaders(
+    [(name, name, None) for name in stored_fields(Organization)]
+)
 
 
 @strawberry.type(description="An organization as listed in remote config distribution.")

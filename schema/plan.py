@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,9 +12,13 @@ from strawberry.types import Info
 
 from gateway.db import models
 from resolvers import organizations, permissions, plan_changes, plans
+from resolvers.batching import load_each
+from schema import declare
+from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
 from schema.relay import Node
-from schema.rows import from_row
+from schema.rows import FromReaders, stored_fields
+from schema.scalars import enum_of
 
 if TYPE_CHECKING:
     from schema.organization import Organization
@@ -49,7 +54,7 @@ class PlanHistoryAction(enum.Enum):
 
 
 @strawberry.type(description="A plan of the catalog, priced per seat.")
-class Plan(Node):
+class Plan(Node, FromReaders[models.Plan]):
     id: strawberry.ID
     name: str
     display_name: str
@@ -60,29 +65,36 @@ class Plan(Node):
     active: bool = strawberry.field(description="Offered to new subscribers.")
     created_at: datetime
 
-    @classmethod
-    def from_model(cls, plan: models.Plan) -> Plan:
-        return from_row(
-            cls,
-            plan,
-            type=PlanType(plan.type),
-            interval=PlanInterval(plan.interval),
-            features=list(plan.features or []),
-        )
-
 
 async def _plan(info: Info, plan_id: str) -> Plan:
     found: models.Plan = await info.context.loaders.plan_row_by_id.load(plan_id)
     return Plan.from_model(found)
 
 
+async def _plans_of(
+    roots: Sequence[Subscription | PlanHistoryEntry], info: Info
+) -> list[Plan | Exception]:
+    """`_plan_of` of a level's subscriptions or history entries at once (schema/declare.py):
+    one load for all."""
+    rows = await load_each(info.context.loaders.plan_row_by_id, [r._model.plan_id for r in roots])
+    plans: list[Plan | Exception] = []
+    for row in rows:
+        try:
+            plans.append(row if isinstance(row, Exception) else Plan.from_model(row))
+        except Exception as error:  # no such plan: that parent's error, as `_plan`'s
+            plans.append(error)
+    return plans
+
+
+@batched(_plans_of)
 async def _plan_of(root: Subscription | PlanHistoryEntry, info: Info) -> Plan:
     """The `plan` of a subscription and of a history entry: the plan its row names."""
-    return await _plan(info, root._model.plan_id)
+    plan: Plan = await resolve_one(_plans_of, root, info)
+    return plan
 
 
 @strawberry.type(description="An account's subscription to a plan, with its seats.")
-class Subscription(Node):
+class Subscription(Node, FromReaders[models.Subscription]):
     id: strawberry.ID
     seats: int
     status: SubscriptionStatus
@@ -95,10 +107,6 @@ class Subscription(Node):
     created_at: datetime
     updated_at: datetime
     _model: strawberry.Private[models.Subscription]
-
-    @classmethod
-    def from_model(cls, subscription: models.Subscription) -> Subscription:
-        return from_row(cls, subscription, status=SubscriptionStatus(subscription.status))
 
     plan: Plan = strawberry.field(resolver=_plan_of)
 
@@ -130,7 +138,7 @@ class Subscription(Node):
 
 
 @strawberry.type(description="One change of an account's plan.")
-class PlanHistoryEntry:
+class PlanHistoryEntry(FromReaders[models.PlanHistory]):
     id: strawberry.ID
     subscription_id: strawberry.ID
     seats: int
@@ -138,21 +146,76 @@ class PlanHistoryEntry:
     created_at: datetime
     _model: strawberry.Private[models.PlanHistory]
 
-    @classmethod
-    def from_model(cls, entry: models.PlanHistory) -> PlanHistoryEntry:
-        return from_row(cls, entry, action=PlanHistoryAction(entry.action))
-
     plan: Plan = strawberry.field(resolver=_plan_of)
+
+
+# Built by generated readers (schema/declare.py `RecordReaders`): one dict per object, the
+# enums by a dictionary lookup, instead of the dataclass constructor and the enum calls.
+def _plan_type(value: str) -> PlanType:
+    return enum_of(PlanType, value)
+
+
+def _plan_interval(value: str) -> PlanInterval:
+    return enum_of(PlanInterval, value)
+
+
+def _features(value: list[str] | None) -> list[str]:
+    return list(value or [])
+
+
+def _subscription_status(value: str) -> SubscriptionStatus:
+    return enum_of(SubscriptionStatus, value)
+
+
+def _history_action(value: str) -> PlanHistoryAction:
+    return enum_of(PlanHistoryAction, value)
+
+
+def _same(names: tuple[str, ...], **converted: declare.Conversion) -> declare.RecordReaders:
+    """Readers of the fields `names`, each its row's attribute of the same name, converted
+    where `converted` says."""
+    return declare.RecordReaders([(name, name, converted.get(name)) for name in names])
+
+
+Plan.readers = _same(
+    stored_fields(Plan), type=_plan_type, interval=_plan_interval, features=_features
+)
+Subscription.readers = _same(stored_fields(Subscription), status=_subscription_status)
+PlanHistoryEntry.readers = _same(stored_fields(PlanHistoryEntry), action=_history_action)
+# A plan history page may be written as JSON by PostgreSQL (schema/declare.py): its fields are
+# columns, `action` an enum of one; `plan` reads the row's plan id.
+declare.node_type(
+    "PlanHistoryEntry",
+    PlanHistoryEntry.readers,
+    always=("id", "plan_id"),
+    others={"plan": ("plan_id",)},
+    model=models.PlanHistory,
+    enums={"action": PlanHistoryAction},
+)
 
 
 # Fields of Organization and User, declared there with `strawberry.field(resolver=...)`.
 
 
+async def organization_subscriptions(
+    roots: Sequence[Any], info: Info
+) -> list[Subscription | Exception | None]:
+    """`Organization.subscription` of a level's organizations at once (schema/declare.py):
+    their accesses in one load, their subscriptions in one more."""
+    ctx = info.context
+    accesses = await permissions.member_accesses(ctx, [root._model.id for root in roots])
+    found = await plans.organization_subscriptions(accesses)
+    return [
+        row if row is None or isinstance(row, Exception) else Subscription.from_model(row)
+        for row in found
+    ]
+
+
+@batched(organization_subscriptions)
 async def organization_subscription(root: Any, info: Info) -> Subscription | None:
     """The organization's current subscription (members)."""
-    access = await permissions.member_access(info.context, root._model.id)
-    found = await plans.organization_subscription(access)
-    return Subscription.from_model(found) if found is not None else None
+    found: Subscription | None = await resolve_one(organization_subscriptions, root, info)
+    return found
 
 
 async def user_subscription(root: Any, info: Info) -> Subscription | None:

@@ -132,3 +132,35 @@ def test_personal_access_to_another_user_is_not_found() -> None:
 def test_an_organizations_key_has_no_personal_access() -> None:
     with pytest.raises(Forbidden, match="cannot use a personal account"):
         permissions.personal_access(caller("owner", key_organization=ORG))
+
+
+@pytest.mark.parametrize("organizations", [[ORG, OTHER_ORG, ORG], [ORG], [OTHER_ORG]])
+@pytest.mark.parametrize("role", ["member", "owner", None])
+@pytest.mark.parametrize("key_organization", [None, OTHER_ORG])
+async def test_the_batch_forms_decide_as_the_one_organization_forms(
+    role: str | None, key_organization: str | None, organizations: list[str]
+) -> None:
+    """`member_accesses` and `visible_organizations` (a level's organizations at once) give
+    each organization what `member_access` and `visible_organization` give it alone."""
+    ctx = caller(role, key_organization=key_organization)
+    accesses = await permissions.member_accesses(ctx, organizations)
+    shown = await permissions.visible_organizations(ctx, organizations)
+    for org_id, access, organization in zip(organizations, accesses, shown, strict=True):
+        alone = caller(role, key_organization=key_organization)
+        try:
+            expected: object = await permissions.member_access(alone, org_id)
+        except NotFound as error:
+            expected = error
+        if isinstance(expected, OrgAccess):
+            assert type(access) is OrgAccess and access.organization_id == org_id
+            assert (access.member, access.organization) == (expected.member, expected.organization)
+        else:
+            assert isinstance(access, NotFound) and str(access) == str(expected)
+        assert organization == await permissions.visible_organization(alone, org_id)
+
+
+async def test_the_batch_forms_refuse_a_caller_without_a_user() -> None:
+    with pytest.raises(Unauthenticated):
+        await permissions.member_accesses(FakeContext(None), [ORG])
+    with pytest.raises(Unauthenticated):
+        await permissions.visible_organizations(FakeContext(None), [ORG])
