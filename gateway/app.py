@@ -346,16 +346,16 @@ def create_app(settings: Settings | None = None, *, traces: Tracing | None = Non
         metrics.process_exited()
 
     app = Starlette(
-        # The router tries its routes in order, a pattern match each: the busiest first. No
-        # two patterns overlap but /api/v1's pages (gateway/web.py) and its mount.
+        # The router tries its routes in order, a pattern match each: /graphql first. No two
+        # patterns overlap but /api/v1's pages (gateway/web.py) and its mount.
         routes=[
             Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
-            *web_routes(settings),  # before /api/v1's mount: its index and docs are pages
-            Mount("/api/v1", app=ClosingContexts(create_rest_app(state))),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route("/webhooks/stripe", webhook, methods=["POST"]),
+            *web_routes(settings),  # before /api/v1's mount: its index and docs are pages
+            Mount("/api/v1", app=ClosingContexts(create_rest_app(state))),
         ],
         lifespan=lifespan,
         # A path no route takes (one with a newline, which no route pattern matches, included)
