@@ -413,27 +413,18 @@ def _raw_path(scope: Scope) -> str:
     """The request path below the mount, still percent-encoded (ids may arrive encoded)."""
     root = scope.get("root_path", "")
     app_root = scope.get("app_root_path", "")
+    mount = _mount_path(scope)
     raw = scope.get("raw_path")
     if raw:
         path = raw.decode("latin-1").split("?", 1)[0]
-        if app_root:
-            quoted_root = _quoted(app_root)
-            if path.startswith(quoted_root):
-                path = path[len(quoted_root) :]
-        mount = _quoted(_mount_path(scope))
-        if path.startswith(mount):
-            return path[len(mount) :] or "/"
+        if app_root and path.startswith(quote(app_root)):
+            path = path[len(quote(app_root)) :]
+        if path.startswith(quote(mount)):
+            return path[len(quote(mount)) :] or "/"
     path = scope.get("path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
     return quote(path) or "/"
-
-
-@functools.lru_cache(maxsize=64)
-def _quoted(root: str) -> str:
-    """A root or mount path as a raw path spells it: the app's few, each quoted once (`quote`
-    costs a few microseconds a call)."""
-    return quote(root)
 
 
 async def _rollback(request: Request) -> None:
