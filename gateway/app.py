@@ -28,6 +28,7 @@ from gateway.graphql_http import ClosingContexts, GraphQLApp
 from gateway.http_limits import BodySizeLimit
 from gateway.logging import configure_logging, request_id_var
 from gateway.ratelimit import RateLimiter
+from gateway.responses import JsonBody
 from gateway.rest.framework import http_error_envelope
 from gateway.services import Services, build_services
 from gateway.settings import Settings
@@ -149,35 +150,44 @@ async def sweep_promotions(state: AppState, stop: asyncio.Event) -> None:
 
 
 class RequestIdMiddleware:
-    """Tags every request with an id (client's X-Request-Id or a new one; the trace id when
-    tracing is on), logs it and observes it for /metrics, labelled with its route template."""
+    """The HTTP edge in one layer, reading the request's headers once: tags every request with
+    an id (client's X-Request-Id or a new one; the trace id when tracing is on), logs it and
+    observes it for /metrics, labelled with its route template, and holds its body to
+    `max_bytes` (gateway/http_limits.py `BodySizeLimit`)."""
 
-    def __init__(self, app: ASGIApp, traced: bool = False) -> None:
+    def __init__(self, app: ASGIApp, traced: bool = False, max_bytes: int | None = None) -> None:
         self.app = app
         self.traced = traced
+        self.body_limit = BodySizeLimit(max_bytes) if max_bytes is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = (tracing.current_trace_id() if self.traced else None) or _client_request_id(
-            scope
-        )
+        client_id = content_length = None
+        chunked = False
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                client_id = value  # the last one, as a dict of the headers would keep
+            elif name == b"content-length":
+                if content_length is None:
+                    content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        request_id = (tracing.current_trace_id() if self.traced else None) or _request_id(client_id)
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
         token = request_id_var.set(request_id)
         labels, labels_token = metrics.start_request()
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        status = 500
 
         method = scope.get("method", "")
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
                 if self.traced:  # routed by now; the span ends with the response's last bytes
                     tracing.name_request(
                         method, labels.route or _route_template(scope.get("route"))
@@ -185,28 +195,24 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if self.body_limit is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await self.body_limit.serve(
+                    self.app, scope, receive, send_with_id, content_length, chunked
+                )
         finally:
             elapsed = time.perf_counter() - started
             route = labels.route or _route_template(scope.get("route"))
-            metrics.observe_request(
-                route, method, labels.operation, status_holder["status"], elapsed
-            )
-            log.debug(
-                "%s %s %s %.1fms",
-                method,
-                scope.get("path"),
-                status_holder["status"],
-                elapsed * 1000,
-            )
+            metrics.observe_request(route, method, labels.operation, status, elapsed)
+            log.debug("%s %s %s %.1fms", method, scope.get("path"), status, elapsed * 1000)
             metrics.end_request(labels_token)
             request_id_var.reset(token)
 
 
-def _client_request_id(scope: Scope) -> str:
+def _request_id(client_id: bytes | None) -> str:
     """The client's X-Request-Id (printable, at most 64 characters), else a new one."""
-    headers = dict(scope.get("headers") or [])
-    incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+    incoming = client_id.decode("latin-1")[:64] if client_id else ""
     return incoming if incoming.isprintable() and incoming else _new_request_id()
 
 
@@ -279,7 +285,7 @@ def create_app(settings: Settings | None = None, *, traces: Tracing | None = Non
     )
 
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JsonBody(b'{"status":"ok"}')
 
     async def readyz(_: Request) -> Response:
         """Ready when a statement runs on a pooled connection within `readiness_timeout`: the
@@ -340,11 +346,13 @@ def create_app(settings: Settings | None = None, *, traces: Tracing | None = Non
         metrics.process_exited()
 
     app = Starlette(
+        # The router tries its routes in order, a pattern match each: /graphql first. No two
+        # patterns overlap but /api/v1's pages (gateway/web.py) and its mount.
         routes=[
+            Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),
-            Route("/graphql", ClosingContexts(graphql), methods=["GET", "POST"]),
             Route("/webhooks/stripe", webhook, methods=["POST"]),
             *web_routes(settings),  # before /api/v1's mount: its index and docs are pages
             Mount("/api/v1", app=ClosingContexts(create_rest_app(state))),
@@ -355,8 +363,9 @@ def create_app(settings: Settings | None = None, *, traces: Tracing | None = Non
         exception_handlers={404: http_error_envelope, 405: http_error_envelope},
     )
     app.state.gateway = state
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware, traced=traces is not None)
+    app.add_middleware(
+        RequestIdMiddleware, traced=traces is not None, max_bytes=settings.max_body_bytes
+    )
     if traces is not None:  # outside the request id, which is then the trace's id
         traces.install_middleware(app)
     return app

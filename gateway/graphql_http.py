@@ -20,6 +20,7 @@ from strawberry.types import ExecutionResult
 from gateway.db.session import dialect_name
 from gateway.errors import RateLimited, ServiceBusy
 from gateway.jsoncodec import dump_json, loads_exactly
+from gateway.responses import JsonBody, SubResponse
 from gateway.web import graphiql_page
 from resolvers.context import Context
 
@@ -123,6 +124,25 @@ class GraphQLApp(GraphQL[Context, None]):
         if result.errors:
             self._handle_errors(result.errors, response_data)
         return self.create_response(response_data=response_data, sub_response=sub_response)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """As the view's: an empty response with no status, for resolvers to add to."""
+        return SubResponse()
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """As the view's: the JSON with status 200 unless a resolver set another, then the
+        sub-response's headers and background task, its headers written once."""
+        body = self.encode_json(response_data)
+        response = JsonBody(
+            body if isinstance(body, bytes) else body.encode(), sub_response.status_code or 200
+        )
+        response.raw_headers.extend(sub_response.headers.raw)
+        response.background = sub_response.background
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from the gateway's own files (gateway/web.py), not from a CDN."""

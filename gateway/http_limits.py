@@ -16,35 +16,43 @@ class BodySizeLimit:
     """413 for a body over `max_bytes`: at once when its Content-Length says so, else as soon
     as the bytes received pass the limit (a chunked body); the app then sees the client go
     away, and whatever it answers is dropped for the 413. The answer is in the error shape of
-    the route: the contract's envelope under /api/v1, a coded GraphQL error elsewhere."""
+    the route: the contract's envelope under /api/v1, a coded GraphQL error elsewhere.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+    Not a layer of its own: the app's edge (gateway/app.py `RequestIdMiddleware`) reads the
+    request's headers once and calls `serve` with what they say of the body."""
+
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_bytes
-        streamed = False
-        for name, value in scope.get("headers") or ():
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0  # the server refuses a malformed length itself
-                if declared > limit:
-                    await self._refuse(scope, send)
-                    return
-                # The server delivers exactly the declared length: nothing to count.
-                await self.app(scope, receive, send)
+    async def serve(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        content_length: bytes | None,
+        chunked: bool,
+    ) -> None:
+        """`app` on the request, within the limit: `content_length` is the request's first
+        Content-Length header (None without one), `chunked` whether it has a
+        Transfer-Encoding."""
+        if content_length is not None:
+            try:
+                declared = int(content_length)
+            except ValueError:
+                declared = 0  # the server refuses a malformed length itself
+            if declared > self.max_bytes:
+                await self._refuse(scope, send)
                 return
-            if name == b"transfer-encoding":
-                streamed = True
-        if not streamed:  # no length and not chunked: HTTP/1.1 has no body to read
-            await self.app(scope, receive, send)
-            return
+            # The server delivers exactly the declared length: nothing to count.
+            await app(scope, receive, send)
+        elif chunked:
+            await self._counted(app, scope, receive, send)
+        else:  # no length and not chunked: HTTP/1.1 has no body to read
+            await app(scope, receive, send)
+
+    async def _counted(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.max_bytes
         received = 0
         over = False
         started = False
@@ -69,7 +77,7 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await app(scope, counting_receive, guarded_send)
         except Exception:
             if not over:
                 raise

@@ -24,6 +24,7 @@ from gateway.errors import DatabaseUnavailable, DomainError, Unauthenticated
 from gateway.inputs import NUL, NUL_MESSAGE, nul_path
 from gateway.jsoncodec import dump_json, load_json
 from gateway.ratelimit import RateLimiter
+from gateway.responses import JsonBody
 from resolvers.context import Context
 
 if TYPE_CHECKING:  # pydantic's own annotation for what TypeAdapter takes (typing_extensions)
@@ -133,12 +134,8 @@ def _bucket(path: str) -> tuple[int, str | None]:
 
 
 def envelope_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps({"success": False, "error": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    return JsonBody(orjson.dumps({"success": False, "error": message}), status, raw)
 
 
 @functools.lru_cache(maxsize=512)
@@ -161,11 +158,7 @@ def _dump(value: object, annotation: TypeForm[object] | None) -> object:
 def envelope_ok(status: int, data: object, annotation: TypeForm[object] | None = None) -> Response:
     if status == 204:
         return Response(status_code=204)
-    return Response(
-        dump_json({"success": True, "data": _dump(data, annotation)}),
-        status_code=status,
-        media_type="application/json",
-    )
+    return JsonBody(dump_json({"success": True, "data": _dump(data, annotation)}), status)
 
 
 class BadInput(DomainError):
