@@ -29,6 +29,7 @@ from gateway.rest.routes import ENDPOINTS
 from resolvers.api_keys import insert_api_key
 from resolvers.invites import hash_token, new_token
 from resolvers.plan_catalog import seed_plans
+from resolvers.usage import rollups
 from resolvers.users import create_user
 from schema import NODE_TYPES
 from tests.conftest import BACKENDS, PG_URL, base_settings, create_migrated_schema, drop_schema
@@ -239,6 +240,8 @@ async def seed_world(sessions: Any, http: httpx.AsyncClient, plans: dict[str, st
         )
         session.add_all([member_usage, owner_usage])
         await session.flush()
+        # As ingestion writes usage: its roll-ups in the same transaction.
+        await rollups.add_usage(session, [u.model_dump() for u in (member_usage, owner_usage)])
         personal_payment = {name: p.id for name, p in personal.items()}
         personal_payment[KEY_HERE] = personal_payment[KEY_ELSEWHERE] = personal_payment[OWNER]
         nodes = {
@@ -363,6 +366,26 @@ async def matrix(
         await state.close()
         if schema is not None:
             await drop_schema(schema)
+
+
+async def test_the_worlds_organization_usage_is_in_its_daily_roll_ups(matrix: Matrix) -> None:
+    """The world's usage rows are written as ingestion writes them, roll-ups included: else an
+    organization's usage summary (roll-ups for whole days, raw rows for the partial ones)
+    disagrees with the raw rows once the day they were written is over (a run that crosses
+    midnight UTC)."""
+    async with matrix.sessions() as session:
+        usage = (await session.execute(select(models.UsageRecord))).scalars().all()
+        daily = (await session.execute(select(models.UsageDaily))).scalars().all()
+    expected = sorted(
+        (u.organization_id, u.created_at.date(), u.user_id, u.model_name, u.credits_used)
+        for u in usage
+        if u.organization_id is not None
+    )
+    assert expected, "the world has organization usage"
+    assert (
+        sorted((d.organization_id, d.day, d.user_id, d.model_name, d.credits_used) for d in daily)
+        == expected
+    )
 
 
 def _outcome(response: httpx.Response) -> Any:
