@@ -208,17 +208,15 @@ def _json_nodes(type_name: str, fields: Sequence[JsonField]) -> JsonNodes | None
         if attribute is None:
             out.append((key, None))
             continue
-        if isinstance(attribute, JsonChild):
-            child = _json_object(derived[0], attribute, nullable)
+        if isinstance(attribute, JsonChild | JsonPageChild):  # a to-one object or a page
+            child = (
+                _json_object(derived[0], attribute, nullable)
+                if isinstance(attribute, JsonChild)
+                else _json_page(derived[0], attribute, nullable)
+            )
             if child is None:
                 return None
             out.append((key, child))
-            continue
-        if isinstance(attribute, JsonPageChild):
-            page = _json_page(derived[0], attribute, nullable)
-            if page is None:
-                return None
-            out.append((key, page))
             continue
         column = columns.get(attribute)
         if column is None or (column.nullable and not nullable):

@@ -201,17 +201,23 @@ def test_a_rule_set_unlike_the_extensions_turns_the_shortcut_off() -> None:
     assert schema._shortcut is False
 
 
-async def test_root_fields_are_collected_once_per_value_of_the_directives_variables(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    collected: list[object] = []
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The root fields graphql-core's `collect_fields` collected, one entry per call."""
+    calls: list[object] = []
     original = graphql_executor.collect_fields
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        collected.append(args[4])
+        calls.append(args[4])
         return original(*args, **kwargs)
 
     monkeypatch.setattr(graphql_executor, "collect_fields", counting)
+    return calls
+
+
+async def test_root_fields_are_collected_once_per_value_of_the_directives_variables(
+    collected: list[object],
+) -> None:
     schema = _schema()
     query = (
         'query($y: Boolean!) { a: thing(name: "g") @include(if: $y) { name }'
@@ -230,16 +236,8 @@ async def test_root_fields_are_collected_once_per_value_of_the_directives_variab
 
 
 async def test_the_standard_mode_collects_root_fields_on_every_request(
-    monkeypatch: pytest.MonkeyPatch,
+    collected: list[object],
 ) -> None:
-    collected: list[object] = []
-    original = graphql_executor.collect_fields
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        collected.append(args[4])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(graphql_executor, "collect_fields", counting)
     standard = type("Standard", (ExecutionContext,), {"executor_mode": "standard"})
     schema = _schema(execution_context_class=standard)
     for _ in range(3):

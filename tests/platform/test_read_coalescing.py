@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection
@@ -36,7 +35,19 @@ def test_coalesced_reads_leave_a_dollar_inside_a_string_literal_alone() -> None:
     assert "'$1 it''s $2' WHERE b = $2" in sql
 
 
-async def _readers() -> tuple[Any, ReadCoalescer]:
+# (the read, how long the first read runs before it is cancelled): cancelled while it waits
+# out its turn, or while the turn's statement is running.
+CANCELLED_SENDERS = {
+    "waiting-out-the-turn": ("SELECT $1::int + 1", 0.0),
+    "statement-in-flight": ("SELECT $1::int + 1 FROM pg_sleep(0.2)", 0.05),
+}
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+@pytest.mark.parametrize("sql, after", CANCELLED_SENDERS.values(), ids=CANCELLED_SENDERS)
+async def test_reads_that_joined_a_cancelled_read_are_answered_alone(
+    sql: str, after: float
+) -> None:
     assert PG_URL
     engine = create_engine(PG_URL)
     connection = await engine.connect()
@@ -46,32 +57,11 @@ async def _readers() -> tuple[Any, ReadCoalescer]:
     async def held() -> Connection:
         return sync
 
-    return (engine, connection), ReadCoalescer(held, verify=False)
-
-
-@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
-async def test_reads_that_joined_a_cancelled_read_are_answered_alone() -> None:
-    (engine, connection), coalescer = await _readers()
+    coalescer = ReadCoalescer(held, verify=False)
     try:
-        shape = Shape("SELECT $1::int + 1", 1, 1, ())
+        shape = Shape(sql, 1, 1, ())
         first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
-        await asyncio.sleep(0)  # all three in the turn; the first waits it out
-        first.cancel()
-        answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
-        assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
-        assert first.cancelled()
-    finally:
-        await connection.close()
-        await engine.dispose()
-
-
-@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
-async def test_reads_whose_statement_was_cancelled_in_flight_are_answered_alone() -> None:
-    (engine, connection), coalescer = await _readers()
-    try:
-        shape = Shape("SELECT $1::int + 1 FROM pg_sleep(0.2)", 1, 1, ())
-        first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
-        await asyncio.sleep(0.05)  # the three sent together, their statement running
+        await asyncio.sleep(after)  # all three in the turn, the first to send it
         first.cancel()
         answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
         assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
