@@ -5,7 +5,6 @@ service's command line."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import sys
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.cli_operator import OPERATOR_HANDLERS, add_operator_parsers
-from gateway.cli_support import with_session
+from gateway.cli_support import run, with_session
 from gateway.errors import ConfigurationError, DatabaseUnavailable
 from gateway.settings import Settings
 
@@ -53,7 +52,7 @@ async def _user_count(settings: Settings) -> int:
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
-    asyncio.run(_migrate(settings))
+    run(_migrate(settings))
     print("database is at the latest migration")
     return 0
 
@@ -61,7 +60,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_new_migration(_: Settings, args: argparse.Namespace) -> int:
     from gateway.db.migrate import new_revision
 
-    path = asyncio.run(new_revision(args.message))
+    path = run(new_revision(args.message))
     print(f"wrote {path}: read it, then `gateway migrate` and the tests check it", file=sys.stderr)
     return 0
 
@@ -89,8 +88,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Settings only the app factory reads are checked here, where a mistake is one line.
     trusted_documents(settings, query_limits(settings))
     if settings.migrate_on_start:
-        asyncio.run(_migrate(settings))
-    if asyncio.run(_user_count(settings)) == 0:
+        run(_migrate(settings))
+    if run(_user_count(settings)) == 0:
         say(
             "No users yet. In another terminal, create one and its first API key with:\n"
             f"  {command_prefix()} create-user --email you@example.com --name 'Your Name'\n"
@@ -130,7 +129,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
         return user.id, token
 
     try:
-        user_id, token = asyncio.run(with_session(settings, work))
+        user_id, token = run(with_session(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -153,7 +152,7 @@ def cmd_create_api_key(settings: Settings, args: argparse.Namespace) -> int:
         await session.commit()
         return token
 
-    token = asyncio.run(with_session(settings, work))
+    token = run(with_session(settings, work))
     if token is None:
         print(f"error: no user with email {args.email}", file=sys.stderr)
         return 1
@@ -181,7 +180,7 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> int:
     from gateway.seed import seed_demo
 
-    summary = asyncio.run(with_session(settings, seed_demo))
+    summary = run(with_session(settings, seed_demo))
     print(summary)
     return 0
 
@@ -227,7 +226,7 @@ def cmd_seed_plans(settings: Settings, args: argparse.Namespace) -> int:
         return lines
 
     try:
-        lines = asyncio.run(with_session(settings, work))
+        lines = run(with_session(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from gateway.cli_support import as_service, with_session
+from gateway.cli_support import as_service, run, with_session
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
         ]
 
     header = ["id", "prefix", "user", "organization", "created", "last used", "expires", "state"]
-    _print_table([[*header, "name"], *asyncio.run(with_session(settings, work))], "--email")
+    _print_table([[*header, "name"], *run(with_session(settings, work))], "--email")
     return 0
 
 
@@ -59,7 +59,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
         await revoke_api_key(session, [col(ApiKey.id) == args.key_id])
 
     try:
-        asyncio.run(with_session(settings, work))
+        run(with_session(settings, work))
     except NotFound:
         print(f"error: no live API key {args.key_id}", file=sys.stderr)
         return 1
@@ -84,7 +84,7 @@ def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
         ]
 
     header = ["id", "email", "created", "state", "name"]
-    _print_table([header, *asyncio.run(with_session(settings, work))])
+    _print_table([header, *run(with_session(settings, work))])
     return 0
 
 
@@ -126,7 +126,7 @@ def cmd_mail_worker(settings: Settings, _: argparse.Namespace) -> int:
             await engine.dispose()
 
     print("delivering the mail outbox; stop with Ctrl-C or SIGTERM", file=sys.stderr)
-    asyncio.run(work())
+    run(work())
     return 0
 
 
@@ -139,7 +139,7 @@ def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
         return await payments.refund_payment(ctx, args.payment_id, args.amount_cents)
 
     try:
-        payment = asyncio.run(as_service(settings, work))
+        payment = run(as_service(settings, work))
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -191,10 +191,10 @@ def cmd_promotions(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         if args.action == "expire":
-            sweep = asyncio.run(as_service(settings, expire))
+            sweep = run(as_service(settings, expire))
             print(f"settled {sweep.accounts} accounts; {sweep.expired} micro-credits expired")
             return 0
-        promotion = asyncio.run(as_service(settings, create if args.action == "create" else end))
+        promotion = run(as_service(settings, create if args.action == "create" else end))
     except DomainError as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"error{where}: {exc.message}", file=sys.stderr)

@@ -3,8 +3,11 @@ for the length of one command."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +17,29 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 _T = TypeVar("_T")
+# How long a command waits, at its end, for the threads it started to finish.
+THREADS_GRACE_SECONDS = 2.0
+
+
+def run(main: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(main)` for a command, whose loop closes only once the threads the command
+    started have finished (up to `THREADS_GRACE_SECONDS`). A driver's worker thread that is
+    stopped without being waited for (aiosqlite's, after a connection that failed to open)
+    would otherwise hand its last result to a closed loop, and Python would print that
+    thread's error after the command's own one line."""
+
+    async def command() -> _T:
+        before = set(threading.enumerate())
+        try:
+            return await main
+        finally:
+            await asyncio.get_running_loop().shutdown_default_executor()
+            deadline = time.monotonic() + THREADS_GRACE_SECONDS
+            for thread in set(threading.enumerate()) - before:
+                if not thread.daemon:  # it only hands a result to the loop: a plain join
+                    thread.join(max(0.0, deadline - time.monotonic()))
+
+    return asyncio.run(command())
 
 
 async def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from gateway import cli_support
 from gateway.app import create_app
 from tests.conftest import base_settings
 
@@ -105,3 +109,27 @@ async def test_payments_refund_gives_back_part_then_the_rest(migrated: Path) -> 
     assert again.returncode == 1
     assert "Only a succeeded payment can be refunded" in again.stderr
     assert balance == 0
+
+
+def test_a_commands_loop_outlives_the_threads_the_command_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that hands a result to the loop after the command's work failed (aiosqlite's
+    worker, stopped after a connection that could not open) finds the loop still open: no
+    second error is printed after the command's one line."""
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+
+    async def failing() -> None:
+        loop = asyncio.get_running_loop()
+
+        def late() -> None:
+            time.sleep(0.2)
+            loop.call_soon_threadsafe(lambda: None)
+
+        threading.Thread(target=late).start()
+        raise OSError("unable to open database file")
+
+    with pytest.raises(OSError, match="unable to open"):
+        cli_support.run(failing())
+    assert errors == []
