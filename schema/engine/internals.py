@@ -157,7 +157,7 @@ def field_exception_handlers(
 USES: dict[str, str] = {
     "collect_subfields": "compiler._Compiler.subfields (a field's sub-selection)",
     "collect_fields": "execution.ExecutionContext.execute_operation (root fields, verify mode)",
-    "FragmentDetails": "execution.OperationSetup (an operation's fragments, as `build` makes them)",
+    "FragmentDetails": "setup.OperationSetup (an operation's fragments, as `build` makes them)",
     "invalid_return_type_error": "completion.Completion.complete_object (an object of the wrong type)",
     "coerce_argument": "compiler._Compiler.arguments (literal arguments coerced once)",
     "CollectedErrors": "execution.ExecutionContext._verify (each run's errors)",

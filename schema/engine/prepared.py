@@ -15,19 +15,15 @@ and exit), which was a fifth of the cost of `{ __typename }`.
 - Validation: once per document, schema and rule set, kept with the document (strawberry's
   `ValidationCache` hashed the whole document on every request); suggestions ("Did you
   mean …") left out when the schema hides them. The operation's type is still checked by
-  strawberry before the result is used.
-- Errors: `schema.errors.coded_error` on every error of the result.
+  strawberry before the result is used. Errors: `schema.errors.coded_error` on each.
 
-`PreparedSchema` goes one step further for the common request, an operation whose text is
-already prepared (parsed, validated without errors): it executes it without the extension
-machinery at all (strawberry's per-request execution context, extension instances, runner, the
-four stage context managers and their exit stacks, a middleware manager: about a quarter of a
-user page's CPU outside its resolvers). What the extension would have done, it does: the same
-document and validation result, the same graphql-core execution, the same error processing and
-codes, the same result. Anything else (a text that does not validate, an operation name that
-is not in the document, an operation type the transport does not allow, a schema with other
-extensions) takes strawberry's own `execute`.
-`tests/engine/test_prepared_execution.py` holds the two ways' results equal.
+`PreparedSchema` executes an operation whose text is already prepared (parsed, validated
+without errors) without the extension machinery (strawberry's per-request execution context,
+extension instances, runner, stage context managers, a middleware manager: about a quarter of a
+user page's CPU outside its resolvers), doing what the extension would: the same document,
+validation, execution, error codes and result. Anything else (a text that does not validate,
+an unknown operation name, an operation type the transport does not allow, other extensions)
+takes strawberry's own `execute`. `tests/engine/test_prepared_execution.py` holds both equal.
 """
 
 from __future__ import annotations

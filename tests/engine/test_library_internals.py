@@ -32,7 +32,7 @@ VERSIONS = {
 IMPORTED = [
     ("graphql.execution.collect_fields", "collect_subfields", "compiler._Compiler.subfields"),
     ("graphql.execution.collect_fields", "FieldDetailsList", "execution.execute_field"),
-    ("graphql.execution.collect_fields", "FragmentDetails", "execution.OperationSetup"),
+    ("graphql.execution.collect_fields", "FragmentDetails", "setup.OperationSetup"),
     (
         "graphql.execution.collect_fields",
         "collect_fields",

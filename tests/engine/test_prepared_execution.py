@@ -13,8 +13,9 @@ from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from schema.engine.execution import ExecutionContext, OperationSetup
+from schema.engine.execution import ExecutionContext
 from schema.engine.prepared import PreparedOperations, PreparedSchema
+from schema.engine.setup import OperationSetup
 from tests.engine.test_graphql_execution import Mutation, Query
 
 DEPTH_RULE = create_validator(4, None, None)
