@@ -37,8 +37,9 @@ async def get_organization(ctx: Context, organization_id: str) -> Organization |
 
 async def get_organizations(
     ctx: Context, organization_ids: Sequence[str]
-) -> list[Organization | None]:
-    """`get_organization` of several organizations at once, in order."""
+) -> list[Organization | Exception | None]:
+    """`get_organization` of several organizations at once, in order (a failed read is that
+    organization's error)."""
     return await permissions.visible_organizations(ctx, organization_ids)
 
 

@@ -267,18 +267,13 @@ async def _memberships_with_organizations(
 
 async def visible_organizations(
     ctx: Context, organization_ids: Sequence[str]
-) -> list[Organization | None]:
-    """`visible_organization` of several organizations at once, in order."""
+) -> list[Organization | Exception | None]:
+    """`visible_organization` of several organizations at once, in order: each one's row,
+    None, or the error its read failed with (that parent's alone, as in `member_accesses`)."""
     if len(organization_ids) == 1:  # a level of one: no dictionaries to make
         return [await visible_organization(ctx, organization_ids[0])]
     found = await _memberships_with_organizations(ctx, organization_ids)
-    organizations: list[Organization | None] = []
-    for org_id in organization_ids:
-        org = found[org_id][1] if org_id in found else None
-        if isinstance(org, Exception):
-            raise org
-        organizations.append(org)
-    return organizations
+    return [found[org_id][1] if org_id in found else None for org_id in organization_ids]
 
 
 async def member_accesses(

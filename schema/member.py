@@ -44,7 +44,9 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
 
 
-async def organizations_of(members: Sequence[Member], info: Info) -> list[Organization | None]:
+async def organizations_of(
+    members: Sequence[Member], info: Info
+) -> list[Organization | Exception | None]:
     """`Member.organization` of a level's members at once: each shown if the caller is a
     member of it (`organizations.get_organizations`), in one load for all."""
     from schema.organization import Organization
@@ -52,7 +54,10 @@ async def organizations_of(members: Sequence[Member], info: Info) -> list[Organi
     rows = await organizations.get_organizations(
         info.context, [member._model.organization_id for member in members]
     )
-    return [Organization.from_model(row) if row is not None else None for row in rows]
+    return [
+        row if row is None or isinstance(row, Exception) else Organization.from_model(row)
+        for row in rows
+    ]
 
 
 @strawberry.type

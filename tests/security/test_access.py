@@ -27,7 +27,10 @@ class Loader:
 
     async def load(self, key: Any) -> Any:
         self.keys.append(key)
-        return self.found.get(key)
+        value = self.found.get(key)
+        if isinstance(value, Exception):
+            raise value
+        return value
 
 
 @dataclass
@@ -157,6 +160,21 @@ async def test_the_batch_forms_decide_as_the_one_organization_forms(
         else:
             assert isinstance(access, NotFound) and str(access) == str(expected)
         assert organization == await permissions.visible_organization(alone, org_id)
+
+
+async def test_an_organization_that_fails_to_load_fails_only_its_own_parent() -> None:
+    """`visible_organizations` gives the failing organization its error, and the others their
+    rows, as `member_accesses` does: one parent's failure is not the level's."""
+    ctx = caller("member")
+    ctx.memberships[(OTHER_ORG, "usr-1")] = SimpleNamespace(
+        id="mbr-2", user_id="usr-1", organization_id=OTHER_ORG, role="member"
+    )
+    failure = RuntimeError("the organization's read failed")
+    ctx.loaders.organization_row_by_id.found[OTHER_ORG] = failure
+    shown = await permissions.visible_organizations(ctx, [ORG, OTHER_ORG])
+    accesses = await permissions.member_accesses(ctx, [ORG, OTHER_ORG])
+    assert getattr(shown[0], "name", None) == "Acme" and shown[1] is failure
+    assert type(accesses[0]) is OrgAccess and accesses[1] is failure
 
 
 async def test_the_batch_forms_refuse_a_caller_without_a_user() -> None:
