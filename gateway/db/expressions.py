@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ARRAY, bindparam
+from sqlalchemy import ARRAY, String, bindparam, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -48,3 +48,15 @@ def _one_of_postgresql(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     values = compiler.process(bindparam(element.name, type_=ARRAY(element.column.type)), **kw)
     return f"{column} = ANY({values})"
+
+
+def constant(value: str) -> ColumnElement[str]:
+    """A string constant of our own (an enum's value) written into the statement's SQL rather
+    than bound as a parameter: PostgreSQL then plans the statement knowing it, also when it
+    plans it once for every execution (a generic plan, `GATEWAY_DATABASE_PLAN_CACHE_MODE`).
+    Bound, a generic plan of `status != $2` estimated one subscription left of hundreds, and
+    the read of subscriptions by organization scanned all of them instead of starting from
+    the organizations' accounts (~2 ms instead of ~0.1 ms on the bench data)."""
+    if not value.replace("_", "").isalnum():  # no quote, nothing to escape: our own words only
+        raise ValueError(f"not a plain word: {value!r}")
+    return literal_column(f"'{value}'", String)

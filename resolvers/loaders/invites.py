@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlmodel import col
 
+from gateway.db.expressions import constant
 from gateway.db.models import Invite, InviteStatus
 from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey
 
-_PENDING = (col(Invite.status) == InviteStatus.PENDING.value,)
+_PENDING = (col(Invite.status) == constant(InviteStatus.PENDING.value),)
 
 invite_by_id = RowByKey(Invite, col(Invite.id))
 # Read-only rows (`plain`): listed invites are shown, never modified here.

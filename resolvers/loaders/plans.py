@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlmodel import col
 
+from gateway.db.expressions import constant
 from gateway.db.models import Account, Plan, PlanHistory, Subscription, SubscriptionStatus
 from resolvers.loaders.shapes import LatestIdByKey, PageByParent, PlainRowByKey, RowByKey
 
-_NOT_CANCELED = (col(Subscription.status) != SubscriptionStatus.CANCELED.value,)
+_NOT_CANCELED = (col(Subscription.status) != constant(SubscriptionStatus.CANCELED.value),)
 
 plan_by_id = RowByKey(Plan, col(Plan.id))
 # Read-only rows, for plans that are only shown (a subscription's, a history entry's).

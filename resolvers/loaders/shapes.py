@@ -31,7 +31,8 @@ K = TypeVar("K", bound=Hashable)
 M = TypeVar("M", bound=SQLModel)
 V = TypeVar("V")
 
-# Conditions a loader adds to its key's: module constants (bound parameters, no values).
+# Conditions a loader adds to its key's: module constants (no bound values; a constant of
+# ours is written into the SQL, `gateway.db.expressions.constant`).
 Where = Sequence[ColumnElement[bool]]
 # Keys of a page loader: the parent's id and the page's arguments.
 PageKey = tuple[str, PageArgs]
