@@ -100,17 +100,20 @@ def live_member_by_organization_and_user(
 
 
 # A user's memberships with their organizations (was two statements, one after the other).
-_MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS = (
-    select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS)
-    .outerjoin_from(
-        Member,
-        Organization,
-        (col(Organization.id) == col(Member.organization_id))
-        & col(Organization.deleted_at).is_(None),
-    )
-    .where(one_of(Member.user_id, "_keys"))
-    .order_by(col(Member.id))
+_MEMBERS_WITH_ORGANIZATIONS = select(*_MEMBER_COLUMNS, *_ORGANIZATION_COLUMNS).outerjoin_from(
+    Member,
+    Organization,
+    (col(Organization.id) == col(Member.organization_id)) & col(Organization.deleted_at).is_(None),
 )
+# One user's (the viewer's: the common case) by `=`: planned once for every execution (a
+# generic plan), `= ANY($1)` is guessed at ten users' memberships, which made PostgreSQL hash
+# every organization rather than look up the user's few.
+_MEMBERS_WITH_ORGANIZATIONS_BY_USER_ID = _MEMBERS_WITH_ORGANIZATIONS.where(
+    col(Member.user_id) == bindparam("_key")
+).order_by(col(Member.id))
+_MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS = _MEMBERS_WITH_ORGANIZATIONS.where(
+    one_of(Member.user_id, "_keys")
+).order_by(col(Member.id))
 
 
 def members_by_user_id(loaders: Loaders) -> BatchLoader[str, list[Member]]:
@@ -124,7 +127,10 @@ def members_by_user_id(loaders: Loaders) -> BatchLoader[str, list[Member]]:
     split = len(_MEMBER_COLUMNS)
 
     async def batch(keys: list[str]) -> list[list[Member]]:
-        rows = await fetch_rows(db, _MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS, {"_keys": keys})
+        if len(keys) == 1:
+            rows = await fetch_rows(db, _MEMBERS_WITH_ORGANIZATIONS_BY_USER_ID, {"_key": keys[0]})
+        else:
+            rows = await fetch_rows(db, _MEMBERS_WITH_ORGANIZATIONS_BY_USER_IDS, {"_keys": keys})
         grouped: dict[str, list[Member]] = {key: [] for key in keys}
         organizations = loaders.organization_row_by_id
         memberships = loaders.live_member_by_organization_and_user
