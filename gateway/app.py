@@ -56,6 +56,7 @@ class AppState:
             connect_timeout=settings.database_connect_timeout,
             statement_timeout=settings.database_statement_timeout,
             search_path=settings.database_schema,
+            plan_cache_mode=settings.database_plan_cache_mode,
         )
         # Requests take PostgreSQL connections first come, first served, through the pool's
         # gate (gateway/db/pool.py `GatedPool`).

@@ -37,6 +37,7 @@ def create_engine(
     connect_timeout: float = 5.0,
     statement_timeout: float | None = None,
     search_path: str | None = None,
+    plan_cache_mode: str | None = None,
 ) -> AsyncEngine:
     """The engine; on PostgreSQL a pool of `pool_size` connections kept open, and requests
     beyond it wait up to `pool_timeout` seconds for one, first come, first served
@@ -50,7 +51,11 @@ def create_engine(
     A statement gives up after `statement_timeout` seconds: PostgreSQL cancels it (503, the
     connection kept), and should the server not answer at all, asyncpg stops waiting a second
     later (503, the connection dropped): a database that stops answering in the middle of a
-    request holds no request for ever."""
+    request holds no request for ever.
+
+    `plan_cache_mode` is PostgreSQL's for the engine's sessions (None: the server's): asyncpg
+    prepares every statement once per connection, and this decides whether PostgreSQL plans
+    it again on each execution."""
     url = normalize_url(url)
     kwargs: dict[str, object] = {
         "echo": echo,
@@ -77,6 +82,8 @@ def create_engine(
     server_settings = {"application_name": "account-gateway", "TimeZone": "UTC", "DateStyle": "ISO"}
     if search_path:
         server_settings["search_path"] = search_path
+    if plan_cache_mode is not None:
+        server_settings["plan_cache_mode"] = plan_cache_mode
     connect_args: dict[str, object] = {
         "server_settings": server_settings,
         "timeout": connect_timeout,

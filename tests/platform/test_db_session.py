@@ -362,3 +362,23 @@ async def test_a_request_finding_no_free_connection_in_time_gets_503_to_retry(en
     )
     assert graphql.status_code == 503
     assert graphql.json()["errors"][0]["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
+
+
+@pytest.mark.skipif(not PG_URL, reason="plan_cache_mode is PostgreSQL's")
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan", "force_custom_plan"])
+async def test_an_engines_connections_plan_statements_as_it_is_told(mode: str) -> None:
+    engine = create_engine(PG_URL or "", plan_cache_mode=mode)
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SHOW plan_cache_mode"))).scalar() == mode
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.settings(database_plan_cache_mode="force_custom_plan")
+async def test_the_gateways_engine_takes_the_plan_cache_mode_setting(env: Env) -> None:
+    if env.backend != "postgresql":
+        pytest.skip("plan_cache_mode is PostgreSQL's")
+    async with env.state.engine.connect() as connection:
+        shown = (await connection.execute(text("SHOW plan_cache_mode"))).scalar()
+    assert shown == "force_custom_plan"
