@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.billing.helpers import seed
 from tests.conftest import Client, Env
 from tests.usage.helpers import event, ingest_ok
 
@@ -187,3 +188,27 @@ async def test_member_usages_route_sends_three_statements(env: Env) -> None:
         response = await owner.get(path)
     assert response.status_code == 200
     assert len(statements) == 3, statements
+
+
+SUBSCRIPTION = """query ($id: ID!) { organization(id: $id) { subscription { id seats } } }"""
+SUBSCRIPTION_WITH_PLAN = """query ($id: ID!) {
+  organization(id: $id) { subscription { id seats plan { name pricePerSeatCents } } }
+}"""
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_an_organizations_plan_comes_with_its_subscription(env: Env, executor: str) -> None:
+    """The current subscription's read brings its plan: asking for the plan costs no
+    statement more."""
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    plans = await seed(env)
+    chosen = await owner.post(
+        f"/organizations/{org_id}/plan", json={"planId": plans["teams-monthly"], "seats": 3}
+    )
+    assert chosen.status_code == 201, chosen.text
+    data = await owner.gql_data(SUBSCRIPTION_WITH_PLAN, {"id": org_id})
+    assert data["organization"]["subscription"]["plan"]["name"] == "teams-monthly"
+    alone = await _statements(env, owner, SUBSCRIPTION, {"id": org_id})
+    with_plan = await _statements(env, owner, SUBSCRIPTION_WITH_PLAN, {"id": org_id})
+    assert with_plan == alone, (alone, with_plan)

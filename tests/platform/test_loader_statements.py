@@ -7,15 +7,15 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 from gateway.db.expressions import constant
+from resolvers.loaders import plans
 from resolvers.loaders.invites import invite_count_by_organization_id
-from resolvers.loaders.plans import current_subscription_row_by_organization_id
 
 
 @pytest.mark.parametrize(
     ("statement", "written"),
     [
-        (current_subscription_row_by_organization_id.many, "subscriptions.status != 'canceled'"),
-        (current_subscription_row_by_organization_id.one, "subscriptions.status != 'canceled'"),
+        (plans._SUBSCRIPTIONS_WITH_PLANS_BY_ORGANIZATION_IDS, "subscriptions.status != 'canceled'"),
+        (plans._SUBSCRIPTION_WITH_PLAN_BY_ORGANIZATION_ID, "subscriptions.status != 'canceled'"),
         (invite_count_by_organization_id.stmt, "invites.status = 'pending'"),
     ],
 )
