@@ -155,7 +155,8 @@ class Floor:
         self.pool = await asyncpg.create_pool(
             self.url,
             min_size=4,
-            max_size=20,
+            # 20 connections in all: bench/run.py divides them among the worker processes.
+            max_size=int(os.environ.get("BENCH_FLOOR_POOL_SIZE", "20")),
             server_settings={"search_path": SCHEMA, "application_name": "bench-floor"},
         )
 

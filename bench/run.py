@@ -220,6 +220,14 @@ def start_server(
     raise RuntimeError(f"{name} did not become healthy in 60 s; see {log}")
 
 
+def pool_per_process(workers: int) -> int:
+    """Database connections per process of the gateway and of the floor: 20 in all, whatever
+    the number of processes (each server's processes stay open for the whole run, and
+    PostgreSQL's max_connections of 100 must hold them all, PostGraphile's 10 per process and
+    the run's own)."""
+    return max(4, 20 // workers)
+
+
 def start_gateway(url: str, workers: int) -> Server:
     port = free_port()
     env = {
@@ -229,6 +237,7 @@ def start_gateway(url: str, workers: int) -> Server:
         "GATEWAY_MIGRATE_ON_START": "false",
         "GATEWAY_LOG_LEVEL": "warning",
         "GATEWAY_WORKERS": str(workers),
+        "GATEWAY_DATABASE_POOL_SIZE": str(pool_per_process(workers)),
     }
     # `gateway serve` (the console script) run by this interpreter, whatever its shebang says.
     serve = [sys.executable, "-m", "gateway.cli", "serve"]
@@ -240,7 +249,8 @@ def start_floor(url: str, workers: int) -> Server:
     port = free_port()
     command = [sys.executable, str(BENCH / "floor.py"), "--port", str(port), "--url", url]
     command += ["--workers", str(workers)]
-    return start_server("floor", command, dict(os.environ), port)
+    env = {**os.environ, "BENCH_FLOOR_POOL_SIZE": str(pool_per_process(workers))}
+    return start_server("floor", command, env, port)
 
 
 POSTGRAPHILE = BENCH / "postgraphile"
