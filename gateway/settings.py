@@ -33,10 +33,10 @@ class Settings(BaseSettings):
     # answering is given up a second later.
     database_statement_timeout: float = Field(default=30.0, gt=0)
     # How PostgreSQL plans the gateway's prepared statements (its `plan_cache_mode`). Every
-    # statement is keyed by ids, with the filters of our own written into it: planned once
-    # per connection, its plan is the one it gets planned each time, and planning the larger
-    # ones cost more than running them. "auto" is PostgreSQL's default (bench/README.md,
-    # "Twelfth pass: plans made once").
+    # statement is keyed by ids and carries our own filters in its text, so a plan made once
+    # per connection is as good as one made per execution, and planning the larger ones cost
+    # more than running them. "auto" is PostgreSQL's default (bench/README.md, "Twelfth
+    # pass: plans made once").
     database_plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = (
         "force_generic_plan"
     )
