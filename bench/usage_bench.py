@@ -394,9 +394,12 @@ class BackendCpuByStatement:
         return "".join(f"  {s / batches * 1000:6.1f} ms  {key}\n" for key, s in rows)
 
 
-async def ingestion(url: str, schema: str, *, batches: int, batch_size: int, singles: int) -> str:
+async def ingestion(
+    url: str, schema: str, *, batches: int, batch_size: int, singles: int, plan_cache_mode: str
+) -> str:
     settings = Settings(database_url=url, database_schema=schema, environment="test")
-    engine = create_engine(url, search_path=schema)
+    # As the gateway's engine: PostgreSQL plans its prepared statements as the setting says.
+    engine = create_engine(url, search_path=schema, plan_cache_mode=plan_cache_mode)
     by_statement = BackendCpuByStatement(engine)
     factory = create_session_factory(engine)
     rng = random.Random(7)
@@ -531,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--singles", type=int, default=500)
     parser.add_argument("--skip-plans", action="store_true", help="measure ingestion only")
+    parser.add_argument(
+        "--plan-cache-mode",
+        default=Settings.model_fields["database_plan_cache_mode"].default,
+        choices=["auto", "force_generic_plan", "force_custom_plan"],
+        help="PostgreSQL's plan_cache_mode for ingestion (default: the gateway's)",
+    )
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args(argv)
     if args.reuse:
@@ -554,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                     batches=args.batches,
                     batch_size=args.batch_size,
                     singles=args.singles,
+                    plan_cache_mode=args.plan_cache_mode,
                 )
             )
         )
