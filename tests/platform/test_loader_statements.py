@@ -24,9 +24,7 @@ def test_a_loaders_constant_filter_is_in_its_sql_not_a_parameter(
 ) -> None:
     compiled = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[attr-defined]
     assert written in str(compiled)
-    assert all(
-        not isinstance(value, str) or value not in written for value in compiled.params.values()
-    )
+    assert set(compiled.params) <= {"_key", "_keys"}  # the key's parameter, nothing bound else
 
 
 @pytest.mark.parametrize("value", ["it's", "a b", "x;--", ""])
