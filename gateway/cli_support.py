@@ -35,9 +35,9 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
         finally:
             await asyncio.get_running_loop().shutdown_default_executor()
             deadline = time.monotonic() + THREADS_GRACE_SECONDS
+            # Daemon threads too: SQLAlchemy marks aiosqlite's worker a daemon.
             for thread in set(threading.enumerate()) - before:
-                if not thread.daemon:  # it only hands a result to the loop: a plain join
-                    thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     return asyncio.run(command())
 

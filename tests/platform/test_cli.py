@@ -111,14 +111,17 @@ async def test_payments_refund_gives_back_part_then_the_rest(migrated: Path) -> 
     assert balance == 0
 
 
+@pytest.mark.parametrize("daemon", [False, True], ids=["thread", "daemon-thread"])
 def test_a_commands_loop_outlives_the_threads_the_command_started(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, daemon: bool
 ) -> None:
     """A thread that hands a result to the loop after the command's work failed (aiosqlite's
     worker, stopped after a connection that could not open) finds the loop still open: no
-    second error is printed after the command's one line."""
+    second error is printed after the command's one line. SQLAlchemy marks aiosqlite's worker
+    a daemon thread, so a daemon is waited for too."""
     errors: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    started: list[threading.Thread] = []
 
     async def failing() -> None:
         loop = asyncio.get_running_loop()
@@ -127,9 +130,11 @@ def test_a_commands_loop_outlives_the_threads_the_command_started(
             time.sleep(0.2)
             loop.call_soon_threadsafe(lambda: None)
 
-        threading.Thread(target=late).start()
+        started.append(threading.Thread(target=late, daemon=daemon))
+        started[0].start()
         raise OSError("unable to open database file")
 
     with pytest.raises(OSError, match="unable to open"):
         cli_support.run(failing())
+    started[0].join()  # whatever the thread does after the loop closed, it has done
     assert errors == []
