@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import Future
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from functools import cached_property
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from aiodataloader import DataLoader, dispatch_queue_batch
 from aiodataloader import Loader as QueuedLoad
@@ -24,6 +24,14 @@ L = TypeVar("L")
 
 # A batch function: the values (or an exception per key) of its keys, in their order.
 BatchFn = Callable[[list[K]], Awaitable[list[V]]]
+
+
+class ComingReads(Protocol):
+    """Who wants to know that a batch is queued and will read a few turns from now (the
+    request's `gateway.db.coalesce.ReadCoalescer`, so that it sends the level's reads as one)."""
+
+    def expect(self) -> None: ...
+    def arrived(self) -> None: ...
 
 
 class BatchLoader(DataLoader[K, V], Generic[K, V]):
@@ -48,6 +56,8 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         self._cache = {}
         self._queue: list[QueuedLoad] = []
         self._running: set[asyncio.Task[None]] = set()
+        # Told when a batch is queued and when it starts (`Loaders` sets it: `loader`).
+        self.coming: ComingReads | None = None
 
     def get_cache_key(self, key: K) -> K:
         return key
@@ -152,15 +162,27 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
     def do_resolve_reject(self, key: K, future: Future[V]) -> None:
         self._queue.append(QueuedLoad(key=key, future=future))
         if len(self._queue) == 1:
+            if self.coming is not None:
+                self.coming.expect()
             self.loop.call_soon(self.loop.call_soon, self._dispatch)
 
     def _dispatch(self) -> None:
         queue, self._queue = self._queue, []
         size = self.max_batch_size or len(queue)
         for start in range(0, len(queue), size):
-            task = self.loop.create_task(dispatch_queue_batch(self, queue[start : start + size]))
+            batch = dispatch_queue_batch(self, queue[start : start + size])
+            if start == 0 and self.coming is not None:
+                batch = _arriving(self.coming, batch)
+            task = self.loop.create_task(batch)
             self._running.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(self._running.discard)
+
+
+async def _arriving(coming: ComingReads, batch: Coroutine[Any, Any, None]) -> None:
+    """The queued batch that `coming` expects, telling it that it starts (in the same step as
+    its batch function's first read)."""
+    coming.arrived()
+    await batch
 
 
 class loader(cached_property[L]):
@@ -175,8 +197,10 @@ class loader(cached_property[L]):
         if instance is None:
             return self
         made: L = super().__get__(instance, owner)
-        if isinstance(made, BatchLoader) and self.attrname is not None:
-            made.name = self.attrname
+        if isinstance(made, BatchLoader):
+            if self.attrname is not None:
+                made.name = self.attrname
+            made.coming = getattr(instance, "coming_reads", None)
         return made
 
 

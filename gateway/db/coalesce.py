@@ -10,7 +10,8 @@ turn out; the others join it, and the turn's reads go as one statement,
 with each read's bind parameters renumbered after the previous one's. asyncpg decodes each
 array's anonymous records into tuples of the same values (same types, same codecs) as the read
 alone would return, so each part's rows are made exactly as its own read's. A read alone in its
-turn is sent as it is. `verify` runs each read alone as well and fails when a part differs.
+turn is sent as it is. A loader's batch reads three turns after its first load: loaders announce
+their queued batches (`expect`, `arrived`), and the turn's first read waits for them. `verify` runs each read alone as well and fails when a part differs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from gateway.db.sqlalchemy_internals import fetch_on_driver
 # A bind parameter of asyncpg's SQL (`$3`), or a string literal (skipped when renumbering).
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
 _COMBINED: dict[tuple[Shape, ...], str] = {}
+# The most event-loop turns a turn's first read waits for reads announced by `expect`: a
+# loader's batch reads three turns after its first load (resolvers/batching.py).
+MOST_TURNS = 5
 
 
 class Shape(NamedTuple):
@@ -107,12 +111,25 @@ class ReadCoalescer:
     `connection` gives the connection to read on when the turn's reads go (the session's if the
     request has one by then, so a read sees what the request wrote before it)."""
 
-    __slots__ = ("_connection", "_turn", "verify")
+    __slots__ = ("_connection", "_expected", "_turn", "verify")
 
     def __init__(self, connection: Callable[[], Awaitable[Connection]], *, verify: bool) -> None:
         self._connection = connection
         self._turn: list[_Read] | None = None
+        self._expected = 0
         self.verify = verify
+
+    def expect(self) -> None:
+        """A read is on its way and starts a few turns from now: a loader's batch, queued now
+        and dispatched later (resolvers/batching.py). The turn's first read waits for it (up to
+        `MOST_TURNS`), so a level's direct reads (JSON pages) and its loaders' reads, which
+        start those turns apart, go as one statement. `arrived` when the batch starts."""
+        self._expected += 1
+
+    def arrived(self) -> None:
+        """The batch announced by `expect` runs now: its read, if it makes one, joins the turn
+        in this step."""
+        self._expected -= 1
 
     async def fetch(self, shape: Shape, args: list[Any]) -> list[Any]:
         """The driver's records of the read (tuples when read with others)."""
@@ -128,6 +145,10 @@ class ReadCoalescer:
         try:
             try:
                 await asyncio.sleep(0)  # the turn's other reads (siblings started with this one)
+                turns = 1
+                while self._expected > 0 and turns < MOST_TURNS:  # loaders' batches to come
+                    await asyncio.sleep(0)
+                    turns += 1
             finally:
                 self._turn = None  # reads from here on start the next turn
             sync = await self._connection()

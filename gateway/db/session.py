@@ -139,6 +139,11 @@ class RequestDatabase:
         )
 
     @property
+    def coalescer(self) -> ReadCoalescer | None:
+        """Where a request's plain reads of one turn meet (None: each goes alone)."""
+        return self._coalescer
+
+    @property
     def has_session(self) -> bool:
         return self._session is not None
 

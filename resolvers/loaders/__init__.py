@@ -7,7 +7,7 @@ from functools import cached_property
 
 from gateway.context import RequestContext
 from gateway.db.session import RequestDatabase
-from resolvers.batching import BatchLoader, loader
+from resolvers.batching import BatchLoader, ComingReads, loader
 from resolvers.loaders import (
     accounts,
     api_keys,
@@ -42,6 +42,12 @@ class Loaders:
     def db(self) -> RequestDatabase:
         """The request's database: plain reads on its connection, ORM loads on its session."""
         return self.context.db
+
+    @property
+    def coming_reads(self) -> ComingReads | None:
+        """Told of each loader's queued batches (`BatchLoader.coming`), so that a level's
+        direct reads wait for its loaders' in the same statement (gateway/db/coalesce.py)."""
+        return self.context.db.coalescer
 
     user_by_id = loader(users.user_by_id)
     user_row_by_id = loader(users.user_row_by_id)

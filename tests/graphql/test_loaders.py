@@ -238,7 +238,7 @@ async def test_every_loader_of_a_request_is_a_batch_loader() -> None:
 
     from resolvers.loaders import Loaders
 
-    context = SimpleNamespace(db=SimpleNamespace(wrote=False), principal=None)
+    context = SimpleNamespace(db=SimpleNamespace(wrote=False, coalescer=None), principal=None)
     loaders = Loaders(context)  # type: ignore[arg-type]
     names = [name for name, value in vars(Loaders).items() if isinstance(value, cached_property)]
     assert len(names) > 40

@@ -212,3 +212,25 @@ async def test_an_organizations_plan_comes_with_its_subscription(env: Env, execu
     alone = await _statements(env, owner, SUBSCRIPTION, {"id": org_id})
     with_plan = await _statements(env, owner, SUBSCRIPTION_WITH_PLAN, {"id": org_id})
     assert with_plan == alone, (alone, with_plan)
+
+
+SIBLINGS_FROM_LOADERS_AND_PAGES = """query ($id: ID!) {
+  user(id: $id) {
+    balance { amount }
+    payments(first: 5) { nodes { id amountCents } }
+    organizations { id role }
+  }
+}"""
+
+
+@pytest.mark.settings(graphql_executor="compiled")
+async def test_a_levels_loader_reads_go_in_the_statement_of_its_pages(env: Env) -> None:
+    """On PostgreSQL a level's siblings are one statement (gateway/db/coalesce.py), those its
+    loaders read (balance, memberships), whose batches start three turns after their loads,
+    with the pages read at once: the key's read, then one statement. SQLite reads each alone."""
+    owner = await env.user()
+    await env.organization(owner)
+    statements = await _statements(
+        env, owner, SIBLINGS_FROM_LOADERS_AND_PAGES, {"id": owner.user_id}
+    )
+    assert statements == (2 if env.backend == "postgresql" else 4), statements

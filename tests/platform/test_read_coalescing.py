@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from gateway.db.coalesce import ReadCoalescer, Shape, combined_sql
 from gateway.db.engine import create_engine
@@ -69,3 +70,69 @@ async def test_reads_that_joined_a_cancelled_read_are_answered_alone(
     finally:
         await connection.close()
         await engine.dispose()
+
+
+async def _turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def _reads_with_a_batch_coming(*, announced: bool, arrives: bool) -> tuple[Any, list[str]]:
+    """A read, and a loader's batch queued in the same turn that reads three turns later
+    (resolvers/batching.py); the answers and the statements sent."""
+    assert PG_URL
+    engine = create_engine(PG_URL)
+    statements: list[str] = []
+    event.listen(
+        engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
+    connection = await engine.connect()
+    sync = connection.sync_connection
+    assert sync is not None
+
+    async def held() -> Connection:
+        return sync
+
+    coalescer = ReadCoalescer(held, verify=False)
+    shape = Shape("SELECT $1::int + 1", 1, 1, ())
+
+    async def batch() -> list[Any]:
+        await _turns(3)  # the loader's dispatch: two callbacks, then the batch's task
+        if arrives:
+            coalescer.arrived()
+        return await coalescer.fetch(shape, [10])
+
+    try:
+        if announced:
+            coalescer.expect()
+        answers = await asyncio.wait_for(
+            asyncio.gather(coalescer.fetch(shape, [1]), batch()), timeout=10
+        )
+    finally:
+        await connection.close()
+        await engine.dispose()
+    return [[tuple(r) for r in rows] for rows in answers], statements
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+async def test_a_read_waits_for_a_loaders_batch_announced_as_coming_and_shares_its_statement() -> (
+    None
+):
+    answers, statements = await _reads_with_a_batch_coming(announced=True, arrives=True)
+    assert answers == [[(2,)], [(11,)]]
+    assert len(statements) == 1, statements
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+async def test_a_read_does_not_wait_for_a_batch_nobody_announced() -> None:
+    answers, statements = await _reads_with_a_batch_coming(announced=False, arrives=False)
+    assert answers == [[(2,)], [(11,)]]
+    assert len(statements) == 2, statements
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+async def test_reads_are_answered_when_an_announced_batch_never_arrives() -> None:
+    """The first read waits `MOST_TURNS` turns at most: an announced batch that was cancelled
+    before it started holds nothing up (`wait_for` fails the test on a hang)."""
+    answers, _ = await _reads_with_a_batch_coming(announced=True, arrives=False)
+    assert answers == [[(2,)], [(11,)]]
