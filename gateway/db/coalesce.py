@@ -11,7 +11,8 @@ with each read's bind parameters renumbered after the previous one's. asyncpg de
 array's anonymous records into tuples of the same values (same types, same codecs) as the read
 alone would return, so each part's rows are made exactly as its own read's. A read alone in its
 turn is sent as it is. A loader's batch reads three turns after its first load: loaders announce
-their queued batches (`expect`, `arrived`), and the turn's first read waits for them. `verify` runs each read alone as well and fails when a part differs.
+their queued batches (`expect`, `arrived`), and the turn's first read waits for them. `verify`
+runs each read alone as well and fails when a part differs.
 """
 
 from __future__ import annotations
