@@ -36,8 +36,10 @@ from gateway.db.models import (
 from gateway.errors import DomainError, NotFound, Unprocessable, ValidationFailed
 from gateway.inputs import INT64_MAX, range_message
 from resolvers import permissions
+from resolvers.accounts import organization_account_row
 from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
+from resolvers.permissions import ManagerAccess, PersonalAccess
 
 NO_DEFAULT_METHOD = "No default payment method"
 
@@ -87,39 +89,53 @@ def _check_url(value: str | None, field: str) -> str | None:
 # --- history -------------------------------------------------------------------------------
 
 
-async def payments_page(
-    ctx: Context, account: Account, args: PageArgs, *, succeeded_only: bool = False
+async def organization_payments_page(
+    ctx: Context, access: ManagerAccess, args: PageArgs, *, succeeded_only: bool = False
 ) -> Page[Payment]:
-    """The account's payments, newest first (succeeded ones only for the REST history)."""
+    """The organization's payments, newest first, for its owners and admins (succeeded ones
+    only for the REST history), read with its account in one statement: an organization
+    without an account yet has none."""
     loader = (
-        ctx.loaders.succeeded_payment_pages_by_account_id
+        ctx.loaders.succeeded_organization_payment_pages_by_organization_id
         if succeeded_only
-        else ctx.loaders.payment_pages_by_account_id
+        else ctx.loaders.organization_payment_pages_by_organization_id
     )
-    page: Page[Payment] = await loader.load((account.id, args))
+    page: Page[Payment] = await loader.load((access.organization_id, args))
+    return page
+
+
+async def personal_payments(
+    access: PersonalAccess, args: PageArgs, *, succeeded_only: bool = False
+) -> Page[Payment]:
+    """The caller's personal payments, newest first (succeeded ones only for the REST history),
+    read with their account in one statement: a user without an account yet has none (the
+    account is made when something is bought)."""
+    loaders = access.ctx.loaders
+    loader = (
+        loaders.succeeded_personal_payment_pages_by_user_id
+        if succeeded_only
+        else loaders.personal_payment_pages_by_user_id
+    )
+    # Only ever the caller's own page: nothing to batch with.
+    page: Page[Payment] = await loader.fetch((access.user_id, args))
     return page
 
 
 async def personal_payments_page(
     ctx: Context, user_id: str, args: PageArgs, *, succeeded_only: bool = False
 ) -> Page[Payment] | None:
-    """`User.payments`: the caller's own personal payments, newest first (None on anyone
-    else), read with their account in one statement. A user without an account yet has no
-    payments: the page is empty (the account is made when something is bought)."""
+    """`User.payments`: `personal_payments` of the caller; None on anyone else."""
     if not permissions.owns_personal_account(ctx, user_id):
         return None
-    loader = (
-        ctx.loaders.succeeded_personal_payment_pages_by_user_id
-        if succeeded_only
-        else ctx.loaders.personal_payment_pages_by_user_id
-    )
-    # Only ever the caller's own page: nothing to batch with.
-    page: Page[Payment] = await loader.fetch((user_id, args))
-    return page
+    access = permissions.personal_access(ctx, user_id)
+    return await personal_payments(access, args, succeeded_only=succeeded_only)
 
 
-async def payment_count(ctx: Context, account: Account, *, succeeded_only: bool = False) -> int:
-    """How many payments the account has (`payments_page`'s `totalCount`; same access)."""
+async def organization_payment_count(
+    ctx: Context, access: ManagerAccess, *, succeeded_only: bool = False
+) -> int:
+    """How many payments the organization has (`organization_payments_page`'s `totalCount`)."""
+    account = await organization_account_row(access)
     loader = (
         ctx.loaders.succeeded_payment_count_by_account_id
         if succeeded_only

@@ -190,10 +190,10 @@ async def latest_history_id(ctx: Context, subscription: Subscription) -> str | N
 
 
 async def plan_history_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[PlanHistory]:
-    """The organization's plan changes, newest first (any member reads them)."""
-    account = await accounts.organization_account_row(access)
-    page: Page[PlanHistory] = await ctx.loaders.plan_history_pages_by_account_id.load(
-        (account.id, args)
+    """The organization's plan changes, newest first (any member reads them). Its account is
+    found in the page's statement: none yet, no changes."""
+    page: Page[PlanHistory] = await ctx.loaders.plan_history_pages_by_organization_id.load(
+        (access.organization_id, args)
     )
     return page
 

@@ -18,7 +18,6 @@ from schema.invite import Invite
 from schema.member import Member, Role
 from schema.payment import (
     Payment,
-    managed_organization_account,
     organization_balance,
     organization_billing_account,
 )
@@ -98,9 +97,9 @@ class Organization(Node, FromReaders[models.Organization]):
     )
     payments = connection(
         Payment,
-        billing.payments_page,
-        count=billing.payment_count,
-        of=managed_organization_account,
+        billing.organization_payments_page,
+        count=billing.organization_payment_count,
+        of=permissions.manager_access,
         nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )

@@ -229,10 +229,14 @@ async def get_organization_balance(call: Call) -> OrganizationBalanceOut:
 
 @rest(query=PageQuery, response=PaymentTransactionsOut)
 async def list_payments(call: Call) -> PaymentTransactionsOut:
-    account = await _account(call)
-    page = await payments.payments_page(
-        call.ctx, account, call.query.page_args(call.ctx), succeeded_only=True
-    )
+    ctx, org_id = call.ctx, call.path.get("orgId")
+    args = call.query.page_args(ctx)
+    if org_id:
+        access = await permissions.manager_access(ctx, org_id)
+        page = await payments.organization_payments_page(ctx, access, args, succeeded_only=True)
+    else:
+        personal = permissions.personal_access(ctx, call.path.get("id"))
+        page = await payments.personal_payments(personal, args, succeeded_only=True)
     return PaymentTransactionsOut(
         # A payment without its time of payment shows when it last changed.
         payment_transactions=[

@@ -90,14 +90,18 @@ class Loaders:
     current_subscription_row_by_organization_id = loader(
         plans.current_subscription_row_by_organization_id
     )
-    plan_history_pages_by_account_id = loader(plans.plan_history_pages_by_account_id)
+    plan_history_pages_by_organization_id = loader(plans.plan_history_pages_by_organization_id)
     latest_plan_history_id_by_subscription_id = loader(
         plans.latest_plan_history_id_by_subscription_id
     )
 
     payment_by_id = loader(payments.payment_by_id)
-    payment_pages_by_account_id = loader(payments.payment_pages_by_account_id)
-    succeeded_payment_pages_by_account_id = loader(payments.succeeded_payment_pages_by_account_id)
+    organization_payment_pages_by_organization_id = loader(
+        payments.organization_payment_pages_by_organization_id
+    )
+    succeeded_organization_payment_pages_by_organization_id = loader(
+        payments.succeeded_organization_payment_pages_by_organization_id
+    )
     personal_payment_pages_by_user_id = loader(payments.personal_payment_pages_by_user_id)
     succeeded_personal_payment_pages_by_user_id = loader(
         payments.succeeded_personal_payment_pages_by_user_id

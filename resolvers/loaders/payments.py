@@ -5,23 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from gateway.db.models import Account, Payment
 from gateway.db.session import orm_session
 from resolvers.batching import BatchLoader
+from resolvers.loaders.accounts import organization_account_of, personal_account_of
 from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, Where
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
 
 _SUCCEEDED = (col(Payment.status) == "succeeded",)
-
-
-def _personal_account_of(user_id: ColumnElement[str]) -> ScalarSelect[str]:
-    """The id of the user's personal account, as a scalar subquery (one index lookup)."""
-    return select(col(Account.id)).where(col(Account.user_id) == user_id).scalar_subquery()
 
 
 class PersonalPaymentCount:
@@ -48,16 +44,10 @@ class PersonalPaymentCount:
 
 
 payment_by_id = RowByKey(Payment, col(Payment.id))
-payment_pages_by_account_id = PageByParent(
-    Payment, col(Payment.account_id), newest_first=True, plain=True
-)
-succeeded_payment_pages_by_account_id = PageByParent(
-    Payment, col(Payment.account_id), newest_first=True, plain=True, where=_SUCCEEDED
-)
-# A user's personal account's payments, found in the page's statement (no account read
-# first: the user page's payments cost one statement, not two).
+# An account's payments found in the page's statement from its owner (no account read first:
+# a user page's or an organization's billing page's payments go with their level's reads).
 personal_payment_pages_by_user_id = PageByParent(
-    Payment, col(Payment.account_id), newest_first=True, plain=True, parent_of=_personal_account_of
+    Payment, col(Payment.account_id), newest_first=True, plain=True, parent_of=personal_account_of
 )
 succeeded_personal_payment_pages_by_user_id = PageByParent(
     Payment,
@@ -65,7 +55,24 @@ succeeded_personal_payment_pages_by_user_id = PageByParent(
     newest_first=True,
     plain=True,
     where=_SUCCEEDED,
-    parent_of=_personal_account_of,
+    parent_of=personal_account_of,
+)
+organization_payment_pages_by_organization_id = PageByParent(
+    Payment,
+    col(Payment.account_id),
+    newest_first=True,
+    plain=True,
+    parent_of=organization_account_of,
+    owners="account_row_by_organization_id",
+)
+succeeded_organization_payment_pages_by_organization_id = PageByParent(
+    Payment,
+    col(Payment.account_id),
+    newest_first=True,
+    plain=True,
+    where=_SUCCEEDED,
+    parent_of=organization_account_of,
+    owners="account_row_by_organization_id",
 )
 payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id))
 succeeded_payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id), _SUCCEEDED)

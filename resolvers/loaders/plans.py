@@ -12,6 +12,7 @@ from gateway.db.models import Account, Plan, PlanHistory, Subscription, Subscrip
 from gateway.db.session import fetch_rows
 from resolvers.batching import BatchLoader
 from resolvers.keyset import plain_columns, plain_row_type
+from resolvers.loaders.accounts import organization_account_of
 from resolvers.loaders.shapes import LatestIdByKey, PageByParent, PlainRowByKey, RowByKey
 
 if TYPE_CHECKING:
@@ -75,8 +76,14 @@ def current_subscription_row_by_organization_id(
 
 
 # Read-only rows (`plain`): the history is shown, never modified.
-plan_history_pages_by_account_id = PageByParent(
-    PlanHistory, col(PlanHistory.account_id), newest_first=True, plain=True
+# An organization's plan changes, its account found in the page's statement.
+plan_history_pages_by_organization_id = PageByParent(
+    PlanHistory,
+    col(PlanHistory.account_id),
+    newest_first=True,
+    plain=True,
+    parent_of=organization_account_of,
+    owners="account_row_by_organization_id",
 )
 latest_plan_history_id_by_subscription_id = LatestIdByKey(
     col(PlanHistory.subscription_id), col(PlanHistory.id)

@@ -154,7 +154,9 @@ class PageByParent(Generic[M]):
     `related` (plain pages): relation name → (how to join its row, the by-id loader to prime
     with it); a page whose `PageArgs.related` names one reads it in the same statement.
     `parent_of`: keys are not `column` values but what maps to one (see `pages_by_parent`);
-    each key's page is its own statement."""
+    each key's page is its own statement. `owners` with it, the name of a `Loaders` loader (key →
+    the row whose id is the `column` value, or None): several keys' pages are read as their
+    owners' rows, then one statement for their pages, rather than a statement per key."""
 
     def __init__(
         self,
@@ -166,10 +168,11 @@ class PageByParent(Generic[M]):
         plain: bool = False,
         related: Mapping[str, Related] | None = None,
         parent_of: ParentOf | None = None,
+        owners: str | None = None,
     ) -> None:
         self.model, self.column, self.where = model, attribute(column), where
         self.newest_first, self.plain = newest_first, plain
-        self.related, self.parent_of = related or {}, parent_of
+        self.related, self.parent_of, self.owners = related or {}, parent_of, owners
 
     def __call__(self, loaders: Loaders) -> BatchLoader[PageKey, Page[M]]:
         db = loaders.db
@@ -189,25 +192,46 @@ class PageByParent(Generic[M]):
                         (None, None),
                     )
                 )
-                groups = (
-                    [[p] for p in dict.fromkeys(parent_ids)] if self.parent_of else [parent_ids]
-                )
+                distinct = list(dict.fromkeys(parent_ids))
+                through = self.owners is not None and len(distinct) > 1
+                # The keys' own column values: their owners' ids (None: no owner, no rows).
+                owned: dict[str, str | None] = {}
+                if through:
+                    assert self.owners is not None
+                    owners: BatchLoader[str, Any] = getattr(loaders, self.owners)
+                    rows = await owners.fetch_each(distinct)
+                    for key, row in zip(distinct, rows, strict=True):
+                        if isinstance(row, Exception):
+                            raise row
+                        owned[key] = None if row is None else row.id
+                if through:  # the owners' pages, together
+                    groups = [[i for i in dict.fromkeys(owned.values()) if i is not None]]
+                elif self.parent_of:  # each key's page finds its owner in its statement
+                    groups = [[key] for key in distinct]
+                else:
+                    groups = [distinct]
                 pages: dict[str, Page[M]] = {}
                 for group in groups:
-                    pages.update(
-                        await pages_by_parent(
-                            db,
-                            self.model,
-                            self.column,
-                            list(dict.fromkeys(group)),
-                            args,
-                            where=self.where,
-                            newest_first=self.newest_first,
-                            plain=self.plain,
-                            joined=joined,
-                            parent_of=self.parent_of,
+                    if group:
+                        pages.update(
+                            await pages_by_parent(
+                                db,
+                                self.model,
+                                self.column,
+                                group,
+                                args,
+                                where=self.where,
+                                newest_first=self.newest_first,
+                                plain=self.plain,
+                                joined=joined,
+                                parent_of=None if through else self.parent_of,
+                            )
                         )
-                    )
+                if through:
+                    pages = {
+                        key: Page([]) if owner is None else pages[owner]
+                        for key, owner in owned.items()
+                    }
                 if joined is not None and prime is not None:
                     loader = prime(loaders)
                     for page in pages.values():

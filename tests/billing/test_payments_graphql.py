@@ -397,3 +397,54 @@ async def test_payments_of_a_user_without_an_account_yet_are_an_empty_page(env: 
     )
     balance = await alice.gql_data("{ viewer { balance { amount } } }")
     assert balance["viewer"]["balance"]["amount"] == 0
+
+
+ORGANIZATIONS_HISTORIES = """{
+  viewer {
+    organizations {
+      organization {
+        name
+        payments(first: 5) { nodes { amountCents } }
+        planHistory(first: 5) { nodes { action } }
+      }
+    }
+  }
+}"""
+
+ORGANIZATION_HISTORIES = """query ($id: ID!) {
+  organization(id: $id) {
+    payments(first: 5) { nodes { amountCents } }
+    planHistory(first: 5) { nodes { action } }
+  }
+}"""
+
+
+async def test_organizations_without_an_account_yet_have_empty_payment_and_plan_pages(
+    env: Env,
+) -> None:
+    """Organizations' pages find their account in their own statement (one organization) or
+    through their accounts' rows (several): one without an account has empty pages, beside
+    one with payments, and asking creates no account."""
+    owner = await env.user()
+    paying = await env.organization(owner, name="Paying")
+    for amount in (600, 700):
+        variables = {"input": {"amountCents": amount, "organizationId": paying}}
+        await owner.gql_data(CHECKOUT, variables)
+    bare = await env.organization(owner, name="Bare")
+    async with env.sessions() as session:
+        await session.execute(
+            models.Account.__table__.delete().where(models.Account.organization_id == bare)
+        )
+        await session.commit()
+    data = await owner.gql_data(ORGANIZATIONS_HISTORIES)
+    pages = {m["organization"]["name"]: m["organization"] for m in data["viewer"]["organizations"]}
+    assert sorted(n["amountCents"] for n in pages["Paying"]["payments"]["nodes"]) == [600, 700]
+    assert pages["Bare"] == {
+        "name": "Bare",
+        "payments": {"nodes": []},
+        "planHistory": {"nodes": []},
+    }
+    alone = await owner.gql_data(ORGANIZATION_HISTORIES, {"id": bare})
+    assert alone["organization"] == {"payments": {"nodes": []}, "planHistory": {"nodes": []}}
+    accounts = await env.all(select(models.Account).where(models.Account.organization_id == bare))
+    assert accounts == []

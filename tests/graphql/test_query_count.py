@@ -234,3 +234,24 @@ async def test_a_levels_loader_reads_go_in_the_statement_of_its_pages(env: Env) 
         env, owner, SIBLINGS_FROM_LOADERS_AND_PAGES, {"id": owner.user_id}
     )
     assert statements == (2 if env.backend == "postgresql" else 4), statements
+
+
+ORGANIZATION_BILLING = """query ($id: ID!) {
+  organization(id: $id) {
+    balance { amount }
+    payments(first: 5) { nodes { id amountCents } }
+    planHistory(first: 5) { nodes { action } }
+  }
+}"""
+
+
+@pytest.mark.settings(graphql_executor="compiled")
+async def test_an_organizations_payment_and_plan_pages_need_no_account_read_first(
+    env: Env,
+) -> None:
+    """The pages find the organization's account in their own statements, so on PostgreSQL
+    they go with the balance's read: the key, the membership, then one statement."""
+    owner = await env.user()
+    org_id = await env.organization(owner)
+    statements = await _statements(env, owner, ORGANIZATION_BILLING, {"id": org_id})
+    assert statements == (3 if env.backend == "postgresql" else 5), statements
