@@ -180,11 +180,14 @@ def node_type(
 
 class NodeSelection(NamedTuple):
     """What a connection's nodes need: attributes (None: all), relations to join, and a column
-    the page may read instead of the attributes (`PageArgs.extra`)."""
+    the page may read instead of the attributes (`PageArgs.extra`); and whether the query
+    selects the connection's `totalCount` (False: not known to), whose count then starts with
+    the page's read rather than after it."""
 
     columns: tuple[str, ...] | None
     related: tuple[str, ...]
     extra: ExtraColumn | None = None
+    counted: bool = False
 
 
 EVERYTHING = NodeSelection(None, ())

@@ -3,6 +3,7 @@ that serve them, each made from one declaration (`connection`)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +16,7 @@ from strawberry.types.field import StrawberryField
 
 from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
-from schema.declare import batched, page_selection, resolve_one
+from schema.declare import NodeSelection, batched, page_selection, resolve_one
 
 T = TypeVar("T")
 N = TypeVar("N", covariant=True)
@@ -112,8 +113,18 @@ def page_args(
     last: int | None,
     before: str | None,
 ) -> PageArgs:
+    return _args_of(info, page_selection(info), first, after, last, before)
+
+
+def _args_of(
+    info: Info,
+    selection: NodeSelection,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> PageArgs:
     settings = info.context.settings
-    selection = page_selection(info)
     return PageArgs.build(
         first=first,
         after=after,
@@ -193,13 +204,27 @@ def connection(
     async def resolve(root: Parent, info: Info, **arguments: Arguments) -> Connection[T] | None:
         ctx: Context = info.context
         parent = root._model.id if of is None else await of(ctx, root._model.id)
-        args = _page_args(info, arguments)
+        selection = page_selection(info)
+        get = arguments.get
+        args = _args_of(info, selection, get("first"), get("after"), get("last"), get("before"))
         chosen = {o.name: arguments.get(o.name, o.default) for o in options}
-        found = await load(ctx, parent, args, **chosen)
+        total = None if counter is None else _counter(counter, ctx, parent, chosen)
+        if total is None or not selection.counted:
+            found = await load(ctx, parent, args, **chosen)
+            return None if found is None else Connection.from_page(found, node.from_model, total)
+        # `totalCount` is selected: the count starts now, so that its read is sent with the
+        # page's (on PostgreSQL a level's reads go as one statement: gateway/db/coalesce.py).
+        counting = asyncio.ensure_future(total())
+        counting.add_done_callback(_taken)
+        found = None
+        try:
+            found = await load(ctx, parent, args, **chosen)
+        finally:
+            if found is None:  # no connection to ask: the count's read ends before the field
+                await asyncio.wait([counting])
         if found is None:
             return None
-        total = None if counter is None else _counter(counter, ctx, parent, chosen)
-        return Connection.from_page(found, node.from_model, total)
+        return Connection.from_page(found, node.from_model, lambda: asyncio.shield(counting))
 
     return _field(resolve, node, options, nullable, description)
 
@@ -251,6 +276,13 @@ def _counter(
     options: dict[str, Arguments],
 ) -> Callable[[], Awaitable[int | None]]:
     return lambda: count(ctx, parent, **options)
+
+
+def _taken(task: asyncio.Future[int | None]) -> None:
+    """A started count's error is its `totalCount`'s; if nothing asks for it (the page failed
+    or was null), taken here so that asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _options(page: Callable[..., object]) -> list[inspect.Parameter]:

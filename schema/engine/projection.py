@@ -310,7 +310,7 @@ def page_selection(info: Info) -> NodeSelection:
             # none (its loader drops them); they serve a page that does not read the JSON (a
             # rule its loader left undecided: `ExtraColumn.ready`). (A page read again as
             # objects, for a value out of range, loads them by their loaders.)
-            return NodeSelection(selection.columns, selection.related, offered)
+            return selection._replace(extra=offered)
     return selection
 
 
@@ -336,15 +336,26 @@ def _selection(
     connection = _named(return_type)
     if not isinstance(connection, GraphQLObjectType) or "nodes" not in connection.fields:
         return EVERYTHING
+    try:
+        # `totalCount` anywhere in the selection, whatever its directives say (erring towards
+        # more: a count that is not shown costs a part of the page's statement).
+        counted = any(
+            field.name.value == "totalCount"
+            for node in field_nodes
+            for field in _fields(node.selection_set, fragments)
+        )
+    except LookupError:  # a fragment that is not there: let execution report it
+        return EVERYTHING
+    everything = EVERYTHING._replace(counted=counted)
     node_type = _named(connection.fields["nodes"].type)
     spec = registered(getattr(node_type, "name", ""))
     if spec is None:
-        return EVERYTHING
+        return everything
     selected: set[str] = set()
     try:
         for node in field_nodes:
             _connection_fields(node.selection_set, fragments, selected)
-    except LookupError:  # a fragment that is not there: let execution report it
+    except LookupError:
         return EVERYTHING
     related = tuple(sorted({spec.related[name] for name in selected if name in spec.related}))
     wanted: set[str] = set(spec.always)
@@ -353,9 +364,9 @@ def _selection(
             continue
         columns = spec.fields.get(name)
         if columns is None:  # not registered, or reads the whole row
-            return NodeSelection(None, related)
+            return NodeSelection(None, related, counted=counted)
         wanted.update(columns)
-    return NodeSelection(tuple(sorted(wanted)), related)
+    return NodeSelection(tuple(sorted(wanted)), related, counted=counted)
 
 
 def _connection_fields(

@@ -255,3 +255,24 @@ async def test_an_organizations_payment_and_plan_pages_need_no_account_read_firs
     org_id = await env.organization(owner)
     statements = await _statements(env, owner, ORGANIZATION_BILLING, {"id": org_id})
     assert statements == (3 if env.backend == "postgresql" else 5), statements
+
+
+MEMBERS_COUNTED = """query ($id: ID!) {
+  organization(id: $id) { members(first: 2) { %s nodes { role } } }
+}"""
+COUNTED = "fragment Counted on MemberConnection { totalCount }"
+
+
+@pytest.mark.settings(graphql_executor="compiled")
+async def test_a_connections_total_count_is_read_with_its_page(env: Env) -> None:
+    """A selected `totalCount` starts its count with the page's read: on PostgreSQL they go
+    as one statement (the key, the membership, then one); SQLite reads each alone. However it
+    is selected (a fragment, twice under aliases), the count is the same."""
+    owner, org_id = await _organization_with_members(env, 3)
+    plain = await _statements(env, owner, MEMBERS_COUNTED % "", {"id": org_id})
+    counted = await _statements(env, owner, MEMBERS_COUNTED % "totalCount", {"id": org_id})
+    assert counted == (plain if env.backend == "postgresql" else plain + 1), (plain, counted)
+    selected = "...Counted again: totalCount"
+    data = await owner.gql_data(MEMBERS_COUNTED % selected + COUNTED, {"id": org_id})
+    members = data["organization"]["members"]
+    assert (members["totalCount"], members["again"], len(members["nodes"])) == (3, 3, 2)
