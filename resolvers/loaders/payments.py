@@ -11,6 +11,7 @@ from sqlmodel import col
 from gateway.db.models import Account, Payment
 from gateway.db.session import orm_session
 from resolvers.batching import BatchLoader
+from resolvers.keyset import ParentOf
 from resolvers.loaders.accounts import organization_account_of, personal_account_of
 from resolvers.loaders.shapes import CountByKey, PageByParent, RowByKey, Where
 
@@ -44,35 +45,33 @@ class PersonalPaymentCount:
 
 
 payment_by_id = RowByKey(Payment, col(Payment.id))
-# An account's payments found in the page's statement from its owner (no account read first:
-# a user page's or an organization's billing page's payments go with their level's reads).
-personal_payment_pages_by_user_id = PageByParent(
-    Payment, col(Payment.account_id), newest_first=True, plain=True, parent_of=personal_account_of
+
+
+def _account_pages(
+    account_of: ParentOf, *, where: Where = (), owners: str | None = None
+) -> PageByParent[Payment]:
+    """An account's payments found in the page's statement from its owner (no account read
+    first: a user page's or an organization's billing page's payments go with their level's
+    reads); `owners` (`PageByParent`): several owners' pages through their accounts' rows."""
+    return PageByParent(
+        Payment,
+        col(Payment.account_id),
+        newest_first=True,
+        plain=True,
+        where=where,
+        parent_of=account_of,
+        owners=owners,
+    )
+
+
+personal_payment_pages_by_user_id = _account_pages(personal_account_of)
+succeeded_personal_payment_pages_by_user_id = _account_pages(personal_account_of, where=_SUCCEEDED)
+_ORGANIZATION_ACCOUNTS = "account_row_by_organization_id"
+organization_payment_pages_by_organization_id = _account_pages(
+    organization_account_of, owners=_ORGANIZATION_ACCOUNTS
 )
-succeeded_personal_payment_pages_by_user_id = PageByParent(
-    Payment,
-    col(Payment.account_id),
-    newest_first=True,
-    plain=True,
-    where=_SUCCEEDED,
-    parent_of=personal_account_of,
-)
-organization_payment_pages_by_organization_id = PageByParent(
-    Payment,
-    col(Payment.account_id),
-    newest_first=True,
-    plain=True,
-    parent_of=organization_account_of,
-    owners="account_row_by_organization_id",
-)
-succeeded_organization_payment_pages_by_organization_id = PageByParent(
-    Payment,
-    col(Payment.account_id),
-    newest_first=True,
-    plain=True,
-    where=_SUCCEEDED,
-    parent_of=organization_account_of,
-    owners="account_row_by_organization_id",
+succeeded_organization_payment_pages_by_organization_id = _account_pages(
+    organization_account_of, where=_SUCCEEDED, owners=_ORGANIZATION_ACCOUNTS
 )
 payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id))
 succeeded_payment_count_by_account_id = CountByKey(Payment, col(Payment.account_id), _SUCCEEDED)

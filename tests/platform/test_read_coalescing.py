@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -36,50 +38,9 @@ def test_coalesced_reads_leave_a_dollar_inside_a_string_literal_alone() -> None:
     assert "'$1 it''s $2' WHERE b = $2" in sql
 
 
-# (the read, how long the first read runs before it is cancelled): cancelled while it waits
-# out its turn, or while the turn's statement is running.
-CANCELLED_SENDERS = {
-    "waiting-out-the-turn": ("SELECT $1::int + 1", 0.0),
-    "statement-in-flight": ("SELECT $1::int + 1 FROM pg_sleep(0.2)", 0.05),
-}
-
-
-@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
-@pytest.mark.parametrize("sql, after", CANCELLED_SENDERS.values(), ids=CANCELLED_SENDERS)
-async def test_reads_that_joined_a_cancelled_read_are_answered_alone(
-    sql: str, after: float
-) -> None:
-    assert PG_URL
-    engine = create_engine(PG_URL)
-    connection = await engine.connect()
-    sync = connection.sync_connection
-    assert sync is not None
-
-    async def held() -> Connection:
-        return sync
-
-    coalescer = ReadCoalescer(held, verify=False)
-    try:
-        shape = Shape(sql, 1, 1, ())
-        first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
-        await asyncio.sleep(after)  # all three in the turn, the first to send it
-        first.cancel()
-        answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
-        assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
-        assert first.cancelled()
-    finally:
-        await connection.close()
-        await engine.dispose()
-
-
-async def _turns(n: int) -> None:
-    for _ in range(n):
-        await asyncio.sleep(0)
-
-
-async def _reads_with_a_batch_coming(*, announced: bool, arrives: bool) -> tuple[Any, list[str]]:
-    """A read, and a loader's batch queued in the same turn that reads three turns later
-    (resolvers/batching.py); the answers and the statements sent."""
+@contextlib.asynccontextmanager
+async def _coalescer() -> AsyncIterator[tuple[ReadCoalescer, list[str]]]:
+    """A coalescer on one PostgreSQL connection, and the statements it sends."""
     assert PG_URL
     engine = create_engine(PG_URL)
     statements: list[str] = []
@@ -93,24 +54,58 @@ async def _reads_with_a_batch_coming(*, announced: bool, arrives: bool) -> tuple
     async def held() -> Connection:
         return sync
 
-    coalescer = ReadCoalescer(held, verify=False)
-    shape = Shape("SELECT $1::int + 1", 1, 1, ())
-
-    async def batch() -> list[Any]:
-        await _turns(3)  # the loader's dispatch: two callbacks, then the batch's task
-        if arrives:
-            coalescer.arrived()
-        return await coalescer.fetch(shape, [10])
-
     try:
+        yield ReadCoalescer(held, verify=False), statements
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
+# (the read, how long the first read runs before it is cancelled): cancelled while it waits
+# out its turn, or while the turn's statement is running.
+CANCELLED_SENDERS = {
+    "waiting-out-the-turn": ("SELECT $1::int + 1", 0.0),
+    "statement-in-flight": ("SELECT $1::int + 1 FROM pg_sleep(0.2)", 0.05),
+}
+
+
+@pytest.mark.skipif(not PG_URL, reason="read coalescing is PostgreSQL's")
+@pytest.mark.parametrize("sql, after", CANCELLED_SENDERS.values(), ids=CANCELLED_SENDERS)
+async def test_reads_that_joined_a_cancelled_read_are_answered_alone(
+    sql: str, after: float
+) -> None:
+    async with _coalescer() as (coalescer, _):
+        shape = Shape(sql, 1, 1, ())
+        first, *others = [asyncio.ensure_future(coalescer.fetch(shape, [n])) for n in (1, 2, 3)]
+        await asyncio.sleep(after)  # all three in the turn, the first to send it
+        first.cancel()
+        answers = await asyncio.wait_for(asyncio.gather(*others), timeout=10)
+        assert [[tuple(r) for r in rows] for rows in answers] == [[(3,)], [(4,)]]
+        assert first.cancelled()
+
+
+async def _turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def _reads_with_a_batch_coming(*, announced: bool, arrives: bool) -> tuple[Any, list[str]]:
+    """A read, and a loader's batch queued in the same turn that reads three turns later
+    (resolvers/batching.py); the answers and the statements sent."""
+    shape = Shape("SELECT $1::int + 1", 1, 1, ())
+    async with _coalescer() as (coalescer, statements):
+
+        async def batch() -> list[Any]:
+            await _turns(3)  # the loader's dispatch: two callbacks, then the batch's task
+            if arrives:
+                coalescer.arrived()
+            return await coalescer.fetch(shape, [10])
+
         if announced:
             coalescer.expect()
         answers = await asyncio.wait_for(
             asyncio.gather(coalescer.fetch(shape, [1]), batch()), timeout=10
         )
-    finally:
-        await connection.close()
-        await engine.dispose()
     return [[tuple(r) for r in rows] for rows in answers], statements
 
 
