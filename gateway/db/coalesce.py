@@ -3,14 +3,22 @@
 The loaders of one query level dispatch together (resolvers/batching.py: their batches start
 in the same turn, and the compiled executor awaits a level with one `gather`), so the plain
 reads (`fetch_rows`) that sibling fields send arrive in the same turn. The first waits that
-turn out; the others join it, and the turn's reads go as one statement,
+turn out; the others join it, and the turn's reads go as one statement, each read's columns
+as arrays (one row: an aggregate without GROUP BY),
 
-    SELECT ARRAY(SELECT ROW(t.*) FROM (<read 1>) AS t), ARRAY(SELECT ROW(t.*) FROM (<read 2>) AS t)
+    SELECT * FROM (SELECT array_agg(t.c0), array_agg(t.c1) FROM (<read 1>) AS t(c0, c1)) AS r0,
+                  (SELECT array_agg(t.c0) FROM (<read 2>) AS t(c0)) AS r1
 
 with each read's bind parameters renumbered after the previous one's. asyncpg decodes each
-array's anonymous records into tuples of the same values (same types, same codecs) as the read
-alone would return, so each part's rows are made exactly as its own read's. A read alone in its
-turn is sent as it is. A loader's batch reads three turns after its first load: loaders announce
+array with its column's codec, found once per array, into the same values (same types, same
+codecs) as the read alone would return, and the rows are the arrays zipped, in the read's
+order (one aggregate step takes each row once, in the order its subquery gives them), so each
+part's rows are made exactly as its own read's. A read with a column that cannot go in an
+array (an array itself, or of no known type: `Shape.arrays`) goes as one array of anonymous
+records instead, `(SELECT ARRAY(SELECT ROW(t.c0, …) FROM (<read>) AS t(c0, …))) AS r2`,
+which costs asyncpg a codec lookup per field of every row and PostgreSQL a record each: for a
+page of 100 rows about a third more client CPU and server time than its columns' arrays
+(bench/README.md, "Fourteenth pass"). A read alone in its turn is sent as it is. A loader's batch reads three turns after its first load: loaders announce
 their queued batches (`expect`, `arrived`), and the turn's first read waits for them. `verify`
 runs each read alone as well and fails when a part differs.
 """
@@ -45,11 +53,15 @@ class Shape(NamedTuple):
     params: int
     columns: int
     timestamps: tuple[int, ...]
+    # Whether each column may be read as an array of its values (`array_agg`): none is an
+    # array itself, or of a type the driver does not know.
+    arrays: bool = True
 
 
 def combined_sql(shapes: Sequence[Shape]) -> str:
-    """One statement answering each read as an array of records, its parameters renumbered
-    after the previous reads' and its timestamps as text."""
+    """One statement of one row answering each read as its columns' arrays (or as an array of
+    records), its parameters renumbered after the previous reads' and its timestamps as
+    text."""
     key = tuple(shapes)
     found = _COMBINED.get(key)
     if found is not None:
@@ -64,19 +76,41 @@ def combined_sql(shapes: Sequence[Shape]) -> str:
             return match.group(0) if number is None else f"${int(number) + shift}"
 
         sql = _PLACEHOLDER.sub(renumber, shape.sql) if shift else shape.sql
-        names = [f"c{i}" for i in range(shape.columns)]
+        names = ", ".join(f"c{i}" for i in range(shape.columns))
         fields = [
             f"t.c{i}::text" if i in shape.timestamps else f"t.c{i}" for i in range(shape.columns)
         ]
-        selects.append(
-            f"ARRAY(SELECT ROW({', '.join(fields)}) FROM ({sql}) AS t({', '.join(names)}))"
-        )
+        name = f"r{len(selects)}"
+        if shape.arrays:
+            columns = ", ".join(f"array_agg({field})" for field in fields)
+            selects.append(f"(SELECT {columns} FROM ({sql}) AS t({names})) AS {name}")
+        else:
+            records = f"ARRAY(SELECT ROW({', '.join(fields)}) FROM ({sql}) AS t({names}))"
+            selects.append(f"(SELECT {records}) AS {name}")
         offset += shape.params
-    found = "SELECT " + ", ".join(selects)
+    found = "SELECT * FROM " + ", ".join(selects)
     if len(_COMBINED) > 1024:
         _COMBINED.clear()
     _COMBINED[key] = found
     return found
+
+
+def answers_of(shapes: Sequence[Shape], record: Sequence[Any]) -> list[list[tuple[Any, ...]]]:
+    """Each read's rows from the combined statement's one row (`combined_sql`)."""
+    values = tuple(record)
+    answers = []
+    at = 0
+    for shape in shapes:
+        if shape.arrays:
+            columns = values[at : at + shape.columns]
+            at += shape.columns
+            # No rows: every aggregate is NULL.
+            rows = [] if columns[0] is None else list(zip(*columns, strict=True))
+        else:
+            rows = values[at]
+            at += 1
+        answers.append(_decoded(shape, rows))
+    return answers
 
 
 def _decoded(shape: Shape, records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -173,7 +207,7 @@ class ReadCoalescer:
         shapes = [read.shape for read in turn]
         args = [arg for read in turn for arg in read.args]
         (record,) = await fetch_on_driver(sync, combined_sql(shapes), args)
-        answers = [_decoded(shape, part) for shape, part in zip(shapes, record, strict=True)]
+        answers = answers_of(shapes, record)
         if self.verify:
             for shape, read, records in zip(shapes, turn, answers, strict=True):
                 alone = [tuple(r) for r in await fetch_on_driver(sync, shape.sql, read.args)]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.expression import Executable
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import ARRAY, NullType, TypeEngine
 
 from gateway.db.coalesce import ReadCoalescer, Shape
 from gateway.db.models import UTCDateTime
@@ -46,6 +46,7 @@ class _Compiled:
             len(self.binds),
             len(columns),
             tuple(i for i, (_, type_, _) in enumerate(columns) if _is_timestamptz(type_, dialect)),
+            all(_arrayable(type_, dialect) for _, type_, _ in columns),
         )
         row_type = _row_type(tuple(name for name, _, _ in columns))
         conversions = [(i, convert) for i, (_, _, convert) in enumerate(columns) if convert]
@@ -91,6 +92,13 @@ def _is_timestamptz(type_: TypeEngine[Any], dialect: Dialect) -> bool:
     impl = type_.dialect_impl(dialect)
     impl = getattr(impl, "impl_instance", impl)
     return isinstance(impl, DateTime) and bool(impl.timezone)
+
+
+def _arrayable(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """A column PostgreSQL can aggregate into an array of its values (coalesce.py): not an
+    array itself (`array_agg` would make it a dimension more), and of a known type."""
+    impl = type_.dialect_impl(dialect)
+    return not isinstance(impl, ARRAY | NullType)
 
 
 def _utc_passthrough(type_: TypeEngine[Any], dialect: Dialect) -> bool:
