@@ -54,6 +54,11 @@ class RequestContext:
         self._now: datetime | None = None
 
     @property
+    def reads_together(self) -> bool:
+        """Whether the plain reads sent in one event-loop turn go as one statement."""
+        return self.db.coalescer is not None
+
+    @property
     def now(self) -> datetime:
         """The request's time, fixed at first use: every field of a request sees the same now."""
         if self._now is None:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     # as one statement (gateway/db/coalesce.py); `off` sends each alone; `verify` sends both
     # and fails a request whose answers differ (tests).
     read_coalescing: Literal["on", "off", "verify"] = "on"
+    # The compiled executor starts the reads of an object found by id (`organization(id:)`,
+    # `node(id:)`) that need only its id beside the caller's membership, so that with
+    # coalesced reads they go in its statement (schema/declare.py `reads_ahead`); a field
+    # shows them only after deciding access as always. `off` reads each after its parent;
+    # `verify` also fails a field whose read ahead did not serve it (tests).
+    read_ahead: Literal["on", "off", "verify"] = "on"
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None
     graphql_introspection: bool | None = None

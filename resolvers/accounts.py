@@ -6,6 +6,7 @@ organization's account is for its owners and admins, except its balance, which a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,9 +80,14 @@ async def organization_account_row(access: OrgAccess) -> Account:
     """The organization's account as a read-only row, for what only shows it (its balance,
     plan, plan history, billing settings): a plain read, which shares a statement with its
     siblings'. Created if missing, as `organization_account` (writers) does."""
-    loaders = access.ctx.loaders
-    row: Account | None = await loaders.account_row_by_organization_id.load(access.organization_id)
+    row = await organization_account_row_ahead(access.ctx, access.organization_id)
     return row if row is not None else await organization_account(access)
+
+
+def organization_account_row_ahead(ctx: Context, organization_id: str) -> Awaitable[Account | None]:
+    """The read `organization_account_row` makes, started before access is decided (a read
+    ahead: schema/declare.py `reads_ahead`); it shows nothing."""
+    return ctx.loaders.account_row_by_organization_id.load(organization_id)
 
 
 async def billing_account(ctx: Context, *, organization_id: str | None = None) -> Account:

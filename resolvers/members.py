@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Mapped, aliased
 from sqlalchemy.sql.expression import Exists
@@ -26,6 +28,20 @@ async def members_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[
     )
     page: Page[Member] = await ctx.loaders.member_pages_by_organization_id.load(
         (access.organization_id, decided)
+    )
+    return page
+
+
+def members_page_ahead(
+    ctx: Context, organization_id: str, args: PageArgs
+) -> Awaitable[Page[Member]] | None:
+    """The read `members_page` makes, started before access is decided (a read ahead:
+    schema/declare.py `reads_ahead`), when it does not depend on the caller's role (whose
+    usage the page shows); it shows nothing."""
+    if args.deciding(permissions.MEMBER_USAGE, True) != args:
+        return None
+    page: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
+        (organization_id, args)
     )
     return page
 
@@ -188,7 +204,13 @@ async def remove_members(access: OrgAccess, member_ids: list[str]) -> list[str]:
 
 
 async def member_count(ctx: Context, organization_id: str) -> int:
-    return int(await ctx.loaders.member_count_by_organization_id.load(organization_id))
+    return int(await member_count_ahead(ctx, organization_id))
+
+
+def member_count_ahead(ctx: Context, organization_id: str) -> Awaitable[int]:
+    """The read `member_count` makes, started before its organization is shown (a read
+    ahead: schema/declare.py `reads_ahead`); it shows nothing."""
+    return ctx.loaders.member_count_by_organization_id.load(organization_id)
 
 
 async def member_emails(ctx: Context, organization_id: str, emails: list[str]) -> list[str]:

@@ -95,12 +95,22 @@ async def organization_payments_page(
     """The organization's payments, newest first, for its owners and admins (succeeded ones
     only for the REST history), read with its account in one statement: an organization
     without an account yet has none."""
+    return await organization_payments_page_ahead(
+        ctx, access.organization_id, args, succeeded_only=succeeded_only
+    )
+
+
+def organization_payments_page_ahead(
+    ctx: Context, organization_id: str, args: PageArgs, *, succeeded_only: bool = False
+) -> Awaitable[Page[Payment]]:
+    """The read `organization_payments_page` makes, started before access is decided (a read
+    ahead: schema/declare.py `reads_ahead`); it shows nothing."""
     loader = (
         ctx.loaders.succeeded_organization_payment_pages_by_organization_id
         if succeeded_only
         else ctx.loaders.organization_payment_pages_by_organization_id
     )
-    page: Page[Payment] = await loader.load((access.organization_id, args))
+    page: Awaitable[Page[Payment]] = loader.load((organization_id, args))
     return page
 
 

@@ -7,7 +7,7 @@ with one seat. Writes are for owners and admins; any member reads the organizati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -135,6 +135,14 @@ async def organization_subscriptions(
     return [access if isinstance(access, Exception) else next(rows) for access in accesses]
 
 
+def organization_subscription_ahead(
+    ctx: Context, organization_id: str
+) -> Awaitable[Subscription | None]:
+    """The read `organization_subscriptions` makes for one organization, started before
+    access is decided (a read ahead: schema/declare.py `reads_ahead`); it shows nothing."""
+    return ctx.loaders.current_subscription_row_by_organization_id.load(organization_id)
+
+
 async def require_organization_subscription(access: OrgAccess) -> Subscription:
     found = await organization_subscription(access)
     if found is None:
@@ -192,10 +200,15 @@ async def latest_history_id(ctx: Context, subscription: Subscription) -> str | N
 async def plan_history_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[PlanHistory]:
     """The organization's plan changes, newest first (any member reads them). Its account is
     found in the page's statement: none yet, no changes."""
-    page: Page[PlanHistory] = await ctx.loaders.plan_history_pages_by_organization_id.load(
-        (access.organization_id, args)
-    )
-    return page
+    return await plan_history_page_ahead(ctx, access.organization_id, args)
+
+
+def plan_history_page_ahead(
+    ctx: Context, organization_id: str, args: PageArgs
+) -> Awaitable[Page[PlanHistory]]:
+    """The read `plan_history_page` makes, started before access is decided (a read ahead:
+    schema/declare.py `reads_ahead`); it shows nothing."""
+    return ctx.loaders.plan_history_pages_by_organization_id.load((organization_id, args))
 
 
 async def plan_details(access: OrgAccess, plan_id: str) -> PlanDetails:

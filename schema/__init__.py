@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import strawberry
@@ -11,10 +11,12 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
-from strawberry.types import Info
+from strawberry.types import Info, get_object_definition
 
+from gateway.ids import prefix_of
 from gateway.settings import Settings
 from resolvers import nodes
+from schema import declare
 from schema.api_key import ApiKey, ApiKeyMutation
 from schema.engine.execution import ExecutionContext
 from schema.engine.persisted import PersistedDocuments, PersistedSettings, TrustedDocuments
@@ -32,22 +34,38 @@ from schema.scalars import SCALAR_MAP
 from schema.usage import Usage, UsageMutation
 from schema.user import User, UserMutation, UserQuery
 
-NODE_TYPES: dict[str, Callable[[Any], Node]] = {
-    "usr": User.from_model,
-    "org": Organization.from_model,
-    "mbr": Member.from_model,
-    "usg": Usage.from_model,
-    "inv": Invite.from_model,
-    "key": ApiKey.from_model,
-    "pay": Payment.from_model,
-    "pln": Plan.from_model,
-    "sub": Subscription.from_model,
+_NODE_CLASSES: dict[str, Any] = {
+    "usr": User,
+    "org": Organization,
+    "mbr": Member,
+    "usg": Usage,
+    "inv": Invite,
+    "key": ApiKey,
+    "pay": Payment,
+    "pln": Plan,
+    "sub": Subscription,
 }
+NODE_TYPES: dict[str, Callable[[Any], Node]] = {
+    prefix: cls.from_model for prefix, cls in _NODE_CLASSES.items()
+}
+# Each id prefix's GraphQL type name: what `node(id:)` shows (schema/declare.py `by_id`).
+_NODE_NAMES = {
+    prefix: get_object_definition(cls, strict=True).name for prefix, cls in _NODE_CLASSES.items()
+}
+
+
+def _node_target(arguments: Mapping[str, object]) -> tuple[str, str] | None:
+    node_id = arguments.get("id")
+    if not isinstance(node_id, str):
+        return None
+    name = _NODE_NAMES.get(prefix_of(node_id) or "")
+    return None if name is None else (name, node_id)
 
 
 @strawberry.type
 class NodeQuery:
     @strawberry.field(description="Any object by its global id, if you may see it.")
+    @declare.by_id(_node_target)
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         found = await nodes.node(info.context, str(id))
         return NODE_TYPES[found[0]](found[1]) if found is not None else None

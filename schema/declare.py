@@ -16,6 +16,14 @@ the engine may use to read less and do less, and the engine reads these declarat
 - `page_selection(info)`: what a connection field's page should read for this query, answered
   by the engine through the schema it built (a `SelectionSource`); any other schema reads
   whole rows.
+- `by_id` / `reads_ahead`: reads started before access is decided. A field that shows an
+  object found by an argument (`organization(id:)`, `node(id:)`) declares which type and id
+  it shows (`by_id`); a field of that type whose read needs only the object's id declares
+  that read (`reads_ahead`). The compiled executor starts the selected fields' reads when it
+  calls the by-id field, so that on PostgreSQL they go in the statement of the caller's
+  membership (gateway/db/coalesce.py) instead of a round trip after it. A read ahead shows
+  nothing: the field still runs after its parent, decides access as always, and then finds
+  the read in its loader's cache (`GATEWAY_READ_AHEAD`).
 
 Batch forms: a relation field below a list (`Member.user` under `members`, `Member.usages`) is
 resolved once per parent by graphql-core: a coroutine, a task, a DataLoader future and a
@@ -246,3 +254,58 @@ async def resolve_one(
     if isinstance(value, Exception):
         raise value
     return value
+
+
+# -- reads ahead --------------------------------------------------------------------------------
+
+BY_ID_ATTRIBUTE = "__graphql_by_id__"
+AHEAD_ATTRIBUTE = "__graphql_ahead__"
+
+# What a by-id field shows when it is not null: its arguments (by the resolver's names) -> the
+# object's GraphQL type name and id, or None when the arguments name none.
+Target = Callable[[Mapping[str, object]], "tuple[str, str] | None"]
+# A field's read ahead: (the id of the object it is a field of, the field's arguments and
+# `info` by the resolver's names) -> the read, started (a loader's future), or None. It must
+# decide nothing and raise nothing: whatever it reads is shown only by the field itself.
+Ahead = Callable[..., "Awaitable[object] | None"]
+
+
+def by_id(target: Target) -> Callable[[F], F]:
+    """Declare that the decorated resolver shows, when not null, the object `target` names."""
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, BY_ID_ATTRIBUTE, target)
+        return resolver
+
+    return mark
+
+
+def argument_id(type_name: str, argument: str = "id") -> Target:
+    """The target of a field that shows the `type_name` whose id is its argument."""
+
+    def target(arguments: Mapping[str, object]) -> tuple[str, str] | None:
+        value = arguments.get(argument)
+        return (type_name, value) if isinstance(value, str) else None
+
+    return target
+
+
+def by_id_form(resolver: object) -> Target | None:
+    found: Target | None = getattr(resolver, BY_ID_ATTRIBUTE, None)
+    return found
+
+
+def reads_ahead(ahead: Ahead) -> Callable[[F], F]:
+    """Declare `ahead` as the read of the decorated resolver that may start from its parent's
+    id alone, before its parent is shown."""
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, AHEAD_ATTRIBUTE, ahead)
+        return resolver
+
+    return mark
+
+
+def ahead_form(resolver: object) -> Ahead | None:
+    found: Ahead | None = getattr(resolver, AHEAD_ATTRIBUTE, None)
+    return found

@@ -39,6 +39,7 @@ class Organization(Node, FromReaders[models.Organization]):
     _model: strawberry.Private[models.Organization]
 
     @strawberry.field
+    @declare.reads_ahead(lambda org_id, info: members.member_count_ahead(info.context, org_id))
     async def member_count(self, info: Info) -> int:
         return await members.member_count(info.context, self._model.id)
 
@@ -52,6 +53,8 @@ class Organization(Node, FromReaders[models.Organization]):
         members.members_page,
         count=members.members_total,
         of=permissions.member_access,
+        ahead=members.members_page_ahead,
+        count_ahead=members.member_count_ahead,
         description="Members, oldest first.",
     )
     invites = connection(
@@ -59,6 +62,8 @@ class Organization(Node, FromReaders[models.Organization]):
         invites.invites_page,
         count=invites.invite_count,
         of=permissions.manager_access,
+        ahead=invites.invites_page_ahead,
+        count_ahead=invites.invite_count_ahead,
         nullable=True,
         description="Pending invites, newest first (owners and admins only).",
     )
@@ -67,6 +72,8 @@ class Organization(Node, FromReaders[models.Organization]):
         api_keys.organization_api_keys,
         count=api_keys.organization_api_key_count,
         of=permissions.member_access,
+        ahead=api_keys.organization_api_keys_ahead,
+        count_ahead=api_keys.organization_api_key_count_ahead,
         description="The organization's live API keys, newest first (members).",
     )
 
@@ -82,6 +89,7 @@ class Organization(Node, FromReaders[models.Organization]):
         Usage,
         metering.organization_usages_page,
         of=permissions.manager_access,
+        ahead=metering.organization_usages_page_ahead,
         description="Usage billed here, newest first (owner/admin).",
     )
     usage_summary = strawberry.field(
@@ -100,6 +108,7 @@ class Organization(Node, FromReaders[models.Organization]):
         billing.organization_payments_page,
         count=billing.organization_payment_count,
         of=permissions.manager_access,
+        ahead=billing.organization_payments_page_ahead,
         nullable=True,
         description="The organization's payments, newest first (owners and admins).",
     )
@@ -115,6 +124,7 @@ class Organization(Node, FromReaders[models.Organization]):
         PlanHistoryEntry,
         plans.plan_history_page,
         of=permissions.member_access,
+        ahead=plans.plan_history_page_ahead,
         description="The organization's plan changes, newest first (members).",
     )
 
@@ -147,6 +157,7 @@ class ViewerRemoteConfig:
 @strawberry.type
 class OrganizationQuery:
     @strawberry.field(description="An organization you are a member of.")
+    @declare.by_id(declare.argument_id("Organization"))
     async def organization(self, info: Info, id: strawberry.ID) -> Organization | None:
         org = await organizations.get_organization(info.context, str(id))
         return Organization.from_model(org) if org is not None else None

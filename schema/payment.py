@@ -227,12 +227,18 @@ async def user_billing_account(root: Any, info: Info) -> BillingAccount | None:
 # --- relation fields for Organization ---------------------------------------------------------
 
 
+@declare.reads_ahead(
+    lambda org_id, info: accounts.organization_account_row_ahead(info.context, org_id)
+)
 async def organization_balance(root: Any, info: Info) -> Balance:
     """The organization's balance (any member)."""
     access = await permissions.member_access(info.context, root._model.id)
     return from_row(Balance, await accounts.organization_balance(access))
 
 
+@declare.reads_ahead(
+    lambda org_id, info: accounts.organization_account_row_ahead(info.context, org_id)
+)
 async def organization_billing_account(root: Any, info: Info) -> BillingAccount | None:
     """The organization's billing account (owners and admins)."""
     return BillingAccount.from_model(

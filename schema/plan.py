@@ -212,6 +212,9 @@ async def organization_subscriptions(
 
 
 @batched(organization_subscriptions)
+@declare.reads_ahead(
+    lambda org_id, info: plans.organization_subscription_ahead(info.context, org_id)
+)
 async def organization_subscription(root: Any, info: Info) -> Subscription | None:
     """The organization's current subscription (members)."""
     found: Subscription | None = await resolve_one(organization_subscriptions, root, info)

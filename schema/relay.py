@@ -16,7 +16,7 @@ from strawberry.types.field import StrawberryField
 
 from resolvers.context import Context
 from resolvers.pagination import Page, PageArgs
-from schema.declare import NodeSelection, batched, page_selection, resolve_one
+from schema.declare import NodeSelection, batched, page_selection, reads_ahead, resolve_one
 
 T = TypeVar("T")
 N = TypeVar("N", covariant=True)
@@ -162,6 +162,10 @@ PagesOf = Callable[
     Awaitable[Sequence[Page[R] | Exception | None]],
 ]
 CountOf = Callable[Concatenate[Context, S, Options], Awaitable[int | None]]
+# A page's or count's read by its parent object's id, started and not awaited (a loader's
+# future), deciding nothing: `connection(ahead=, count_ahead=)`.
+PageAhead = Callable[Concatenate[Context, str, PageArgs, Options], Awaitable[object] | None]
+CountAhead = Callable[Concatenate[Context, str, Options], Awaitable[object]]
 # A field's argument values as the executor passes them (strawberry's conversion of GraphQL's,
 # of each argument's own type).
 Arguments = Any
@@ -184,6 +188,8 @@ def connection(
     *,
     count: CountOf[S, Options] | None = None,
     of: Callable[[Context, str], Awaitable[S]] | None = None,
+    ahead: PageAhead[Options] | None = None,
+    count_ahead: CountAhead[Options] | None = None,
     nullable: bool = False,
     description: str,
 ) -> StrawberryField:  # for a class body
@@ -195,7 +201,12 @@ def connection(
     parent object's id, or of what `of(ctx, id)` finds for it (an organization's account,
     looked up once for the page and its count): the resolvers' own signature, so a
     declaration names them rather than wrapping them. `count(ctx, parent, **options)`, when
-    given, is `totalCount` (called only when selected; null without it)."""
+    given, is `totalCount` (called only when selected; null without it).
+
+    `ahead(ctx, parent_id, args, **options)` (and `count_ahead(ctx, parent_id, **options)`)
+    start the read that `page` (and `count`) make, by the parent's id, before `of` decides:
+    the field's read ahead (schema/declare.py `reads_ahead`), taken from the loader's cache
+    when the field runs."""
     options = _options(page)
     # Called with the options by name, as the field's arguments come.
     load: Callable[..., Awaitable[Page[R] | None]] = page
@@ -211,6 +222,8 @@ def connection(
         total = None if counter is None else _counter(counter, ctx, parent, chosen)
         if total is None or not selection.counted:
             found = await load(ctx, parent, args, **chosen)
+            if ahead is not None and ctx.settings.read_ahead == "verify":
+                await _checked(ctx, info, found)
             return None if found is None else Connection.from_page(found, node.from_model, total)
         # `totalCount` is selected: the count starts now, so that its read is sent with the
         # page's (on PostgreSQL a level's reads go as one statement: gateway/db/coalesce.py).
@@ -224,9 +237,59 @@ def connection(
                 await asyncio.wait([counting])
         if found is None:
             return None
+        if ahead is not None and ctx.settings.read_ahead == "verify":
+            await _checked(ctx, info, found)
         return Connection.from_page(found, node.from_model, lambda: asyncio.shield(counting))
 
+    if ahead is not None:
+        _read_ahead(resolve, ahead, count_ahead, options)
     return _field(resolve, node, options, nullable, description)
+
+
+# `GATEWAY_READ_AHEAD=verify`: a connection's page read ahead, by its field's path, for the
+# field to check that it is the page it got (`_checked`).
+_READ_AHEAD = "read ahead"
+
+
+def _read_ahead(
+    resolve: Callable[..., Awaitable[object]],
+    ahead: PageAhead[Options],
+    count_ahead: CountAhead[Options] | None,
+    options: list[inspect.Parameter],
+) -> None:
+    """Declare the connection field's read ahead: its page (and its count, when selected) by
+    the parent's id, with the arguments and selection the field itself will read with."""
+    start_page: Callable[..., Awaitable[object] | None] = ahead
+    start_count: Callable[..., Awaitable[object]] | None = count_ahead
+
+    def read_ahead(parent_id: str, info: Info, **arguments: Arguments) -> Awaitable[object] | None:
+        ctx: Context = info.context
+        selection = page_selection(info)
+        get = arguments.get
+        try:
+            args = _args_of(info, selection, get("first"), get("after"), get("last"), get("before"))
+        except Exception:  # the field reports its arguments' error when it runs
+            return None
+        chosen = {o.name: arguments.get(o.name, o.default) for o in options}
+        started = start_page(ctx, parent_id, args, **chosen)
+        if started is None:
+            return None
+        if ctx.settings.read_ahead == "verify":
+            ctx.field_notes[(_READ_AHEAD, info.path)] = started
+        if start_count is not None and selection.counted:
+            return asyncio.gather(started, start_count(ctx, parent_id, **chosen))
+        return started
+
+    reads_ahead(read_ahead)(resolve)
+
+
+async def _checked(ctx: Context, info: Info, found: object) -> None:
+    """`verify`: the page a field got is the one read ahead for it, if one was."""
+    started = ctx.field_notes.pop((_READ_AHEAD, info.path), None)
+    if started is None or found is None:
+        return
+    if await started is not found:  # type: ignore[misc]  # a loader's future
+        raise AssertionError(f"the page read ahead for {info.path.as_list()} did not serve it")
 
 
 def connections(

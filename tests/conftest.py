@@ -273,6 +273,9 @@ def base_settings(**overrides: Any) -> Settings:
         "usage_aggregation": "verify",
         # Every key served from the verified-key cache is read again and compared.
         "auth_cache_verify": True,
+        # Every page read ahead of its field (schema/declare.py `reads_ahead`) is checked to be
+        # the page the field shows.
+        "read_ahead": "verify",
         # Tests call anonymously from one address far more often than a client would;
         # tests/security/test_rate_limits_anonymous.py turns the limit on.
         "rate_limit_anonymous_per_minute": 0,

@@ -3,7 +3,7 @@ and one usage by id (`node(id:)`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from gateway.db.models import Member, UsageRecord, User
@@ -81,8 +81,16 @@ async def organization_usages_page(
     ctx: Context, access: ManagerAccess, args: PageArgs
 ) -> Page[UsageRecord]:
     """Every usage billed in the organization, newest first (owners and admins)."""
-    page: Page[UsageRecord] = await ctx.loaders.usage_pages_by_organization_id.load(
-        (access.organization_id, args)
+    return await organization_usages_page_ahead(ctx, access.organization_id, args)
+
+
+def organization_usages_page_ahead(
+    ctx: Context, organization_id: str, args: PageArgs
+) -> Awaitable[Page[UsageRecord]]:
+    """The read `organization_usages_page` makes, started before access is decided (a read
+    ahead: schema/declare.py `reads_ahead`); it shows nothing."""
+    page: Awaitable[Page[UsageRecord]] = ctx.loaders.usage_pages_by_organization_id.load(
+        (organization_id, args)
     )
     return page
 

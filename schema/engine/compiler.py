@@ -35,7 +35,7 @@ from graphql.language import DirectiveNode, VariableNode, Visitor, visit
 from strawberry.relay import GlobalID
 from strawberry.scalars import is_scalar
 
-from schema.declare import batch_form
+from schema.declare import ahead_form, batch_form, by_id_form
 from schema.engine.internals import (
     DEFINITION,
     CustomGraphQLEnumType,
@@ -213,6 +213,8 @@ class _Compiler:
                 plan.converted = {}
                 plan.arguments = self.arguments(field_def, node, field)
             plan.batch = batch_form(plan.wrapped)
+            plan.by_id = by_id_form(plan.wrapped)
+            plan.ahead = ahead_form(plan.wrapped)
         plan.value = value = self.value_plan(field_def.type, details)
         if plan.kind == RESOLVER:
             plan.json_nodes = _json_nodes(value)

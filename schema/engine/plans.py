@@ -42,7 +42,7 @@ from graphql import (
 )
 from graphql.pyutils import Path, Undefined
 
-from schema.declare import Batch
+from schema.declare import Ahead, Batch, Target
 from schema.engine.internals import DEFINITION, FieldDetailsList
 from schema.engine.json_sql import JsonNodes
 
@@ -109,9 +109,11 @@ class FieldPlan:
     """One response key of an object: where its value comes from and how it is completed."""
 
     __slots__ = (
+        "ahead",
         "args",
         "arguments",
         "batch",
+        "by_id",
         "converted",
         "details",
         "field_def",
@@ -154,6 +156,9 @@ class FieldPlan:
         # Leaf arguments only (scalars, enums): their converted values, by the coerced ones.
         self.converted: dict[tuple[object, ...], dict[str, object]] | None = None
         self.batch: Batch | None = None
+        # A by-id field's target (what it shows) and a field's read ahead (schema/declare.py).
+        self.by_id: Target | None = None
+        self.ahead: Ahead | None = None
         self.value: ValuePlan | None = None
         # A connection field whose nodes PostgreSQL may write as JSON (`_json_nodes`).
         self.json_nodes: JsonNodes | None = None

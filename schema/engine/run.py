@@ -23,6 +23,8 @@ from schema.engine.internals import (
 )
 from schema.engine.json_sql import JsonNodes
 from schema.engine.plans import (
+    ABSTRACT,
+    OBJECT,
     Container,
     Data,
     FieldPlan,
@@ -63,6 +65,16 @@ class Run(Completion):
         # path (`offer`), and are withdrawn when the run ends: in `verify` mode the standard
         # executor then runs the same paths without them.
         self.offered: list[Path] = []
+        # Reads started ahead of their fields' parents (`read_ahead`), awaited before the run
+        # ends so that none outlives the request's connection.
+        # Only where a level's reads go together (gateway/context.py `reads_together`): with
+        # each read its own statement, one read ahead saves nothing.
+        context = executor.context_value
+        settings = getattr(context, "settings", None)
+        self.reading_ahead = getattr(settings, "read_ahead", "off") != "off" and bool(
+            getattr(context, "reads_together", False)
+        )
+        self.ahead: list[asyncio.Future[object]] = []
 
     def offer(self, raw_info: GraphQLResolveInfo, nodes: JsonNodes) -> None:
         """Let the connection field at this `Info`'s path read its nodes as JSON that
@@ -128,6 +140,8 @@ class Run(Completion):
                         self.complete(field.value, result, field, container, field.key, pos)  # type: ignore[arg-type]
                 if self.batches:
                     self.flush_batches()
+            if self.ahead:
+                await self.settle_ahead()
         finally:
             self.withdraw()
         if self.root_error is not None:
@@ -161,18 +175,69 @@ class Run(Completion):
         if inspect.isawaitable(result):
             data[key] = None  # keeps the key's place in the response
             self.pending.append((result, field, data, pos))
+            if field.by_id is not None and self.reading_ahead:
+                self.read_ahead(field, call, pos)
         else:
             self.complete(value_plan, result, field, data, key, pos)  # type: ignore[arg-type]
+
+    def read_ahead(self, field: FieldPlan, call: Call, pos: Pos | None) -> None:
+        """Start, beside a by-id field's own reads, those of the selected fields of the object
+        it shows that need only the object's id (schema/declare.py `by_id`, `reads_ahead`).
+        Their `Call`s are prepared now with the paths they have when the object is completed,
+        so each field later asks its loaders for the keys read here; nothing read here is
+        shown but by the field, after its parent is shown and its own access decided."""
+        try:
+            target = field.by_id(call.kwargs)  # type: ignore[misc]  # by_id is set
+        except Exception:  # the field itself reports what is wrong with its arguments
+            return
+        if target is None:
+            return
+        type_name, object_id = target
+        value = field.value
+        objects: ObjectPlan | None = None
+        if value is not None and value.kind == OBJECT:
+            objects = value.objects if value.objects.type.name == type_name else None
+        elif value is not None and value.kind == ABSTRACT:
+            objects = value.possible[1].get(type_name)
+        if objects is None:
+            return
+        parent_path = path_of(pos, field.key, field.parent_type.name)
+        calls = self.calls
+        for child in objects.fields:
+            if child.ahead is None or id(child) in calls:
+                continue
+            prepared = self.prepare_at(child, Path(parent_path, child.key, child.parent_type.name))
+            if prepared.error is not None:
+                continue
+            try:
+                started = child.ahead(object_id, **prepared.kwargs)
+            except Exception:  # the field reports it when it runs
+                continue
+            if started is not None:
+                future = asyncio.ensure_future(started)
+                future.add_done_callback(_taken)
+                self.ahead.append(future)
+
+    async def settle_ahead(self) -> None:
+        """Wait for the reads ahead still running (those whose fields never ran: a parent
+        that was null or failed)."""
+        running = [future for future in self.ahead if not future.done()]
+        self.ahead = []
+        if running:
+            await asyncio.wait(running)
 
     def prepare(self, field: FieldPlan, pos: Pos | None) -> Call:
         """Arguments and Info of a resolver field, once per request (they do not depend on
         the parent object; the Info's path is that of the first parent)."""
+        return self.prepare_at(field, path_of(pos, field.key, field.parent_type.name))
+
+    def prepare_at(self, field: FieldPlan, path: Path) -> Call:
         executor = self.executor
         raw_info = executor.build_resolve_info(
             field.field_def,
             field.nodes,
             field.parent_type,
-            path_of(pos, field.key, field.parent_type.name),
+            path,
         )
         info = make_info(self.info_class, raw_info, field.strawberry_field)
         error: Exception | None = None
@@ -269,6 +334,13 @@ class Run(Completion):
             )
         for _, data, pos in parents:
             self.field_error(result, field, data, field.key, pos, field.value)
+
+
+def _taken(future: asyncio.Future[object]) -> None:
+    """A read ahead's error is its field's when the field runs; if it never does, taken here
+    so that asyncio does not report it."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _settle(awaitables: list[Awaitable[object]]) -> list[object]:

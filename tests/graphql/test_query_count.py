@@ -78,8 +78,10 @@ async def test_members_with_usages_cost_the_same_for_2_and_20_members(
     assert counts[0] == counts[1], counts
     # API key, then one per level: the organization (with the caller's membership), members
     # page with their users (the query shows them: read in the same statement), their usage
-    # pages.
-    assert counts[0] == 4, counts
+    # pages. With the compiled executor on PostgreSQL the members page is read ahead, in the
+    # membership's statement (schema/declare.py `reads_ahead`): one statement less.
+    ahead = executor == "compiled" and env.backend == "postgresql"
+    assert counts[0] == (3 if ahead else 4), counts
 
 
 DASHBOARD = """query ($id: ID!) {
@@ -250,11 +252,12 @@ async def test_an_organizations_payment_and_plan_pages_need_no_account_read_firs
     env: Env,
 ) -> None:
     """The pages find the organization's account in their own statements, so on PostgreSQL
-    they go with the balance's read: the key, the membership, then one statement."""
+    they go with the balance's read, and all of them are read ahead with the caller's
+    membership (schema/declare.py `reads_ahead`): the key, then one statement."""
     owner = await env.user()
     org_id = await env.organization(owner)
     statements = await _statements(env, owner, ORGANIZATION_BILLING, {"id": org_id})
-    assert statements == (3 if env.backend == "postgresql" else 5), statements
+    assert statements == (2 if env.backend == "postgresql" else 5), statements
 
 
 MEMBERS_COUNTED = """query ($id: ID!) {
