@@ -54,9 +54,17 @@ class RequestContext:
         self._now: datetime | None = None
 
     @property
-    def reads_together(self) -> bool:
-        """Whether the plain reads sent in one event-loop turn go as one statement."""
-        return self.db.coalescer is not None
+    def may_read_ahead(self) -> bool:
+        """Whether GraphQL may start a field's reads before its parent is shown and its access
+        decided (schema/declare.py `reads_ahead`): the reads of one turn go as one statement,
+        so they share the membership's, and there is a user to decide for (anyone else is
+        refused, or answered, without them)."""
+        principal = self.principal
+        return (
+            self.db.coalescer is not None
+            and principal is not None
+            and principal.user_id is not None
+        )
 
     @property
     def now(self) -> datetime:

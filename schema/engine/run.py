@@ -67,12 +67,13 @@ class Run(Completion):
         self.offered: list[Path] = []
         # Reads started ahead of their fields' parents (`read_ahead`), awaited before the run
         # ends so that none outlives the request's connection.
-        # Only where a level's reads go together (gateway/context.py `reads_together`): with
-        # each read its own statement, one read ahead saves nothing.
+        # Only where a level's reads go together and a user's access is to be decided
+        # (gateway/context.py `may_read_ahead`): with each read its own statement, one read
+        # ahead saves nothing, and a caller without a user is refused without them.
         context = executor.context_value
         settings = getattr(context, "settings", None)
         self.reading_ahead = getattr(settings, "read_ahead", "off") != "off" and bool(
-            getattr(context, "reads_together", False)
+            getattr(context, "may_read_ahead", False)
         )
         self.ahead: list[asyncio.Future[object]] = []
 

@@ -25,7 +25,7 @@ class Reads:
     """The request's context: settings, and its reads by key, in the order they happen."""
 
     read_ahead: str = "on"
-    reads_together: bool = True
+    may_read_ahead: bool = True
     events: list[str] = field(default_factory=list)
     started: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     field_notes: dict[Any, object] = field(default_factory=dict)
@@ -145,10 +145,10 @@ async def test_a_read_ahead_that_raises_leaves_the_field_to_report_its_error() -
 
 @pytest.mark.parametrize(
     "reads",
-    [Reads(read_ahead="off"), Reads(reads_together=False)],
-    ids=["off", "reads-alone"],
+    [Reads(read_ahead="off"), Reads(may_read_ahead=False)],
+    ids=["off", "not-allowed"],
 )
-async def test_nothing_is_read_ahead_when_off_or_when_reads_go_alone(reads: Reads) -> None:
+async def test_nothing_is_read_ahead_when_off_or_when_the_context_does_not_allow_it(reads: Reads) -> None:
     data, errors = await _run('{ box(id: "b1") { contents } }', reads)
     assert (data, errors) == ({"box": {"contents": "contents of b1:1"}}, [])
     assert reads.events == ["decided b1", "start b1:1", "done b1:1"]

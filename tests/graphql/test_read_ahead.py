@@ -164,3 +164,16 @@ async def test_a_revoked_key_read_ahead_is_not_listed(env: Env) -> None:
         await session.commit()
     data = await owner.gql_data(AS_NODE, {"id": org_id})
     assert data["node"]["apiKeys"]["nodes"] == []
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "service"])
+async def test_a_caller_without_a_user_is_refused_before_anything_is_read_ahead(
+    env: Env, caller: str
+) -> None:
+    _, org_id, _ = await _organization(env)
+    client = env.anonymous if caller == "anonymous" else env.client(env.settings.service_token)
+    with env.counter.counting() as statements:
+        body = await client.gql(EVERYTHING, {"id": org_id})
+    assert body["data"] is None or body["data"]["organization"] is None, body
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}
+    assert statements == [], statements
