@@ -148,7 +148,9 @@ async def test_a_read_ahead_that_raises_leaves_the_field_to_report_its_error() -
     [Reads(read_ahead="off"), Reads(may_read_ahead=False)],
     ids=["off", "not-allowed"],
 )
-async def test_nothing_is_read_ahead_when_off_or_when_the_context_does_not_allow_it(reads: Reads) -> None:
+async def test_nothing_is_read_ahead_when_off_or_when_the_context_does_not_allow_it(
+    reads: Reads,
+) -> None:
     data, errors = await _run('{ box(id: "b1") { contents } }', reads)
     assert (data, errors) == ({"box": {"contents": "contents of b1:1"}}, [])
     assert reads.events == ["decided b1", "start b1:1", "done b1:1"]
