@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # shows them only after deciding access as always. `off` reads each after its parent;
     # `verify` also fails a field whose read ahead did not serve it (tests).
     read_ahead: Literal["on", "off", "verify"] = "on"
+    # A read ahead whose key depends on the caller's role (a members page showing usage) is
+    # chosen by the role the caller last had there in this process, of at most this many
+    # (organization, user) pairs (`gateway/services.RolesSeen`); a hint, never a decision.
+    # 0: none kept (every such read guesses an owner's).
+    read_ahead_roles_seen: int = Field(default=10_000, ge=0, le=1_000_000)
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None
     graphql_introspection: bool | None = None

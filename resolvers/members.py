@@ -13,7 +13,7 @@ from gateway.db.models import ApiKey, Member, Role, User, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
 from resolvers.context import Context
-from resolvers.pagination import Page, PageArgs
+from resolvers.pagination import GuessedPage, Page, PageArgs
 from resolvers.permissions import ManagerAccess, OrgAccess
 
 MAX_REMOVALS = 100
@@ -34,16 +34,34 @@ async def members_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[
 
 def members_page_ahead(
     ctx: Context, organization_id: str, args: PageArgs
-) -> Awaitable[Page[Member]] | None:
+) -> Awaitable[Page[Member]] | GuessedPage:
     """The read `members_page` makes, started before access is decided (a read ahead:
-    schema/declare.py `reads_ahead`), when it does not depend on the caller's role (whose
-    usage the page shows); it shows nothing."""
-    if args.deciding(permissions.MEMBER_USAGE, True) != args:
-        return None
-    page: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
-        (organization_id, args)
+    schema/declare.py `reads_ahead`); it shows nothing. Where the page shows the members'
+    usage, whose usage depends on the caller's role, not known yet, the read is a guess: as
+    the caller's role there was when this process last read it (`RolesSeen`), else as an
+    owner's or an admin's (every member's). A wrong guess is read again when the field
+    runs."""
+    if args.deciding(permissions.MEMBER_USAGE, True) == args:  # no rule: no guess
+        page: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
+            (organization_id, args)
+        )
+        return page
+    seen = None
+    if ctx.services is not None and ctx.principal is not None and ctx.principal.user_id:
+        seen = ctx.services.roles_seen.get(organization_id, ctx.principal.user_id)
+    allowed = True if seen is None else permissions.every_member_usage_of_role(seen)
+    guessed: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
+        (organization_id, args.deciding(permissions.MEMBER_USAGE, allowed))
     )
-    return page
+    return GuessedPage(guessed)
+
+
+def member_user_ahead(ctx: Context, member_id: str) -> Awaitable[object]:
+    """The user `Member.user` shows, read by the member's id before the member is shown (a
+    read ahead: schema/declare.py `reads_ahead`), with the member: it primes the users'
+    loader, where the field finds it by the member's user id; it shows nothing."""
+    read: Awaitable[object] = ctx.loaders.member_with_user_by_id.load(member_id)
+    return read
 
 
 async def members_total(ctx: Context, access: OrgAccess) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -187,3 +187,11 @@ class Page(Generic[T]):
                 rows, has_next_page=args.before is not None, has_previous_page=more, extra=extra
             )
         return cls(rows, has_next_page=more, has_previous_page=args.after is not None, extra=extra)
+
+
+class GuessedPage(NamedTuple):
+    """A page read ahead (schema/declare.py `reads_ahead`) with arguments that guess what the
+    caller's access will decide (`members_page_ahead`): when the guess is wrong the field
+    reads the page its access decides, and this one is shown to no one."""
+
+    page: Awaitable[Page[Any]]

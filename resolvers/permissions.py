@@ -23,9 +23,14 @@ def may_see_every_member_usage(viewer: Member | None) -> bool | None:
     """Whether the viewer (their membership in the organization) may see every member's usage
     there (owners and admins), no one's (not a member), or only their own: None, it depends
     on the member (`may_see_member_usage`)."""
-    if viewer is None:
+    return every_member_usage_of_role(None if viewer is None else viewer.role)
+
+
+def every_member_usage_of_role(role: str | None) -> bool | None:
+    """`may_see_every_member_usage` of a membership with `role` (None: no membership)."""
+    if role is None:
         return False
-    if viewer.role in MANAGERS:
+    if role in MANAGERS:
         return True
     return None
 

@@ -78,6 +78,7 @@ class Member(Node, FromReaders[models.Member]):
 
     @strawberry.field
     @batched(users_of)
+    @declare.reads_ahead(lambda member_id, info: members.member_user_ahead(info.context, member_id))
     async def user(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")] | None:
         user: User | None = await resolve_one(users_of, self, info)
         return user

@@ -71,7 +71,8 @@ _LIVE_MEMBERS_BY_ORGS_AND_USERS = (
 def live_member_by_organization_and_user(
     loaders: Loaders,
 ) -> BatchLoader[MembershipKey, Member | None]:
-    """(organization id, user id) → Member (read-only row) of a live organization, or None."""
+    """(organization id, user id) → Member (read-only row) of a live organization, or None;
+    each role read is kept as the process's hint (`gateway/services.RolesSeen`)."""
     db = loaders.db
     member_row = plain_row_type(Member)._make
     organization_row = plain_row_type(Organization)._make
@@ -94,7 +95,12 @@ def live_member_by_organization_and_user(
             member = member_row(row[:split])
             found[(member.organization_id, member.user_id)] = member
             organizations.prime(member.organization_id, organization_row(row[split:]))
-        return [found.get(key) for key in keys]
+        answers = [found.get(key) for key in keys]
+        services = loaders.context.services
+        if services is not None:  # the hint for the next request's reads ahead
+            for (org_id, user_id), member in zip(keys, answers, strict=True):
+                services.roles_seen.saw(org_id, user_id, member.role if member else None)
+        return answers
 
     return BatchLoader(batch)
 
@@ -164,7 +170,9 @@ MemberWithUser = tuple[Member, User | None]
 
 
 def member_with_user_by_id(loaders: Loaders) -> BatchLoader[str, MemberWithUser | None]:
-    """member id → (Member, its User or None) as read-only rows, or None."""
+    """member id → (Member, its User or None) as read-only rows, or None. The users it reads
+    prime `user_row_by_id`, where `Member.user` finds them (a read ahead:
+    resolvers/members.py `member_user_ahead`)."""
     db = loaders.db
     member_row = plain_row_type(Member)._make
     user_row = plain_row_type(User)._make
@@ -176,10 +184,12 @@ def member_with_user_by_id(loaders: Loaders) -> BatchLoader[str, MemberWithUser 
         else:
             rows = await fetch_rows(db, _MEMBERS_WITH_USERS_BY_IDS, {"_keys": keys})
         found: dict[str, MemberWithUser] = {}
+        users = loaders.user_row_by_id
         for row in rows:
             member = member_row(row[:split])
             user = user_row(row[split:]) if row[split] is not None else None
             found[member.id] = (member, user)
+            users.prime(member.user_id, user)
         return [found.get(key) for key in keys]
 
     return BatchLoader(batch)

@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import update
 
 from gateway.db import models
+from gateway.services import RolesSeen
 from resolvers import api_keys
 from resolvers.api_keys import insert_api_key
 from resolvers.pagination import PageArgs
 from tests.conftest import Client, Env
+from tests.usage.helpers import event, ingest_ok
 
 pytestmark = pytest.mark.settings(graphql_executor="compiled")
 
@@ -34,6 +36,17 @@ EVERYTHING = """query ($id: ID!) {
 }"""
 AS_NODE = """query ($id: ID!) {
   node(id: $id) { id ... on Organization { memberCount apiKeys(first: 5) { nodes { prefix } } } }
+}"""
+
+USAGE_BY_MEMBER = """query ($id: ID!) {
+  organization(id: $id) {
+    members(first: 5) { nodes { id usages(first: 5) { nodes { modelName } } } }
+  }
+}"""
+
+MEMBER_NODE = """query ($org: ID!, $member: ID!) {
+  org: node(id: $org) { id ... on Organization { memberCount } }
+  member: node(id: $member) { id ... on Member { role user { id email } } }
 }"""
 
 
@@ -177,3 +190,133 @@ async def test_a_caller_without_a_user_is_refused_before_anything_is_read_ahead(
     assert body["data"] is None or body["data"]["organization"] is None, body
     assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}
     assert statements == [], statements
+
+
+async def _usage_world(env: Env) -> tuple[Client, Client, str]:
+    """An owner and a plain member of an organization, each with a usage record there."""
+    owner, org_id, _ = await _organization(env)
+    member = await env.member(org_id)
+    await ingest_ok(
+        env,
+        event(owner.user_id, organizationId=org_id, model="owners-model"),
+        event(member.user_id, organizationId=org_id, model="members-model"),
+    )
+    return owner, member, org_id
+
+
+async def _usage_shown(client: Client, org_id: str) -> list[str]:
+    body = await client.gql(USAGE_BY_MEMBER, {"id": org_id})
+    assert "errors" not in body, body
+    nodes = body["data"]["organization"]["members"]["nodes"]
+    return sorted(u["modelName"] for n in nodes if n["usages"] for u in n["usages"]["nodes"])
+
+
+async def _counted(env: Env, client: Client, org_id: str) -> list[str]:
+    with env.counter.counting() as statements:
+        await client.gql(USAGE_BY_MEMBER, {"id": org_id})
+    return list(statements)
+
+
+async def test_members_usage_is_read_ahead_on_an_owners_guess(env: Env) -> None:
+    """Whose usage a members page shows depends on the caller's role, unknown when the page
+    is read ahead: with no role seen for the caller, the read guesses an owner's or an
+    admin's (every member's). Right, the page goes in the membership's statement."""
+    owner, _, org_id = await _usage_world(env)
+    await owner.gql(USAGE_BY_MEMBER, {"id": org_id})  # the key's last-used stamp
+    assert await _usage_shown(owner, org_id) == ["members-model", "owners-model"]
+    if env.backend == "postgresql":
+        assert len(await _counted(env, owner, org_id)) == 2  # the key's; membership and page
+
+
+async def test_a_plain_members_first_page_is_read_again_and_their_next_as_seen(
+    env: Env,
+) -> None:
+    """A plain member's first request: the owner's guess is wrong, shown to no one, and the
+    member's page read when the field runs. Their next request: the role this process saw
+    chooses the page read ahead, which is the field's."""
+    _, member, org_id = await _usage_world(env)
+    await member.gql("{ viewer { id } }")  # the key's last-used stamp; no membership read
+    # As a process that has not seen the member (ingestion read their membership).
+    env.state.services.roles_seen = RolesSeen(100)
+    with env.counter.counting() as statements:
+        assert await _usage_shown(member, org_id) == ["members-model"]
+    first = list(statements)
+    second = await _counted(env, member, org_id)
+    assert await _usage_shown(member, org_id) == ["members-model"]
+    if env.backend == "postgresql":
+        # The key's; the membership and the guessed page; the member's page; their usage.
+        assert len(first) == 4, first
+        assert "node_json" in first[1] and "node_json" not in first[2], first
+        # The key's; the membership and the member's page; their usage.
+        assert len(second) == 3, second
+
+
+async def test_a_role_changed_since_it_was_seen_is_decided_by_the_membership_read(
+    env: Env,
+) -> None:
+    """The role seen is a hint: a member made admin since is shown every member's usage at
+    once (in `verify`, the field's page is checked against the one read ahead)."""
+    _, member, org_id = await _usage_world(env)
+    assert await _usage_shown(member, org_id) == ["members-model"]
+    async with env.sessions() as session:
+        await session.execute(
+            update(models.Member)
+            .where(models.Member.user_id == member.user_id)  # type: ignore[arg-type]
+            .values(role="admin")
+        )
+        await session.commit()
+    assert await _usage_shown(member, org_id) == ["members-model", "owners-model"]
+    assert await _usage_shown(member, org_id) == ["members-model", "owners-model"]
+
+
+async def _member_node(env: Env, owner: Client, org_id: str, user: Client) -> str:
+    """The global id of `user`'s membership of the organization."""
+    query = "query ($id: ID!) { organization(id: $id) { members(first: 10) { nodes { id user { id } } } } }"
+    nodes = (await owner.gql_data(query, {"id": org_id}))["organization"]["members"]["nodes"]
+    return next(n["id"] for n in nodes if n["user"]["id"] == user.user_id)
+
+
+@pytest.mark.parametrize("read_ahead", ["on", "off"])
+async def test_a_member_found_by_id_is_read_with_its_user(env: Env, read_ahead: str) -> None:
+    """`node(id:)` of a member: its user is read with it (`Member.user`'s read ahead); with
+    the caller's membership read beside them (the organization's node), all in one statement
+    after the key's. Off, the user is read after the member is shown."""
+    owner, org_id, _ = await _organization(env)
+    member = await env.member(org_id)
+    variables = {"org": org_id, "member": await _member_node(env, owner, org_id, member)}
+    env.settings.read_ahead = read_ahead
+    data = await owner.gql_data(MEMBER_NODE, variables)
+    assert data["member"]["user"]["id"] == member.user_id
+    assert "@" in data["member"]["user"]["email"]
+    statements = await _statements(env, owner, MEMBER_NODE, variables)
+    if env.backend == "postgresql":
+        assert statements == (2 if read_ahead == "on" else 3), statements
+
+
+async def test_a_stranger_is_shown_no_user_read_ahead_for_a_member(env: Env) -> None:
+    owner, org_id, _ = await _organization(env)
+    member = await env.member(org_id)
+    variables = {"org": org_id, "member": await _member_node(env, owner, org_id, member)}
+    email = (await owner.gql_data(MEMBER_NODE, variables))["member"]["user"]["email"]
+    stranger = await env.user()
+    with env.counter.counting() as statements:
+        body = await stranger.gql(MEMBER_NODE, variables)
+    assert body == {"data": {"org": None, "member": None}}, body
+    assert email not in json.dumps(body)
+    if env.backend == "postgresql":  # the user was read (ahead), and shown to no one
+        assert any("FROM members LEFT OUTER JOIN users" in s for s in statements), statements
+
+
+async def test_a_deleted_users_member_found_by_id_shows_no_user(env: Env) -> None:
+    owner, org_id, _ = await _organization(env)
+    member = await env.member(org_id)
+    variables = {"org": org_id, "member": await _member_node(env, owner, org_id, member)}
+    async with env.sessions() as session:
+        await session.execute(
+            update(models.User)
+            .where(models.User.id == member.user_id)  # type: ignore[arg-type]
+            .values(deleted_at=datetime.now(UTC))
+        )
+        await session.commit()
+    data = await owner.gql_data(MEMBER_NODE, variables)
+    assert data["member"]["role"] == "MEMBER" and data["member"]["user"] is None
