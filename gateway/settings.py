@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # A read ahead whose key depends on the caller's role (a members page showing usage) is
     # chosen by the role the caller last had there in this process, of at most this many
     # (organization, user) pairs (`gateway/services.RolesSeen`); a hint, never a decision.
-    # 0: none kept (every such read guesses an owner's).
+    # A caller not seen as a member there gets no such read ahead. 0: none kept.
     read_ahead_roles_seen: int = Field(default=10_000, ge=0, le=1_000_000)
     # Unset: on, except in production (an anonymous caller learns nothing of the schema).
     graphiql: bool | None = None

@@ -34,13 +34,13 @@ async def members_page(ctx: Context, access: OrgAccess, args: PageArgs) -> Page[
 
 def members_page_ahead(
     ctx: Context, organization_id: str, args: PageArgs
-) -> Awaitable[Page[Member]] | GuessedPage:
+) -> Awaitable[Page[Member]] | GuessedPage | None:
     """The read `members_page` makes, started before access is decided (a read ahead:
     schema/declare.py `reads_ahead`); it shows nothing. Where the page shows the members'
     usage, whose usage depends on the caller's role, not known yet, the read is a guess: as
-    the caller's role there was when this process last read it (`RolesSeen`), else as an
-    owner's or an admin's (every member's). A wrong guess is read again when the field
-    runs."""
+    the caller's role there was when this process last read it (`RolesSeen`); a wrong guess
+    (a role changed since) is read again when the field runs. A caller this process has not
+    seen as a member there gets no read ahead: a stranger makes no page of usage be read."""
     if args.deciding(permissions.MEMBER_USAGE, True) == args:  # no rule: no guess
         page: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
             (organization_id, args)
@@ -49,9 +49,13 @@ def members_page_ahead(
     seen = None
     if ctx.services is not None and ctx.principal is not None and ctx.principal.user_id:
         seen = ctx.services.roles_seen.get(organization_id, ctx.principal.user_id)
-    allowed = True if seen is None else permissions.every_member_usage_of_role(seen)
+    if seen is None:
+        return None
     guessed: Awaitable[Page[Member]] = ctx.loaders.member_pages_by_organization_id.load(
-        (organization_id, args.deciding(permissions.MEMBER_USAGE, allowed))
+        (
+            organization_id,
+            args.deciding(permissions.MEMBER_USAGE, permissions.every_member_usage_of_role(seen)),
+        )
     )
     return GuessedPage(guessed)
 

@@ -96,10 +96,7 @@ async def test_a_plain_member_sees_their_own_usage_by_the_objects(
     body, statements = await both(env, standard, people["member"], query, {"o": org_id})
     usages = [m["usages"] for m in body["data"]["organization"]["members"]["nodes"]]
     assert usages.count(None) == 4 and [len(u["nodes"]) for u in usages if u] == [3]
-    # On PostgreSQL the page read ahead guesses a manager's, with every usage page inside
-    # (resolvers/members.py `members_page_ahead`): it is shown to no one, and the member's
-    # page is read by the objects.
-    assert _pages_inside(statements) == (env.backend == "postgresql")
+    assert not _pages_inside(statements)
     assert _usage_reads(statements) == 1
     # The members' users joined to their page, as before.
     assert not any(s.lstrip().startswith("SELECT users.") for s in statements)

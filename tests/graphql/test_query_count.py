@@ -106,8 +106,8 @@ async def test_a_dashboard_costs_the_same_for_2_and_20_members(env: Env, executo
     # As above; with the compiled executor on PostgreSQL the members page has PostgreSQL write
     # the members as JSON, their users and usage pages inside (schema/engine/json_sql.py
     # `JsonPage`): one statement less (was 4 before `declare.ToMany`); and that page, read
-    # ahead on an owner's guess (resolvers/members.py `members_page_ahead`), goes with the
-    # caller's membership: one less again (was 3).
+    # ahead as the owner's role last seen (resolvers/members.py `members_page_ahead`), goes
+    # with the caller's membership: one less again (was 3).
     inside = executor == "compiled" and env.backend == "postgresql"
     assert counts[0] == (2 if inside else 4), counts
 

@@ -217,10 +217,11 @@ async def _counted(env: Env, client: Client, org_id: str) -> list[str]:
     return list(statements)
 
 
-async def test_members_usage_is_read_ahead_on_an_owners_guess(env: Env) -> None:
+async def test_members_usage_is_read_ahead_as_the_role_last_seen(env: Env) -> None:
     """Whose usage a members page shows depends on the caller's role, unknown when the page
-    is read ahead: with no role seen for the caller, the read guesses an owner's or an
-    admin's (every member's). Right, the page goes in the membership's statement."""
+    is read ahead: the read guesses the role this process last read for the caller there
+    (here an owner's, read when the usage was recorded). Right, the page goes in the
+    membership's statement."""
     owner, _, org_id = await _usage_world(env)
     await owner.gql(USAGE_BY_MEMBER, {"id": org_id})  # the key's last-used stamp
     assert await _usage_shown(owner, org_id) == ["members-model", "owners-model"]
@@ -228,27 +229,33 @@ async def test_members_usage_is_read_ahead_on_an_owners_guess(env: Env) -> None:
         assert len(await _counted(env, owner, org_id)) == 2  # the key's; membership and page
 
 
-async def test_a_plain_members_first_page_is_read_again_and_their_next_as_seen(
-    env: Env,
-) -> None:
-    """A plain member's first request: the owner's guess is wrong, shown to no one, and the
-    member's page read when the field runs. Their next request: the role this process saw
+async def test_a_member_not_seen_yet_gets_no_page_ahead_and_then_their_own(env: Env) -> None:
+    """A plain member this process has not seen as a member there: no page is read ahead
+    (what a guess would read is not theirs to see). Their next request: the role seen
     chooses the page read ahead, which is the field's."""
     _, member, org_id = await _usage_world(env)
     await member.gql("{ viewer { id } }")  # the key's last-used stamp; no membership read
     # As a process that has not seen the member (ingestion read their membership).
     env.state.services.roles_seen = RolesSeen(100)
-    with env.counter.counting() as statements:
-        assert await _usage_shown(member, org_id) == ["members-model"]
-    first = list(statements)
+    first = await _counted(env, member, org_id)
     second = await _counted(env, member, org_id)
     assert await _usage_shown(member, org_id) == ["members-model"]
     if env.backend == "postgresql":
-        # The key's; the membership and the guessed page; the member's page; their usage.
+        # The key's; the membership; the member's page; their usage.
         assert len(first) == 4, first
-        assert "node_json" in first[1] and "node_json" not in first[2], first
+        assert "ORDER BY members.id" not in first[1], first  # the membership alone
         # The key's; the membership and the member's page; their usage.
         assert len(second) == 3, second
+        assert not any("node_json" in s and "FROM members" in s for s in first + second)
+
+
+async def test_a_stranger_makes_no_page_of_usage_be_read(env: Env) -> None:
+    _, _, org_id = await _usage_world(env)
+    stranger = await env.user()
+    with env.counter.counting() as statements:
+        body = await stranger.gql(USAGE_BY_MEMBER, {"id": org_id})
+    assert body == {"data": {"organization": None}}, body
+    assert not any("usage_records" in s for s in statements), statements
 
 
 async def test_a_role_changed_since_it_was_seen_is_decided_by_the_membership_read(
