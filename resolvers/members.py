@@ -13,6 +13,7 @@ from gateway.db.models import ApiKey, Member, Role, User, utcnow
 from gateway.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from resolvers import permissions
 from resolvers.context import Context
+from resolvers.loaders.members import MemberWithUser
 from resolvers.pagination import GuessedPage, Page, PageArgs
 from resolvers.permissions import ManagerAccess, OrgAccess
 
@@ -60,11 +61,11 @@ def members_page_ahead(
     return GuessedPage(guessed)
 
 
-def member_user_ahead(ctx: Context, member_id: str) -> Awaitable[object]:
+def member_user_ahead(ctx: Context, member_id: str) -> Awaitable[MemberWithUser | None]:
     """The user `Member.user` shows, read by the member's id before the member is shown (a
     read ahead: schema/declare.py `reads_ahead`), with the member: it primes the users'
     loader, where the field finds it by the member's user id; it shows nothing."""
-    read: Awaitable[object] = ctx.loaders.member_with_user_by_id.load(member_id)
+    read: Awaitable[MemberWithUser | None] = ctx.loaders.member_with_user_by_id.load(member_id)
     return read
 
 

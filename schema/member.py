@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import typing
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,8 @@ from gateway.db import models
 from resolvers import members, organizations, permissions
 from resolvers import usage as metering
 from resolvers.batching import load_each
+from resolvers.context import Context
+from resolvers.loaders.members import MemberWithUser
 from schema import declare
 from schema.declare import batched, resolve_one
 from schema.errors import Payload, mutation
@@ -38,10 +41,49 @@ async def users_of(members: Sequence[Member], info: Info) -> list[User | Excepti
     """`Member.user` of a level's members at once (schema/declare.py): one load for all."""
     from schema.user import User
 
+    ctx: Context = info.context
     rows = await load_each(
-        info.context.loaders.user_row_by_id, [member._model.user_id for member in members]
+        ctx.loaders.user_row_by_id, [member._model.user_id for member in members]
     )
+    if ctx.field_notes and ctx.settings.read_ahead == "verify":
+        await _checked_users(ctx, members, rows)
     return [row if isinstance(row, Exception) else User.unless_deleted(row) for row in rows]
+
+
+# `GATEWAY_READ_AHEAD=verify`: a member's user read ahead, by the member's id, for
+# `users_of` to check that it is the user the field shows (`_checked_users`).
+_USER_AHEAD = "user read ahead"
+
+
+def _user_ahead(member_id: str, info: Info) -> Awaitable[MemberWithUser | None]:
+    """`Member.user`'s read ahead: the member with its user, by the member's id."""
+    ctx: Context = info.context
+    read = members.member_user_ahead(ctx, member_id)
+    if ctx.settings.read_ahead == "verify":
+        ctx.field_notes[(_USER_AHEAD, member_id)] = read
+    return read
+
+
+async def _checked_users(
+    ctx: Context, shown: Sequence[Member], rows: Sequence[models.User | Exception | None]
+) -> None:
+    """`verify`: the user each member's field got is the one read ahead with the member, if
+    it was: the same member, with the same user row (by value: a user already in the
+    loader's cache keeps its row)."""
+    for member, row in zip(shown, rows, strict=True):
+        noted = ctx.field_notes.pop((_USER_AHEAD, member._model.id), None)
+        if noted is None or isinstance(row, Exception):
+            continue
+        ahead = await typing.cast(Awaitable[MemberWithUser | None], noted)
+        if ahead is not None:
+            member_ahead, user_ahead = ahead
+            if (member_ahead.id, member_ahead.user_id, user_ahead) == (
+                member._model.id,
+                member._model.user_id,
+                row,
+            ):
+                continue
+        raise AssertionError(f"the user read ahead for member {member._model.id} did not serve it")
 
 
 async def organizations_of(
@@ -78,7 +120,7 @@ class Member(Node, FromReaders[models.Member]):
 
     @strawberry.field
     @batched(users_of)
-    @declare.reads_ahead(lambda member_id, info: members.member_user_ahead(info.context, member_id))
+    @declare.reads_ahead(_user_ahead)
     async def user(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")] | None:
         user: User | None = await resolve_one(users_of, self, info)
         return user

@@ -276,8 +276,11 @@ def _read_ahead(
         read = start_page(ctx, parent_id, args, **chosen)
         if read is None:
             return None
-        guessed = isinstance(read, GuessedPage)
-        started: Awaitable[object] = read.page if isinstance(read, GuessedPage) else read
+        started: Awaitable[object]
+        if isinstance(read, GuessedPage):
+            started, guessed = read.page, True
+        else:
+            started, guessed = read, False
         if ctx.settings.read_ahead == "verify":
             ctx.field_notes[(_READ_AHEAD, info.path)] = (started, guessed)
         if start_count is not None and selection.counted:

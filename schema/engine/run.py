@@ -65,16 +65,17 @@ class Run(Completion):
         # path (`offer`), and are withdrawn when the run ends: in `verify` mode the standard
         # executor then runs the same paths without them.
         self.offered: list[Path] = []
-        # Reads started ahead of their fields' parents (`read_ahead`), awaited before the run
-        # ends so that none outlives the request's connection.
-        # Only where a level's reads go together and a user's access is to be decided
-        # (gateway/context.py `may_read_ahead`): with each read its own statement, one read
-        # ahead saves nothing, and a caller without a user is refused without them.
+        # Fields' reads start ahead of their parents (`read_ahead`) only where a level's reads
+        # go together and a user's access is to be decided (gateway/context.py
+        # `may_read_ahead`): with each read its own statement, one read ahead saves nothing,
+        # and a caller without a user is refused without them.
         context = executor.context_value
         settings = getattr(context, "settings", None)
         self.reading_ahead = getattr(settings, "read_ahead", "off") != "off" and bool(
             getattr(context, "may_read_ahead", False)
         )
+        # The reads started ahead, awaited before the run ends so that none outlives the
+        # request's connection.
         self.ahead: list[asyncio.Future[object]] = []
 
     def offer(self, raw_info: GraphQLResolveInfo, nodes: JsonNodes) -> None:

@@ -9,12 +9,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from gateway.db import models
 from gateway.services import RolesSeen
-from resolvers import api_keys
+from resolvers import api_keys, members
 from resolvers.api_keys import insert_api_key
+from resolvers.context import Context
 from resolvers.pagination import PageArgs
 from tests.conftest import Client, Env
 from tests.usage.helpers import event, ingest_ok
@@ -298,6 +299,40 @@ async def test_a_member_found_by_id_is_read_with_its_user(env: Env, read_ahead: 
     statements = await _statements(env, owner, MEMBER_NODE, variables)
     if env.backend == "postgresql":
         assert statements == (2 if read_ahead == "on" else 3), statements
+
+
+@pytest.mark.parametrize("read_ahead", ["verify", "on"])
+async def test_verify_fails_a_member_whose_user_read_ahead_did_not_serve_it(
+    env: Env, read_ahead: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`Member.user`'s read ahead reads another member than the one shown (the owner's): in
+    `verify` the field fails and says so; `on` answers all the same, with a read more."""
+    owner, org_id, _ = await _organization(env)
+    member = await env.member(org_id)
+    variables = {"org": org_id, "member": await _member_node(env, owner, org_id, member)}
+    async with env.sessions() as session:
+        owners_member = (
+            await session.execute(
+                select(models.Member.id).where(
+                    models.Member.user_id == owner.user_id  # type: ignore[arg-type]
+                )
+            )
+        ).scalar_one()
+
+    def another_member(ctx: Context, member_id: str) -> object:
+        return ctx.loaders.member_with_user_by_id.load(owners_member)
+
+    monkeypatch.setattr(members, "member_user_ahead", another_member)
+    env.settings.read_ahead = read_ahead
+    body = await owner.gql(MEMBER_NODE, variables)
+    if read_ahead == "verify" and env.backend == "postgresql":
+        assert body["data"]["member"]["user"] is None, body
+        assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert body["errors"][0]["path"] == ["member", "user"]
+        assert "did not serve it" in caplog.text
+    else:
+        assert "errors" not in body, body
+        assert body["data"]["member"]["user"]["id"] == member.user_id
 
 
 async def test_a_stranger_is_shown_no_user_read_ahead_for_a_member(env: Env) -> None:
