@@ -11,8 +11,9 @@ sample with no layer's frame is the event loop's.
     .venv/bin/python bench/layers.py user_payments,node_lookup --count 8000
     GATEWAY_AUTH_CACHE_SECONDS=60 .venv/bin/python bench/layers.py api_keys_page   # warm keys
 
-Prints, per operation, each layer's share of the samples and its CPU ms per request (the share
-of the driver's CPU ms per request). Shares move by about a point between runs; sampling at
+Prints, per operation, each layer's share of the samples and its CPU ms per request: that share
+of the driver's CPU ms per request in a run of its own (py-spy stops the process to sample it,
+which costs CPU too). Shares move by about a point between runs; sampling at
 500 Hz, 8,000 requests give ~10,000 samples. Needs `bench/results/requests-<query>.tsv`
 (written by bench/run.py).
 """
@@ -92,32 +93,27 @@ def summarise(raw: str) -> Counter[str]:
     return layers
 
 
-def profile(query: str, count: int, rate: int) -> tuple[Counter[str], float]:
-    with tempfile.NamedTemporaryFile(suffix=".txt") as out:
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "-r",
-                str(rate),
-                "-f",
-                "raw",
-                "-o",
-                out.name,
-                "--",
-                sys.executable,
-                str(HERE / "inprocess.py"),
-                query,
-                str(count),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(rf"^{re.escape(query)}: ([\d.]+) ms CPU/request", done.stdout, re.M)
-        if found is None:
-            raise SystemExit(f"{query}: no CPU figure in the driver's output:\n{done.stdout}")
-        return summarise(Path(out.name).read_text()), float(found.group(1))
+def driver(query: str, count: int) -> list[str]:
+    return [sys.executable, str(HERE / "inprocess.py"), query, str(count)]
+
+
+def cpu_per_request(query: str, count: int) -> float:
+    """The driver's CPU ms per request, unprofiled (py-spy stops the process to sample it,
+    which costs it CPU too)."""
+    done = subprocess.run(driver(query, count), capture_output=True, text=True, check=True)
+    found = re.search(rf"^{re.escape(query)}: ([\d.]+) ms CPU/request", done.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"{query}: no CPU figure in the driver's output:\n{done.stdout}")
+    return float(found.group(1))
+
+
+def profile(query: str, count: int, rate: int, keep: Path | None) -> Counter[str]:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = (keep or Path(scratch)) / f"layers-{query}.txt"
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        command = [spy, "record", "-r", str(rate), "-f", "raw", "-o", str(out), "--"]
+        subprocess.run(command + driver(query, count), capture_output=True, check=True)
+        return summarise(out.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("queries", help="comma-separated: q1,user_payments,…")
     parser.add_argument("--count", type=int, default=8000, help="measured requests per query")
     parser.add_argument("--rate", type=int, default=500, help="samples per second")
+    parser.add_argument("--keep", type=Path, help="keep py-spy's raw profiles in this directory")
     args = parser.parse_args(argv)
     for query in args.queries.split(","):
-        layers, cpu = profile(query, args.count, args.rate)
+        cpu = cpu_per_request(query, args.count)
+        layers = profile(query, args.count, args.rate, args.keep)
         total = sum(layers.values())
         print(f"\n{query}: {cpu:.2f} ms CPU/request, {total} samples\n")
         print("| layer | share | CPU ms/request |")
