@@ -8,34 +8,19 @@ whole page with its children as JSON in one statement, on SQLite every loader ba
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
 from gateway.db import models
+from tests.bench_scripts import bench_module
 from tests.billing.helpers import seed
 from tests.conftest import Client, Env
 from tests.usage.helpers import event, ingest_ok
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _corpus_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_corpus", BENCH / "corpus.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_corpus", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _corpus_module()
+corpus = bench_module("corpus")
 OPERATIONS = corpus.load()
 
 # Operations over their budget today, with the round trips each costs per backend: issue 20's

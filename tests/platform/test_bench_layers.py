@@ -3,24 +3,12 @@ for a layer, and a sample counts for the deepest layer on its stack."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
+
+from tests.bench_scripts import bench_module
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _layers_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_layers", ROOT / "bench" / "layers.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_layers", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-layers = _layers_module()
+layers = bench_module("layers")
 START = (
     "<module> (inprocess.py:198);run (uvloop/__init__.py:92);Runner.run (asyncio/runners.py:118)"
 )
